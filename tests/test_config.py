@@ -1,0 +1,85 @@
+"""Config loading, overrides, unknown keys and workdir config checks."""
+
+import json
+import textwrap
+
+import pytest
+
+from tlgen import config as tlconfig
+from tlgen.errors import UserError
+
+
+@pytest.fixture
+def config_file(tmp_path):
+    path = tmp_path / "toy.py"
+    path.write_text(textwrap.dedent("""
+        import ml_collections
+
+        def get_config(arg="base"):
+            cfg = ml_collections.ConfigDict()
+            cfg.variant = arg
+            cfg.total_steps = {"tiny": 10, "base": 1000}[arg]
+            cfg.lr = 0.5
+            cfg.use_ema = False
+            cfg.name = "toy"
+            cfg.widths = (8, 16)
+            cfg.data = ml_collections.ConfigDict(dict(dir="", batch_size=4))
+            return cfg
+    """))
+    return str(path)
+
+
+def test_variant_and_typed_overrides(config_file):
+    cfg = tlconfig.load(f"{config_file}:tiny", ["total_steps=7", "lr=1e-3", "use_ema=true",
+                                                "name=other", "widths=(4, 8, 16)", "data.dir=/x"])
+    assert cfg.variant == "tiny" and cfg.total_steps == 7 and cfg.lr == pytest.approx(1e-3)
+    assert cfg.use_ema is True and cfg.name == "other"
+    assert cfg.widths == (4, 8, 16) and cfg.data.dir == "/x"
+    assert tlconfig.load(config_file).total_steps == 1000
+
+
+def test_unknown_key_names_closest(config_file):
+    with pytest.raises(UserError, match=r"data.batch_size"):
+        tlconfig.load(f"{config_file}:tiny", ["data.bach_size=3"])
+    with pytest.raises(UserError, match=r"total_steps"):
+        tlconfig.load(f"{config_file}:tiny", ["total_step=3"])
+
+
+def test_bad_values_and_files(config_file, tmp_path):
+    with pytest.raises(UserError, match="expects a int"):
+        tlconfig.load(f"{config_file}:tiny", ["total_steps=many"])
+    with pytest.raises(UserError, match="expects a bool"):
+        tlconfig.load(f"{config_file}:tiny", ["use_ema=maybe"])
+    with pytest.raises(UserError, match="is a group"):
+        tlconfig.load(f"{config_file}:tiny", ["data=3"])
+    with pytest.raises(UserError, match="does not exist"):
+        tlconfig.load(str(tmp_path / "missing.py"))
+    with pytest.raises(UserError, match="rejected variant"):
+        tlconfig.load(f"{config_file}:huge")
+
+
+def test_locked_after_load(config_file):
+    cfg = tlconfig.load(f"{config_file}:tiny")
+    with pytest.raises(AttributeError):
+        cfg.new_field = 1
+
+
+def test_save_read_and_check(config_file, tmp_path):
+    cfg = tlconfig.load(f"{config_file}:tiny")
+    path = str(tmp_path / "config.json")
+    tlconfig.save(cfg, path)
+    assert json.load(open(path))["widths"] == [8, 16]
+    assert tlconfig.read(path).data.batch_size == 4
+    tlconfig.check_matches(cfg, path)  # identical: no error
+    changed = tlconfig.load(f"{config_file}:tiny", ["lr=0.25", "total_steps=99"])
+    assert tlconfig.differences(changed, path) == ["lr", "total_steps"]
+    tlconfig.check_matches(changed, path, ignore=["lr", "total_steps"])
+    with pytest.raises(UserError, match="differs from .* in lr"):
+        tlconfig.check_matches(changed, path, ignore=["total_steps"])
+
+
+def test_overrides_from_argv():
+    overrides, rest = tlconfig.overrides_from(
+        ["--workdir", "w", "--config.a.b=1", "--config.c", "2", "--config=x.py"])
+    assert overrides == ["a.b=1", "c=2"]
+    assert rest == ["--workdir", "w", "--config=x.py"]

@@ -1,0 +1,195 @@
+"""Configs: `get_config(arg)` files, `--config.key=value` overrides, `config.json` in a workdir.
+
+A config is selected as ``path/to/file.py:variant`` (the part after the colon is passed to
+the file's ``get_config``) and overridden with ``key.sub=value`` strings, whose values are
+parsed by the type of the field they replace. Unknown keys are errors that name the
+closest valid keys.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import importlib.util
+import json
+import os
+from collections.abc import Iterable, Sequence
+
+import ml_collections
+
+from tlgen.errors import UserError
+
+
+def load(spec: str, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
+    """Loads `file.py[:arg]`, applies `key=value` overrides and returns the locked config."""
+    path, _, arg = spec.partition(":")
+    if not os.path.isfile(path):
+        raise UserError(f"config file {path} does not exist; pass --config configs/<file>.py:<variant>.")
+    module = _import_file(path)
+    if not hasattr(module, "get_config"):
+        raise UserError(f"config file {path} defines no get_config(arg) function.")
+    try:
+        config = module.get_config(arg) if arg else module.get_config()
+    except (KeyError, ValueError) as e:
+        raise UserError(f"config file {path} rejected variant {arg!r}: {e}") from None
+    if not isinstance(config, ml_collections.ConfigDict):
+        raise UserError(f"get_config in {path} must return an ml_collections.ConfigDict.")
+    apply_overrides(config, overrides)
+    config.lock()
+    return config
+
+
+def _import_file(path: str):
+    name = "tlgen_config_" + os.path.splitext(os.path.basename(path))[0]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def flat_keys(config: ml_collections.ConfigDict, prefix: str = "") -> list[str]:
+    """All leaf keys of `config` as dotted paths."""
+    keys = []
+    for key, value in config.items():
+        path = prefix + key
+        if isinstance(value, ml_collections.ConfigDict):
+            keys.extend(flat_keys(value, path + "."))
+        else:
+            keys.append(path)
+    return keys
+
+
+def _unknown_key(config, key: str) -> UserError:
+    close = difflib.get_close_matches(key, flat_keys(config), n=3, cutoff=0.5)
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    return UserError(f"unknown config key {key!r}.{hint}")
+
+
+def _parse_value(text: str, current, key: str):
+    try:
+        if isinstance(current, bool):
+            lowered = text.lower()
+            if lowered not in ("true", "false", "1", "0"):
+                raise ValueError
+            return lowered in ("true", "1")
+        if isinstance(current, int):
+            return int(text)
+        if isinstance(current, float):
+            return float(text)
+        if isinstance(current, str):
+            return text
+        if isinstance(current, (tuple, list)):
+            value = ast.literal_eval(text)
+            value = value if isinstance(value, (tuple, list)) else (value,)
+            return type(current)(value)
+    except (ValueError, SyntaxError):
+        raise UserError(f"config key {key} expects a {type(current).__name__}, got {text!r}.") from None
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def apply_overrides(config: ml_collections.ConfigDict, overrides: Iterable[str]) -> None:
+    """Sets each `a.b=value` in place; values are parsed by the existing field's type."""
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"config override {item!r} must look like key=value.")
+        *parents, leaf = key.split(".")
+        node = config
+        for part in parents:
+            node = node.get(part) if isinstance(node, ml_collections.ConfigDict) else None
+        if not isinstance(node, ml_collections.ConfigDict) or leaf not in node:
+            raise _unknown_key(config, key)
+        current = node[leaf]
+        if isinstance(current, ml_collections.ConfigDict):
+            raise UserError(f"config key {key} is a group; set one of its keys, e.g. {key}.{next(iter(current.keys()), '...')}.")
+        try:
+            node[leaf] = _parse_value(text, current, key)
+        except TypeError as e:
+            raise UserError(f"config key {key} cannot take {text!r}: {e}") from None
+
+
+def to_dict(config: ml_collections.ConfigDict) -> dict:
+    """The config as plain JSON-compatible data (tuples become lists)."""
+    return json.loads(config.to_json(sort_keys=True))
+
+
+def save(config: ml_collections.ConfigDict, path: str) -> None:
+    """Writes `config` as JSON to `path` atomically."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(config.to_json(indent=2, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def read(path: str) -> ml_collections.ConfigDict:
+    """Reads a config saved by `save` (e.g. a workdir's config.json)."""
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except (OSError, json.JSONDecodeError) as e:
+        raise UserError(f"cannot read config {path}: {e}.") from None
+    return ml_collections.ConfigDict(data)
+
+
+def differences(config: ml_collections.ConfigDict, path: str, ignore: Iterable[str] = ()) -> list[str]:
+    """Dotted keys whose values differ between `config` and the one saved at `path`."""
+    saved = _flatten(to_dict(read(path)))
+    now = _flatten(to_dict(config))
+    ignored = tuple(ignore)
+    keys = sorted(set(saved) | set(now))
+    return [k for k in keys if saved.get(k) != now.get(k)
+            and not any(k == i or k.startswith(i + ".") for i in ignored)]
+
+
+def check_matches(config: ml_collections.ConfigDict, path: str, ignore: Iterable[str] = ()) -> None:
+    """Raises UserError when `config` differs from the one saved at `path` (keys in `ignore` may)."""
+    diff = differences(config, path, ignore)
+    if diff:
+        shown = ", ".join(diff[:8]) + (" ..." if len(diff) > 8 else "")
+        raise UserError(f"the config differs from {path} in {shown}; resume with the same "
+                        "config or use a new --workdir.")
+
+
+def _flatten(data, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[prefix + key] = value
+    return flat
+
+
+def add_config_arguments(parser, required: bool = True) -> None:
+    """Adds `--config FILE.py:variant`; the command line also accepts `--config.key=value`."""
+    parser.add_argument("--config", required=required, metavar="FILE.py:VARIANT",
+                        help="config file and variant, e.g. configs/timescale_ae_synthetic.py:tiny; "
+                             "override any field with --config.key=value")
+    parser.set_defaults(accepts_config_overrides=True)
+
+
+def overrides_from(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Splits leftover arguments into (`key=value` overrides, everything else).
+
+    Accepts both `--config.key=value` and `--config.key value`.
+    """
+    overrides, rest = [], []
+    items = list(argv)
+    i = 0
+    while i < len(items):
+        item = items[i]
+        if item.startswith("--config."):
+            body = item[len("--config."):]
+            if "=" not in body:
+                if i + 1 >= len(items):
+                    raise UserError(f"{item} needs a value: {item}=VALUE.")
+                body = f"{body}={items[i + 1]}"
+                i += 1
+            overrides.append(body)
+        else:
+            rest.append(item)
+        i += 1
+    return overrides, rest
