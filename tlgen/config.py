@@ -13,6 +13,7 @@ import difflib
 import importlib.util
 import json
 import os
+import sys
 from collections.abc import Iterable, Sequence
 
 import ml_collections
@@ -23,8 +24,7 @@ from tlgen.errors import UserError
 def load(spec: str, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
     """Loads `file.py[:arg]`, applies `key=value` overrides and returns the locked config."""
     path, _, arg = spec.partition(":")
-    if not os.path.isfile(path):
-        raise UserError(f"config file {path} does not exist; pass --config configs/<file>.py:<variant>.")
+    path = resolve_path(path)
     module = _import_file(path)
     if not hasattr(module, "get_config"):
         raise UserError(f"config file {path} defines no get_config(arg) function.")
@@ -39,7 +39,22 @@ def load(spec: str, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
     return config
 
 
+def resolve_path(path: str) -> str:
+    """A config path as given, else relative to the checkout tlgen runs from (`configs/...`)."""
+    if os.path.isfile(path):
+        return path
+    checkout = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    candidate = os.path.join(checkout, path)
+    if not os.path.isabs(path) and os.path.isfile(candidate):
+        return candidate
+    raise UserError(f"config file {path} does not exist; pass --config configs/<file>.py:<variant>.")
+
+
 def _import_file(path: str):
+    """Imports a config file; its folder's parent goes on sys.path so `from configs import common` works."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(path)))
+    if root not in sys.path:
+        sys.path.insert(0, root)
     name = "tlgen_config_" + os.path.splitext(os.path.basename(path))[0]
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)

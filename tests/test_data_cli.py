@@ -1,0 +1,121 @@
+"""`tlgen prepare` from the command line: success, bad input, atomic output."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+from PIL import Image
+
+from tlgen.cli.main import main
+from tlgen.data import video_io
+
+
+def _prepare(capsys, *argv):
+    code = main(["prepare", *map(str, argv)])
+    return code, capsys.readouterr().err.strip()
+
+
+def _mp4(path, n=10, size=(16, 16)):
+    rng = np.random.default_rng(0)
+    video_io.write_video(str(path), rng.integers(0, 256, (n, *size, 3), dtype=np.uint8), fps=10)
+    return path
+
+
+def _pngs(folder, names, size=(8, 8)):
+    folder.mkdir()
+    for i, name in enumerate(names):
+        Image.fromarray(np.full(size, i * 10, np.uint8)).save(folder / name)
+    return folder
+
+
+def _bad_inputs(tmp):
+    (tmp / "empty.mp4").write_bytes(b"")
+    (tmp / "notes.mov").write_text("not a video at all")
+    full = _mp4(tmp / "full.mp4", n=30).read_bytes()
+    (tmp / "cut.mp4").write_bytes(full[: len(full) // 2])
+    (tmp / "nothing").mkdir()
+    (tmp / "nothing" / "readme.txt").write_text("x")
+    mixed = _pngs(tmp / "mixed", ["2021-06-01T12-00-00.png", "2021-06-01T12-01-00.png"])
+    Image.fromarray(np.zeros((9, 8), np.uint8)).save(mixed / "2021-06-01T12-02-00.png")
+    _pngs(tmp / "dups", ["20210601_120000.png", "2021-06-01T12-00-00.png", "20210601_120100.png"])
+    _pngs(tmp / "noisy", ["20210601_120000.png", "holiday.png", "20210601_120200.png"])
+    _pngs(tmp / "unnamed", ["a.png", "b.png"])
+    _pngs(tmp / "short", [f"20210601_1200{i:02d}.png" for i in range(5)])
+    return [
+        (["missing.mp4"], "missing.mp4 does not exist"),
+        (["empty.mp4"], "empty.mp4 is empty"),
+        (["notes.mov"], "notes.mov is not a readable video"),
+        (["cut.mp4"], "cut.mp4 is truncated or corrupt: decoded"),
+        (["nothing"], "nothing contains no images"),
+        (["mixed"], "2021-06-01T12-02-00.png is 8x9"),
+        (["dups"], "duplicate timestamps: 2021-06-01T12-00-00.png, 20210601_120000.png"),
+        (["noisy"], "unparseable timestamps in holiday.png"),
+        (["unnamed"], "cannot tell when the images were taken"),
+        (["short", "--levels", "4"], "short has 5 frames but --levels 4 needs at least 8"),
+        (["full.mp4", "--size", "banana"], "--size 'banana'"),
+        (["synthetic:moon"], "unknown synthetic scene 'moon'"),
+    ]
+
+
+def test_bad_inputs_exit_2_with_one_line_and_no_output(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for argv, message in _bad_inputs(tmp_path):
+        code, err = _prepare(capsys, *argv, "--out", "out")
+        assert code == 2, (argv, err)
+        assert err.startswith("tlgen prepare: error: ") and message in err, (argv, err)
+        assert "\n" not in err and "Traceback" not in err
+        assert not any(n == "out" or n.startswith(".out") for n in os.listdir(tmp_path)), argv
+
+
+def test_truncated_video_with_index_at_the_end_is_reported(tmp_path, capsys):
+    import imageio_ffmpeg
+    writer = imageio_ffmpeg.write_frames(str(tmp_path / "full.mp4"), (16, 16), fps=10,
+                                         macro_block_size=1, ffmpeg_log_level="error")
+    writer.send(None)
+    for i in range(20):
+        writer.send(np.full((16, 16, 3), i * 10, np.uint8))
+    writer.close()
+    full = (tmp_path / "full.mp4").read_bytes()   # moov atom last: a cut file has none
+    (tmp_path / "cut.mp4").write_bytes(full[: len(full) // 2])
+    code, err = _prepare(capsys, tmp_path / "cut.mp4", "--levels", "1", "--out", tmp_path / "o")
+    assert code == 2 and "cut.mp4 is not a readable video (ffmpeg: " in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_existing_output_needs_overwrite_and_survives_failure(tmp_path, capsys):
+    out = tmp_path / "ds"
+    src = "synthetic:clouds:frames=8"
+    assert _prepare(capsys, src, "--size", "8", "--levels", "2", "--out", out)[0] == 0
+    before = json.loads((out / "tlgen.json").read_text())
+    code, err = _prepare(capsys, src, "--out", out)
+    assert code == 2 and "already exists; pass --overwrite" in err
+    code, _ = _prepare(capsys, tmp_path / "missing", "--overwrite", "--out", out)
+    assert code == 2 and json.loads((out / "tlgen.json").read_text()) == before
+    code, _ = _prepare(capsys, src, "--size", "12", "--levels", "1", "--overwrite", "--out", out)
+    assert code == 0
+    assert json.loads((out / "tlgen.json").read_text())["image_size"] == [12, 12]
+    assert sorted(os.listdir(tmp_path)) == ["ds"]
+
+
+def test_flow_options(tmp_path, capsys):
+    video = _mp4(tmp_path / "v.mp4", n=6)
+    code, _ = _prepare(capsys, video, "--flow", "--flow-method", "farneback", "--levels", "1",
+                       "--val-fraction", "0", "--out", tmp_path / "ds")
+    assert code == 0
+    meta = json.loads((tmp_path / "ds" / "tlgen.json").read_text())
+    assert meta["has_flow"] and meta["flow_source"] == "farneback"
+
+
+def test_subprocess_smoke(tmp_path):
+    env = {**os.environ, "PYTHONPATH": os.getcwd() + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    ok = subprocess.run([sys.executable, "-m", "tlgen.cli.main", "prepare",
+                         "synthetic:city:frames=40", "--size", "8", "--levels", "3",
+                         "--out", str(tmp_path / "ds")], capture_output=True, text=True, env=env)
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads((tmp_path / "ds" / "tlgen.json").read_text())["num_frames"] == 40
+    bad = subprocess.run([sys.executable, "-m", "tlgen.cli.main", "prepare", "nope.mkv",
+                          "--out", str(tmp_path / "x")], capture_output=True, text=True, env=env)
+    assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0
+    assert "nope.mkv does not exist" in bad.stderr

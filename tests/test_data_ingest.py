@@ -1,0 +1,140 @@
+"""Ingest: timestamps, image loading, video I/O, prepare -> read back."""
+
+import calendar
+import datetime as dt
+import os
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from tlgen.data import images, open_dataset, video_io
+from tlgen.data.prepare import prepare
+from tlgen.errors import UserError
+
+T0 = calendar.timegm(dt.datetime(2021, 6, 1, 12, 0, 0).timetuple())
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("2021-06-01T12-00-00.png", T0),
+    ("cam_2021-06-01T12:00:00.5Z.jpg", T0 + 0.5),
+    ("2021-06-01 12_00_00.tif", T0),
+    ("20210601_120000.jpg", T0),
+    ("IMG_20210601-120000.webp", T0),
+    (f"{T0}.png", T0),
+    (f"roof_{T0}.25.png", T0 + 0.25),
+    ("frame_0001.png", None),
+    ("20210601.png", None),
+    ("2021-13-01T12-00-00.png", None),
+])
+def test_time_from_name(name, expected):
+    assert images.time_from_name(name) == expected
+
+
+def test_time_from_exif(tmp_path):
+    path = str(tmp_path / "shot.jpg")
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[36867] = "2021:06:01 12:00:07"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(path, exif=exif)
+    assert images.time_from_exif(path) == T0 + 7
+    plain = str(tmp_path / "plain.png")
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(plain)
+    assert images.time_from_exif(plain) is None
+
+
+def test_folder_times_errors_name_files(tmp_path):
+    paths = [str(tmp_path / n) for n in ("20210601_120000.png", "20210601_120000.jpg")]
+    with pytest.raises(UserError, match="duplicate timestamps.*20210601_120000.png"):
+        images.folder_times(str(tmp_path), paths, None)
+    mixed = [str(tmp_path / n) for n in ("20210601_120000.png", "oops.png")]
+    for p in mixed:
+        Image.fromarray(np.zeros((4, 4), np.uint8)).save(p)
+    with pytest.raises(UserError, match="unparseable timestamps in oops.png"):
+        images.folder_times(str(tmp_path), mixed, None)
+    np.testing.assert_array_equal(images.folder_times(str(tmp_path), [mixed[1]] * 3, 2.5),
+                                  [0.0, 2.5, 5.0])
+
+
+def test_read_image_depths_and_channels(tmp_path):
+    rgb = np.random.default_rng(0).integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    cv2.imwrite(str(tmp_path / "rgb16.png"), (rgb[..., ::-1].astype(np.uint16) * 257))
+    np.testing.assert_array_equal(images.read_image(str(tmp_path / "rgb16.png")), rgb)
+    cv2.imwrite(str(tmp_path / "gray.png"), rgb[..., 0])
+    np.testing.assert_array_equal(images.read_image(str(tmp_path / "gray.png")),
+                                  np.repeat(rgb[..., :1], 3, -1))
+    rgba = np.concatenate([rgb, np.full((5, 7, 1), 9, np.uint8)], -1)
+    Image.fromarray(rgba).save(tmp_path / "rgba.webp", lossless=True)
+    np.testing.assert_array_equal(images.read_image(str(tmp_path / "rgba.webp")), rgb)
+
+
+def test_resize_crop_keeps_aspect_and_centers():
+    image = np.zeros((20, 40, 3), np.uint8)
+    image[:, 10:30] = 255                       # the central square
+    out = images.resize_crop(image, (10, 10))
+    assert out.shape == (10, 10, 3) and out.min() == 255
+
+
+def _frames(n, h=16, w=24, seed=0):
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 256, (h, w, 3)).astype(np.float64)
+    return np.stack([np.roll(base, i, axis=1) for i in range(n)]).astype(np.uint8)
+
+
+def test_write_read_video_roundtrip(tmp_path):
+    frames = np.repeat(np.repeat(_frames(6, 8, 12), 2, 1), 2, 2)   # smooth-ish 16x24
+    path = str(tmp_path / "v.mp4")
+    video_io.write_video(path, frames, fps=5)
+    back, fps = video_io.read_video(path)
+    assert back.shape == frames.shape and fps == 5
+    assert np.abs(back.astype(int) - frames).mean() < 12
+
+
+def test_prepare_png_folder_reads_back_exactly(tmp_path):
+    folder = tmp_path / "cam"
+    folder.mkdir()
+    frames = _frames(12)
+    times = T0 + 60.0 * np.array([0, 1, 2, 3, 4, 5, 9, 10, 11, 12, 13, 14])  # a 3-frame gap
+    for f, t in zip(frames, times):
+        stamp = dt.datetime.fromtimestamp(t, dt.timezone.utc)
+        Image.fromarray(f).save(folder / f"{stamp:%Y-%m-%dT%H-%M-%S}.png")
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    for i, name in enumerate(sorted(os.listdir(folder))):
+        Image.fromarray(np.full((16, 24), i % 3, np.uint8)).save(masks / name)
+    out = str(tmp_path / "ds")
+    meta = prepare([str(folder)], out, levels=2, val_fraction=0.25, masks=[str(masks)])
+    ds = open_dataset(out)
+    assert meta["videos"][0]["start_time"] == T0 and meta["level_periods"] == [60.0, 120.0]
+    train, val = ds.frames("train"), ds.frames("validation")
+    assert (len(train), len(val)) == (9, 3)
+    got = [train[i] for i in range(9)] + [val[i] for i in range(3)]
+    np.testing.assert_array_equal(np.stack([g["image"] for g in got]), frames)
+    np.testing.assert_array_equal([g["time"] for g in got], times - T0)
+    np.testing.assert_array_equal([g["frame_index"] for g in got], np.arange(12))
+    np.testing.assert_array_equal([g["mask"][0, 0] for g in got], np.arange(12) % 3)
+    np.testing.assert_array_equal(ds.index("validation")["time"], times[9:] - T0)
+
+
+def test_prepare_mp4_within_codec_tolerance_and_interval(tmp_path):
+    frames = np.repeat(np.repeat(_frames(20, 8, 12, seed=1), 2, 1), 2, 2)
+    path = str(tmp_path / "clip.mp4")
+    video_io.write_video(path, frames, fps=10)
+    out = str(tmp_path / "ds")
+    prepare([path], out, levels=2, val_fraction=0.1)
+    ds = open_dataset(out)
+    src = ds.frames("train")
+    got = np.stack([src[i]["image"] for i in range(len(src))] +
+                   [ds.frames("validation")[i]["image"] for i in range(2)])
+    assert got.shape == frames.shape
+    assert np.abs(got.astype(int) - frames).mean() < 12
+    assert src[3]["time"] == pytest.approx(0.3)
+    prepare([path], out, interval=60.0, size="8x8", levels=1, val_fraction=0, overwrite=True)
+    ds = open_dataset(out)
+    assert ds.frames("train")[2]["image"].shape == (8, 8, 3)
+    assert ds.frames("train")[2]["time"] == 120.0 and ds.splits == ["train"]
+
+
+def test_open_dataset_rejects_other_folders(tmp_path):
+    with pytest.raises(UserError, match="is not a tlgen dataset"):
+        open_dataset(str(tmp_path))

@@ -1,0 +1,143 @@
+"""Grain pipelines: pair bands, determinism, checkpoint state, sharding, clips, flow."""
+
+import grain
+import numpy as np
+import pytest
+
+from tlgen.data import open_dataset
+from tlgen.data.pipelines import clip_dataset, pair_dataset, sparse_frames_dataset
+from tlgen.data.prepare import prepare
+
+BANDS = [(0.0, 1000.0), (1000.0, 4000.0), (4000.0, 20000.0), (1e6, 2e6)]
+
+
+@pytest.fixture(scope="module")
+def city(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("data") / "city")
+    prepare(["synthetic:city:frames=120,interval=600,irregular=1",
+             "synthetic:city:seed=1,frames=60,interval=600"], out, size=16, levels=3,
+            val_fraction=0.2)
+    return out
+
+
+@pytest.fixture(scope="module")
+def clouds(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("data") / "clouds")
+    prepare(["synthetic:clouds:frames=24"], out, size=16, levels=2, val_fraction=0)
+    return out
+
+
+def _take(ds, n):
+    it = iter(ds)
+    return [next(it) for _ in range(n)]
+
+
+def test_pairs_respect_bands_videos_and_blocks(city):
+    ds = open_dataset(city)
+    batches = _take(pair_dataset(city, "train", gap_bands=BANDS, target_levels=[0, 2],
+                                 batch_size=8, seed=0), 6)
+    index = ds.index("train")
+    for b in batches:
+        assert b["positive"].shape == (8, 4, 16, 16, 3) and b["target"].shape == (8, 2, 16, 16, 3)
+        assert b["gap"].dtype == np.float32 and b["time"].dtype == np.float32
+        valid = b["pos_valid"]
+        assert not valid[:, 3].any() and valid[:, :3].mean() > 0.8   # 1e6 s > any block
+        for k, (lo, hi) in enumerate(BANDS):
+            gaps = b["gap"][:, k][valid[:, k]]
+            assert np.all((gaps >= lo) & (gaps < hi))
+        for i in range(8):
+            np.testing.assert_array_equal(b["target"][i, 0], b["anchor"][i])
+            for k in np.flatnonzero(valid[i]):
+                # the positive is a real frame of the same video's train block at that gap
+                rows = np.flatnonzero((index["video_id"] == b["video_id"][i]) & np.isclose(
+                    np.abs(index["time"] - b["time"][i]), b["gap"][i, k], atol=1e-2))
+                frames = ds.frames("train")
+                assert any(np.array_equal(frames[r]["image"], b["positive"][i, k]) for r in rows)
+
+
+def test_pair_target_is_interpolated_pyramid_level(city):
+    ds = open_dataset(city)
+    b = _take(pair_dataset(city, "validation", gap_bands=BANDS[:1], target_levels=[1],
+                           batch_size=4, seed=5), 1)[0]
+    lv, lt = ds.pyramid_level("validation", 1), ds.index("validation", 1)
+    for i in range(4):
+        rows = np.flatnonzero(lt["video_id"] == b["video_id"][i])
+        times = lt["time"][rows]
+        j = np.searchsorted(times, b["time"][i], "right") - 1
+        t0, t1 = times[j], times[min(j + 1, len(times) - 1)]
+        w = 0.0 if t1 == t0 else (b["time"][i] - t0) / (t1 - t0)
+        ref = (1 - w) * lv[rows[j]]["image"] + w * lv[rows[min(j + 1, len(rows) - 1)]]["image"]
+        assert np.abs(b["target"][i, 0].astype(float) - ref).max() <= 1.0
+
+
+def test_same_seed_same_batches_and_state_resumes(city):
+    make = lambda seed: pair_dataset(city, "train", gap_bands=BANDS[:2], target_levels=[0, 1],
+                                     batch_size=4, seed=seed, augment=True)
+    a, b, c = _take(make(1), 3), _take(make(1), 3), _take(make(2), 3)
+    for x, y in zip(a, b):
+        for key in x:
+            np.testing.assert_array_equal(x[key], y[key])
+    assert not np.array_equal(a[0]["anchor"], c[0]["anchor"])
+    it = iter(make(1))
+    for _ in range(2):
+        next(it)
+    state = it.get_state()
+    expected = [next(it) for _ in range(2)]
+    resumed = iter(make(1))
+    resumed.set_state(state)
+    for x, y in zip(expected, [next(resumed) for _ in range(2)]):
+        np.testing.assert_array_equal(x["positive"], y["positive"])
+        np.testing.assert_array_equal(x["time"], y["time"])
+
+
+def test_orbax_checkpoint_of_iterator(city, tmp_path):
+    import orbax.checkpoint as ocp
+    ds = clip_dataset(city, "train", length=3, batch_size=2, seed=0)
+    it = iter(ds)
+    next(it)
+    with ocp.CheckpointManager(str(tmp_path / "ckpt"), item_names=("data",)) as mgr:
+        mgr.save(1, args=ocp.args.Composite(data=grain.checkpoint.CheckpointSave(it)))
+        mgr.wait_until_finished()
+        expected = next(it)
+        fresh = iter(ds)
+        mgr.restore(1, args=ocp.args.Composite(data=grain.checkpoint.CheckpointRestore(fresh)))
+    np.testing.assert_array_equal(next(fresh)["frames"], expected["frames"])
+
+
+def test_shards_are_disjoint_and_cover(city):
+    n = len(open_dataset(city).frames("train"))
+    seen = []
+    for shard in range(2):
+        ds = sparse_frames_dataset(city, "train", num_frames=2, max_span=1, batch_size=1, seed=0,
+                                   shard_index=shard, shard_count=2)
+        seen.append({int(t) for b in _take(ds, n // 2) for t in [b["frames"].sum()]})
+    # content fingerprints of one epoch per shard: no overlap and (almost) all frames
+    assert not (seen[0] & seen[1]) and len(seen[0] | seen[1]) >= 0.9 * (n - 2)
+
+
+def test_clips_flow_masks_and_flip(clouds):
+    ds = open_dataset(clouds)
+    assert ds.metadata["has_flow"] and ds.metadata["flow_source"] == "ground_truth"
+    plain = _take(clip_dataset(clouds, "train", length=4, stride=2, batch_size=2, seed=0,
+                               with_flow=True, with_masks=True), 1)[0]
+    assert plain["frames"].shape == (2, 4, 16, 16, 3) and plain["flow"].shape == (2, 3, 16, 16, 2)
+    assert plain["masks"].shape == (2, 4, 16, 16)
+    np.testing.assert_allclose(np.diff(plain["time"], axis=1), 2.0)
+    sky = plain["masks"][:, 0] == 1
+    # two composed 1-second ground-truth flows = the 2-second displacement (pixels)
+    from tlgen.data.synthetic import make_scene
+    v = make_scene("clouds", size=16).flow([0.0], [2.0])[0]
+    close = np.abs(plain["flow"][:, 0] - v).max(-1) < 0.02
+    assert close[sky].mean() > 0.9           # all but sky pixels that move behind the ridge
+    flipped = _take(clip_dataset(clouds, "train", length=2, batch_size=8, seed=3, with_flow=True,
+                                 augment=True), 1)[0]
+    assert (flipped["flow"][..., 0] < -0.1).any() and (flipped["flow"][..., 0] > 0.1).any()
+
+
+def test_worker_processes_give_the_same_batches(city):
+    kwargs = dict(num_frames=3, max_span=6, batch_size=4, seed=9)
+    a = _take(sparse_frames_dataset(city, "train", **kwargs), 2)
+    b = _take(sparse_frames_dataset(city, "train", worker_count=1, **kwargs), 2)
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x["frames"], y["frames"])
+        assert np.all(np.diff(x["time"], axis=1) > 0) and x["time"][:, -1].max() <= 6

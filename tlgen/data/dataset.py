@@ -1,0 +1,140 @@
+"""Reading a prepared dataset: metadata, per-frame records, pyramid levels (no TensorFlow)."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import os
+
+import numpy as np
+
+from tlgen.data import builder as builder_lib
+from tlgen.data import pyramid
+from tlgen.data.prepare import FORMAT, INDEX_FILE, METADATA_FILE
+from tlgen.errors import UserError
+
+
+class RecordSource:
+    """Random-access, picklable view of one TFDS split: `src[i]` -> dict of numpy arrays.
+
+    Records are in time order within each video (videos in source order). The ArrayRecord
+    reader opens lazily, so the object can be sent to Grain worker processes.
+    """
+
+    def __init__(self, tfds_dir: str, split: str, length: int):
+        self.tfds_dir, self.split, self._length = tfds_dir, split, length
+        self._source = None
+
+    def _open(self):
+        if self._source is None:
+            import tensorflow_datasets as tfds
+            self._source = tfds.builder_from_directory(self.tfds_dir).as_data_source(self.split)
+        return self._source
+
+    def __len__(self) -> int:
+        return self._length
+
+    def __getitem__(self, index: int) -> dict:
+        if not -self._length <= index < self._length:
+            raise IndexError(f"record {index} out of range for {self.split} ({self._length})")
+        return self._open()[int(index) % self._length]
+
+    def __getstate__(self):
+        return {**self.__dict__, "_source": None}
+
+    def __repr__(self) -> str:
+        return f"RecordSource({self.tfds_dir!r}, {self.split!r}, {self._length})"
+
+
+@dataclasses.dataclass(frozen=True)
+class Block:
+    """A contiguous run of one video's records inside a split level."""
+    video_id: int
+    start: int          # first record index in the split level
+    count: int
+    times: np.ndarray   # float64 seconds from the video's first frame
+
+    @property
+    def stop(self) -> int:
+        return self.start + self.count
+
+
+class Dataset:
+    """A dataset written by `tlgen prepare` (see `open_dataset`)."""
+
+    def __init__(self, data_dir: str, metadata: dict, index: dict[str, np.ndarray]):
+        self.data_dir, self.metadata, self._index = data_dir, metadata, index
+
+    @property
+    def splits(self) -> list[str]:
+        return list(self.metadata["splits"])
+
+    @property
+    def level_periods(self) -> list[float]:
+        return list(self.metadata["level_periods"])
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return tuple(self.metadata["image_size"])
+
+    def _check(self, split: str, level: int = 0) -> None:
+        if split not in self.metadata["splits"]:
+            raise UserError(f"{self.data_dir} has no split {split!r}; it has "
+                            f"{', '.join(self.splits)}.")
+        if not 0 <= level < self.metadata["levels"]:
+            raise ValueError(f"pyramid level {level} out of range [0, {self.metadata['levels']})")
+
+    def index(self, split: str, level: int = 0) -> dict[str, np.ndarray]:
+        """Per-record arrays of a split level: time (float64), video_id, frame_index."""
+        self._check(split, level)
+        return {k: self._index[f"{split}/{level}/{k}"] for k in ("time", "video_id", "frame_index")}
+
+    @functools.lru_cache(maxsize=None)
+    def blocks(self, split: str, level: int = 0) -> tuple[Block, ...]:
+        """The (video, split block) runs of a split level, in record order."""
+        self._check(split, level)
+        times = self._index[f"{split}/{level}/time"]
+        return tuple(Block(b["video_id"], b["start"], b["count"],
+                           times[b["start"]:b["start"] + b["count"]])
+                     for b in self.metadata["splits"][split]["levels"][level]["blocks"])
+
+    def frames(self, split: str) -> RecordSource:
+        """Per-frame records {"image", "time", "video_id", "frame_index"[, "flow", "mask"]}."""
+        return self.pyramid_level(split, 0)
+
+    def pyramid_level(self, split: str, level: int) -> RecordSource:
+        """Records of temporal-pyramid level `level` (level 0 = the frames themselves)."""
+        self._check(split, level)
+        count = self.metadata["splits"][split]["levels"][level]["num_frames"]
+        if level == 0:
+            return RecordSource(builder_lib.builder_dir(self.data_dir, "frames"), split, count)
+        return RecordSource(builder_lib.builder_dir(self.data_dir, "pyramid"),
+                            f"{split}_level{level}", count)
+
+    def level_at(self, source: RecordSource, block: Block, level: int, t: float) -> np.ndarray:
+        """uint8 image of pyramid `level` at time `t` of `block`'s video, linearly interpolated
+        in time between the two neighbouring level frames (nearest across gaps and ends)."""
+        i0, i1, w = pyramid.bracket(block.times, self.level_periods[level], t)
+        a = source[block.start + i0]["image"]
+        if i1 == i0 or w == 0.0:
+            return a
+        b = source[block.start + i1]["image"]
+        return np.rint((1.0 - w) * a + w * b.astype(np.float32)).astype(np.uint8)
+
+
+def open_dataset(data_dir: str) -> Dataset:
+    """Opens a folder written by `tlgen prepare`; UserError if it is not one."""
+    path = os.path.join(data_dir, METADATA_FILE)
+    try:
+        with open(path) as f:
+            metadata = json.load(f)
+        if metadata.get("format") != FORMAT:
+            raise ValueError
+        with np.load(os.path.join(data_dir, INDEX_FILE)) as npz:
+            index = {k: npz[k] for k in npz.files}
+    except (OSError, ValueError, KeyError):
+        raise UserError(f"{data_dir} is not a tlgen dataset (no readable {METADATA_FILE} / "
+                        f"{INDEX_FILE}); create one with `tlgen prepare SOURCE --out "
+                        f"{data_dir}`.") from None
+    return Dataset(os.path.abspath(data_dir), metadata, index)

@@ -1,0 +1,158 @@
+"""Image folders: listing, timestamps (file names or EXIF), loading to uint8 RGB, resizing."""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import os
+import re
+
+import cv2
+import numpy as np
+
+from tlgen.errors import UserError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
+
+# 2021-06-01T12-00-00, 2021-06-01T12:00:00.5Z, 2021-06-01 12_00_00
+_ISO = re.compile(r"(?<!\d)(\d{4})-(\d{2})-(\d{2})[T _](\d{2})[-:_](\d{2})[-:_](\d{2})"
+                  r"(?:[.,](\d+))?")
+# 20210601_120000, 20210601-120000, IMG_20210601_120000
+_COMPACT = re.compile(r"(?<!\d)(\d{4})(\d{2})(\d{2})[_-](\d{2})(\d{2})(\d{2})(?!\d)")
+# Unix seconds (9-10 digits, optional fraction): 1622548800.png, cam_1622548800.25.jpg
+_UNIX = re.compile(r"(?<![\d.])(\d{9,10})(?:\.(\d+))?(?![\d])")
+
+_EXIF_IFD = 0x8769
+_DATETIME_ORIGINAL = 36867
+_SUBSEC_ORIGINAL = 37521
+
+
+def list_images(folder: str) -> list[str]:
+    """Image files of `folder` (by extension, not recursive), sorted by name."""
+    names = sorted(n for n in os.listdir(folder)
+                   if n.lower().endswith(IMAGE_EXTENSIONS) and not n.startswith("."))
+    return [os.path.join(folder, n) for n in names]
+
+
+def _utc_seconds(y, mo, d, h, mi, s, frac=None) -> float | None:
+    try:
+        stamp = dt.datetime(int(y), int(mo), int(d), int(h), int(mi), int(s))
+    except ValueError:
+        return None
+    return calendar.timegm(stamp.timetuple()) + (float("0." + frac) if frac else 0.0)
+
+
+def time_from_name(name: str) -> float | None:
+    """Unix seconds parsed from a file name, or None.
+
+    Accepts ISO-8601 (`2021-06-01T12-00-00[.fff]`, `:`/`_` separators too), `YYYYMMDD_HHMMSS`
+    and Unix seconds (9-10 digits, optional fraction). Dates without a zone are taken as UTC.
+    """
+    stem = os.path.splitext(os.path.basename(name))[0]
+    for pattern in (_ISO, _COMPACT):
+        m = pattern.search(stem)
+        if m:
+            return _utc_seconds(*m.groups()[:6], *(m.groups()[6:7] or [None]))
+    m = _UNIX.search(stem)
+    if m:
+        return float(m.group(1)) + (float("0." + m.group(2)) if m.group(2) else 0.0)
+    return None
+
+
+def time_from_exif(path: str) -> float | None:
+    """Unix seconds from EXIF DateTimeOriginal (+ SubSecTimeOriginal), or None."""
+    from PIL import Image
+    try:
+        with Image.open(path) as im:
+            ifd = im.getexif().get_ifd(_EXIF_IFD)
+    except (OSError, ValueError):
+        return None
+    value = ifd.get(_DATETIME_ORIGINAL)
+    m = re.match(r"(\d{4}):(\d{2}):(\d{2})[ T](\d{2}):(\d{2}):(\d{2})", str(value or ""))
+    if not m:
+        return None
+    sub = str(ifd.get(_SUBSEC_ORIGINAL) or "").strip()
+    return _utc_seconds(*m.groups(), sub if sub.isdigit() else None)
+
+
+def _name_list(paths: list[str], limit: int = 3) -> str:
+    names = [os.path.basename(p) for p in paths]
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
+def folder_times(folder: str, paths: list[str], interval: float | None) -> np.ndarray:
+    """Capture times (Unix seconds, float64) of `paths`, in the given order.
+
+    Per file: the file name, else EXIF DateTimeOriginal. If no file has a time, frames are
+    `interval` seconds apart in name order. Partly missing or duplicate times are a UserError
+    naming the files.
+    """
+    times = [time_from_name(p) for p in paths]
+    times = [t if t is not None else time_from_exif(p) for p, t in zip(paths, times)]
+    missing = [p for p, t in zip(paths, times) if t is None]
+    if len(missing) == len(paths):
+        if interval is None:
+            raise UserError(
+                f"{folder}: cannot tell when the images were taken ({_name_list(paths)} have no "
+                "time in their names and no EXIF DateTimeOriginal); name them like "
+                "2021-06-01T12-00-00.png or pass --interval SECONDS.")
+        return np.arange(len(paths), dtype=np.float64) * float(interval)
+    if missing:
+        raise UserError(
+            f"{folder}: unparseable timestamps in {_name_list(missing)} (other files have times "
+            "in their names or EXIF); rename them like 2021-06-01T12-00-00.png or remove them.")
+    times = np.asarray(times, np.float64)
+    order = np.argsort(times, kind="stable")
+    dup = np.flatnonzero(np.diff(times[order]) == 0)
+    if dup.size:
+        i = order[dup[0]]
+        same = [p for p, t in zip(paths, times) if t == times[i]]
+        stamp = dt.datetime.fromtimestamp(times[i], dt.timezone.utc)
+        raise UserError(f"{folder}: duplicate timestamps: {_name_list(same)} all have time "
+                        f"{stamp:%Y-%m-%dT%H:%M:%S}; remove the duplicates.")
+    return times
+
+
+def read_image(path: str) -> np.ndarray:
+    """Loads an image as uint8 RGB (H, W, 3): 8/16-bit, gray/RGB/RGBA (alpha dropped)."""
+    data = np.fromfile(path, np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if image is None:
+        raise UserError(f"{path} is not a readable image; re-export it as PNG or JPEG.")
+    if image.dtype == np.uint16:
+        image = ((image.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        scale = 255.0 if np.issubdtype(image.dtype, np.floating) else 1.0
+        image = np.clip(image.astype(np.float64) * scale, 0, 255).round().astype(np.uint8)
+    if image.ndim == 2:
+        return np.repeat(image[..., None], 3, axis=-1)
+    if image.shape[2] == 1:
+        return np.repeat(image, 3, axis=-1)
+    return cv2.cvtColor(image[..., :3], cv2.COLOR_BGR2RGB)
+
+
+def read_mask(path: str) -> np.ndarray:
+    """Loads a class-index mask as uint8 (H, W) (first channel of a color PNG)."""
+    image = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise UserError(f"{path} is not a readable mask image; masks are class-index PNGs.")
+    if image.ndim == 3:
+        image = image[..., 0]
+    if image.max(initial=0) > 255:
+        raise UserError(f"{path} has class indices above 255; masks must be 8-bit class indices.")
+    return image.astype(np.uint8)
+
+
+def resize_crop(image: np.ndarray, size: tuple[int, int], nearest: bool = False) -> np.ndarray:
+    """Resizes keeping aspect so the image covers `size=(H, W)`, then center-crops to it."""
+    h, w = image.shape[:2]
+    th, tw = size
+    if (h, w) == (th, tw):
+        return image
+    scale = max(th / h, tw / w)
+    rh, rw = max(th, round(h * scale)), max(tw, round(w * scale))
+    interp = cv2.INTER_NEAREST if nearest else (cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    resized = cv2.resize(image, (rw, rh), interpolation=interp)
+    top, left = (rh - th) // 2, (rw - tw) // 2
+    return resized[top:top + th, left:left + tw]

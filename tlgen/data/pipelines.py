@@ -1,0 +1,281 @@
+"""Grain input pipelines over prepared datasets: frame pairs, clips and sparse frames.
+
+Every pipeline is a `grain.IterDataset` of batches (dicts of numpy arrays):
+  * sharded per process: the index space (anchors / clip starts) is sliced
+    `[shard_index::shard_count]`, so shards are disjoint and together cover the data;
+  * deterministic for a seed: the order comes from a seeded shuffle (reshuffled every
+    epoch) and per-element randomness from Grain's seeded `random_map`;
+  * infinite (`repeat(None)`), batched with `drop_remainder=True`;
+  * checkpointable: `iter(ds)` has `get_state()` / `set_state()` and works with
+    `grain.checkpoint.CheckpointSave/Restore` in Orbax;
+  * optionally run in `worker_count` worker processes (`mp_prefetch`).
+Augmentation (`augment=True`) is one random horizontal flip and one random crop (80-100%
+of each side, resized back) shared by all images of an element; flow is flipped with its
+x component negated, and rescaled with the crop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import grain
+import numpy as np
+
+from tlgen.data import flow as flow_lib
+from tlgen.data.dataset import Block, open_dataset
+
+
+def _finish(ds: grain.MapDataset, fn, *, batch_size: int, seed: int, shard_index: int,
+            shard_count: int, worker_count: int) -> grain.IterDataset:
+    if not 0 <= shard_index < shard_count:
+        raise ValueError(f"shard_index {shard_index} not in [0, {shard_count})")
+    ds = ds[shard_index::shard_count]
+    if len(ds) == 0:
+        raise ValueError("this shard has no elements; the split is too small for the request")
+    ds = ds.seed(seed).shuffle().repeat(None).random_map(fn)
+    # Batches are prefetched by a few threads (Grain's default buffer of 500 is for records).
+    it = ds.batch(batch_size, drop_remainder=True).to_iter_dataset(
+        grain.ReadOptions(num_threads=4, prefetch_buffer_size=4))
+    if worker_count > 0:
+        from absl import flags
+        if not flags.FLAGS.is_parsed():  # Grain workers read absl flags (defaults are fine)
+            flags.FLAGS.mark_as_parsed()
+        it = it.mp_prefetch(grain.MultiprocessingOptions(num_workers=worker_count))
+    return it
+
+
+def _block_of(blocks: Sequence[Block], index: int) -> Block:
+    starts = [b.start for b in blocks]
+    return blocks[int(np.searchsorted(starts, index, "right")) - 1]
+
+
+class _Augment:
+    """One flip + crop drawn per element, applied identically to all its images."""
+
+    def __init__(self, rng: np.random.Generator, height: int, width: int, enabled: bool):
+        self.enabled, self.h, self.w = enabled, height, width
+        if not enabled:
+            return
+        self.flip = bool(rng.random() < 0.5)
+        ch, cw = (int(round(s * rng.uniform(0.8, 1.0))) for s in (height, width))
+        self.box = (int(rng.integers(0, height - ch + 1)), int(rng.integers(0, width - cw + 1)),
+                    ch, cw)
+
+    def _crop_resize(self, x: np.ndarray, interp) -> np.ndarray:
+        y, x0, ch, cw = self.box
+        lead = x.shape[:-3]
+        flat = x.reshape((-1,) + x.shape[-3:])[:, y:y + ch, x0:x0 + cw]
+        out = np.stack([cv2.resize(np.ascontiguousarray(f), (self.w, self.h), interpolation=interp)
+                        .reshape(self.h, self.w, -1) for f in flat])
+        out = out[:, :, ::-1] if self.flip else out
+        return np.ascontiguousarray(out).reshape(lead + (self.h, self.w, x.shape[-1]))
+
+    def images(self, x: np.ndarray) -> np.ndarray:
+        """uint8 (..., H, W, 3)."""
+        return self._crop_resize(x, cv2.INTER_LINEAR) if self.enabled else x
+
+    def masks(self, x: np.ndarray) -> np.ndarray:
+        """uint8 (..., H, W) class indices (nearest neighbour)."""
+        return self._crop_resize(x[..., None], cv2.INTER_NEAREST)[..., 0] if self.enabled else x
+
+    def flows(self, x: np.ndarray) -> np.ndarray:
+        """float32 (..., H, W, 2) pixel flows: rescaled with the crop, x negated on flip."""
+        if not self.enabled:
+            return x
+        _, _, ch, cw = self.box
+        out = self._crop_resize(x.astype(np.float32), cv2.INTER_LINEAR)
+        out = out * np.array([self.w / cw, self.h / ch], np.float32)
+        if self.flip:
+            out[..., 0] = -out[..., 0]
+        return out
+
+
+class _Reader:
+    """Shared dataset access for the element functions (picklable for worker processes)."""
+
+    def __init__(self, data_dir: str, split: str):
+        self.data_dir, self.split = data_dir, split
+        self._ds = ds = open_dataset(data_dir)
+        self.h, self.w = ds.image_size
+        self.metadata = ds.metadata
+        self.frames = ds.frames(split)
+        self.blocks = ds.blocks(split, 0)
+
+
+class _PairElement(_Reader):
+    def __init__(self, data_dir, split, gap_bands, target_levels, augment):
+        super().__init__(data_dir, split)
+        ds = self._ds
+        self.bands = [(float(lo), float(hi)) for lo, hi in gap_bands]
+        self.levels = [int(l) for l in target_levels]
+        self.periods = ds.level_periods
+        self.level_sources = {l: ds.pyramid_level(split, l) for l in set(self.levels) if l}
+        self.level_blocks = {l: {b.video_id: b for b in ds.blocks(split, l)}
+                             for l in set(self.levels) if l}
+        self.augment = augment
+
+    def _positive(self, block: Block, i: int, lo: float, hi: float, rng) -> int | None:
+        times, t = block.times, block.times[i]
+        f0, f1 = np.searchsorted(times, [t + lo, t + hi], "left")
+        b0, b1 = np.searchsorted(times, [t - hi, t - lo], "right")
+        sides = [(int(f0 if f0 != i else f0 + 1), int(f1), 1),
+                 (int(b0), int(b1 if b1 - 1 != i else b1 - 1), -1)]
+        sides = [(a, b, d) for a, b, d in sides if b > a]
+        if not sides:
+            return None
+        counts = np.array([b - a for a, b, _ in sides], np.float64)
+        a, b, direction = sides[int(rng.choice(len(sides), p=counts / counts.sum()))]
+        target = t + direction * rng.uniform(lo, hi)
+        j = int(np.clip(np.searchsorted(times[a:b], target), 0, b - a - 1)) + a
+        if j > a and abs(times[j - 1] - target) < abs(times[j] - target):
+            j -= 1
+        return j
+
+    def __call__(self, index, rng: np.random.Generator) -> dict:
+        index = int(index)
+        block = _block_of(self.blocks, index)
+        i = index - block.start
+        anchor = self.frames[index]
+        t = float(block.times[i])
+        positives, valid, gaps = [], [], []
+        for lo, hi in self.bands:
+            j = self._positive(block, i, lo, hi, rng)
+            valid.append(j is not None)
+            j = i if j is None else j
+            positives.append(anchor["image"] if j == i else self.frames[block.start + j]["image"])
+            gaps.append(abs(float(block.times[j]) - t))
+        targets = [anchor["image"] if l == 0 else
+                   self._ds.level_at(self.level_sources[l], self.level_blocks[l][block.video_id],
+                                     l, t) for l in self.levels]
+        aug = _Augment(rng, self.h, self.w, self.augment)
+        return {
+            "anchor": aug.images(anchor["image"]),
+            "positive": aug.images(np.stack(positives)),
+            "pos_valid": np.array(valid, bool),
+            "gap": np.array(gaps, np.float32),
+            "target": aug.images(np.stack(targets)),
+            "time": np.float32(t),
+            "video_id": np.int32(block.video_id),
+        }
+
+
+def pair_dataset(data_dir: str, split: str, *, gap_bands: Sequence[tuple[float, float]],
+                 target_levels: Sequence[int], batch_size: int, seed: int,
+                 shard_index: int = 0, shard_count: int = 1, augment: bool = False,
+                 worker_count: int = 0) -> grain.IterDataset:
+    """Anchor frames with one positive per gap band and pyramid targets at the anchor's time.
+
+    For band k = [lo, hi) the positive is a frame of the anchor's own (video, split block)
+    whose time gap to the anchor lies in [lo, hi): a gap is drawn uniformly in [lo, hi) on
+    one side (sides weighted by how many frames they have in the band) and the real frame
+    nearest to that time within the band is taken, so irregular captures and gaps are
+    respected. Where no frame lies in the band, `pos_valid` is False, the positive is the
+    anchor and the gap is 0. `target[:, j]` is pyramid level `target_levels[j]` at the
+    anchor's time, linearly interpolated between the level's two neighbouring frames.
+    Batch: anchor (B,H,W,3) u8, positive (B,K,H,W,3) u8, pos_valid (B,K) bool, gap (B,K) f32,
+    target (B,L,H,W,3) u8, time (B,) f32, video_id (B,) i32.
+    """
+    element = _PairElement(data_dir, split, gap_bands, target_levels, augment)
+    if any(not 0 <= l < element.metadata["levels"] for l in element.levels):
+        raise ValueError(f"target_levels {list(target_levels)} outside the dataset's "
+                         f"{element.metadata['levels']} levels")
+    return _finish(grain.MapDataset.range(len(element.frames)), element, batch_size=batch_size,
+                   seed=seed, shard_index=shard_index, shard_count=shard_count,
+                   worker_count=worker_count)
+
+
+def _starts(blocks: Sequence[Block], span: int) -> np.ndarray:
+    """Record indices where `span` consecutive records stay inside one block."""
+    parts = [np.arange(b.start, b.stop - span + 1) for b in blocks if b.count >= span]
+    return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+
+
+class _ClipElement(_Reader):
+    def __init__(self, data_dir, split, length, stride, with_flow, with_masks, augment):
+        super().__init__(data_dir, split)
+        if with_flow and not self.metadata["has_flow"]:
+            raise ValueError(f"{data_dir} has no flow; prepare it with --flow")
+        if with_masks and not self.metadata["has_masks"]:
+            raise ValueError(f"{data_dir} has no masks; prepare it with --masks")
+        self.length, self.stride = length, stride
+        self.with_flow, self.with_masks, self.augment = with_flow, with_masks, augment
+        self.starts = _starts(self.blocks, (length - 1) * stride + 1)
+
+    def __call__(self, index, rng: np.random.Generator) -> dict:
+        start = int(self.starts[int(index)])
+        stop = start + (self.length - 1) * self.stride + 1
+        records = [self.frames[r] for r in range(start, stop)]
+        picked = records[::self.stride]
+        aug = _Augment(rng, self.h, self.w, self.augment)
+        out = {"frames": aug.images(np.stack([r["image"] for r in picked])),
+               "time": np.array([r["time"] for r in picked], np.float32)}
+        if self.with_flow:
+            flows = []
+            for k in range(self.length - 1):
+                f = records[k * self.stride]["flow"].astype(np.float32)
+                for r in records[k * self.stride + 1:(k + 1) * self.stride]:
+                    f = flow_lib.compose(f, r["flow"].astype(np.float32))
+                flows.append(f)
+            out["flow"] = aug.flows(np.stack(flows)).astype(np.float32)
+        if self.with_masks:
+            out["masks"] = aug.masks(np.stack([r["mask"] for r in picked]))
+        return out
+
+
+def clip_dataset(data_dir: str, split: str, *, length: int, stride: int = 1, batch_size: int,
+                 seed: int, shard_index: int = 0, shard_count: int = 1, with_flow: bool = False,
+                 with_masks: bool = False, augment: bool = False,
+                 worker_count: int = 0) -> grain.IterDataset:
+    """Clips of `length` frames `stride` records apart, never crossing a (video, block).
+
+    Batch: frames (B,T,H,W,3) u8, time (B,T) f32 seconds from the video's first frame;
+    with_flow: flow (B,T-1,H,W,2) f32 pixels, flow[:, t] from frame t to t+1 (stored
+    consecutive flows composed when stride > 1); with_masks: masks (B,T,H,W) u8.
+    """
+    element = _ClipElement(data_dir, split, length, stride, with_flow, with_masks, augment)
+    if len(element.starts) == 0:
+        raise ValueError(f"no {split} block of {data_dir} holds a clip of {length} frames "
+                         f"with stride {stride}")
+    return _finish(grain.MapDataset.range(len(element.starts)), element, batch_size=batch_size,
+                   seed=seed, shard_index=shard_index, shard_count=shard_count,
+                   worker_count=worker_count)
+
+
+class _SparseElement(_Reader):
+    def __init__(self, data_dir, split, num_frames, max_span, augment):
+        super().__init__(data_dir, split)
+        self.num_frames, self.max_span, self.augment = num_frames, max_span, augment
+        self.starts = _starts(self.blocks, num_frames)
+
+    def __call__(self, index, rng: np.random.Generator) -> dict:
+        start = int(self.starts[int(index)])
+        block = _block_of(self.blocks, start)
+        room = min(self.max_span, block.stop - 1 - start)
+        span = int(rng.integers(self.num_frames - 1, room + 1))
+        inner = np.sort(rng.choice(np.arange(1, span), self.num_frames - 2, replace=False))
+        offsets = np.concatenate([[0], inner, [span]]).astype(np.int64)
+        aug = _Augment(rng, self.h, self.w, self.augment)
+        return {"frames": aug.images(np.stack([self.frames[start + o]["image"] for o in offsets])),
+                "time": offsets.astype(np.float32)}
+
+
+def sparse_frames_dataset(data_dir: str, split: str, *, num_frames: int = 3, max_span: int,
+                          batch_size: int, seed: int, shard_index: int = 0,
+                          shard_count: int = 1, augment: bool = False,
+                          worker_count: int = 0) -> grain.IterDataset:
+    """`num_frames` sorted frames of one (video, block) at most `max_span` records apart.
+
+    The first-to-last distance is uniform in [num_frames - 1, max_span] (shortened at the
+    block's end), inner frames distinct and uniform in between. Batch: frames (B,F,H,W,3)
+    u8, time (B,F) f32 = frame-index offsets from the first frame.
+    """
+    if num_frames < 2 or max_span < num_frames - 1:
+        raise ValueError(f"need num_frames >= 2 and max_span >= num_frames - 1, got "
+                         f"{num_frames}, {max_span}")
+    element = _SparseElement(data_dir, split, num_frames, max_span, augment)
+    if len(element.starts) == 0:
+        raise ValueError(f"no {split} block of {data_dir} has {num_frames} frames")
+    return _finish(grain.MapDataset.range(len(element.starts)), element, batch_size=batch_size,
+                   seed=seed, shard_index=shard_index, shard_count=shard_count,
+                   worker_count=worker_count)

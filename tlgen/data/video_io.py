@@ -1,0 +1,145 @@
+"""Video decoding and encoding with the ffmpeg binary shipped by imageio-ffmpeg.
+
+Decoding streams raw RGB frames from an ffmpeg subprocess (one frame in memory at a time),
+optionally resized (keeping aspect) and center-cropped by ffmpeg itself.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import logging
+import os
+import re
+import subprocess
+import tempfile
+from collections.abc import Iterable, Iterator
+
+import imageio_ffmpeg
+import numpy as np
+
+from tlgen.errors import UserError
+
+log = logging.getLogger(__name__)
+
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".gif", ".m4v")
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoInfo:
+    """What ffmpeg reports about a video before decoding it."""
+    path: str
+    width: int
+    height: int
+    fps: float
+    duration: float
+
+    @property
+    def expected_frames(self) -> int:
+        """Frame count implied by duration x fps (0 when either is unknown)."""
+        return int(round(self.duration * self.fps)) if self.fps > 0 and self.duration > 0 else 0
+
+
+def _ffmpeg_reason(text: str) -> str:
+    lines = [re.sub(r"^(\[[^\]]*\]\s*)+", "", line).strip() for line in text.splitlines()]
+    lines = [line for line in lines if line]
+    return lines[-1] if lines else "no video stream found"
+
+
+def probe_video(path: str) -> VideoInfo:
+    """Reads a video's size, frame rate and duration; UserError if ffmpeg cannot open it."""
+    if os.path.getsize(path) == 0:
+        raise UserError(f"{path} is empty (0 bytes); give a video file or remove it from the "
+                        "sources.")
+    reader = imageio_ffmpeg.read_frames(path)
+    try:
+        meta = next(reader)
+    except (OSError, RuntimeError, StopIteration) as e:
+        raise UserError(f"{path} is not a readable video (ffmpeg: {_ffmpeg_reason(str(e))}); "
+                        "check that the file is a complete video.") from None
+    finally:
+        reader.close()
+    width, height = meta["size"]
+    if meta.get("rotate", 0) in (90, 270, -90):
+        width, height = height, width
+    return VideoInfo(path, int(width), int(height), float(meta.get("fps") or 0.0),
+                     float(meta.get("duration") or 0.0))
+
+
+def _scale_filter(size: tuple[int, int]) -> str:
+    h, w = size
+    return (f"scale=w={w}:h={h}:force_original_aspect_ratio=increase:flags=area,"
+            f"crop={w}:{h}")
+
+
+def iter_video_frames(path: str, size: tuple[int, int] | None = None,
+                      info: VideoInfo | None = None) -> Iterator[np.ndarray]:
+    """Yields uint8 (H, W, 3) RGB frames of `path` one at a time.
+
+    `size=(H, W)` resizes keeping aspect (area filter) and center-crops. Raises UserError for
+    unreadable or truncated files (decode errors with fewer frames than the header promises).
+    """
+    info = info or probe_video(path)
+    h, w = size if size else (info.height, info.width)
+    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-v", "error", "-i", path,
+           "-an", "-sn", "-fps_mode", "passthrough"]
+    if size:
+        cmd += ["-vf", _scale_filter(size)]
+    cmd += ["-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
+    frame_bytes = h * w * 3
+    count = 0
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL)
+        try:
+            while True:
+                buf = proc.stdout.read(frame_bytes)
+                if len(buf) < frame_bytes:
+                    break
+                count += 1
+                yield np.frombuffer(buf, np.uint8).reshape(h, w, 3)
+        finally:
+            proc.stdout.close()
+            if proc.poll() is None and count and len(buf) == frame_bytes:
+                proc.kill()  # the consumer stopped early
+            proc.wait()
+        err.seek(0)
+        errors = err.read().decode(errors="replace")
+    if proc.returncode not in (0, -9):
+        raise UserError(f"{path} is not a readable video (ffmpeg: {_ffmpeg_reason(errors)}); "
+                        "check that the file is a complete video.")
+    short = info.expected_frames and count < 0.9 * info.expected_frames - 1
+    if count == 0 or short or (errors.strip() and not info.expected_frames):
+        raise UserError(f"{path} is truncated or corrupt: decoded {count} of "
+                        f"{info.expected_frames or 'some'} frames ({_ffmpeg_reason(errors)}); "
+                        "re-export or re-download the video.")
+    if errors.strip():
+        log.warning("%s: ffmpeg reported decode errors: %s", path, _ffmpeg_reason(errors))
+
+
+def read_video(path: str, size: tuple[int, int] | None = None) -> tuple[np.ndarray, float]:
+    """Decodes a whole (short) video: uint8 (T, H, W, 3) frames and its frame rate."""
+    info = probe_video(path)
+    frames = np.stack(list(iter_video_frames(path, size, info)))
+    return frames, info.fps
+
+
+def write_video(path: str, frames: Iterable[np.ndarray] | np.ndarray, fps: float,
+                quality_crf: int = 18) -> None:
+    """Writes uint8 (H, W, 3) frames as an H.264 yuv420p mp4 (odd sizes are edge-padded)."""
+    iterator = iter(frames)
+    first = np.asarray(next(iterator))
+    h, w = first.shape[:2]
+    pad = ((0, h % 2), (0, w % 2), (0, 0))
+    writer = imageio_ffmpeg.write_frames(
+        path, (w + w % 2, h + h % 2), fps=float(fps), codec="libx264", pix_fmt_out="yuv420p",
+        macro_block_size=1, quality=None, ffmpeg_log_level="error",
+        output_params=["-crf", str(quality_crf), "-movflags", "+faststart"])
+    writer.send(None)
+    try:
+        for frame in itertools.chain([first], iterator):
+            frame = np.asarray(frame, np.uint8)
+            if frame.ndim == 2:
+                frame = np.repeat(frame[..., None], 3, axis=-1)
+            writer.send(np.ascontiguousarray(np.pad(frame[..., :3], pad, mode="edge")))
+    finally:
+        writer.close()
