@@ -81,3 +81,16 @@ def test_texture_flow_ground_truth_warps_frames(name):
     err_warp = np.abs(warped - a)[moving].mean()
     err_none = np.abs(b - a)[moving].mean()
     assert err_warp < 0.35 * err_none
+
+
+def test_flow_to_rgb_hue_and_brightness():
+    from tlgen.data.flow import flow_to_rgb
+    flow = np.zeros((3, 2, 2, 2), np.float32)
+    flow[0, ..., 0] = 2.0    # right, full magnitude
+    flow[1, ..., 0] = -1.0   # left, half magnitude
+    rgb = flow_to_rgb(flow).astype(int)
+    assert rgb.shape == (3, 2, 2, 3) and rgb.dtype == np.int64
+    assert rgb[0, 0, 0].max() == 255 and abs(rgb[1, 0, 0].max() - 127) <= 1
+    assert rgb[0, 0, 0, 0] == 255 and rgb[0, 0, 0, 2] == 0      # right: red
+    assert rgb[1, 0, 0, 2] > rgb[1, 0, 0, 0]                    # left: the opposite hue
+    assert (rgb[2] == 0).all()                                  # no motion: black
