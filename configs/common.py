@@ -4,7 +4,13 @@ import ml_collections
 
 
 def trainer(**overrides) -> ml_collections.ConfigDict:
-    """Loop, logging, checkpointing and numerics settings (`config.train`)."""
+    """Loop, logging, checkpointing and numerics settings (`config.train`).
+
+    Frequencies count steps (0 = never); the last step always logs and saves, and evaluates
+    and samples when those are on. keep_best: also keep the best checkpoint by an eval metric ("loss" = lowest,
+    "max:psnr" = highest). nonfinite: "skip" drops a step whose loss or gradients are not
+    finite (counted as `skipped`), "stop" ends training with an error.
+    """
     cfg = ml_collections.ConfigDict(dict(
         log_every=10,
         ckpt_every=500,
@@ -16,14 +22,20 @@ def trainer(**overrides) -> ml_collections.ConfigDict:
         grad_accum=1,
         nonfinite="skip",
         ema_decay=0.0,
+        eval_split="validation",
     ))
     cfg.update(overrides)
     return cfg
 
 
 def mesh(**overrides) -> ml_collections.ConfigDict:
-    """Device mesh (`config.mesh`): sizes of the data/fsdp/model axes, -1 = the rest."""
-    cfg = ml_collections.ConfigDict(dict(data=-1, fsdp=1, model=1, axis_types="auto"))
+    """Device mesh (`config.mesh`): sizes of the data/fsdp/model axes, -1 = the rest.
+
+    axis_types: "auto" (the compiler propagates shardings; any model code) or "explicit".
+    fsdp_min_bytes: parameters at least this large are split over the fsdp axis.
+    """
+    cfg = ml_collections.ConfigDict(dict(data=-1, fsdp=1, model=1, axis_types="auto",
+                                         fsdp_min_bytes=2 ** 20))
     cfg.update(overrides)
     return cfg
 

@@ -58,6 +58,7 @@ def _import_file(path: str):
     name = "tlgen_config_" + os.path.splitext(os.path.basename(path))[0]
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module   # dataclasses and Flax modules defined in a config need this
     spec.loader.exec_module(module)
     return module
 

@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""Runs `tlgen train` as N cooperating processes on this machine (a multi-host job in small).
+
+Each process gets TLGEN_COORDINATOR=127.0.0.1:<free port>, TLGEN_NUM_PROCESSES and
+TLGEN_PROCESS_ID; `tlgen train` passes them to jax.distributed.initialize. On CPU each
+process simulates --devices-per-process devices (collectives over gloo); with
+--platform gpu each process gets one GPU (CUDA_VISIBLE_DEVICES).
+
+  python launch/local.py -n 2 -- --config configs/timescale_ae_synthetic.py:tiny --workdir runs/x
+
+Everything after `--` goes to `tlgen train`. SIGTERM/SIGINT are forwarded to every process
+(they save a checkpoint and stop); if any process fails, the others are stopped and the
+exit code is non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+GRACE_SECONDS = 30
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def process_env(rank: int, count: int, port: int, platform: str, devices: int) -> dict:
+    env = dict(os.environ, TLGEN_COORDINATOR=f"127.0.0.1:{port}", TLGEN_NUM_PROCESSES=str(count),
+               TLGEN_PROCESS_ID=str(rank))
+    if platform == "cpu":
+        flags = [f for f in env.get("XLA_FLAGS", "").split()
+                 if not f.startswith("--xla_force_host_platform_device_count")]
+        env["XLA_FLAGS"] = " ".join(flags + [f"--xla_force_host_platform_device_count={devices}"])
+        env["JAX_PLATFORMS"] = "cpu"
+    else:
+        env["CUDA_VISIBLE_DEVICES"] = str(rank)
+    return env
+
+
+def stop(procs: list[subprocess.Popen], sig: int) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(sig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("-n", "--num-processes", type=int, default=2)
+    parser.add_argument("--devices-per-process", type=int, default=1,
+                        help="simulated CPU devices per process (--platform cpu)")
+    parser.add_argument("--platform", choices=("cpu", "gpu"), default="cpu")
+    parser.add_argument("train_args", nargs=argparse.REMAINDER,
+                        help="arguments of `tlgen train` (after --)")
+    args = parser.parse_args(argv)
+    train_args = args.train_args[1:] if args.train_args[:1] == ["--"] else args.train_args
+    if args.num_processes < 1:
+        parser.error("--num-processes must be >= 1")
+    port = free_port()
+    command = [sys.executable, "-m", "tlgen", "train", *train_args]
+    procs = [subprocess.Popen(command, env=process_env(rank, args.num_processes, port, args.platform,
+                                                       args.devices_per_process))
+             for rank in range(args.num_processes)]
+    forwarded = []
+
+    def forward(signum, frame):
+        forwarded.append(signum)
+        stop(procs, signum)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, forward)
+
+    failed = None
+    while any(p.poll() is None for p in procs):
+        bad = [p for p in procs if p.poll() not in (None, 0)]
+        if bad and failed is None:
+            failed = bad[0]
+            print(f"launch/local.py: process {procs.index(failed)} exited with {failed.returncode}; "
+                  "stopping the others", file=sys.stderr)
+            stop(procs, signal.SIGTERM)
+            deadline = time.monotonic() + GRACE_SECONDS
+        if failed is not None and time.monotonic() > deadline:
+            stop(procs, signal.SIGKILL)
+        time.sleep(0.2)
+    codes = [p.returncode for p in procs] if failed is None else [failed.returncode]
+    code = next((c for c in codes if c != 0), 0)
+    return code if code >= 0 else 1   # killed by a signal
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""Train state helpers: optimizers, schedules, gradient accumulation, EMA, step helpers."""
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import pytest
+
+from tlgen.errors import UserError
+from tlgen.train.state import (TrainState, all_finite, compute_dtype, critic_steps, ema_update,
+                               every_k, make_optimizer, make_schedule)
+
+
+def optim(**kw):
+    base = dict(name="adam", lr=0.1, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0,
+                schedule="constant", warmup_steps=0, grad_clip=0.0)
+    return ml_collections.ConfigDict(dict(base, **kw))
+
+
+def test_schedules_by_hand():
+    lr = make_schedule(optim(schedule="cosine", warmup_steps=10), total_steps=110)
+    assert float(lr(0)) == 0.0
+    assert float(lr(5)) == pytest.approx(0.05)
+    assert float(lr(10)) == pytest.approx(0.1)
+    assert float(lr(60)) == pytest.approx(0.05, abs=1e-6)   # half way down the cosine
+    assert float(lr(110)) == pytest.approx(0.0, abs=1e-7)
+    linear = make_schedule(optim(schedule="linear"), total_steps=100)
+    assert float(linear(25)) == pytest.approx(0.075)
+    assert float(make_schedule(optim())(1000)) == pytest.approx(0.1)
+    with pytest.raises(UserError, match="schedule"):
+        make_schedule(optim(schedule="step"))
+    with pytest.raises(UserError, match="total_steps"):
+        make_schedule(optim(schedule="cosine"))
+
+
+def test_adam_matches_optax_and_bad_names_are_user_errors():
+    params = {"w": jnp.array([1.0, -2.0])}
+    grads = {"w": jnp.array([0.5, 0.25])}
+    tx = make_optimizer(optim(b2=0.99))
+    ref = optax.adam(0.1, b1=0.9, b2=0.99)
+    upd, _ = tx.update(grads, tx.init(params), params)
+    ref_upd, _ = ref.update(grads, ref.init(params), params)
+    np.testing.assert_allclose(upd["w"], ref_upd["w"], rtol=1e-6)
+    decayed = make_optimizer(optim(name="adamw", weight_decay=0.5, b2=0.99))
+    upd_w, _ = decayed.update(grads, decayed.init(params), params)
+    np.testing.assert_allclose(upd_w["w"], ref_upd["w"] - 0.1 * 0.5 * params["w"], atol=1e-6)
+    for bad in (optim(name="lamb"), optim(weight_decay=0.1)):
+        with pytest.raises(UserError):
+            make_optimizer(bad)
+
+
+def test_grad_clip_limits_global_norm():
+    # eps = 1 makes Adam's first update -lr·g/(|g| + 1): it depends on the gradient's scale.
+    params, g = {"w": jnp.zeros(2)}, {"w": jnp.array([3.0, 4.0])}   # global norm 5
+    tx = make_optimizer(optim(grad_clip=1.0, eps=1.0))
+    upd, _ = tx.update(g, tx.init(params), params)
+    np.testing.assert_allclose(upd["w"], [-0.1 * 0.6 / 1.6, -0.1 * 0.8 / 1.8], rtol=1e-5)
+
+
+def test_grad_accum_averages_micro_batches():
+    params = {"w": jnp.array([1.0, 2.0])}
+    g1, g2 = {"w": jnp.array([1.0, 0.0])}, {"w": jnp.array([0.0, 3.0])}
+    tx = make_optimizer(optim(), grad_accum=2)
+    state = tx.init(params)
+    upd1, state = tx.update(g1, state, params)
+    np.testing.assert_array_equal(upd1["w"], [0.0, 0.0])          # accumulating only
+    upd2, state = tx.update(g2, state, params)
+    ref = optax.adam(0.1)
+    ref_upd, _ = ref.update({"w": jnp.array([0.5, 1.5])}, ref.init(params), params)
+    np.testing.assert_allclose(upd2["w"], ref_upd["w"], rtol=1e-6)
+    with pytest.raises(UserError, match="grad_accum"):
+        make_optimizer(optim(), grad_accum=0)
+
+
+def test_train_state_two_networks_and_ema():
+    params = {"g": {"w": jnp.ones(3)}, "d": {"w": jnp.zeros(2)}}
+    sgd = optax.sgd(0.5)
+    state = TrainState.create(params, {"g": sgd, "d": sgd}, ema=("g",))
+    assert int(state.step) == 0 and set(state.opt_state) == {"g", "d"} and set(state.ema) == {"g"}
+    state = state.apply_gradients("d", {"w": jnp.array([2.0, -2.0])}, sgd)
+    np.testing.assert_allclose(state.params["d"]["w"], [-1.0, 1.0])
+    np.testing.assert_allclose(state.params["g"]["w"], 1.0)           # untouched
+    state = state.apply_gradients("g", {"w": jnp.full(3, 2.0)}, sgd).update_ema(0.9)
+    np.testing.assert_allclose(state.ema["g"]["w"], 0.9 * 1.0 + 0.1 * 0.0)
+    np.testing.assert_allclose(ema_update({"a": jnp.array(4.0)}, {"a": jnp.array(2.0)}, 0.75)["a"], 3.5)
+    with pytest.raises(ValueError, match="unknown networks"):
+        TrainState.create(params, {"x": sgd})
+
+
+def test_every_k_and_critic_steps_under_jit():
+    lazy = jax.jit(lambda step: every_k(step, 3, lambda x: x * 10, lambda x: x, jnp.float32(1)))
+    assert [float(lazy(s)) for s in range(5)] == [10, 1, 1, 10, 1]
+    assert float(every_k(7, 1, lambda: 2.0, lambda: 0.0)) == 2.0
+
+    def body(carry, i, key):
+        count, draws = carry
+        return count + 1, draws.at[i].set(jax.random.uniform(key))
+    count, draws = jax.jit(lambda r: critic_steps(3, body, (0, jnp.zeros(3)), r))(jax.random.PRNGKey(0))
+    assert int(count) == 3
+    assert len(set(np.asarray(draws).tolist())) == 3                  # a new key per critic step
+    assert float(draws[1]) == float(jax.random.uniform(jax.random.fold_in(jax.random.PRNGKey(0), 1)))
+
+
+def test_compute_dtype_and_all_finite():
+    cfg = ml_collections.ConfigDict({"dtype": "bfloat16"})
+    assert compute_dtype(cfg) == jnp.bfloat16
+    cfg.dtype = "float16"
+    with pytest.raises(UserError, match="dtype"):
+        compute_dtype(cfg)
+    assert bool(all_finite({"a": jnp.ones(2), "n": jnp.array(3)}))
+    assert not bool(all_finite({"a": jnp.array([1.0, jnp.inf]), "n": jnp.array(3)}))
+    assert bool(all_finite({"n": jnp.array(3)}))

@@ -1,0 +1,222 @@
+"""The generic trainer on the engine test families: outputs, resume, bad checkpoints,
+config mismatches, non-finite steps, best-checkpoint keeping, two-optimizer GANs."""
+
+import json
+import logging
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+from jax.experimental.compilation_cache import compilation_cache
+
+from tests import engine_config
+from tlgen.checkpoint import Checkpointer
+from tlgen.errors import UserError
+from tlgen.train import registry
+from tlgen.train.trainer import NonFiniteError, train
+from tlgen.train.writers import read_metrics
+
+
+def make_config(arg="regression", **overrides):
+    config = engine_config.get_config(arg)
+    for key, value in overrides.items():
+        node = config
+        *parents, leaf = key.split("__")
+        for p in parents:
+            node = node[p]
+        node[leaf] = value
+    config.lock()
+    return config
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def train_rows(workdir, split="train"):
+    path = os.path.join(workdir, "metrics.jsonl")
+    rows = read_metrics(path) if os.path.exists(path) else []
+    return [r for r in rows if r["split"] == split]
+
+
+def ckpt_steps(workdir):
+    """Committed checkpoints (Orbax renames a step's tmp directory when it is complete)."""
+    path = os.path.join(workdir, "checkpoints")
+    return sorted(int(d) for d in os.listdir(path) if d.isdigit()) if os.path.isdir(path) else []
+
+
+@pytest.fixture(scope="module", autouse=True)
+def compile_cache(tmp_path_factory):
+    """A persistent compilation cache shared by this module's runs and its subprocesses
+    (the same programs are compiled once); JAX's settings are restored afterwards."""
+    path = str(tmp_path_factory.mktemp("jax_cache"))
+    saved = {k: getattr(jax.config, k) for k in ("jax_compilation_cache_dir",
+                                                 "jax_persistent_cache_min_compile_time_secs")}
+    jax.config.update("jax_compilation_cache_dir", path)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    compilation_cache.reset_cache()
+    yield path
+    for key, value in saved.items():
+        jax.config.update(key, value)
+    compilation_cache.reset_cache()
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """An uninterrupted 12-step run: log every step, eval at 6 and 12, checkpoints at 4, 8, 12."""
+    workdir = str(tmp_path_factory.mktemp("reference"))
+    final = train(make_config(), workdir)
+    return workdir, final
+
+
+def test_run_writes_metrics_checkpoints_and_config(reference):
+    workdir, final = reference
+    rows = train_rows(workdir)
+    assert [r["step"] for r in rows] == list(range(1, 13))
+    assert all(r["skipped"] == 0 and math.isfinite(r["loss"]) for r in rows)
+    assert [r["step"] for r in train_rows(workdir, "eval")] == [6, 12]
+    assert final["step"] == 12 and not final["preempted"]
+    assert final["loss"] == rows[-1]["loss"]
+    assert final["eval/loss"] == train_rows(workdir, "eval")[-1]["loss"]
+    assert ckpt_steps(workdir) == [8, 12]                              # keep_checkpoints=2
+    assert any(f.startswith("events.out.tfevents") for f in os.listdir(os.path.join(workdir, "tb")))
+    with open(os.path.join(workdir, "config.json")) as f:
+        assert json.load(f)["family"] == "tests.engine_family"
+
+
+def test_resume_extends_and_rejects_a_different_model(reference, tmp_path):
+    workdir = str(tmp_path / "w")
+    shutil.copytree(reference[0], workdir)
+    final = train(make_config(total_steps=14), workdir)             # total_steps may change
+    assert final["step"] == 14
+    assert [r["step"] for r in train_rows(workdir)] == list(range(1, 15))
+    with pytest.raises(UserError, match="model.width"):
+        train(make_config(model__width=8), workdir)
+    os.remove(os.path.join(workdir, "config.json"))                  # only the checkpoint knows now
+    with pytest.raises(UserError, match=r"checkpoints/14 does not fit .*\.params\['net'\]\['Dense_0'\]\['bias'\]: checkpoint \(16,\)"):
+        train(make_config(model__width=8), workdir)
+
+
+def test_corrupt_newest_checkpoint_falls_back_to_previous(reference, tmp_path, caplog):
+    workdir = str(tmp_path / "w")
+    shutil.copytree(reference[0], workdir)
+    for root, _, files in os.walk(os.path.join(workdir, "checkpoints", "12", "state")):
+        for name in files:
+            open(os.path.join(root, name), "w").close()            # truncate every file
+    with caplog.at_level(logging.WARNING, logger="tlgen.checkpoint"):
+        final = train(make_config(), workdir)
+    assert "checkpoints/12 cannot be restored" in caplog.text
+    assert os.path.isdir(os.path.join(workdir, "checkpoints_bad", "12"))
+    assert final["step"] == 12
+    redo = {r["step"]: r["loss"] for r in train_rows(workdir)}
+    ref = {r["step"]: r["loss"] for r in train_rows(reference[0])}
+    assert redo == ref                                                 # steps 9..12 recomputed bitwise
+
+
+def test_nonfinite_skip_counts_and_keep_best(tmp_path):
+    workdir = str(tmp_path / "w")
+    config = make_config(total_steps=8, model__nan_step=2, train__eval_every=2, train__ckpt_every=2,
+                         train__keep_checkpoints=1, train__keep_best="loss", train__sample_every=4)
+    final = train(config, workdir)
+    rows = train_rows(workdir)
+    assert [r["skipped"] for r in rows] == [0, 0, 1, 0, 0, 0, 0, 0]   # state.step 2 = step 3
+    assert math.isnan(rows[2]["loss"]) and all(math.isfinite(r["loss"]) for r in rows[3:])
+    assert math.isfinite(final["loss"])
+    evals = {r["step"]: r["loss"] for r in train_rows(workdir, "eval")}
+    best = min(evals, key=evals.get)
+    assert ckpt_steps(workdir) == sorted({8, best})
+    assert sorted(os.listdir(os.path.join(workdir, "samples"))) == [
+        "error_0000004.png", "error_0000008.png"]
+    # Every kept checkpoint restores to a finite state.
+    fam = registry.family(config)
+    for step in ckpt_steps(workdir):
+        it = iter(fam.make_pipeline("train", 0, 1))
+        ckpt = Checkpointer(os.path.join(workdir, "checkpoints"))
+        shapes = jax.eval_shape(fam.init, jax.random.PRNGKey(0), next(iter(fam.make_pipeline("train", 0, 1))))
+        restored = ckpt.restore(it, lambda _: shapes)
+        ckpt.close()
+        assert all(np.isfinite(x).all() for x in jax.tree.leaves(restored.state.params))
+
+
+def test_nonfinite_stop_saves_nothing_after_it(tmp_path):
+    workdir = str(tmp_path / "w")
+    with pytest.raises(NonFiniteError, match="step 6"):
+        train(make_config(model__nan_step=5, train__nonfinite="stop", train__eval_every=0), workdir)
+    assert ckpt_steps(workdir) == [4]
+
+
+def test_gan_family_two_optimizers_ema_and_samples(tmp_path):
+    workdir = str(tmp_path / "w")
+    final = train(make_config("gan", total_steps=4, train__sample_every=2, train__eval_every=0), workdir)
+    assert final["step"] == 4 and {"loss_d", "loss_g"} <= set(final)
+    assert all(math.isfinite(final[k]) for k in ("loss", "loss_d", "loss_g"))
+    with open(os.path.join(workdir, "checkpoints", "4", "shapes", "metadata")) as f:
+        shapes = json.load(f)
+    assert any(k.startswith(".opt_state['g']") for k in shapes)
+    assert any(k.startswith(".opt_state['d']") for k in shapes)
+    assert any(k.startswith(".ema['g']") for k in shapes)
+    assert sorted(os.listdir(os.path.join(workdir, "samples"))) == ["fake_0000002.png", "fake_0000004.png"]
+
+
+def test_unknown_family_is_a_user_error():
+    with pytest.raises(UserError, match="available families"):
+        registry.family(make_config(family="no_such_family"))
+    with pytest.raises(UserError, match="no_such.module"):
+        registry.family(make_config(family="no_such.module"))
+
+
+def start_cli_run(workdir, cache_dir, *, saved_config=False):
+    """`tlgen train` in a fresh process (slowed by 0.1 s of data loading per step); with
+    `saved_config`, resumed from the workdir's config.json alone."""
+    env = dict(os.environ, TLGEN_PROGRESS="0", JAX_COMPILATION_CACHE_DIR=str(cache_dir),
+               JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
+    config = [] if saved_config else ["--config", "tests/engine_config.py:regression",
+                                      "--config.data.delay=0.1"]
+    command = [sys.executable, "-m", "tlgen", "train", "--workdir", workdir, *config]
+    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def wait_for_step(proc, workdir, step, *, checkpoint=False, timeout=120):
+    """Waits until `workdir` logged `step` (and, with `checkpoint`, has a committed checkpoint)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rows = train_rows(workdir)
+        if rows and rows[-1]["step"] >= step and (not checkpoint or ckpt_steps(workdir)):
+            return rows[-1]["step"]
+        assert proc.poll() is None, proc.communicate()[0]
+        time.sleep(0.05)
+    raise AssertionError(f"no step {step} within {timeout} s")
+
+
+def test_sigterm_then_sigkill_then_resume_repeats_the_uninterrupted_run(reference, compile_cache, tmp_path):
+    """Preempted (SIGTERM) at step ≥ 3, killed (SIGKILL) at step ≥ 9, then run to the end:
+    every per-step loss equals the uninterrupted run's, bit for bit."""
+    workdir = str(tmp_path / "w")
+    first = start_cli_run(workdir, compile_cache)
+    wait_for_step(first, workdir, 3)
+    first.send_signal(signal.SIGTERM)
+    stopped_at = time.monotonic()
+    assert first.wait(timeout=60) == 0, first.communicate()[0]
+    assert time.monotonic() - stopped_at < 20                          # prompt
+    saved = ckpt_steps(workdir)[-1]
+    assert saved >= 3 and train_rows(workdir)[-1]["step"] == saved
+
+    second = start_cli_run(workdir, compile_cache)
+    wait_for_step(second, workdir, 9)
+    second.kill()
+    second.wait()
+
+    third = start_cli_run(workdir, compile_cache, saved_config=True)
+    output = third.communicate(timeout=180)[0]
+    assert third.returncode == 0, output
+    assert "resumed from" in output and "step=12" in output
+    for split in ("train", "eval"):
+        got = [(r["step"], r["loss"]) for r in train_rows(workdir, split)]
+        assert got == [(r["step"], r["loss"]) for r in train_rows(reference[0], split)]

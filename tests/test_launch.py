@@ -1,0 +1,99 @@
+"""Launch scripts: the TPU pod script's gcloud commands (dry run), the SLURM batch script's
+srun line, and launch/local.py's per-process environment and failure handling.
+(2-process training through launch/local.py runs in test_engine_multihost.py.)"""
+
+import importlib.util
+import os
+import stat
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_spec = importlib.util.spec_from_file_location("launch_local", os.path.join(ROOT, "launch", "local.py"))
+local = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(local)
+
+TPU_ARGS = ["--name", "tl-test", "--project", "proj-1", "--zone", "us-central2-b",
+            "--accelerator-type", "v4-32", "--runtime-version", "tpu-ubuntu2204-base",
+            "--repo", "https://example.com/tlgen.git", "--workdir", "/mnt/b/runs/tae"]
+
+
+def fake_tool(bin_dir, name, body):
+    path = bin_dir / name
+    path.write_text("#!/bin/bash\n" + body + "\n")
+    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+
+
+def run_script(args, tmp_path, env=None):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    fake_tool(bin_dir, "gcloud", f"touch {tmp_path}/gcloud_was_run; exit 99")
+    env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", **(env or {}))
+    return subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_tpu_pod_dry_run_prints_every_gcloud_command(tmp_path):
+    result = run_script(["bash", "launch/tpu_pod.sh", "--dry-run", "--spot", *TPU_ARGS, "--",
+                         "--config", "configs/timescale_ae_synthetic.py:base",
+                         "--config.total_steps=100"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert not (tmp_path / "gcloud_was_run").exists()
+    create, describe, install, train, delete = result.stdout.strip().splitlines()
+    location = "--project proj-1 --zone us-central2-b"
+    assert create == ("gcloud compute tpus queued-resources create tl-test --node-id tl-test "
+                      f"{location} --accelerator-type v4-32 --runtime-version tpu-ubuntu2204-base --spot")
+    assert describe.startswith(f"gcloud compute tpus queued-resources describe tl-test {location}")
+    for line in (install, train):
+        assert line.startswith(f"gcloud compute tpus tpu-vm ssh tl-test {location} --worker=all '--command=")
+    assert "pip install -q -U '\\''jax[tpu]'\\'' '\\''git+https://example.com/tlgen.git@main'\\''" in install
+    assert ("TLGEN_DISTRIBUTED=auto python3 -m tlgen train --workdir /mnt/b/runs/tae "
+            "--config configs/timescale_ae_synthetic.py:base --config.total_steps=100") in train
+    assert delete == f"gcloud compute tpus queued-resources delete tl-test {location} --force --quiet"
+
+
+def test_tpu_pod_needs_its_flags(tmp_path):
+    result = run_script(["bash", "launch/tpu_pod.sh", "--dry-run", *TPU_ARGS[:6]], tmp_path)
+    assert result.returncode == 2
+    assert "--accelerator-type is required" in result.stderr
+
+
+def test_slurm_script_runs_one_tlgen_per_task(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake_tool(bin_dir, "srun", 'echo "srun $*"; echo "TLGEN_DISTRIBUTED=$TLGEN_DISTRIBUTED"')
+    result = run_script(["bash", "launch/slurm_gpu.sbatch", "--config", "configs/x.py:large"],
+                        tmp_path, env={"WORKDIR": "/shared/run"})
+    assert result.returncode == 0, result.stderr
+    assert ("srun --kill-on-bad-exit=1 --cpu-bind=none python -m tlgen train --workdir /shared/run "
+            "--config configs/x.py:large") in result.stdout
+    assert "TLGEN_DISTRIBUTED=auto" in result.stdout
+    with open(os.path.join(ROOT, "launch/slurm_gpu.sbatch")) as f:
+        directives = [line for line in f if line.startswith("#SBATCH")]
+    assert any("--signal=TERM@" in d for d in directives) and any("--gpus-per-node" in d for d in directives)
+    missing = run_script(["bash", "launch/slurm_gpu.sbatch"], tmp_path)
+    assert missing.returncode != 0 and "WORKDIR" in missing.stderr
+
+
+def test_local_process_env():
+    env = local.process_env(1, 2, 1234, "cpu", 3)
+    assert env["TLGEN_COORDINATOR"] == "127.0.0.1:1234"
+    assert (env["TLGEN_NUM_PROCESSES"], env["TLGEN_PROCESS_ID"]) == ("2", "1")
+    assert env["XLA_FLAGS"].split().count("--xla_force_host_platform_device_count=3") == 1
+    assert "device_count=8" not in env["XLA_FLAGS"] and env["JAX_PLATFORMS"] == "cpu"
+    assert local.process_env(1, 2, 1234, "gpu", 1)["CUDA_VISIBLE_DEVICES"] == "1"
+
+
+def test_local_fails_when_a_process_fails(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "launch/local.py", "-n", "2", "--", "--config", "missing.py:tiny",
+         "--workdir", str(tmp_path / "w")], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "config file missing.py does not exist" in result.stderr
+
+
+@pytest.mark.parametrize("argv", [["-n", "0", "--", "--workdir", "w"]])
+def test_local_rejects_bad_counts(argv):
+    with pytest.raises(SystemExit):
+        local.main(argv)

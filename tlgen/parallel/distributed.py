@@ -1,0 +1,61 @@
+"""Multi-process start-up: one JAX process per host (TPU VM worker, SLURM task, local)."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import jax
+
+from tlgen.errors import UserError
+
+log = logging.getLogger(__name__)
+
+ENV_COORDINATOR = "TLGEN_COORDINATOR"
+ENV_NUM_PROCESSES = "TLGEN_NUM_PROCESSES"
+ENV_PROCESS_ID = "TLGEN_PROCESS_ID"
+ENV_AUTO = "TLGEN_DISTRIBUTED"    # "auto": let JAX detect the cluster (TPU pod, SLURM, ...)
+
+
+def _cluster_detected() -> bool:
+    if int(os.environ.get("SLURM_NTASKS", "1")) > 1 and "SLURM_STEP_ID" in os.environ:
+        return True
+    hosts = os.environ.get("TPU_WORKER_HOSTNAMES", "")
+    return "," in hosts
+
+
+def initialize_distributed(coordinator: str | None = None, num_processes: int | None = None,
+                           process_id: int | None = None, *, auto: bool | None = None) -> tuple[int, int]:
+    """Starts JAX's multi-process runtime when this is one process of several.
+
+    Explicit: `coordinator` ("host:port"), `num_processes`, `process_id`, or the env vars
+    TLGEN_COORDINATOR / TLGEN_NUM_PROCESSES / TLGEN_PROCESS_ID (set by launch/local.py).
+    Automatic: on a multi-host TPU slice or inside a multi-task SLURM step (or with
+    TLGEN_DISTRIBUTED=auto / `auto=True`) `jax.distributed.initialize()` finds its peers.
+    CPU collectives use gloo. Must run before anything queries devices; a second call is a
+    no-op. Returns (process_index, process_count).
+    """
+    if jax.distributed.is_initialized():
+        return jax.process_index(), jax.process_count()
+    coordinator = coordinator or os.environ.get(ENV_COORDINATOR)
+    if num_processes is None and os.environ.get(ENV_NUM_PROCESSES):
+        num_processes = int(os.environ[ENV_NUM_PROCESSES])
+    if process_id is None and os.environ.get(ENV_PROCESS_ID):
+        process_id = int(os.environ[ENV_PROCESS_ID])
+    if auto is None:
+        auto = os.environ.get(ENV_AUTO, "").lower() == "auto" or _cluster_detected()
+    if not (coordinator or auto):
+        return 0, 1
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    if coordinator:
+        if num_processes is None or process_id is None:
+            raise UserError(f"{ENV_COORDINATOR} is set, so {ENV_NUM_PROCESSES} and "
+                            f"{ENV_PROCESS_ID} must be set too.")
+        if not 0 <= process_id < num_processes:
+            raise UserError(f"process id {process_id} is outside 0..{num_processes - 1}.")
+        jax.distributed.initialize(coordinator, num_processes=num_processes, process_id=process_id)
+    else:
+        jax.distributed.initialize()
+    log.info("process %d of %d, %d local / %d global devices", jax.process_index(),
+             jax.process_count(), jax.local_device_count(), jax.device_count())
+    return jax.process_index(), jax.process_count()

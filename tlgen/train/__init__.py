@@ -1,0 +1,1 @@
+"""Training: one generic trainer, the train state and the family registry."""

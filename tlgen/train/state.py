@@ -1,0 +1,148 @@
+"""Train state and the update helpers every family's step uses.
+
+A state holds one entry per network (e.g. "g", "d") in `params` and `opt_state`, optional
+EMA copies, and `extra` model state that gradients do not train (BatchNorm statistics, ...).
+`step` counts completed trainer steps; the trainer advances it, families only read it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import optax
+
+from tlgen.errors import UserError
+
+
+@flax.struct.dataclass
+class TrainState:
+    step: jax.Array
+    params: dict
+    opt_state: dict
+    ema: dict | None = None
+    extra: dict = flax.struct.field(default_factory=dict)
+
+    @classmethod
+    def create(cls, params: Mapping[str, Any], optimizers: Mapping[str, optax.GradientTransformation],
+               *, ema: Sequence[str] = (), extra: Mapping[str, Any] | None = None) -> "TrainState":
+        """A step-0 state: one optimizer state per entry of `optimizers`, EMA copies of `ema`."""
+        params = dict(params)
+        missing = set(optimizers) - set(params)
+        if missing:
+            raise ValueError(f"optimizers for unknown networks {sorted(missing)}")
+        return cls(step=jnp.zeros((), jnp.int32), params=params,
+                   opt_state={name: tx.init(params[name]) for name, tx in optimizers.items()},
+                   ema={name: jax.tree.map(jnp.copy, params[name]) for name in ema} or None,
+                   extra=dict(extra or {}))
+
+    def apply_gradients(self, name: str, grads, tx: optax.GradientTransformation) -> "TrainState":
+        """Updates network `name` with `grads` through its optimizer `tx`."""
+        updates, opt_state = tx.update(grads, self.opt_state[name], self.params[name])
+        params = optax.apply_updates(self.params[name], updates)
+        return self.replace(params={**self.params, name: params},
+                            opt_state={**self.opt_state, name: opt_state})
+
+    def update_ema(self, decay) -> "TrainState":
+        """Moves every EMA copy towards its network: ema ← decay·ema + (1 − decay)·params."""
+        if self.ema is None:
+            return self
+        return self.replace(ema={name: ema_update(e, self.params[name], decay)
+                                 for name, e in self.ema.items()})
+
+
+def ema_update(ema, params, decay):
+    """Exponential moving average of a parameter pytree (decay may be a traced scalar)."""
+    return jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p.astype(e.dtype), ema, params)
+
+
+def make_schedule(optim_cfg, total_steps: int | None = None) -> optax.Schedule:
+    """Learning-rate schedule: "constant", "cosine" or "linear" decay, after an optional
+    linear warm-up of `warmup_steps` optimizer updates."""
+    lr = float(optim_cfg.lr)
+    kind = optim_cfg.get("schedule", "constant")
+    warmup = int(optim_cfg.get("warmup_steps", 0))
+    if kind == "constant":
+        main = optax.constant_schedule(lr)
+    elif kind in ("cosine", "linear"):
+        if not total_steps:
+            raise UserError(f"the {kind} learning-rate schedule needs config.total_steps > 0.")
+        decay_steps = max(total_steps - warmup, 1)
+        main = (optax.cosine_decay_schedule(lr, decay_steps) if kind == "cosine"
+                else optax.linear_schedule(lr, 0.0, decay_steps))
+    else:
+        raise UserError(f"unknown learning-rate schedule {kind!r}; use constant, cosine or linear.")
+    if warmup <= 0:
+        return main
+    return optax.join_schedules([optax.linear_schedule(0.0, lr, warmup), main], [warmup])
+
+
+def make_optimizer(optim_cfg, *, total_steps: int | None = None,
+                   grad_accum: int = 1) -> optax.GradientTransformation:
+    """Adam or AdamW with a schedule, optional global-norm clipping and gradient accumulation.
+
+    Reads `optim_cfg.name` ("adam" | "adamw"), lr, b1, b2, eps, weight_decay, schedule,
+    warmup_steps, grad_clip. With `grad_accum` k > 1 the optimizer is wrapped in
+    `optax.MultiSteps`: each call accumulates, every k-th applies the mean gradient; the
+    schedule then counts the `total_steps // k` real updates.
+    """
+    name = optim_cfg.get("name", "adam")
+    if grad_accum < 1:
+        raise UserError(f"config.train.grad_accum must be >= 1, got {grad_accum}.")
+    updates = total_steps // grad_accum if total_steps else None
+    schedule = make_schedule(optim_cfg, updates)
+    kwargs = dict(b1=float(optim_cfg.get("b1", 0.9)), b2=float(optim_cfg.get("b2", 0.999)),
+                  eps=float(optim_cfg.get("eps", 1e-8)))
+    if name == "adam":
+        tx = optax.adam(schedule, **kwargs)
+        if float(optim_cfg.get("weight_decay", 0.0)):
+            raise UserError("config.optim.weight_decay needs name='adamw' (Adam has no decoupled decay).")
+    elif name == "adamw":
+        tx = optax.adamw(schedule, weight_decay=float(optim_cfg.get("weight_decay", 0.0)), **kwargs)
+    else:
+        raise UserError(f"unknown optimizer {name!r} in config.optim; use adam or adamw.")
+    clip = float(optim_cfg.get("grad_clip", 0.0))
+    if clip > 0:
+        tx = optax.chain(optax.clip_by_global_norm(clip), tx)
+    if grad_accum > 1:
+        tx = optax.MultiSteps(tx, every_k_schedule=grad_accum).gradient_transformation()
+    return tx
+
+
+def compute_dtype(config) -> jnp.dtype:
+    """The activation dtype from `config.dtype` ("float32" or "bfloat16"); params stay fp32."""
+    dtypes = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+    if config.dtype not in dtypes:
+        raise UserError(f"config.dtype is {config.dtype!r}; use float32 or bfloat16.")
+    return dtypes[config.dtype]
+
+
+def every_k(step, k: int, fn: Callable, otherwise: Callable, *operands):
+    """`fn(*operands)` on steps divisible by `k`, else `otherwise(*operands)` (lazy regularization).
+
+    Both branches must return the same structure; under jit only one runs (lax.cond).
+    """
+    if k <= 1:
+        return fn(*operands)
+    return jax.lax.cond(step % k == 0, fn, otherwise, *operands)
+
+
+def critic_steps(n: int, fn: Callable, carry, rng: jax.Array):
+    """Runs `carry = fn(carry, i, rng_i)` for i in 0..n-1 (critic updates per generator step).
+
+    `rng_i = fold_in(rng, i)`; `i` is traced, so `fn` can slice its part of the batch with
+    `jax.lax.dynamic_index_in_dim`.
+    """
+    if n < 1:
+        raise ValueError(f"critic_steps needs n >= 1, got {n}")
+    return jax.lax.fori_loop(0, n, lambda i, c: fn(c, i, jax.random.fold_in(rng, i)), carry)
+
+
+def all_finite(tree) -> jax.Array:
+    """True when every floating-point leaf of `tree` is finite."""
+    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
+              if jnp.issubdtype(jnp.asarray(x).dtype, jnp.inexact)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)

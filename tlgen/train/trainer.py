@@ -1,0 +1,340 @@
+"""The one training loop every family runs through.
+
+init (or restore) → for each step: this process's batch part → global sharded batch →
+jitted step `(state, batch, rng) → (state, metrics)` with donated state → logs, eval,
+samples, checkpoints. The step's rng is `fold_in(PRNGKey(seed), step)` and the data
+iterator position is checkpointed, so a resumed run repeats exactly what an uninterrupted
+one does.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.experimental import multihost_utils
+
+from tlgen import config as config_lib
+from tlgen.checkpoint import Checkpointer
+from tlgen.errors import UserError
+from tlgen.parallel import (batch_sharding, gather_params, global_batch, initialize_distributed,
+                            is_explicit, make_mesh, param_shardings, replicated)
+from tlgen.progress import progress
+from tlgen.train import registry
+from tlgen.train.state import all_finite
+from tlgen.train.writers import MetricWriter, write_samples
+
+log = logging.getLogger(__name__)
+
+# Config keys a resumed run may change (frequencies, length, housekeeping).
+RESUMABLE_CHANGES = ("total_steps", "train.log_every", "train.eval_every", "train.eval_batches",
+                     "train.sample_every", "train.ckpt_every", "train.keep_checkpoints",
+                     "train.keep_best", "data.worker_count")
+INIT_CPU_COMPILER_OPTIONS = {"xla_backend_optimization_level": 0}
+
+
+class NonFiniteError(UserError):
+    """The loss or gradients became non-finite with `config.train.nonfinite = "stop"`."""
+
+
+def _every(step: int, period: int, last: bool = False) -> bool:
+    """Periodic work is due: every `period` steps (0 = never), and at the last step."""
+    return period > 0 and (step % period == 0 or last)
+
+
+class _Preemption:
+    """Whether the job was asked to stop (SIGTERM; on a TPU/multi-process job the JAX
+    coordination service's preemption notice), agreed by all processes at the same step."""
+
+    def __init__(self):
+        self.synced = jax.distributed.is_initialized()
+        self._flag = False
+        self._previous = None
+        if not self.synced and threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
+
+    def _handle(self, signum, frame):
+        log.warning("SIGTERM received: saving a checkpoint and stopping")
+        self._flag = True
+
+    def reached(self, step: int) -> bool:
+        if self.synced:
+            return multihost_utils.reached_preemption_sync_point(step)
+        return self._flag
+
+    def close(self) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+            self._previous = None
+
+
+class Engine:
+    """A family's functions jitted once for a mesh, with shardings and the non-finite guard."""
+
+    def __init__(self, fam: registry.Family, mesh, config):
+        self.fam, self.mesh, self.config = fam, mesh, config
+        self.explicit = is_explicit(mesh)
+        self.batch_sharding = batch_sharding(mesh)
+        self.min_shard_bytes = int(config.mesh.get("fsdp_min_bytes", 2 ** 20))
+        self.abstract = self.shardings = None
+        self._step = self._eval = None
+
+    def _gathered(self, state):
+        """On an Explicit mesh, parameters are all-gathered before the family uses them."""
+        if not self.explicit:
+            return state
+        if hasattr(state, "params"):
+            return state.replace(params=gather_params(state.params), ema=gather_params(state.ema))
+        return gather_params(state)
+
+    def abstract_state(self, local_batch):
+        """ShapeDtypeStructs (with shardings) of the state `init` makes for this batch shape."""
+        if self.abstract is None:
+            batch = self.abstract_batch(local_batch)
+            shapes = jax.eval_shape(self.fam.init, jax.random.PRNGKey(0), batch)
+            self.shardings = param_shardings(shapes, self.mesh, min_bytes=self.min_shard_bytes)
+            self.abstract = jax.tree.map(
+                lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), shapes, self.shardings)
+        return self.abstract
+
+    def abstract_batch(self, local_batch):
+        count = jax.process_count()
+        return jax.tree.map(lambda x: jax.ShapeDtypeStruct(
+            (x.shape[0] * count,) + x.shape[1:], x.dtype, sharding=self.batch_sharding), local_batch)
+
+    def init(self, rng, local_batch):
+        """The step-0 state, created directly in its shardings."""
+        self.abstract_state(local_batch)
+        batch = global_batch(local_batch, self.mesh)
+        init = jax.jit(self.fam.init, in_shardings=(replicated(self.mesh), self.batch_sharding),
+                       out_shardings=self.shardings).lower(rng, batch)
+        # Init runs once: on CPU, LLVM optimization would cost ~10x its compile time.
+        options = INIT_CPU_COMPILER_OPTIONS if jax.default_backend() == "cpu" else None
+        return init.compile(compiler_options=options)(rng, batch)
+
+    def step(self, state, batch, rng):
+        if self._step is None:
+            self._step = jax.jit(self._guarded_step, donate_argnums=0,
+                                 in_shardings=(self.shardings, self.batch_sharding, replicated(self.mesh)),
+                                 out_shardings=(self.shardings, replicated(self.mesh)))
+        return self._step(state, batch, rng)
+
+    def _guarded_step(self, state, batch, rng):
+        new, metrics = self.fam.train_step(self._gathered(state), batch, rng)
+        if "loss" not in metrics:
+            raise ValueError("a family's train_step must return a 'loss' metric")
+        ok = jnp.isfinite(metrics["loss"]) & all_finite(new)
+        new = jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, state)
+        if hasattr(new, "step"):
+            new = new.replace(step=state.step + 1)
+        metrics = {k: jnp.asarray(v, jnp.float32) for k, v in metrics.items()}
+        metrics["skipped"] = (~ok).astype(jnp.float32)
+        return new, metrics
+
+    def eval_step(self, state, batch):
+        if self._eval is None:
+            self._eval = jax.jit(lambda s, b: self.fam.eval_step(self._gathered(s), b),
+                                 in_shardings=(self.shardings, self.batch_sharding),
+                                 out_shardings=replicated(self.mesh))
+        return self._eval(state, batch)
+
+
+def _prepare_workdir(config, workdir: str) -> None:
+    path = os.path.join(workdir, "config.json")
+    if os.path.exists(path):
+        config_lib.check_matches(config, path, ignore=RESUMABLE_CHANGES)
+    if jax.process_index() == 0:
+        os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
+        config_lib.save(config, path)
+    if jax.process_count() > 1:
+        multihost_utils.sync_global_devices("tlgen_workdir")
+
+
+def _check_batch(config, mesh) -> None:
+    shards = mesh.shape["data"] * mesh.shape["fsdp"]
+    batch = int(config.data.batch_size)
+    if batch % shards or batch % jax.process_count():
+        raise UserError(f"config.data.batch_size {batch} must be divisible by data×fsdp = {shards} "
+                        f"and by the {jax.process_count()} processes; change it or config.mesh.")
+
+
+def _fetch(tree):
+    """Global arrays (possibly spread over processes) -> numpy on every process."""
+    return jax.tree.map(lambda x: np.asarray(multihost_utils.process_allgather(x, tiled=True)
+                                             if not x.is_fully_addressable else x), tree)
+
+
+def train(config, workdir: str) -> dict:
+    """Trains `config.family` in `workdir`, resuming from its newest checkpoint.
+
+    Returns the final metrics: the last logged train means, "eval/<name>" for the last eval,
+    "step", and "preempted" (True when stopped by SIGTERM / a preemption notice after saving).
+    """
+    initialize_distributed()
+    workdir = os.path.abspath(workdir)
+    lead = jax.process_index() == 0
+    tc = config.train
+    if tc.nonfinite not in ("skip", "stop"):
+        raise UserError(f"config.train.nonfinite is {tc.nonfinite!r}; use 'skip' or 'stop'.")
+    _prepare_workdir(config, workdir)
+    fam = registry.family(config)
+    mesh = make_mesh(config.mesh)
+    _check_batch(config, mesh)
+    engine = Engine(fam, mesh, config)
+    seed_key = jax.random.PRNGKey(config.seed)
+    init_key, sample_key = jax.random.split(jax.random.fold_in(seed_key, 2 ** 31 - 1))
+    train_iter = iter(fam.make_pipeline("train", jax.process_index(), jax.process_count()))
+    ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), keep=tc.keep_checkpoints,
+                        keep_best=tc.keep_best)
+    preemption = _Preemption()
+    writer = bar = None
+    try:
+        with jax.set_mesh(mesh):
+            restored = ckpt.restore(train_iter, engine.abstract_state)
+            if restored:
+                start, state, local = restored.step, restored.state, restored.first_batch
+                log.info("resumed from %s/%d", ckpt.directory, start)
+            else:
+                local = next(train_iter)
+                start, state = 0, engine.init(init_key, local)
+            params = getattr(engine.abstract, "params", engine.abstract)
+            log.info("%s: %s mesh %s, %.3g M parameters, global batch %d, steps %d..%d",
+                     config.family, config.mesh.get("axis_types", "auto"), dict(mesh.shape),
+                     sum(np.prod(x.shape) for x in jax.tree.leaves(params)) / 1e6,
+                     config.data.batch_size, start, config.total_steps)
+            writer = MetricWriter(workdir, enabled=lead, resume_step=start)
+            bar = progress(total=config.total_steps, initial=start, unit="step", desc="train") if lead else None
+            loop = _Loop(config, workdir, fam, engine, ckpt, writer, train_iter, sample_key)
+            return loop.run(state, start, local, preemption, bar)
+    finally:
+        preemption.close()
+        if bar is not None:
+            bar.close()
+        ckpt.close()
+        if writer is not None:
+            writer.close()
+
+
+class _Loop:
+    """The step loop with its periodic work (logging, eval, samples, checkpoints)."""
+
+    def __init__(self, config, workdir, fam, engine, ckpt, writer, train_iter, sample_key):
+        self.config, self.workdir, self.fam, self.engine = config, workdir, fam, engine
+        self.ckpt, self.writer, self.train_iter, self.sample_key = ckpt, writer, train_iter, sample_key
+        self.step_key = jax.random.PRNGKey(config.seed)
+        self.pending: list[tuple[int, dict]] = []
+        self.final: dict = {}
+        self.last_eval: dict = {}
+        self.saved_step = -1
+        self.timer = (time.perf_counter(), 0)
+
+    def run(self, state, start: int, local, preemption: _Preemption, bar) -> dict:
+        tc, total = self.config.train, int(self.config.total_steps)
+        self.saved_step = start if start else -1
+        self.timer = (time.perf_counter(), start)
+        done = start
+        for step in range(start, total):
+            if local is None:
+                local = next(self.train_iter, None)
+                if local is None:
+                    raise UserError(f"the train pipeline of {self.config.family} ended after {step} "
+                                    "steps; training pipelines must repeat forever.")
+            batch = global_batch(local, self.engine.mesh)
+            local = None
+            state, metrics = self.engine.step(state, batch, jax.random.fold_in(self.step_key, step))
+            done = step + 1
+            self.pending.append((done, metrics))
+            if bar is not None:
+                bar.update(1)
+            last = done == total
+            if _every(done, tc.log_every) or last:
+                self.flush(bar)
+            evaluated = _every(done, tc.eval_every, last) and self.evaluate(state, done)
+            if _every(done, tc.sample_every, last) and self.fam.sample is not None:
+                self.write_samples(state, done)
+            if _every(done, tc.ckpt_every) or last:
+                self.save(state, done, self.last_eval if evaluated else None)
+            if preemption.reached(done) and not last:
+                self.save(state, done, None)
+                self.ckpt.wait()
+                log.warning("stopped at step %d after saving a checkpoint", done)
+                return {**self.final, "step": done, "preempted": True}
+        return {**self.final, "step": done, "preempted": False}
+
+    def check_finite(self) -> list[dict]:
+        """Fetches the pending steps' metrics; enforces `nonfinite = "stop"`."""
+        values = jax.device_get([m for _, m in self.pending])
+        self.pending = [(s, m) for (s, _), m in zip(self.pending, values)]
+        skipped = [s for s, m in self.pending if m["skipped"] > 0]
+        if skipped and self.config.train.nonfinite == "stop":
+            raise NonFiniteError(
+                f"training stopped at step {skipped[0]}: the loss or gradients are not finite; "
+                f"the newest checkpoint in {self.ckpt.directory} holds the last finite state. "
+                "Lower the learning rate, or set --config.train.nonfinite=skip to drop such steps.")
+        return values
+
+    def flush(self, bar) -> None:
+        """Writes the mean of the pending steps' metrics (and the count of skipped steps)."""
+        if not self.pending:
+            return
+        values = self.check_finite()
+        step = self.pending[-1][0]
+        skipped = [s for s, m in self.pending if m["skipped"] > 0]
+        self.pending = []
+        if skipped:
+            log.warning("skipped %d non-finite step(s), the first at step %d", len(skipped), skipped[0])
+        now = time.perf_counter()
+        t0, s0 = self.timer
+        self.timer = (now, step)
+        means = {k: float(np.mean([m[k] for m in values])) for k in values[0] if k != "skipped"}
+        means["skipped"] = len(skipped)
+        means["steps_per_sec"] = (step - s0) / max(now - t0, 1e-9)
+        self.final.update(means)
+        self.writer.write(step, "train", means)
+        if bar is not None:
+            bar.set_postfix(loss=f"{means['loss']:.4g}", refresh=False)
+
+    def evaluate(self, state, step: int) -> bool:
+        """Runs `eval_batches` validation batches; returns whether eval ran."""
+        if self.fam.eval_step is None or self.config.train.eval_batches <= 0:
+            return False
+        split = self.config.train.get("eval_split", "validation")
+        it = iter(self.fam.make_pipeline(split, jax.process_index(), jax.process_count()))
+        totals: dict = {}
+        for _ in range(self.config.train.eval_batches):
+            metrics = self.engine.eval_step(state, global_batch(next(it), self.engine.mesh))
+            for k, v in jax.device_get(metrics).items():
+                totals[k] = totals.get(k, 0.0) + float(v)
+        self.last_eval = {k: v / self.config.train.eval_batches for k, v in totals.items()}
+        best = self.ckpt.best
+        if best and best[0] not in self.last_eval:
+            raise UserError(f"config.train.keep_best names {best[0]!r}, but the eval metrics are "
+                            f"{', '.join(sorted(self.last_eval))}.")
+        self.final.update({f"eval/{k}": v for k, v in self.last_eval.items()})
+        self.writer.write(step, "eval", self.last_eval)
+        return True
+
+    def write_samples(self, state, step: int) -> None:
+        split = self.config.train.get("eval_split", "validation")
+        it = iter(self.fam.make_pipeline(split, jax.process_index(), jax.process_count()))
+        batch = global_batch(next(it), self.engine.mesh)
+        samples = self.fam.sample(state, batch, jax.random.fold_in(self.sample_key, step))
+        samples = {k: v if isinstance(v, np.ndarray) else _fetch(v) for k, v in samples.items()}
+        if jax.process_index() == 0:
+            write_samples(os.path.join(self.workdir, "samples"), step, samples)
+
+    def save(self, state, step: int, metrics: dict | None) -> None:
+        if step == self.saved_step:
+            return
+        self.check_finite()   # raises before saving when a pending step was non-finite ("stop")
+        if not bool(jax.jit(all_finite)(state)):
+            raise RuntimeError(f"refusing to save a non-finite state at step {step}")
+        self.ckpt.save(step, state, self.train_iter, config=config_lib.to_dict(self.config),
+                       metrics=metrics)
+        self.saved_step = step
