@@ -16,7 +16,7 @@
 # --dry-run prints every gcloud command instead of running it.
 set -euo pipefail
 
-usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 
 NAME="" PROJECT="" ZONE="" TYPE="" RUNTIME="" REPO="" REF="main" WORKDIR="" BUCKET=""
 SPOT=0 KEEP=0 DRY_RUN=0 MAX_RESTARTS=0 POLL_SECONDS=30
