@@ -118,12 +118,16 @@ class Engine:
         options = INIT_CPU_COMPILER_OPTIONS if jax.default_backend() == "cpu" else None
         return init.compile(compiler_options=options)(rng, batch)
 
-    def step(self, state, batch, rng):
+    def jitted_step(self):
+        """The jitted step (sharded, donated state, non-finite guard), built once."""
         if self._step is None:
             self._step = jax.jit(self._guarded_step, donate_argnums=0,
                                  in_shardings=(self.shardings, self.batch_sharding, replicated(self.mesh)),
                                  out_shardings=(self.shardings, replicated(self.mesh)))
-        return self._step(state, batch, rng)
+        return self._step
+
+    def step(self, state, batch, rng):
+        return self.jitted_step()(state, batch, rng)
 
     def _guarded_step(self, state, batch, rng):
         new, metrics = self.fam.train_step(self._gathered(state), batch, rng)
@@ -156,7 +160,8 @@ def _prepare_workdir(config, workdir: str) -> None:
         multihost_utils.sync_global_devices("tlgen_workdir")
 
 
-def _check_batch(config, mesh) -> None:
+def check_batch(config, mesh) -> None:
+    """UserError unless the global batch splits evenly over the mesh and the processes."""
     shards = mesh.shape["data"] * mesh.shape["fsdp"]
     batch = int(config.data.batch_size)
     if batch % shards or batch % jax.process_count():
@@ -168,6 +173,11 @@ def _fetch(tree):
     """Global arrays (possibly spread over processes) -> numpy on every process."""
     return jax.tree.map(lambda x: np.asarray(multihost_utils.process_allgather(x, tiled=True)
                                              if not x.is_fully_addressable else x), tree)
+
+
+def init_and_sample_keys(seed: int) -> tuple[jax.Array, jax.Array]:
+    """Keys for parameter init and for samples, apart from the per-step keys fold_in(seed, step)."""
+    return tuple(jax.random.split(jax.random.fold_in(jax.random.PRNGKey(seed), 2 ** 31 - 1)))
 
 
 def train(config, workdir: str) -> dict:
@@ -185,10 +195,9 @@ def train(config, workdir: str) -> dict:
     _prepare_workdir(config, workdir)
     fam = registry.family(config)
     mesh = make_mesh(config.mesh)
-    _check_batch(config, mesh)
+    check_batch(config, mesh)
     engine = Engine(fam, mesh, config)
-    seed_key = jax.random.PRNGKey(config.seed)
-    init_key, sample_key = jax.random.split(jax.random.fold_in(seed_key, 2 ** 31 - 1))
+    init_key, sample_key = init_and_sample_keys(config.seed)
     train_iter = iter(fam.make_pipeline("train", jax.process_index(), jax.process_count()))
     ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), keep=tc.keep_checkpoints,
                         keep_best=tc.keep_best)

@@ -1,0 +1,122 @@
+"""Shared parts of the PyTorch peers: device setup, timing, MS-SSIM, parameter counts."""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+
+
+def pick_device(threads: int | None = None) -> torch.device:
+    """CUDA when present, else the CPU with `threads` intra-op threads (default: all)."""
+    if torch.cuda.is_available():
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+        return torch.device("cuda")
+    if threads:
+        torch.set_num_threads(threads)
+    return torch.device("cpu")
+
+
+def autocast(device: torch.device, dtype: str):
+    """bf16 autocast when the config's compute dtype is bfloat16, else nothing."""
+    if dtype == "bfloat16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_step(step: Callable[[], object], device: torch.device, *, steps: int,
+              warmup: int = 2) -> list[float]:
+    """Seconds of `steps` synchronized calls of `step()` after `warmup` calls."""
+    for _ in range(warmup):
+        step()
+    synchronize(device)
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        step()
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def median(times: list[float]) -> float:
+    return float(statistics.median(times))
+
+
+def count_parameters(*modules: torch.nn.Module) -> int:
+    """Trainable parameters (BatchNorm running statistics are buffers, not counted)."""
+    return sum(p.numel() for m in modules for p in m.parameters())
+
+
+def to_nchw(array: np.ndarray, device: torch.device) -> torch.Tensor:
+    """uint8 (..., H, W, C) numpy -> float (..., C, H, W) in [-1, 1], channels_last when 4-D."""
+    x = torch.from_numpy(np.ascontiguousarray(array)).to(device)
+    x = x.float().div_(127.5).sub_(1.0).movedim(-1, -3)
+    return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x.contiguous()
+
+
+def _gaussian_window(device, size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    g = torch.exp(-0.5 * (x / sigma) ** 2)
+    return (g / g.sum()).float().to(device)
+
+
+def _blur(x: torch.Tensor) -> torch.Tensor:
+    """Separable 11-tap Gaussian over H, W of (N, C, H, W), 'valid' borders, per channel."""
+    c = x.shape[1]
+    g = _gaussian_window(x.device)
+    x = F.conv2d(x, g.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+    return F.conv2d(x, g.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+
+
+def ms_ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """MS-SSIM of images (N, C, H, W) in [0, 1] -> (N,), the same definition as tlgen's
+    (fewer scales with renormalized weights when the short side is under 161 px)."""
+    size, scales = min(a.shape[-2:]), len(MS_SSIM_WEIGHTS)
+    while scales > 1 and size <= 10 * 2 ** (scales - 1):
+        scales -= 1
+    weights = torch.tensor(MS_SSIM_WEIGHTS[:scales], device=a.device)
+    weights = weights / weights.sum()
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    a, b = a.float(), b.float()
+    terms = []
+    for s in range(scales):
+        mu_a, mu_b = _blur(a), _blur(b)
+        var_a = _blur(a * a) - mu_a ** 2
+        var_b = _blur(b * b) - mu_b ** 2
+        cov = _blur(a * b) - mu_a * mu_b
+        cs = (2 * cov + c2) / (var_a + var_b + c2)
+        if s == scales - 1:
+            lum = (2 * mu_a * mu_b + c1) / (mu_a ** 2 + mu_b ** 2 + c1)
+            terms.append((lum * cs).mean((2, 3)))
+        else:
+            terms.append(cs.mean((2, 3)))
+            a, b = F.avg_pool2d(a, 2), F.avg_pool2d(b, 2)
+    terms = torch.stack(terms)                                   # (S, N, C)
+    positive = terms > 0
+    powered = torch.where(positive, torch.where(positive, terms, 1.0) ** weights[:, None, None], 0.0)
+    return powered.prod(0).mean(-1)
+
+
+def reconstruction_loss(pred: torch.Tensor, target: torch.Tensor, alpha: float = 0.84
+                        ) -> torch.Tensor:
+    """alpha (1 - MS-SSIM) + (1 - alpha) L1 per image, inputs in [-1, 1] (N, C, H, W)."""
+    p, t = (pred.float() + 1) * 0.5, (target.float() + 1) * 0.5
+    l1 = (p - t).abs().mean((1, 2, 3))
+    if alpha == 0:
+        return l1
+    return alpha * (1 - ms_ssim(p, t)) + (1 - alpha) * l1

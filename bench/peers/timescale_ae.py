@@ -1,0 +1,179 @@
+"""The timescale autoencoder in PyTorch, layer for layer `tlgen.models.timescale_ae`.
+
+Encoder: 3x3 stem, per resolution `blocks` pre-norm residual blocks (GroupNorm, SiLU,
+3x3 conv, twice), a 3x3 stride-2 conv between resolutions, GroupNorm + SiLU + 1x1 conv
+to M bins x c channels. Decoder: 3x3 conv in, per resolution residual blocks with a
+nearest-neighbour 2x upsample + 3x3 conv between them, GroupNorm + SiLU + 3x3 conv to
+RGB, tanh. GroupNorm epsilon 1e-6 (Flax's default).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def groups(channels: int) -> int:
+    for g in (8, 4, 2):
+        if channels % g == 0:
+            return g
+    return 1
+
+
+def group_norm(channels: int) -> nn.GroupNorm:
+    return nn.GroupNorm(groups(channels), channels, eps=1e-6)
+
+
+class ResBlock(nn.Module):
+    """Pre-norm residual block: (GroupNorm, SiLU, 3x3 conv) x 2 + skip."""
+
+    def __init__(self, cin: int, features: int):
+        super().__init__()
+        self.norm0, self.conv0 = group_norm(cin), nn.Conv2d(cin, features, 3, padding=1)
+        self.norm1, self.conv1 = group_norm(features), nn.Conv2d(features, features, 3, padding=1)
+        self.skip = nn.Conv2d(cin, features, 1) if cin != features else nn.Identity()
+
+    def forward(self, x):
+        h = self.conv0(F.silu(self.norm0(x)))
+        h = self.conv1(F.silu(self.norm1(h)))
+        return self.skip(x) + h
+
+
+class TimescaleAE(nn.Module):
+    """frames (B, 3, H, W) in [-1, 1] -> w (B, M, c, h, w) -> frames."""
+
+    def __init__(self, widths, blocks: int, num_bins: int, bin_channels: int):
+        super().__init__()
+        widths = tuple(widths)
+        self.num_bins, self.bin_channels = num_bins, bin_channels
+        self.enc_stem = nn.Conv2d(3, widths[0], 3, padding=1)
+        self.encoder = nn.ModuleList()
+        for i, wd in enumerate(widths):
+            level = [nn.Conv2d(widths[i - 1], wd, 3, stride=2, padding=1)] if i else []
+            level += [ResBlock(wd, wd) for _ in range(blocks)]
+            self.encoder.append(nn.Sequential(*level))
+        self.enc_head = nn.Sequential(group_norm(widths[-1]), nn.SiLU(),
+                                      nn.Conv2d(widths[-1], num_bins * bin_channels, 1))
+        rev = widths[::-1]
+        self.dec_in = nn.Conv2d(num_bins * bin_channels, rev[0], 3, padding=1)
+        self.decoder = nn.ModuleList()
+        for i, wd in enumerate(rev):
+            level = ([nn.Upsample(scale_factor=2, mode="nearest"),
+                      nn.Conv2d(rev[i - 1], wd, 3, padding=1)] if i else [])
+            level += [ResBlock(wd, wd) for _ in range(blocks)]
+            self.decoder.append(nn.Sequential(*level))
+        self.dec_head = nn.Sequential(group_norm(widths[0]), nn.SiLU(),
+                                      nn.Conv2d(widths[0], 3, 3, padding=1))
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.enc_stem(x)
+        for level in self.encoder:
+            x = level(x)
+        x = self.enc_head(x)
+        b, _, h, w = x.shape
+        return x.float().view(b, self.num_bins, self.bin_channels, h, w)
+
+    def decode(self, w: torch.Tensor) -> torch.Tensor:
+        b, m, c, h, wd = w.shape
+        x = self.dec_in(w.reshape(b, m * c, h, wd).contiguous(memory_format=torch.channels_last))
+        for level in self.decoder:
+            x = level(x)
+        return torch.tanh(self.dec_head(x).float())
+
+
+def mask(w: torch.Tensor, k: torch.Tensor | int) -> torch.Tensor:
+    """Keeps bins 0..k-1 of w (B, M, ...); `k` an int or one per example (B,)."""
+    m = w.shape[1]
+    k = torch.as_tensor(k, device=w.device).reshape(-1, 1)
+    keep = torch.arange(m, device=w.device)[None, :] < k
+    return w * keep.view(keep.shape + (1,) * (w.dim() - 2)).to(w.dtype)
+
+
+def masked_similarities(rows: torch.Tensor, cols: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
+    """Cosine similarities of masked codes for each level: (L, R, C), from per-bin Grams."""
+    r, c = rows.flatten(2).float(), cols.flatten(2).float()
+    dots = torch.einsum("rmd,cmd->mrc", r, c).cumsum(0)[levels - 1]
+    row_sq = r.square().sum(-1).cumsum(1)[:, levels - 1].T
+    col_sq = c.square().sum(-1).cumsum(1)[:, levels - 1].T
+    return dots / (row_sq[:, :, None] * col_sq[:, None, :]).clamp_min(1e-12).sqrt()
+
+
+class Peer:
+    """The timescale autoencoder's training step (`loss.one_level_per_anchor`): anchor i is
+    paired with its positive of band i mod (M-1) and reconstructs level k = i mod M + 1;
+    NT-Xent on masked cosine similarities + level-weighted alpha (1 - MS-SSIM) + (1 - alpha) L1;
+    Adam with global-norm clipping."""
+
+    def __init__(self, config, batch: dict, device: torch.device, *, compile: bool):
+        from bench.peers.common import count_parameters, to_nchw
+        m, lc, o = config.model, config.loss, config.optim
+        if not lc.one_level_per_anchor:
+            raise ValueError("the peer mirrors loss.one_level_per_anchor=True")
+        self.device, self.dtype = device, str(config.dtype)
+        self.net = TimescaleAE(m.widths, m.blocks, m.num_bins, m.bin_channels).to(
+            device, memory_format=torch.channels_last)
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=o.lr, betas=(o.b1, o.b2), eps=o.eps,
+                                    fused=device.type == "cuda")
+        self.clip = float(o.grad_clip)
+        b, bins = batch["anchor"].shape[0], int(m.num_bins)
+        idx = torch.arange(b)
+        band = idx % (bins - 1)
+        kept = idx % bins + 1
+        self.frames = to_nchw(np.concatenate([batch["anchor"], batch["positive"][idx, band]]), device)
+        target = batch["target"][idx, kept - 1] if lc.target == "pyramid" else batch["anchor"]
+        self.target = to_nchw(target, device)
+        self.valid = torch.from_numpy(batch["pos_valid"][idx, band]).to(device)
+        self.band, self.kept, self.idx = band.to(device), kept.to(device), idx.to(device)
+        self.levels = torch.arange(1, bins, device=device)
+        weights = [float(x) for x in lc.level_weights] or [float(k) for k in range(1, bins + 1)]
+        self.level_weights = torch.tensor(weights, device=device) / sum(weights)
+        self.cfg = lc
+        self.loss_fn = torch.compile(self._loss) if compile else self._loss
+        self.parameters = {"ae": count_parameters(self.net)}
+
+    def _contrastive(self, w_anchor, w_pos):
+        b = w_anchor.shape[0]
+        cols = torch.cat([w_anchor, w_pos])
+        col_valid = torch.cat([torch.ones(b, dtype=torch.bool, device=self.device), self.valid])
+        logits = masked_similarities(w_anchor, cols, self.levels)[self.band, self.idx]
+        logits = logits / self.cfg.temperature                                     # (P, N)
+        col = torch.arange(2 * b, device=self.device)[None, :]
+        col_anchor = torch.cat([self.idx, self.idx])[None, :]
+        is_pos = col == (b + self.idx)[:, None]
+        allowed = (col_valid[None, :] & (col_anchor != self.idx[:, None])) | is_pos
+        per_pair = (torch.logsumexp(logits.masked_fill(~allowed, float("-inf")), -1)
+                    - (logits * is_pos).sum(-1))
+        in_band = (self.band[None, :] == torch.arange(len(self.levels), device=self.device)[:, None]
+                   ) & self.valid[None, :]
+        count = in_band.sum(1).float()
+        per_band = (in_band * per_pair[None, :]).sum(1) / count.clamp_min(1.0)
+        weights = (count > 0).float()
+        return (weights * per_band).sum() / weights.sum().clamp_min(1e-12)
+
+    def _loss(self, frames, target):
+        from bench.peers.common import autocast, reconstruction_loss
+        b = target.shape[0]
+        with autocast(self.device, self.dtype):
+            codes = self.net.encode(frames)
+            recon = self.net.decode(mask(codes[:b], self.kept))
+        c_loss = self._contrastive(codes[:b], codes[b:])
+        rec = reconstruction_loss(recon, target, float(self.cfg.alpha))
+        level_of = F.one_hot(self.kept - 1, len(self.level_weights)).float().T       # (M, B)
+        per_level = level_of @ rec / level_of.sum(1).clamp_min(1.0)
+        r_loss = (self.level_weights * per_level).sum()
+        return self.cfg.contrastive_weight * c_loss + self.cfg.recon_weight * r_loss
+
+    def step(self):
+        loss = self.loss_fn(self.frames, self.target)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.clip, foreach=True)
+        self.opt.step()
+        return loss
+
+
+def build(config, batch: dict, device: torch.device, *, compile: bool) -> Peer:
+    return Peer(config, batch, device, compile=compile)

@@ -1,0 +1,142 @@
+"""Benchmark harness: finite positive measurements, FLOPs against hand counts, the peak."""
+
+import dataclasses
+import json
+import math
+from typing import Any, Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import pytest
+
+from tlgen.bench import flops, harness, peak, report
+
+B, H, W, CIN, COUT, K = 8, 12, 12, 3, 16, 3
+
+
+def conv_flops() -> int:
+    """Hand count of a VALID, bias-free KxK conv: 2 * B * Ho * Wo * Cout * K * K * Cin."""
+    return 2 * B * (H - K + 1) * (W - K + 1) * COUT * K * K * CIN
+
+
+class ConvNet(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+        return nn.Conv(COUT, (K, K), padding="VALID", use_bias=False)(x)
+
+
+@dataclasses.dataclass(frozen=True)
+class ToyFamily:
+    """A one-conv family with the registry's interface."""
+    init: Callable
+    train_step: Callable
+    make_pipeline: Callable
+    example_batch: Callable
+    sample: Any = None
+
+
+def make_toy_family(config):
+    model, tx = ConvNet(), optax.sgd(1e-3)
+
+    def frames(batch):
+        return batch["frames"].astype(jnp.float32) / 255.0
+
+    def init(rng, batch):
+        params = model.init(rng, frames(batch))["params"]
+        return {"params": params, "opt": tx.init(params)}
+
+    def train_step(state, batch, rng):
+        def loss_fn(params):
+            return jnp.mean(model.apply({"params": params}, frames(batch)) ** 2)
+        loss, grads = jax.value_and_grad(loss_fn)(state["params"])
+        updates, opt = tx.update(grads, state["opt"])
+        return {"params": optax.apply_updates(state["params"], updates), "opt": opt}, {"loss": loss}
+
+    def sample(state, batch, rng):
+        return {"frames": np.asarray(batch["frames"])}
+
+    def example_batch(batch_size):
+        return {"frames": np.zeros((batch_size, H, W, CIN), np.uint8),
+                "time": np.zeros((batch_size,), np.float32)}
+
+    return ToyFamily(init, train_step, lambda *a: None, example_batch, sample)
+
+
+def toy_config():
+    config = ml_collections.ConfigDict(dict(
+        family="toy", variant="tiny", seed=0, dtype="float32", data=dict(dir="", batch_size=4),
+        mesh=dict(data=-1, fsdp=1, model=1, axis_types="auto")))
+    config.lock()
+    return config
+
+
+def test_matmul_peak_is_a_positive_rate():
+    result = peak.matmul_peak("float32", size=128, steps=3)
+    assert result["flops"] == 2 * 128 ** 3
+    assert math.isfinite(result["flops_per_s"]) and result["flops_per_s"] > 0
+
+
+def test_dense_flops_match_hand_count():
+    dense = nn.Dense(7, use_bias=False)
+    x = jnp.zeros((5, 11), jnp.float32)
+    params = dense.init(jax.random.key(0), x)
+    compiled = jax.jit(lambda p, v: dense.apply(p, v)).lower(params, x).compile()
+    assert peak.cost_flops(compiled) == 2 * 5 * 11 * 7
+    assert flops.count_flops(lambda p, v: dense.apply(p, v), params, x) == 2 * 5 * 11 * 7
+
+
+@pytest.mark.parametrize("strides,padding,lhs_dilation", [
+    ((1, 1), "SAME", (1, 1)), ((2, 2), "SAME", (1, 1)), ((2, 2), ((1, 2), (0, 1)), (1, 1)),
+    ((1, 1), ((2, 1), (2, 1)), (2, 2))])
+def test_jaxpr_conv_flops_match_xla(strides, padding, lhs_dilation):
+    # XLA counts in-bounds taps only (padding and dilation holes excluded); so must we
+    x, w = jnp.ones((2, 9, 10, 3)), jnp.ones((3, 3, 3, 5))
+    conv = lambda x, w: jax.lax.conv_general_dilated(
+        x, w, strides, padding, lhs_dilation=lhs_dilation,
+        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    assert flops.count_flops(conv, x, w) == peak.cost_flops(jax.jit(conv).lower(x, w))
+
+
+def test_harness_on_tiny_family(tmp_path):
+    record = harness.run_benchmark(toy_config(), steps=2, batch=B, layers=4,
+                                   make_family=make_toy_family)
+    step = record["step"]
+    assert record["batch"] == B and record["data"] == "synthetic"
+    assert step["frames_per_step"] == B
+    for value in (step["median_s"], step["samples_per_s"], step["frames_per_s"],
+                  step["flops_per_s"], record["peak"]["flops_per_s"], record["mfu"],
+                  record["memory_peak_bytes"], record["compile"]["compile_s"],
+                  record["inference"]["frames_per_s"]):
+        assert math.isfinite(value) and value > 0
+    # step = forward conv + weight gradient (no input gradient); XLA adds elementwise ops
+    assert step["flops"] == 2 * conv_flops()
+    assert 2 * conv_flops() <= record["xla_flops"]["lowered"] <= 2 * conv_flops() * 1.1
+    assert math.isfinite(step["metrics"]["loss"])
+    (row,) = record["layers"]
+    # the layer alone: forward, weight gradient and input gradient, one convolution's worth each
+    assert row["count"] == 1 and row["flops"] == 3 * conv_flops() and row["seconds"] > 0
+    path = tmp_path / "r.json"
+    report.write_json(record, str(path))
+    assert json.loads(path.read_text())["step"]["flops"] == step["flops"]
+    assert "MFU" in report.summary(record)
+
+
+def test_synthetic_batch_shapes_and_frame_count():
+    spec = {"anchor": jax.ShapeDtypeStruct((3, 8, 8, 3), jnp.uint8),
+            "positive": jax.ShapeDtypeStruct((3, 2, 8, 8, 3), jnp.uint8),
+            "pos_valid": jax.ShapeDtypeStruct((3, 2), jnp.bool_),
+            "gap": jax.ShapeDtypeStruct((3, 2), jnp.float32)}
+    batch = harness.synthetic_batch(spec)
+    assert {k: v.shape for k, v in batch.items()} == {k: s.shape for k, s in spec.items()}
+    assert batch["pos_valid"].all() and batch["anchor"].dtype == np.uint8
+    assert harness.count_frames(batch) == 3 + 6
+
+
+def test_bad_batch_is_a_user_error():
+    from tlgen.errors import UserError
+    with pytest.raises(UserError):
+        harness.with_batch_size(toy_config(), 0)

@@ -1,0 +1,1 @@
+"""Benchmarks: step time, FLOPs, MFU, memory, input-pipeline and inference throughput."""

@@ -1,0 +1,285 @@
+"""`tlgen bench`: one benchmark record for one config, measured in one process.
+
+The record holds compile time, training-step time (median of N device-synchronized
+steps after warm-up), samples/s and frames/s, FLOPs per step (matmul + conv, counted from
+the step's jaxpr; XLA's cost analyses kept beside it), the device's matmul peak in the
+step's dtype measured in the same run, MFU, peak memory, the input pipeline's frames/s
+and its ratio to what the step consumes, and inference frames/s (`tlgen.bench.inference`;
+the family's `sample` for families it does not know).
+
+Bench data: when `config.data.dir` is empty or not a folder the step runs on a synthetic
+batch of the right shapes (random uint8 frames, valid masks, small gaps) built from the
+family module's `example_batch(config, batch_size)`, so a benchmark needs no prepared
+dataset; the pipeline measurement is then skipped. With a prepared dataset the step runs
+on the pipeline's first batch. (A family that needs dataset metadata to exist at all, like
+`timescale_ae`'s pyramid periods, needs the dataset.)
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib
+import logging
+import os
+import platform
+import resource
+import sys
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+
+from tlgen.bench import flops as flops_lib
+from tlgen.bench import inference as inference_lib
+from tlgen.bench import layers as layers_lib
+from tlgen.bench import step as step_lib
+from tlgen.bench.peak import cost_flops, matmul_peak
+from tlgen.bench.timing import median, time_calls, time_stepper
+from tlgen.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+def with_batch_size(config: ml_collections.ConfigDict, batch: int | None
+                    ) -> ml_collections.ConfigDict:
+    """A copy of `config` whose global batch is `batch` (the same config if None)."""
+    if batch is None:
+        return config
+    if batch < 1:
+        raise UserError(f"--batch must be a positive number of samples, got {batch}.")
+    config = config.copy_and_resolve_references()
+    config.data.batch_size = int(batch)
+    return config
+
+
+def has_dataset(config: ml_collections.ConfigDict) -> bool:
+    """True when `config.data.dir` names a folder."""
+    data_dir = config.data.get("dir", "") if "data" in config else ""
+    return bool(data_dir) and os.path.isdir(str(data_dir))
+
+
+def synthetic_batch(spec: Mapping[str, jax.ShapeDtypeStruct], seed: int = 0) -> dict:
+    """Random numpy arrays of `spec`'s shapes: uint8 frames in [0, 255], booleans True,
+    integers in [0, 4) (a few videos), floats in [0, 1)."""
+    rng = np.random.default_rng(seed)
+    batch = {}
+    for name, s in spec.items():
+        dtype = np.dtype(s.dtype)
+        if dtype == np.uint8:
+            batch[name] = rng.integers(0, 256, s.shape, dtype=np.uint8)
+        elif dtype == np.bool_:
+            batch[name] = np.ones(s.shape, bool)
+        elif np.issubdtype(dtype, np.integer):
+            batch[name] = rng.integers(0, 4, s.shape).astype(dtype)
+        else:
+            batch[name] = rng.random(s.shape).astype(dtype)
+    return batch
+
+
+def count_frames(batch: Mapping[str, Any]) -> int:
+    """Images in a batch: every uint8 array ending in (H, W, 3) counts its leading dims."""
+    frames = 0
+    for value in batch.values():
+        shape, dtype = np.shape(value), getattr(value, "dtype", None)
+        if dtype == np.uint8 and len(shape) >= 4 and shape[-1] == 3:
+            frames += int(np.prod(shape[:-3]))
+    return frames
+
+
+def bench_batch(family, config: ml_collections.ConfigDict) -> tuple[dict, str]:
+    """The batch the step is timed on, and where it came from ("pipeline" | "synthetic")."""
+    if has_dataset(config):
+        return next(iter(family.make_pipeline("train", 0, 1))), "pipeline"
+    if config.data.get("dir", ""):
+        log.warning("config.data.dir %s is not a folder: benchmarking on a synthetic batch",
+                    config.data.dir)
+    spec = batch_spec(config)
+    return synthetic_batch(spec, seed=int(config.get("seed", 0))), "synthetic"
+
+
+def batch_spec(config: ml_collections.ConfigDict) -> dict:
+    """Shapes and dtypes of one global batch: the family module's `example_batch(config,
+    batch_size)` (the batch its `init` is traced with)."""
+    from tlgen.train.registry import module_name
+
+    module = importlib.import_module(module_name(str(config.family)))
+    if not hasattr(module, "example_batch"):
+        raise UserError(f"family {config.family!r} has no example_batch, so benchmarking it needs "
+                        "a prepared dataset: set --config.data.dir=DIR (from `tlgen prepare`).")
+    arrays = module.example_batch(config, int(config.data.batch_size))
+    return {k: jax.ShapeDtypeStruct(np.shape(v), np.asarray(v).dtype) for k, v in arrays.items()}
+
+
+def count_parameters(state) -> dict[str, int]:
+    """Trainable parameters per network of a TrainState-like state (`state.params`)."""
+    params = getattr(state, "params", None)
+    if params is None and isinstance(state, Mapping):
+        params = state.get("params")
+    if not isinstance(params, Mapping):
+        return {"all": _size(params)}
+    return {str(name): _size(tree) for name, tree in params.items()}
+
+
+def _size(tree) -> int:
+    return int(sum(np.prod(np.shape(leaf)) for leaf in jax.tree.leaves(tree)))
+
+
+def memory_peak_bytes(device: jax.Device) -> tuple[int, str]:
+    """Peak memory: the device allocator's peak on GPU/TPU, the process's max RSS on CPU."""
+    stats = device.memory_stats() if device.platform != "cpu" else None
+    if stats and "peak_bytes_in_use" in stats:
+        return int(stats["peak_bytes_in_use"]), "device peak_bytes_in_use"
+    scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss is KiB on Linux
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale, "process max RSS"
+
+
+def environment() -> dict:
+    """Device kind, counts and library versions for the record."""
+    import flax
+    import optax
+    device = jax.devices()[0]
+    return {
+        "platform": device.platform, "device_kind": device.device_kind,
+        "device_count": jax.device_count(), "host_cpus": os.cpu_count(),
+        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "python": platform.python_version(), "jax": jax.__version__, "jaxlib": _version("jaxlib"),
+        "flax": flax.__version__, "optax": optax.__version__, "numpy": np.__version__,
+        "hostname": platform.node(),
+    }
+
+
+def _version(name: str) -> str | None:
+    try:
+        from importlib.metadata import version
+        return version(name)
+    except Exception:
+        return None
+
+
+def pipeline_throughput(config: ml_collections.ConfigDict, make_family: Callable, *,
+                        batches: int = 20, warmup: int = 2) -> dict:
+    """Frames/s of the family's training pipeline on one core (worker_count = 0)."""
+    config = config.copy_and_resolve_references()
+    if "worker_count" in config.data:
+        config.data.worker_count = 0
+    iterator = iter(make_family(config).make_pipeline("train", 0, 1))
+    for _ in range(warmup):
+        next(iterator)
+    frames = 0
+    start = time.perf_counter()
+    for _ in range(batches):
+        frames += count_frames(next(iterator))
+    seconds = time.perf_counter() - start
+    return {"frames_per_s": frames / seconds, "batches": batches, "cores": 1,
+            "seconds": seconds}
+
+
+def sample_throughput(family, state, batch, *, steps: int = 3) -> dict | None:
+    """Frames/s of the family's `sample` (inference), or None if it has none."""
+    if family.sample is None:
+        return None
+    rng = jax.random.key(1)
+    outputs = {}
+
+    def call():
+        outputs.update(family.sample(state, batch, rng))
+        return outputs
+
+    times = time_calls(call, steps=steps, warmup=1)
+    frames = sum(int(np.prod(np.shape(v)[:-3])) for v in outputs.values()
+                 if np.ndim(v) >= 4)
+    seconds = median(times)
+    return {"frames_per_s": frames / seconds, "frames": frames, "seconds": seconds,
+            "outputs": {k: list(np.shape(v)) for k, v in outputs.items()}}
+
+
+def run_benchmark(config: ml_collections.ConfigDict, *, steps: int = 10, batch: int | None = None,
+                  layers: int = 0, pipeline: bool = True, inference: bool = True,
+                  make_family: Callable | None = None) -> dict:
+    """Benchmarks `config`'s training step (and pipeline, inference); returns the record.
+
+    `layers` > 0 adds a per-layer table of the `layers` costliest conv/dense layers.
+    `make_family(config)` defaults to `tlgen.train.registry.family`.
+    """
+    if make_family is None:
+        from tlgen.train.registry import family as make_family
+
+    config = with_batch_size(config, batch)
+    family = make_family(config)
+    device = jax.devices()[0]
+    dtype = str(config.get("dtype", "float32"))
+    record: dict[str, Any] = {
+        "date": datetime.date.today().isoformat(),
+        "config": config.to_dict() if hasattr(config, "to_dict") else dict(config),
+        "family": str(config.family), "variant": str(config.get("variant", "")),
+        "dtype": dtype, "batch": int(config.data.batch_size), "steps": steps,
+        "environment": environment(),
+    }
+    host_batch, source = bench_batch(family, config)
+    record["data"] = source
+    frames_per_step = count_frames(host_batch)
+
+    log.info("%s batch %s ready; compiling the step", source,
+             {k: np.shape(v) for k, v in host_batch.items()})
+    built = step_lib.build(family, config, host_batch)
+    log.info("compiled in %.1f s; timing %d steps", built.lower_s + built.compile_s, steps)
+    record["compile"] = {"lower_s": built.lower_s, "compile_s": built.compile_s}
+    record["parameters"] = count_parameters(built.state)
+    # MFU counts the step's matmul + conv FLOPs from its jaxpr (backend-independent). XLA's
+    # own counts are kept for reference: the lowered program's (all ops, whole step) and the
+    # compiled one's (per device; on GPU blind to cuDNN/cuBLAS calls).
+    devices = built.mesh.size
+    with jax.set_mesh(built.mesh):
+        flops = flops_lib.count_flops(built.jitted, built.state, built.batch, built.rng)
+    record["xla_flops"] = {"lowered": cost_flops(built.lowered),
+                           "compiled_per_device": cost_flops(built.compiled)}
+    times, _ = time_stepper(built.step, built.state, steps=steps, warmup=2)
+    step_s = median(times)
+    record["step"] = {
+        "median_s": step_s, "min_s": min(times), "max_s": max(times),
+        "samples_per_s": record["batch"] / step_s, "frames_per_step": frames_per_step,
+        "frames_per_s": frames_per_step / step_s, "flops": flops,
+        "flops_per_s": flops / step_s,
+        "memory": _memory_analysis(built.compiled),
+        "metrics": {k: float(v) for k, v in built.last_metrics().items()},
+    }
+    log.info("step %.2f ms; measuring the matmul peak", step_s * 1e3)
+    peak = matmul_peak(dtype, device=device)
+    record["peak"] = peak
+    record["devices"] = devices
+    record["mfu"] = flops / devices / step_s / peak["flops_per_s"]
+    record["memory_peak_bytes"], record["memory_source"] = memory_peak_bytes(device)
+
+    if inference:
+        with jax.set_mesh(built.mesh):
+            record["inference"] = (inference_lib.inference_throughput(config, built.state, built.batch)
+                                   or sample_throughput(family, built.state, built.batch))
+    if pipeline and has_dataset(config):
+        log.info("measuring the input pipeline")
+        pipe = pipeline_throughput(config, make_family)
+        pipe["ratio_to_step"] = pipe["frames_per_s"] / record["step"]["frames_per_s"]
+        record["pipeline"] = pipe
+    if layers:
+        log.info("timing each conv/dense layer")
+        with jax.set_mesh(built.mesh):
+            rows = layers_lib.layer_table(family.train_step, built.state, built.batch,
+                                          built.rng, peak_flops_per_s=peak["flops_per_s"],
+                                          max_layers=layers)
+        record["layers"] = rows
+        record["layers_share_of_step"] = sum(r["seconds"] * r["count"] for r in rows) / step_s
+    return record
+
+
+def _memory_analysis(compiled) -> dict | None:
+    try:
+        stats = compiled.memory_analysis()
+    except Exception:  # not every backend reports it
+        return None
+    if stats is None:
+        return None
+    return {name: int(getattr(stats, name)) for name in
+            ("argument_size_in_bytes", "output_size_in_bytes", "temp_size_in_bytes",
+             "alias_size_in_bytes") if hasattr(stats, name)}

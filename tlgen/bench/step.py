@@ -1,0 +1,61 @@
+"""The training step to benchmark, built by the trainer's own engine.
+
+The step is the one `tlgen train` runs: the family's `train_step` wrapped with the
+non-finite guard, jitted over `config.mesh` with the state's shardings, the batch sharded
+over the data axes and the state donated. Its rng is `fold_in(PRNGKey(seed), step)`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+import jax
+import ml_collections
+
+from tlgen.parallel import global_batch, make_mesh
+from tlgen.train import trainer
+
+
+@dataclasses.dataclass
+class BuiltStep:
+    """A compiled training step with its live state (donated and replaced every step)."""
+    jitted: Any
+    lowered: Any
+    compiled: Any
+    state: Any
+    batch: dict
+    rng: jax.Array
+    mesh: Any
+    lower_s: float
+    compile_s: float
+    metrics: dict = dataclasses.field(default_factory=dict)
+
+    def step(self, state):
+        """One training step on the fixed batch; returns the new state."""
+        self.state, self.metrics = self.compiled(state, self.batch, self.rng)
+        return self.state
+
+    def last_metrics(self) -> dict:
+        return jax.device_get(self.metrics)
+
+
+def build(family, config: ml_collections.ConfigDict, host_batch: dict) -> BuiltStep:
+    """Initializes the state on the mesh, then lowers and compiles the trainer's step."""
+    mesh = make_mesh(config.mesh)
+    trainer.check_batch(config, mesh)
+    engine = trainer.Engine(family, mesh, config)
+    init_key, _ = trainer.init_and_sample_keys(int(config.seed))
+    with jax.set_mesh(mesh):
+        state = engine.init(init_key, host_batch)
+        batch = global_batch(host_batch, mesh)
+        rng = jax.random.fold_in(jax.random.PRNGKey(int(config.seed)), 0)
+        jitted = engine.jitted_step()
+        start = time.perf_counter()
+        lowered = jitted.lower(state, batch, rng)
+        lower_s = time.perf_counter() - start
+        start = time.perf_counter()
+        compiled = lowered.compile()
+        compile_s = time.perf_counter() - start
+    return BuiltStep(jitted, lowered, compiled, state, batch, rng, mesh, lower_s, compile_s)

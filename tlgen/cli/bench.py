@@ -1,0 +1,48 @@
+"""Benchmark a config: compile time, step time, FLOPs, MFU, memory, pipeline and inference rates.
+
+Examples:
+  tlgen bench --config configs/dtvnet_clouds.py:tiny --config.data.dir= --steps 5
+                          # synthetic batch (no dataset needed), prints a summary
+  tlgen bench --config configs/dtvnet_clouds.py:base --config.data.dir= --batch 8 \
+      --config.dtype=bfloat16 --json out.json   # one JSON record: device, versions, config
+  tlgen bench --config configs/timescale_ae_synthetic.py:tiny --config.data.dir=data/city --layers
+                          # + the input pipeline's frames/s and a per-layer cost table
+
+Without a dataset (empty config.data.dir) the step runs on a synthetic batch of the
+family's example shapes; the timescale autoencoder needs a dataset (`tlgen prepare`).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from tlgen.config import add_config_arguments
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_arguments(parser)
+    parser.add_argument("--steps", type=int, default=10, help="timed steps (median reported)")
+    parser.add_argument("--batch", type=int, default=None, help="global batch (default: config's)")
+    parser.add_argument("--json", metavar="OUT", help="write the record as JSON to OUT")
+    parser.add_argument("--layers", type=int, nargs="?", const=16, default=0, metavar="N",
+                        help="time the N (default 16) costliest conv/dense layers alone "
+                             "(forward+backward) and report their FLOP rate against the matmul peak")
+    parser.add_argument("--no-pipeline", action="store_true", help="skip the input-pipeline rate")
+    parser.add_argument("--no-inference", action="store_true", help="skip the inference rate")
+
+
+def run(args: argparse.Namespace) -> int:
+    from tlgen import config as config_lib
+    from tlgen.bench import harness, report
+    from tlgen.errors import UserError
+
+    if args.steps < 1:
+        raise UserError(f"--steps must be at least 1, got {args.steps}.")
+    config = config_lib.load(args.config, args.config_overrides)
+    record = harness.run_benchmark(config, steps=args.steps, batch=args.batch,
+                                   layers=args.layers, pipeline=not args.no_pipeline,
+                                   inference=not args.no_inference)
+    print(report.summary(record))
+    if args.json:
+        report.write_json(record, args.json)
+    return 0
