@@ -1,0 +1,79 @@
+"""Timelapse synthesis: frame counts, source times, clocks and band edits."""
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from tlgen.models import timescale_ae as ae
+from tlgen.synth import timelapse as tl
+
+CFG = ml_collections.ConfigDict(dict(image_size=16, widths=(4, 8), blocks=1, num_bins=4,
+                                     bin_channels=2))
+PERIODS = [60.0, 120.0, 240.0, 480.0]
+
+
+def test_nearest_frames_and_output_times():
+    ft = np.array([0.0, 10.0, 20.0, 35.0])
+    np.testing.assert_array_equal(tl.nearest_frames(ft, [-5, 4, 6, 27, 28, 99]), [0, 0, 1, 2, 3, 3])
+    np.testing.assert_allclose(tl.output_times(0, 10, 3), [0, 5, 10])
+
+
+def test_bin_clocks_speed_up_slow_bins_and_keep_fast_bins_near_real_time():
+    clocks = tl.bin_clocks(0.0, 6000.0, 7, PERIODS, 4, source_interval=60.0, segment_frames=7)
+    assert clocks.shape == (7, 4)
+    slow = np.linspace(0, 6000, 7)
+    # output interval 1000 s: bins 0 (>= 480 s) run on the slow clock ...
+    np.testing.assert_allclose(clocks[:, 0], slow)
+    # ... faster bins step by 1000 * P_b / 480 s (>= 60 s), centred on the middle moment
+    steps = np.diff(clocks, axis=0)[0]
+    np.testing.assert_allclose(steps, [1000, 1000 * 240 / 480, 1000 * 120 / 480, 1000 * 60 / 480])
+    np.testing.assert_allclose(clocks[3], 3000.0)
+
+
+def test_band_edits():
+    rng = np.random.default_rng(0)
+    codes = jnp.asarray(rng.normal(size=(5, 4, 2, 2, 2)), jnp.float32)
+    removed = tl.remove_band(codes, 2)
+    np.testing.assert_allclose(removed[:, 2], np.broadcast_to(codes[:, 2].mean(0), (5, 2, 2, 2)),
+                               rtol=1e-6)
+    np.testing.assert_array_equal(removed[:, [0, 1, 3]], codes[:, [0, 1, 3]])
+    src = jnp.asarray(rng.normal(size=(4, 2, 2, 2)), jnp.float32)
+    inserted = tl.insert_band(codes, 1, src)
+    np.testing.assert_array_equal(inserted[:, 1], np.broadcast_to(src[1], (5, 2, 2, 2)))
+    np.testing.assert_array_equal(inserted[:, 0], codes[:, 0])
+
+
+def test_interpolate_codes_hits_keyframes():
+    rng = np.random.default_rng(1)
+    keys = jnp.asarray(rng.normal(size=(3, 4, 2, 2, 2)), jnp.float32)
+    out = tl.interpolate_codes(keys, [0.0, 10.0, 30.0], jnp.array([0.0, 10.0, 20.0, 30.0]), "lerp")
+    np.testing.assert_allclose(np.asarray(out)[[0, 1, 3]], keys, atol=1e-6)
+    np.testing.assert_allclose(out[2], 0.5 * (keys[1] + keys[2]), atol=1e-6)
+    with pytest.raises(ValueError, match="interpolation"):
+        tl.interpolate_codes(keys, [0.0, 10.0, 30.0], jnp.zeros(2), "cubic")
+
+
+@pytest.fixture(scope="module")
+def synth():
+    params = ae.init(jax.random.key(0), CFG)
+    frame_times = np.arange(50) * 60.0
+    frames = np.random.default_rng(2).integers(0, 256, (50, 16, 16, 3), dtype=np.uint8)
+    return tl.Synthesizer(params, CFG, lambda i: frames[i], frame_times, PERIODS, batch_size=4)
+
+
+@pytest.mark.parametrize("mode", tl.MODES)
+def test_timelapse_modes_return_requested_frames_and_source_times(synth, mode):
+    frame_times = synth.frame_times
+    out = synth.timelapse(600.0, 2400.0, 7, mode=mode, keyframes=3, remove=3, insert=2,
+                          insert_from=60.0)
+    assert out.frames.shape == (7, 16, 16, 3) and out.frames.dtype == np.uint8
+    np.testing.assert_allclose(out.times, np.linspace(600, 2400, 7))
+    width = {"subsample": 1, "interpolate": 2, "multiscale": 4}[mode]
+    assert out.source_times.shape == (7, width)
+    assert np.all(np.isin(out.source_times, frame_times))          # real frames only
+    if mode == "subsample":
+        np.testing.assert_allclose(out.source_times[:, 0], np.linspace(600, 2400, 7))
+        # output interval 300 s: bins faster than 240 s dropped; insert=2 keeps 3 bins
+        assert out.keep_bins == 3

@@ -1,0 +1,88 @@
+"""Timescale autoencoder model: shapes, mask, interpolation, level lookup."""
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from tlgen.models import timescale_ae as ae
+
+CFG = ml_collections.ConfigDict(dict(image_size=32, widths=(8, 16, 16), blocks=1,
+                                     num_bins=4, bin_channels=3))
+
+
+@pytest.fixture(scope="module")
+def params():
+    return ae.init(jax.random.key(0), CFG)
+
+
+def test_encode_decode_shapes_and_dtypes(params):
+    frames = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+    w = ae.encode(params, frames, cfg=CFG)
+    assert w.shape == (2, 4, 8, 8, 3) and w.dtype == jnp.float32
+    # uint8 input is the same as its [-1, 1] float version
+    w_float = ae.encode(params, frames.astype(np.float32) / 127.5 - 1, cfg=CFG)
+    np.testing.assert_allclose(w, w_float, atol=1e-5)
+    x = ae.decode(params, w, cfg=CFG)
+    assert x.shape == (2, 32, 32, 3) and x.dtype == jnp.float32
+    assert float(jnp.max(jnp.abs(x))) <= 1.0
+    x16 = ae.decode(params, w, cfg=CFG, dtype=jnp.bfloat16)
+    assert x16.dtype == jnp.float32 and float(jnp.max(jnp.abs(x16 - x))) < 0.1
+    assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(params))
+
+
+def test_bad_resolution_is_rejected():
+    bad = ml_collections.ConfigDict(dict(CFG.to_dict(), image_size=30))
+    with pytest.raises(ValueError, match="divisible"):
+        ae.init(jax.random.key(0), bad)
+
+
+def test_mask_keeps_slow_bins():
+    w = jnp.arange(2 * 4 * 2 * 2 * 1, dtype=jnp.float32).reshape(2, 4, 2, 2, 1) + 1
+    m = ae.mask(w, 2)
+    np.testing.assert_array_equal(m[:, :2], w[:, :2])
+    assert float(jnp.abs(m[:, 2:]).sum()) == 0
+    per_example = ae.mask(w, jnp.array([1, 3]))
+    np.testing.assert_array_equal(per_example[0], ae.mask(w[0], 1))
+    np.testing.assert_array_equal(per_example[1], ae.mask(w[1], 3))
+    traced = jax.jit(ae.mask)(w, jnp.int32(4))
+    np.testing.assert_array_equal(traced, w)
+    assert float(jnp.abs(ae.mask(w, 0)).sum()) == 0
+
+
+def test_level_of_gap_and_bins_for_period():
+    periods = [1.0, 2.0, 4.0, 8.0]
+    got = ae.level_of_gap(jnp.array([0.5, 1.0, 1.9, 2.0, 5.0, 100.0]), periods)
+    np.testing.assert_array_equal(got, [0, 0, 0, 1, 2, 3])
+    # keep k bins <-> level M-k
+    np.testing.assert_array_equal(ae.bins_for_period(jnp.array([1.0, 4.0, 8.0]), periods, 4),
+                                  [4, 2, 1])
+
+
+def test_slerp_endpoints_norms_and_degenerate_cases():
+    rng = np.random.default_rng(1)
+    a = jnp.asarray(rng.normal(size=(3, 4, 2, 2, 2)), jnp.float32)
+    b = jnp.asarray(rng.normal(size=(3, 4, 2, 2, 2)), jnp.float32) * 3
+    np.testing.assert_allclose(ae.slerp(a, b, 0.0), a, atol=1e-5)
+    np.testing.assert_allclose(ae.slerp(a, b, 1.0), b, atol=1e-5)
+    t = 0.3
+    mid = ae.slerp(a, b, t)
+    norm = lambda x: np.linalg.norm(np.asarray(x).reshape(3, 4, -1), axis=-1)
+    np.testing.assert_allclose(norm(mid), 0.7 * norm(a) + 0.3 * norm(b), rtol=1e-5)
+    # the direction lies on the great circle: equal angle split
+    fa, fb, fm = (np.asarray(x).reshape(3, 4, -1) for x in (a, b, mid))
+    ang = lambda u, v: np.arccos(np.clip(np.sum(u * v, -1) / norm(u.reshape(3, 4, 2, 2, 2))
+                                         / norm(v.reshape(3, 4, 2, 2, 2)), -1, 1))
+    np.testing.assert_allclose(ang(fa, fm), t * ang(fa, fb), rtol=1e-4, atol=1e-5)
+    # parallel vectors and zero (masked) bins fall back to lerp, no NaN
+    par = ae.slerp(a, 2 * a, 0.5)
+    np.testing.assert_allclose(par, 1.5 * a, rtol=1e-5)
+    zero = ae.slerp(ae.mask(a, 2), b, 0.25)
+    np.testing.assert_allclose(zero[:, 2:], 0.25 * b[:, 2:], rtol=1e-5)
+    # per-example t (a sequence of interpolants) and gradients stay finite
+    seq = ae.slerp(a[:1], b[:1], jnp.linspace(0, 1, 5)[:, None])
+    assert seq.shape == (5, 4, 2, 2, 2)
+    g = jax.grad(lambda x: jnp.sum(ae.slerp(x, x, 0.5)))(a)
+    assert bool(jnp.all(jnp.isfinite(g)))
+    np.testing.assert_allclose(ae.lerp(a, b, 0.25), a + 0.25 * (b - a), rtol=1e-6)

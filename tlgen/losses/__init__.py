@@ -1,0 +1,1 @@
+"""Training losses (pure JAX): contrastive, reconstruction (MS-SSIM, L1), adversarial."""

@@ -1,0 +1,1 @@
+"""Evaluation metrics: image quality and temporal consistency."""

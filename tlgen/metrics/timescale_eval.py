@@ -1,0 +1,123 @@
+"""Report pieces for evaluating timescale models: band-fidelity tables, latent PCA,
+plots and the written report (eval/report.json, eval/report.md, PNGs)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+
+import numpy as np
+
+from tlgen.metrics.image import psnr
+
+
+def mean_psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean PSNR (dB) of two stacks of images in [0, 1]."""
+    return float(np.mean(np.asarray(psnr(np.asarray(a, np.float32), np.asarray(b, np.float32)))))
+
+
+def band_fidelity_rows(cutoffs, truth, candidates: dict) -> list[dict]:
+    """One row per cutoff: PSNR of each candidate stack against the ground-truth stack.
+
+    cutoffs: (L,) seconds; truth: L stacks (N, H, W, 3) in [0, 1]; candidates:
+    {name: L stacks}. Adds `margin_<name>` = PSNR(name) - PSNR("pyramid") when a
+    "pyramid" candidate is given.
+    """
+    rows = []
+    for i, cutoff in enumerate(cutoffs):
+        row = {"cutoff_s": float(cutoff)}
+        for name, stacks in candidates.items():
+            row[name] = round(mean_psnr(stacks[i], truth[i]), 3)
+        if "pyramid" in candidates:
+            for name in candidates:
+                if name != "pyramid":
+                    row[f"margin_{name}"] = round(row[name] - row["pyramid"], 3)
+        rows.append(row)
+    return rows
+
+
+def pca_2d(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Projects flattened codes (N, ...) onto their two principal components.
+
+    Returns (coords (N, 2), explained variance ratio of the two components).
+    """
+    x = np.asarray(codes, np.float64).reshape(len(codes), -1)
+    x = x - x.mean(axis=0)
+    _, s, vt = np.linalg.svd(x, full_matrices=False)
+    var = s ** 2
+    return x @ vt[:2].T, var[:2] / max(var.sum(), 1e-30)
+
+
+def _pyplot():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def plot_latent_pca(path: str, coords: dict[str, np.ndarray], times: np.ndarray) -> None:
+    """Scatter of each code's 2-D PCA trajectory, coloured by time (hours)."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(coords), figsize=(4 * len(coords) + 1, 4), squeeze=False,
+                             layout="constrained")
+    hours = (np.asarray(times) - times[0]) / 3600.0
+    for ax, (name, xy) in zip(axes[0], coords.items()):
+        ax.plot(xy[:, 0], xy[:, 1], color="0.8", lw=0.5, zorder=1)
+        sc = ax.scatter(xy[:, 0], xy[:, 1], c=hours, s=8, cmap="viridis", zorder=2)
+        ax.set_title(name, fontsize=9)
+        ax.set_xticks([]), ax.set_yticks([])
+    fig.colorbar(sc, ax=axes[0].tolist(), label="hours since first frame")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_band_fidelity(path: str, rows: list[dict], names: list[str]) -> None:
+    """PSNR against the band-limited ground truth per cutoff, one line per method."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    cut = [r["cutoff_s"] / 3600.0 for r in rows]
+    for name in names:
+        ax.plot(cut, [r[name] for r in rows], marker="o", label=name)
+    ax.set_xscale("log")
+    ax.set_xlabel("cutoff (hours)")
+    ax.set_ylabel("PSNR vs ground truth band (dB)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _table(rows: list[dict]) -> list[str]:
+    if not rows:
+        return []
+    keys = list(rows[0])
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    for r in rows:
+        lines.append("| " + " | ".join(f"{r[k]:.4g}" if isinstance(r[k], float) else str(r[k])
+                                      for k in keys) + " |")
+    return lines
+
+
+def write_report(out_dir: str, report: dict) -> dict[str, str]:
+    """Writes report.json and report.md into out_dir atomically; returns their paths."""
+    os.makedirs(out_dir, exist_ok=True)
+    md = [f"# Evaluation: {report.get('workdir', '')}", "",
+          f"step {report.get('step')}, data {report.get('data_dir')}, "
+          f"{report.get('num_frames')} validation frames", ""]
+    for section, title in (("reconstruction", "Reconstruction per level (vs pyramid target)"),
+                           ("band_fidelity", "Band fidelity (PSNR vs ground-truth band, dB)"),
+                           ("timelapse", "Timelapse flicker (E_tmp, lower is smoother)")):
+        if report.get(section):
+            md += [f"## {title}", ""] + _table(report[section]) + [""]
+    for note in report.get("notes", []):
+        md.append(f"* {note}")
+    paths = {}
+    for name, text in (("report.json", json.dumps(report, indent=2)), ("report.md", "\n".join(md) + "\n")):
+        fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{name}.")
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, os.path.join(out_dir, name))
+        paths[name] = os.path.join(out_dir, name)
+    return paths

@@ -1,0 +1,1 @@
+"""Model families: Flax linen modules and plain functions (pure JAX, no I/O)."""

@@ -1,0 +1,1 @@
+"""Synthesis from trained models: timelapses, animation, long videos (pure, jitted)."""

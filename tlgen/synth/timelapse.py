@@ -1,0 +1,266 @@
+"""Timelapse synthesis with a timescale autoencoder (paper section 3).
+
+Modes, each producing `n` output frames spanning source times [t0, t1]:
+
+* subsample: the source frames nearest to n uniform times, encoded, masked to the
+  bins slower than a minimum period (default: the output frame interval), decoded.
+* interpolate: keyframes encoded and masked, each bin interpolated (slerp or lerp)
+  between neighbouring keyframes at every output time, decoded.
+* multiscale (motion normalization): every bin runs on its own clock
+  (`bin_clocks`). Slow bins are sped up to span [t0, t1]; faster bins advance by
+  proportionally shorter steps down to the source frame interval, in segments
+  centred on the slow clock, so fast motion plays near real speed around each
+  moment. Every bin's code comes from the real frame nearest its clock.
+
+Edits on any code sequence: `remove_band` (replace a bin by its time average) and
+`insert_band` (a bin taken from one other frame).
+
+Frames come from a caller-supplied `get_frames(indices) -> uint8 (N, H, W, 3)`, so
+this module does no file I/O.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any, Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from tlgen.models import timescale_ae as ae
+
+MODES = ("subsample", "interpolate", "multiscale")
+
+
+@dataclasses.dataclass(frozen=True)
+class Timelapse:
+    """A synthesized timelapse.
+
+    frames: uint8 (n, H, W, 3).
+    times: float64 (n,) nominal source time of each output frame (seconds).
+    source_times: float64 (n, S): the source frame times each output frame was made
+      from (subsample S=1; interpolate S=2, the bracketing keyframes; multiscale
+      S=M, one per bin).
+    keep_bins: bins kept by the mask.
+    """
+    frames: np.ndarray
+    times: np.ndarray
+    source_times: np.ndarray
+    keep_bins: int
+
+
+def output_times(t0: float, t1: float, n: int) -> np.ndarray:
+    """n uniform times from t0 to t1 inclusive."""
+    if n < 1:
+        raise ValueError(f"need at least one output frame, got {n}")
+    return np.linspace(t0, t1, n) if n > 1 else np.asarray([0.5 * (t0 + t1)])
+
+
+def nearest_frames(frame_times: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """Index of the source frame nearest each time (frame_times sorted ascending)."""
+    frame_times = np.asarray(frame_times, np.float64)
+    times = np.asarray(times, np.float64)
+    right = np.clip(np.searchsorted(frame_times, times), 1, len(frame_times) - 1)
+    left = right - 1
+    closer_left = np.abs(times - frame_times[left]) <= np.abs(frame_times[right] - times)
+    return np.where(closer_left, left, right) if len(frame_times) > 1 else np.zeros_like(
+        times, np.int64)
+
+
+def bin_lower_periods(level_periods: Sequence[float], num_bins: int) -> np.ndarray:
+    """Shortest period of each bin's band: bin b owns [level_periods[M-1-b], ...)."""
+    periods = np.asarray(level_periods, np.float64)
+    if len(periods) < num_bins:
+        raise ValueError(f"{num_bins} bins need {num_bins} pyramid levels, got {len(periods)}")
+    return periods[num_bins - 1 - np.arange(num_bins)]
+
+
+def bin_clocks(t0: float, t1: float, n: int, level_periods: Sequence[float], num_bins: int,
+               source_interval: float, segment_frames: int = 16) -> np.ndarray:
+    """Per-bin source times (n, M) for multiscale synthesis.
+
+    The output interval d = (t1 - t0) / (n - 1) is the step of every bin whose band
+    lies above d. A faster bin b steps by d * P_b / P_c (P_b its band's shortest
+    period, P_c that of the slowest bin faster than d), never below the source
+    interval: each bin changes by a similar fraction of its own timescale per output
+    frame. Fast clocks run in segments of `segment_frames` frames centred on the slow
+    clock's time at the segment's middle.
+    """
+    slow = output_times(t0, t1, n)
+    d = (t1 - t0) / max(n - 1, 1)
+    lower = bin_lower_periods(level_periods, num_bins)
+    fast = lower < d
+    ref = lower[fast].max() if fast.any() else d
+    steps = np.where(fast, np.maximum(d * lower / ref, source_interval), d)
+    seg = max(1, min(int(segment_frames), n))
+    i = np.arange(n)
+    start = (i // seg) * seg
+    length = np.minimum(seg, n - start)
+    centre_idx = start + (length - 1) / 2.0
+    centre_time = t0 + centre_idx * d if n > 1 else slow
+    fast_times = centre_time[:, None] + (i - centre_idx)[:, None] * steps[None, :]
+    return np.where(fast[None, :], fast_times, slow[:, None])
+
+
+@jax.jit
+def mix_bins(codes: jax.Array, index: jax.Array) -> jax.Array:
+    """codes (F, M, h, w, c), index (n, M) int -> (n, M, h, w, c): bin b of output i
+    taken from codes[index[i, b], b]."""
+    bins = jnp.arange(codes.shape[1])[None, :]
+    return codes[index, bins]
+
+
+def interpolate_codes(key_codes: jax.Array, key_times: jax.Array, times: jax.Array,
+                      method: str = "slerp") -> jax.Array:
+    """Codes at `times` (n,) interpolated per bin between keyframes (N >= 2, M, h, w, c)
+    at sorted `key_times` (N,); times outside the keys are clamped."""
+    if key_codes.shape[0] < 2:
+        raise ValueError("interpolation needs at least two keyframes")
+    if method not in ("slerp", "lerp"):
+        raise ValueError(f"unknown interpolation {method!r}: use 'slerp' or 'lerp'")
+    return _interpolate(key_codes, jnp.asarray(key_times, jnp.float32),
+                        jnp.asarray(times, jnp.float32), method)
+
+
+@functools.partial(jax.jit, static_argnames="method")
+def _interpolate(key_codes, key_times, times, method):
+    right = jnp.clip(jnp.searchsorted(key_times, times, side="right"), 1, key_codes.shape[0] - 1)
+    left = right - 1
+    span = jnp.maximum(key_times[right] - key_times[left], 1e-12)
+    t = jnp.clip((times - key_times[left]) / span, 0.0, 1.0)
+    fn = ae.slerp if method == "slerp" else ae.lerp
+    return fn(key_codes[left], key_codes[right], t[:, None])
+
+
+def remove_band(codes: jax.Array, band: int) -> jax.Array:
+    """Replaces bin `band` of a code sequence (n, M, h, w, c) by its time average."""
+    mean = jnp.mean(codes[:, band], axis=0, keepdims=True)
+    return codes.at[:, band].set(jnp.broadcast_to(mean, codes[:, band].shape))
+
+
+def insert_band(codes: jax.Array, band: int, source: jax.Array) -> jax.Array:
+    """Sets bin `band` of every code in (n, M, h, w, c) to that of `source` (M, h, w, c)."""
+    return codes.at[:, band].set(jnp.broadcast_to(source[band], codes[:, band].shape))
+
+
+def to_uint8(frames: jax.Array) -> np.ndarray:
+    """Decoder output in [-1, 1] -> uint8."""
+    return np.asarray(jnp.clip(jnp.round((frames + 1.0) * 127.5), 0, 255).astype(jnp.uint8))
+
+
+@dataclasses.dataclass
+class Synthesizer:
+    """Encodes/decodes in batches with one trained model.
+
+    params, cfg: model parameters and model config (see tlgen.models.timescale_ae).
+    get_frames: indices -> uint8 frames (N, H, W, 3) of one video.
+    frame_times: (F,) sorted times (seconds) of that video's frames.
+    level_periods: the dataset's pyramid level periods (seconds).
+    """
+    params: Any
+    cfg: Any
+    get_frames: Callable[[np.ndarray], np.ndarray]
+    frame_times: np.ndarray
+    level_periods: Sequence[float]
+    dtype: Any = jnp.float32
+    batch_size: int = 32
+
+    def __post_init__(self):
+        model = ae.model_from_config(self.cfg, self.dtype)
+        self._encode = functools.partial(_apply, model, ae.TimescaleAE.encode)
+        self._decode = functools.partial(_apply, model, ae.TimescaleAE.decode)
+        self.frame_times = np.asarray(self.frame_times, np.float64)
+
+    @property
+    def num_bins(self) -> int:
+        return int(self.cfg.num_bins)
+
+    def encode_frames(self, indices: np.ndarray) -> jax.Array:
+        """Codes (N, M, h, w, c) of the source frames at `indices` (each encoded once)."""
+        indices = np.asarray(indices)
+        uniq, inverse = np.unique(indices, return_inverse=True)
+        parts = [self._encode(self.params, _pad(self.get_frames(uniq[s:s + self.batch_size]),
+                                                self.batch_size))[: len(uniq[s:s + self.batch_size])]
+                 for s in range(0, len(uniq), self.batch_size)]
+        return jnp.concatenate(parts, axis=0)[inverse.reshape(-1)]
+
+    def decode_codes(self, codes: jax.Array) -> np.ndarray:
+        """uint8 frames (n, H, W, 3) of codes (n, M, h, w, c)."""
+        out = [to_uint8(self._decode(self.params, _pad(codes[s:s + self.batch_size],
+                                                       self.batch_size)))[: len(codes[s:s + self.batch_size])]
+               for s in range(0, codes.shape[0], self.batch_size)]
+        return np.concatenate(out, axis=0)
+
+    def keep_for_period(self, min_period: float) -> int:
+        return int(ae.bins_for_period(min_period, self.level_periods, self.num_bins))
+
+    def timelapse(self, t0: float, t1: float, n: int, *, mode: str = "subsample",
+                  keep_bins: int | None = None, min_period: float | None = None,
+                  interp: str = "slerp", keyframes: int = 8, segment_frames: int = 16,
+                  remove: int | None = None, insert: int | None = None,
+                  insert_from: float | None = None) -> Timelapse:
+        """Synthesizes n frames over [t0, t1] (see module docstring for the modes).
+
+        keep_bins / min_period choose the mask (default: drop changes faster than
+        the output frame interval; multiscale keeps all bins). `remove` replaces
+        that bin by its time average; `insert` takes that bin from the frame
+        nearest `insert_from` (the mask then keeps at least bins 0..insert).
+        """
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
+        times = output_times(t0, t1, n)
+        m = self.num_bins
+        if keep_bins is None:
+            if min_period is None:
+                min_period = (t1 - t0) / max(n - 1, 1) if mode != "multiscale" else 0.0
+            keep_bins = self.keep_for_period(min_period)
+        keep_bins = int(np.clip(keep_bins, 1, m))
+        if insert is not None:
+            keep_bins = max(keep_bins, insert + 1)
+        for name, band in (("remove", remove), ("insert", insert)):
+            if band is not None and not 0 <= band < m:
+                raise ValueError(f"{name} band {band} is outside 0..{m - 1}")
+        if mode == "subsample":
+            idx = nearest_frames(self.frame_times, times)
+            codes = self.encode_frames(idx)
+            source = self.frame_times[idx][:, None]
+        elif mode == "interpolate":
+            key_t = output_times(t0, t1, max(2, min(keyframes, n)))
+            key_idx = nearest_frames(self.frame_times, key_t)
+            key_t = self.frame_times[key_idx]
+            codes = interpolate_codes(self.encode_frames(key_idx), key_t, times, interp)
+            pos = np.clip(np.searchsorted(key_t, times, side="right"), 1, len(key_t) - 1)
+            source = np.stack([key_t[pos - 1], key_t[pos]], axis=1)
+        else:
+            interval = float(np.median(np.diff(self.frame_times))) if len(self.frame_times) > 1 else 1.0
+            clocks = bin_clocks(t0, t1, n, self.level_periods, m, interval, segment_frames)
+            idx = nearest_frames(self.frame_times, clocks.reshape(-1)).reshape(clocks.shape)
+            uniq, inverse = np.unique(idx, return_inverse=True)
+            codes = mix_bins(self.encode_frames(uniq), jnp.asarray(inverse.reshape(idx.shape)))
+            source = self.frame_times[idx]
+        if remove is not None:
+            codes = remove_band(codes, remove)
+        if insert is not None:
+            ref = insert_from if insert_from is not None else t0
+            src = self.encode_frames(nearest_frames(self.frame_times, np.asarray([ref])))[0]
+            codes = insert_band(codes, insert, src)
+        frames = self.decode_codes(ae.mask(codes, keep_bins))
+        return Timelapse(frames=frames, times=times, source_times=np.asarray(source, np.float64),
+                         keep_bins=keep_bins)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _apply(model, method, params, x):
+    """model.method under jit, compiled once per (model, method, shape) for all callers."""
+    return model.apply({"params": params}, x, method=method)
+
+
+def _pad(x, size: int):
+    """Pads the leading axis to `size` (one compiled shape per batch size)."""
+    n = x.shape[0]
+    if n == size:
+        return x
+    pad = [(0, size - n)] + [(0, 0)] * (x.ndim - 1)
+    return np.pad(x, pad) if isinstance(x, np.ndarray) else jnp.pad(x, pad)
