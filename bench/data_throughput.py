@@ -1,6 +1,5 @@
 """Frames/s of tlgen prepare (with/without --flow) and of each pipeline, on this CPU."""
 import json, os, shutil, time, platform, datetime as dt
-import numpy as np
 os.environ["TLGEN_PROGRESS"] = "0"
 from tlgen.data.prepare import prepare
 from tlgen.data import video_io

@@ -168,3 +168,39 @@ def _check_shapes(expected: dict, saved: dict, path: str) -> None:
 
 def _fmt(entry) -> str:
     return "absent" if entry is None else f"{tuple(entry[0])} {entry[1]}"
+
+
+def run_config(workdir: str, family: str):
+    """The saved config of a `tlgen train` work directory of `family` (UserError otherwise)."""
+    from tlgen import config as config_lib
+
+    path = os.path.join(workdir, "config.json")
+    if not os.path.exists(path):
+        raise UserError(f"{workdir} has no config.json; pass the --workdir of a `tlgen train` run.")
+    config = config_lib.read(path)
+    if config.family != family:
+        raise UserError(f"{workdir} holds a {config.family!r} run, not a {family} one.")
+    return config
+
+
+def restore_for_inference(workdir: str, abstract_state, step: int | None = None) -> tuple[int, Any]:
+    """(step, state) of checkpoint `step` (default: the newest) of `workdir`, on one device;
+    `abstract_state` gives the shapes (e.g. `jax.eval_shape` of the family's init)."""
+    directory = os.path.join(os.path.abspath(workdir), "checkpoints")
+    if not os.path.isdir(directory):
+        raise UserError(f"{workdir} has no checkpoint yet; train it first (`tlgen train --workdir {workdir}`).")
+    device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device),
+                            abstract_state)
+    manager = ocp.CheckpointManager(directory, item_names=ITEMS)
+    try:
+        steps = sorted(manager.all_steps())
+        if not steps:
+            raise UserError(f"{workdir} has no checkpoint yet; train it first (`tlgen train --workdir {workdir}`).")
+        chosen = steps[-1] if step is None else step
+        if chosen not in steps:
+            raise UserError(f"{workdir} has no checkpoint {step}; it has {', '.join(map(str, steps))}.")
+        restored = manager.restore(chosen, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))
+    finally:
+        manager.close()
+    return int(chosen), restored.state

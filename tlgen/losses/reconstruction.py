@@ -30,15 +30,24 @@ def _gaussian_window(size: int = WINDOW_SIZE, sigma: float = WINDOW_SIGMA) -> np
     return (g / g.sum()).astype(np.float32)
 
 
+def _band(n: int, taps: np.ndarray) -> np.ndarray:
+    """(n - k + 1, n) matrix whose row i holds the window at columns i..i+k-1 ('valid')."""
+    k = len(taps)
+    m = np.zeros((n - k + 1, n), np.float32)
+    for i in range(n - k + 1):
+        m[i, i:i + k] = taps
+    return m
+
+
 def _blur(x: jax.Array) -> jax.Array:
-    """Separable Gaussian filter over H and W of (N, H, W, C), per channel, 'valid' borders."""
-    c = x.shape[-1]
-    g = jnp.asarray(_gaussian_window())
-    dn = ("NHWC", "HWIO", "NHWC")
-    for kernel in (g.reshape(-1, 1, 1, 1), g.reshape(1, -1, 1, 1)):
-        x = jax.lax.conv_general_dilated(x, jnp.tile(kernel, (1, 1, 1, c)), (1, 1), "VALID",
-                                         dimension_numbers=dn, feature_group_count=c)
-    return x
+    """Separable Gaussian filter over H and W of (N, H, W, C), per channel, 'valid' borders.
+
+    Two matmuls with banded matrices: the same sums as 1-channel depthwise convolutions,
+    which run ~37x slower on CPU and far below the matmul rate on GPU.
+    """
+    g = _gaussian_window()
+    gh, gw = jnp.asarray(_band(x.shape[1], g)), jnp.asarray(_band(x.shape[2], g))
+    return jnp.einsum("hH,nHWc,wW->nhwc", gh, x, gw, precision=jax.lax.Precision.HIGHEST)
 
 
 def ssim_components(a: jax.Array, b: jax.Array, max_val: float = 1.0):
@@ -48,10 +57,11 @@ def ssim_components(a: jax.Array, b: jax.Array, max_val: float = 1.0):
     c2 = (0.03 * max_val) ** 2
     a = a.astype(jnp.float32)
     b = b.astype(jnp.float32)
-    mu_a, mu_b = _blur(a), _blur(b)
-    var_a = _blur(a * a) - mu_a ** 2
-    var_b = _blur(b * b) - mu_b ** 2
-    cov = _blur(a * b) - mu_a * mu_b
+    moments = _blur(jnp.concatenate([a, b, a * a, b * b, a * b], axis=-1))
+    mu_a, mu_b, aa, bb, ab = jnp.split(moments, 5, axis=-1)
+    var_a = aa - mu_a ** 2
+    var_b = bb - mu_b ** 2
+    cov = ab - mu_a * mu_b
     cs = (2 * cov + c2) / (var_a + var_b + c2)
     lum = (2 * mu_a * mu_b + c1) / (mu_a ** 2 + mu_b ** 2 + c1)
     return jnp.mean(lum * cs, axis=(1, 2)), jnp.mean(cs, axis=(1, 2))

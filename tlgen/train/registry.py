@@ -32,7 +32,8 @@ class Family:
     eval_step: Callable[[Any, dict], dict] | None = None
     """(state, batch) -> fp32 scalar metrics, averaged over `config.train.eval_batches`."""
     sample: Callable[[Any, dict, jax.Array], dict[str, np.ndarray]] | None = None
-    """(state, batch, rng) -> {name: uint8 images (N,H,W,3) or videos (N,T,H,W,3)}."""
+    """(state, batch, rng) -> {name: uint8 images (N,H,W,3) or videos (N,T,H,W,3)}; pure
+    (the trainer jits it)."""
     evaluate: Callable[..., dict] | None = None
     """The family's full `tlgen eval` (workdir, data_dir, ...) -> report dict."""
 

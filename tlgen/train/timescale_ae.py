@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tlgen import config as config_lib
+from tlgen import checkpoint
 from tlgen.errors import UserError
 from tlgen.losses.contrastive import contrastive_loss, pair_contrastive_loss
 from tlgen.losses.reconstruction import reconstruction_loss
@@ -209,8 +209,7 @@ def make_family(config) -> Family:
         for kk in range(lv.num_bins, 0, -1):
             rows.append(ae.decode(params, ae.mask(w, kk), cfg=config.model, dtype=dtype))
         strip = jnp.concatenate(rows, axis=2)        # frame, then k = M..1 bins, left to right
-        return {"recon_levels": np.asarray(jnp.clip(jnp.round((strip + 1) * 127.5), 0, 255)
-                                           .astype(jnp.uint8))}
+        return {"recon_levels": jnp.clip(jnp.round((strip + 1) * 127.5), 0, 255).astype(jnp.uint8)}
 
     def make_pipeline(split: str, shard_index: int, shard_count: int):
         from tlgen.data.pipelines import pair_dataset
@@ -248,38 +247,14 @@ class Trained:
 
 def load(workdir: str, *, step: int | None = None) -> Trained:
     """Restores the newest (or given) checkpoint of a timescale_ae work directory."""
-    import orbax.checkpoint as ocp
-
-    path = os.path.join(workdir, "config.json")
-    if not os.path.exists(path):
-        raise UserError(f"{workdir} has no config.json; train there first with `tlgen train "
-                        "--config configs/timescale_ae_synthetic.py:tiny --workdir ...`.")
-    config = config_lib.read(path)
-    if config.family != "timescale_ae":
-        raise UserError(f"{workdir} holds a {config.family!r} run, not a timescale_ae one.")
-    directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
-    manager = ocp.CheckpointManager(directory, item_names=("state",))
-    try:
-        steps = sorted(manager.all_steps())
-        if not steps:
-            raise UserError(f"{directory} holds no checkpoint; train first (or wait for the "
-                            "first checkpoint).")
-        chosen = steps[-1] if step is None else step
-        if chosen not in steps:
-            raise UserError(f"{directory} has no checkpoint {step}; it has {steps}.")
-        tx = make_optimizer(config.optim, total_steps=config.total_steps,
-                            grad_accum=config.train.grad_accum)
-        ema = ("ae",) if float(config.train.ema_decay) else ()
-        shapes = jax.eval_shape(lambda r: TrainState.create(
-            {NET: ae.init(r, config.model)}, {NET: tx}, ema=ema), jax.random.key(0))
-        device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-        abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device),
-                                shapes)
-        state = manager.restore(chosen, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(abstract))).state
-    finally:
-        manager.close()
-    return Trained(config=config, params=inference_params(state), step=int(chosen))
+    config = checkpoint.run_config(workdir, "timescale_ae")
+    tx = make_optimizer(config.optim, total_steps=config.total_steps,
+                        grad_accum=config.train.grad_accum)
+    ema = (NET,) if float(config.train.ema_decay) else ()
+    shapes = jax.eval_shape(lambda r: TrainState.create(
+        {NET: ae.init(r, config.model)}, {NET: tx}, ema=ema), jax.random.key(0))
+    chosen, state = checkpoint.restore_for_inference(workdir, shapes, step)
+    return Trained(config=config, params=inference_params(state), step=chosen)
 
 
 def video_frames(ds, video_id: int = 0, splits=None):

@@ -83,7 +83,7 @@ class Engine:
         self.batch_sharding = batch_sharding(mesh)
         self.min_shard_bytes = int(config.mesh.get("fsdp_min_bytes", 2 ** 20))
         self.abstract = self.shardings = None
-        self._step = self._eval = None
+        self._step = self._eval = self._sample = None
 
     def _gathered(self, state):
         """On an Explicit mesh, parameters are all-gathered before the family uses them."""
@@ -148,6 +148,14 @@ class Engine:
                                  out_shardings=replicated(self.mesh))
         return self._eval(state, batch)
 
+    def sample(self, state, batch, rng):
+        """The family's `sample`, jitted; outputs replicated so every process can read them."""
+        if self._sample is None:
+            self._sample = jax.jit(lambda s, b, r: self.fam.sample(self._gathered(s), b, r),
+                                   in_shardings=(self.shardings, self.batch_sharding, replicated(self.mesh)),
+                                   out_shardings=replicated(self.mesh))
+        return self._sample(state, batch, rng)
+
 
 def _prepare_workdir(config, workdir: str) -> None:
     path = os.path.join(workdir, "config.json")
@@ -170,9 +178,8 @@ def check_batch(config, mesh) -> None:
 
 
 def _fetch(tree):
-    """Global arrays (possibly spread over processes) -> numpy on every process."""
-    return jax.tree.map(lambda x: np.asarray(multihost_utils.process_allgather(x, tiled=True)
-                                             if not x.is_fully_addressable else x), tree)
+    """Replicated global arrays -> numpy (every process holds a full copy)."""
+    return jax.tree.map(lambda x: np.asarray(x.addressable_data(0)), tree)
 
 
 def init_and_sample_keys(seed: int) -> tuple[jax.Array, jax.Array]:
@@ -333,8 +340,7 @@ class _Loop:
         split = self.config.train.get("eval_split", "validation")
         it = iter(self.fam.make_pipeline(split, jax.process_index(), jax.process_count()))
         batch = global_batch(next(it), self.engine.mesh)
-        samples = self.fam.sample(state, batch, jax.random.fold_in(self.sample_key, step))
-        samples = {k: v if isinstance(v, np.ndarray) else _fetch(v) for k, v in samples.items()}
+        samples = _fetch(self.engine.sample(state, batch, jax.random.fold_in(self.sample_key, step)))
         if jax.process_index() == 0:
             write_samples(os.path.join(self.workdir, "samples"), step, samples)
 
