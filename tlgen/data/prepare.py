@@ -329,9 +329,8 @@ def _check_output(out: str, overwrite: bool) -> None:
     if os.path.exists(out) and not overwrite:
         raise UserError(f"{out} already exists; pass --overwrite to replace it or choose "
                         "another --out.")
-    parent = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(parent):
-        raise UserError(f"the parent folder of --out {out} does not exist; create it first.")
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise UserError(f"--out {out} is a file, not a dataset folder; choose another --out.")
 
 
 def prepare(sources: Sequence[str], out: str, *, size: tuple[int, int] | str | None = None,
@@ -363,6 +362,7 @@ def prepare(sources: Sequence[str], out: str, *, size: tuple[int, int] | str | N
         if not source.startswith(SYNTHETIC_PREFIX) and not os.path.exists(source):
             raise UserError(f"{source} does not exist; give video files, image folders or "
                             "synthetic:<scene>.")
+    os.makedirs(os.path.dirname(out), exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out)}.tmp-", dir=os.path.dirname(out))
     try:
         metadata = _prepare_into(tmp, sources, size, interval, levels, val_fraction,

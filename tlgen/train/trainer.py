@@ -134,7 +134,9 @@ class Engine:
         if "loss" not in metrics:
             raise ValueError("a family's train_step must return a 'loss' metric")
         ok = jnp.isfinite(metrics["loss"]) & all_finite(new)
-        new = jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, state)
+        # A cond, not an elementwise select over the state: same result, but the select
+        # made XLA:CPU compile the step 3-4x longer (51 s vs 14 s for timescale_ae:tiny).
+        new = jax.lax.cond(ok, lambda: new, lambda: state)
         if hasattr(new, "step"):
             new = new.replace(step=state.step + 1)
         metrics = {k: jnp.asarray(v, jnp.float32) for k, v in metrics.items()}
