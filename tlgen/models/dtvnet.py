@@ -1,0 +1,406 @@
+"""DTVNet: animate a still image into a time-lapse clip driven by a motion vector.
+
+Three networks (Zhang et al., ECCV 2020), all NHWC / NTHWC:
+
+* `FlowEncoder`: 3-D convs over a clip of T optical flows (B, T, H, W, 2) -> a motion vector
+  (B, D), D = 512 in the paper.
+* `Generator` (the "dynamic video generator"): a shared encoder maps the image to features at
+  half resolution; a content stream of residual blocks refines them; a motion stream of
+  residual + AdaIN blocks, styled by adaptive motion vectors from equalized-LR linear layers,
+  emits T low-resolution flows; a decoder fuses both and emits all T frames at once (frame 0
+  reconstructs the input image).
+* `VideoDiscriminator`: 3-D conv / instance norm / LeakyReLU blocks -> one logit per clip.
+
+Motion-vector normalization: the public code batch-normalizes the motion vector over the batch
+without affine parameters, which is exactly zero at batch size 1 (single-image inference). Here
+every vector is instead standardized over its own D features (`normalize_motion`): zero mean,
+unit variance per sample, independent of the batch. A vector sampled from N(0, I) is nearly
+unchanged by it, so sampled and encoded motion live on the same sphere.
+
+Upsampling in the decoder is the paper's 3x3 stride-2 transposed convolution (PyTorch padding 1,
+output padding 1), computed exactly as a 2x2 convolution to the four output phases followed by
+depth-to-space (`SubpixelConvTranspose`): same parameters and same function as a transposed
+convolution, but its backward pass is several times faster on CPU than `nn.ConvTranspose`'s.
+
+At 128^2 x 32 frames with the default widths the generator has 8,336,800 parameters, like the
+public code (the paper's 8.42 M has one more 3x3 conv in the decoder).
+
+Images enter in [-1, 1] (`to_model_range`) and frames leave in [-1, 1] (tanh).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import linen as nn
+
+Dtype = Any
+Variables = dict
+
+
+# ----------------------------------------------------------------------------- pure functions
+
+def normalize_motion(motion: jax.Array, eps: float = 1e-5) -> jax.Array:
+    """Standardizes each motion vector over its features: (m - mean) / sqrt(var + eps)."""
+    motion = motion.astype(jnp.float32)
+    mean = jnp.mean(motion, axis=-1, keepdims=True)
+    var = jnp.mean(jnp.square(motion - mean), axis=-1, keepdims=True)
+    return (motion - mean) * jax.lax.rsqrt(var + eps)
+
+
+def instance_norm(x: jax.Array, axes: tuple[int, ...], eps: float = 1e-5) -> jax.Array:
+    """Normalizes `x` to zero mean / unit variance over `axes` (no learned scale/shift)."""
+    x32 = x.astype(jnp.float32)
+    mean = jnp.mean(x32, axis=axes, keepdims=True)
+    var = jnp.mean(jnp.square(x32 - mean), axis=axes, keepdims=True)
+    return ((x32 - mean) * jax.lax.rsqrt(var + eps)).astype(x.dtype)
+
+
+def adain(x: jax.Array, scale: jax.Array, shift: jax.Array, eps: float = 1e-5) -> jax.Array:
+    """Adaptive instance norm: scale * instance_norm(x) + shift.
+
+    x: (B, H, W, C); scale, shift: (B, C). Statistics over H, W per sample and channel.
+    """
+    normalized = instance_norm(x, axes=(1, 2), eps=eps)
+    return scale[:, None, None, :].astype(x.dtype) * normalized + shift[:, None, None, :].astype(x.dtype)
+
+
+def sample_motion(rng: jax.Array, batch: int, motion_dim: int) -> jax.Array:
+    """Draws `batch` motion vectors from N(0, I) (normalized later by the generator)."""
+    return jax.random.normal(rng, (batch, motion_dim), jnp.float32)
+
+
+def to_model_range(images: jax.Array | np.ndarray) -> jax.Array:
+    """uint8 images/videos in [0, 255] -> float32 in [-1, 1]."""
+    return jnp.asarray(images, jnp.float32) / 127.5 - 1.0
+
+
+def to_uint8(x: jax.Array) -> jax.Array:
+    """Model output in [-1, 1] -> uint8 in [0, 255] (rounded, clipped)."""
+    return jnp.clip(jnp.round((x.astype(jnp.float32) + 1.0) * 127.5), 0, 255).astype(jnp.uint8)
+
+
+def _reflect_pad(x: jax.Array, pad: int) -> jax.Array:
+    return jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
+
+
+# ----------------------------------------------------------------------------- layers
+
+class EqualizedDense(nn.Module):
+    """Dense layer with equalized learning rate: weights ~ N(0, 1) scaled by sqrt(2 / fan_in)."""
+    features: int
+    bias_init: Any = nn.initializers.zeros
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        kernel = self.param("kernel", nn.initializers.normal(1.0), (x.shape[-1], self.features))
+        bias = self.param("bias", self.bias_init, (self.features,))
+        gain = math.sqrt(2.0 / x.shape[-1])
+        return x.astype(self.dtype) @ (kernel * gain).astype(self.dtype) + bias.astype(self.dtype)
+
+
+def _adain_style_bias(key, shape, dtype=jnp.float32):
+    """Bias of the AdaIN style layer: ones for the scale half, zeros for the shift half."""
+    half = shape[0] // 2
+    return jnp.concatenate([jnp.ones((half,), dtype), jnp.zeros((shape[0] - half,), dtype)])
+
+
+class SubpixelConvTranspose(nn.Module):
+    """3x3 stride-2 transposed conv (PyTorch padding=1, output_padding=1): (H, W) -> (2H, 2W).
+
+    Same kernel (3, 3, Cin, Cout) and the same function as `lax.conv_transpose(x, kernel,
+    (2, 2), ((1, 2), (1, 2)))`, computed as a 2x2 conv to the 4 output phases + depth-to-space.
+    """
+    features: int
+    dtype: Dtype = jnp.float32
+
+    # _TAPS[phase, offset]: kernel tap linking input offset (0 or +1) to output phase; 3 = none.
+    _TAPS = np.array([[1, 3], [0, 2]])
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        cin = x.shape[-1]
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), (3, 3, cin, self.features))
+        padded = jnp.pad(kernel, ((0, 1), (0, 1), (0, 0), (0, 0)))
+        taps = self._TAPS.T  # (offset, phase)
+        phases = padded[taps[:, None, :, None], taps[None, :, None, :]]  # (dy, dx, py, px, ci, co)
+        phases = phases.transpose(0, 1, 4, 2, 3, 5).reshape(2, 2, cin, 4 * self.features)
+        y = jax.lax.conv_general_dilated(
+            x.astype(self.dtype), phases.astype(self.dtype), (1, 1), ((0, 1), (0, 1)),
+            dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        b, h, w, _ = y.shape
+        y = y.reshape(b, h, w, 2, 2, self.features).transpose(0, 1, 3, 2, 4, 5)
+        return y.reshape(b, 2 * h, 2 * w, self.features)
+
+
+class Conv3d(nn.Module):
+    """3-D convolution without bias, run as one 2-D convolution per output frame batch.
+
+    The kt temporal taps are stacked on the channel axis and the output frames folded into
+    the batch: same kernel (kt, kh, kw, Cin, Cout) and result as a 3-D convolution, but XLA
+    on CPU runs 2-D convolutions on its fast path and 3-D ones as plain loops (~50x slower).
+    padding: ((t0, t1), (h0, h1), (w0, w1)) zero padding.
+    """
+    features: int
+    kernel_size: tuple[int, int, int]
+    strides: tuple[int, int, int] = (1, 1, 1)
+    padding: tuple[tuple[int, int], ...] = ((0, 0), (0, 0), (0, 0))
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        kt, kh, kw = self.kernel_size
+        cin = x.shape[-1]
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), (kt, kh, kw, cin, self.features))
+        x = jnp.pad(x.astype(self.dtype), ((0, 0), self.padding[0], (0, 0), (0, 0), (0, 0)))
+        b, t, h, w, _ = x.shape
+        st = self.strides[0]
+        t_out = (t - kt) // st + 1
+        taps = jnp.concatenate([x[:, d:d + (t_out - 1) * st + 1:st] for d in range(kt)], axis=-1)
+        flat = kernel.transpose(1, 2, 0, 3, 4).reshape(kh, kw, kt * cin, self.features)
+        y = _conv2d(taps.reshape(b * t_out, h, w, kt * cin), flat.astype(self.dtype),
+                    self.strides[1:], self.padding[1:])
+        return y.reshape((b, t_out) + y.shape[1:])
+
+
+def _conv2d(x: jax.Array, kernel: jax.Array, strides, padding) -> jax.Array:
+    """NHWC 2-D convolution with zero `padding` ((top, bottom), (left, right)), written so its
+    gradients, second-order ones included (gradient penalties), stay on XLA's fast CPU path:
+    a stride-2 conv with an even kernel runs as space-to-depth + a stride-1 conv, and a
+    stride-1 conv as a "SAME" conv on the padded input, cropped (XLA:CPU differentiates
+    "VALID" convs twice ~10-30x slower)."""
+    kh, kw, cin, cout = kernel.shape
+    x = jnp.pad(x, ((0, 0),) + tuple(tuple(p) for p in padding) + ((0, 0),))
+    if tuple(strides) == (2, 2) and kh % 2 == 0 and kw % 2 == 0:
+        b, h, w, _ = x.shape
+        h, w = h - h % 2, w - w % 2
+        x = x[:, :h, :w].reshape(b, h // 2, 2, w // 2, 2, cin).transpose(0, 1, 3, 2, 4, 5)
+        x = x.reshape(b, h // 2, w // 2, 4 * cin)
+        kernel = kernel.reshape(kh // 2, 2, kw // 2, 2, cin, cout).transpose(0, 2, 1, 3, 4, 5)
+        kh, kw = kh // 2, kw // 2
+        kernel = kernel.reshape(kh, kw, 4 * cin, cout)
+    elif tuple(strides) != (1, 1):
+        return jax.lax.conv_general_dilated(x, kernel, tuple(strides), "VALID",
+                                            dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    y = jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    top, left = (kh - 1) // 2, (kw - 1) // 2
+    return y[:, top:y.shape[1] - (kh - 1 - top), left:y.shape[2] - (kw - 1 - left)]
+
+
+class ResidualBlock(nn.Module):
+    """x + [reflect-pad, 3x3 conv, BN, ReLU, reflect-pad, 3x3 conv, BN](x)."""
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+        width = x.shape[-1]
+        y = x
+        for i in range(2):
+            y = nn.Conv(width, (3, 3), padding="VALID", use_bias=False, dtype=self.dtype,
+                        name=f"conv{i}")(_reflect_pad(y, 1))
+            y = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
+                             dtype=self.dtype, name=f"bn{i}")(y)
+            if i == 0:
+                y = nn.relu(y)
+        return x + y
+
+
+class _ConvBNReLU(nn.Module):
+    features: int
+    kernel: int = 3
+    stride: int = 1
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+        pad = self.kernel // 2
+        x = nn.Conv(self.features, (self.kernel, self.kernel), strides=self.stride,
+                    padding=((pad, pad), (pad, pad)), use_bias=False, dtype=self.dtype, name="conv")(x)
+        x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
+                         dtype=self.dtype, name="bn")(x)
+        return nn.relu(x)
+
+
+# ----------------------------------------------------------------------------- networks
+
+class Generator(nn.Module):
+    """Dynamic video generator: (image (B, H, W, 3) in [-1, 1], motion (B, D)) ->
+    (video (B, T, H, W, 3) in [-1, 1], flows (B, T, H/2, W/2, 2) in pixels of the half grid).
+
+    H and W must be even. Widths default to the paper's (base 64 -> 128-channel content
+    stream, 64-channel motion stream, 96-channel decoder).
+    """
+    num_frames: int = 32
+    base_width: int = 64
+    decoder_width: int = 96
+    motion_dim: int = 512
+    content_blocks: int = 9
+    motion_blocks: int = 6
+    mapping_layers: int = 3
+    style_layers: int = 2
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, image: jax.Array, motion: jax.Array, train: bool = False):
+        if image.shape[1] % 2 or image.shape[2] % 2:
+            raise ValueError(f"image height and width must be even, got {image.shape[1:3]}")
+        dt, t = self.dtype, self.num_frames
+        x = image.astype(dt)
+        # Shared encoder -> (B, H/2, W/2, 2 * base).
+        x = nn.Conv(self.base_width, (5, 5), padding="VALID", use_bias=False, dtype=dt,
+                    name="encoder_conv0")(_reflect_pad(x, 2))
+        x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
+                                 dtype=dt, name="encoder_bn0")(x))
+        x = _ConvBNReLU(2 * self.base_width, stride=2, dtype=dt, name="encoder_down")(x, train)
+        shared = _ConvBNReLU(2 * self.base_width, dtype=dt, name="encoder_conv2")(x, train)
+
+        # Content stream.
+        content = shared
+        for i in range(self.content_blocks):
+            content = ResidualBlock(dtype=dt, name=f"content_{i}")(content, train)
+
+        # Motion stream: adaptive motion vectors drive AdaIN after each residual block.
+        latent = normalize_motion(motion).astype(dt)
+        for i in range(self.mapping_layers):
+            latent = nn.leaky_relu(EqualizedDense(self.motion_dim, dtype=dt, name=f"mapping_{i}")(latent), 0.2)
+        m = _ConvBNReLU(self.base_width, dtype=dt, name="motion_in")(shared, train)
+        for i in range(self.motion_blocks):
+            m = ResidualBlock(dtype=dt, name=f"motion_{i}")(m, train)
+            style = latent
+            for j in range(self.style_layers):
+                style = nn.leaky_relu(EqualizedDense(self.motion_dim, dtype=dt, name=f"motion_{i}_adapt_{j}")(style), 0.2)
+            style = EqualizedDense(2 * self.base_width, bias_init=_adain_style_bias, dtype=dt,
+                                   name=f"motion_{i}_style")(style)
+            scale, shift = jnp.split(style, 2, axis=-1)
+            m = adain(m, scale, shift)
+        flows = nn.leaky_relu(nn.Conv(2 * t, (3, 3), padding=((1, 1), (1, 1)), dtype=dt,
+                                      name="to_flows")(m), 0.1)
+
+        # Decoder: fuse content and flows, upsample, emit all frames.
+        y = jnp.concatenate([content, flows], axis=-1)
+        y = _ConvBNReLU(self.decoder_width, dtype=dt, name="decoder_conv0")(y, train)
+        y = _ConvBNReLU(self.decoder_width, dtype=dt, name="decoder_conv1")(y, train)
+        y = SubpixelConvTranspose(self.decoder_width, dtype=dt, name="decoder_up")(y)
+        y = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
+                                 dtype=dt, name="decoder_up_bn")(y))
+        y = nn.Conv(3 * t, (5, 5), padding="VALID", dtype=dt, name="to_frames")(_reflect_pad(y, 2))
+        y = jnp.tanh(y.astype(jnp.float32))
+
+        b, h, w, _ = y.shape
+        video = y.reshape(b, h, w, t, 3).transpose(0, 3, 1, 2, 4)
+        flows = flows.astype(jnp.float32).reshape(b, h // 2, w // 2, t, 2).transpose(0, 3, 1, 2, 4)
+        return video, flows
+
+
+class Conv3dPyramid(nn.Module):
+    """Strided 3-D conv stack: (B, T, H, W, C) -> (B, out_features).
+
+    A (3, 4, 4) conv with stride (1, 2, 2), then (4, 4, 4) stride-2 blocks (time stride 1 with
+    a (3, 4, 4) kernel once fewer than 4 frames remain) with `norm` and LeakyReLU 0.2, doubling
+    the width up to `max_width`, while the short spatial side exceeds 4; a last "valid" conv
+    whose kernel spans what remains. No biases. At 128^2 x 32 this is the paper's layout.
+    """
+    base_width: int
+    max_width: int
+    out_features: int
+    norm: str  # "batch" (BatchNorm3d) or "instance" (InstanceNorm3d, no affine)
+    activate_first: bool
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+        x = Conv3d(self.base_width, (3, 4, 4), (1, 2, 2), ((1, 1),) * 3, self.dtype, name="conv0")(x)
+        if self.activate_first:
+            x = nn.leaky_relu(x, 0.2)
+        width, i = self.base_width, 0
+        while min(x.shape[2], x.shape[3]) > 4:
+            i += 1
+            width = min(2 * width, self.max_width)
+            tk, ts = (4, 2) if x.shape[1] >= 4 else (3, 1)
+            x = Conv3d(width, (tk, 4, 4), (ts, 2, 2), ((1, 1),) * 3, self.dtype, name=f"conv{i}")(x)
+            if self.norm == "batch":
+                x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
+                                 dtype=self.dtype, name=f"bn{i}")(x)
+            else:
+                x = instance_norm(x, axes=(1, 2, 3))
+            x = nn.leaky_relu(x, 0.2)
+        x = Conv3d(self.out_features, x.shape[1:4], dtype=self.dtype, name="head")(x)
+        return x.reshape(x.shape[0], self.out_features)
+
+
+class FlowEncoder(nn.Module):
+    """Optical flow encoder: flows (B, T, H, W, 2) in pixels -> normalized motion (B, D)."""
+    base_width: int = 32
+    max_width: int = 512
+    motion_dim: int = 512
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, flows: jax.Array, train: bool = False) -> jax.Array:
+        x = Conv3dPyramid(self.base_width, self.max_width, self.max_width, norm="batch",
+                          activate_first=False, dtype=self.dtype, name="pyramid")(flows, train)
+        x = nn.Dense(self.motion_dim, dtype=self.dtype, name="fc")(x)
+        return normalize_motion(x)
+
+
+class VideoDiscriminator(nn.Module):
+    """Video critic: clip (B, T, H, W, 3) in [-1, 1] -> one fp32 logit per clip (B,)."""
+    base_width: int = 32
+    max_width: int = 512
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, video: jax.Array) -> jax.Array:
+        x = Conv3dPyramid(self.base_width, self.max_width, 1, norm="instance",
+                          activate_first=True, dtype=self.dtype, name="pyramid")(video, False)
+        return x[:, 0].astype(jnp.float32)
+
+
+# ----------------------------------------------------------------------------- functional API
+
+def generator_from_variables(variables: Variables, dtype: Dtype = jnp.float32) -> Generator:
+    """Rebuilds the `Generator` that owns `variables` (its sizes are read off the shapes)."""
+    p = variables["params"]
+    count = lambda prefix: sum(1 for k in p if k.startswith(prefix) and k[len(prefix):].isdigit())
+    return Generator(
+        num_frames=p["to_frames"]["kernel"].shape[-1] // 3,
+        base_width=p["encoder_conv0"]["kernel"].shape[-1],
+        decoder_width=p["decoder_conv0"]["conv"]["kernel"].shape[-1],
+        motion_dim=p["mapping_0"]["kernel"].shape[-1],
+        content_blocks=count("content_"),
+        motion_blocks=count("motion_"),
+        mapping_layers=count("mapping_"),
+        style_layers=sum(1 for k in p if k.startswith("motion_0_adapt_")),
+        dtype=dtype)
+
+
+def flow_encoder_from_variables(variables: Variables, dtype: Dtype = jnp.float32) -> FlowEncoder:
+    """Rebuilds the `FlowEncoder` that owns `variables` (its sizes are read off the shapes)."""
+    p = variables["params"]
+    return FlowEncoder(base_width=p["pyramid"]["conv0"]["kernel"].shape[-1],
+                       max_width=p["pyramid"]["head"]["kernel"].shape[-1],
+                       motion_dim=p["fc"]["kernel"].shape[-1], dtype=dtype)
+
+
+def encode_motion(variables: Variables, flows: jax.Array, dtype: Dtype = jnp.float32) -> jax.Array:
+    """Flow-encoder inference: flows (B, T, H, W, 2) in pixels -> normalized motion (B, D).
+
+    `variables` = {"params", "batch_stats"} of a `FlowEncoder` (running BN statistics used).
+    """
+    return flow_encoder_from_variables(variables, dtype).apply(variables, flows, False)
+
+
+def generate(variables: Variables, image: jax.Array, motion: jax.Array,
+             dtype: Dtype = jnp.float32) -> tuple[jax.Array, jax.Array]:
+    """Generator inference: image (B, H, W, 3) in [-1, 1], motion (B, D) ->
+    (video (B, T, H, W, 3) in [-1, 1], low-res flows (B, T, H/2, W/2, 2)).
+
+    `variables` = {"params", "batch_stats"} of a `Generator`; `motion` is normalized inside,
+    so raw N(0, I) samples and `encode_motion` outputs are both valid.
+    """
+    return generator_from_variables(variables, dtype).apply(variables, image, motion, False)
