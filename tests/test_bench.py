@@ -1,9 +1,7 @@
 """Benchmark harness: finite positive measurements, FLOPs against hand counts, the peak."""
 
-import dataclasses
 import json
 import math
-from typing import Any, Callable
 
 import flax.linen as nn
 import jax
@@ -14,6 +12,7 @@ import optax
 import pytest
 
 from tlgen.bench import flops, harness, peak, report
+from tlgen.train.registry import Family
 
 B, H, W, CIN, COUT, K = 8, 12, 12, 3, 16, 3
 
@@ -29,17 +28,8 @@ class ConvNet(nn.Module):
         return nn.Conv(COUT, (K, K), padding="VALID", use_bias=False)(x)
 
 
-@dataclasses.dataclass(frozen=True)
-class ToyFamily:
-    """A one-conv family with the registry's interface."""
-    init: Callable
-    train_step: Callable
-    make_pipeline: Callable
-    example_batch: Callable
-    sample: Any = None
-
-
-def make_toy_family(config):
+def make_family(config):
+    """A one-conv family (this module is its registry entry: config.family = "tests.test_bench")."""
     model, tx = ConvNet(), optax.sgd(1e-3)
 
     def frames(batch):
@@ -57,19 +47,20 @@ def make_toy_family(config):
         return {"params": optax.apply_updates(state["params"], updates), "opt": opt}, {"loss": loss}
 
     def sample(state, batch, rng):
-        return {"frames": np.asarray(batch["frames"])}
+        return {"frames": batch["frames"]}
 
-    def example_batch(batch_size):
-        return {"frames": np.zeros((batch_size, H, W, CIN), np.uint8),
-                "time": np.zeros((batch_size,), np.float32)}
+    return Family(init=init, train_step=train_step, make_pipeline=lambda *a: None, sample=sample)
 
-    return ToyFamily(init, train_step, lambda *a: None, example_batch, sample)
+
+def example_batch(config, batch_size):
+    return {"frames": np.zeros((batch_size, H, W, CIN), np.uint8),
+            "time": np.zeros((batch_size,), np.float32)}
 
 
 def toy_config():
     config = ml_collections.ConfigDict(dict(
-        family="toy", variant="tiny", seed=0, dtype="float32", data=dict(dir="", batch_size=4),
-        mesh=dict(data=-1, fsdp=1, model=1, axis_types="auto")))
+        family="tests.test_bench", variant="tiny", seed=0, dtype="float32",
+        data=dict(dir="", batch_size=4), mesh=dict(data=-1, fsdp=1, model=1, axis_types="auto")))
     config.lock()
     return config
 
@@ -102,8 +93,7 @@ def test_jaxpr_conv_flops_match_xla(strides, padding, lhs_dilation):
 
 
 def test_harness_on_tiny_family(tmp_path):
-    record = harness.run_benchmark(toy_config(), steps=2, batch=B, layers=4,
-                                   make_family=make_toy_family)
+    record = harness.run_benchmark(toy_config(), steps=2, batch=B, layers=4)
     step = record["step"]
     assert record["batch"] == B and record["data"] == "synthetic"
     assert step["frames_per_step"] == B

@@ -25,7 +25,7 @@ import platform
 import resource
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import jax
@@ -39,6 +39,7 @@ from tlgen.bench import step as step_lib
 from tlgen.bench.peak import cost_flops, matmul_peak
 from tlgen.bench.timing import median, time_calls, time_stepper
 from tlgen.errors import UserError
+from tlgen.train import registry
 
 log = logging.getLogger(__name__)
 
@@ -103,9 +104,9 @@ def bench_batch(family, config: ml_collections.ConfigDict) -> tuple[dict, str]:
 def batch_spec(config: ml_collections.ConfigDict) -> dict:
     """Shapes and dtypes of one global batch: the family module's `example_batch(config,
     batch_size)` (the batch its `init` is traced with)."""
-    from tlgen.train.registry import module_name
 
-    module = importlib.import_module(module_name(str(config.family)))
+
+    module = importlib.import_module(registry.module_name(str(config.family)))
     if not hasattr(module, "example_batch"):
         raise UserError(f"family {config.family!r} has no example_batch, so benchmarking it needs "
                         "a prepared dataset: set --config.data.dir=DIR (from `tlgen prepare`).")
@@ -159,13 +160,13 @@ def _version(name: str) -> str | None:
         return None
 
 
-def pipeline_throughput(config: ml_collections.ConfigDict, make_family: Callable, *,
-                        batches: int = 20, warmup: int = 2) -> dict:
+def pipeline_throughput(config: ml_collections.ConfigDict, *, batches: int = 20,
+                        warmup: int = 2) -> dict:
     """Frames/s of the family's training pipeline on one core (worker_count = 0)."""
     config = config.copy_and_resolve_references()
     if "worker_count" in config.data:
         config.data.worker_count = 0
-    iterator = iter(make_family(config).make_pipeline("train", 0, 1))
+    iterator = iter(registry.family(config).make_pipeline("train", 0, 1))
     for _ in range(warmup):
         next(iterator)
     frames = 0
@@ -197,18 +198,13 @@ def sample_throughput(family, state, batch, *, steps: int = 3) -> dict | None:
 
 
 def run_benchmark(config: ml_collections.ConfigDict, *, steps: int = 10, batch: int | None = None,
-                  layers: int = 0, pipeline: bool = True, inference: bool = True,
-                  make_family: Callable | None = None) -> dict:
+                  layers: int = 0, pipeline: bool = True, inference: bool = True) -> dict:
     """Benchmarks `config`'s training step (and pipeline, inference); returns the record.
 
     `layers` > 0 adds a per-layer table of the `layers` costliest conv/dense layers.
-    `make_family(config)` defaults to `tlgen.train.registry.family`.
     """
-    if make_family is None:
-        from tlgen.train.registry import family as make_family
-
     config = with_batch_size(config, batch)
-    family = make_family(config)
+    family = registry.family(config)
     device = jax.devices()[0]
     dtype = str(config.get("dtype", "float32"))
     record: dict[str, Any] = {
@@ -259,7 +255,7 @@ def run_benchmark(config: ml_collections.ConfigDict, *, steps: int = 10, batch: 
                                    or sample_throughput(family, built.state, built.batch))
     if pipeline and has_dataset(config):
         log.info("measuring the input pipeline")
-        pipe = pipeline_throughput(config, make_family)
+        pipe = pipeline_throughput(config)
         pipe["ratio_to_step"] = pipe["frames_per_s"] / record["step"]["frames_per_s"]
         record["pipeline"] = pipe
     if layers:
