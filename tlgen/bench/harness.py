@@ -104,8 +104,6 @@ def bench_batch(family, config: ml_collections.ConfigDict) -> tuple[dict, str]:
 def batch_spec(config: ml_collections.ConfigDict) -> dict:
     """Shapes and dtypes of one global batch: the family module's `example_batch(config,
     batch_size)` (the batch its `init` is traced with)."""
-
-
     module = importlib.import_module(registry.module_name(str(config.family)))
     if not hasattr(module, "example_batch"):
         raise UserError(f"family {config.family!r} has no example_batch, so benchmarking it needs "
