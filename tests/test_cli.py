@@ -38,3 +38,21 @@ def test_console_script_runs_as_module():
         assert name in done.stdout
     done = subprocess.run([sys.executable, "-m", "tlgen", "nosuch"], capture_output=True, text=True)
     assert done.returncode == 2 and "invalid choice" in done.stderr
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["train", "--config", "configs/timescale_ae_synthetic.py:tiny", "--workdir", "{tmp}/w",
+      "--config.loss.temprature=0.2"], "loss.temperature"),
+    (["train", "--config", "configs/nosuch.py:tiny", "--workdir", "{tmp}/w"], "does not exist"),
+    (["timelapse", "--workdir", "{tmp}/missing", "--out", "{tmp}/t.mp4"], "{tmp}/missing"),
+    (["animate", "--workdir", "{tmp}/missing", "--image", "{tmp}/x.png", "--out", "{tmp}/a.mp4"], "{tmp}/"),
+    (["eval", "--workdir", "{tmp}/missing"], "{tmp}/missing"),
+    (["bench", "--config", "configs/timescale_ae_synthetic.py:huge"], "huge"),
+])
+def test_bad_input_is_one_sentence_and_exit_2(argv, expected, tmp_path, capsys):
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"tlgen {argv[0]}: error:") and len(err.splitlines()) == 1
+    assert expected.replace("{tmp}", str(tmp_path)) in err
+    assert not (tmp_path / "t.mp4").exists() and not (tmp_path / "a.mp4").exists()
