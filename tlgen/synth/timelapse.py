@@ -177,21 +177,31 @@ class Synthesizer:
     def num_bins(self) -> int:
         return int(self.cfg.num_bins)
 
+    def _batched(self, fn, x) -> jax.Array:
+        """fn(params, batch) over `x` in fixed-size batches (one compiled shape)."""
+        size = self.batch_size
+        return jnp.concatenate([fn(self.params, _pad(x[s:s + size], size))[: len(x[s:s + size])]
+                                for s in range(0, len(x), size)], axis=0)
+
+    def encode(self, frames) -> jax.Array:
+        """Codes (N, M, h, w, c) of uint8 frames (N, H, W, 3)."""
+        return self._batched(self._encode, frames)
+
+    def decode(self, codes) -> jax.Array:
+        """float32 frames in [-1, 1] (n, H, W, 3) of codes (n, M, h, w, c)."""
+        return self._batched(self._decode, codes)
+
     def encode_frames(self, indices: np.ndarray) -> jax.Array:
         """Codes (N, M, h, w, c) of the source frames at `indices` (each encoded once)."""
         indices = np.asarray(indices)
         uniq, inverse = np.unique(indices, return_inverse=True)
-        parts = [self._encode(self.params, _pad(self.get_frames(uniq[s:s + self.batch_size]),
-                                                self.batch_size))[: len(uniq[s:s + self.batch_size])]
+        parts = [self.encode(self.get_frames(uniq[s:s + self.batch_size]))
                  for s in range(0, len(uniq), self.batch_size)]
         return jnp.concatenate(parts, axis=0)[inverse.reshape(-1)]
 
     def decode_codes(self, codes: jax.Array) -> np.ndarray:
         """uint8 frames (n, H, W, 3) of codes (n, M, h, w, c)."""
-        out = [to_uint8(self._decode(self.params, _pad(codes[s:s + self.batch_size],
-                                                       self.batch_size)))[: len(codes[s:s + self.batch_size])]
-               for s in range(0, codes.shape[0], self.batch_size)]
-        return np.concatenate(out, axis=0)
+        return to_uint8(self.decode(codes))
 
     def keep_for_period(self, min_period: float) -> int:
         return int(ae.bins_for_period(min_period, self.level_periods, self.num_bins))

@@ -311,15 +311,15 @@ def evaluate(workdir: str, data_dir: str | None = None, *, max_frames: int = 64,
     times = block.times[pick]
     raw_u8 = np.stack([source[block.start + i]["image"] for i in pick])
     raw = raw_u8.astype(np.float32) / 255.0
-    enc = jax.jit(lambda x: ae.encode(params, x, cfg=config.model, dtype=dtype))
-    dec = jax.jit(lambda w: ae.decode(params, w, cfg=config.model, dtype=dtype))
-    w = enc(raw_u8)
-    full = np.asarray(dec(w) + 1) / 2
+    times_all, get_frames = video_frames(ds, block.video_id, [split])
+    synth = Synthesizer(params, config.model, get_frames, times_all, lv.level_periods, dtype=dtype)
+    w = synth.encode(raw_u8)
+    full = np.asarray(synth.decode(w) + 1) / 2
     decoded, detail, pyramid = [], [], []
     recon_rows = []
     for k in range(1, m + 1):
         level = m - k
-        dk = np.asarray(dec(ae.mask(w, k)) + 1) / 2
+        dk = np.asarray(synth.decode(ae.mask(w, k)) + 1) / 2
         decoded.append(np.clip(dk, 0, 1))
         detail.append(np.clip(raw - (full - dk), 0, 1))
         if level == 0:
@@ -353,8 +353,6 @@ def evaluate(workdir: str, data_dir: str | None = None, *, max_frames: int = 64,
         report["notes"].append(f"decode(mask(w, k)) beats the temporal pyramid at {len(wins)} of "
                                f"{len(rows)} cutoffs ({', '.join(f'{c:g}s' for c in wins) or 'none'}).")
 
-    times_all, get_frames = video_frames(ds, block.video_id, [split])
-    synth = Synthesizer(params, config.model, get_frames, times_all, lv.level_periods, dtype=dtype)
     t0, t1 = float(times_all[0]), float(times_all[-1])
     n = int(min(timelapse_frames, len(times_all)))
     raw_sub = synth.timelapse(t0, t1, n, mode="subsample")
