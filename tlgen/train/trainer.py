@@ -249,6 +249,7 @@ class _Loop:
         self.pending: list[tuple[int, dict]] = []
         self.final: dict = {}
         self.last_eval: dict = {}
+        self.eval_data = None
         self.saved_step = -1
         self.timer = (time.perf_counter(), 0)
 
@@ -318,12 +319,19 @@ class _Loop:
         if bar is not None:
             bar.set_postfix(loss=f"{means['loss']:.4g}", refresh=False)
 
+    def eval_batches(self):
+        """A fresh iterator over the eval split (the same batches every time); the pipeline
+        is built once."""
+        if self.eval_data is None:
+            split = self.config.train.get("eval_split", "validation")
+            self.eval_data = self.fam.make_pipeline(split, jax.process_index(), jax.process_count())
+        return iter(self.eval_data)
+
     def evaluate(self, state, step: int) -> bool:
         """Runs `eval_batches` validation batches; returns whether eval ran."""
         if self.fam.eval_step is None or self.config.train.eval_batches <= 0:
             return False
-        split = self.config.train.get("eval_split", "validation")
-        it = iter(self.fam.make_pipeline(split, jax.process_index(), jax.process_count()))
+        it = self.eval_batches()
         totals: dict = {}
         for _ in range(self.config.train.eval_batches):
             metrics = self.engine.eval_step(state, global_batch(next(it), self.engine.mesh))
@@ -339,8 +347,7 @@ class _Loop:
         return True
 
     def write_samples(self, state, step: int) -> None:
-        split = self.config.train.get("eval_split", "validation")
-        it = iter(self.fam.make_pipeline(split, jax.process_index(), jax.process_count()))
+        it = self.eval_batches()
         batch = global_batch(next(it), self.engine.mesh)
         samples = _fetch(self.engine.sample(state, batch, jax.random.fold_in(self.sample_key, step)))
         if jax.process_index() == 0:
