@@ -4,10 +4,11 @@
       --out bench/results/2026-11-22-cpu.json
   python bench/run.py --table bench/results/2026-11-22-cpu.json   # markdown table
 
-The peer runs first (so PyTorch's cached GPU memory is released before JAX allocates),
-on the same batch the harness builds, with the same thread count on CPU. The record is
-the harness's record plus "peer": its step time, parameter counts and inference rate,
-and "ratio": tlgen step time / PyTorch step time.
+The peer is built first, on the same batch the harness builds, with the same thread count
+on CPU; its step is then timed right after each tlgen step, so both see the same machine
+(a shared machine's speed drifts by tens of percent within minutes). The record is the
+harness's record plus "peer": its step times, parameter counts and inference rate, and
+"ratio": the median over steps of tlgen step time / PyTorch step time.
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ from tlgen.bench import harness, report  # noqa: E402
 log = logging.getLogger("bench.run")
 
 
-def run_peer(config, host_batch: dict, *, steps: int, compile: bool, threads: int | None) -> dict:
-    """Builds and times the PyTorch peer of `config.family` on `host_batch`."""
+def build_peer(config, host_batch: dict, *, compile: bool, threads: int | None):
+    """Builds the PyTorch peer of `config.family` on `host_batch` and runs its first step
+    (torch.compile compiles there). Returns (peer, device, facts about it)."""
     import torch
 
     from bench.peers import common
@@ -41,7 +43,7 @@ def run_peer(config, host_batch: dict, *, steps: int, compile: bool, threads: in
     error = None
     try:
         start = time.perf_counter()
-        peer.step()                       # torch.compile compiles on the first call
+        peer.step()
         common.synchronize(device)
         first_s = time.perf_counter() - start
     except Exception as e:  # a compile failure must not lose the eager measurement
@@ -49,19 +51,20 @@ def run_peer(config, host_batch: dict, *, steps: int, compile: bool, threads: in
         compile = False
         peer = peer_module.build(config, host_batch, device, compile=False)
         first_s = None
-    log.info("PyTorch peer: first step %s s; timing", first_s)
-    times = common.time_step(peer.step, device, steps=steps, warmup=2)
-    result = {"first_step_s": first_s, "compile_error": error, "median_s": common.median(times), "min_s": min(times), "max_s": max(times),
-              "parameters": peer.parameters, "compile": compile,
-              "torch": torch.__version__, "threads": torch.get_num_threads(),
-              "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu"}
-    if getattr(peer, "generate", None) is not None:
-        gen = common.time_step(peer.generate, device, steps=3, warmup=1)
-        result["inference_frames_per_s"] = peer.frames_per_generate / common.median(gen)
-    del peer
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-    return result
+    log.info("PyTorch peer: first step %s s", first_s)
+    info = {"first_step_s": first_s, "compile_error": error, "parameters": peer.parameters,
+            "compile": compile, "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu"}
+    return peer, device, info
+
+
+def peer_inference(peer, device) -> float | None:
+    """The peer's generation frames/s, if it has a generator."""
+    from bench.peers import common
+    if getattr(peer, "generate", None) is None:
+        return None
+    gen = common.time_step(peer.generate, device, steps=3, warmup=1)
+    return peer.frames_per_generate / common.median(gen)
 
 
 def merge(path: str, record: dict) -> None:
@@ -100,17 +103,22 @@ def main(argv=None) -> int:
         print(report.markdown_table(records))
         return 0
     config = harness.with_batch_size(config_lib.load(args.config, overrides), args.batch)
-    peer = None
+    peer = alongside = None
     if not args.no_peer:
+        from bench.peers import common
         from tlgen.train.registry import family
         host_batch, _ = harness.bench_batch(family(config), config)
-        peer = run_peer(config, host_batch, steps=args.steps, compile=not args.no_compile,
-                        threads=args.threads)
-    record = harness.run_benchmark(config, steps=args.steps, layers=args.layers)
+        peer_model, device, peer = build_peer(config, host_batch, compile=not args.no_compile,
+                                              threads=args.threads)
+        alongside = lambda: (peer_model.step(), common.synchronize(device))
+    record = harness.run_benchmark(config, steps=args.steps, layers=args.layers, alongside=alongside)
     record["note"] = args.note
     if peer:
+        paired = record.pop("alongside")
+        peer.update({k: paired[k] for k in ("median_s", "min_s", "max_s")})
+        peer["inference_frames_per_s"] = peer_inference(peer_model, device)
         record["peer"] = peer
-        record["ratio"] = record["step"]["median_s"] / peer["median_s"]
+        record["ratio"] = paired["ratio"]
     print(report.summary(record))
     if peer:
         print(f"  PyTorch peer {peer['median_s'] * 1e3:.2f} ms/step (compile={peer['compile']}) "

@@ -2,6 +2,7 @@
 
 import json
 import math
+import time
 
 import flax.linen as nn
 import jax
@@ -113,6 +114,32 @@ def test_harness_on_tiny_family(tmp_path):
     report.write_json(record, str(path))
     assert json.loads(path.read_text())["step"]["flops"] == step["flops"]
     assert "MFU" in report.summary(record)
+
+
+def test_alongside_call_is_timed_after_each_step():
+    calls = []
+
+    def other():
+        calls.append(1)
+        time.sleep(0.02)
+
+    record = harness.run_benchmark(toy_config(), steps=3, batch=B, alongside=other,
+                                   pipeline=False, inference=False)
+    paired = record["alongside"]
+    assert len(calls) == 3 + 2                       # every timed and warm-up step
+    assert 0.02 <= paired["min_s"] <= paired["median_s"] <= paired["max_s"]
+    assert 0 < paired["ratio"] < record["step"]["max_s"] / 0.02
+
+
+def test_step_compiler_options_follow_the_platform_and_xla_flags(monkeypatch):
+    from tlgen.parallel import make_mesh
+    from tlgen.train.trainer import step_compiler_options
+    mesh = make_mesh(toy_config().mesh)
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
+    assert step_compiler_options(mesh) == {
+        "xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_REDUCE"}
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_experimental_ynn_fusion_type=")
+    assert step_compiler_options(mesh) is None       # the user's XLA_FLAGS choose
 
 
 def test_synthetic_batch_shapes_and_frame_count():

@@ -25,7 +25,7 @@ import platform
 import resource
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
@@ -37,9 +37,10 @@ from tlgen.bench import inference as inference_lib
 from tlgen.bench import layers as layers_lib
 from tlgen.bench import step as step_lib
 from tlgen.bench.peak import cost_flops, matmul_peak
-from tlgen.bench.timing import median, time_calls, time_stepper
+from tlgen.bench.timing import median, time_alternating, time_calls, time_stepper
 from tlgen.errors import UserError
 from tlgen.train import registry
+from tlgen.train.trainer import step_compiler_options
 
 log = logging.getLogger(__name__)
 
@@ -196,10 +197,13 @@ def sample_throughput(family, state, batch, *, steps: int = 3) -> dict | None:
 
 
 def run_benchmark(config: ml_collections.ConfigDict, *, steps: int = 10, batch: int | None = None,
-                  layers: int = 0, pipeline: bool = True, inference: bool = True) -> dict:
+                  layers: int = 0, pipeline: bool = True, inference: bool = True,
+                  alongside: Callable[[], Any] | None = None) -> dict:
     """Benchmarks `config`'s training step (and pipeline, inference); returns the record.
 
     `layers` > 0 adds a per-layer table of the `layers` costliest conv/dense layers.
+    `alongside` (a synchronized call, e.g. a PyTorch peer's step) is timed after each step;
+    record["alongside"] holds its times and the median of the per-pair step/alongside ratios.
     """
     config = with_batch_size(config, batch)
     family = registry.family(config)
@@ -227,10 +231,15 @@ def run_benchmark(config: ml_collections.ConfigDict, *, steps: int = 10, batch: 
     # compiled one's (per device; on GPU blind to cuDNN/cuBLAS calls).
     devices = built.mesh.size
     with jax.set_mesh(built.mesh):
-        flops = flops_lib.count_flops(built.jitted, built.state, built.batch, built.rng)
+        flops = flops_lib.count_flops(built.function, built.state, built.batch, built.rng)
     record["xla_flops"] = {"lowered": cost_flops(built.lowered),
                            "compiled_per_device": cost_flops(built.compiled)}
-    times, _ = time_stepper(built.step, built.state, steps=steps, warmup=2)
+    if alongside is None:
+        times, _ = time_stepper(built.step, built.state, steps=steps, warmup=2)
+    else:
+        times, other, _ = time_alternating(built.step, built.state, alongside, steps=steps, warmup=2)
+        record["alongside"] = {"median_s": median(other), "min_s": min(other), "max_s": max(other),
+                               "ratio": median([t / o for t, o in zip(times, other)])}
     step_s = median(times)
     record["step"] = {
         "median_s": step_s, "min_s": min(times), "max_s": max(times),
@@ -261,7 +270,8 @@ def run_benchmark(config: ml_collections.ConfigDict, *, steps: int = 10, batch: 
         with jax.set_mesh(built.mesh):
             rows = layers_lib.layer_table(family.train_step, built.state, built.batch,
                                           built.rng, peak_flops_per_s=peak["flops_per_s"],
-                                          max_layers=layers)
+                                          max_layers=layers,
+                                          compiler_options=step_compiler_options(built.mesh))
         record["layers"] = rows
         record["layers_share_of_step"] = sum(r["seconds"] * r["count"] for r in rows) / step_s
     return record

@@ -82,8 +82,9 @@ def _describe(module: nn.Module) -> str:
     return text
 
 
-def layer_cost(call: LayerCall, *, steps: int = 5) -> dict:
-    """Compiles and times `call`'s layer forward + backward (grads of params and input)."""
+def layer_cost(call: LayerCall, *, steps: int = 5, compiler_options: dict | None = None) -> dict:
+    """Compiles (with the step's `compiler_options`) and times `call`'s layer forward +
+    backward (grads of params and input)."""
     module = call.module
     x = jax.random.normal(jax.random.key(0), call.shape, jnp.float32).astype(call.dtype)
     params = jax.jit(module.init)(jax.random.key(1), x)
@@ -96,7 +97,7 @@ def layer_cost(call: LayerCall, *, steps: int = 5) -> dict:
         return y, vjp(cotangent)  # y too, else the forward pass is dead code
 
     flops = count_flops(fwd_bwd, params, x, cotangent)
-    compiled = jax.jit(fwd_bwd).lower(params, x, cotangent).compile()
+    compiled = jax.jit(fwd_bwd, compiler_options=compiler_options).lower(params, x, cotangent).compile()
     seconds = median(time_calls(lambda: compiled(params, x, cotangent), steps=steps, warmup=1))
     return {"layer": _describe(module), "path": call.path, "input": list(call.shape),
             "dtype": str(jnp.dtype(call.dtype)), "count": call.count, "flops": flops,
@@ -111,7 +112,7 @@ def forward_flops(call: LayerCall) -> float:
 
 
 def layer_table(fn: Callable, *args, peak_flops_per_s: float, steps: int = 5,
-                max_layers: int | None = None) -> list[dict]:
+                max_layers: int | None = None, compiler_options: dict | None = None) -> list[dict]:
     """The distinct conv/dense layers of `fn(*args)` with their FLOPs, time and rate.
 
     With `max_layers`, only the layers with the most FLOPs (forward FLOPs x calls) are
@@ -119,7 +120,8 @@ def layer_table(fn: Callable, *args, peak_flops_per_s: float, steps: int = 5,
     `peak_fraction` (rate over `peak_flops_per_s`) and `slow` (rate under half of it).
     """
     calls = sorted(collect_layers(fn, *args), key=lambda c: -forward_flops(c) * c.count)
-    rows = [layer_cost(call, steps=steps) for call in calls[:max_layers]]
+    rows = [layer_cost(call, steps=steps, compiler_options=compiler_options)
+            for call in calls[:max_layers]]
     for row in rows:
         row["peak_fraction"] = row["flops_per_s"] / peak_flops_per_s
         row["slow"] = row["peak_fraction"] < 0.5

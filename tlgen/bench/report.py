@@ -58,8 +58,8 @@ def markdown_table(records: list[dict]) -> str:
     for r in records:
         step, peer = r["step"], r.get("peer") or {}
         pipe, inf = r.get("pipeline") or {}, r.get("inference") or {}
-        ratio = (f"{step['median_s'] / peer['median_s']:.2f} ({peer['median_s'] * 1e3:.1f} ms)"
-                 if peer.get("median_s") else "-")
+        ratio = (f"{r.get('ratio', step['median_s'] / peer['median_s']):.2f} "
+                 f"({peer['median_s'] * 1e3:.1f} ms)" if peer.get("median_s") else "-")
         rows.append(
             f"| {r['family']}:{r['variant']} | {r['environment']['device_kind']} | {r['dtype']} | "
             f"{r['batch']} | {step['median_s'] * 1e3:.1f} | {step['samples_per_s']:.1f} | "

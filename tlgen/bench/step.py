@@ -21,6 +21,7 @@ from tlgen.train import trainer
 @dataclasses.dataclass
 class BuiltStep:
     """A compiled training step with its live state (donated and replaced every step)."""
+    function: Any          # the step before jit (for tracing: FLOP counts)
     jitted: Any
     lowered: Any
     compiled: Any
@@ -58,4 +59,4 @@ def build(family, config: ml_collections.ConfigDict, host_batch: dict) -> BuiltS
         start = time.perf_counter()
         compiled = lowered.compile()
         compile_s = time.perf_counter() - start
-    return BuiltStep(jitted, lowered, compiled, state, batch, rng, mesh, lower_s, compile_s)
+    return BuiltStep(engine.guarded_step, jitted, lowered, compiled, state, batch, rng, mesh, lower_s, compile_s)

@@ -42,6 +42,26 @@ def time_stepper(step: Callable[[Any], Any], carry: Any, *, steps: int, warmup: 
     return times, carry
 
 
+def time_alternating(step: Callable[[Any], Any], carry: Any, other: Callable[[], Any], *,
+                     steps: int, warmup: int = 1) -> tuple[list[float], list[float], Any]:
+    """`time_stepper` with `other()` (a synchronized call, e.g. a peer framework's step)
+    timed right after each step: both see the same machine state, so their per-pair
+    ratio holds on a shared machine whose speed drifts. Returns (step seconds, other
+    seconds, final carry)."""
+    for _ in range(warmup):
+        carry = jax.block_until_ready(step(carry))
+        other()
+    times, other_times = [], []
+    for _ in range(steps):
+        start = time.perf_counter()
+        carry = jax.block_until_ready(step(carry))
+        middle = time.perf_counter()
+        other()
+        times.append(middle - start)
+        other_times.append(time.perf_counter() - middle)
+    return times, other_times, carry
+
+
 def median(times: list[float]) -> float:
     """The median of `times`."""
     return float(statistics.median(times))

@@ -37,6 +37,18 @@ RESUMABLE_CHANGES = ("total_steps", "train.log_every", "train.eval_every", "trai
                      "train.sample_every", "train.ckpt_every", "train.keep_checkpoints",
                      "train.keep_best", "data.worker_count")
 INIT_CPU_COMPILER_OPTIONS = {"xla_backend_optimization_level": 0}
+# XLA:CPU hands convolutions, dots and reductions to YNNPACK by default; its convolutions
+# ran the timescale_ae and dtvnet steps 10-20 % slower than XLA's own (Eigen) ones, while
+# its reductions are the fast path for the group norms (bench/NOTES.md). Keep reductions
+# only, unless XLA_FLAGS chooses.
+STEP_CPU_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_REDUCE"}
+
+
+def step_compiler_options(mesh) -> dict | None:
+    """Compiler options of the jitted step, eval and sample functions on `mesh`'s platform."""
+    if mesh.devices.flat[0].platform != "cpu" or "ynn_fusion_type" in os.environ.get("XLA_FLAGS", ""):
+        return None
+    return dict(STEP_CPU_COMPILER_OPTIONS)
 
 
 class NonFiniteError(UserError):
@@ -84,6 +96,7 @@ class Engine:
         self.min_shard_bytes = int(config.mesh.get("fsdp_min_bytes", 2 ** 20))
         self.abstract = self.shardings = None
         self._step = self._eval = self._sample = None
+        self.compiler_options = step_compiler_options(mesh)
 
     def _gathered(self, state):
         """On an Explicit mesh, parameters are all-gathered before the family uses them."""
@@ -121,15 +134,17 @@ class Engine:
     def jitted_step(self):
         """The jitted step (sharded, donated state, non-finite guard), built once."""
         if self._step is None:
-            self._step = jax.jit(self._guarded_step, donate_argnums=0,
+            self._step = jax.jit(self.guarded_step, donate_argnums=0,
                                  in_shardings=(self.shardings, self.batch_sharding, replicated(self.mesh)),
-                                 out_shardings=(self.shardings, replicated(self.mesh)))
+                                 out_shardings=(self.shardings, replicated(self.mesh)),
+                                 compiler_options=self.compiler_options)
         return self._step
 
     def step(self, state, batch, rng):
         return self.jitted_step()(state, batch, rng)
 
-    def _guarded_step(self, state, batch, rng):
+    def guarded_step(self, state, batch, rng):
+        """The family's train_step with the non-finite guard, before jit."""
         new, metrics = self.fam.train_step(self._gathered(state), batch, rng)
         if "loss" not in metrics:
             raise ValueError("a family's train_step must return a 'loss' metric")
@@ -147,7 +162,8 @@ class Engine:
         if self._eval is None:
             self._eval = jax.jit(lambda s, b: self.fam.eval_step(self._gathered(s), b),
                                  in_shardings=(self.shardings, self.batch_sharding),
-                                 out_shardings=replicated(self.mesh))
+                                 out_shardings=replicated(self.mesh),
+                                 compiler_options=self.compiler_options)
         return self._eval(state, batch)
 
     def sample(self, state, batch, rng):
@@ -155,7 +171,8 @@ class Engine:
         if self._sample is None:
             self._sample = jax.jit(lambda s, b, r: self.fam.sample(self._gathered(s), b, r),
                                    in_shardings=(self.shardings, self.batch_sharding, replicated(self.mesh)),
-                                   out_shardings=replicated(self.mesh))
+                                   out_shardings=replicated(self.mesh),
+                                   compiler_options=self.compiler_options)
         return self._sample(state, batch, rng)
 
 
