@@ -50,3 +50,64 @@ def test_ms_ssim_matches_tlgen():
     peer = common.ms_ssim(torch.from_numpy(a).permute(0, 3, 1, 2),
                           torch.from_numpy(b).permute(0, 3, 1, 2)).numpy()
     np.testing.assert_allclose(peer, ours, rtol=1e-4)
+
+
+def _load_flax_params(net, params) -> None:
+    """Copies tlgen timescale_ae parameters into the peer's modules, layer for layer."""
+    def conv(module, p):
+        module.weight.copy_(torch.from_numpy(np.asarray(p["kernel"]).transpose(3, 2, 0, 1).copy()))
+        module.bias.copy_(torch.from_numpy(np.array(p["bias"])))
+
+    def norm(module, p):
+        module.weight.copy_(torch.from_numpy(np.array(p["scale"])))
+        module.bias.copy_(torch.from_numpy(np.array(p["bias"])))
+
+    def block(module, p):
+        norm(module.norm0, p["GroupNorm_0"]), conv(module.conv0, p["Conv_0"])
+        norm(module.norm1, p["GroupNorm_1"]), conv(module.conv1, p["Conv_1"])
+        if isinstance(module.skip, torch.nn.Conv2d):
+            conv(module.skip, p["Conv_2"])
+
+    with torch.no_grad():
+        conv(net.enc_stem, params["enc_stem"])
+        for i, level in enumerate(net.encoder):
+            layers = list(level)
+            if i:
+                conv(layers[1], params[f"enc_down_{i - 1}"])
+                layers = layers[2:]
+            for j, res in enumerate(layers):
+                block(res, params[f"enc_blocks_{i}_{j}"])
+        norm(net.enc_head[0], params["enc_norm"]), conv(net.enc_head[2], params["enc_out"])
+        conv(net.dec_in, params["dec_in"])
+        for i, level in enumerate(net.decoder):
+            layers = list(level)
+            if i:
+                conv(layers[1], params[f"dec_up_{i - 1}"])
+                layers = layers[2:]
+            for j, res in enumerate(layers):
+                block(res, params[f"dec_blocks_{i}_{j}"])
+        norm(net.dec_head[0], params["dec_norm"]), conv(net.dec_head[2], params["dec_out"])
+
+
+@pytest.mark.parametrize("one_level,target", [(True, "frame"), (False, "frame"), (False, "pyramid")])
+def test_timescale_ae_peer_loss_equals_tlgen(one_level, target):
+    """With tlgen's parameters copied in, the peer's loss is tlgen's training loss."""
+    from tlgen import config as config_lib
+    from tlgen.train import timescale_ae as family_module
+    config = config_lib.load("configs/timescale_ae_synthetic.py:tiny", [
+        "model.image_size=32", "model.widths=(8, 16, 16)", "model.num_bins=4",
+        "model.bin_channels=3", "loss.gap_bands=()", f"loss.target={target}",
+        f"loss.one_level_per_anchor={one_level}"])
+    b, m, size = 6, 4, 32
+    rng = np.random.default_rng(0)
+    frames = lambda *lead: rng.integers(0, 256, lead + (size, size, 3), dtype=np.uint8)
+    batch = {"anchor": frames(b), "positive": frames(b, m - 1), "target": frames(b, m),
+             "pos_valid": rng.random((b, m - 1)) > 0.2}
+    lv = family_module.make_levels(config, (60.0, 120.0, 240.0, 480.0))
+    params = timescale_ae.init(jax.random.key(3), config.model)
+    ours, _ = family_module.losses(params, batch, config=config, lv=lv, dtype=jnp.float32)
+    peer = ae_peer.build(config, batch, torch.device("cpu"), compile=False)
+    _load_flax_params(peer.net, params)
+    with torch.no_grad():
+        theirs = float(peer._loss(peer.frames, peer.target))
+    np.testing.assert_allclose(theirs, float(ours), rtol=2e-4)

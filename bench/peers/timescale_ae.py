@@ -1,8 +1,8 @@
 """The timescale autoencoder in PyTorch, layer for layer `tlgen.models.timescale_ae`.
 
 Encoder: 3x3 stem, per resolution `blocks` pre-norm residual blocks (GroupNorm, SiLU,
-3x3 conv, twice), a 3x3 stride-2 conv between resolutions, GroupNorm + SiLU + 1x1 conv
-to M bins x c channels. Decoder: 3x3 conv in, per resolution residual blocks with a
+3x3 conv, twice), a 3x3 stride-2 conv between resolutions (padded as Flax's 'SAME'),
+GroupNorm + SiLU + 1x1 conv to M bins x c channels. Decoder: 3x3 conv in, per resolution residual blocks with a
 nearest-neighbour 2x upsample + 3x3 conv between them, GroupNorm + SiLU + 3x3 conv to
 RGB, tanh. GroupNorm epsilon 1e-6 (Flax's default).
 """
@@ -51,7 +51,8 @@ class TimescaleAE(nn.Module):
         self.enc_stem = nn.Conv2d(3, widths[0], 3, padding=1)
         self.encoder = nn.ModuleList()
         for i, wd in enumerate(widths):
-            level = [nn.Conv2d(widths[i - 1], wd, 3, stride=2, padding=1)] if i else []
+            # Flax's 'SAME' for a stride-2 3x3 conv on an even size pads 0 before, 1 after.
+            level = [nn.ZeroPad2d((0, 1, 0, 1)), nn.Conv2d(widths[i - 1], wd, 3, stride=2)] if i else []
             level += [ResBlock(wd, wd) for _ in range(blocks)]
             self.encoder.append(nn.Sequential(*level))
         self.enc_head = nn.Sequential(group_norm(widths[-1]), nn.SiLU(),
@@ -101,16 +102,17 @@ def masked_similarities(rows: torch.Tensor, cols: torch.Tensor, levels: torch.Te
 
 
 class Peer:
-    """The timescale autoencoder's training step (`loss.one_level_per_anchor`): anchor i is
-    paired with its positive of band i mod (M-1) and reconstructs level k = i mod M + 1;
-    NT-Xent on masked cosine similarities + level-weighted alpha (1 - MS-SSIM) + (1 - alpha) L1;
-    Adam with global-norm clipping."""
+    """The timescale autoencoder's training step, as `tlgen.train.timescale_ae.losses` does
+    it: NT-Xent on masked cosine similarities + level-weighted
+    alpha (1 - MS-SSIM) + (1 - alpha) L1; Adam with global-norm clipping.
+
+    With `loss.one_level_per_anchor` anchor i is paired with its positive of band
+    i mod (M-1) and reconstructs level k = i mod M + 1; without it every positive is
+    encoded and every anchor decoded at every level (level-major)."""
 
     def __init__(self, config, batch: dict, device: torch.device, *, compile: bool):
         from bench.peers.common import count_parameters, to_nchw
         m, lc, o = config.model, config.loss, config.optim
-        if not lc.one_level_per_anchor:
-            raise ValueError("the peer mirrors loss.one_level_per_anchor=True")
         self.device, self.dtype = device, str(config.dtype)
         self.net = TimescaleAE(m.widths, m.blocks, m.num_bins, m.bin_channels).to(
             device, memory_format=torch.channels_last)
@@ -118,14 +120,22 @@ class Peer:
                                     fused=device.type == "cuda")
         self.clip = float(o.grad_clip)
         b, bins = batch["anchor"].shape[0], int(m.num_bins)
+        bands = bins - 1
         idx = torch.arange(b)
-        band = idx % (bins - 1)
-        kept = idx % bins + 1
-        self.frames = to_nchw(np.concatenate([batch["anchor"], batch["positive"][idx, band]]), device)
-        target = batch["target"][idx, kept - 1] if lc.target == "pyramid" else batch["anchor"]
+        if lc.one_level_per_anchor:
+            pos_anchor, pos_band = idx, idx % bands
+            dec_anchor, kept = idx, idx % bins + 1
+        else:
+            pos_anchor, pos_band = idx.repeat_interleave(bands), torch.arange(bands).repeat(b)
+            dec_anchor, kept = idx.repeat(bins), torch.arange(1, bins + 1).repeat_interleave(b)
+        positives = batch["positive"][pos_anchor, pos_band]
+        self.frames = to_nchw(np.concatenate([batch["anchor"], positives]), device)
+        target = (batch["target"][dec_anchor, kept - 1] if lc.target == "pyramid"
+                  else batch["anchor"][dec_anchor])
         self.target = to_nchw(target, device)
-        self.valid = torch.from_numpy(batch["pos_valid"][idx, band]).to(device)
-        self.band, self.kept, self.idx = band.to(device), kept.to(device), idx.to(device)
+        self.valid = torch.from_numpy(np.asarray(batch["pos_valid"])[pos_anchor, pos_band]).to(device)
+        self.pos_anchor, self.pos_band = pos_anchor.to(device), pos_band.to(device)
+        self.dec_anchor, self.kept = dec_anchor.to(device), kept.to(device)
         self.levels = torch.arange(1, bins, device=device)
         weights = [float(x) for x in lc.level_weights] or [float(k) for k in range(1, bins + 1)]
         self.level_weights = torch.tensor(weights, device=device) / sum(weights)
@@ -134,18 +144,18 @@ class Peer:
         self.parameters = {"ae": count_parameters(self.net)}
 
     def _contrastive(self, w_anchor, w_pos):
-        b = w_anchor.shape[0]
+        b, p = w_anchor.shape[0], w_pos.shape[0]
         cols = torch.cat([w_anchor, w_pos])
         col_valid = torch.cat([torch.ones(b, dtype=torch.bool, device=self.device), self.valid])
-        logits = masked_similarities(w_anchor, cols, self.levels)[self.band, self.idx]
+        logits = masked_similarities(w_anchor, cols, self.levels)[self.pos_band, self.pos_anchor]
         logits = logits / self.cfg.temperature                                     # (P, N)
-        col = torch.arange(2 * b, device=self.device)[None, :]
-        col_anchor = torch.cat([self.idx, self.idx])[None, :]
-        is_pos = col == (b + self.idx)[:, None]
-        allowed = (col_valid[None, :] & (col_anchor != self.idx[:, None])) | is_pos
+        col = torch.arange(b + p, device=self.device)[None, :]
+        col_anchor = torch.cat([torch.arange(b, device=self.device), self.pos_anchor])[None, :]
+        is_pos = col == (b + torch.arange(p, device=self.device))[:, None]
+        allowed = (col_valid[None, :] & (col_anchor != self.pos_anchor[:, None])) | is_pos
         per_pair = (torch.logsumexp(logits.masked_fill(~allowed, float("-inf")), -1)
                     - (logits * is_pos).sum(-1))
-        in_band = (self.band[None, :] == torch.arange(len(self.levels), device=self.device)[:, None]
+        in_band = (self.pos_band[None, :] == torch.arange(len(self.levels), device=self.device)[:, None]
                    ) & self.valid[None, :]
         count = in_band.sum(1).float()
         per_band = (in_band * per_pair[None, :]).sum(1) / count.clamp_min(1.0)
@@ -154,13 +164,13 @@ class Peer:
 
     def _loss(self, frames, target):
         from bench.peers.common import autocast, reconstruction_loss
-        b = target.shape[0]
+        b = frames.shape[0] - self.pos_anchor.shape[0]
         with autocast(self.device, self.dtype):
             codes = self.net.encode(frames)
-            recon = self.net.decode(mask(codes[:b], self.kept))
+            recon = self.net.decode(mask(codes[:b][self.dec_anchor], self.kept))
         c_loss = self._contrastive(codes[:b], codes[b:])
         rec = reconstruction_loss(recon, target, float(self.cfg.alpha))
-        level_of = F.one_hot(self.kept - 1, len(self.level_weights)).float().T       # (M, B)
+        level_of = F.one_hot(self.kept - 1, len(self.level_weights)).float().T       # (M, R)
         per_level = level_of @ rec / level_of.sum(1).clamp_min(1.0)
         r_loss = (self.level_weights * per_level).sum()
         return self.cfg.contrastive_weight * c_loss + self.cfg.recon_weight * r_loss
