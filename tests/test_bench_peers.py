@@ -68,24 +68,22 @@ def _load_flax_params(net, params) -> None:
         if isinstance(module.skip, torch.nn.Conv2d):
             conv(module.skip, p["Conv_2"])
 
+    def levels(sequentials, side):
+        # level i > 0 starts with (pad or upsample, the resolution-changing conv)
+        for i, level in enumerate(sequentials):
+            layers = list(level)
+            if i:
+                conv(layers[1], params[f"{side}_{'down' if side == 'enc' else 'up'}_{i - 1}"])
+                layers = layers[2:]
+            for j, res in enumerate(layers):
+                block(res, params[f"{side}_blocks_{i}_{j}"])
+
     with torch.no_grad():
         conv(net.enc_stem, params["enc_stem"])
-        for i, level in enumerate(net.encoder):
-            layers = list(level)
-            if i:
-                conv(layers[1], params[f"enc_down_{i - 1}"])
-                layers = layers[2:]
-            for j, res in enumerate(layers):
-                block(res, params[f"enc_blocks_{i}_{j}"])
+        levels(net.encoder, "enc")
         norm(net.enc_head[0], params["enc_norm"]), conv(net.enc_head[2], params["enc_out"])
         conv(net.dec_in, params["dec_in"])
-        for i, level in enumerate(net.decoder):
-            layers = list(level)
-            if i:
-                conv(layers[1], params[f"dec_up_{i - 1}"])
-                layers = layers[2:]
-            for j, res in enumerate(layers):
-                block(res, params[f"dec_blocks_{i}_{j}"])
+        levels(net.decoder, "dec")
         norm(net.dec_head[0], params["dec_norm"]), conv(net.dec_head[2], params["dec_out"])
 
 
