@@ -109,3 +109,102 @@ def test_timescale_ae_peer_loss_equals_tlgen(one_level, target):
     with torch.no_grad():
         theirs = float(peer._loss(peer.frames, peer.target))
     np.testing.assert_allclose(theirs, float(ours), rtol=2e-4)
+
+
+def _tensor(array, *axes):
+    array = np.array(array)
+    return torch.from_numpy(array.transpose(axes) if axes else array)
+
+
+def _load_conv(module, p, *, transposed=False):
+    kernel = np.array(p["kernel"])
+    if transposed:   # lax.conv_transpose's kernel is the spatially flipped scatter kernel
+        module.weight.copy_(_tensor(kernel[::-1, ::-1], 2, 3, 0, 1))
+    else:            # (..., in, out) -> (out, in, ...)
+        nd = kernel.ndim
+        module.weight.copy_(_tensor(kernel, nd - 1, nd - 2, *range(nd - 2)))
+    if "bias" in p:
+        module.bias.copy_(_tensor(p["bias"]))
+
+
+def _load_norm(module, p):
+    module.weight.copy_(_tensor(p["scale"]))
+    module.bias.copy_(_tensor(p["bias"]))
+
+
+def _load_dense(module, p):
+    module.weight.copy_(_tensor(p["kernel"], 1, 0))
+    module.bias.copy_(_tensor(p["bias"]))
+
+
+def _load_pyramid(pyramid, p):
+    convs = [m for m in pyramid.net if isinstance(m, torch.nn.Conv3d)]
+    norms = [m for m in pyramid.net if isinstance(m, torch.nn.BatchNorm3d)]
+    for i, conv in enumerate(convs[:-1]):
+        _load_conv(conv, p[f"conv{i}"])
+    _load_conv(convs[-1], p["head"])
+    for i, norm in enumerate(norms, start=1):
+        _load_norm(norm, p[f"bn{i}"])
+
+
+def _load_generator(g, p):
+    def block(module, q):
+        for i, (conv, norm) in enumerate([(1, 2), (5, 6)]):
+            _load_conv(module.body[conv], q[f"conv{i}"]), _load_norm(module.body[norm], q[f"bn{i}"])
+
+    def conv_bn(seq, q):
+        _load_conv(seq[0], q["conv"]), _load_norm(seq[1], q["bn"])
+
+    _load_conv(g.encoder[1], p["encoder_conv0"]), _load_norm(g.encoder[2], p["encoder_bn0"])
+    conv_bn(g.encoder[4], p["encoder_down"]), conv_bn(g.encoder[5], p["encoder_conv2"])
+    for i, res in enumerate(g.content):
+        block(res, p[f"content_{i}"])
+    for i, layer in enumerate(g.mapping):
+        _load_dense(layer, p[f"mapping_{i}"])
+    conv_bn(g.motion_in, p["motion_in"])
+    for i, (res, adapt) in enumerate(zip(g.motion_blocks, g.adapt)):
+        block(res, p[f"motion_{i}"])
+        for j, layer in enumerate(adapt[:-1]):
+            _load_dense(layer, p[f"motion_{i}_adapt_{j}"])
+        _load_dense(adapt[-1], p[f"motion_{i}_style"])
+    _load_conv(g.to_flows, p["to_flows"])
+    conv_bn(g.decoder[0], p["decoder_conv0"]), conv_bn(g.decoder[1], p["decoder_conv1"])
+    _load_conv(g.decoder[2], p["decoder_up"], transposed=True)
+    _load_norm(g.decoder[3], p["decoder_up_bn"]), _load_conv(g.decoder[6], p["to_frames"])
+
+
+def test_dtvnet_peer_networks_compute_tlgen_networks():
+    """With tlgen's parameters copied in, the peer's generator, flow encoder and critic give
+    tlgen's outputs (training-mode batch norm)."""
+    from tlgen import config as config_lib
+    from tlgen.train import dtvnet as family_module
+    config = config_lib.load("configs/dtvnet_clouds.py:tiny", ["data.dir="])
+    batch = family_module.example_batch(config, 2)
+    rng = np.random.default_rng(0)
+    batch["frames"] = rng.integers(0, 256, batch["frames"].shape, dtype=np.uint8)
+    batch["flow"] = rng.normal(0, 2, batch["flow"].shape).astype(np.float32)
+    gen, enc, disc = family_module.networks(config)
+    state = family_module.make_family(config).init(jax.random.PRNGKey(0), batch)
+    g, d = state.params["g"], state.params["d"]
+    stats = state.extra["batch_stats"]
+    peer = dtvnet_peer.build(config, batch, torch.device("cpu"), compile=False)
+    with torch.no_grad():
+        _load_generator(peer.g, g["generator"])
+        _load_pyramid(peer.e.pyramid, g["flow_encoder"]["pyramid"])
+        _load_dense(peer.e.fc, g["flow_encoder"]["fc"])
+        _load_pyramid(peer.d.pyramid, d["pyramid"])
+        motion = peer.e(peer.flows)
+        video, flows = peer.g(peer.image, motion)
+        critic = peer.d(peer.real)
+    t = int(config.data.num_frames)
+    real, flow_in = family_module.split_batch(batch, t)
+    ours_motion, _ = enc.apply({"params": g["flow_encoder"], "batch_stats": stats["flow_encoder"]},
+                               flow_in, True, mutable=["batch_stats"])
+    (ours_video, ours_flows), _ = gen.apply(
+        {"params": g["generator"], "batch_stats": stats["generator"]}, real[:, 0], ours_motion,
+        True, mutable=["batch_stats"])
+    ours_critic = disc.apply({"params": d}, real)
+    np.testing.assert_allclose(motion.numpy(), ours_motion, atol=2e-4)
+    np.testing.assert_allclose(video.permute(0, 1, 3, 4, 2).numpy(), ours_video, atol=2e-4)
+    np.testing.assert_allclose(flows.permute(0, 1, 3, 4, 2).numpy(), ours_flows, atol=2e-4)
+    np.testing.assert_allclose(critic.numpy(), ours_critic, rtol=1e-4, atol=1e-4)
