@@ -96,3 +96,20 @@ def test_animate_command_with_a_reference_video_and_bad_input(run, capsys):
     assert main(["animate", "--workdir", workdir, "--image", str(broken), "--out", bad_out]) == 2
     assert "is not a readable image" in capsys.readouterr().err
     assert not os.path.exists(bad_out) and not os.path.exists(str(root / "bad.partial.mp4"))
+
+
+def test_zero_gradient_penalty_weight_drops_the_penalty_from_the_step():
+    """gp_weight=0 trains without WGAN-GP: no second-order pass through the critic at all."""
+    from tlgen.bench.flops import count_flops
+    steps = {}
+    for weight in (10.0, 0.0):
+        config = config_lib.load("configs/dtvnet_clouds.py:tiny",
+                                 TINY + ["data.dir=", f"loss.gp_weight={weight}"])
+        fam = family.make_family(config)
+        batch = family.example_batch(config, 2)
+        state = jax.eval_shape(fam.init, jax.random.PRNGKey(0), batch)
+        steps[weight] = count_flops(fam.train_step, state, batch, jax.random.PRNGKey(1))
+        _, metrics = jax.eval_shape(fam.train_step, state, batch, jax.random.PRNGKey(1))
+        assert "gradient_penalty" in metrics
+    # the penalty adds a critic forward, a backward to the input and the backward of that
+    assert steps[0.0] < steps[10.0]

@@ -121,7 +121,8 @@ def make_family(config) -> Family:
         def d_loss(d_params, key):
             critic = lambda x: disc.apply({"params": d_params}, x)
             l_real, l_fake = adversarial.lsgan_d_loss(critic(real), critic(fake))
-            gp = adversarial.gradient_penalty(critic, real, fake, key, weight=loss_cfg.gp_weight)
+            gp = (adversarial.gradient_penalty(critic, real, fake, key, weight=loss_cfg.gp_weight)
+                  if loss_cfg.gp_weight else jnp.float32(0.0))     # weight 0: not computed at all
             return 0.5 * (l_real + l_fake) + gp, (l_real, l_fake, gp)
 
         def critic(carry, i, key):
