@@ -40,7 +40,6 @@ from tlgen.bench.peak import cost_flops, matmul_peak
 from tlgen.bench.timing import median, time_alternating, time_calls, time_stepper
 from tlgen.errors import UserError
 from tlgen.train import registry
-from tlgen.train.trainer import step_compiler_options
 
 log = logging.getLogger(__name__)
 
@@ -231,7 +230,7 @@ def run_benchmark(config: ml_collections.ConfigDict, *, steps: int = 10, batch: 
     # compiled one's (per device; on GPU blind to cuDNN/cuBLAS calls).
     devices = built.mesh.size
     with jax.set_mesh(built.mesh):
-        flops = flops_lib.count_flops(built.function, built.state, built.batch, built.rng)
+        flops = flops_lib.count_flops(built.engine.guarded_step, built.state, built.batch, built.rng)
     record["xla_flops"] = {"lowered": cost_flops(built.lowered),
                            "compiled_per_device": cost_flops(built.compiled)}
     if alongside is None:
@@ -271,7 +270,7 @@ def run_benchmark(config: ml_collections.ConfigDict, *, steps: int = 10, batch: 
             rows = layers_lib.layer_table(family.train_step, built.state, built.batch,
                                           built.rng, peak_flops_per_s=peak["flops_per_s"],
                                           max_layers=layers,
-                                          compiler_options=step_compiler_options(built.mesh))
+                                          compiler_options=built.engine.compiler_options)
         record["layers"] = rows
         record["layers_share_of_step"] = sum(r["seconds"] * r["count"] for r in rows) / step_s
     return record

@@ -58,7 +58,7 @@ def markdown_table(records: list[dict]) -> str:
     for r in records:
         step, peer = r["step"], r.get("peer") or {}
         pipe, inf = r.get("pipeline") or {}, r.get("inference") or {}
-        ratio = (f"{r.get('ratio', step['median_s'] / peer['median_s']):.2f} "
+        ratio = (f"{r['ratio']:.2f} "
                  f"({peer['median_s'] * 1e3:.1f} ms)" if peer.get("median_s") else "-")
         rows.append(
             f"| {r['family']}:{r['variant']} | {r['environment']['device_kind']} | {r['dtype']} | "

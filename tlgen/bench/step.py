@@ -21,17 +21,19 @@ from tlgen.train import trainer
 @dataclasses.dataclass
 class BuiltStep:
     """A compiled training step with its live state (donated and replaced every step)."""
-    function: Any          # the step before jit (for tracing: FLOP counts)
-    jitted: Any
+    engine: trainer.Engine     # its guarded_step (traced for FLOP counts), compiler options
     lowered: Any
     compiled: Any
     state: Any
     batch: dict
     rng: jax.Array
-    mesh: Any
     lower_s: float
     compile_s: float
     metrics: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def mesh(self):
+        return self.engine.mesh
 
     def step(self, state):
         """One training step on the fixed batch; returns the new state."""
@@ -52,11 +54,10 @@ def build(family, config: ml_collections.ConfigDict, host_batch: dict) -> BuiltS
         state = engine.init(init_key, host_batch)
         batch = global_batch(host_batch, mesh)
         rng = jax.random.fold_in(jax.random.PRNGKey(int(config.seed)), 0)
-        jitted = engine.jitted_step()
         start = time.perf_counter()
-        lowered = jitted.lower(state, batch, rng)
+        lowered = engine.jitted_step().lower(state, batch, rng)
         lower_s = time.perf_counter() - start
         start = time.perf_counter()
         compiled = lowered.compile()
         compile_s = time.perf_counter() - start
-    return BuiltStep(engine.guarded_step, jitted, lowered, compiled, state, batch, rng, mesh, lower_s, compile_s)
+    return BuiltStep(engine, lowered, compiled, state, batch, rng, lower_s, compile_s)
