@@ -114,6 +114,24 @@ def test_prepare_png_folder_reads_back_exactly(tmp_path):
     np.testing.assert_array_equal([g["frame_index"] for g in got], np.arange(12))
     np.testing.assert_array_equal([g["mask"][0, 0] for g in got], np.arange(12) % 3)
     np.testing.assert_array_equal(ds.index("validation")["time"], times[9:] - T0)
+    # pyramid records: the grid index of each level-1 sample, gaps included, as in the index
+    level = ds.pyramid_level("train", 1)
+    records = [level[i] for i in range(len(level))]
+    level_times = np.array([r["time"] for r in records])
+    expected = np.rint((level_times - level_times[0]) / 120.0)
+    np.testing.assert_array_equal([r["frame_index"] for r in records], expected)
+    np.testing.assert_array_equal(ds.index("train", 1)["frame_index"], expected)
+
+
+def test_level_records_index_the_grid_when_its_second_point_is_missing():
+    from types import SimpleNamespace
+
+    from tlgen.data.prepare import _level_examples
+    times = np.array([0.0, 240.0, 360.0])            # grid of 120 s; the point at 120 s dropped
+    video = SimpleNamespace(id=3, levels={("train", 1): (times, np.zeros((3, 2, 2, 3), np.uint8))})
+    records = list(_level_examples([video], "train", 1, 120.0))
+    assert [r["frame_index"] for r in records] == [0, 2, 3]
+    assert [r["time"] for r in records] == list(times) and {r["video_id"] for r in records} == {3}
 
 
 def test_prepare_mp4_within_codec_tolerance_and_interval(tmp_path):

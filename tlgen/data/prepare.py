@@ -243,7 +243,7 @@ def _split_blocks(video: _Video, val_fraction: float, levels: int) -> None:
     n_val = int(round(n * val_fraction)) if val_fraction > 0 else 0
     if val_fraction > 0:
         n_val = max(n_val, need)
-    if n - n_val < need or (val_fraction > 0 and n_val < need):
+    if n - n_val < need:
         blocks = 2 if val_fraction > 0 else 1
         raise UserError(
             f"{video.source} has {n} frames but --levels {levels} needs at least {need} per "
@@ -294,17 +294,19 @@ def _frame_examples(videos: list[_Video], split: str, flow_method: str | None,
             yield example
 
 
-def _level_examples(videos: list[_Video], split: str, level: int) -> Iterator[dict]:
+def _level_frame_index(times: np.ndarray, period: float) -> np.ndarray:
+    """Grid index of each pyramid-level sample (grid points dropped at gaps keep their index)."""
+    return np.rint((times - times[0]) / period).astype(np.int32)
+
+
+def _level_examples(videos: list[_Video], split: str, level: int, period: float) -> Iterator[dict]:
     for video in videos:
         if (split, level) not in video.levels:
             continue
         times, values = video.levels[(split, level)]
-        origin = times[0]
-        period = (times[1] - times[0]) if len(times) > 1 else 1.0
-        for k in range(len(times)):
+        for k, index in enumerate(_level_frame_index(times, period)):
             yield {"image": np.asarray(values[k]), "time": float(times[k]),
-                   "video_id": video.id,
-                   "frame_index": int(round((times[k] - origin) / period)) if k else 0}
+                   "video_id": video.id, "frame_index": int(index)}
 
 
 def _block_table(videos, split, level=0) -> list[dict]:
@@ -423,7 +425,7 @@ def _prepare_into(tmp, sources, size, interval, levels, val_fraction, flow, flow
     if levels > 1:
         level_splits = {
             f"{s}_level{l}": (sum(len(v.levels[(s, l)][0]) for v in videos if s in v.blocks),
-                              lambda s=s, l=l: _level_examples(videos, s, l))
+                              lambda s=s, l=l: _level_examples(videos, s, l, periods[l]))
             for s in splits for l in range(1, levels)}
         builder_lib.write(tmp, builder_lib.TlgenConfig(name="pyramid", height=height,
                                                        width=width), level_splits, downloads)
@@ -439,7 +441,7 @@ def _prepare_into(tmp, sources, size, interval, levels, val_fraction, flow, flow
                 frame_index = [np.arange(*v.blocks[s]) for v in parts]
             else:
                 times = [v.levels[(s, level)][0] for v in parts]
-                frame_index = [np.rint((t - t[0]) / periods[level]) for t in times]
+                frame_index = [_level_frame_index(t, periods[level]) for t in times]
             index[f"{s}/{level}/time"] = np.concatenate(times).astype(np.float64)
             index[f"{s}/{level}/video_id"] = np.concatenate(
                 [np.full(len(t), v.id, np.int32) for t, v in zip(times, parts)])
