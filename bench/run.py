@@ -26,6 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from tlgen import config as config_lib  # noqa: E402
 from tlgen.bench import harness, report  # noqa: E402
+from tlgen.bench.timing import median, time_calls  # noqa: E402
 
 log = logging.getLogger("bench.run")
 
@@ -39,7 +40,7 @@ def build_peer(config, host_batch: dict, *, compile: bool, threads: int | None):
     peer_module = importlib.import_module(f"bench.peers.{config.family}")
     device = common.pick_device(threads)
     log.info("PyTorch peer: building (compile=%s)", compile)
-    peer = peer_module.build(config, host_batch, device, compile=compile)
+    peer = peer_module.Peer(config, host_batch, device, compile=compile)
     error = None
     try:
         start = time.perf_counter()
@@ -49,7 +50,7 @@ def build_peer(config, host_batch: dict, *, compile: bool, threads: int | None):
     except Exception as e:  # a compile failure must not lose the eager measurement
         error = f"{type(e).__name__}: {e}"[:500]
         compile = False
-        peer = peer_module.build(config, host_batch, device, compile=False)
+        peer = peer_module.Peer(config, host_batch, device, compile=False)
         first_s = None
     log.info("PyTorch peer: first step %s s", first_s)
     info = {"first_step_s": first_s, "compile_error": error, "parameters": peer.parameters,
@@ -63,8 +64,9 @@ def peer_inference(peer, device) -> float | None:
     from bench.peers import common
     if getattr(peer, "generate", None) is None:
         return None
-    gen = common.time_step(peer.generate, device, steps=3, warmup=1)
-    return peer.frames_per_generate / common.median(gen)
+    seconds = median(time_calls(lambda: (peer.generate(), common.synchronize(device)),
+                                steps=3, warmup=1))
+    return peer.frames_per_generate / seconds
 
 
 def merge(path: str, record: dict) -> None:
@@ -103,15 +105,16 @@ def main(argv=None) -> int:
         print(report.markdown_table(records))
         return 0
     config = harness.with_batch_size(config_lib.load(args.config, overrides), args.batch)
-    peer = alongside = None
+    peer = alongside = batch = None
     if not args.no_peer:
         from bench.peers import common
         from tlgen.train.registry import family
-        host_batch, _ = harness.bench_batch(family(config), config)
-        peer_model, device, peer = build_peer(config, host_batch, compile=not args.no_compile,
+        batch = harness.bench_batch(family(config), config)
+        peer_model, device, peer = build_peer(config, batch[0], compile=not args.no_compile,
                                               threads=args.threads)
         alongside = lambda: (peer_model.step(), common.synchronize(device))
-    record = harness.run_benchmark(config, steps=args.steps, layers=args.layers, alongside=alongside)
+    record = harness.run_benchmark(config, steps=args.steps, layers=args.layers, alongside=alongside,
+                                   host_batch=batch)
     record["note"] = args.note
     if peer:
         paired = record.pop("alongside")

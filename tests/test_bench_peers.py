@@ -25,7 +25,7 @@ def test_dtvnet_peer_matches_the_family_config():
     config = config_lib.load("configs/dtvnet_clouds.py:tiny", ["data.dir="])
     batch = family_module.example_batch(config, 2)
     state = jax.eval_shape(family(config).init, jax.random.PRNGKey(0), batch)
-    peer = dtvnet_peer.build(config, batch, torch.device("cpu"), compile=False)
+    peer = dtvnet_peer.Peer(config, batch, torch.device("cpu"), compile=False)
     assert jax_count(state.params["g"]) == peer.parameters["g"] + peer.parameters["e"]
     assert jax_count(state.params["d"]) == peer.parameters["d"]
 
@@ -104,7 +104,7 @@ def test_timescale_ae_peer_loss_equals_tlgen(one_level, target):
     lv = family_module.make_levels(config, (60.0, 120.0, 240.0, 480.0))
     params = timescale_ae.init(jax.random.key(3), config.model)
     ours, _ = family_module.losses(params, batch, config=config, lv=lv, dtype=jnp.float32)
-    peer = ae_peer.build(config, batch, torch.device("cpu"), compile=False)
+    peer = ae_peer.Peer(config, batch, torch.device("cpu"), compile=False)
     _load_flax_params(peer.net, params)
     with torch.no_grad():
         theirs = float(peer._loss(peer.frames, peer.target))
@@ -187,7 +187,7 @@ def test_dtvnet_peer_networks_compute_tlgen_networks():
     state = family_module.make_family(config).init(jax.random.PRNGKey(0), batch)
     g, d = state.params["g"], state.params["d"]
     stats = state.extra["batch_stats"]
-    peer = dtvnet_peer.build(config, batch, torch.device("cpu"), compile=False)
+    peer = dtvnet_peer.Peer(config, batch, torch.device("cpu"), compile=False)
     with torch.no_grad():
         _load_generator(peer.g, g["generator"])
         _load_pyramid(peer.e.pyramid, g["flow_encoder"]["pyramid"])

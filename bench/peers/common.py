@@ -1,11 +1,8 @@
-"""Shared parts of the PyTorch peers: device setup, timing, MS-SSIM, parameter counts."""
+"""Shared parts of the PyTorch peers: device setup, synchronization, MS-SSIM, parameter counts."""
 
 from __future__ import annotations
 
 import contextlib
-import statistics
-import time
-from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -36,25 +33,6 @@ def autocast(device: torch.device, dtype: str):
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def time_step(step: Callable[[], object], device: torch.device, *, steps: int,
-              warmup: int = 2) -> list[float]:
-    """Seconds of `steps` synchronized calls of `step()` after `warmup` calls."""
-    for _ in range(warmup):
-        step()
-    synchronize(device)
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        step()
-        synchronize(device)
-        times.append(time.perf_counter() - start)
-    return times
-
-
-def median(times: list[float]) -> float:
-    return float(statistics.median(times))
 
 
 def count_parameters(*modules: torch.nn.Module) -> int:

@@ -82,17 +82,9 @@ def main() -> None:
         def step():
             y = conv(x)
             y.backward(torch.ones_like(y))
-        for _ in range(2):
-            step()
-        times = []
-        for _ in range(5):
             if dev == "cuda":
                 torch.cuda.synchronize()
-            start = __import__("time").perf_counter()
-            step()
-            if dev == "cuda":
-                torch.cuda.synchronize()
-            times.append(__import__("time").perf_counter() - start)
+        times = time_calls(step, steps=5, warmup=2)
         y = conv(x)
         flops = 3 * 2 * y.numel() * np.prod(k) * c
         print(f"torch conv3d {shape} k{k} s{s}: {median(times) * 1e3:8.2f} ms "

@@ -185,14 +185,10 @@ class Peer:
                                          ).view(b, t, 2, h // 2, w // 2) * 0.5
         self.g_fwd = torch.compile(self.g) if compile else self.g
         self.e_fwd = torch.compile(self.e) if compile else self.e
-        # WGAN-GP differentiates the critic twice, which torch.compile does not support.
-        self.d_fwd = self.d
+        # The critic stays eager: WGAN-GP differentiates it twice, which torch.compile does not support.
         self.parameters = {"g": count_parameters(self.g), "e": count_parameters(self.e),
                            "d": count_parameters(self.d)}
         self.frames_per_generate = b * t
-
-    def _critic(self, video_bcthw):
-        return self.d_fwd(video_bcthw)
 
     def step(self):
         lc = self.loss_cfg
@@ -202,11 +198,11 @@ class Peer:
         fake_v = fake.permute(0, 2, 1, 3, 4)                  # (B, 3, T, H, W)
         # Critic: LSGAN on real and fake + WGAN-GP on interpolates.
         with autocast(self.device, self.dtype):
-            d_real, d_fake = self._critic(self.real), self._critic(fake_v.detach())
+            d_real, d_fake = self.d(self.real), self.d(fake_v.detach())
         eps = torch.rand(self.real.shape[0], 1, 1, 1, 1, device=self.device)
         x_hat = (eps * self.real + (1 - eps) * fake_v.detach()).requires_grad_(True)
         with autocast(self.device, self.dtype):
-            critic_hat = self._critic(x_hat)
+            critic_hat = self.d(x_hat)
         grads, = torch.autograd.grad(critic_hat.sum(), x_hat, create_graph=True)
         gp = lc.gp_weight * ((grads.flatten(1).square().sum(1) + 1e-12).sqrt() - 1).square().mean()
         d_loss = 0.5 * ((d_real - 1).square().mean() + d_fake.square().mean()) + gp
@@ -215,7 +211,7 @@ class Peer:
         self.opt_d.step()
         # Generator + flow encoder: LSGAN + L1 on frames + L1 on the half-resolution flows.
         with autocast(self.device, self.dtype):
-            g_adv = (self._critic(fake_v) - 1).square().mean()
+            g_adv = (self.d(fake_v) - 1).square().mean()
         frames_l1 = (fake_v - self.real).abs().mean()
         flow_l1 = (fake_flows - self.flow_target).abs().mean()
         g_loss = lc.adv_weight * g_adv + lc.frame_l1_weight * frames_l1 + lc.flow_l1_weight * flow_l1
@@ -230,6 +226,3 @@ class Peer:
             motion = torch.randn(self.image.shape[0], self.e.fc.out_features, device=self.device)
             return self.g_fwd(self.image, motion)[0]
 
-
-def build(config, batch: dict, device: torch.device, *, compile: bool) -> Peer:
-    return Peer(config, batch, device, compile=compile)

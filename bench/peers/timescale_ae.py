@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bench.peers.common import autocast, count_parameters, reconstruction_loss, to_nchw
+
 
 def groups(channels: int) -> int:
     for g in (8, 4, 2):
@@ -111,7 +113,6 @@ class Peer:
     encoded and every anchor decoded at every level (level-major)."""
 
     def __init__(self, config, batch: dict, device: torch.device, *, compile: bool):
-        from bench.peers.common import count_parameters, to_nchw
         m, lc, o = config.model, config.loss, config.optim
         self.device, self.dtype = device, str(config.dtype)
         self.net = TimescaleAE(m.widths, m.blocks, m.num_bins, m.bin_channels).to(
@@ -163,7 +164,6 @@ class Peer:
         return (weights * per_band).sum() / weights.sum().clamp_min(1e-12)
 
     def _loss(self, frames, target):
-        from bench.peers.common import autocast, reconstruction_loss
         b = frames.shape[0] - self.pos_anchor.shape[0]
         with autocast(self.device, self.dtype):
             codes = self.net.encode(frames)
@@ -184,6 +184,3 @@ class Peer:
         self.opt.step()
         return loss
 
-
-def build(config, batch: dict, device: torch.device, *, compile: bool) -> Peer:
-    return Peer(config, batch, device, compile=compile)

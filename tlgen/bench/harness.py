@@ -37,7 +37,7 @@ from tlgen.bench import inference as inference_lib
 from tlgen.bench import layers as layers_lib
 from tlgen.bench import step as step_lib
 from tlgen.bench.peak import cost_flops, matmul_peak
-from tlgen.bench.timing import median, time_alternating, time_calls, time_stepper
+from tlgen.bench.timing import median, time_alternating, time_calls
 from tlgen.errors import UserError
 from tlgen.train import registry
 
@@ -176,33 +176,16 @@ def pipeline_throughput(config: ml_collections.ConfigDict, *, batches: int = 20,
             "seconds": seconds}
 
 
-def sample_throughput(family, state, batch, *, steps: int = 3) -> dict | None:
-    """Frames/s of the family's `sample` (inference), or None if it has none."""
-    if family.sample is None:
-        return None
-    rng = jax.random.key(1)
-    outputs = {}
-
-    def call():
-        outputs.update(family.sample(state, batch, rng))
-        return outputs
-
-    times = time_calls(call, steps=steps, warmup=1)
-    frames = sum(int(np.prod(np.shape(v)[:-3])) for v in outputs.values()
-                 if np.ndim(v) >= 4)
-    seconds = median(times)
-    return {"frames_per_s": frames / seconds, "frames": frames, "seconds": seconds,
-            "outputs": {k: list(np.shape(v)) for k, v in outputs.items()}}
-
-
 def run_benchmark(config: ml_collections.ConfigDict, *, steps: int = 10, batch: int | None = None,
                   layers: int = 0, pipeline: bool = True, inference: bool = True,
-                  alongside: Callable[[], Any] | None = None) -> dict:
+                  alongside: Callable[[], Any] | None = None,
+                  host_batch: tuple[dict, str] | None = None) -> dict:
     """Benchmarks `config`'s training step (and pipeline, inference); returns the record.
 
     `layers` > 0 adds a per-layer table of the `layers` costliest conv/dense layers.
     `alongside` (a synchronized call, e.g. a PyTorch peer's step) is timed after each step;
     record["alongside"] holds its times and the median of the per-pair step/alongside ratios.
+    `host_batch`: the (batch, source) of `bench_batch` when the caller already built it.
     """
     config = with_batch_size(config, batch)
     family = registry.family(config)
@@ -215,7 +198,7 @@ def run_benchmark(config: ml_collections.ConfigDict, *, steps: int = 10, batch: 
         "dtype": dtype, "batch": int(config.data.batch_size), "steps": steps,
         "environment": environment(),
     }
-    host_batch, source = bench_batch(family, config)
+    host_batch, source = host_batch or bench_batch(family, config)
     record["data"] = source
     frames_per_step = count_frames(host_batch)
 
@@ -234,9 +217,9 @@ def run_benchmark(config: ml_collections.ConfigDict, *, steps: int = 10, batch: 
     record["xla_flops"] = {"lowered": cost_flops(built.lowered),
                            "compiled_per_device": cost_flops(built.compiled)}
     if alongside is None:
-        times, _ = time_stepper(built.step, built.state, steps=steps, warmup=2)
+        times = time_calls(built.step, steps=steps, warmup=2)
     else:
-        times, other, _ = time_alternating(built.step, built.state, alongside, steps=steps, warmup=2)
+        times, other = time_alternating(built.step, alongside, steps=steps, warmup=2)
         record["alongside"] = {"median_s": median(other), "min_s": min(other), "max_s": max(other),
                                "ratio": median([t / o for t, o in zip(times, other)])}
     step_s = median(times)
@@ -257,8 +240,8 @@ def run_benchmark(config: ml_collections.ConfigDict, *, steps: int = 10, batch: 
 
     if inference:
         with jax.set_mesh(built.mesh):
-            record["inference"] = (inference_lib.inference_throughput(config, built.state, built.batch)
-                                   or sample_throughput(family, built.state, built.batch))
+            record["inference"] = inference_lib.inference_throughput(config, family, built.state,
+                                                                     built.batch)
     if pipeline and has_dataset(config):
         log.info("measuring the input pipeline")
         pipe = pipeline_throughput(config)

@@ -11,6 +11,7 @@ Each is jitted alone and timed like the step (median of synchronized calls after
 from __future__ import annotations
 
 import jax
+import numpy as np
 
 from tlgen.bench.timing import median, time_calls
 from tlgen.train.state import compute_dtype
@@ -42,12 +43,33 @@ WHAT = {"dtvnet": "generator: image + sampled motion -> T frames",
         "timescale_ae": "decoder: codes -> frames"}
 
 
-def inference_throughput(config, state, batch, *, steps: int = 5) -> dict | None:
-    """Frames/s of the family's generation path at the benchmark batch, or None if unknown."""
+def inference_throughput(config, family, state, batch, *, steps: int = 5) -> dict | None:
+    """Frames/s of the family's generation path at the benchmark batch; for families not
+    listed above, of its `sample` (None if it has none)."""
     adapter = ADAPTERS.get(str(config.family))
     if adapter is None:
-        return None
+        return sample_throughput(family, state, batch)
     call, frames = adapter(config, state, batch)
     seconds = median(time_calls(call, steps=steps, warmup=2))
     return {"frames_per_s": frames / seconds, "frames": frames, "seconds": seconds,
             "what": WHAT[str(config.family)]}
+
+
+def sample_throughput(family, state, batch, *, steps: int = 3) -> dict | None:
+    """Frames/s of the family's `sample` (inference), or None if it has none."""
+    if family.sample is None:
+        return None
+    rng = jax.random.key(1)
+    sample = jax.jit(family.sample)
+    outputs = {}
+
+    def call():
+        outputs.update(sample(state, batch, rng))
+        return outputs
+
+    times = time_calls(call, steps=steps, warmup=1)
+    frames = sum(int(np.prod(np.shape(v)[:-3])) for v in outputs.values()
+                 if np.ndim(v) >= 4)
+    seconds = median(times)
+    return {"frames_per_s": frames / seconds, "frames": frames, "seconds": seconds,
+            "outputs": {k: list(np.shape(v)) for k, v in outputs.items()}}

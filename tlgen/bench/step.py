@@ -35,9 +35,9 @@ class BuiltStep:
     def mesh(self):
         return self.engine.mesh
 
-    def step(self, state):
-        """One training step on the fixed batch; returns the new state."""
-        self.state, self.metrics = self.compiled(state, self.batch, self.rng)
+    def step(self):
+        """One training step on the fixed batch (the state is donated and replaced)."""
+        self.state, self.metrics = self.compiled(self.state, self.batch, self.rng)
         return self.state
 
     def last_metrics(self) -> dict:

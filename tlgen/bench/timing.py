@@ -26,40 +26,23 @@ def time_calls(call: Callable[[], Any], *, steps: int, warmup: int = 1) -> list[
     return times
 
 
-def time_stepper(step: Callable[[Any], Any], carry: Any, *, steps: int, warmup: int = 1
-                 ) -> tuple[list[float], Any]:
-    """Like `time_calls` for a step whose output feeds the next call (donated state).
-
-    `step(carry) -> carry`; returns the per-step seconds and the final carry.
-    """
+def time_alternating(call: Callable[[], Any], other: Callable[[], Any], *, steps: int,
+                     warmup: int = 1) -> tuple[list[float], list[float]]:
+    """`time_calls` with `other()` (a synchronized call, e.g. a peer framework's step) timed
+    right after each call: both see the same machine state, so their per-pair ratio holds on
+    a shared machine whose speed drifts. Returns (call seconds, other seconds)."""
     for _ in range(warmup):
-        carry = jax.block_until_ready(step(carry))
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        carry = jax.block_until_ready(step(carry))
-        times.append(time.perf_counter() - start)
-    return times, carry
-
-
-def time_alternating(step: Callable[[Any], Any], carry: Any, other: Callable[[], Any], *,
-                     steps: int, warmup: int = 1) -> tuple[list[float], list[float], Any]:
-    """`time_stepper` with `other()` (a synchronized call, e.g. a peer framework's step)
-    timed right after each step: both see the same machine state, so their per-pair
-    ratio holds on a shared machine whose speed drifts. Returns (step seconds, other
-    seconds, final carry)."""
-    for _ in range(warmup):
-        carry = jax.block_until_ready(step(carry))
+        jax.block_until_ready(call())
         other()
     times, other_times = [], []
     for _ in range(steps):
         start = time.perf_counter()
-        carry = jax.block_until_ready(step(carry))
+        jax.block_until_ready(call())
         middle = time.perf_counter()
         other()
         times.append(middle - start)
         other_times.append(time.perf_counter() - middle)
-    return times, other_times, carry
+    return times, other_times
 
 
 def median(times: list[float]) -> float:
