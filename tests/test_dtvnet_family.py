@@ -113,3 +113,20 @@ def test_zero_gradient_penalty_weight_drops_the_penalty_from_the_step():
         assert "gradient_penalty" in metrics
     # the penalty adds a critic forward, a backward to the input and the backward of that
     assert steps[0.0] < steps[10.0]
+
+
+def test_eval_and_samples_use_the_ema_generator():
+    config = config_lib.load("configs/dtvnet_clouds.py:tiny", TINY + ["data.dir=", "train.ema_decay=0.5"])
+    fam = family.make_family(config)
+    batch = family.example_batch(config, 2)
+    batch["frames"] = np.random.default_rng(0).integers(0, 256, batch["frames"].shape, dtype=np.uint8)
+    state = fam.init(jax.random.PRNGKey(0), batch)
+    other = jax.tree.map(lambda x: x * 0.5, state.params["g"])
+    with_ema = state.replace(ema={"g": other})
+    as_params = state.replace(params={**state.params, "g": other}, ema=None)
+    for fn in (fam.eval_step, lambda s, b: fam.sample(s, b, jax.random.PRNGKey(2))):
+        got, want = jax.jit(fn)(with_ema, batch), jax.jit(fn)(as_params, batch)
+        for key in want:
+            np.testing.assert_array_equal(got[key], want[key])
+    assert not np.allclose(jax.jit(fam.eval_step)(state, batch)["frame_l1"],
+                           jax.jit(fam.eval_step)(with_ema, batch)["frame_l1"])

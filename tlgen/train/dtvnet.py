@@ -153,7 +153,7 @@ def make_family(config) -> Family:
     def reconstruct(state, batch):
         """Inference with the clip's own encoded motion -> (video, low flows, real, flow target)."""
         real, flows = split_batch(batch, t)
-        g = state.params["g"]
+        g = inference_params(state)
         stats = state.extra["batch_stats"]
         motion = enc.apply({"params": g["flow_encoder"], "batch_stats": stats["flow_encoder"]}, flows, False)
         video, low = gen.apply({"params": g["generator"], "batch_stats": stats["generator"]},
@@ -161,16 +161,19 @@ def make_family(config) -> Family:
         h, w = real.shape[2:4]
         return video, low, real, resize_flow(flows, (h // 2, w // 2))
 
+    def scores(video, real):
+        """PSNR and SSIM of frames 1..T-1 on the [0, 1] scale (frame 0 is the input)."""
+        a, b = (video[:, 1:] + 1) / 2, (real[:, 1:] + 1) / 2
+        return {"psnr": jnp.mean(psnr(a, b)), "ssim": jnp.mean(ssim(a, b))}
+
     def eval_step(state, batch):
         video, low, real, flow_target = reconstruct(state, batch)
-        a, b = (video + 1) / 2, (real + 1) / 2
-        return {"psnr": jnp.mean(psnr(a[:, 1:], b[:, 1:])), "ssim": jnp.mean(ssim(a[:, 1:], b[:, 1:])),
-                "frame_l1": jnp.mean(jnp.abs(video - real)), "flow_l1": jnp.mean(jnp.abs(low - flow_target))}
+        return {**scores(video, real), "frame_l1": jnp.mean(jnp.abs(video - real)),
+                "flow_l1": jnp.mean(jnp.abs(low - flow_target))}
 
-    @jax.jit
     def sample(state, batch, rng):
         video, _, real, _ = reconstruct(state, batch)
-        g = state.params["g"]
+        g = inference_params(state)
         motion = dtvnet.sample_motion(rng, real.shape[0], gen.motion_dim)
         random, _ = gen.apply({"params": g["generator"], "batch_stats": state.extra["batch_stats"]["generator"]},
                               real[:, 0], motion, False)
@@ -191,19 +194,21 @@ def make_family(config) -> Family:
             data_config.data.augment = False
             data_config.data.worker_count = 0
         batches = iter(make_family(data_config).make_pipeline(split, 0, 1))
-        run = jax.jit(reconstruct)
-        scores = {"psnr": [], "ssim": [], "flow_mse": [], "e_tmp": [], "e_tmp_real": []}
+        @jax.jit
+        def run(state, batch):
+            video, _, real, _ = reconstruct(state, batch)
+            return dtvnet.to_uint8(video[0]), scores(video, real)
+
+        rows = {"psnr": [], "ssim": [], "flow_mse": [], "e_tmp": [], "e_tmp_real": []}
         for _ in range(num_clips):
             batch = next(batches)
-            video, _, real, _ = run(trained.state, batch)
-            a, b = (video[0] + 1) / 2, (real[0] + 1) / 2
-            frames = np.asarray(dtvnet.to_uint8(video[0]))
-            scores["psnr"].append(float(jnp.mean(psnr(a[1:], b[1:]))))
-            scores["ssim"].append(float(jnp.mean(ssim(a[1:], b[1:]))))
-            scores["flow_mse"].append(flow_mse(video_flows(frames, flow_method), batch["flow"][0, :t - 1]))
-            scores["e_tmp"].append(e_tmp(frames))
-            scores["e_tmp_real"].append(e_tmp(batch["frames"][0, :t]))
-        report = {k: float(np.mean(v)) for k, v in scores.items()}
+            frames, clip = jax.device_get(run(trained.state, batch))
+            for key, value in clip.items():
+                rows[key].append(float(value))
+            rows["flow_mse"].append(flow_mse(video_flows(frames, flow_method), batch["flow"][0, :t - 1]))
+            rows["e_tmp"].append(e_tmp(frames))
+            rows["e_tmp_real"].append(e_tmp(batch["frames"][0, :t]))
+        report = {k: float(np.mean(v)) for k, v in rows.items()}
         report.update(step=trained.step, split=split, num_clips=num_clips,
                       data_dir=data_config.data.dir, flow_method=flow_method)
         return report
@@ -212,13 +217,19 @@ def make_family(config) -> Family:
                   eval_step=eval_step, sample=sample, evaluate=evaluate)
 
 
+def inference_params(state: TrainState):
+    """The generator + flow encoder parameters for inference: the EMA copy when the run
+    keeps one, else the trained ones."""
+    return state.ema["g"] if state.ema else state.params["g"]
+
+
 class Trained:
     """A trained run loaded for inference: config, step, state and the networks' variables."""
 
     def __init__(self, config, step: int, state: TrainState):
         self.config, self.step, self.state = config, step, state
         stats = state.extra["batch_stats"]
-        g = state.ema["g"] if state.ema else state.params["g"]
+        g = inference_params(state)
         self.generator = {"params": g["generator"], "batch_stats": stats["generator"]}
         self.flow_encoder = {"params": g["flow_encoder"], "batch_stats": stats["flow_encoder"]}
 
