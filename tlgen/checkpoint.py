@@ -61,8 +61,7 @@ class Checkpointer:
     metric ("loss", "min:loss", "max:psnr"; the metrics passed to `save`).
     """
 
-    def __init__(self, directory: str, *, keep: int = 3, keep_best: str = "",
-                 async_save: bool = True):
+    def __init__(self, directory: str, *, keep: int = 3, keep_best: str = ""):
         self.directory = os.path.abspath(directory)
         self.best = parse_keep_best(keep_best)
         if keep < 1:
@@ -73,15 +72,12 @@ class Checkpointer:
             preserve.append(policies.BestN(get_metric_fn=lambda m: m[name], reverse=mode == "min",
                                            n=1, keep_checkpoints_without_metrics=False))
         options = ocp.CheckpointManagerOptions(
-            enable_async_checkpointing=async_save, cleanup_tmp_directories=True,
+            enable_async_checkpointing=True, cleanup_tmp_directories=True,
             preservation_policy=policies.AnyPreservationPolicy(preserve))
         self._manager = ocp.CheckpointManager(self.directory, item_names=ITEMS, options=options)
 
     def steps(self) -> list[int]:
         return sorted(self._manager.all_steps())
-
-    def latest_step(self) -> int | None:
-        return self._manager.latest_step()
 
     def save(self, step: int, state, data_iter, *, config: dict,
              metrics: dict | None = None) -> None:

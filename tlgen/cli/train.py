@@ -23,7 +23,6 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from tlgen import config as config_lib
     from tlgen.errors import UserError
-    from tlgen.parallel import initialize_distributed
 
     overrides = getattr(args, "config_overrides", [])
     saved = os.path.join(args.workdir, "config.json")
@@ -35,8 +34,6 @@ def run(args) -> int:
         config.lock()
     else:
         raise UserError(f"{args.workdir} has no config.json to resume from; pass --config FILE.py:VARIANT.")
-    initialize_distributed()   # before anything touches devices
-
     import jax
 
     from tlgen.train.trainer import train

@@ -38,6 +38,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import linen as nn
 
+from tlgen.models.pixels import to_model_range, to_uint8  # noqa: F401  (part of this module's API)
+
 Dtype = Any
 Variables = dict
 
@@ -46,10 +48,7 @@ Variables = dict
 
 def normalize_motion(motion: jax.Array, eps: float = 1e-5) -> jax.Array:
     """Standardizes each motion vector over its features: (m - mean) / sqrt(var + eps)."""
-    motion = motion.astype(jnp.float32)
-    mean = jnp.mean(motion, axis=-1, keepdims=True)
-    var = jnp.mean(jnp.square(motion - mean), axis=-1, keepdims=True)
-    return (motion - mean) * jax.lax.rsqrt(var + eps)
+    return instance_norm(motion.astype(jnp.float32), axes=(-1,), eps=eps)
 
 
 def instance_norm(x: jax.Array, axes: tuple[int, ...], eps: float = 1e-5) -> jax.Array:
@@ -72,16 +71,6 @@ def adain(x: jax.Array, scale: jax.Array, shift: jax.Array, eps: float = 1e-5) -
 def sample_motion(rng: jax.Array, batch: int, motion_dim: int) -> jax.Array:
     """Draws `batch` motion vectors from N(0, I) (normalized later by the generator)."""
     return jax.random.normal(rng, (batch, motion_dim), jnp.float32)
-
-
-def to_model_range(images: jax.Array | np.ndarray) -> jax.Array:
-    """uint8 images/videos in [0, 255] -> float32 in [-1, 1]."""
-    return jnp.asarray(images, jnp.float32) / 127.5 - 1.0
-
-
-def to_uint8(x: jax.Array) -> jax.Array:
-    """Model output in [-1, 1] -> uint8 in [0, 255] (rounded, clipped)."""
-    return jnp.clip(jnp.round((x.astype(jnp.float32) + 1.0) * 127.5), 0, 255).astype(jnp.uint8)
 
 
 def _reflect_pad(x: jax.Array, pad: int) -> jax.Array:

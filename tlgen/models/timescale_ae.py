@@ -31,6 +31,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from tlgen.models.pixels import to_model_range
+
 Params = Any
 
 
@@ -172,9 +174,7 @@ class TimescaleAE(nn.Module):
 def as_model_input(frames: jax.Array) -> jax.Array:
     """uint8 frames -> float32 in [-1, 1]; float frames are taken as already in [-1, 1]."""
     frames = jnp.asarray(frames)
-    if frames.dtype == jnp.uint8:
-        return frames.astype(jnp.float32) / 127.5 - 1.0
-    return frames
+    return to_model_range(frames) if frames.dtype == jnp.uint8 else frames
 
 
 def model_from_config(cfg, dtype: Any = jnp.float32) -> TimescaleAE:

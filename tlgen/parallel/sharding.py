@@ -89,7 +89,7 @@ def constrain(x: jax.Array, names: Sequence[str | None]) -> jax.Array:
         group = (axes,) if isinstance(axes, str) else tuple(axes or ())
         size = int(np.prod([mesh.shape[a] for a in group])) if group else 1
         spec.append(axes if group and size > 1 and dim % size == 0 else None)
-    if all(t == AxisType.Explicit for t in mesh.axis_types):
+    if is_explicit(mesh):
         return jax.sharding.reshard(x, P(*spec))
     return jax.lax.with_sharding_constraint(x, P(*spec))
 

@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from tlgen.models import timescale_ae as ae
+from tlgen.models.pixels import to_uint8
 
 MODES = ("subsample", "interpolate", "multiscale")
 
@@ -145,11 +146,6 @@ def insert_band(codes: jax.Array, band: int, source: jax.Array) -> jax.Array:
     return codes.at[:, band].set(jnp.broadcast_to(source[band], codes[:, band].shape))
 
 
-def to_uint8(frames: jax.Array) -> np.ndarray:
-    """Decoder output in [-1, 1] -> uint8."""
-    return np.asarray(jnp.clip(jnp.round((frames + 1.0) * 127.5), 0, 255).astype(jnp.uint8))
-
-
 @dataclasses.dataclass
 class Synthesizer:
     """Encodes/decodes in batches with one trained model.
@@ -201,7 +197,7 @@ class Synthesizer:
 
     def decode_codes(self, codes: jax.Array) -> np.ndarray:
         """uint8 frames (n, H, W, 3) of codes (n, M, h, w, c)."""
-        return to_uint8(self.decode(codes))
+        return np.asarray(to_uint8(self.decode(codes)))
 
     def keep_for_period(self, min_period: float) -> int:
         return int(ae.bins_for_period(min_period, self.level_periods, self.num_bins))

@@ -34,6 +34,7 @@ from tlgen.losses.contrastive import contrastive_loss, pair_contrastive_loss
 from tlgen.losses.reconstruction import reconstruction_loss
 from tlgen.metrics.image import psnr
 from tlgen.models import timescale_ae as ae
+from tlgen.models.pixels import to_uint8
 from tlgen.train.registry import Family
 from tlgen.train.state import TrainState, compute_dtype, make_optimizer
 
@@ -179,23 +180,18 @@ def make_family(config) -> Family:
         raise UserError("config.loss.one_level_per_anchor=False is supported with "
                         "config.mesh.axis_types='auto' only; set one of them.")
     dtype = compute_dtype(config)
-    tx = make_optimizer(config.optim, total_steps=config.total_steps,
-                        grad_accum=config.train.grad_accum)
+    tx = optimizer(config)
     ema_decay = float(config.train.ema_decay)
     loss_fn = lambda p, b: losses(p, b, config=config, lv=lv, dtype=dtype)
 
     def init(rng, batch):
         del batch
-        params = ae.init(rng, config.model)
-        return TrainState.create({NET: params}, {NET: tx}, ema=(NET,) if ema_decay else ())
+        return initial_state(rng, config, tx)
 
     def train_step(state, batch, rng):
         del rng
         (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params[NET], batch)
-        state = state.apply_gradients(NET, grads, tx)
-        if ema_decay:
-            state = state.update_ema(ema_decay)
-        return state, metrics
+        return state.apply_gradients(NET, grads, tx).update_ema(ema_decay), metrics
 
     def eval_step(state, batch):
         return loss_fn(inference_params(state), batch)[1]
@@ -205,11 +201,11 @@ def make_family(config) -> Family:
         params = inference_params(state)
         anchor = batch["anchor"][:8]
         w = ae.encode(params, anchor, cfg=config.model, dtype=dtype)
-        rows = [anchor.astype(jnp.float32) / 127.5 - 1]
+        rows = [ae.as_model_input(anchor)]
         for kk in range(lv.num_bins, 0, -1):
             rows.append(ae.decode(params, ae.mask(w, kk), cfg=config.model, dtype=dtype))
         strip = jnp.concatenate(rows, axis=2)        # frame, then k = M..1 bins, left to right
-        return {"recon_levels": jnp.clip(jnp.round((strip + 1) * 127.5), 0, 255).astype(jnp.uint8)}
+        return {"recon_levels": to_uint8(strip)}
 
     def make_pipeline(split: str, shard_index: int, shard_count: int):
         from tlgen.data.pipelines import pair_dataset
@@ -226,6 +222,18 @@ def make_family(config) -> Family:
 
     return Family(init=init, train_step=train_step, make_pipeline=make_pipeline,
                   eval_step=eval_step, sample=sample, evaluate=evaluate)
+
+
+def optimizer(config):
+    """The optax transformation of `config.optim`."""
+    return make_optimizer(config.optim, total_steps=config.total_steps,
+                          grad_accum=config.train.grad_accum)
+
+
+def initial_state(rng, config, tx) -> TrainState:
+    """The step-0 state: fresh parameters, `tx`'s state, an EMA copy when the run keeps one."""
+    ema = (NET,) if float(config.train.ema_decay) else ()
+    return TrainState.create({NET: ae.init(rng, config.model)}, {NET: tx}, ema=ema)
 
 
 def inference_params(state: TrainState):
@@ -248,11 +256,7 @@ class Trained:
 def load(workdir: str, *, step: int | None = None) -> Trained:
     """Restores the newest (or given) checkpoint of a timescale_ae work directory."""
     config = checkpoint.run_config(workdir, "timescale_ae")
-    tx = make_optimizer(config.optim, total_steps=config.total_steps,
-                        grad_accum=config.train.grad_accum)
-    ema = (NET,) if float(config.train.ema_decay) else ()
-    shapes = jax.eval_shape(lambda r: TrainState.create(
-        {NET: ae.init(r, config.model)}, {NET: tx}, ema=ema), jax.random.key(0))
+    shapes = jax.eval_shape(lambda r: initial_state(r, config, optimizer(config)), jax.random.key(0))
     chosen, state = checkpoint.restore_for_inference(workdir, shapes, step)
     return Trained(config=config, params=inference_params(state), step=chosen)
 

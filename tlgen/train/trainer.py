@@ -267,8 +267,6 @@ class _Loop:
         self.final: dict = {}
         self.last_eval: dict = {}
         self.eval_data = None
-        self.saved_step = -1
-        self.timer = (time.perf_counter(), 0)
 
     def run(self, state, start: int, local, preemption: _Preemption, bar) -> dict:
         tc, total = self.config.train, int(self.config.total_steps)
@@ -303,8 +301,9 @@ class _Loop:
                 return {**self.final, "step": done, "preempted": True}
         return {**self.final, "step": done, "preempted": False}
 
-    def check_finite(self) -> list[dict]:
-        """Fetches the pending steps' metrics; enforces `nonfinite = "stop"`."""
+    def check_finite(self) -> tuple[list[dict], list[int]]:
+        """Fetches the pending steps' metrics (kept fetched); enforces `nonfinite = "stop"`.
+        Returns the metrics and the skipped steps."""
         values = jax.device_get([m for _, m in self.pending])
         self.pending = [(s, m) for (s, _), m in zip(self.pending, values)]
         skipped = [s for s, m in self.pending if m["skipped"] > 0]
@@ -313,15 +312,14 @@ class _Loop:
                 f"training stopped at step {skipped[0]}: the loss or gradients are not finite; "
                 f"the newest checkpoint in {self.ckpt.directory} holds the last finite state. "
                 "Lower the learning rate, or set --config.train.nonfinite=skip to drop such steps.")
-        return values
+        return values, skipped
 
     def flush(self, bar) -> None:
         """Writes the mean of the pending steps' metrics (and the count of skipped steps)."""
         if not self.pending:
             return
-        values = self.check_finite()
+        values, skipped = self.check_finite()
         step = self.pending[-1][0]
-        skipped = [s for s, m in self.pending if m["skipped"] > 0]
         self.pending = []
         if skipped:
             log.warning("skipped %d non-finite step(s), the first at step %d", len(skipped), skipped[0])
@@ -373,9 +371,9 @@ class _Loop:
     def save(self, state, step: int, metrics: dict | None) -> None:
         if step == self.saved_step:
             return
-        self.check_finite()   # raises before saving when a pending step was non-finite ("stop")
-        if not bool(jax.jit(all_finite)(state)):
-            raise RuntimeError(f"refusing to save a non-finite state at step {step}")
+        # Raises before saving when a pending step was non-finite ("stop"); the guarded
+        # step never keeps a non-finite state, so what is saved is finite.
+        self.check_finite()
         self.ckpt.save(step, state, self.train_iter, config=config_lib.to_dict(self.config),
                        metrics=metrics)
         self.saved_step = step
