@@ -43,6 +43,10 @@ def _bad_inputs(tmp):
     _pngs(tmp / "noisy", ["20210601_120000.png", "holiday.png", "20210601_120200.png"])
     _pngs(tmp / "unnamed", ["a.png", "b.png"])
     _pngs(tmp / "short", [f"20210601_1200{i:02d}.png" for i in range(5)])
+    _pngs(tmp / "cam", [f"20210601_12{i:02d}00.png" for i in range(8)])
+    (tmp / "blank_masks").mkdir()
+    for name in os.listdir(tmp / "cam"):
+        (tmp / "blank_masks" / name).write_bytes(b"")
     return [
         (["missing.mp4"], "missing.mp4 does not exist"),
         (["empty.mp4"], "empty.mp4 is empty"),
@@ -56,6 +60,7 @@ def _bad_inputs(tmp):
         (["short", "--levels", "4"], "short has 5 frames but --levels 4 needs at least 8"),
         (["full.mp4", "--size", "banana"], "--size 'banana'"),
         (["synthetic:moon"], "unknown synthetic scene 'moon'"),
+        (["cam", "--levels", "2", "--masks", "blank_masks"], "is not a readable mask image"),
     ]
 
 

@@ -114,10 +114,16 @@ def folder_times(folder: str, paths: list[str], interval: float | None) -> np.nd
     return times
 
 
+def _decode(path: str) -> np.ndarray | None:
+    """The image file at `path` decoded as stored (any depth and channels), None if it is
+    empty or not an image."""
+    data = np.fromfile(path, np.uint8)
+    return cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+
+
 def read_image(path: str) -> np.ndarray:
     """Loads an image as uint8 RGB (H, W, 3): 8/16-bit, gray/RGB/RGBA (alpha dropped)."""
-    data = np.fromfile(path, np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    image = _decode(path)
     if image is None:
         raise UserError(f"{path} is not a readable image; re-export it as PNG or JPEG.")
     if image.dtype == np.uint16:
@@ -134,7 +140,7 @@ def read_image(path: str) -> np.ndarray:
 
 def read_mask(path: str) -> np.ndarray:
     """Loads a class-index mask as uint8 (H, W) (first channel of a color PNG)."""
-    image = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED)
+    image = _decode(path)
     if image is None:
         raise UserError(f"{path} is not a readable mask image; masks are class-index PNGs.")
     if image.ndim == 3:
