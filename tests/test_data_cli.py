@@ -61,6 +61,7 @@ def _bad_inputs(tmp):
         (["full.mp4", "--size", "banana"], "--size 'banana'"),
         (["synthetic:moon"], "unknown synthetic scene 'moon'"),
         (["cam", "--levels", "2", "--masks", "blank_masks"], "is not a readable mask image"),
+        (["full.mp4", "--flow", "--flow-method", "raft"], "--flow-method 'raft': choose dis or farneback"),
     ]
 
 

@@ -129,6 +129,11 @@ def test_clips_flow_masks_and_flip(clouds):
     v = make_scene("clouds", size=16).flow([0.0], [2.0])[0]
     close = np.abs(plain["flow"][:, 0] - v).max(-1) < 0.02
     assert close[sky].mean() > 0.9           # all but sky pixels that move behind the ridge
+    # without flow only the picked records are read: the same frames, times and masks
+    bare = _take(clip_dataset(clouds, "train", length=4, stride=2, batch_size=2, seed=0,
+                              with_masks=True), 1)[0]
+    for key in ("frames", "time", "masks"):
+        np.testing.assert_array_equal(bare[key], plain[key])
     flipped = _take(clip_dataset(clouds, "train", length=2, batch_size=8, seed=3, with_flow=True,
                                  augment=True), 1)[0]
     assert (flipped["flow"][..., 0] < -0.1).any() and (flipped["flow"][..., 0] > 0.1).any()

@@ -33,8 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="last fraction of each video held out for validation (default 0.1)")
     parser.add_argument("--flow", action="store_true",
                         help="store optical flow between consecutive frames")
-    parser.add_argument("--flow-method", choices=("dis", "farneback"), default="dis",
-                        help="OpenCV flow estimator (default dis)")
+    parser.add_argument("--flow-method", default="dis", metavar="{dis,farneback}",
+                        help="OpenCV flow estimator (default dis; checked by prepare)")
     parser.add_argument("--masks", action="append", default=[], metavar="DIR",
                         help="class-index PNG masks, one folder per source (repeat in order)")
     parser.add_argument("--overwrite", action="store_true",
@@ -44,9 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import logging
 
-    from tlgen.data.prepare import parse_size, prepare
+    from tlgen.data.prepare import prepare
 
-    meta = prepare(args.sources, args.out, size=parse_size(args.size), interval=args.interval,
+    meta = prepare(args.sources, args.out, size=args.size, interval=args.interval,
                    levels=args.levels, val_fraction=args.val_fraction, flow=args.flow,
                    flow_method=args.flow_method, masks=args.masks, overwrite=args.overwrite)
     splits = ", ".join(f"{s} {m['num_frames']}" for s, m in meta["splits"].items())

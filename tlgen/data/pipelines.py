@@ -205,8 +205,9 @@ class _ClipElement(_Reader):
     def __call__(self, index, rng: np.random.Generator) -> dict:
         start = int(self.starts[int(index)])
         stop = start + (self.length - 1) * self.stride + 1
-        records = [self.frames[r] for r in range(start, stop)]
-        picked = records[::self.stride]
+        # Records between the picked frames are needed only to compose their flows.
+        records = [self.frames[r] for r in range(start, stop, 1 if self.with_flow else self.stride)]
+        picked = records[::self.stride] if self.with_flow else records
         aug = _Augment(rng, self.h, self.w, self.augment)
         out = {"frames": aug.images(np.stack([r["image"] for r in picked])),
                "time": np.array([r["time"] for r in picked], np.float32)}

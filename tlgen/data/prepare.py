@@ -23,7 +23,7 @@ import numpy as np
 
 from tlgen.data import builder as builder_lib
 from tlgen.data import images, pyramid, video_io
-from tlgen.data.flow import FlowEstimator
+from tlgen.data.flow import METHODS as FLOW_METHODS, FlowEstimator
 from tlgen.errors import UserError
 from tlgen.progress import progress
 
@@ -355,8 +355,8 @@ def prepare(sources: Sequence[str], out: str, *, size: tuple[int, int] | str | N
     if masks and len(masks) != len(sources):
         raise UserError(f"got {len(masks)} --masks folders for {len(sources)} sources; give "
                         "one per source, in the same order.")
-    if flow and flow_method not in ("dis", "farneback"):
-        raise UserError(f"--flow-method {flow_method!r}: choose dis or farneback.")
+    if flow and flow_method not in FLOW_METHODS:
+        raise UserError(f"--flow-method {flow_method!r}: choose {' or '.join(FLOW_METHODS)}.")
     size = parse_size(size) if isinstance(size, (str, int)) else size
     out = os.path.abspath(out.rstrip("/"))
     _check_output(out, overwrite)
