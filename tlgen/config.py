@@ -19,6 +19,7 @@ from collections.abc import Iterable, Sequence
 import ml_collections
 
 from tlgen.errors import UserError
+from tlgen.files import write_text
 
 
 def load(spec: str, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
@@ -134,10 +135,7 @@ def to_dict(config: ml_collections.ConfigDict) -> dict:
 
 def save(config: ml_collections.ConfigDict, path: str) -> None:
     """Writes `config` as JSON to `path` atomically."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(config.to_json(indent=2, sort_keys=True))
-    os.replace(tmp, path)
+    write_text(path, config.to_json(indent=2, sort_keys=True))
 
 
 def read(path: str) -> ml_collections.ConfigDict:

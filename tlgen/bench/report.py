@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
+
+from tlgen.files import write_text
 
 
 def write_json(record, path: str) -> None:
     """Writes `record` (one dict or a list of them) to `path` atomically."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(record, f, indent=1, sort_keys=True, default=str)
-        f.write("\n")
-    os.replace(tmp, path)
+    write_text(path, json.dumps(record, indent=1, sort_keys=True, default=str) + "\n")
 
 
 def _fmt(value, spec: str, missing: str = "-") -> str:

@@ -15,6 +15,7 @@ than the model makes per pass are produced by continuing from the last frame.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 
 
@@ -32,17 +33,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--npz", metavar="FILE", help="also save frames, motion and flows to this .npz")
 
 
-def _partial(path: str) -> str:
-    root, ext = os.path.splitext(path)
-    return f"{root}.partial{ext}"
-
-
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from tlgen.data.images import read_image
-    from tlgen.data.video_io import read_video, write_video
+    from tlgen.data.video_io import iter_video_frames, write_video
     from tlgen.errors import UserError
+    from tlgen.files import write_atomic
     from tlgen.synth.animate import Animator, fit_image
     from tlgen.train.dtvnet import load_trained
     from tlgen.train.state import compute_dtype
@@ -60,18 +57,18 @@ def run(args: argparse.Namespace) -> int:
     if not os.path.isfile(args.image):
         raise UserError(f"--image {args.image} does not exist.")
     image = read_image(args.image)
-    reference = None
-    if args.reference:
-        if not os.path.isfile(args.reference):
-            raise UserError(f"--reference {args.reference} does not exist.")
-        reference, _ = read_video(args.reference)
+    if args.reference and not os.path.isfile(args.reference):
+        raise UserError(f"--reference {args.reference} does not exist.")
 
     trained = load_trained(args.workdir, args.step)
     size = int(trained.config.data.image_size)
     animator = Animator(trained.generator, trained.flow_encoder, (size, size),
                         dtype=compute_dtype(trained.config))
     fitted, note = fit_image(image, (size, size))
-    if reference is not None:
+    if args.reference:
+        # Only the first T + 1 frames are read, decoded at the model's size by ffmpeg.
+        reference = list(itertools.islice(iter_video_frames(args.reference, (size, size)),
+                                          animator.frames_per_pass + 1))
         motion, source = animator.motion_from_reference(reference), f"reference {args.reference}"
     else:
         motion, source = animator.motion_from_seed(args.seed), f"seed {args.seed}"
@@ -82,13 +79,7 @@ def run(args: argparse.Namespace) -> int:
         outputs.append((args.npz, lambda p: np.savez_compressed(
             p, frames=frames, motion=np.asarray(motion[0]), flows=flows)))
     for final, write in outputs:
-        tmp = _partial(final)
-        try:
-            write(tmp)
-            os.replace(tmp, final)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        write_atomic(final, write)
     print(f"tlgen animate: wrote {args.out}: {len(frames)} frames {size}x{size} at {args.fps:g} fps "
           f"({note}; motion from {source}; checkpoint {trained.step})"
           + (f", and {args.npz}" if args.npz else ""))

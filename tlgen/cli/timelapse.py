@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
-import tempfile
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -88,24 +86,6 @@ def contact_sheet(raw, generated, columns: int = 8):
     return np.concatenate(rows, axis=0)
 
 
-def _atomic(path: str, write) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    suffix = os.path.splitext(path)[1]
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=suffix)
-    os.close(fd)
-    try:
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def run(args: argparse.Namespace) -> int:
     import logging
 
@@ -115,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
     from tlgen.data import open_dataset
     from tlgen.data.video_io import write_video
     from tlgen.errors import UserError
+    from tlgen.files import write_atomic
     from tlgen.synth.timelapse import Synthesizer, nearest_frames
     from tlgen.train import timescale_ae as family
 
@@ -146,17 +127,17 @@ def run(args: argparse.Namespace) -> int:
                               insert_from=insert_from)
     except ValueError as e:
         raise UserError(f"{e}.") from None
-    _atomic(args.out, lambda p: write_video(p, out.frames, args.fps))
+    write_atomic(args.out, lambda p: write_video(p, out.frames, args.fps))
     written = [args.out]
     if args.npz:
-        _atomic(args.npz, lambda p: np.savez_compressed(
+        write_atomic(args.npz, lambda p: np.savez_compressed(
             p, frames=out.frames, times=out.times, source_times=out.source_times,
             keep_bins=out.keep_bins, mode=args.mode))
         written.append(args.npz)
     if args.sheet:
         raw = get_frames(nearest_frames(times, out.times))
         sheet = contact_sheet(raw, out.frames)
-        _atomic(args.sheet, lambda p: Image.fromarray(sheet).save(p, format="PNG"))
+        write_atomic(args.sheet, lambda p: Image.fromarray(sheet).save(p, format="PNG"))
         written.append(args.sheet)
     logging.getLogger(__name__).info(
         "%s timelapse of %d frames over %g-%g s keeping %d of %d bins (step %d)", args.mode,

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 
 import numpy as np
 
+from tlgen.files import write_text
 from tlgen.metrics.image import psnr
 
 
@@ -115,9 +115,6 @@ def write_report(out_dir: str, report: dict) -> dict[str, str]:
         md.append(f"* {note}")
     paths = {}
     for name, text in (("report.json", json.dumps(report, indent=2)), ("report.md", "\n".join(md) + "\n")):
-        fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{name}.")
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, os.path.join(out_dir, name))
+        write_text(os.path.join(out_dir, name), text)
         paths[name] = os.path.join(out_dir, name)
     return paths

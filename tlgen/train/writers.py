@@ -8,6 +8,8 @@ import os
 
 import numpy as np
 
+from tlgen.files import write_atomic, write_text
+
 SAMPLE_FPS = 8
 
 
@@ -64,10 +66,7 @@ def _truncate_after(path: str, step: int) -> None:
     kept = [r for r in rows if r["step"] <= step]
     if len(kept) == len(rows):
         return
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.writelines(json.dumps(r) + "\n" for r in kept)
-    os.replace(tmp, path)
+    write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
 
 
 def image_grid(images: np.ndarray) -> np.ndarray:
@@ -98,11 +97,11 @@ def write_samples(directory: str, step: int, samples: dict[str, np.ndarray]) -> 
                              f"got {array.dtype} {array.shape}")
         stem = os.path.join(directory, f"{name}_{step:07d}")
         if array.ndim == 4:
-            path, tmp = stem + ".png", stem + ".tmp.png"
-            Image.fromarray(image_grid(array)).save(tmp)
+            path = stem + ".png"
+            write_atomic(path, lambda p: Image.fromarray(image_grid(array)).save(p))
         else:
-            path, tmp = stem + ".mp4", stem + ".tmp.mp4"
-            write_video(tmp, (image_grid(array[:, t]) for t in range(array.shape[1])), SAMPLE_FPS)
-        os.replace(tmp, path)
+            path = stem + ".mp4"
+            write_atomic(path, lambda p: write_video(
+                p, (image_grid(array[:, t]) for t in range(array.shape[1])), SAMPLE_FPS))
         paths.append(path)
     return paths
