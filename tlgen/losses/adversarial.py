@@ -1,4 +1,4 @@
-"""Adversarial losses: LSGAN, non-saturating logistic, WGAN-GP gradient penalty, R1.
+"""Adversarial losses: LSGAN and the WGAN-GP gradient penalty (DTVNet's critic).
 
 Logits are per-sample critic outputs of shape (B,) (or (B, ...), averaged). Every loss is a
 float32 scalar. The penalties take the critic as a function of its input only (close over the
@@ -25,17 +25,6 @@ def lsgan_g_loss(fake_logits: jax.Array) -> jax.Array:
     return jnp.mean(jnp.square(fake_logits.astype(jnp.float32) - 1.0))
 
 
-def logistic_d_loss(real_logits: jax.Array, fake_logits: jax.Array) -> jax.Array:
-    """Logistic critic loss: mean softplus(-real) + mean softplus(fake)."""
-    return (jnp.mean(jax.nn.softplus(-real_logits.astype(jnp.float32)))
-            + jnp.mean(jax.nn.softplus(fake_logits.astype(jnp.float32))))
-
-
-def logistic_g_loss(fake_logits: jax.Array) -> jax.Array:
-    """Non-saturating generator loss: mean softplus(-fake)."""
-    return jnp.mean(jax.nn.softplus(-fake_logits.astype(jnp.float32)))
-
-
 def _per_sample_input_grads(critic: Critic, x: jax.Array) -> jax.Array:
     """d critic(x)_i / d x_i for every sample i (the critic must treat samples independently)."""
     return jax.grad(lambda v: jnp.sum(critic(v).astype(jnp.float32)))(x)
@@ -56,9 +45,3 @@ def gradient_penalty(critic: Critic, real: jax.Array, fake: jax.Array, rng: jax.
     grads = _per_sample_input_grads(critic, x_hat)
     norms = jnp.sqrt(jnp.sum(jnp.square(grads.reshape(grads.shape[0], -1)), axis=-1) + 1e-12)
     return weight * jnp.mean(jnp.square(norms - 1.0))
-
-
-def r1_penalty(critic: Critic, real: jax.Array, gamma: float) -> jax.Array:
-    """R1: gamma / 2 * E[||grad critic(real)||^2] (Mescheder et al., 2018)."""
-    grads = _per_sample_input_grads(critic, real.astype(jnp.float32))
-    return 0.5 * gamma * jnp.mean(jnp.sum(jnp.square(grads.reshape(grads.shape[0], -1)), axis=-1))

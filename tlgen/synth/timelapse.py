@@ -191,9 +191,10 @@ class Synthesizer:
         """Codes (N, M, h, w, c) of the source frames at `indices` (each encoded once)."""
         indices = np.asarray(indices)
         uniq, inverse = np.unique(indices, return_inverse=True)
-        parts = [self.encode(self.get_frames(uniq[s:s + self.batch_size]))
-                 for s in range(0, len(uniq), self.batch_size)]
-        return jnp.concatenate(parts, axis=0)[inverse.reshape(-1)]
+        # Frames are read one batch at a time (the padded last batch also reads frame 0).
+        codes = self._batched(lambda params, batch: self._encode(params, self.get_frames(batch)),
+                              uniq)
+        return codes[inverse.reshape(-1)]
 
     def decode_codes(self, codes: jax.Array) -> np.ndarray:
         """uint8 frames (n, H, W, 3) of codes (n, M, h, w, c)."""
