@@ -18,7 +18,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from tlgen.bench.flops import count_flops
+from tlgen.bench.flops import count_flops, jaxpr_flops
 from tlgen.bench.timing import median, time_calls
 
 @dataclasses.dataclass
@@ -96,8 +96,9 @@ def layer_cost(call: LayerCall, *, steps: int = 5, compiler_options: dict | None
         y, vjp = jax.vjp(lambda p, v: module.apply(p, v), params, x)
         return y, vjp(cotangent)  # y too, else the forward pass is dead code
 
-    flops = count_flops(fwd_bwd, params, x, cotangent)
-    compiled = jax.jit(fwd_bwd, compiler_options=compiler_options).lower(params, x, cotangent).compile()
+    traced = jax.jit(fwd_bwd, compiler_options=compiler_options).trace(params, x, cotangent)
+    flops = jaxpr_flops(traced.jaxpr.jaxpr)
+    compiled = traced.lower().compile()
     seconds = median(time_calls(lambda: compiled(params, x, cotangent), steps=steps, warmup=1))
     return {"layer": _describe(module), "path": call.path, "input": list(call.shape),
             "dtype": str(jnp.dtype(call.dtype)), "count": call.count, "flops": flops,

@@ -21,7 +21,8 @@ from tlgen.train import trainer
 @dataclasses.dataclass
 class BuiltStep:
     """A compiled training step with its live state (donated and replaced every step)."""
-    engine: trainer.Engine     # its guarded_step (traced for FLOP counts), compiler options
+    engine: trainer.Engine     # mesh, compiler options
+    jaxpr: Any                 # the traced step (FLOP counts)
     lowered: Any
     compiled: Any
     state: Any
@@ -55,9 +56,10 @@ def build(family, config: ml_collections.ConfigDict, host_batch: dict) -> BuiltS
         batch = global_batch(host_batch, mesh)
         rng = jax.random.fold_in(jax.random.PRNGKey(int(config.seed)), 0)
         start = time.perf_counter()
-        lowered = engine.jitted_step().lower(state, batch, rng)
+        traced = engine.jitted_step().trace(state, batch, rng)
+        lowered = traced.lower()
         lower_s = time.perf_counter() - start
         start = time.perf_counter()
         compiled = lowered.compile()
         compile_s = time.perf_counter() - start
-    return BuiltStep(engine, lowered, compiled, state, batch, rng, lower_s, compile_s)
+    return BuiltStep(engine, traced.jaxpr, lowered, compiled, state, batch, rng, lower_s, compile_s)
