@@ -61,20 +61,21 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     paths = []
-    jobs = [("subsample", []), ("interpolate", []), ("multiscale", []),
-            ("remove_band", ["--remove-band", "2"]),
-            ("insert_band", ["--insert-band", "0", "--from", "43200"])]
-    for name, extra in jobs:
-        mode = name if name in ("subsample", "interpolate", "multiscale") else "subsample"
+    synth, start_time = timelapse_cli.open_synthesizer(workdir, data)
+    jobs = [("subsample", "subsample", []), ("interpolate", "interpolate", []),
+            ("multiscale", "multiscale", []),
+            ("remove_band", "subsample", ["--remove-band", "2"]),
+            ("insert_band", "subsample", ["--insert-band", "0", "--from", "43200"])]
+    parser = argparse.ArgumentParser()
+    timelapse_cli.add_arguments(parser)
+    for name, mode, extra in jobs:
         target = os.path.join(out, f"timelapse_{name}.mp4")
         argv = ["--workdir", workdir, "--out", target, "--mode", mode, "--frames", "48",
                 "--start", "0", "--end", str(4 * 86400)] + extra
         if name == "subsample":
             argv += ["--sheet", os.path.join(out, "contact_sheet.png"),
                      "--npz", os.path.join(out, "timelapse_subsample.npz")]
-        parser = argparse.ArgumentParser()
-        timelapse_cli.add_arguments(parser)
-        timelapse_cli.run(parser.parse_args(argv))
+        timelapse_cli.render(parser.parse_args(argv), synth, start_time)
         paths.append(target)
     report = family.evaluate(workdir, data)
     eval_dir = os.path.join(workdir, "eval")

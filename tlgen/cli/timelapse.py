@@ -86,39 +86,53 @@ def contact_sheet(raw, generated, columns: int = 8):
     return np.concatenate(rows, axis=0)
 
 
-def run(args: argparse.Namespace) -> int:
-    import logging
-
-    import numpy as np
-    from PIL import Image
-
+def open_synthesizer(workdir: str, data: str | None = None, video: int = 0):
+    """The trained model of `workdir` over video `video` of its dataset (or `data`):
+    (Synthesizer, the video's start time in seconds since the epoch)."""
     from tlgen.data import open_dataset
-    from tlgen.data.video_io import write_video
-    from tlgen.errors import UserError
-    from tlgen.files import write_atomic
-    from tlgen.synth.timelapse import Synthesizer, nearest_frames
+    from tlgen.synth.timelapse import Synthesizer
     from tlgen.train import timescale_ae as family
 
+    trained = family.load(workdir)
+    ds = open_dataset(data or trained.config.data.dir)
+    lv = family.make_levels(trained.config, ds.level_periods)
+    times, get_frames = family.video_frames(ds, video)
+    meta = next((v for v in ds.metadata["videos"] if v["id"] == video), {})
+    synth = Synthesizer(trained.params, trained.config.model, get_frames, times, lv.level_periods,
+                        dtype=trained.dtype)
+    return synth, float(meta.get("start_time") or 0.0)
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """The checks that need no model: one sentence each."""
+    from tlgen.errors import UserError
     if args.frames < 2:
         raise UserError(f"--frames {args.frames}: a timelapse needs at least 2 frames.")
     if (args.insert_band is None) != (args.insert_from is None):
         raise UserError("--insert-band K and --from T go together.")
     if args.fps <= 0:
         raise UserError(f"--fps {args.fps} must be positive.")
-    trained = family.load(args.workdir)
-    ds = open_dataset(args.data or trained.config.data.dir)
-    lv = family.make_levels(trained.config, ds.level_periods)
-    times, get_frames = family.video_frames(ds, args.video)
-    video = next((v for v in ds.metadata["videos"] if v["id"] == args.video), {})
-    start_time = float(video.get("start_time") or 0.0)
+
+
+def render(args: argparse.Namespace, synth, start_time: float) -> list[str]:
+    """Makes the timelapse `args` ask for with `synth` and writes its files; returns them."""
+    import logging
+
+    import numpy as np
+    from PIL import Image
+
+    from tlgen.data.video_io import write_video
+    from tlgen.errors import UserError
+    from tlgen.files import write_atomic
+    from tlgen.synth.timelapse import nearest_frames
+
+    times = synth.frame_times
     t0 = parse_time(args.start, start_time, float(times[0]), "--start")
     t1 = parse_time(args.end, start_time, float(times[-1]), "--end")
     if not t1 > t0:
         raise UserError(f"--end ({t1:g} s) must be after --start ({t0:g} s).")
     insert_from = (parse_time(args.insert_from, start_time, 0.0, "--from")
                    if args.insert_from is not None else None)
-    synth = Synthesizer(trained.params, trained.config.model, get_frames, times, lv.level_periods,
-                        dtype=trained.dtype)
     try:
         out = synth.timelapse(t0, t1, args.frames, mode=args.mode, keep_bins=args.keep_bins,
                               min_period=args.min_period, interp=args.interp,
@@ -135,12 +149,19 @@ def run(args: argparse.Namespace) -> int:
             keep_bins=out.keep_bins, mode=args.mode))
         written.append(args.npz)
     if args.sheet:
-        raw = get_frames(nearest_frames(times, out.times))
+        raw = synth.get_frames(nearest_frames(times, out.times))
         sheet = contact_sheet(raw, out.frames)
         write_atomic(args.sheet, lambda p: Image.fromarray(sheet).save(p, format="PNG"))
         written.append(args.sheet)
     logging.getLogger(__name__).info(
-        "%s timelapse of %d frames over %g-%g s keeping %d of %d bins (step %d)", args.mode,
-        len(out.frames), t0, t1, out.keep_bins, lv.num_bins, trained.step)
+        "%s timelapse of %d frames over %g-%g s keeping %d of %d bins", args.mode,
+        len(out.frames), t0, t1, out.keep_bins, synth.num_bins)
+    return written
+
+
+def run(args: argparse.Namespace) -> int:
+    check_arguments(args)
+    synth, start_time = open_synthesizer(args.workdir, args.data, args.video)
+    written = render(args, synth, start_time)
     print("\n".join(written))
     return 0
