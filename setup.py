@@ -40,6 +40,7 @@ setup(
         "matplotlib>=3.8",
         "tensorboardX>=2.6,<3",
         "tqdm>=4.66",
+        "safetensors>=0.4",
     ],
     extras_require={
         "test": ["pytest>=8", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6"],

@@ -108,8 +108,9 @@ def main(argv=None) -> int:
     peer = alongside = batch = None
     if not args.no_peer:
         from bench.peers import common
-        from tlgen.train.registry import family
-        batch = harness.bench_batch(family(config), config)
+        from tlgen import family as family_lib
+        spec = family_lib.of(config)
+        batch = harness.bench_batch(spec, spec.training(config), config)
         peer_model, device, peer = build_peer(config, batch[0], compile=not args.no_compile,
                                               threads=args.threads)
         alongside = lambda: (peer_model.step(), common.synchronize(device))

@@ -25,7 +25,7 @@ def model(image_size, widths, blocks, num_bins, bin_channels) -> ml_collections.
 
 
 def loss(num_bins: int, period: float = 86400.0) -> ml_collections.ConfigDict:
-    """`config.loss`: weights and settings of the two terms (see tlgen.train.timescale_ae).
+    """`config.loss`: weights and settings of the two terms (see tlgen.families.timescale_ae.training).
 
     With a `period` (seconds; 0 = none) the two slowest levels (cutoffs of hours, while a
     day cycle changes within hours) take positives one period apart (same time of day);

@@ -13,8 +13,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tlgen.train.registry import Family
-from tlgen.train.state import TrainState, compute_dtype, make_optimizer
+from tlgen.family import Family, Training
+from tlgen.config import compute_dtype
+from tlgen.train.state import TrainState, make_optimizer
 
 SPLIT_SEEDS = {"train": 0, "validation": 1}
 
@@ -62,7 +63,7 @@ class Regressor(nn.Module):
         return nn.Dense(1, dtype=self.dtype)(x).astype(jnp.float32)
 
 
-def make_family(config) -> Family:
+def training(config) -> Training:
     model = Regressor(config.model.width, compute_dtype(config))
     tx = make_optimizer(config.optim, total_steps=config.total_steps,
                         grad_accum=config.train.grad_accum)
@@ -96,5 +97,13 @@ def make_family(config) -> Family:
         gray = jnp.clip(128 + 40 * (pred - batch["y"]), 0, 255).astype(jnp.uint8)
         return {"error": jnp.broadcast_to(gray[:, :, None, None], (gray.shape[0], 2, 2, 3))}
 
-    return Family(init=init, train_step=train_step, make_pipeline=make_pipeline_fn(config),
-                  eval_step=eval_step, sample=sample)
+    return Training(init=init, train_step=train_step, make_pipeline=make_pipeline_fn(config),
+                    eval_step=eval_step, sample=sample)
+
+
+def example_batch(config, batch_size):
+    return {k: v[:batch_size] for k, v in examples("train", batch_size, config.seed).items()}
+
+
+FAMILY = Family(name="tests.engine_family", training=training, example_batch=example_batch,
+                networks=("net",))

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tlgen.train.registry import Family
+from tlgen.family import Family, Training
 from tlgen.train.state import TrainState, critic_steps, every_k, make_optimizer
 
 LATENT = 8
@@ -40,7 +40,7 @@ class Critic(nn.Module):
         return nn.Dense(1)(h)[:, 0]
 
 
-def make_family(config) -> Family:
+def training(config) -> Training:
     g, d = Generator(), Critic()
     g_tx = make_optimizer(config.optim, total_steps=config.total_steps)
     d_tx = make_optimizer(config.optim, total_steps=config.total_steps)
@@ -99,4 +99,8 @@ def make_family(config) -> Family:
         images = fake(state.ema["g"], rng, 4)
         return {"fake": jnp.round((images + 1) * 127.5).astype(jnp.uint8)}
 
-    return Family(init=init, train_step=train_step, make_pipeline=make_pipeline, sample=sample)
+    return Training(init=init, train_step=train_step, make_pipeline=make_pipeline, sample=sample)
+
+
+FAMILY = Family(name="tests.engine_gan_family", training=training,
+                example_batch=lambda config, n: {"image": real_images(n, 0)}, networks=("g",))

@@ -13,7 +13,7 @@ import optax
 import pytest
 
 from tlgen.bench import flops, harness, peak, report
-from tlgen.train.registry import Family
+from tlgen.family import Family, Training
 
 B, H, W, CIN, COUT, K = 8, 12, 12, 3, 16, 3
 
@@ -29,8 +29,8 @@ class ConvNet(nn.Module):
         return nn.Conv(COUT, (K, K), padding="VALID", use_bias=False)(x)
 
 
-def make_family(config):
-    """A one-conv family (this module is its registry entry: config.family = "tests.test_bench")."""
+def training(config):
+    """A one-conv family (this module is its package: config.family = "tests.test_bench")."""
     model, tx = ConvNet(), optax.sgd(1e-3)
 
     def frames(batch):
@@ -50,12 +50,15 @@ def make_family(config):
     def sample(state, batch, rng):
         return {"frames": batch["frames"]}
 
-    return Family(init=init, train_step=train_step, make_pipeline=lambda *a: None, sample=sample)
+    return Training(init=init, train_step=train_step, make_pipeline=lambda *a: None, sample=sample)
 
 
 def example_batch(config, batch_size):
     return {"frames": np.zeros((batch_size, H, W, CIN), np.uint8),
             "time": np.zeros((batch_size,), np.float32)}
+
+
+FAMILY = Family(name="tests.test_bench", training=training, example_batch=example_batch)
 
 
 def toy_config():

@@ -20,11 +20,10 @@ def jax_count(tree) -> int:
 def test_dtvnet_peer_matches_the_family_config():
     """The peer built from configs/dtvnet_clouds.py:tiny has tlgen's parameter counts."""
     from tlgen import config as config_lib
-    from tlgen.train import dtvnet as family_module
-    from tlgen.train.registry import family
+    from tlgen.families.dtvnet import training as family_module
     config = config_lib.load("configs/dtvnet_clouds.py:tiny", ["data.dir="])
     batch = family_module.example_batch(config, 2)
-    state = jax.eval_shape(family(config).init, jax.random.PRNGKey(0), batch)
+    state = jax.eval_shape(family_module.training(config).init, jax.random.PRNGKey(0), batch)
     peer = dtvnet_peer.Peer(config, batch, torch.device("cpu"), compile=False)
     assert jax_count(state.params["g"]) == peer.parameters["g"] + peer.parameters["e"]
     assert jax_count(state.params["d"]) == peer.parameters["d"]
@@ -91,7 +90,7 @@ def _load_flax_params(net, params) -> None:
 def test_timescale_ae_peer_loss_equals_tlgen(one_level, target):
     """With tlgen's parameters copied in, the peer's loss is tlgen's training loss."""
     from tlgen import config as config_lib
-    from tlgen.train import timescale_ae as family_module
+    from tlgen.families.timescale_ae import make_levels, training as family_module
     config = config_lib.load("configs/timescale_ae_synthetic.py:tiny", [
         "model.image_size=32", "model.widths=(8, 16, 16)", "model.num_bins=4",
         "model.bin_channels=3", "loss.gap_bands=()", f"loss.target={target}",
@@ -101,7 +100,7 @@ def test_timescale_ae_peer_loss_equals_tlgen(one_level, target):
     frames = lambda *lead: rng.integers(0, 256, lead + (size, size, 3), dtype=np.uint8)
     batch = {"anchor": frames(b), "positive": frames(b, m - 1), "target": frames(b, m),
              "pos_valid": rng.random((b, m - 1)) > 0.2}
-    lv = family_module.make_levels(config, (60.0, 120.0, 240.0, 480.0))
+    lv = make_levels(config, (60.0, 120.0, 240.0, 480.0))
     params = timescale_ae.init(jax.random.key(3), config.model)
     ours, _ = family_module.losses(params, batch, config=config, lv=lv, dtype=jnp.float32)
     peer = ae_peer.Peer(config, batch, torch.device("cpu"), compile=False)
@@ -177,14 +176,14 @@ def test_dtvnet_peer_networks_compute_tlgen_networks():
     """With tlgen's parameters copied in, the peer's generator, flow encoder and critic give
     tlgen's outputs (training-mode batch norm)."""
     from tlgen import config as config_lib
-    from tlgen.train import dtvnet as family_module
+    from tlgen.families.dtvnet import training as family_module
     config = config_lib.load("configs/dtvnet_clouds.py:tiny", ["data.dir="])
     batch = family_module.example_batch(config, 2)
     rng = np.random.default_rng(0)
     batch["frames"] = rng.integers(0, 256, batch["frames"].shape, dtype=np.uint8)
     batch["flow"] = rng.normal(0, 2, batch["flow"].shape).astype(np.float32)
     gen, enc, disc = family_module.networks(config)
-    state = family_module.make_family(config).init(jax.random.PRNGKey(0), batch)
+    state = family_module.training(config).init(jax.random.PRNGKey(0), batch)
     g, d = state.params["g"], state.params["d"]
     stats = state.extra["batch_stats"]
     peer = dtvnet_peer.Peer(config, batch, torch.device("cpu"), compile=False)

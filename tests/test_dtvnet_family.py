@@ -1,5 +1,7 @@
-"""DTVNet through the generic trainer, `evaluate` and the `tlgen animate` command."""
+"""DTVNet through the generic trainer, the generic loader and the `tlgen eval` / `animate`
+commands."""
 
+import json
 import os
 
 import cv2
@@ -7,13 +9,18 @@ import jax
 import numpy as np
 import pytest
 
+from tlgen import checkpoint
 from tlgen import config as config_lib
 from tlgen.cli.main import main
 from tlgen.data.prepare import prepare
 from tlgen.data.synthetic import make_scene
 from tlgen.data.video_io import read_video, write_video
-from tlgen.train import dtvnet as family
+from tlgen.families.dtvnet import FAMILY
+from tlgen.trained import load
 from tlgen.train.trainer import train
+from tlgen.train.writers import read_metrics
+
+RECORDED = os.path.join(os.path.dirname(__file__), "data", "recorded_metrics.json")
 
 TINY = ["data.image_size=16", "data.num_frames=4", "data.batch_size=8", "total_steps=3",
         "model.base_width=4", "model.decoder_width=6", "model.motion_dim=8", "model.content_blocks=1",
@@ -34,29 +41,90 @@ def run(tmp_path_factory):
     return root, workdir, metrics
 
 
+def test_same_metrics_as_recorded_before_the_family_interface(run):
+    """The moved family computes what it did: every logged metric of the 3 steps and the eval."""
+    _, workdir, _ = run
+    with open(RECORDED) as f:
+        recorded = json.load(f)["dtvnet"]
+    rows = [{k: v for k, v in r.items() if k != "steps_per_sec"}
+            for r in read_metrics(os.path.join(workdir, "metrics.jsonl"))]
+    assert [(r["step"], r["split"]) for r in rows] == [(r["step"], r["split"]) for r in recorded]
+    for got, want in zip(rows, recorded):
+        assert got.keys() == want.keys()
+        keys = [k for k in want if k != "split"]
+        np.testing.assert_allclose([got[k] for k in keys], [want[k] for k in keys], rtol=1e-5)
+
+
+def _full(workdir, step):
+    """Both networks and the BatchNorm statistics of checkpoint `step`."""
+    replicate = lambda tree: jax.tree.map(lambda _: jax.sharding.SingleDeviceSharding(jax.devices()[0]), tree)
+    return checkpoint.restore_networks(workdir, ("g", "d"), step=step, shardings_for=replicate)
+
+
 def test_gan_steps_through_the_trainer_update_both_networks(run):
     _, workdir, metrics = run
     assert metrics["step"] == 3 and metrics["skipped"] == 0
     for key in ("loss", "loss_g", "loss_d", "frame_l1", "flow_l1", "gradient_penalty", "eval/psnr", "eval/ssim"):
         assert np.isfinite(metrics[key]), key
-    first, last = family.load_trained(workdir, 1), family.load_trained(workdir, 3)
+    (_, first, first_extra), (_, last, last_extra) = _full(workdir, 1), _full(workdir, 3)
     for name in ("g", "d"):
         change = max(float(np.abs(np.asarray(a) - np.asarray(b)).max()) for a, b in
-                     zip(jax.tree.leaves(first.state.params[name]), jax.tree.leaves(last.state.params[name])))
+                     zip(jax.tree.leaves(first[name]), jax.tree.leaves(last[name])))
         assert change > 0, name
-    stats = [np.asarray(x) for x in jax.tree.leaves(first.state.extra)], jax.tree.leaves(last.state.extra)
-    assert any(not np.allclose(a, b) for a, b in zip(*stats))   # BatchNorm statistics move
+    assert any(not np.allclose(a, b) for a, b in zip(jax.tree.leaves(first_extra), jax.tree.leaves(last_extra)))
     assert sorted(os.listdir(os.path.join(workdir, "samples")))   # sample videos were written
 
 
-def test_evaluate_reports_reconstruction_and_motion_metrics(run):
+def test_loader_reads_only_the_generator_for_inference(run):
     _, workdir, _ = run
-    config = config_lib.read(os.path.join(workdir, "config.json"))
-    report = family.make_family(config).evaluate(workdir, num_clips=2)
-    assert report["step"] == 3 and report["num_clips"] == 2
+    trained = load(workdir)
+    assert trained.step == 3 and trained.family is FAMILY and set(trained.params) == {"g"}
+    assert set(trained.params["g"]) == {"generator", "flow_encoder"}
+    assert set(trained.extra) == {"batch_stats"} and trained.frozen == {}
+    _, full, _ = _full(workdir, 3)
+    for a, b in zip(jax.tree.leaves(trained.params["g"]), jax.tree.leaves(full["g"])):
+        np.testing.assert_array_equal(a, b)          # no EMA in this run: the trained copy
+
+
+def test_eval_command_writes_the_report_and_its_plot(run, capsys):
+    _, workdir, _ = run
+    assert main(["eval", "--workdir", workdir, "--num-clips", "2"]) == 0
+    printed = capsys.readouterr().out.split()
+    eval_dir = os.path.join(workdir, "eval")
+    assert printed == [os.path.join(eval_dir, f) for f in ("report.json", "report.md", "clips.png")]
+    with open(printed[0]) as f:
+        report = json.load(f)
+    assert report["step"] == 3 and report["num_clips"] == 2 and len(report["clips"]) == 2
     for key in ("psnr", "ssim", "flow_mse", "e_tmp", "e_tmp_real"):
         assert np.isfinite(report[key]), key
+        np.testing.assert_allclose(report[key], np.mean([c[key] for c in report["clips"]]))
     assert -1 <= report["ssim"] <= 1 and report["flow_mse"] >= 0 and report["e_tmp_real"] > 0
+    assert "| psnr |" in open(printed[1]).read()
+    picture = cv2.imread(printed[2])
+    assert picture.shape == (4 * 16, 4 * 16, 3)      # 2 clips x (real, generated) x 4 frames
+
+
+def test_help_with_a_workdir_lists_the_family_options(run, capsys):
+    _, workdir, _ = run
+    with pytest.raises(SystemExit) as exit_info:
+        main(["animate", "--workdir", workdir, "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "options of this run's family" in out and "--reference VIDEO" in out and "--seed" in out
+    with pytest.raises(SystemExit):
+        main(["animate", "--help"])                     # no workdir: the common options only
+    assert "options of this run's family" not in capsys.readouterr().out
+
+
+def test_commands_the_family_lacks_name_the_families_that_have_them(run, tmp_path, capsys):
+    _, workdir, _ = run
+    assert main(["timelapse", "--workdir", workdir, "--out", str(tmp_path / "t.mp4")]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "tlgen timelapse: error: the dtvnet family cannot render timelapses; `tlgen timelapse` "
+        "works with runs of the timescale_ae family.")
+    assert main(["generate", "--workdir", workdir, "--out", str(tmp_path / "g.mp4")]) == 2
+    assert "the dtvnet family cannot generate videos" in capsys.readouterr().err
+    assert not os.listdir(tmp_path)
 
 
 def test_animate_command_on_a_png(run, capsys):
@@ -105,8 +173,8 @@ def test_zero_gradient_penalty_weight_drops_the_penalty_from_the_step():
     for weight in (10.0, 0.0):
         config = config_lib.load("configs/dtvnet_clouds.py:tiny",
                                  TINY + ["data.dir=", f"loss.gp_weight={weight}"])
-        fam = family.make_family(config)
-        batch = family.example_batch(config, 2)
+        fam = FAMILY.training(config)
+        batch = FAMILY.example_batch(config, 2)
         state = jax.eval_shape(fam.init, jax.random.PRNGKey(0), batch)
         steps[weight] = count_flops(fam.train_step, state, batch, jax.random.PRNGKey(1))
         _, metrics = jax.eval_shape(fam.train_step, state, batch, jax.random.PRNGKey(1))
@@ -117,8 +185,8 @@ def test_zero_gradient_penalty_weight_drops_the_penalty_from_the_step():
 
 def test_eval_and_samples_use_the_ema_generator():
     config = config_lib.load("configs/dtvnet_clouds.py:tiny", TINY + ["data.dir=", "train.ema_decay=0.5"])
-    fam = family.make_family(config)
-    batch = family.example_batch(config, 2)
+    fam = FAMILY.training(config)
+    batch = FAMILY.example_batch(config, 2)
     batch["frames"] = np.random.default_rng(0).integers(0, 256, batch["frames"].shape, dtype=np.uint8)
     state = fam.init(jax.random.PRNGKey(0), batch)
     other = jax.tree.map(lambda x: x * 0.5, state.params["g"])

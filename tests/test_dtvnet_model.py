@@ -1,4 +1,4 @@
-"""DTVNet networks: parameter counts, shapes, AdaIN, motion normalization, upsampling, warp."""
+"""DTVNet networks: parameter counts, shapes, motion normalization, warp."""
 
 import jax
 import jax.numpy as jnp
@@ -79,50 +79,6 @@ def test_normalize_motion_matches_numpy_and_is_nonzero_at_batch_one():
     out = np.asarray(dtvnet.normalize_motion(jnp.asarray(v)))
     np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-5)
     assert np.abs(out).mean() > 0.5
-
-
-def test_adain_matches_numpy():
-    rng = np.random.default_rng(1)
-    x = rng.normal(2.0, 3.0, (2, 5, 6, 4)).astype(np.float32)
-    scale, shift = rng.normal(size=(2, 4)).astype(np.float32), rng.normal(size=(2, 4)).astype(np.float32)
-    mu, var = x.mean((1, 2), keepdims=True), x.var((1, 2), keepdims=True)
-    ref = scale[:, None, None] * (x - mu) / np.sqrt(var + 1e-5) + shift[:, None, None]
-    np.testing.assert_allclose(dtvnet.adain(jnp.asarray(x), scale, shift), ref, rtol=1e-4, atol=1e-4)
-
-
-def test_equalized_dense_scales_unit_weights_by_he_gain():
-    layer = dtvnet.EqualizedDense(3)
-    x = jnp.ones((1, 8))
-    v = layer.init(jax.random.key(0), x)
-    k = np.asarray(v["params"]["kernel"])
-    np.testing.assert_allclose(layer.apply(v, x), x @ (k * np.sqrt(2 / 8)), rtol=1e-5)
-
-
-def test_subpixel_upsampling_equals_transposed_convolution():
-    x = jax.random.normal(jax.random.key(0), (2, 5, 7, 3))
-    layer = dtvnet.SubpixelConvTranspose(4)
-    v = layer.init(jax.random.key(1), x)
-    ref = jax.lax.conv_transpose(x, v["params"]["kernel"], (2, 2), ((1, 2), (1, 2)),
-                                 dimension_numbers=("NHWC", "HWIO", "NHWC"))
-    out = layer.apply(v, x)
-    assert out.shape == (2, 10, 14, 4)
-    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-5)
-
-
-def test_conv3d_equals_a_3d_convolution():
-    x = jax.random.normal(jax.random.key(0), (2, 7, 9, 8, 3))
-    layer = dtvnet.Conv3d(5, (3, 4, 4), (2, 2, 2), ((1, 1), (1, 1), (1, 2)))
-    v = jax.jit(layer.init)(jax.random.key(1), x)
-    ref = jax.lax.conv_general_dilated(x, v["params"]["kernel"], (2, 2, 2), ((1, 1), (1, 1), (1, 2)),
-                                       dimension_numbers=("NDHWC", "DHWIO", "NDHWC"))
-    out = jax.jit(layer.apply)(v, x)
-    assert out.shape == ref.shape == (2, 4, 4, 4, 5)
-    np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4)
-    layer = dtvnet.Conv3d(5, (1, 3, 3), (1, 1, 1), ((0, 0), (1, 1), (1, 1)))   # stride-1 path
-    v = jax.jit(layer.init)(jax.random.key(2), x)
-    ref = jax.lax.conv_general_dilated(x, v["params"]["kernel"], (1, 1, 1), ((0, 0), (1, 1), (1, 1)),
-                                       dimension_numbers=("NDHWC", "DHWIO", "NDHWC"))
-    np.testing.assert_allclose(jax.jit(layer.apply)(v, x), ref, rtol=1e-4, atol=1e-4)
 
 
 def test_warp_zero_flow_is_identity_and_integer_shift_moves_pixels():

@@ -8,7 +8,8 @@ import optax
 import pytest
 
 from tlgen.errors import UserError
-from tlgen.train.state import (TrainState, all_finite, compute_dtype, critic_steps, ema_update,
+from tlgen.config import compute_dtype
+from tlgen.train.state import (TrainState, all_finite, critic_steps, ema_update,
                                every_k, make_optimizer, make_schedule)
 
 

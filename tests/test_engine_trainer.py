@@ -19,7 +19,7 @@ from jax.experimental.compilation_cache import compilation_cache
 from tests import engine_config
 from tlgen.checkpoint import Checkpointer
 from tlgen.errors import UserError
-from tlgen.train import registry
+from tlgen import family as family_lib
 from tlgen.train.trainer import NonFiniteError, train
 from tlgen.train.writers import read_metrics
 
@@ -134,7 +134,7 @@ def test_nonfinite_skip_counts_and_keep_best(tmp_path):
     assert sorted(os.listdir(os.path.join(workdir, "samples"))) == [
         "error_0000004.png", "error_0000008.png"]
     # Every kept checkpoint restores to a finite state.
-    fam = registry.family(config)
+    fam = family_lib.of(config).training(config)
     for step in ckpt_steps(workdir):
         it = iter(fam.make_pipeline("train", 0, 1))
         ckpt = Checkpointer(os.path.join(workdir, "checkpoints"))
@@ -165,10 +165,12 @@ def test_gan_family_two_optimizers_ema_and_samples(tmp_path):
 
 
 def test_unknown_family_is_a_user_error():
-    with pytest.raises(UserError, match="available families"):
-        registry.family(make_config(family="no_such_family"))
+    with pytest.raises(UserError, match="built-in families: dtvnet, timescale_ae"):
+        family_lib.of(make_config(family="no_such_family"))
     with pytest.raises(UserError, match="no_such.module"):
-        registry.family(make_config(family="no_such.module"))
+        family_lib.of(make_config(family="no_such.module"))
+    with pytest.raises(UserError, match="defines no FAMILY"):
+        family_lib.of(make_config(family="tests.engine_config"))
 
 
 def start_cli_run(workdir, cache_dir, *, saved_config=False):

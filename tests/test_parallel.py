@@ -12,7 +12,7 @@ from tlgen.errors import UserError
 from tlgen.parallel import (batch_sharding, constrain, global_batch, logical_spec, make_mesh,
                             param_shardings)
 from tlgen.parallel.mesh import axis_sizes
-from tlgen.train import registry
+from tlgen import family as family_lib
 from tlgen.train.trainer import Engine
 
 
@@ -82,8 +82,9 @@ def test_logical_axes_constrain_activations():
 
 def run_steps(config, mesh, steps=3):
     """Initializes and runs `steps` guarded training steps of the engine test family."""
-    fam = registry.family(config)
-    engine = Engine(fam, mesh, config)
+    spec = family_lib.of(config)
+    fam = spec.training(config)
+    engine = Engine(spec, fam, mesh, config)
     it = iter(fam.make_pipeline("train", 0, 1))
     local = next(it)
     losses = []

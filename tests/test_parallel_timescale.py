@@ -8,7 +8,7 @@ import numpy as np
 from tlgen import config as config_lib
 from tlgen.data.prepare import prepare
 from tlgen.parallel import global_batch, make_mesh
-from tlgen.train import registry
+from tlgen import family as family_lib
 from tlgen.train.trainer import Engine
 
 TINY = ["model.image_size=16", "model.widths=(8, 16)", "model.num_bins=3", "model.bin_channels=4",
@@ -17,8 +17,9 @@ TINY = ["model.image_size=16", "model.widths=(8, 16)", "model.num_bins=3", "mode
 
 
 def run_steps(config, mesh, steps=2):
-    fam = registry.family(config)
-    engine = Engine(fam, mesh, config)
+    spec = family_lib.of(config)
+    fam = spec.training(config)
+    engine = Engine(spec, fam, mesh, config)
     it = iter(fam.make_pipeline("train", 0, 1))
     batches = [next(it) for _ in range(steps)]
     losses = []

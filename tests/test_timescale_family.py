@@ -11,7 +11,10 @@ import pytest
 from tlgen import config as config_lib
 from tlgen.cli.main import main
 from tlgen.data.prepare import prepare
-from tlgen.train import timescale_ae as family
+from tlgen.families.timescale_ae import FAMILY, make_levels
+from tlgen.train.writers import read_metrics
+
+RECORDED = os.path.join(os.path.dirname(__file__), "data", "recorded_metrics.json")
 
 CONFIG = os.path.join(os.path.dirname(__file__), "..", "configs", "timescale_ae_synthetic.py")
 SMALL = ["model.image_size=32", "model.widths=(8, 8)", "model.bin_channels=2", "model.num_bins=4",
@@ -33,7 +36,7 @@ def _config(data_dir, extra=()):
 
 
 def test_levels_follow_the_dataset_periods(data_dir):
-    lv = family.make_levels(_config(data_dir), [1200.0, 2400.0, 4800.0, 9600.0])
+    lv = make_levels(_config(data_dir), [1200.0, 2400.0, 4800.0, 9600.0])
     assert lv.cutoffs == (9600.0, 4800.0, 2400.0, 1200.0)        # keep k bins <-> level M-k
     assert lv.contrastive_levels == (1, 2, 3)
     assert lv.gap_bands[0] == (84600.0, 88200.0)
@@ -44,7 +47,7 @@ def test_levels_follow_the_dataset_periods(data_dir):
 
 def test_training_steps_lower_the_loss(data_dir):
     config = _config(data_dir, ["optim.lr=0.003", "optim.schedule=constant"])
-    fam = family.make_family(config)
+    fam = FAMILY.training(config)
     batch = next(iter(fam.make_pipeline("train", 0, 1)))
     state = fam.init(jax.random.PRNGKey(0), batch)
     step = jax.jit(fam.train_step)
@@ -61,6 +64,13 @@ def test_cli_timelapse_and_eval_from_a_trained_workdir(data_dir, tmp_path, capsy
 
     workdir = str(tmp_path / "run")
     train(_config(data_dir), workdir)
+    with open(RECORDED) as f:     # the moved family computes what it did before the move
+        recorded = json.load(f)["timescale_ae"]
+    rows = read_metrics(os.path.join(workdir, "metrics.jsonl"))
+    assert [r["step"] for r in rows] == [r["step"] for r in recorded]
+    for got, want in zip(rows, recorded):
+        np.testing.assert_allclose([got[k] for k in want if k != "split"],
+                                   [want[k] for k in want if k != "split"], rtol=1e-5)
     out = tmp_path / "out"
     base = ["timelapse", "--workdir", workdir, "--frames", "5", "--start", "0", "--end", "100000"]
     runs = {"sub": ["--mode", "subsample", "--npz", str(out / "sub.npz"), "--sheet", str(out / "sub.png")],
@@ -87,11 +97,24 @@ def test_cli_timelapse_and_eval_from_a_trained_workdir(data_dir, tmp_path, capsy
     assert (tmp_path / "run" / "eval" / "latent_pca.png").exists()
 
 
+def test_bench_runs_on_a_bare_checkout_without_a_dataset(tmp_path, capsys):
+    """No prepared dataset: the step runs on the family's example batch (nominal capture)."""
+    out = str(tmp_path / "bench.json")
+    assert main(["bench", "--config", f"{CONFIG}:tiny", "--config.model.image_size=16",
+                 "--config.model.widths=(8, 16)", "--config.model.blocks=0", "--config.model.num_bins=3",
+                 "--config.loss.gap_bands=()", "--config.data.batch_size=8", "--steps", "1",
+                 "--json", out]) == 0
+    record = json.loads(open(out).read())
+    assert record["data"] == "synthetic" and "pipeline" not in record
+    assert record["step"]["frames_per_step"] == 8 * (1 + 2 + 1)     # anchor, 2 positives, 1 target
+    assert record["inference"]["what"] == "decoder: codes -> frames" and record["inference"]["frames"] == 8
+
+
 @pytest.mark.parametrize("name", ["timescale_ae_synthetic", "timescale_ae_video"])
 @pytest.mark.parametrize("variant", ["tiny", "base", "large"])
 def test_config_variants_lay_out_levels_on_a_six_level_dataset(name, variant):
     path = os.path.join(os.path.dirname(CONFIG), f"{name}.py")
     config = config_lib.load(f"{path}:{variant}")
-    lv = family.make_levels(config, [1200.0 * 2 ** i for i in range(6)])
+    lv = make_levels(config, [1200.0 * 2 ** i for i in range(6)])
     assert len(lv.gap_bands) == config.model.num_bins - 1
     assert config.model.image_size % 2 ** (len(config.model.widths) - 1) == 0

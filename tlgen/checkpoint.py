@@ -13,6 +13,7 @@ import dataclasses
 import glob
 import logging
 import os
+import re
 import shutil
 from collections.abc import Callable
 from typing import Any
@@ -166,37 +167,84 @@ def _fmt(entry) -> str:
     return "absent" if entry is None else f"{tuple(entry[0])} {entry[1]}"
 
 
-def run_config(workdir: str, family: str):
-    """The saved config of a `tlgen train` work directory of `family` (UserError otherwise)."""
+def run_config(workdir: str):
+    """The saved config of a `tlgen train` work directory (UserError otherwise)."""
     from tlgen import config as config_lib
 
     path = os.path.join(workdir, "config.json")
     if not os.path.exists(path):
         raise UserError(f"{workdir} has no config.json; pass the --workdir of a `tlgen train` run.")
-    config = config_lib.read(path)
-    if config.family != family:
-        raise UserError(f"{workdir} holds a {config.family!r} run, not a {family} one.")
-    return config
+    return config_lib.read(path)
 
 
-def restore_for_inference(workdir: str, abstract_state, step: int | None = None) -> tuple[int, Any]:
-    """(step, state) of checkpoint `step` (default: the newest) of `workdir`, on one device;
-    `abstract_state` gives the shapes (e.g. `jax.eval_shape` of the family's init)."""
+_KEY = re.compile(r"\.(\w+)|\['((?:[^'\\]|\\.)*)'\]|\[(\d+)\]")
+
+
+def _parse_path(path: str) -> tuple:
+    """A `shape_table` key like ".params['g']['conv']['kernel']" -> ("params", "g", "conv", "kernel")."""
+    keys, pos = [], 0
+    for match in _KEY.finditer(path):
+        if match.start() != pos:
+            raise ValueError(f"cannot parse state path {path!r}")
+        attr, key, index = match.groups()
+        keys.append(attr if attr is not None else key if key is not None else int(index))
+        pos = match.end()
+    if pos != len(path):
+        raise ValueError(f"cannot parse state path {path!r}")
+    return tuple(keys)
+
+
+def _nest(entries: dict[tuple, Any]) -> dict:
+    tree: dict = {}
+    for keys, value in entries.items():
+        node = tree
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+        node[keys[-1]] = value
+    return tree
+
+
+def restore_networks(workdir: str, networks: tuple[str, ...], *, step: int | None = None,
+                     shardings_for: Callable[[Any], Any]) -> tuple[int, dict, dict]:
+    """Reads only what inference needs from checkpoint `step` (default: the newest) of a
+    workdir whose state is a TrainState: for each of `networks` its EMA copy when the run
+    keeps one, else its parameters, and the state's `extra`. No optimizer state and no other
+    network is read. `shardings_for(abstract tree)` places the arrays.
+
+    Returns (step, {network: params}, extra).
+    """
     directory = os.path.join(os.path.abspath(workdir), "checkpoints")
+    missing = UserError(f"{workdir} has no checkpoint yet; train it first (`tlgen train --workdir {workdir}`).")
     if not os.path.isdir(directory):
-        raise UserError(f"{workdir} has no checkpoint yet; train it first (`tlgen train --workdir {workdir}`).")
-    device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device),
-                            abstract_state)
+        raise missing
     manager = ocp.CheckpointManager(directory, item_names=ITEMS)
     try:
         steps = sorted(manager.all_steps())
         if not steps:
-            raise UserError(f"{workdir} has no checkpoint yet; train it first (`tlgen train --workdir {workdir}`).")
+            raise missing
         chosen = steps[-1] if step is None else step
         if chosen not in steps:
             raise UserError(f"{workdir} has no checkpoint {step}; it has {', '.join(map(str, steps))}.")
-        restored = manager.restore(chosen, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))
+        table = manager.restore(chosen, args=ocp.args.Composite(shapes=ocp.args.JsonRestore())).shapes
+        entries = {_parse_path(k): v for k, v in table.items()}
+        wanted = {}
+        for net in networks:
+            source = "ema" if any(k[:2] == ("ema", net) for k in entries) else "params"
+            found = {k: v for k, v in entries.items() if k[:2] == (source, net)}
+            if not found:
+                raise UserError(f"checkpoint {directory}/{chosen} holds no network {net!r}; it was "
+                                "written by another family or version (use that version's tlgen).")
+            wanted.update(found)
+        wanted.update({k: v for k, v in entries.items() if k[0] == "extra"})
+        shapes = _nest({k: jax.ShapeDtypeStruct(tuple(shape), dtype) for k, (shape, dtype) in wanted.items()})
+        shardings = shardings_for(shapes)
+        abstract = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+                                shapes, shardings)
+        restored = manager.restore(chosen, args=ocp.args.Composite(state=ocp.args.PyTreeRestore(
+            item=abstract, restore_args=ocp.checkpoint_utils.construct_restore_args(abstract),
+            partial_restore=True))).state
     finally:
         manager.close()
-    return int(chosen), restored.state
+    params = {net: (restored["ema"] if "ema" in restored and net in restored["ema"]
+                    else restored["params"])[net] for net in networks}
+    return int(chosen), params, restored.get("extra", {})

@@ -128,6 +128,16 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: Iterable[str])
             raise UserError(f"config key {key} cannot take {text!r}: {e}") from None
 
 
+def compute_dtype(config):
+    """The activation dtype of `config.dtype` ("float32" or "bfloat16"); parameters stay fp32."""
+    import jax.numpy as jnp
+
+    dtypes = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+    if config.dtype not in dtypes:
+        raise UserError(f"config.dtype is {config.dtype!r}; use float32 or bfloat16.")
+    return dtypes[config.dtype]
+
+
 def to_dict(config: ml_collections.ConfigDict) -> dict:
     """The config as plain JSON-compatible data (tuples become lists)."""
     return json.loads(config.to_json(sort_keys=True))

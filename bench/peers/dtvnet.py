@@ -3,8 +3,8 @@
 Generator (shared encoder, content stream of residual blocks, motion stream of residual +
 AdaIN blocks styled by equalized-LR linear layers, decoder with a 3x3 stride-2 transposed
 conv), flow encoder and video discriminator (3-D conv pyramids), and the training step of
-`tlgen.train.dtvnet`: a critic step (LSGAN + WGAN-GP) then a generator + flow-encoder step
-(LSGAN + 100 L1 on frames + 1 L1 on the half-resolution flows).
+`tlgen.families.dtvnet.training`: a critic step (LSGAN + WGAN-GP) then a generator +
+flow-encoder step (LSGAN + 100 L1 on frames + 1 L1 on the half-resolution flows).
 """
 
 from __future__ import annotations

@@ -104,9 +104,10 @@ def masked_similarities(rows: torch.Tensor, cols: torch.Tensor, levels: torch.Te
 
 
 class Peer:
-    """The timescale autoencoder's training step, as `tlgen.train.timescale_ae.losses` does
-    it: NT-Xent on masked cosine similarities + level-weighted
-    alpha (1 - MS-SSIM) + (1 - alpha) L1; Adam with global-norm clipping.
+    """The timescale autoencoder's training step, as
+    `tlgen.families.timescale_ae.training.losses` does it: NT-Xent on masked cosine
+    similarities + level-weighted alpha (1 - MS-SSIM) + (1 - alpha) L1; Adam with
+    global-norm clipping.
 
     With `loss.one_level_per_anchor` anchor i is paired with its positive of band
     i mod (M-1) and reconstructs level k = i mod M + 1; without it every positive is

@@ -9,16 +9,14 @@ the family's `sample` for families it does not know).
 
 Bench data: when `config.data.dir` is empty or not a folder the step runs on a synthetic
 batch of the right shapes (random uint8 frames, valid masks, small gaps) built from the
-family module's `example_batch(config, batch_size)`, so a benchmark needs no prepared
-dataset; the pipeline measurement is then skipped. With a prepared dataset the step runs
-on the pipeline's first batch. (A family that needs dataset metadata to exist at all, like
-`timescale_ae`'s pyramid periods, needs the dataset.)
+family's `example_batch(config, batch_size)`, so a benchmark needs no prepared dataset; the
+pipeline measurement is then skipped. With a prepared dataset the step runs on the
+pipeline's first batch and the pipeline's frames/s are measured too.
 """
 
 from __future__ import annotations
 
 import datetime
-import importlib
 import logging
 import os
 import platform
@@ -38,8 +36,8 @@ from tlgen.bench import layers as layers_lib
 from tlgen.bench import step as step_lib
 from tlgen.bench.peak import cost_flops, matmul_peak
 from tlgen.bench.timing import median, time_alternating, time_calls
+from tlgen import family as family_lib
 from tlgen.errors import UserError
-from tlgen.train import registry
 
 log = logging.getLogger(__name__)
 
@@ -90,25 +88,20 @@ def count_frames(batch: Mapping[str, Any]) -> int:
     return frames
 
 
-def bench_batch(family, config: ml_collections.ConfigDict) -> tuple[dict, str]:
+def bench_batch(spec: family_lib.Family, training: family_lib.Training,
+                config: ml_collections.ConfigDict) -> tuple[dict, str]:
     """The batch the step is timed on, and where it came from ("pipeline" | "synthetic")."""
     if has_dataset(config):
-        return next(iter(family.make_pipeline("train", 0, 1))), "pipeline"
+        return next(iter(training.make_pipeline("train", 0, 1))), "pipeline"
     if config.data.get("dir", ""):
         log.warning("config.data.dir %s is not a folder: benchmarking on a synthetic batch",
                     config.data.dir)
-    spec = batch_spec(config)
-    return synthetic_batch(spec, seed=int(config.get("seed", 0))), "synthetic"
+    return synthetic_batch(batch_spec(spec, config), seed=int(config.get("seed", 0))), "synthetic"
 
 
-def batch_spec(config: ml_collections.ConfigDict) -> dict:
-    """Shapes and dtypes of one global batch: the family module's `example_batch(config,
-    batch_size)` (the batch its `init` is traced with)."""
-    module = importlib.import_module(registry.module_name(str(config.family)))
-    if not hasattr(module, "example_batch"):
-        raise UserError(f"family {config.family!r} has no example_batch, so benchmarking it needs "
-                        "a prepared dataset: set --config.data.dir=DIR (from `tlgen prepare`).")
-    arrays = module.example_batch(config, int(config.data.batch_size))
+def batch_spec(spec: family_lib.Family, config: ml_collections.ConfigDict) -> dict:
+    """Shapes and dtypes of one global batch: the family's `example_batch(config, batch_size)`."""
+    arrays = spec.example_batch(config, int(config.data.batch_size))
     return {k: jax.ShapeDtypeStruct(np.shape(v), np.asarray(v).dtype) for k, v in arrays.items()}
 
 
@@ -164,7 +157,7 @@ def pipeline_throughput(config: ml_collections.ConfigDict, *, batches: int = 20,
     config = config.copy_and_resolve_references()
     if "worker_count" in config.data:
         config.data.worker_count = 0
-    iterator = iter(registry.family(config).make_pipeline("train", 0, 1))
+    iterator = iter(family_lib.of(config).training(config).make_pipeline("train", 0, 1))
     for _ in range(warmup):
         next(iterator)
     frames = 0
@@ -188,7 +181,8 @@ def run_benchmark(config: ml_collections.ConfigDict, *, steps: int = 10, batch: 
     `host_batch`: the (batch, source) of `bench_batch` when the caller already built it.
     """
     config = with_batch_size(config, batch)
-    family = registry.family(config)
+    spec = family_lib.of(config)
+    training = spec.training(config)
     device = jax.devices()[0]
     dtype = str(config.get("dtype", "float32"))
     record: dict[str, Any] = {
@@ -198,13 +192,13 @@ def run_benchmark(config: ml_collections.ConfigDict, *, steps: int = 10, batch: 
         "dtype": dtype, "batch": int(config.data.batch_size), "steps": steps,
         "environment": environment(),
     }
-    host_batch, source = host_batch or bench_batch(family, config)
+    host_batch, source = host_batch or bench_batch(spec, training, config)
     record["data"] = source
     frames_per_step = count_frames(host_batch)
 
     log.info("%s batch %s ready; compiling the step", source,
              {k: np.shape(v) for k, v in host_batch.items()})
-    built = step_lib.build(family, config, host_batch)
+    built = step_lib.build(spec, training, config, host_batch)
     log.info("compiled in %.1f s; timing %d steps", built.lower_s + built.compile_s, steps)
     record["compile"] = {"lower_s": built.lower_s, "compile_s": built.compile_s}
     record["parameters"] = count_parameters(built.state)
@@ -239,8 +233,7 @@ def run_benchmark(config: ml_collections.ConfigDict, *, steps: int = 10, batch: 
 
     if inference:
         with jax.set_mesh(built.mesh):
-            record["inference"] = inference_lib.inference_throughput(config, family, built.state,
-                                                                     built.batch)
+            record["inference"] = inference_lib.inference_throughput(built)
     if pipeline and has_dataset(config):
         log.info("measuring the input pipeline")
         pipe = pipeline_throughput(config)
@@ -249,7 +242,9 @@ def run_benchmark(config: ml_collections.ConfigDict, *, steps: int = 10, batch: 
     if layers:
         log.info("timing each conv/dense layer")
         with jax.set_mesh(built.mesh):
-            rows = layers_lib.layer_table(family.train_step, built.state, built.batch,
+            engine = built.engine
+            rows = layers_lib.layer_table(lambda *a: engine.guarded_step(*a, engine.frozen),
+                                          built.state, built.batch,
                                           built.rng, peak_flops_per_s=peak["flops_per_s"],
                                           max_layers=layers,
                                           compiler_options=built.engine.compiler_options)

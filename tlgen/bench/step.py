@@ -14,6 +14,7 @@ from typing import Any
 import jax
 import ml_collections
 
+from tlgen import family as family_lib
 from tlgen.parallel import global_batch, make_mesh
 from tlgen.train import trainer
 
@@ -38,25 +39,26 @@ class BuiltStep:
 
     def step(self):
         """One training step on the fixed batch (the state is donated and replaced)."""
-        self.state, self.metrics = self.compiled(self.state, self.batch, self.rng)
+        self.state, self.metrics = self.compiled(self.state, self.batch, self.rng, self.engine.frozen)
         return self.state
 
     def last_metrics(self) -> dict:
         return jax.device_get(self.metrics)
 
 
-def build(family, config: ml_collections.ConfigDict, host_batch: dict) -> BuiltStep:
+def build(spec: family_lib.Family, training: family_lib.Training,
+          config: ml_collections.ConfigDict, host_batch: dict) -> BuiltStep:
     """Initializes the state on the mesh, then lowers and compiles the trainer's step."""
     mesh = make_mesh(config.mesh)
     trainer.check_batch(config, mesh)
-    engine = trainer.Engine(family, mesh, config)
+    engine = trainer.Engine(spec, training, mesh, config)
     init_key, _ = trainer.init_and_sample_keys(int(config.seed))
     with jax.set_mesh(mesh):
         state = engine.init(init_key, host_batch)
         batch = global_batch(host_batch, mesh)
         rng = jax.random.fold_in(jax.random.PRNGKey(int(config.seed)), 0)
         start = time.perf_counter()
-        traced = engine.jitted_step().trace(state, batch, rng)
+        traced = engine.jitted_step().trace(state, batch, rng, engine.frozen)
         lowered = traced.lower()
         lower_s = time.perf_counter() - start
         start = time.perf_counter()

@@ -9,7 +9,7 @@ Examples:
                           # + the input pipeline's frames/s and a per-layer cost table
 
 Without a dataset (empty config.data.dir) the step runs on a synthetic batch of the
-family's example shapes; the timescale autoencoder needs a dataset (`tlgen prepare`).
+family's example shapes; with one, on its first batch, and the input pipeline is measured.
 """
 
 from __future__ import annotations

@@ -41,7 +41,9 @@ def run(args: argparse.Namespace) -> int:
     from tlgen.data import open_dataset
     from tlgen.data.prepare import prepare
     from tlgen.errors import UserError
-    from tlgen.train import timescale_ae as family
+    from tlgen.families.timescale_ae import inference
+    from tlgen.metrics.report import write_report
+    from tlgen.trained import load
     from tlgen.train.trainer import train
 
     if args.steps < 1:
@@ -61,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     paths = []
-    synth, start_time = timelapse_cli.open_synthesizer(workdir, data)
+    trained = load(workdir)
+    synth, start_time = inference.open_synthesizer(trained, data)
     jobs = [("subsample", "subsample", []), ("interpolate", "interpolate", []),
             ("multiscale", "multiscale", []),
             ("remove_band", "subsample", ["--remove-band", "2"]),
@@ -75,10 +78,12 @@ def run(args: argparse.Namespace) -> int:
         if name == "subsample":
             argv += ["--sheet", os.path.join(out, "contact_sheet.png"),
                      "--npz", os.path.join(out, "timelapse_subsample.npz")]
-        timelapse_cli.render(parser.parse_args(argv), synth, start_time)
+        args = parser.parse_args(argv)
+        timelapse_cli.write(args, inference.render_timelapse(synth, start_time, args))
         paths.append(target)
-    report = family.evaluate(workdir, data)
     eval_dir = os.path.join(workdir, "eval")
+    report = inference.evaluate(trained, eval_dir, data)
+    write_report(eval_dir, report)
     print(f"training: {metrics.get('step')} steps, final loss {metrics.get('loss', float('nan')):.4f}")
     for row in report.get("band_fidelity", []):
         print(f"cutoff {row['cutoff_s'] / 3600:6.2f} h: masked reconstruction {row['decode']:.2f} dB, "

@@ -2,7 +2,9 @@
 
 Each subcommand is a module `tlgen.cli.<name>` with a docstring (first line: the summary;
 the rest: examples), `add_arguments(parser)` and `run(args)`. Subcommand modules import
-heavy libraries (JAX, TFDS, ...) inside `run`, so `tlgen --help` stays fast.
+heavy libraries (JAX, TFDS, ...) inside `run`, so `tlgen --help` stays fast. The commands
+that act on a trained run (eval, generate, animate, timelapse) also take the options its
+family adds: `tlgen animate --workdir W --help` lists them.
 Exit codes: 0 success, 2 user error (one sentence on stderr), 1 internal error.
 """
 
@@ -10,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -19,12 +23,41 @@ from tlgen.config import overrides_from
 from tlgen.errors import UserError
 
 COMMANDS = ("prepare", "train", "timelapse", "animate", "generate", "eval", "bench", "demo")
+EPILOG = """Run `tlgen <command> --help` for a command's options and examples.
+
+exit codes: 0 success, 2 bad input (one sentence on stderr), 1 internal error,
+  130 interrupted."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _family_arguments(name: str, argv: Sequence[str]):
+    """The family's `add_arguments` for command `name` when argv names a --workdir whose
+    config.json is readable (else None: the command itself reports a bad workdir)."""
+    from tlgen.family import COMMANDS as FAMILY_COMMANDS
+    if name not in FAMILY_COMMANDS:
+        return None
+    workdir = None
+    for i, item in enumerate(argv):
+        if item == "--workdir" and i + 1 < len(argv):
+            workdir = argv[i + 1]
+        elif item.startswith("--workdir="):
+            workdir = item.split("=", 1)[1]
+    path = os.path.join(workdir or "", "config.json")
+    if not workdir or not os.path.isfile(path):
+        return None
+    try:
+        with open(path) as f:
+            family = json.load(f)["family"]
+        from tlgen import family as family_lib
+        command = family_lib.get(family).commands.get(name)
+    except (OSError, ValueError, KeyError, UserError):
+        return None
+    return command.add_arguments if command else None
+
+
+def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="tlgen", description="Time-lapse video generation in JAX/Flax.",
-        epilog="Run `tlgen <command> --help` for a command's options and examples.")
+        prog="tlgen", description="Time-lapse video generation in JAX/Flax.", epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"tlgen {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
@@ -37,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_arguments(command)
         command.set_defaults(module=module)
+        if name == next((a for a in argv if a in COMMANDS), None):
+            extra = _family_arguments(name, argv)
+            if extra is not None:
+                extra(command.add_argument_group("options of this run's family"))
     return parser
 
 
@@ -51,11 +88,11 @@ def _setup_logging(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs `tlgen` with `argv` (default: sys.argv[1:]) and returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
     try:
         overrides, argv = overrides_from(argv)
     except UserError as e:
-        parser.error(str(e))
+        build_parser().error(str(e))
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if overrides and not getattr(args, "accepts_config_overrides", False):
         parser.error(f"`tlgen {args.command}` takes no --config.* overrides")

@@ -18,11 +18,11 @@ source times) and a PNG contact sheet (raw subsample above, generated below).
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--workdir", required=True, help="timescale_ae training work directory")
+    parser.add_argument("--workdir", required=True, help="work directory of a `tlgen train` run "
+                        "of a family that renders timelapses (timescale_ae)")
     parser.add_argument("--data", default=None, metavar="DIR",
                         help="prepared dataset (default: the run's config.data.dir)")
     parser.add_argument("--video", type=int, default=0, metavar="ID", help="video id (default 0)")
@@ -54,55 +54,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fps", type=float, default=12.0, help="output frame rate (default 12)")
 
 
-def parse_time(text: str | None, start_time: float, default: float, what: str) -> float:
-    """Seconds from the video's first frame, from seconds or an ISO-8601 date-time."""
-    from tlgen.errors import UserError
-
-    if text is None:
-        return default
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        when = dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise UserError(f"{what} {text!r} is neither seconds nor an ISO-8601 date-time "
-                        "like 2021-06-01T12:00.") from None
-    if not start_time:
-        raise UserError(f"{what} {text!r} is a date-time but the video has no absolute start "
-                        "time; give seconds from its first frame.")
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.timezone.utc)
-    return when.timestamp() - start_time
-
-
-def contact_sheet(raw, generated, columns: int = 8):
-    """uint8 image: up to `columns` evenly spaced raw frames above the generated ones."""
-    import numpy as np
-
-    pick = np.unique(np.linspace(0, len(generated) - 1, min(columns, len(generated))).astype(int))
-    rows = [np.concatenate(list(x[pick]), axis=1) for x in (raw, generated)]
-    return np.concatenate(rows, axis=0)
-
-
-def open_synthesizer(workdir: str, data: str | None = None, video: int = 0):
-    """The trained model of `workdir` over video `video` of its dataset (or `data`):
-    (Synthesizer, the video's start time in seconds since the epoch)."""
-    from tlgen.data import open_dataset
-    from tlgen.synth.timelapse import Synthesizer
-    from tlgen.train import timescale_ae as family
-
-    trained = family.load(workdir)
-    ds = open_dataset(data or trained.config.data.dir)
-    lv = family.make_levels(trained.config, ds.level_periods)
-    times, get_frames = family.video_frames(ds, video)
-    meta = next((v for v in ds.metadata["videos"] if v["id"] == video), {})
-    synth = Synthesizer(trained.params, trained.config.model, get_frames, times, lv.level_periods,
-                        dtype=trained.dtype)
-    return synth, float(meta.get("start_time") or 0.0)
-
-
 def check_arguments(args: argparse.Namespace) -> None:
     """The checks that need no model: one sentence each."""
     from tlgen.errors import UserError
@@ -114,54 +65,38 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise UserError(f"--fps {args.fps} must be positive.")
 
 
-def render(args: argparse.Namespace, synth, start_time: float) -> list[str]:
-    """Makes the timelapse `args` ask for with `synth` and writes its files; returns them."""
-    import logging
-
+def write(args: argparse.Namespace, timelapse) -> list[str]:
+    """Writes the timelapse's mp4 (and --npz, --sheet) atomically; returns the paths."""
     import numpy as np
-    from PIL import Image
 
     from tlgen.data.video_io import write_video
-    from tlgen.errors import UserError
     from tlgen.files import write_atomic
-    from tlgen.synth.timelapse import nearest_frames
+    from tlgen.metrics.report import save_png
 
-    times = synth.frame_times
-    t0 = parse_time(args.start, start_time, float(times[0]), "--start")
-    t1 = parse_time(args.end, start_time, float(times[-1]), "--end")
-    if not t1 > t0:
-        raise UserError(f"--end ({t1:g} s) must be after --start ({t0:g} s).")
-    insert_from = (parse_time(args.insert_from, start_time, 0.0, "--from")
-                   if args.insert_from is not None else None)
-    try:
-        out = synth.timelapse(t0, t1, args.frames, mode=args.mode, keep_bins=args.keep_bins,
-                              min_period=args.min_period, interp=args.interp,
-                              keyframes=args.keyframes, segment_frames=args.segment,
-                              remove=args.remove_band, insert=args.insert_band,
-                              insert_from=insert_from)
-    except ValueError as e:
-        raise UserError(f"{e}.") from None
-    write_atomic(args.out, lambda p: write_video(p, out.frames, args.fps))
+    write_atomic(args.out, lambda p: write_video(p, timelapse.frames, args.fps))
     written = [args.out]
     if args.npz:
         write_atomic(args.npz, lambda p: np.savez_compressed(
-            p, frames=out.frames, times=out.times, source_times=out.source_times,
-            keep_bins=out.keep_bins, mode=args.mode))
+            p, frames=timelapse.frames, times=timelapse.times, source_times=timelapse.source_times,
+            keep_bins=timelapse.keep_bins, mode=args.mode))
         written.append(args.npz)
     if args.sheet:
-        raw = synth.get_frames(nearest_frames(times, out.times))
-        sheet = contact_sheet(raw, out.frames)
-        write_atomic(args.sheet, lambda p: Image.fromarray(sheet).save(p, format="PNG"))
+        save_png(args.sheet, timelapse.contact_sheet())
         written.append(args.sheet)
-    logging.getLogger(__name__).info(
-        "%s timelapse of %d frames over %g-%g s keeping %d of %d bins", args.mode,
-        len(out.frames), t0, t1, out.keep_bins, synth.num_bins)
     return written
 
 
 def run(args: argparse.Namespace) -> int:
+    import logging
+
+    from tlgen.trained import load
+
     check_arguments(args)
-    synth, start_time = open_synthesizer(args.workdir, args.data, args.video)
-    written = render(args, synth, start_time)
+    trained = load(args.workdir)
+    timelapse = trained.family.command("timelapse").run(trained, args)
+    written = write(args, timelapse)
+    logging.getLogger(__name__).info(
+        "%s timelapse of %d frames over %g-%g s keeping %d bins", args.mode, len(timelapse.frames),
+        timelapse.times[0], timelapse.times[-1], timelapse.keep_bins)
     print("\n".join(written))
     return 0

@@ -18,8 +18,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import tensorflow_datasets as tfds
 
-NAME = "tlgen_frames"
-VERSION = "1.0.0"
+from tlgen.data.layout import TFDS_NAME as NAME, TFDS_VERSION as VERSION
 _BYTES = tfds.features.Encoding.BYTES
 
 
@@ -94,7 +93,3 @@ def write(data_dir: str, config: TlgenConfig,
     finally:
         for q, level in zip(quiet, levels):
             q.setLevel(level)
-
-
-def builder_dir(data_dir: str, config_name: str) -> str:
-    return f"{data_dir}/{NAME}/{config_name}/{VERSION}"

@@ -9,9 +9,8 @@ import os
 
 import numpy as np
 
-from tlgen.data import builder as builder_lib
 from tlgen.data import pyramid
-from tlgen.data.prepare import FORMAT, INDEX_FILE, METADATA_FILE
+from tlgen.data.layout import FORMAT, INDEX_FILE, METADATA_FILE, builder_dir
 from tlgen.errors import UserError
 
 
@@ -108,8 +107,8 @@ class Dataset:
         self._check(split, level)
         count = self.metadata["splits"][split]["levels"][level]["num_frames"]
         if level == 0:
-            return RecordSource(builder_lib.builder_dir(self.data_dir, "frames"), split, count)
-        return RecordSource(builder_lib.builder_dir(self.data_dir, "pyramid"),
+            return RecordSource(builder_dir(self.data_dir, "frames"), split, count)
+        return RecordSource(builder_dir(self.data_dir, "pyramid"),
                             f"{split}_level{level}", count)
 
     def level_at(self, source: RecordSource, block: Block, level: int, t: float) -> np.ndarray:
@@ -138,3 +137,24 @@ def open_dataset(data_dir: str) -> Dataset:
                         f"{INDEX_FILE}); create one with `tlgen prepare SOURCE --out "
                         f"{data_dir}`.") from None
     return Dataset(os.path.abspath(data_dir), metadata, index)
+
+
+def open_training_data(data_dir: str, *, image_size: int | tuple[int, int] | None = None,
+                       size_key: str = "config.data.image_size", flow: bool = False) -> Dataset:
+    """Opens `config.data.dir` for training, with one-sentence errors when it is empty, not a
+    dataset, holds frames of another size than `image_size` (named by `size_key`) or lacks
+    the optical flow the family needs."""
+    if not data_dir:
+        raise UserError("config.data.dir is empty; pass --config.data.dir=DATASET (a folder "
+                        "written by `tlgen prepare`).")
+    ds = open_dataset(data_dir)
+    if image_size is not None:
+        want = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+        if tuple(ds.image_size) != want:
+            (h, w), (wh, ww) = ds.image_size, want
+            raise UserError(f"{data_dir} holds {w}x{h} frames but {size_key} is {ww}x{wh}; prepare "
+                            f"it with --size {wh if wh == ww else f'{wh}x{ww}'} or set "
+                            f"--{size_key}.")
+    if flow and not ds.metadata.get("has_flow"):
+        raise UserError(f"{data_dir} has no optical flow; prepare it with --flow.")
+    return ds

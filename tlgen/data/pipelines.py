@@ -24,6 +24,7 @@ import numpy as np
 
 from tlgen.data import flow as flow_lib
 from tlgen.data.dataset import Block, open_dataset
+from tlgen.errors import UserError
 
 
 def _finish(ds: grain.MapDataset, fn, *, batch_size: int, seed: int, shard_index: int,
@@ -43,6 +44,14 @@ def _finish(ds: grain.MapDataset, fn, *, batch_size: int, seed: int, shard_index
             flags.FLAGS.mark_as_parsed()
         it = it.mp_prefetch(grain.MultiprocessingOptions(num_workers=worker_count))
     return it
+
+
+def per_process_batch(batch_size: int, shard_count: int) -> int:
+    """Each of `shard_count` processes' part of a global batch (UserError if it does not split)."""
+    if batch_size % shard_count:
+        raise UserError(f"config.data.batch_size {batch_size} is not divisible by the "
+                        f"{shard_count} processes; change it.")
+    return batch_size // shard_count
 
 
 def _block_of(blocks: Sequence[Block], index: int) -> Block:

@@ -23,14 +23,11 @@ import numpy as np
 
 from tlgen.data import builder as builder_lib
 from tlgen.data import images, pyramid, video_io
+from tlgen.data.layout import FORMAT, FORMAT_VERSION, INDEX_FILE, METADATA_FILE
 from tlgen.data.flow import METHODS as FLOW_METHODS, FlowEstimator
 from tlgen.errors import UserError
 from tlgen.progress import progress
 
-FORMAT = "tlgen-dataset"
-FORMAT_VERSION = 1
-METADATA_FILE = "tlgen.json"
-INDEX_FILE = "index.npz"
 SPLITS = ("train", "validation")
 SYNTHETIC_PREFIX = "synthetic:"
 

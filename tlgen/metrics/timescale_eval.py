@@ -1,14 +1,9 @@
-"""Report pieces for evaluating timescale models: band-fidelity tables, latent PCA,
-plots and the written report (eval/report.json, eval/report.md, PNGs)."""
+"""Report pieces for evaluating timescale models: band-fidelity tables, latent PCA, plots."""
 
 from __future__ import annotations
 
-import json
-import os
-
 import numpy as np
 
-from tlgen.files import write_text
 from tlgen.metrics.image import psnr
 
 
@@ -87,34 +82,3 @@ def plot_band_fidelity(path: str, rows: list[dict], names: list[str]) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-
-
-def _table(rows: list[dict]) -> list[str]:
-    if not rows:
-        return []
-    keys = list(rows[0])
-    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    for r in rows:
-        lines.append("| " + " | ".join(f"{r[k]:.4g}" if isinstance(r[k], float) else str(r[k])
-                                      for k in keys) + " |")
-    return lines
-
-
-def write_report(out_dir: str, report: dict) -> dict[str, str]:
-    """Writes report.json and report.md into out_dir atomically; returns their paths."""
-    os.makedirs(out_dir, exist_ok=True)
-    md = [f"# Evaluation: {report.get('workdir', '')}", "",
-          f"step {report.get('step')}, data {report.get('data_dir')}, "
-          f"{report.get('num_frames')} validation frames", ""]
-    for section, title in (("reconstruction", "Reconstruction per level (vs pyramid target)"),
-                           ("band_fidelity", "Band fidelity (PSNR vs ground-truth band, dB)"),
-                           ("timelapse", "Timelapse flicker (E_tmp, lower is smoother)")):
-        if report.get(section):
-            md += [f"## {title}", ""] + _table(report[section]) + [""]
-    for note in report.get("notes", []):
-        md.append(f"* {note}")
-    paths = {}
-    for name, text in (("report.json", json.dumps(report, indent=2)), ("report.md", "\n".join(md) + "\n")):
-        write_text(os.path.join(out_dir, name), text)
-        paths[name] = os.path.join(out_dir, name)
-    return paths

@@ -30,7 +30,6 @@ Images enter in [-1, 1] (`to_model_range`) and frames leave in [-1, 1] (tanh).
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import jax
@@ -38,6 +37,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import linen as nn
 
+from tlgen.models.layers import (Conv3dPyramid, EqualizedDense, SubpixelConvTranspose,
+                                 VideoDiscriminator, adain, instance_norm)
 from tlgen.models.pixels import to_model_range, to_uint8  # noqa: F401  (part of this module's API)
 
 Dtype = Any
@@ -51,23 +52,6 @@ def normalize_motion(motion: jax.Array, eps: float = 1e-5) -> jax.Array:
     return instance_norm(motion.astype(jnp.float32), axes=(-1,), eps=eps)
 
 
-def instance_norm(x: jax.Array, axes: tuple[int, ...], eps: float = 1e-5) -> jax.Array:
-    """Normalizes `x` to zero mean / unit variance over `axes` (no learned scale/shift)."""
-    x32 = x.astype(jnp.float32)
-    mean = jnp.mean(x32, axis=axes, keepdims=True)
-    var = jnp.mean(jnp.square(x32 - mean), axis=axes, keepdims=True)
-    return ((x32 - mean) * jax.lax.rsqrt(var + eps)).astype(x.dtype)
-
-
-def adain(x: jax.Array, scale: jax.Array, shift: jax.Array, eps: float = 1e-5) -> jax.Array:
-    """Adaptive instance norm: scale * instance_norm(x) + shift.
-
-    x: (B, H, W, C); scale, shift: (B, C). Statistics over H, W per sample and channel.
-    """
-    normalized = instance_norm(x, axes=(1, 2), eps=eps)
-    return scale[:, None, None, :].astype(x.dtype) * normalized + shift[:, None, None, :].astype(x.dtype)
-
-
 def sample_motion(rng: jax.Array, batch: int, motion_dim: int) -> jax.Array:
     """Draws `batch` motion vectors from N(0, I) (normalized later by the generator)."""
     return jax.random.normal(rng, (batch, motion_dim), jnp.float32)
@@ -79,106 +63,10 @@ def _reflect_pad(x: jax.Array, pad: int) -> jax.Array:
 
 # ----------------------------------------------------------------------------- layers
 
-class EqualizedDense(nn.Module):
-    """Dense layer with equalized learning rate: weights ~ N(0, 1) scaled by sqrt(2 / fan_in)."""
-    features: int
-    bias_init: Any = nn.initializers.zeros
-    dtype: Dtype = jnp.float32
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        kernel = self.param("kernel", nn.initializers.normal(1.0), (x.shape[-1], self.features))
-        bias = self.param("bias", self.bias_init, (self.features,))
-        gain = math.sqrt(2.0 / x.shape[-1])
-        return x.astype(self.dtype) @ (kernel * gain).astype(self.dtype) + bias.astype(self.dtype)
-
-
 def _adain_style_bias(key, shape, dtype=jnp.float32):
     """Bias of the AdaIN style layer: ones for the scale half, zeros for the shift half."""
     half = shape[0] // 2
     return jnp.concatenate([jnp.ones((half,), dtype), jnp.zeros((shape[0] - half,), dtype)])
-
-
-class SubpixelConvTranspose(nn.Module):
-    """3x3 stride-2 transposed conv (PyTorch padding=1, output_padding=1): (H, W) -> (2H, 2W).
-
-    Same kernel (3, 3, Cin, Cout) and the same function as `lax.conv_transpose(x, kernel,
-    (2, 2), ((1, 2), (1, 2)))`, computed as a 2x2 conv to the 4 output phases + depth-to-space.
-    """
-    features: int
-    dtype: Dtype = jnp.float32
-
-    # _TAPS[phase, offset]: kernel tap linking input offset (0 or +1) to output phase; 3 = none.
-    _TAPS = np.array([[1, 3], [0, 2]])
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        cin = x.shape[-1]
-        kernel = self.param("kernel", nn.initializers.lecun_normal(), (3, 3, cin, self.features))
-        padded = jnp.pad(kernel, ((0, 1), (0, 1), (0, 0), (0, 0)))
-        taps = self._TAPS.T  # (offset, phase)
-        phases = padded[taps[:, None, :, None], taps[None, :, None, :]]  # (dy, dx, py, px, ci, co)
-        phases = phases.transpose(0, 1, 4, 2, 3, 5).reshape(2, 2, cin, 4 * self.features)
-        y = jax.lax.conv_general_dilated(
-            x.astype(self.dtype), phases.astype(self.dtype), (1, 1), ((0, 1), (0, 1)),
-            dimension_numbers=("NHWC", "HWIO", "NHWC"))
-        b, h, w, _ = y.shape
-        y = y.reshape(b, h, w, 2, 2, self.features).transpose(0, 1, 3, 2, 4, 5)
-        return y.reshape(b, 2 * h, 2 * w, self.features)
-
-
-class Conv3d(nn.Module):
-    """3-D convolution without bias, run as one 2-D convolution per output frame batch.
-
-    The kt temporal taps are stacked on the channel axis and the output frames folded into
-    the batch: same kernel (kt, kh, kw, Cin, Cout) and result as a 3-D convolution, but XLA
-    on CPU runs 2-D convolutions on its fast path and 3-D ones as plain loops (~50x slower).
-    padding: ((t0, t1), (h0, h1), (w0, w1)) zero padding.
-    """
-    features: int
-    kernel_size: tuple[int, int, int]
-    strides: tuple[int, int, int] = (1, 1, 1)
-    padding: tuple[tuple[int, int], ...] = ((0, 0), (0, 0), (0, 0))
-    dtype: Dtype = jnp.float32
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        kt, kh, kw = self.kernel_size
-        cin = x.shape[-1]
-        kernel = self.param("kernel", nn.initializers.lecun_normal(), (kt, kh, kw, cin, self.features))
-        x = jnp.pad(x.astype(self.dtype), ((0, 0), self.padding[0], (0, 0), (0, 0), (0, 0)))
-        b, t, h, w, _ = x.shape
-        st = self.strides[0]
-        t_out = (t - kt) // st + 1
-        taps = jnp.concatenate([x[:, d:d + (t_out - 1) * st + 1:st] for d in range(kt)], axis=-1)
-        flat = kernel.transpose(1, 2, 0, 3, 4).reshape(kh, kw, kt * cin, self.features)
-        y = _conv2d(taps.reshape(b * t_out, h, w, kt * cin), flat.astype(self.dtype),
-                    self.strides[1:], self.padding[1:])
-        return y.reshape((b, t_out) + y.shape[1:])
-
-
-def _conv2d(x: jax.Array, kernel: jax.Array, strides, padding) -> jax.Array:
-    """NHWC 2-D convolution with zero `padding` ((top, bottom), (left, right)), written so its
-    gradients, second-order ones included (gradient penalties), stay on XLA's fast CPU path:
-    a stride-2 conv with an even kernel runs as space-to-depth + a stride-1 conv, and a
-    stride-1 conv as a "SAME" conv on the padded input, cropped (XLA:CPU differentiates
-    "VALID" convs twice ~10-30x slower)."""
-    kh, kw, cin, cout = kernel.shape
-    x = jnp.pad(x, ((0, 0),) + tuple(tuple(p) for p in padding) + ((0, 0),))
-    if tuple(strides) == (2, 2) and kh % 2 == 0 and kw % 2 == 0:
-        b, h, w, _ = x.shape
-        h, w = h - h % 2, w - w % 2
-        x = x[:, :h, :w].reshape(b, h // 2, 2, w // 2, 2, cin).transpose(0, 1, 3, 2, 4, 5)
-        x = x.reshape(b, h // 2, w // 2, 4 * cin)
-        kernel = kernel.reshape(kh // 2, 2, kw // 2, 2, cin, cout).transpose(0, 2, 1, 3, 4, 5)
-        kh, kw = kh // 2, kw // 2
-        kernel = kernel.reshape(kh, kw, 4 * cin, cout)
-    elif tuple(strides) != (1, 1):
-        return jax.lax.conv_general_dilated(x, kernel, tuple(strides), "VALID",
-                                            dimension_numbers=("NHWC", "HWIO", "NHWC"))
-    y = jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
-    top, left = (kh - 1) // 2, (kw - 1) // 2
-    return y[:, top:y.shape[1] - (kh - 1 - top), left:y.shape[2] - (kw - 1 - left)]
 
 
 class ResidualBlock(nn.Module):
@@ -286,42 +174,6 @@ class Generator(nn.Module):
         return video, flows
 
 
-class Conv3dPyramid(nn.Module):
-    """Strided 3-D conv stack: (B, T, H, W, C) -> (B, out_features).
-
-    A (3, 4, 4) conv with stride (1, 2, 2), then (4, 4, 4) stride-2 blocks (time stride 1 with
-    a (3, 4, 4) kernel once fewer than 4 frames remain) with `norm` and LeakyReLU 0.2, doubling
-    the width up to `max_width`, while the short spatial side exceeds 4; a last "valid" conv
-    whose kernel spans what remains. No biases. At 128^2 x 32 this is the paper's layout.
-    """
-    base_width: int
-    max_width: int
-    out_features: int
-    norm: str  # "batch" (BatchNorm3d) or "instance" (InstanceNorm3d, no affine)
-    activate_first: bool
-    dtype: Dtype = jnp.float32
-
-    @nn.compact
-    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-        x = Conv3d(self.base_width, (3, 4, 4), (1, 2, 2), ((1, 1),) * 3, self.dtype, name="conv0")(x)
-        if self.activate_first:
-            x = nn.leaky_relu(x, 0.2)
-        width, i = self.base_width, 0
-        while min(x.shape[2], x.shape[3]) > 4:
-            i += 1
-            width = min(2 * width, self.max_width)
-            tk, ts = (4, 2) if x.shape[1] >= 4 else (3, 1)
-            x = Conv3d(width, (tk, 4, 4), (ts, 2, 2), ((1, 1),) * 3, self.dtype, name=f"conv{i}")(x)
-            if self.norm == "batch":
-                x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
-                                 dtype=self.dtype, name=f"bn{i}")(x)
-            else:
-                x = instance_norm(x, axes=(1, 2, 3))
-            x = nn.leaky_relu(x, 0.2)
-        x = Conv3d(self.out_features, x.shape[1:4], dtype=self.dtype, name="head")(x)
-        return x.reshape(x.shape[0], self.out_features)
-
-
 class FlowEncoder(nn.Module):
     """Optical flow encoder: flows (B, T, H, W, 2) in pixels -> normalized motion (B, D)."""
     base_width: int = 32
@@ -335,19 +187,6 @@ class FlowEncoder(nn.Module):
                           activate_first=False, dtype=self.dtype, name="pyramid")(flows, train)
         x = nn.Dense(self.motion_dim, dtype=self.dtype, name="fc")(x)
         return normalize_motion(x)
-
-
-class VideoDiscriminator(nn.Module):
-    """Video critic: clip (B, T, H, W, 3) in [-1, 1] -> one fp32 logit per clip (B,)."""
-    base_width: int = 32
-    max_width: int = 512
-    dtype: Dtype = jnp.float32
-
-    @nn.compact
-    def __call__(self, video: jax.Array) -> jax.Array:
-        x = Conv3dPyramid(self.base_width, self.max_width, 1, norm="instance",
-                          activate_first=True, dtype=self.dtype, name="pyramid")(video, False)
-        return x[:, 0].astype(jnp.float32)
 
 
 # ----------------------------------------------------------------------------- functional API

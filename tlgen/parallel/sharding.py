@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
+
+from tlgen.errors import UserError
 
 BATCH_AXES = ("data", "fsdp")
 # Logical activation axes -> mesh axes.
@@ -45,19 +48,67 @@ def _param_spec(shape: tuple[int, ...], nbytes: int, mesh: Mesh, min_bytes: int)
     return P(*spec)
 
 
-def param_shardings(abstract_state, mesh: Mesh, *, min_bytes: int = 2 ** 20):
+def param_shardings(abstract_state, mesh: Mesh, *, min_bytes: int = 2 ** 20,
+                    rules: Sequence[tuple[str, Sequence]] = ()):
     """Shardings for a state pytree (arrays or ShapeDtypeStructs).
 
-    Arrays of at least `min_bytes` are split over "fsdp" along their largest dimension
-    divisible by the fsdp size (and along the last dimension over "model" when that axis is
-    larger than 1); smaller arrays, scalars and PRNG keys are replicated.
+    `rules`: (regex, partition spec) pairs, first match wins, searched in each leaf's path
+    written with slashes ("params/g/encoder/kernel"; optimizer moments such as
+    "opt_state/g/0/mu/encoder/kernel" match the same pattern), as big_vision does. A
+    matching leaf takes the rule's spec (an entry per dimension: None, a mesh axis or a
+    tuple of axes). Other arrays of at least `min_bytes` are split over "fsdp" along their
+    largest dimension divisible by the fsdp size (and along the last dimension over "model"
+    when that axis is larger than 1); smaller arrays, scalars and PRNG keys are replicated.
     """
-    def one(x):
+    compiled = [(re.compile(pattern), tuple(spec)) for pattern, spec in rules]
+
+    def one(path, x):
         if jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
             return replicated(mesh)
+        name = path_name(path)
+        for pattern, spec in compiled:
+            if pattern.search(name):
+                return NamedSharding(mesh, _checked_rule(name, pattern.pattern, spec, x.shape, mesh))
         nbytes = int(np.prod(x.shape)) * np.dtype(x.dtype).itemsize
         return NamedSharding(mesh, _param_spec(tuple(x.shape), nbytes, mesh, min_bytes))
-    return jax.tree.map(one, abstract_state)
+    return jax.tree_util.tree_map_with_path(one, abstract_state)
+
+
+def path_name(path) -> str:
+    """A pytree key path as "a/b/0/c" (dict keys, attribute names and indices)."""
+    parts = []
+    for key in path:
+        for attr in ("key", "name", "idx"):
+            if hasattr(key, attr):
+                parts.append(str(getattr(key, attr)))
+                break
+        else:
+            parts.append(str(key))
+    return "/".join(parts)
+
+
+def _checked_rule(name: str, pattern: str, spec: tuple, shape, mesh: Mesh) -> P:
+    if len(spec) > len(shape):
+        raise UserError(f"sharding rule {pattern!r} gives {len(spec)} dimensions to {name}, "
+                        f"which has shape {tuple(shape)}; fix the family's sharding_rules.")
+    for dim, axes in zip(shape, spec):
+        group = (axes,) if isinstance(axes, str) else tuple(axes or ())
+        unknown = [a for a in group if a not in mesh.shape]
+        size = int(np.prod([mesh.shape[a] for a in group if a in mesh.shape]))
+        if unknown or dim % size:
+            raise UserError(f"sharding rule {pattern!r} splits {name} (shape {tuple(shape)}) over "
+                            f"{group}, which {'are not mesh axes' if unknown else f'do not divide {dim}'}; "
+                            "fix the family's sharding_rules or config.mesh.")
+    return P(*spec)
+
+
+def place(tree, shardings):
+    """Host (numpy) arrays -> global arrays in `shardings`; every process passes the same
+    values (multi-process safe)."""
+    def one(x, sharding):
+        x = np.asarray(x)
+        return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
+    return jax.tree.map(one, tree, shardings)
 
 
 def gather_params(tree):

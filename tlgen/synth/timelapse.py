@@ -45,11 +45,20 @@ class Timelapse:
       from (subsample S=1; interpolate S=2, the bracketing keyframes; multiscale
       S=M, one per bin).
     keep_bins: bins kept by the mask.
+    raw: uint8 (n, H, W, 3): the source frame nearest each output time (raw subsampling).
     """
     frames: np.ndarray
     times: np.ndarray
     source_times: np.ndarray
     keep_bins: int
+    raw: np.ndarray
+
+    def contact_sheet(self, columns: int = 8) -> np.ndarray:
+        """uint8 image: up to `columns` evenly spaced raw frames above the generated ones."""
+        n = len(self.frames)
+        pick = np.unique(np.linspace(0, n - 1, min(columns, n)).astype(int))
+        rows = [np.concatenate(list(x[pick]), axis=1) for x in (self.raw, self.frames)]
+        return np.concatenate(rows, axis=0)
 
 
 def output_times(t0: float, t1: float, n: int) -> np.ndarray:
@@ -254,8 +263,9 @@ class Synthesizer:
             src = self.encode_frames(nearest_frames(self.frame_times, np.asarray([ref])))[0]
             codes = insert_band(codes, insert, src)
         frames = self.decode_codes(ae.mask(codes, keep_bins))
+        raw = self.get_frames(nearest_frames(self.frame_times, times))
         return Timelapse(frames=frames, times=times, source_times=np.asarray(source, np.float64),
-                         keep_bins=keep_bins)
+                         keep_bins=keep_bins, raw=raw)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))

@@ -1,1 +1,2 @@
-"""Training: one generic trainer, the train state and the family registry."""
+"""The engine: one generic trainer, the train state and the metric writers (families live in
+tlgen.families)."""

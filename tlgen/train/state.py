@@ -46,6 +46,10 @@ class TrainState:
         return self.replace(params={**self.params, name: params},
                             opt_state={**self.opt_state, name: opt_state})
 
+    def for_inference(self, name: str):
+        """Network `name`'s parameters for inference: its EMA copy when the run keeps one."""
+        return self.ema[name] if self.ema and name in self.ema else self.params[name]
+
     def update_ema(self, decay) -> "TrainState":
         """Moves every EMA copy towards its network: ema ← decay·ema + (1 − decay)·params."""
         if self.ema is None:
@@ -110,14 +114,6 @@ def make_optimizer(optim_cfg, *, total_steps: int | None = None,
     if grad_accum > 1:
         tx = optax.MultiSteps(tx, every_k_schedule=grad_accum).gradient_transformation()
     return tx
-
-
-def compute_dtype(config) -> jnp.dtype:
-    """The activation dtype from `config.dtype` ("float32" or "bfloat16"); params stay fp32."""
-    dtypes = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
-    if config.dtype not in dtypes:
-        raise UserError(f"config.dtype is {config.dtype!r}; use float32 or bfloat16.")
-    return dtypes[config.dtype]
 
 
 def every_k(step, k: int, fn: Callable, otherwise: Callable, *operands):

@@ -21,13 +21,14 @@ import numpy as np
 from jax.experimental import multihost_utils
 
 from tlgen import config as config_lib
+from tlgen import family as family_lib
 from tlgen.checkpoint import Checkpointer
 from tlgen.errors import UserError
 from tlgen.parallel import (batch_sharding, gather_params, global_batch, initialize_distributed,
                             is_explicit, make_mesh, param_shardings, replicated)
 from tlgen.progress import progress
-from tlgen.train import registry
 from tlgen.train.state import all_finite
+from tlgen.trained import load_frozen
 from tlgen.train.writers import MetricWriter, write_samples
 
 log = logging.getLogger(__name__)
@@ -87,16 +88,21 @@ class _Preemption:
 
 
 class Engine:
-    """A family's functions jitted once for a mesh, with shardings and the non-finite guard."""
+    """A family's training functions jitted once for a mesh: shardings (the size rule and the
+    family's sharding rules), the non-finite guard, and its frozen networks, loaded once and
+    passed to every function as `frozen=` (never part of the state, so never checkpointed,
+    optimized or finite-checked)."""
 
-    def __init__(self, fam: registry.Family, mesh, config):
-        self.fam, self.mesh, self.config = fam, mesh, config
+    def __init__(self, spec: family_lib.Family, fam: family_lib.Training, mesh, config):
+        self.spec, self.fam, self.mesh, self.config = spec, fam, mesh, config
         self.explicit = is_explicit(mesh)
         self.batch_sharding = batch_sharding(mesh)
         self.min_shard_bytes = int(config.mesh.get("fsdp_min_bytes", 2 ** 20))
         self.abstract = self.shardings = None
-        self._step = self._eval = self._sample = None
+        self._step = self._sample = None
+        self._evaluators: dict = {}
         self.compiler_options = step_compiler_options(mesh)
+        self.frozen = load_frozen(config, mesh, spec)
 
     def _gathered(self, state):
         """On an Explicit mesh, parameters are all-gathered before the family uses them."""
@@ -106,16 +112,29 @@ class Engine:
             return state.replace(params=gather_params(state.params), ema=gather_params(state.ema))
         return gather_params(state)
 
+    def _frozen(self, frozen) -> dict:
+        """Keyword arguments that hand the frozen networks to a family function (none if it
+        has none); they are jit arguments, not constants baked into the program."""
+        if not self.frozen:
+            return {}
+        return {"frozen": gather_params(frozen) if self.explicit else frozen}
+
+    def _jit(self, fn, in_shardings, out_shardings, **kwargs):
+        """`fn(..., frozen)` jitted with the frozen networks' shardings appended."""
+        frozen = jax.tree.map(lambda x: x.sharding, self.frozen)
+        return jax.jit(fn, in_shardings=tuple(in_shardings) + (frozen,), out_shardings=out_shardings,
+                       compiler_options=self.compiler_options, **kwargs)
+
     def abstract_state(self, local_batch):
         """ShapeDtypeStructs (with shardings) of the state `init` makes for this batch shape."""
         if self.abstract is None:
             batch = self.abstract_batch(local_batch)
             shapes = jax.eval_shape(self.fam.init, jax.random.PRNGKey(0), batch)
-            self.shardings = param_shardings(shapes, self.mesh, min_bytes=self.min_shard_bytes)
+            self.shardings = param_shardings(shapes, self.mesh, min_bytes=self.min_shard_bytes,
+                                             rules=self.spec.sharding_rules)
             self.abstract = jax.tree.map(
                 lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), shapes, self.shardings)
         return self.abstract
-
     def abstract_batch(self, local_batch):
         count = jax.process_count()
         return jax.tree.map(lambda x: jax.ShapeDtypeStruct(
@@ -132,20 +151,20 @@ class Engine:
         return init.compile(compiler_options=options)(rng, batch)
 
     def jitted_step(self):
-        """The jitted step (sharded, donated state, non-finite guard), built once."""
+        """The jitted step `(state, batch, rng, frozen)` (sharded, donated state, non-finite
+        guard), built once."""
         if self._step is None:
-            self._step = jax.jit(self.guarded_step, donate_argnums=0,
-                                 in_shardings=(self.shardings, self.batch_sharding, replicated(self.mesh)),
-                                 out_shardings=(self.shardings, replicated(self.mesh)),
-                                 compiler_options=self.compiler_options)
+            self._step = self._jit(self.guarded_step,
+                                   (self.shardings, self.batch_sharding, replicated(self.mesh)),
+                                   (self.shardings, replicated(self.mesh)), donate_argnums=0)
         return self._step
 
     def step(self, state, batch, rng):
-        return self.jitted_step()(state, batch, rng)
+        return self.jitted_step()(state, batch, rng, self.frozen)
 
-    def guarded_step(self, state, batch, rng):
+    def guarded_step(self, state, batch, rng, frozen):
         """The family's train_step with the non-finite guard, before jit."""
-        new, metrics = self.fam.train_step(self._gathered(state), batch, rng)
+        new, metrics = self.fam.train_step(self._gathered(state), batch, rng, **self._frozen(frozen))
         if "loss" not in metrics:
             raise ValueError("a family's train_step must return a 'loss' metric")
         ok = jnp.isfinite(metrics["loss"]) & all_finite(new)
@@ -158,28 +177,33 @@ class Engine:
         metrics["skipped"] = (~ok).astype(jnp.float32)
         return new, metrics
 
-    def eval_step(self, state, batch):
-        if self._eval is None:
-            self._eval = jax.jit(lambda s, b: self.fam.eval_step(self._gathered(s), b),
-                                 in_shardings=(self.shardings, self.batch_sharding),
-                                 out_shardings=replicated(self.mesh),
-                                 compiler_options=self.compiler_options)
-        return self._eval(state, batch)
+    def evaluate(self, name: str, evaluator: family_lib.Evaluator, state, batch):
+        """One batch of an evaluator's `compute`, jitted once; outputs replicated."""
+        if name not in self._evaluators:
+            self._evaluators[name] = self._jit(
+                lambda s, b, f: evaluator.compute(self._gathered(s), b, **self._frozen(f)),
+                (self.shardings, self.batch_sharding), replicated(self.mesh))
+        return self._evaluators[name](state, batch, self.frozen)
 
     def sample(self, state, batch, rng):
         """The family's `sample`, jitted; outputs replicated so every process can read them."""
         if self._sample is None:
-            self._sample = jax.jit(lambda s, b, r: self.fam.sample(self._gathered(s), b, r),
-                                   in_shardings=(self.shardings, self.batch_sharding, replicated(self.mesh)),
-                                   out_shardings=replicated(self.mesh),
-                                   compiler_options=self.compiler_options)
-        return self._sample(state, batch, rng)
+            self._sample = self._jit(
+                lambda s, b, r, f: self.fam.sample(self._gathered(s), b, r, **self._frozen(f)),
+                (self.shardings, self.batch_sharding, replicated(self.mesh)), replicated(self.mesh))
+        return self._sample(state, batch, rng, self.frozen)
 
 
-def _prepare_workdir(config, workdir: str) -> None:
+def _check_resumable(config, workdir: str) -> None:
+    """UserError when `workdir` holds a run of another config (keys that may change aside)."""
     path = os.path.join(workdir, "config.json")
     if os.path.exists(path):
         config_lib.check_matches(config, path, ignore=RESUMABLE_CHANGES)
+
+
+def _prepare_workdir(config, workdir: str) -> None:
+    """Writes the config into `workdir` (once everything it names has been checked)."""
+    path = os.path.join(workdir, "config.json")
     if jax.process_index() == 0:
         os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
         config_lib.save(config, path)
@@ -218,13 +242,17 @@ def train(config, workdir: str) -> dict:
     tc = config.train
     if tc.nonfinite not in ("skip", "stop"):
         raise UserError(f"config.train.nonfinite is {tc.nonfinite!r}; use 'skip' or 'stop'.")
-    _prepare_workdir(config, workdir)
-    fam = registry.family(config)
+    _check_resumable(config, workdir)
+    # Everything the config names (family, mesh, frozen networks' files, dataset) is checked
+    # before the workdir is written: bad input leaves nothing behind.
+    spec = family_lib.of(config)
+    fam = spec.training(config)
     mesh = make_mesh(config.mesh)
     check_batch(config, mesh)
-    engine = Engine(fam, mesh, config)
+    engine = Engine(spec, fam, mesh, config)
     init_key, sample_key = init_and_sample_keys(config.seed)
     train_iter = iter(fam.make_pipeline("train", jax.process_index(), jax.process_count()))
+    _prepare_workdir(config, workdir)
     ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), keep=tc.keep_checkpoints,
                         keep_best=tc.keep_best)
     preemption = _Preemption()
@@ -343,16 +371,24 @@ class _Loop:
         return iter(self.eval_data)
 
     def evaluate(self, state, step: int) -> bool:
-        """Runs `eval_batches` validation batches; returns whether eval ran."""
-        if self.fam.eval_step is None or self.config.train.eval_batches <= 0:
+        """Runs every evaluator (eval_step's mean included) over `eval_batches` validation
+        batches, accumulating on the host and finalizing once; returns whether eval ran."""
+        evaluators = self.fam.all_evaluators()
+        if not evaluators or self.config.train.eval_batches <= 0:
             return False
         it = self.eval_batches()
-        totals: dict = {}
+        totals = dict.fromkeys(evaluators)
         for _ in range(self.config.train.eval_batches):
-            metrics = self.engine.eval_step(state, global_batch(next(it), self.engine.mesh))
-            for k, v in jax.device_get(metrics).items():
-                totals[k] = totals.get(k, 0.0) + float(v)
-        self.last_eval = {k: v / self.config.train.eval_batches for k, v in totals.items()}
+            batch = global_batch(next(it), self.engine.mesh)
+            for name, evaluator in evaluators.items():
+                outputs = jax.device_get(self.engine.evaluate(name, evaluator, state, batch))
+                totals[name] = evaluator.accumulate(totals[name], outputs)
+        self.last_eval = {}
+        for name, evaluator in evaluators.items():
+            for key, value in evaluator.finalize(totals[name]).items():
+                if key in self.last_eval:
+                    raise ValueError(f"two evaluators of {self.config.family} report {key!r}")
+                self.last_eval[key] = float(value)
         best = self.ckpt.best
         if best and best[0] not in self.last_eval:
             raise UserError(f"config.train.keep_best names {best[0]!r}, but the eval metrics are "

@@ -1,4 +1,4 @@
-"""DTVNet family: still-image animation trained on clips with optical flow.
+"""DTVNet's training side: still-image animation trained on clips with optical flow.
 
 State: params {"g": {"generator", "flow_encoder"}, "d": discriminator}, one Adam per entry
 ("g" trains the generator and the flow encoder together), BatchNorm statistics in
@@ -17,23 +17,20 @@ half-resolution grid, the flow target.
 
 from __future__ import annotations
 
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tlgen import checkpoint
-from tlgen.data.dataset import open_dataset
-from tlgen.data.pipelines import clip_dataset
 from tlgen.errors import UserError
+from tlgen.family import Training
 from tlgen.losses import adversarial
-from tlgen.metrics.flow import flow_mse, video_flows
 from tlgen.metrics.image import psnr, ssim
-from tlgen.metrics.temporal import e_tmp
 from tlgen.models import dtvnet
 from tlgen.models.flow_ops import resize_flow
-from tlgen.train.registry import Family
-from tlgen.train.state import TrainState, compute_dtype, critic_steps, make_optimizer
+from tlgen.config import compute_dtype
+from tlgen.train.state import TrainState, critic_steps, make_optimizer
+
+G = "g"   # generator + flow encoder: what inference needs
 
 
 def networks(config, dtype=jnp.float32):
@@ -49,8 +46,8 @@ def networks(config, dtype=jnp.float32):
     return gen, enc, disc
 
 
-def example_batch(config, batch_size: int = 1) -> dict:
-    """Zero arrays with the shapes of one pipeline batch (for init / eval_shape)."""
+def example_batch(config, batch_size: int) -> dict:
+    """Zero arrays with the shapes of one pipeline batch (for init / eval_shape / benchmarks)."""
     t, size = config.data.num_frames, config.data.image_size
     return {"frames": np.zeros((batch_size, t + 1, size, size, 3), np.uint8),
             "flow": np.zeros((batch_size, t, size, size, 2), np.float32)}
@@ -58,10 +55,35 @@ def example_batch(config, batch_size: int = 1) -> dict:
 
 def split_batch(batch: dict, num_frames: int):
     """-> (real video (B, T, H, W, 3) in [-1, 1], full-res flows (B, T, H, W, 2))."""
-    return dtvnet.to_model_range(batch["frames"][:, :num_frames]), batch["flow"][:, :num_frames].astype(jnp.float32)
+    return (dtvnet.to_model_range(batch["frames"][:, :num_frames]),
+            batch["flow"][:, :num_frames].astype(jnp.float32))
 
 
-def make_family(config) -> Family:
+def variables(params: dict, extra: dict) -> tuple[dict, dict]:
+    """Flax variables (generator, flow encoder) of the "g" parameters and the BN statistics."""
+    stats = extra["batch_stats"]
+    return ({"params": params["generator"], "batch_stats": stats["generator"]},
+            {"params": params["flow_encoder"], "batch_stats": stats["flow_encoder"]})
+
+
+def reconstruct(gen, enc, params: dict, extra: dict, batch: dict):
+    """Inference with each clip's own encoded motion -> (video, low flows, real, flow target)."""
+    real, flows = split_batch(batch, gen.num_frames)
+    g_vars, e_vars = variables(params, extra)
+    motion = enc.apply(e_vars, flows, False)
+    video, low = gen.apply(g_vars, real[:, 0], motion, False)
+    h, w = real.shape[2:4]
+    return video, low, real, resize_flow(flows, (h // 2, w // 2))
+
+
+def scores(video, real) -> dict:
+    """PSNR and SSIM of frames 1..T-1 on the [0, 1] scale (frame 0 is the input)."""
+    a, b = (video[:, 1:] + 1) / 2, (real[:, 1:] + 1) / 2
+    return {"psnr": jnp.mean(psnr(a, b)), "ssim": jnp.mean(ssim(a, b))}
+
+
+def training(config) -> Training:
+    """The functions the trainer runs for `config.family = "dtvnet"`."""
     dtype = compute_dtype(config)
     gen, enc, disc = networks(config, dtype)
     t = int(config.data.num_frames)
@@ -74,16 +96,12 @@ def make_family(config) -> Family:
     ema_decay = float(config.train.ema_decay)
 
     def make_pipeline(split, shard_index, shard_count):
-        meta = open_dataset(config.data.dir).metadata
-        size = tuple(meta["image_size"])
-        if size != (config.data.image_size,) * 2:
-            raise UserError(f"{config.data.dir} holds {size[1]}x{size[0]} frames but "
-                            f"config.data.image_size is {config.data.image_size}; prepare the data "
-                            f"with --size {config.data.image_size} or set --config.data.image_size.")
-        if not meta.get("has_flow"):
-            raise UserError(f"{config.data.dir} has no optical flow; prepare it with --flow.")
+        from tlgen.data.dataset import open_training_data
+        from tlgen.data.pipelines import clip_dataset, per_process_batch
+
+        open_training_data(config.data.dir, image_size=int(config.data.image_size), flow=True)
         return clip_dataset(config.data.dir, split, length=t + 1, stride=config.data.stride,
-                            batch_size=config.data.batch_size // shard_count,
+                            batch_size=per_process_batch(int(config.data.batch_size), shard_count),
                             seed=config.seed + (split != "train"), shard_index=shard_index,
                             shard_count=shard_count, with_flow=True,
                             augment=bool(config.data.augment) and split == "train",
@@ -97,9 +115,9 @@ def make_family(config) -> Family:
         ev = enc.init(ke, flows[:1])
         gv = gen.init(kg, real[:1, 0], jnp.zeros((1, gen.motion_dim)))
         dv = disc.init(kd, real[:1])
-        params = {"g": {"generator": gv["params"], "flow_encoder": ev["params"]}, "d": dv["params"]}
+        params = {G: {"generator": gv["params"], "flow_encoder": ev["params"]}, "d": dv["params"]}
         stats = {"generator": gv["batch_stats"], "flow_encoder": ev["batch_stats"]}
-        return TrainState.create(params, {"g": g_tx, "d": d_tx}, ema=("g",) if ema_decay > 0 else (),
+        return TrainState.create(params, {G: g_tx, "d": d_tx}, ema=(G,) if ema_decay > 0 else (),
                                  extra={"batch_stats": stats})
 
     def g_forward(g_params, stats, image, flows):
@@ -114,7 +132,7 @@ def make_family(config) -> Family:
         h, w = real.shape[2:4]
         flow_target = resize_flow(flows, (h // 2, w // 2))
         (video, low), pullback, stats = jax.vjp(
-            lambda p: g_forward(p, state.extra["batch_stats"], real[:, 0], flows), state.params["g"],
+            lambda p: g_forward(p, state.extra["batch_stats"], real[:, 0], flows), state.params[G],
             has_aux=True)
         fake = jax.lax.stop_gradient(video)
 
@@ -144,99 +162,24 @@ def make_family(config) -> Family:
         (loss_g, (adv, frame_l1, flow_l1)), out_grads = jax.value_and_grad(
             g_loss, argnums=(0, 1), has_aux=True)(video, low)
         (g_grads,) = pullback(out_grads)
-        state = state.apply_gradients("g", g_grads, g_tx).update_ema(ema_decay)
+        state = state.apply_gradients(G, g_grads, g_tx).update_ema(ema_decay)
         state = state.replace(extra={"batch_stats": stats})
         return state, {"loss": loss_g + loss_d, "loss_g": loss_g, "loss_d": loss_d, "g_adv": adv,
                        "frame_l1": frame_l1, "flow_l1": flow_l1, "d_real": d_real, "d_fake": d_fake,
                        "gradient_penalty": gp}
 
-    def reconstruct(state, batch):
-        """Inference with the clip's own encoded motion -> (video, low flows, real, flow target)."""
-        real, flows = split_batch(batch, t)
-        g = inference_params(state)
-        stats = state.extra["batch_stats"]
-        motion = enc.apply({"params": g["flow_encoder"], "batch_stats": stats["flow_encoder"]}, flows, False)
-        video, low = gen.apply({"params": g["generator"], "batch_stats": stats["generator"]},
-                               real[:, 0], motion, False)
-        h, w = real.shape[2:4]
-        return video, low, real, resize_flow(flows, (h // 2, w // 2))
-
-    def scores(video, real):
-        """PSNR and SSIM of frames 1..T-1 on the [0, 1] scale (frame 0 is the input)."""
-        a, b = (video[:, 1:] + 1) / 2, (real[:, 1:] + 1) / 2
-        return {"psnr": jnp.mean(psnr(a, b)), "ssim": jnp.mean(ssim(a, b))}
-
     def eval_step(state, batch):
-        video, low, real, flow_target = reconstruct(state, batch)
+        video, low, real, flow_target = reconstruct(gen, enc, state.for_inference(G), state.extra, batch)
         return {**scores(video, real), "frame_l1": jnp.mean(jnp.abs(video - real)),
                 "flow_l1": jnp.mean(jnp.abs(low - flow_target))}
 
     def sample(state, batch, rng):
-        video, _, real, _ = reconstruct(state, batch)
-        g = inference_params(state)
+        params = state.for_inference(G)
+        video, _, real, _ = reconstruct(gen, enc, params, state.extra, batch)
         motion = dtvnet.sample_motion(rng, real.shape[0], gen.motion_dim)
-        random, _ = gen.apply({"params": g["generator"], "batch_stats": state.extra["batch_stats"]["generator"]},
-                              real[:, 0], motion, False)
+        random, _ = gen.apply(variables(params, state.extra)[0], real[:, 0], motion, False)
         return {"real": dtvnet.to_uint8(real), "encoded_motion": dtvnet.to_uint8(video),
                 "random_motion": dtvnet.to_uint8(random)}
 
-    def evaluate(workdir: str, data_dir: str | None = None, *, split: str = "validation",
-                 num_clips: int = 16, flow_method: str = "dis") -> dict:
-        """Reconstruction metrics of `num_clips` clips of `split`, each animated from its first
-        frame with its own encoded motion: PSNR / SSIM (frames 1..T-1, [0, 1] scale), Flow-MSE
-        (flows estimated on the generated vs. the clip's stored flows, pixels^2), E_tmp of the
-        generated and the real clips (x1000 scale)."""
-        trained = load_trained(workdir)
-        data_config = trained.config.copy_and_resolve_references()
-        with data_config.unlocked():
-            data_config.data.dir = data_dir or trained.config.data.dir
-            data_config.data.batch_size = 1
-            data_config.data.augment = False
-            data_config.data.worker_count = 0
-        batches = iter(make_family(data_config).make_pipeline(split, 0, 1))
-        @jax.jit
-        def run(state, batch):
-            video, _, real, _ = reconstruct(state, batch)
-            return dtvnet.to_uint8(video[0]), scores(video, real)
-
-        rows = {"psnr": [], "ssim": [], "flow_mse": [], "e_tmp": [], "e_tmp_real": []}
-        for _ in range(num_clips):
-            batch = next(batches)
-            frames, clip = jax.device_get(run(trained.state, batch))
-            for key, value in clip.items():
-                rows[key].append(float(value))
-            rows["flow_mse"].append(flow_mse(video_flows(frames, flow_method), batch["flow"][0, :t - 1]))
-            rows["e_tmp"].append(e_tmp(frames))
-            rows["e_tmp_real"].append(e_tmp(batch["frames"][0, :t]))
-        report = {k: float(np.mean(v)) for k, v in rows.items()}
-        report.update(step=trained.step, split=split, num_clips=num_clips,
-                      data_dir=data_config.data.dir, flow_method=flow_method)
-        return report
-
-    return Family(init=init, train_step=train_step, make_pipeline=make_pipeline,
-                  eval_step=eval_step, sample=sample, evaluate=evaluate)
-
-
-def inference_params(state: TrainState):
-    """The generator + flow encoder parameters for inference: the EMA copy when the run
-    keeps one, else the trained ones."""
-    return state.ema["g"] if state.ema else state.params["g"]
-
-
-class Trained:
-    """A trained run loaded for inference: config, step, state and the networks' variables."""
-
-    def __init__(self, config, step: int, state: TrainState):
-        self.config, self.step, self.state = config, step, state
-        stats = state.extra["batch_stats"]
-        g = inference_params(state)
-        self.generator = {"params": g["generator"], "batch_stats": stats["generator"]}
-        self.flow_encoder = {"params": g["flow_encoder"], "batch_stats": stats["flow_encoder"]}
-
-
-def load_trained(workdir: str, step: int | None = None) -> Trained:
-    """Loads `workdir`'s config and checkpoint `step` (default: the newest)."""
-    config = checkpoint.run_config(workdir, "dtvnet")
-    shapes = jax.eval_shape(make_family(config).init, jax.random.key(0), example_batch(config))
-    chosen, state = checkpoint.restore_for_inference(workdir, shapes, step)
-    return Trained(config, chosen, state)
+    return Training(init=init, train_step=train_step, make_pipeline=make_pipeline,
+                    eval_step=eval_step, sample=sample)

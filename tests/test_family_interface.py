@@ -1,0 +1,148 @@
+"""The family interface: a family that lives only in tests/ (tests/toy_family) trains,
+evaluates, generates and benchmarks through the public CLI; frozen networks, evaluators,
+sharding rules and the generic loader work for it as for the built-in families."""
+
+import json
+import os
+
+import cv2
+import jax
+import numpy as np
+import pytest
+from jax.sharding import PartitionSpec as P
+from safetensors.numpy import save_file
+
+from tests import toy_family
+from tlgen import family as family_lib
+from tlgen.cli.main import main
+from tlgen.data.video_io import read_video
+from tlgen.errors import UserError
+from tlgen.parallel import make_mesh, param_shardings
+from tlgen.trained import load
+from tlgen.train.writers import read_metrics
+
+CONFIG = "tests/toy_family/config.py:tiny"
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("toy")
+    weights = str(root / "features.safetensors")
+    rng = np.random.default_rng(0)
+    save_file({"projection": rng.normal(size=(192, 16)).astype(np.float32), "unused": np.zeros(3)}, weights)
+    workdir = str(root / "run")
+    assert main(["train", "--config", CONFIG, "--workdir", workdir,
+                 f"--config.model.features={weights}"]) == 0
+    return root, workdir, weights
+
+
+def test_trains_with_an_evaluator_on_a_frozen_network_that_drives_keep_best(run):
+    _, workdir, _ = run
+    rows = read_metrics(os.path.join(workdir, "metrics.jsonl"))
+    train = [r["loss"] for r in rows if r["split"] == "train"]
+    evals = {r["step"]: r for r in rows if r["split"] == "eval"}
+    assert len(train) == 6 and train[-1] < train[0]
+    assert sorted(evals) == [3, 6] and all({"mse", "feature_distance"} <= set(r) for r in evals.values())
+    best = min(evals, key=lambda s: evals[s]["feature_distance"])
+    kept = sorted(int(d) for d in os.listdir(os.path.join(workdir, "checkpoints")) if d.isdigit())
+    assert kept == sorted({6, best})            # keep_checkpoints=1 + the best by the evaluator
+    with open(os.path.join(workdir, "checkpoints", "6", "shapes", "metadata")) as f:
+        saved = json.load(f)
+    assert not any("projection" in k or "features" in k for k in saved)   # never checkpointed
+    assert any(k.startswith(".opt_state['net']") for k in saved)
+    assert not any(k.startswith(".opt_state['features']") for k in saved)  # never optimized
+
+
+def test_missing_weights_are_one_sentence_naming_the_config_key(tmp_path, capsys):
+    argv = ["train", "--config", CONFIG, "--workdir", str(tmp_path / "w"),
+            f"--config.model.features={tmp_path}/none.safetensors"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"tlgen train: error: config.model.features: the weights file {tmp_path}/none."
+                   "safetensors does not exist; give the path of a .safetensors or .npz file.")
+    bad = str(tmp_path / "bad.safetensors")
+    save_file({"projection": np.zeros((10, 16), np.float32)}, bad)
+    assert main(argv[:-1] + [f"--config.model.features={bad}"]) == 2
+    assert "'projection' has shape (10, 16), expected (192, 16)" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "w")         # bad input leaves no workdir behind
+
+
+def test_eval_command_writes_the_family_report(run, capsys):
+    _, workdir, _ = run
+    assert main(["eval", "--workdir", workdir]) == 0
+    printed = capsys.readouterr().out.split()
+    assert [os.path.basename(p) for p in printed] == ["report.json", "report.md", "videos.png"]
+    report = json.loads(open(printed[0]).read())
+    assert report["step"] == 6 and len(report["videos"]) == 4 and report["feature_distance"] >= 0
+    assert cv2.imread(printed[2]).shape == (8 * 8, 8 * 8, 3)
+
+
+def test_generate_streams_chunks_equal_to_one_shot_rendering(run, tmp_path, capsys):
+    _, workdir, _ = run
+    out, npz = str(tmp_path / "g.mp4"), str(tmp_path / "g.npz")
+    assert main(["generate", "--workdir", workdir, "--out", out, "--frames", "40", "--num", "3",
+                 "--seed", "5", "--npz", npz, "--fps", "10"]) == 0
+    assert "3 video(s) of 40 frames" in capsys.readouterr().out
+    frames = np.load(npz)["frames"]
+    assert frames.shape == (3, 40, 8, 8, 3)          # three chunks of at most 16 frames
+    trained = load(workdir)
+    phases = np.random.default_rng(5).uniform(0, 8, 3).astype(np.float32)
+    np.testing.assert_array_equal(frames, toy_family.render(trained, phases, np.arange(40, dtype=np.float32)))
+    video, fps = read_video(out)
+    assert video.shape == (40, 16, 16, 3) and fps == 10  # 3 videos tiled 2 x 2
+
+
+def test_bench_runs_from_the_example_batch(run, tmp_path, capsys):
+    _, _, weights = run
+    out = str(tmp_path / "bench.json")
+    assert main(["bench", "--config", CONFIG, f"--config.model.features={weights}", "--steps", "2",
+                 "--json", out]) == 0
+    record = json.loads(open(out).read())
+    assert record["data"] == "synthetic" and record["family"] == "tests.toy_family"
+    assert record["step"]["flops"] > 0 and 0 < record["mfu"] and record["parameters"] == {"net": (4 * 32 + 32) + (32 * 192 + 192)}
+    assert record["inference"]["what"] == "sample" and record["inference"]["frames"] == 8 * 8
+
+
+def test_loader_places_parameters_by_the_family_sharding_rules(run):
+    _, workdir, _ = run
+    import ml_collections
+    mesh = make_mesh(ml_collections.ConfigDict(dict(data=4, fsdp=2, model=1)))
+    trained = load(workdir, mesh=mesh)
+    assert trained.params["net"]["Dense_0"]["kernel"].sharding.spec == P("fsdp", None)
+    assert trained.params["net"]["Dense_1"]["kernel"].sharding.spec == P(None, "fsdp")  # size rule
+    assert set(trained.frozen) == {"features"} and trained.frozen["features"]["projection"].shape == (192, 16)
+
+
+def test_commands_a_family_lacks_are_one_sentence(run, tmp_path, capsys):
+    root, workdir, _ = run
+    image = str(root / "still.png")
+    cv2.imwrite(image, np.zeros((8, 8, 3), np.uint8))
+    assert main(["animate", "--workdir", workdir, "--image", image, "--out", str(tmp_path / "a.mp4")]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "tlgen animate: error: the toy family cannot animate a still image; `tlgen animate` works "
+        "with runs of the dtvnet family.")
+    assert not os.listdir(tmp_path)
+
+
+def test_sharding_rules_first_match_and_bad_rules():
+    import ml_collections
+    mesh = make_mesh(ml_collections.ConfigDict(dict(data=2, fsdp=4, model=1)))
+    tree = {"params": {"a": {"kernel": jax.ShapeDtypeStruct((8, 6), np.float32)},
+                       "b": {"kernel": jax.ShapeDtypeStruct((8, 6), np.float32)}}}
+    rules = [(r"a/kernel$", ("fsdp", None)), (r"kernel$", (None, None))]
+    specs = param_shardings(tree, mesh, min_bytes=0, rules=rules)
+    assert specs["params"]["a"]["kernel"].spec == P("fsdp", None)
+    assert specs["params"]["b"]["kernel"].spec == P(None, None)     # the second rule, not the size rule
+    for bad, match in (([(r"kernel$", (None, "fsdp"))], "do not divide 6"),
+                       ([(r"kernel$", ("pipe", None))], "are not mesh axes"),
+                       ([(r"kernel$", (None, None, None))], "gives 3 dimensions")):
+        with pytest.raises(UserError, match=match):
+            param_shardings(tree, mesh, rules=bad)
+
+
+def test_registry_lists_the_builtin_families_and_their_commands():
+    specs = family_lib.builtin()
+    assert sorted(specs) == ["dtvnet", "timescale_ae"]
+    assert set(specs["dtvnet"].commands) == {"eval", "animate"}
+    assert set(specs["timescale_ae"].commands) == {"eval", "timelapse"}
+    assert family_lib.get("tests.toy_family") is toy_family.FAMILY

@@ -1,0 +1,130 @@
+"""DTVNet's inference side: animating still images and evaluating a trained run.
+
+`animator(trained)` wraps the trained generator and flow encoder in a
+`tlgen.synth.animate.Animator`; `animate_command` is `tlgen animate`, `evaluate` is
+`tlgen eval`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+
+import jax
+import numpy as np
+
+from tlgen.errors import UserError
+from tlgen.family import Animation
+from tlgen.families.dtvnet.training import G, networks, reconstruct, scores, variables
+from tlgen.metrics.flow import flow_mse, video_flows
+from tlgen.metrics.temporal import e_tmp
+from tlgen.models import dtvnet
+from tlgen.synth.animate import Animator, fit_image
+from tlgen.trained import Trained
+
+
+def animator(trained: Trained) -> Animator:
+    """The trained generator and flow encoder, animating images of the model's size."""
+    size = int(trained.config.data.image_size)
+    generator, flow_encoder = variables(trained.params[G], trained.extra)
+    return Animator(generator, flow_encoder, (size, size), dtype=trained.dtype)
+
+
+def add_animate_arguments(parser: argparse.ArgumentParser) -> None:
+    motion = parser.add_mutually_exclusive_group()
+    motion.add_argument("--reference", metavar="VIDEO",
+                        help="DTVNet: take the motion from this video's optical flow")
+    motion.add_argument("--seed", type=int, default=0,
+                        help="DTVNet: seed of the random motion vector (default 0)")
+
+
+def animate_command(trained: Trained, args: argparse.Namespace) -> Animation:
+    """`tlgen animate` on a DTVNet run: motion from --seed or from --reference's flow."""
+    from tlgen.data.video_io import iter_video_frames
+
+    if args.reference and not os.path.isfile(args.reference):
+        raise UserError(f"--reference {args.reference} does not exist.")
+    anim = animator(trained)
+    size = anim.image_size
+    fitted, note = fit_image(args.image_array, size)
+    if args.reference:
+        # Only the first T + 1 frames are read, decoded at the model's size by ffmpeg.
+        reference = list(itertools.islice(iter_video_frames(args.reference, size),
+                                          anim.frames_per_pass + 1))
+        motion, source = anim.motion_from_reference(reference), f"reference {args.reference}"
+    else:
+        motion, source = anim.motion_from_seed(args.seed), f"seed {args.seed}"
+    frames, flows = anim.animate(fitted, motion, args.frames)
+    return Animation(frames, {"frames": frames, "motion": np.asarray(motion[0]), "flows": flows},
+                     f"{note}; motion from {source}")
+
+
+def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--split", default="validation", help="DTVNet: dataset split (default validation)")
+    parser.add_argument("--num-clips", type=int, default=16, help="DTVNet: clips to score (default 16)")
+    parser.add_argument("--flow-method", default="dis", metavar="{dis,farneback}",
+                        help="DTVNet: flow estimator for Flow-MSE (default dis)")
+
+
+def evaluate(trained: Trained, out_dir: str, data_dir: str | None = None, *,
+             split: str = "validation", num_clips: int = 16, flow_method: str = "dis") -> dict:
+    """Reconstruction metrics of `num_clips` clips of `split`, each animated from its first
+    frame with its own encoded motion: PSNR / SSIM (frames 1..T-1, [0, 1] scale), Flow-MSE
+    (flows estimated on the generated vs. the clip's stored flows, pixels^2), E_tmp of the
+    generated and the real clips (x1000 scale). Writes clips.png (real above generated)."""
+    from tlgen.data.dataset import open_training_data
+    from tlgen.data.pipelines import clip_dataset
+    from tlgen.metrics.report import save_png, video_strips
+
+    if num_clips < 1:
+        raise UserError(f"--num-clips {num_clips} must be at least 1.")
+    config = trained.config
+    data_dir = data_dir or config.data.dir
+    open_training_data(data_dir, image_size=int(config.data.image_size), flow=True)
+    t = int(config.data.num_frames)
+    gen, enc, _ = networks(config, trained.dtype)
+    batches = iter(clip_dataset(data_dir, split, length=t + 1, stride=config.data.stride,
+                                batch_size=1, seed=int(config.seed) + (split != "train"), with_flow=True))
+
+    @jax.jit
+    def run(params, extra, batch):
+        video, _, real, _ = reconstruct(gen, enc, params, extra, batch)
+        return dtvnet.to_uint8(video[0]), scores(video, real)
+
+    rows, shown = [], []
+    for i in range(num_clips):
+        batch = next(batches)
+        frames, clip = jax.device_get(run(trained.params[G], trained.extra, batch))
+        rows.append({"clip": i, **{k: float(v) for k, v in clip.items()},
+                     "flow_mse": flow_mse(video_flows(frames, flow_method), batch["flow"][0, :t - 1]),
+                     "e_tmp": e_tmp(frames), "e_tmp_real": e_tmp(batch["frames"][0, :t])})
+        if i < 4:
+            shown += [batch["frames"][0, :t], frames]
+    os.makedirs(out_dir, exist_ok=True)
+    save_png(os.path.join(out_dir, "clips.png"), video_strips(shown))
+    report = {key: float(np.mean([r[key] for r in rows])) for key in rows[0] if key != "clip"}
+    report.update(workdir=trained.workdir, step=trained.step, split=split, num_clips=num_clips,
+                  data_dir=os.path.abspath(data_dir), flow_method=flow_method, clips=rows,
+                  titles={"clips": "Per clip (encoded motion; PSNR/SSIM on frames 1..T-1)"})
+    return report
+
+
+def eval_command(trained: Trained, args: argparse.Namespace) -> dict:
+    """`tlgen eval` on a DTVNet run."""
+    return evaluate(trained, args.out_dir, args.data, split=args.split, num_clips=args.num_clips,
+                    flow_method=args.flow_method)
+
+
+def generator_benchmark(trained: Trained, batch: dict):
+    """`tlgen bench`'s inference figure: the generator animating the batch's first frames
+    with sampled motion, T frames per image. Returns (call, frames per call, what)."""
+    generator, _ = variables(trained.params[G], trained.extra)
+    image = dtvnet.to_model_range(batch["frames"][:, 0])
+    motion = dtvnet.sample_motion(jax.random.PRNGKey(0), image.shape[0],
+                                  int(trained.config.model.motion_dim))
+    dtype = trained.dtype
+    generate = jax.jit(lambda v, i, m: dtvnet.generate(v, i, m, dtype)[0])
+    frames = image.shape[0] * int(trained.config.data.num_frames)
+    return (lambda: generate(generator, image, motion)), frames, \
+        "generator: image + sampled motion -> T frames"

@@ -1,0 +1,211 @@
+"""The timescale autoencoder's inference side: timelapses and evaluation from a trained run.
+
+`open_synthesizer(trained, data, video)` pairs a loaded model (`tlgen.trained.load`) with one
+video of a prepared dataset; `render_timelapse` makes the timelapse a `tlgen timelapse`
+command asks for; `evaluate` is `tlgen eval`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+
+import numpy as np
+
+from tlgen.data import open_dataset
+from tlgen.errors import UserError
+from tlgen.families.timescale_ae.levels import make_levels
+from tlgen.families.timescale_ae.training import NET
+from tlgen.metrics import timescale_eval as rep
+from tlgen.metrics.image import ms_ssim, ssim
+from tlgen.metrics.temporal import e_tmp
+from tlgen.models import timescale_ae as ae
+from tlgen.synth.timelapse import Synthesizer, Timelapse
+from tlgen.trained import Trained
+
+
+def video_frames(ds, video_id: int = 0, splits=None):
+    """All frames of one video across the dataset's splits, in time order.
+
+    Returns (times (F,) float64 seconds from the video's first frame,
+    get_frames(indices) -> uint8 (N, H, W, 3)).
+    """
+    parts = []
+    for split in splits or ds.splits:
+        source = ds.frames(split)
+        for block in ds.blocks(split, 0):
+            if block.video_id == video_id:
+                parts += [(float(t), source, block.start + i) for i, t in enumerate(block.times)]
+    if not parts:
+        ids = sorted({v["id"] for v in ds.metadata["videos"]})
+        raise UserError(f"{ds.data_dir} has no video {video_id}; its videos are {ids}.")
+    parts.sort(key=lambda p: p[0])
+    times = np.asarray([p[0] for p in parts])
+
+    def get_frames(indices):
+        return np.stack([parts[int(i)][1][parts[int(i)][2]]["image"] for i in np.asarray(indices)])
+    return times, get_frames
+
+
+def open_synthesizer(trained: Trained, data: str | None = None, video: int = 0
+                     ) -> tuple[Synthesizer, float]:
+    """The trained model over video `video` of its dataset (or of `data`): (Synthesizer, the
+    video's start time in seconds since the epoch, 0 when unknown)."""
+    ds = open_dataset(data or trained.config.data.dir)
+    lv = make_levels(trained.config, ds.level_periods)
+    times, get_frames = video_frames(ds, video)
+    meta = next((v for v in ds.metadata["videos"] if v["id"] == video), {})
+    synth = Synthesizer(trained.params[NET], trained.config.model, get_frames, times,
+                        lv.level_periods, dtype=trained.dtype)
+    return synth, float(meta.get("start_time") or 0.0)
+
+
+def parse_time(text: str | None, start_time: float, default: float, what: str) -> float:
+    """Seconds from the video's first frame, from seconds or an ISO-8601 date-time."""
+    if text is None:
+        return default
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        when = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise UserError(f"{what} {text!r} is neither seconds nor an ISO-8601 date-time "
+                        "like 2021-06-01T12:00.") from None
+    if not start_time:
+        raise UserError(f"{what} {text!r} is a date-time but the video has no absolute start "
+                        "time; give seconds from its first frame.")
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.timezone.utc)
+    return when.timestamp() - start_time
+
+
+def render_timelapse(synth: Synthesizer, start_time: float, args: argparse.Namespace) -> Timelapse:
+    """The timelapse of `tlgen timelapse`'s arguments (span, mode, mask, band edits)."""
+    times = synth.frame_times
+    t0 = parse_time(args.start, start_time, float(times[0]), "--start")
+    t1 = parse_time(args.end, start_time, float(times[-1]), "--end")
+    if not t1 > t0:
+        raise UserError(f"--end ({t1:g} s) must be after --start ({t0:g} s).")
+    insert_from = (parse_time(args.insert_from, start_time, 0.0, "--from")
+                   if args.insert_from is not None else None)
+    try:
+        return synth.timelapse(t0, t1, args.frames, mode=args.mode, keep_bins=args.keep_bins,
+                               min_period=args.min_period, interp=args.interp,
+                               keyframes=args.keyframes, segment_frames=args.segment,
+                               remove=args.remove_band, insert=args.insert_band,
+                               insert_from=insert_from)
+    except ValueError as e:
+        raise UserError(f"{e}.") from None
+
+
+def timelapse_command(trained: Trained, args: argparse.Namespace) -> Timelapse:
+    """`tlgen timelapse` on a timescale_ae run."""
+    synth, start_time = open_synthesizer(trained, args.data, args.video)
+    return render_timelapse(synth, start_time, args)
+
+
+def eval_command(trained: Trained, args: argparse.Namespace) -> dict:
+    """`tlgen eval` on a timescale_ae run."""
+    return evaluate(trained, args.out_dir, args.data)
+
+
+def evaluate(trained: Trained, out_dir: str, data_dir: str | None = None, *,
+             max_frames: int = 64, timelapse_frames: int = 48) -> dict:
+    """`tlgen eval` for a timescale_ae run: the report, with its PNG plots written to `out_dir`.
+
+    On the validation split (first block of the first video): reconstruction PSNR / SSIM /
+    MS-SSIM per level against the pyramid target; for synthetic scenes band fidelity per
+    cutoff: PSNR against the scene's ground-truth band of the masked reconstruction
+    ("decode"), of the frame with the fast bins' decoded contribution removed ("detail":
+    x - (decode(w) - decode(mask(w, k)))), of the temporal pyramid and of the raw frame;
+    E_tmp of generated timelapses vs raw subsampling of the same span; the PCA of the
+    latent trajectory.
+    """
+    config = trained.config
+    data_dir = data_dir or config.data.dir
+    ds = open_dataset(data_dir)
+    lv = make_levels(config, ds.level_periods)
+    m = lv.num_bins
+    split = "validation" if "validation" in ds.splits else ds.splits[0]
+    block = ds.blocks(split, 0)[0]
+    source = ds.frames(split)
+    pick = np.unique(np.linspace(0, block.count - 1, min(max_frames, block.count)).astype(int))
+    times = block.times[pick]
+    raw_u8 = np.stack([source[block.start + i]["image"] for i in pick])
+    raw = raw_u8.astype(np.float32) / 255.0
+    times_all, get_frames = video_frames(ds, block.video_id, [split])
+    synth = Synthesizer(trained.params[NET], config.model, get_frames, times_all, lv.level_periods,
+                        dtype=trained.dtype)
+    w = synth.encode(raw_u8)
+    full = np.asarray(synth.decode(w) + 1) / 2
+    decoded, detail, pyramid = [], [], []
+    recon_rows = []
+    for k in range(1, m + 1):
+        level = m - k
+        dk = np.asarray(synth.decode(ae.mask(w, k)) + 1) / 2
+        decoded.append(np.clip(dk, 0, 1))
+        detail.append(np.clip(raw - (full - dk), 0, 1))
+        if level == 0:
+            target = raw
+        else:
+            lsrc = ds.pyramid_level(split, level)
+            lblock = next(b for b in ds.blocks(split, level) if b.video_id == block.video_id)
+            target = np.stack([ds.level_at(lsrc, lblock, level, t) for t in times]) / 255.0
+        pyramid.append(target.astype(np.float32))
+        recon_rows.append({"bins_kept": k, "cutoff_s": lv.cutoffs[k - 1], "pyramid_level": level,
+                           "psnr": round(rep.mean_psnr(decoded[-1], target), 3),
+                           "ssim": round(float(np.mean(ssim(decoded[-1], target))), 4),
+                           "ms_ssim": round(float(np.mean(ms_ssim(decoded[-1], target))), 4),
+                           "psnr_vs_frame": round(rep.mean_psnr(decoded[-1], raw), 3)})
+    os.makedirs(out_dir, exist_ok=True)
+    report = {"workdir": trained.workdir, "data_dir": os.path.abspath(data_dir),
+              "step": trained.step, "split": split, "num_frames": int(len(pick)),
+              "reconstruction": recon_rows, "notes": []}
+    spec = ds.metadata.get("synthetic")
+    if spec:
+        from tlgen.data.synthetic import make_scene
+        scene = make_scene(**spec)
+        truth = [scene.render_band(times, c) for c in lv.cutoffs]
+        rows = rep.band_fidelity_rows(lv.cutoffs, truth, {
+            "decode": decoded, "detail": detail, "pyramid": pyramid, "raw": [raw] * m})
+        report["band_fidelity"] = rows
+        rep.plot_band_fidelity(os.path.join(out_dir, "band_fidelity.png"), rows,
+                               ["decode", "detail", "pyramid", "raw"])
+        wins = [r["cutoff_s"] for r in rows if r["decode"] > r["pyramid"]]
+        report["notes"].append(f"decode(mask(w, k)) beats the temporal pyramid at {len(wins)} of "
+                               f"{len(rows)} cutoffs ({', '.join(f'{c:g}s' for c in wins) or 'none'}).")
+
+    t0, t1 = float(times_all[0]), float(times_all[-1])
+    n = int(min(timelapse_frames, len(times_all)))
+    made = {mode: synth.timelapse(t0, t1, n, mode=mode)
+            for mode in ("subsample", "interpolate", "multiscale")}
+    report["timelapse"] = [{"method": "raw subsample", "keep_bins": m,
+                            "e_tmp": round(e_tmp(made["subsample"].raw), 2)}] + [
+        {"method": f"{mode} (masked)", "keep_bins": out.keep_bins, "e_tmp": round(e_tmp(out.frames), 2)}
+        for mode, out in made.items()]
+    report["timelapse_span_s"] = [t0, t1]
+
+    traj = synth.encode_frames(np.arange(len(times_all))[:: max(1, len(times_all) // 256)])
+    sel_times = times_all[:: max(1, len(times_all) // 256)]
+    coords = {"all bins": rep.pca_2d(np.asarray(traj))[0],
+              "bin 0 (slowest)": rep.pca_2d(np.asarray(traj[:, 0]))[0],
+              f"bin {m - 1} (fastest)": rep.pca_2d(np.asarray(traj[:, m - 1]))[0]}
+    rep.plot_latent_pca(os.path.join(out_dir, "latent_pca.png"), coords, sel_times)
+    report["titles"] = {"reconstruction": "Reconstruction per level (vs pyramid target)",
+                        "band_fidelity": "Band fidelity (PSNR vs ground-truth band, dB)",
+                        "timelapse": "Timelapse flicker (E_tmp, lower is smoother)"}
+    return report
+
+
+def decode_benchmark(trained: Trained, batch: dict):
+    """`tlgen bench`'s inference figure: decoding codes to frames, the inner loop of every
+    timelapse mode. Returns (call, frames per call, what)."""
+    import jax
+
+    cfg, dtype, params = trained.config.model, trained.dtype, trained.params[NET]
+    codes = jax.jit(lambda p, x: ae.encode(p, x, cfg=cfg, dtype=dtype))(params, batch["anchor"])
+    decode = jax.jit(lambda p, c: ae.decode(p, c, cfg=cfg, dtype=dtype))
+    return (lambda: decode(params, codes)), int(codes.shape[0]), "decoder: codes -> frames"

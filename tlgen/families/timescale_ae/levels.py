@@ -1,0 +1,88 @@
+"""How the timescale autoencoder's bins, pyramid levels and gap bands line up.
+
+With M bins and the dataset's pyramid periods P (P[0] = frame interval), keeping k bins
+(k = 1..M) keeps the changes slower than the cutoff C_k = P[M-k]. Reconstruction level k
+targets pyramid level M-k (`loss.target = "pyramid"`) or the frame itself ("frame"); the
+contrastive level k = 1..M-1 takes positives a gap in [gap_band[0] * C_k, gap_band[1] * C_k)
+from the anchor (bands widened to hold at least one frame interval; `loss.gap_bands` sets
+them in seconds instead, e.g. one day apart for a day-periodic slow level).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from tlgen.errors import UserError
+
+# A benchmark or shape inference without a dataset assumes this capture: one frame every
+# 20 minutes (the synthetic city's), pyramid periods doubling from there.
+NOMINAL_INTERVAL = 1200.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Levels:
+    """How bins, pyramid levels and gap bands line up for one dataset."""
+    num_bins: int
+    level_periods: tuple[float, ...]
+    gap_bands: tuple[tuple[float, float], ...]     # seconds, one per contrastive level
+    contrastive_levels: tuple[int, ...]            # bins kept for each gap band
+    target_levels: tuple[int, ...]                 # pyramid level per reconstruction level
+    level_weights: tuple[float, ...]               # lambda_k for k = 1..M
+
+    @property
+    def cutoffs(self) -> tuple[float, ...]:
+        """C_k for k = 1..M (seconds): the slowest bins kept by mask(w, k)."""
+        m = self.num_bins
+        return tuple(self.level_periods[m - k] for k in range(1, m + 1))
+
+
+def make_levels(config, level_periods) -> Levels:
+    """The bin/level/band layout of `config` on a dataset with `level_periods`."""
+    m = int(config.model.num_bins)
+    periods = tuple(float(p) for p in level_periods)
+    if len(periods) < m:
+        raise UserError(f"config.model.num_bins is {m} but the dataset has {len(periods)} pyramid "
+                        f"levels; prepare it with `--levels {m}` or set --config.model.num_bins="
+                        f"{len(periods)}.")
+    lo, hi = (float(x) for x in config.loss.gap_band)
+    if not 0 <= lo < hi:
+        raise UserError(f"config.loss.gap_band {tuple(config.loss.gap_band)} must be (lo, hi) "
+                        "with 0 <= lo < hi (fractions of each level's cutoff).")
+    cutoffs = [periods[m - k] for k in range(1, m + 1)]
+    levels = tuple(range(1, m))
+    # Gaps shorter than the frame interval do not exist: every band keeps at least one step.
+    step = periods[0]
+    bands = tuple((max(lo * cutoffs[k - 1], step * (1 - 1e-6)),
+                   max(hi * cutoffs[k - 1], max(lo * cutoffs[k - 1], step) + step))
+                  for k in levels)
+    explicit = tuple(tuple(float(x) for x in band) for band in config.loss.gap_bands)
+    if explicit:
+        if len(explicit) != len(levels) or any(
+                len(b) != 2 or (b != (0.0, 0.0) and not 0 <= b[0] < b[1]) for b in explicit):
+            raise UserError(f"config.loss.gap_bands needs {len(levels)} (lo, hi) pairs in seconds "
+                            f"with 0 <= lo < hi (or (0, 0): derived from gap_band), one per level "
+                            f"k = 1..{m - 1}; got {explicit}.")
+        bands = tuple(b if b[1] > 0 else a for a, b in zip(bands, explicit))
+    targets = tuple(m - k for k in range(1, m + 1)) if config.loss.target == "pyramid" else (0,)
+    if config.loss.target not in ("pyramid", "frame"):
+        raise UserError(f"config.loss.target is {config.loss.target!r}; use pyramid or frame.")
+    weights = tuple(float(x) for x in config.loss.level_weights) or tuple(
+        float(k) for k in range(1, m + 1))
+    if len(weights) != m:
+        raise UserError(f"config.loss.level_weights has {len(weights)} entries; give one per "
+                        f"bin count k = 1..{m} (or none for the default).")
+    total = sum(weights)
+    return Levels(m, periods[:m], bands, levels, targets, tuple(w / total for w in weights))
+
+
+def levels_for(config) -> Levels:
+    """The layout on `config.data.dir`'s pyramid, or on the nominal capture when the config
+    names no dataset (benchmarks, shape inference)."""
+    from tlgen.data.dataset import open_training_data
+
+    if not config.data.dir:
+        m = int(config.model.num_bins)
+        return make_levels(config, [NOMINAL_INTERVAL * 2 ** level for level in range(m)])
+    ds = open_training_data(config.data.dir, image_size=int(config.model.image_size),
+                            size_key="config.model.image_size")
+    return make_levels(config, ds.level_periods)

@@ -1,0 +1,155 @@
+"""The timescale autoencoder's training side: contrastive + reconstruction on frame pairs.
+
+* reconstruction (paper eq. 3): decode(mask(w, k)) against pyramid level M-k at the
+  anchor's time (`loss.target = "pyramid"`), or against the frame itself for every k
+  (`"frame"`: L1 then drives the decoder towards the median frame given the slow bins),
+  weighted by lambda_k (`loss.level_weights`, default proportional to k: more weight on
+  fast cutoffs);
+* contrastive (eq. 1-2): for k = 1..M-1 a positive lies a gap in level k's band from its
+  anchor and must agree in bins 0..k-1 (bands: `levels.py`; the exact NT-Xent form is in
+  tlgen.losses.contrastive).
+
+The state holds one network, "ae".
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from tlgen.errors import UserError
+from tlgen.family import Training
+from tlgen.families.timescale_ae.levels import Levels, levels_for
+from tlgen.losses.contrastive import contrastive_loss, pair_contrastive_loss
+from tlgen.losses.reconstruction import reconstruction_loss
+from tlgen.metrics.image import psnr
+from tlgen.models import timescale_ae as ae
+from tlgen.models.pixels import to_uint8
+from tlgen.config import compute_dtype
+from tlgen.train.state import TrainState, make_optimizer
+
+NET = "ae"
+
+
+def losses(params, batch, *, config, lv: Levels, dtype) -> tuple[jax.Array, dict]:
+    """Total loss and fp32 metrics of one pair batch (see the module docstring).
+
+    With `loss.one_level_per_anchor`, anchor i uses only its positive of band i mod (M-1)
+    and reconstructs only level k = i mod M + 1 (every level still gets its mean over
+    its anchors): 2B encodes and B decodes per step instead of B(M) each.
+    """
+    cfg, lc = config.model, config.loss
+    anchor, positive, pos_valid = batch["anchor"], batch["positive"], batch["pos_valid"]
+    b, nb, m = anchor.shape[0], len(lv.contrastive_levels), lv.num_bins
+    idx = jnp.arange(b)
+    encode = lambda x: ae.encode(params, x, cfg=cfg, dtype=dtype)
+    if lc.one_level_per_anchor:
+        band = idx % nb
+        codes = encode(jnp.concatenate([anchor, _pick(positive, band)], axis=0))
+        w_anchor = codes[:b]
+        c_loss, per_band = pair_contrastive_loss(
+            w_anchor, codes[b:], idx, band, _pick(pos_valid, band),
+            levels=lv.contrastive_levels, temperature=float(lc.temperature))
+        kept = idx % m + 1                                              # (B,)
+        recon = ae.decode(params, ae.mask(w_anchor, kept), cfg=cfg, dtype=dtype)
+        target = _pick(batch["target"], kept - 1) if lc.target == "pyramid" else anchor
+        level_of = jax.nn.one_hot(kept - 1, m, dtype=jnp.float32).T     # (M, B)
+    else:
+        frames = jnp.concatenate([anchor[:, None], positive], axis=1)
+        codes = encode(frames.reshape((-1,) + frames.shape[2:]))
+        codes = codes.reshape((b, 1 + nb) + codes.shape[1:])
+        w_anchor = codes[:, 0]
+        c_loss, per_band = contrastive_loss(w_anchor, codes[:, 1:], pos_valid,
+                                            levels=lv.contrastive_levels,
+                                            temperature=float(lc.temperature))
+        kept = jnp.repeat(jnp.arange(1, m + 1), b)                      # level-major (M*B,)
+        w_all = jnp.broadcast_to(w_anchor[None], (m,) + w_anchor.shape).reshape(
+            (m * b,) + w_anchor.shape[1:])
+        recon = ae.decode(params, ae.mask(w_all, kept), cfg=cfg, dtype=dtype)
+        target = (jnp.moveaxis(batch["target"], 1, 0) if lc.target == "pyramid" else
+                  jnp.broadcast_to(anchor[None], (m,) + anchor.shape))
+        target = target.reshape((m * b,) + anchor.shape[1:])
+        level_of = jax.nn.one_hot(kept - 1, m, dtype=jnp.float32).T     # (M, M*B)
+    target = ae.as_model_input(target)
+    count = jnp.maximum(jnp.sum(level_of, axis=1), 1.0)
+    per_level = level_of @ reconstruction_loss(recon, target, float(lc.alpha)) / count
+    level_psnr = level_of @ psnr((recon + 1) / 2, (target + 1) / 2) / count
+    r_loss = jnp.sum(jnp.asarray(lv.level_weights) * per_level)
+    loss = float(lc.contrastive_weight) * c_loss + float(lc.recon_weight) * r_loss
+    metrics = {"loss": loss, "contrastive": c_loss, "recon": r_loss}
+    for i, kk in enumerate(lv.contrastive_levels):
+        metrics[f"contrastive_k{kk}"] = per_band[i]
+    for i in range(m):
+        metrics[f"recon_k{i + 1}"] = per_level[i]
+        metrics[f"psnr_k{i + 1}"] = level_psnr[i]
+    return loss, metrics
+
+
+def _pick(x: jax.Array, j: jax.Array) -> jax.Array:
+    """x[i, j[i]] for every row i, as a masked reduction (no gather across a sharded batch)."""
+    hit = jnp.arange(x.shape[1])[None, :] == j[:, None]
+    hit = hit.reshape(hit.shape + (1,) * (x.ndim - 2))
+    return jnp.max(jnp.where(hit, x, jnp.zeros((), x.dtype)), axis=1)
+
+
+def training(config) -> Training:
+    """The functions the trainer runs for `config.family = "timescale_ae"`."""
+    lv = levels_for(config)
+    if config.mesh.get("axis_types") == "explicit" and not config.loss.one_level_per_anchor:
+        raise UserError("config.loss.one_level_per_anchor=False is supported with "
+                        "config.mesh.axis_types='auto' only; set one of them.")
+    dtype = compute_dtype(config)
+    tx = make_optimizer(config.optim, total_steps=config.total_steps,
+                        grad_accum=config.train.grad_accum)
+    ema_decay = float(config.train.ema_decay)
+    loss_fn = lambda p, b: losses(p, b, config=config, lv=lv, dtype=dtype)
+
+    def init(rng, batch):
+        del batch
+        ema = (NET,) if ema_decay else ()
+        return TrainState.create({NET: ae.init(rng, config.model)}, {NET: tx}, ema=ema)
+
+    def train_step(state, batch, rng):
+        del rng
+        (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params[NET], batch)
+        return state.apply_gradients(NET, grads, tx).update_ema(ema_decay), metrics
+
+    def eval_step(state, batch):
+        return loss_fn(state.for_inference(NET), batch)[1]
+
+    def sample(state, batch, rng):
+        del rng
+        params = state.for_inference(NET)
+        anchor = batch["anchor"][:8]
+        w = ae.encode(params, anchor, cfg=config.model, dtype=dtype)
+        rows = [ae.as_model_input(anchor)]
+        for kk in range(lv.num_bins, 0, -1):
+            rows.append(ae.decode(params, ae.mask(w, kk), cfg=config.model, dtype=dtype))
+        strip = jnp.concatenate(rows, axis=2)        # frame, then k = M..1 bins, left to right
+        return {"recon_levels": to_uint8(strip)}
+
+    def make_pipeline(split: str, shard_index: int, shard_count: int):
+        from tlgen.data.pipelines import pair_dataset, per_process_batch
+
+        return pair_dataset(config.data.dir, split, gap_bands=lv.gap_bands,
+                            target_levels=lv.target_levels,
+                            batch_size=per_process_batch(int(config.data.batch_size), shard_count),
+                            seed=int(config.seed) + (split != "train"),
+                            shard_index=shard_index, shard_count=shard_count,
+                            augment=bool(config.data.augment) and split == "train",
+                            worker_count=int(config.data.worker_count))
+
+    return Training(init=init, train_step=train_step, make_pipeline=make_pipeline,
+                    eval_step=eval_step, sample=sample)
+
+
+def example_batch(config, batch_size: int) -> dict:
+    """Zero arrays shaped like one pair batch (see `tlgen.data.pipelines.pair_dataset`)."""
+    lv = levels_for(config)
+    size, k, l = int(config.model.image_size), len(lv.gap_bands), len(lv.target_levels)
+    frames = lambda *lead: np.zeros(lead + (size, size, 3), np.uint8)
+    return {"anchor": frames(batch_size), "positive": frames(batch_size, k),
+            "pos_valid": np.ones((batch_size, k), bool), "gap": np.zeros((batch_size, k), np.float32),
+            "target": frames(batch_size, l), "time": np.zeros((batch_size,), np.float32),
+            "video_id": np.zeros((batch_size,), np.int32)}

@@ -1,0 +1,196 @@
+"""The family interface: what a model family gives tlgen, and how tlgen finds it.
+
+A family is one package. Built-in ones live in `tlgen/families/<name>/`; any other importable
+module works too, named by its dotted path in `config.family` (e.g. "mylab.families.vae").
+The package's module-level `FAMILY` is a `Family`: the one spec that the trainer,
+`tlgen bench`, the generic loader (`tlgen.trained.load`) and the user commands (`tlgen eval`,
+`generate`, `animate`, `timelapse`) read. Adding a family touches no file outside its package.
+
+What a spec holds:
+
+* `training(config) -> Training`: the pure functions the one generic trainer runs: `init`,
+  `train_step`, `make_pipeline`, and optionally `eval_step`, `sample` and `evaluators`;
+* `example_batch(config, batch_size)`: arrays shaped like one global batch (benchmarks and
+  shape inference need no dataset);
+* `networks`: the entries of `TrainState.params` that inference needs; the loader restores
+  only those (their EMA copy when the run keeps one) and the state's `extra`;
+* `frozen(config)`: pretrained networks (VGG, Inception, I3D) loaded once from user-supplied
+  files, placed like parameters, passed to the family's functions as `frozen=`; never
+  checkpointed, optimized or finite-checked;
+* `sharding_rules`: (regex, partition spec) pairs that override the size rule per parameter;
+* `commands`: what the family does for the user commands ("eval", "generate", "animate",
+  "timelapse"), each a `Command`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import pkgutil
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from tlgen.errors import UserError
+
+# User commands a family may implement, with what each asks of it (see `Command`).
+COMMANDS = {
+    "eval": "evaluate a run",
+    "generate": "generate videos",
+    "animate": "animate a still image",
+    "timelapse": "render timelapses",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Evaluator:
+    """A metric over the eval split, accumulated batch by batch and finalized once.
+
+    compute(state, batch) -> pytree of arrays: jitted by the trainer with its outputs
+      replicated, so every process sees the values of the whole global batch (per-sample
+      features, sums, ...). Receives `frozen=` when the family has frozen networks.
+    accumulate(total, outputs) -> total: on the host, numpy outputs; `total` is None at the
+      first batch.
+    finalize(total) -> {name: float}: logged as eval/<name>; `train.keep_best` may name it.
+    """
+    compute: Callable[..., Any]
+    accumulate: Callable[[Any, Any], Any]
+    finalize: Callable[[Any], dict[str, float]]
+
+
+def mean_of(eval_step: Callable[..., dict]) -> Evaluator:
+    """The evaluator of a per-batch `eval_step` (scalar metrics): their mean over batches."""
+    def accumulate(total, metrics):
+        total = total or {"count": 0, "sums": {}}
+        for name, value in metrics.items():
+            total["sums"][name] = total["sums"].get(name, 0.0) + float(value)
+        total["count"] += 1
+        return total
+
+    def finalize(total):
+        return {name: value / total["count"] for name, value in total["sums"].items()}
+    return Evaluator(eval_step, accumulate, finalize)
+
+
+@dataclasses.dataclass(frozen=True)
+class Training:
+    """The training side of a family for one config: pure functions (no I/O inside jit).
+
+    init(rng, batch) -> state at step 0 (usually a `tlgen.train.state.TrainState`).
+    train_step(state, batch, rng) -> (state, metrics): fp32 scalars including "loss"; the
+      trainer advances `state.step` and drops updates whose loss or state is not finite.
+    make_pipeline(split, shard_index, shard_count) -> grain IterDataset of this process's part
+      of each global batch (training pipelines repeat forever).
+    eval_step(state, batch) -> scalar metrics, averaged over `config.train.eval_batches`.
+    sample(state, batch, rng) -> {name: uint8 images (N, H, W, 3) or videos (N, T, H, W, 3)}.
+    evaluators: {name: Evaluator} run beside eval_step on the same batches.
+    """
+    init: Callable[..., Any]
+    train_step: Callable[..., tuple[Any, dict]]
+    make_pipeline: Callable[[str, int, int], Any]
+    eval_step: Callable[..., dict] | None = None
+    sample: Callable[..., dict] | None = None
+    evaluators: Mapping[str, Evaluator] = dataclasses.field(default_factory=dict)
+
+    def all_evaluators(self) -> dict[str, Evaluator]:
+        """`evaluators` plus `eval_step` as the mean evaluator "eval_step"."""
+        found = dict(self.evaluators)
+        if self.eval_step is not None:
+            found["eval_step"] = mean_of(self.eval_step)
+        return found
+
+
+@dataclasses.dataclass(frozen=True)
+class Command:
+    """One user command of a family.
+
+    run(trained, args) -> the command's result, by command:
+      "eval": a report dict (tables are lists of row dicts; "notes" a list of sentences),
+        plots already written into `args.out_dir`; the CLI writes report.json / report.md;
+      "generate": an iterable of uint8 chunks (videos, frames, H, W, 3), in time order;
+      "animate": a `tlgen.family.Animation`;
+      "timelapse": the family's timelapse result (see tlgen.cli.timelapse).
+    add_arguments(parser): the family's own options for that command (shown by
+      `tlgen <command> --workdir W --help`).
+    """
+    run: Callable[[Any, argparse.Namespace], Any]
+    add_arguments: Callable[[argparse.ArgumentParser], None] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Animation:
+    """What an "animate" command returns: uint8 frames (N, H, W, 3), arrays for `--npz`, and
+    one phrase on where the motion came from (printed)."""
+    frames: np.ndarray
+    arrays: Mapping[str, np.ndarray]
+    description: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Family:
+    """The spec of a model family (see the module docstring)."""
+    name: str
+    training: Callable[[Any], Training]
+    example_batch: Callable[[Any, int], dict]
+    networks: tuple[str, ...] = ()
+    frozen: Callable[[Any], Mapping[str, Callable[[], Any]]] | None = None
+    sharding_rules: Sequence[tuple[str, tuple]] = ()
+    commands: Mapping[str, Command] = dataclasses.field(default_factory=dict)
+    inference_benchmark: Callable[[Any, dict], tuple[Callable[[], Any], int, str]] | None = None
+    """(trained, batch) -> (call, frames per call, what it measures) for `tlgen bench`;
+    without it the bench times `sample`."""
+
+    def command(self, name: str) -> Command:
+        """The family's `name` command, else UserError naming the built-in families that have it."""
+        if name in self.commands:
+            return self.commands[name]
+        able = [f for f, spec in builtin().items() if name in spec.commands]
+        which = (f"runs of the {' or '.join(able)} famil{'y' if len(able) == 1 else 'ies'}"
+                 if able else "no built-in family yet")
+        raise UserError(f"the {self.name} family cannot {COMMANDS[name]}; `tlgen {name}` works "
+                        f"with {which}.")
+
+
+BUILTIN_PACKAGE = "tlgen.families"
+
+
+def module_name(name: str) -> str:
+    """`config.family` -> module: a bare name is a built-in family, a dotted path is used as is."""
+    return name if "." in name else f"{BUILTIN_PACKAGE}.{name}"
+
+
+def builtin_names() -> list[str]:
+    """Names of the built-in families (the packages of tlgen.families)."""
+    package = importlib.import_module(BUILTIN_PACKAGE)
+    return sorted(m.name for m in pkgutil.iter_modules(package.__path__)
+                  if m.ispkg and not m.name.startswith("_"))
+
+
+def builtin() -> dict[str, Family]:
+    """The built-in families' specs by name."""
+    return {name: get(name) for name in builtin_names()}
+
+
+def get(name: str) -> Family:
+    """The spec of family `name` (a built-in name or a dotted module path); UserError if none."""
+    target = module_name(str(name))
+    try:
+        module = importlib.import_module(target)
+    except ModuleNotFoundError as e:
+        if e.name and target.startswith(e.name):
+            raise UserError(f"config.family {name!r} is unknown; built-in families: "
+                            f"{', '.join(builtin_names())} (or a module path like pkg.module)."
+                            ) from None
+        raise
+    spec = getattr(module, "FAMILY", None)
+    if not isinstance(spec, Family):
+        raise UserError(f"config.family {name!r}: module {target} defines no FAMILY = "
+                        "tlgen.family.Family(...).")
+    return spec
+
+
+def of(config) -> Family:
+    """The spec of `config.family`."""
+    return get(config.family)

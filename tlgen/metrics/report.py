@@ -1,0 +1,69 @@
+"""Evaluation reports of any family: eval/report.json, eval/report.md and PNG pictures.
+
+A report is a dict. In report.md, its scalar entries form the summary table, each list of
+row dicts becomes a table (titled by `report["titles"][key]` when given), `notes` become
+bullets and the PNG files of the folder are shown.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from tlgen.files import write_atomic, write_text
+
+SKIP = ("titles", "notes", "plots")
+
+
+def _cell(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _table(rows: list[dict]) -> list[str]:
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    return lines + ["| " + " | ".join(_cell(r.get(k, "")) for k in keys) + " |" for r in rows]
+
+
+def _is_table(value) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(r, dict) for r in value)
+
+
+def markdown(report: dict, plots: list[str]) -> str:
+    """The report as markdown (see the module docstring)."""
+    titles = report.get("titles", {})
+    summary = [{"": key, "value": value} for key, value in report.items()
+               if key not in SKIP and not _is_table(value) and not isinstance(value, dict)]
+    md = [f"# Evaluation: {report.get('workdir', '')}", ""]
+    md += ["## Summary", ""] + _table(summary) + [""] if summary else []
+    for key, value in report.items():
+        if key not in SKIP and _is_table(value):
+            md += [f"## {titles.get(key, key)}", ""] + _table(value) + [""]
+    md += [f"* {note}" for note in report.get("notes", [])]
+    md += ([""] if report.get("notes") else []) + [f"![{p}]({p})" for p in plots]
+    return "\n".join(md) + "\n"
+
+
+def write_report(out_dir: str, report: dict) -> list[str]:
+    """Writes report.json and report.md into `out_dir` (atomically) beside the PNG plots the
+    family wrote there; returns the paths of all three kinds of files."""
+    os.makedirs(out_dir, exist_ok=True)
+    plots = sorted(p for p in os.listdir(out_dir) if p.endswith(".png"))
+    report = {**report, "plots": plots}
+    write_text(os.path.join(out_dir, "report.json"), json.dumps(report, indent=2))
+    write_text(os.path.join(out_dir, "report.md"), markdown(report, plots))
+    return [os.path.join(out_dir, name) for name in ["report.json", "report.md"] + plots]
+
+
+def save_png(path: str, image: np.ndarray) -> None:
+    """Writes a uint8 (H, W, 3) image as PNG, atomically."""
+    from PIL import Image
+    write_atomic(path, lambda tmp: Image.fromarray(np.asarray(image, np.uint8)).save(tmp, format="PNG"))
+
+
+def video_strips(videos: list[np.ndarray], max_frames: int = 8) -> np.ndarray:
+    """uint8 (rows, frames) grid: each video (T, H, W, 3) a row of up to `max_frames` frames."""
+    n = min(max_frames, min(len(v) for v in videos))
+    return np.concatenate([np.concatenate(list(v[:n]), axis=1) for v in videos], axis=0)
