@@ -47,7 +47,8 @@ def build_peer(config, host_batch: dict, *, compile: bool, threads: int | None):
         peer.step()
         common.synchronize(device)
         first_s = time.perf_counter() - start
-    except Exception as e:  # a compile failure must not lose the eager measurement
+    except RuntimeError as e:  # torch.compile's failures (TorchDynamoException is one) must
+        # not lose the eager measurement
         error = f"{type(e).__name__}: {e}"[:500]
         compile = False
         peer = peer_module.Peer(config, host_batch, device, compile=False)

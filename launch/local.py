@@ -63,6 +63,11 @@ def main(argv: list[str] | None = None) -> int:
     train_args = args.train_args[1:] if args.train_args[:1] == ["--"] else args.train_args
     if args.num_processes < 1:
         parser.error("--num-processes must be >= 1")
+    if args.devices_per_process < 1:
+        parser.error("--devices-per-process must be >= 1")
+    if not train_args:
+        parser.error("give the tlgen train arguments after --, e.g. -- --config FILE.py:tiny "
+                     "--workdir W")
     port = free_port()
     command = [sys.executable, "-m", "tlgen", "train", *train_args]
     procs = [subprocess.Popen(command, env=process_env(rank, args.num_processes, port, args.platform,

@@ -6,3 +6,35 @@ os.environ["JAX_PLATFORMS"] = "cpu"
 os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                            " --xla_force_host_platform_device_count=8").strip()
 os.environ.setdefault("TLGEN_PROGRESS", "0")
+
+import subprocess  # noqa: E402
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """`small_disk(size)` mounts a tmpfs of `size` (e.g. "1m") and returns its path: a real
+    disk that fills up (ENOSPC). Mounting needs root; elsewhere the test is skipped."""
+    mounted = []
+
+    def mount(size: str = "1m"):
+        path = tmp_path / f"disk{len(mounted)}"
+        path.mkdir()
+        if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs",
+                                                str(path)], capture_output=True).returncode:
+            pytest.skip("mounting a small tmpfs (a disk that fills up) needs root")
+        mounted.append(path)
+        return path
+
+    yield mount
+    for path in mounted:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def fill_disk(path, leave_kib: int = 0) -> None:
+    """Fills the filesystem of `path` with a file `path/filler`, leaving `leave_kib` KiB."""
+    stats = os.statvfs(path)
+    free_kib = stats.f_bavail * stats.f_frsize // 1024
+    with open(os.path.join(path, "filler"), "wb") as f:
+        f.write(b"\0" * max(free_kib - leave_kib, 0) * 1024)

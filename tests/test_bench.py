@@ -135,14 +135,15 @@ def test_alongside_call_is_timed_after_each_step():
 
 
 def test_step_compiler_options_follow_the_platform_and_xla_flags(monkeypatch):
-    from tlgen.parallel import make_mesh
     from tlgen.train.trainer import step_compiler_options
-    mesh = make_mesh(toy_config().mesh)
     monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
-    assert step_compiler_options(mesh) == {
+    assert step_compiler_options("cpu") == {
         "xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_REDUCE"}
+    assert step_compiler_options("cpu", deterministic=True) == step_compiler_options("cpu")
+    assert step_compiler_options("gpu") is None
+    assert step_compiler_options("gpu", deterministic=True) == {"xla_gpu_deterministic_ops": True}
     monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_experimental_ynn_fusion_type=")
-    assert step_compiler_options(mesh) is None       # the user's XLA_FLAGS choose
+    assert step_compiler_options("cpu") is None       # the user's XLA_FLAGS choose
 
 
 def test_synthetic_batch_shapes_and_frame_count():

@@ -24,6 +24,15 @@ def test_config_overrides_rejected_where_not_accepted(capsys):
     assert "takes no --config" in capsys.readouterr().err
 
 
+def test_help_documents_every_exit_code(capsys):
+    from tlgen.errors import EXIT_CODES
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    out = capsys.readouterr().out
+    for code in EXIT_CODES:
+        assert f"\n  {code} " in out, code
+
+
 def test_console_script_runs_as_module():
     done = subprocess.run([sys.executable, "-m", "tlgen", "--help"], capture_output=True, text=True)
     assert done.returncode == 0

@@ -9,6 +9,7 @@ import jax
 import numpy as np
 import pytest
 
+from tests.conftest import fill_disk
 from tlgen import checkpoint
 from tlgen import config as config_lib
 from tlgen.cli.main import main
@@ -164,6 +165,19 @@ def test_animate_command_with_a_reference_video_and_bad_input(run, capsys):
     assert main(["animate", "--workdir", workdir, "--image", str(broken), "--out", bad_out]) == 2
     assert "is not a readable image" in capsys.readouterr().err
     assert not os.path.exists(bad_out) and not os.path.exists(str(root / "bad.partial.mp4"))
+
+
+def test_animate_onto_a_full_disk_is_one_sentence_and_leaves_nothing(run, small_disk, capsys):
+    root, workdir, _ = run
+    image = str(root / "still_full.png")
+    cv2.imwrite(image, np.full((16, 16, 3), 128, np.uint8))
+    disk = small_disk("64k")
+    fill_disk(disk)
+    out = str(disk / "a.mp4")
+    assert main(["animate", "--workdir", workdir, "--image", image, "--out", out, "--frames", "40"]) == 4
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"tlgen animate: error: cannot write {out}: No space left on device")
+    assert len(err.splitlines()) == 1 and sorted(os.listdir(disk)) == ["filler"]
 
 
 def test_zero_gradient_penalty_weight_drops_the_penalty_from_the_step():

@@ -1,45 +1,96 @@
-"""Multi-host training with launch/local.py: 2 processes × 2 CPU devices (gloo) against
-1 process × 4 devices on the same global batch, through a SIGKILL of the whole job, a resume,
-and a forwarded SIGTERM (preemption, agreed by both processes at one step)."""
+"""Multi-host training with 2 processes × 2 CPU devices (gloo) against 1 process × 4 devices
+on the same global batch: a process killed alone ends the whole job within seconds (no
+hang), a checkpoint corrupt on one process only is rejected by both, then a forwarded
+SIGTERM (preemption, agreed by both processes at one step), and every loss equals the
+one-process run's."""
 
 import os
 import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 
 from tests.test_engine_trainer import ROOT, ckpt_steps, train_rows, wait_for_step
 
+HEARTBEAT_S = 10
+
+
+def _env(cache_dir, **extra):
+    return dict(os.environ, TLGEN_PROGRESS="0", JAX_COMPILATION_CACHE_DIR=str(cache_dir),
+                JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0", TLGEN_HEARTBEAT_TIMEOUT=str(HEARTBEAT_S),
+                **extra)
+
+
+def _train_args(workdir, delay):
+    return ["--config", "tests/engine_config.py:regression", "--workdir", workdir,
+            f"--config.data.delay={delay}", "--config.total_steps=60"]
+
 
 def launch(workdir, processes, devices, cache_dir, delay):
-    env = dict(os.environ, TLGEN_PROGRESS="0", JAX_COMPILATION_CACHE_DIR=str(cache_dir),
-               JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
+    """The job through launch/local.py (which also stops the rest when one process fails)."""
     command = [sys.executable, "launch/local.py", "-n", str(processes), "--devices-per-process",
-               str(devices), "--", "--config", "tests/engine_config.py:regression",
-               "--workdir", workdir, f"--config.data.delay={delay}", "--config.total_steps=60"]
-    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+               str(devices), "--", *_train_args(workdir, delay)]
+    return subprocess.Popen(command, cwd=ROOT, env=_env(cache_dir), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
 
-def test_two_processes_match_one_through_kill_resume_and_preemption(tmp_path):
+def launch_bare(workdir, cache_dir, delay, port, second_args=()):
+    """Two `tlgen train` processes started one by one, as a scheduler does: nothing but JAX's
+    coordination service ties them together. The second process gets `second_args` too."""
+    procs = []
+    for rank, extra in enumerate([(), tuple(second_args)]):
+        env = _env(cache_dir, TLGEN_COORDINATOR=f"127.0.0.1:{port}", TLGEN_NUM_PROCESSES="2",
+                   TLGEN_PROCESS_ID=str(rank),
+                   XLA_FLAGS="--xla_force_host_platform_device_count=2")
+        procs.append(subprocess.Popen([sys.executable, "-m", "tlgen", "train", *_train_args(workdir, delay),
+                                       *extra],
+                                      cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, text=True))
+    return procs
+
+
+def test_two_processes_match_one_through_a_lost_process_a_bad_shard_and_preemption(tmp_path):
+    from launch.local import free_port
     cache = tmp_path / "jax_cache"
     single = launch(str(tmp_path / "single"), 1, 4, cache, delay=0)
 
-    workdir = str(tmp_path / "multi")
-    job = launch(workdir, 2, 2, cache, delay=0.1)
-    wait_for_step(job, workdir, 6, checkpoint=True)
-    os.killpg(job.pid, signal.SIGKILL)                                   # the whole job dies
-    job.wait()
+    # One process raises (its batch does not split over the mesh) while the other already
+    # waits for it in a collective: that one is stopped within the heartbeat timeout.
+    lead, other = launch_bare(str(tmp_path / "raise"), cache, 0.1, free_port(),
+                              ["--config.data.batch_size=6"])
+    assert other.wait(timeout=120) == 2
+    failed_at = time.monotonic()
+    lead_output = lead.communicate(timeout=120)[0]
+    assert lead.returncode != 0 and time.monotonic() - failed_at < 6 * HEARTBEAT_S, lead_output
+    assert "config.data.batch_size 6 must be divisible" in other.communicate()[0]
 
+    workdir = str(tmp_path / "multi")
+    lead, other = launch_bare(workdir, cache, 0.1, free_port())
+    while len(ckpt_steps(workdir)) < 2:                              # checkpoints 4 and 8
+        wait_for_step(lead, workdir, 9, checkpoint=True)
+    other.kill()                                                     # one process dies alone
+    killed_at = time.monotonic()
+    lead_output = lead.communicate(timeout=120)[0]
+    assert lead.returncode != 0 and time.monotonic() - killed_at < 6 * HEARTBEAT_S, lead_output
+    assert "another task died" in lead_output and "stopped sending heartbeats" in lead_output
+    other.wait()
+
+    newest = ckpt_steps(workdir)[-1]                                 # its data shard of process 1
+    with open(os.path.join(workdir, "checkpoints", str(newest), "data", "process_1-of-2.json"), "w") as f:
+        f.write("{")                                                # is corrupt: both must agree
     job = launch(workdir, 2, 2, cache, delay=0.1)
-    wait_for_step(job, workdir, 9)
-    job.send_signal(signal.SIGTERM)                                      # forwarded to both
+    while newest + 4 not in ckpt_steps(workdir):                     # resumed from newest - 4
+        wait_for_step(job, workdir, 1)
+    job.send_signal(signal.SIGTERM)                                  # forwarded to both
     output = job.communicate(timeout=120)[0]
     assert job.returncode == 0, output
-    assert "resumed from" in output and "preempted=True" in output
+    assert f"checkpoints/{newest} is corrupt (unreadable metadata" in output
+    assert os.path.isdir(os.path.join(workdir, "checkpoints_bad", str(newest)))
+    assert "preempted=True" in output
     preempted_at = ckpt_steps(workdir)[-1]
-    assert 9 <= preempted_at < 60 and train_rows(workdir)[-1]["step"] == preempted_at
+    assert newest < preempted_at < 60 and train_rows(workdir)[-1]["step"] == preempted_at
     assert sorted(os.listdir(os.path.join(workdir, "checkpoints", str(preempted_at), "data"))) == [
         "commit_success.txt", "process_0-of-2.json", "process_1-of-2.json"]
 

@@ -1,6 +1,7 @@
 """The generic trainer on the engine test families: outputs, resume, bad checkpoints,
 config mismatches, non-finite steps, best-checkpoint keeping, two-optimizer GANs."""
 
+import glob
 import json
 import logging
 import math
@@ -17,7 +18,10 @@ import pytest
 from jax.experimental.compilation_cache import compilation_cache
 
 from tests import engine_config
+from tests.conftest import fill_disk
+from tlgen import checkpoint
 from tlgen.checkpoint import Checkpointer
+from tlgen.cli.main import main
 from tlgen.errors import UserError
 from tlgen import family as family_lib
 from tlgen.train.trainer import NonFiniteError, train
@@ -75,6 +79,24 @@ def reference(tmp_path_factory):
     return workdir, final
 
 
+def tensorboard_scalars(folder) -> dict[str, list[tuple[int, float]]]:
+    """{tag: [(step, value)]} read back from the TFRecord event files in `folder`."""
+    import struct
+
+    from tensorboardX.proto import event_pb2
+    scalars: dict = {}
+    for name in sorted(os.listdir(folder)):
+        data = open(os.path.join(folder, name), "rb").read()
+        pos = 0
+        while pos < len(data):
+            (length,) = struct.unpack("<Q", data[pos:pos + 8])
+            event = event_pb2.Event.FromString(data[pos + 12:pos + 12 + length])
+            pos += 12 + length + 4                       # length, its crc, record, its crc
+            for value in event.summary.value:
+                scalars.setdefault(value.tag, []).append((event.step, value.simple_value))
+    return scalars
+
+
 def test_run_writes_metrics_checkpoints_and_config(reference):
     workdir, final = reference
     rows = train_rows(workdir)
@@ -85,7 +107,9 @@ def test_run_writes_metrics_checkpoints_and_config(reference):
     assert final["loss"] == rows[-1]["loss"]
     assert final["eval/loss"] == train_rows(workdir, "eval")[-1]["loss"]
     assert ckpt_steps(workdir) == [8, 12]                              # keep_checkpoints=2
-    assert any(f.startswith("events.out.tfevents") for f in os.listdir(os.path.join(workdir, "tb")))
+    scalars = tensorboard_scalars(os.path.join(workdir, "tb"))         # TensorBoard holds the same
+    assert [(s, v) for s, v in scalars["train/loss"]] == [(r["step"], pytest.approx(r["loss"])) for r in rows]
+    assert [s for s, _ in scalars["eval/loss"]] == [6, 12]
     with open(os.path.join(workdir, "config.json")) as f:
         assert json.load(f)["family"] == "tests.engine_family"
 
@@ -111,12 +135,146 @@ def test_corrupt_newest_checkpoint_falls_back_to_previous(reference, tmp_path, c
             open(os.path.join(root, name), "w").close()            # truncate every file
     with caplog.at_level(logging.WARNING, logger="tlgen.checkpoint"):
         final = train(make_config(), workdir)
-    assert "checkpoints/12 cannot be restored" in caplog.text
+    assert "checkpoints/12 is corrupt (unreadable metadata" in caplog.text
     assert os.path.isdir(os.path.join(workdir, "checkpoints_bad", "12"))
     assert final["step"] == 12
     redo = {r["step"]: r["loss"] for r in train_rows(workdir)}
     ref = {r["step"]: r["loss"] for r in train_rows(reference[0])}
     assert redo == ref                                                 # steps 9..12 recomputed bitwise
+
+
+def _array_files(step_dir):
+    """The state's array data files (where Orbax keeps them varies between saves)."""
+    return glob.glob(os.path.join(step_dir, "state", "**", "d", "*"), recursive=True)
+
+
+def _truncate_array_files(step_dir):
+    for path in _array_files(step_dir):
+        with open(path, "r+b") as f:
+            f.truncate(10)
+
+
+def _garble_metadata(step_dir):
+    with open(os.path.join(step_dir, "state", "_METADATA"), "w") as f:
+        f.write("{not json")
+
+
+def _change_a_value_silently(step_dir):
+    """Rewrites the state with one parameter changed (bit rot the storage did not notice):
+    it reads back fine, to other values than were saved."""
+    import orbax.checkpoint as ocp
+    path = os.path.join(step_dir, "state")
+    checkpointer = ocp.StandardCheckpointer()
+    state = checkpointer.restore(path)
+    state["params"]["net"]["Dense_0"]["bias"] = np.asarray(state["params"]["net"]["Dense_0"]["bias"]) + 1e-3
+    shutil.rmtree(path)
+    checkpointer.save(path, state)
+    checkpointer.wait_until_finished()
+
+
+@pytest.mark.parametrize("corrupt,reason", [(_truncate_array_files, "unreadable array data"),
+                                            (_garble_metadata, "unreadable metadata"),
+                                            (_change_a_value_silently, "a checksum mismatch in .params['net']['Dense_0']['bias']")])
+def test_corrupt_checkpoints_are_quarantined_and_the_previous_one_used(reference, tmp_path, caplog,
+                                                                      corrupt, reason):
+    workdir = str(tmp_path / "w")
+    shutil.copytree(reference[0], workdir)
+    corrupt(os.path.join(workdir, "checkpoints", "12"))
+    with caplog.at_level(logging.WARNING, logger="tlgen.checkpoint"):
+        final = train(make_config(), workdir)
+    assert f"checkpoints/12 is corrupt ({reason}" in caplog.text
+    assert os.path.isdir(os.path.join(workdir, "checkpoints_bad", "12")) and final["step"] == 12
+    assert {r["step"]: r["loss"] for r in train_rows(workdir)} == \
+        {r["step"]: r["loss"] for r in train_rows(reference[0])}    # steps 9..12 redone bitwise
+
+
+def test_the_inference_loader_checks_checksums_too(reference, tmp_path):
+    from tlgen.errors import StorageError
+    from tlgen.trained import load
+    workdir = str(tmp_path / "w")
+    shutil.copytree(reference[0], workdir)
+    _change_a_value_silently(os.path.join(workdir, "checkpoints", "12"))
+    with pytest.raises(StorageError, match=r"checkpoints/12 is corrupt \(a checksum mismatch in params/net/Dense_0/bias\)"):
+        load(workdir)
+    assert load(workdir, step=8).step == 8
+
+
+def test_storage_errors_are_retried_then_stop_without_losing_anything(reference, tmp_path, monkeypatch,
+                                                                     capsys):
+    import errno
+
+    import orbax.checkpoint as ocp
+    workdir = str(tmp_path / "w")
+    shutil.copytree(reference[0], workdir)
+    monkeypatch.setattr(checkpoint, "RETRY_DELAYS_S", (0.01, 0.01))
+    restore = ocp.CheckpointManager.restore
+    failures = []
+
+    def flaky(self, *args, **kwargs):        # the storage layer times out `left` more times
+        if failures and failures[0] > 0:
+            failures[0] -= 1
+            raise OSError(errno.ETIMEDOUT, "Connection timed out")
+        return restore(self, *args, **kwargs)
+    monkeypatch.setattr(ocp.CheckpointManager, "restore", flaky)
+
+    failures[:] = [10 ** 6]                   # storage down: stop, touch nothing
+    metrics = open(os.path.join(workdir, "metrics.jsonl")).read()
+    assert main(["train", "--workdir", workdir, "--config.total_steps=40"]) == 4
+    err = capsys.readouterr().err.strip()
+    assert err == (f"tlgen train: error: checkpoint {workdir}/checkpoints/12 could not be read "
+                   "(TimeoutError: [Errno 110] Connection timed out); it is kept. Fix the storage "
+                   "and run the same command again.")
+    assert ckpt_steps(workdir) == [8, 12] and not os.path.exists(os.path.join(workdir, "checkpoints_bad"))
+    assert open(os.path.join(workdir, "metrics.jsonl")).read() == metrics
+
+    failures[:] = [2]                         # a blip: retried, then the run resumes at 12
+    assert main(["train", "--workdir", workdir, "--config.total_steps=13"]) == 0
+    assert [r["step"] for r in train_rows(workdir)] == list(range(1, 14))
+
+
+def test_no_readable_checkpoint_stops_instead_of_starting_over(reference, tmp_path, capsys):
+    """The measured failure: every checkpoint unreadable must not mean step 0 and an empty
+    metrics.jsonl."""
+    workdir = str(tmp_path / "w")
+    shutil.copytree(reference[0], workdir)
+    for step in ckpt_steps(workdir):
+        _garble_metadata(os.path.join(workdir, "checkpoints", str(step)))
+    metrics = open(os.path.join(workdir, "metrics.jsonl")).read()
+    for _ in range(2):                        # the second run finds them in checkpoints_bad/
+        assert main(["train", "--workdir", workdir, "--config.total_steps=40"]) == 4
+        err = capsys.readouterr().err.strip()
+        assert "can be restored" in err and "stopping instead of training from step 0" in err
+        assert open(os.path.join(workdir, "metrics.jsonl")).read() == metrics
+    assert sorted(os.listdir(os.path.join(workdir, "checkpoints_bad"))) == ["12", "8"]
+
+
+def test_a_disk_full_during_a_save_keeps_the_previous_checkpoint(reference, compile_cache, small_disk):
+    """A real full disk (tmpfs) while checkpoint 8 or 12 is written: exit 4 with one sentence;
+    once space is freed the same command resumes and repeats the uninterrupted run."""
+    disk = small_disk("1m")
+    workdir = str(disk / "w")
+    run = start_cli_run(workdir, compile_cache)
+    wait_for_step(run, workdir, 4, checkpoint=True)
+    fill_disk(disk, leave_kib=16)                   # room for metrics lines, not a checkpoint
+    output = run.communicate(timeout=120)[0]
+    assert run.returncode == 4, output
+    assert "tlgen train: error: saving a checkpoint in " in output and "free space" in output
+    assert ckpt_steps(workdir)[-1] < 12
+    os.remove(disk / "filler")
+    rerun = start_cli_run(workdir, compile_cache, saved_config=True)
+    output = rerun.communicate(timeout=120)[0]
+    assert rerun.returncode == 0, output
+    got = [(r["step"], r["loss"]) for r in train_rows(workdir)]
+    assert got == [(r["step"], r["loss"]) for r in train_rows(reference[0])]
+
+
+def test_divergence_has_its_own_exit_code(tmp_path, capsys):
+    argv = ["train", "--config", "tests/engine_config.py:regression", "--workdir", str(tmp_path / "w"),
+            "--config.model.nan_step=2", "--config.train.nonfinite=stop", "--config.train.eval_every=0"]
+    assert main(argv) == 3
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("tlgen train: error: training stopped at step 3: the loss or gradients "
+                          "are not finite") and len(err.splitlines()) == 1
 
 
 def test_nonfinite_skip_counts_and_keep_best(tmp_path):
@@ -197,9 +355,11 @@ def wait_for_step(proc, workdir, step, *, checkpoint=False, timeout=120):
     raise AssertionError(f"no step {step} within {timeout} s")
 
 
-def test_sigterm_then_sigkill_then_resume_repeats_the_uninterrupted_run(reference, compile_cache, tmp_path):
-    """Preempted (SIGTERM) at step ≥ 3, killed (SIGKILL) at step ≥ 9, then run to the end:
-    every per-step loss equals the uninterrupted run's, bit for bit."""
+def test_sigterm_then_sigkill_then_resume_repeats_the_uninterrupted_run(reference, compile_cache, tmp_path,
+                                                                       capsys):
+    """Preempted (SIGTERM) at step ≥ 3, killed (SIGKILL) at step ≥ 9 (meanwhile a second
+    writer is refused), then run to the end: every per-step loss equals the uninterrupted
+    run's, bit for bit."""
     workdir = str(tmp_path / "w")
     first = start_cli_run(workdir, compile_cache)
     wait_for_step(first, workdir, 3)
@@ -212,7 +372,13 @@ def test_sigterm_then_sigkill_then_resume_repeats_the_uninterrupted_run(referenc
 
     second = start_cli_run(workdir, compile_cache)
     wait_for_step(second, workdir, 9)
-    second.kill()
+    rows_before = train_rows(workdir)
+    assert main(["train", "--workdir", workdir]) == 2               # a second writer: refused
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"tlgen train: error: {workdir} is in use by another `tlgen train` (host ")
+    assert f"pid {second.pid}," in err and len(err.splitlines()) == 1
+    assert train_rows(workdir)[:len(rows_before)] == rows_before    # it wrote nothing
+    second.kill()                                                   # its lock dies with it
     second.wait()
 
     third = start_cli_run(workdir, compile_cache, saved_config=True)

@@ -13,6 +13,7 @@ from jax.sharding import PartitionSpec as P
 from safetensors.numpy import save_file
 
 from tests import toy_family
+from tests.conftest import fill_disk
 from tlgen import family as family_lib
 from tlgen.cli.main import main
 from tlgen.data.video_io import read_video
@@ -90,6 +91,17 @@ def test_generate_streams_chunks_equal_to_one_shot_rendering(run, tmp_path, caps
     np.testing.assert_array_equal(frames, toy_family.render(trained, phases, np.arange(40, dtype=np.float32)))
     video, fps = read_video(out)
     assert video.shape == (40, 16, 16, 3) and fps == 10  # 3 videos tiled 2 x 2
+
+
+def test_generate_onto_a_full_disk_is_one_sentence_and_leaves_nothing(run, small_disk, capsys):
+    _, workdir, _ = run
+    disk = small_disk("64k")
+    fill_disk(disk)
+    out = str(disk / "g.mp4")
+    assert main(["generate", "--workdir", workdir, "--out", out, "--frames", "64", "--num", "4"]) == 4
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"tlgen generate: error: cannot write {out}: No space left on device")
+    assert sorted(os.listdir(disk)) == ["filler"]
 
 
 def test_bench_runs_from_the_example_batch(run, tmp_path, capsys):

@@ -93,7 +93,11 @@ def test_local_fails_when_a_process_fails(tmp_path):
     assert "config file missing.py does not exist" in result.stderr
 
 
-@pytest.mark.parametrize("argv", [["-n", "0", "--", "--workdir", "w"]])
-def test_local_rejects_bad_counts(argv):
-    with pytest.raises(SystemExit):
+@pytest.mark.parametrize("argv,message", [(["-n", "0", "--", "--workdir", "w"], "--num-processes must be >= 1"),
+                                          (["--devices-per-process", "0", "--", "--workdir", "w"],
+                                           "--devices-per-process must be >= 1"),
+                                          (["-n", "2"], "the tlgen train arguments")])
+def test_local_rejects_bad_counts(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
         local.main(argv)
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err

@@ -8,9 +8,12 @@ import jax
 import numpy as np
 import pytest
 
+from tests.conftest import fill_disk
 from tlgen import config as config_lib
 from tlgen.cli.main import main
+from tlgen.data import open_dataset
 from tlgen.data.prepare import prepare
+from tlgen.data.synthetic import make_scene
 from tlgen.families.timescale_ae import FAMILY, make_levels
 from tlgen.train.writers import read_metrics
 
@@ -59,7 +62,7 @@ def test_training_steps_lower_the_loss(data_dir):
     assert {"contrastive", "recon", "psnr_k4", "recon_k1"} <= set(metrics)
 
 
-def test_cli_timelapse_and_eval_from_a_trained_workdir(data_dir, tmp_path, capsys):
+def test_cli_timelapse_and_eval_from_a_trained_workdir(data_dir, tmp_path, capsys, small_disk):
     from tlgen.train.trainer import train
 
     workdir = str(tmp_path / "run")
@@ -88,11 +91,23 @@ def test_cli_timelapse_and_eval_from_a_trained_workdir(data_dir, tmp_path, capsy
     assert main(base[:-4] + ["--start", "500", "--end", "100", "--out", str(out / "bad.mp4")]) == 2
     assert "must be after" in capsys.readouterr().err
     assert not (out / "bad.mp4").exists()
+    disk = small_disk("64k")                           # a full disk: one sentence, nothing left
+    fill_disk(disk)
+    assert main(base + ["--out", str(disk / "t.mp4"), "--npz", str(disk / "t.npz")]) == 4
+    assert capsys.readouterr().err.startswith(f"tlgen timelapse: error: cannot write {disk}/t.mp4: No space")
+    assert sorted(os.listdir(disk)) == ["filler"]
 
     assert main(["eval", "--workdir", workdir]) == 0
     report = json.loads((tmp_path / "run" / "eval" / "report.json").read_text())
     assert [r["cutoff_s"] for r in report["band_fidelity"]] == [9600.0, 4800.0, 2400.0, 1200.0]
-    assert report["band_fidelity"][-1]["raw"] == report["band_fidelity"][-1]["pyramid"]
+    ds = open_dataset(data_dir)          # the raw row, recomputed from the stored frames
+    block = ds.blocks("validation", 0)[0]
+    pick = np.unique(np.linspace(0, block.count - 1, min(64, block.count)).astype(int))
+    raw = np.stack([ds.frames("validation")[block.start + i]["image"] for i in pick]) / 255.0
+    scene = make_scene(**ds.metadata["synthetic"])
+    for row in report["band_fidelity"]:
+        mse = np.mean((raw - scene.render_band(block.times[pick], row["cutoff_s"])) ** 2, axis=(1, 2, 3))
+        assert row["raw"] == pytest.approx(np.mean(10 * np.log10(1 / mse)), abs=2e-3)
     assert {r["method"] for r in report["timelapse"]} >= {"raw subsample", "interpolate (masked)"}
     assert (tmp_path / "run" / "eval" / "latent_pca.png").exists()
 

@@ -2,29 +2,46 @@
 state, each process's Grain iterator position, the config and the state's shapes.
 
 Saves are asynchronous (the device-to-host copy happens before `save` returns, the writes
-in the background) and atomic (a tmp directory renamed when complete). Restoring walks back
-from the newest step: a checkpoint that cannot be read is moved to `checkpoints_bad/` with a
-warning and the previous one is used.
+in the background) and atomic (a tmp directory renamed when complete); each records a
+checksum of every array of the state. Restoring walks back from the newest step, and tells
+corrupt checkpoints from failing storage:
+
+* verifiably corrupt (unreadable metadata, a missing or truncated array file, a checksum
+  mismatch): moved to `checkpoints_bad/` with a warning; the previous one is tried;
+* anything else that may pass (a storage error, a timeout, running out of memory): retried
+  a few times, then the run stops with one sentence (`StorageError`) and the checkpoint
+  stays in place; an error of any other kind is raised as it is;
+* steps that could not be restored (in `checkpoints/` or moved to `checkpoints_bad/`) never
+  lead to a silent start from step 0: the run stops and says so.
+
+With several processes every decision (restore this step, quarantine it, stop) is agreed
+by all of them before anyone acts, and the reads run without cross-process barriers, so a
+process that fails to read cannot leave the others waiting.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import glob
+import json
 import logging
 import os
 import re
 import shutil
+import time
+import zlib
 from collections.abc import Callable
 from typing import Any
 
 import grain
 import jax
+import jax.numpy as jnp
 import orbax.checkpoint as ocp
-from jax.experimental import multihost_utils
 from orbax.checkpoint import checkpoint_managers as policies
 
-from tlgen.errors import UserError
+from tlgen.errors import StorageError, UserError
+from tlgen.files import STORAGE_ERRNOS, storage_sentence
+from tlgen.parallel import agree
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +59,74 @@ def parse_keep_best(spec: str) -> tuple[str, str] | None:
     return name, mode
 
 
-def shape_table(tree) -> dict[str, list]:
-    """{path: [shape, dtype]} for every leaf of a state pytree (arrays or ShapeDtypeStructs)."""
+# Seconds between attempts to read a checkpoint that failed for a reason that may pass.
+RETRY_DELAYS_S = (1.0, 4.0, 16.0)
+OK, CORRUPT, FAILED = 0, 1, 2
+# Status codes (absl / TensorStore) that say the stored data itself is bad or missing, and
+# those that may pass.
+_CORRUPT_STATUS = re.compile(r"\b(NOT_FOUND|OUT_OF_RANGE|DATA_LOSS|FAILED_PRECONDITION)\b")
+_TRANSIENT_STATUS = re.compile(r"\b(UNAVAILABLE|DEADLINE_EXCEEDED|PERMISSION_DENIED|ABORTED|"
+                               r"RESOURCE_EXHAUSTED|CANCELLED)\b")
+
+
+def shape_table(tree, checksums: dict | None = None) -> dict[str, list]:
+    """{path: [shape, dtype(, checksum)]} for every leaf of a state pytree (arrays or
+    ShapeDtypeStructs)."""
     leaves, _ = jax.tree_util.tree_flatten_with_path(tree)
-    return {jax.tree_util.keystr(path): [list(x.shape), str(x.dtype)] for path, x in leaves}
+    table = {jax.tree_util.keystr(path): [list(x.shape), str(x.dtype)] for path, x in leaves}
+    for path, value in (checksums or {}).items():
+        table[path].append(int(value))
+    return table
+
+
+def checksums(tree) -> dict[str, jax.Array]:
+    """{path: uint32} per leaf: the sum of the leaf's words (its bit pattern), each times an
+    odd multiplier of its position, modulo 2^32. It changes when any bit flips or two values
+    trade places, and costs one reduction per leaf on the device. Jit it."""
+    def one(x):
+        if jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
+            x = jax.random.key_data(x)
+        if x.dtype == jnp.bool_:
+            x = x.astype(jnp.uint8)
+        width = {1: jnp.uint8, 2: jnp.uint16}.get(x.dtype.itemsize, jnp.uint32)
+        words = jax.lax.bitcast_convert_type(x, width).astype(jnp.uint32).ravel()
+        weights = jnp.arange(words.size, dtype=jnp.uint32) * jnp.uint32(2654435761) + jnp.uint32(1)
+        return jnp.sum(words * weights, dtype=jnp.uint32)
+    leaves, _ = jax.tree_util.tree_flatten_with_path(tree)
+    return {jax.tree_util.keystr(path): one(x) for path, x in leaves}
+
+
+def corruption(error: BaseException) -> str | None:
+    """Why `error`, raised while reading a checkpoint, shows that the stored checkpoint is
+    bad (unreadable metadata, a missing or truncated file), or None."""
+    for e in _chain(error):
+        if isinstance(e, (json.JSONDecodeError, UnicodeDecodeError)):
+            return f"unreadable metadata ({type(e).__name__}: {_first_line(e)})"
+        if isinstance(e, FileNotFoundError) or (isinstance(e, ValueError) and
+                                                "incomplete checkpoint" in str(e)):
+            return f"a missing file ({_first_line(e)})"
+        if isinstance(e, ValueError) and _CORRUPT_STATUS.search(str(e)):
+            return f"unreadable array data ({_first_line(e)})"
+    return None
+
+
+def transient(error: BaseException) -> bool:
+    """True when `error` may pass: a storage or network error, a timeout, out of memory."""
+    return any(isinstance(e, (OSError, TimeoutError, MemoryError)) or _TRANSIENT_STATUS.search(str(e))
+               for e in _chain(error))
+
+
+def _chain(error: BaseException | None):
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        yield error
+        error = error.__cause__ or error.__context__
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return (text.splitlines()[0] if text else type(error).__name__)[:240]
 
 
 @dataclasses.dataclass
@@ -53,6 +134,7 @@ class Restored:
     step: int
     state: Any
     first_batch: Any   # the next batch of the restored data iterator
+    table: dict        # the saved shape table (with checksums)
 
 
 class Checkpointer:
@@ -80,44 +162,122 @@ class Checkpointer:
     def steps(self) -> list[int]:
         return sorted(self._manager.all_steps())
 
-    def save(self, step: int, state, data_iter, *, config: dict,
-             metrics: dict | None = None) -> None:
-        """Starts saving `state`, the iterator position and `config` as checkpoint `step`."""
-        self._manager.save(step, metrics=metrics, force=True, args=ocp.args.Composite(
-            state=ocp.args.StandardSave(state),
-            data=grain.checkpoint.CheckpointSave(data_iter),
-            config=ocp.args.JsonSave(config),
-            shapes=ocp.args.JsonSave(shape_table(state))))
+    def save(self, step: int, state, data_iter, *, config: dict, metrics: dict | None = None,
+             checksums: dict | None = None) -> None:
+        """Starts saving `state`, the iterator position, `config` and the state's shapes (with
+        `checksums`, if given) as checkpoint `step`. A storage failure of this or an earlier
+        background save is a `StorageError`; the checkpoints already on disk stay restorable."""
+        table = shape_table(state, checksums)
+        try:
+            self._manager.save(step, metrics=metrics, force=True, args=ocp.args.Composite(
+                state=ocp.args.StandardSave(state),
+                data=grain.checkpoint.CheckpointSave(data_iter),
+                config=ocp.args.JsonSave(config),
+                shapes=ocp.args.JsonSave(table)))
+        except Exception as e:  # noqa: BLE001  (classified: anything else re-raised)
+            raise self._save_failure(e) from None
 
-    def restore(self, data_iter, abstract_state_for: Callable[[Any], Any]) -> Restored | None:
-        """Restores the newest readable checkpoint, or None when there is none.
+    def _save_failure(self, error: Exception) -> Exception:
+        """A StorageError naming the checkpoint folder for a failed write, else `error`."""
+        for e in _chain(error):
+            if isinstance(e, OSError) and e.errno in STORAGE_ERRNOS:
+                return StorageError(f"saving a checkpoint failed: {storage_sentence(e, self.directory)} "
+                                    f"The newest complete checkpoint in {self.directory} is kept.")
+            if "No space left" in str(e):
+                return StorageError(f"saving a checkpoint in {self.directory} failed: no space "
+                                    "left on the device; free space and run the same command "
+                                    "again (the newest complete checkpoint is kept).")
+        return error
+
+    def _reader(self) -> ocp.CheckpointManager:
+        """A manager for this process alone: it restores without cross-process barriers."""
+        me = jax.process_index()
+        options = ocp.CheckpointManagerOptions(create=False, multiprocessing_options=(
+            ocp.options.MultiprocessingOptions(primary_host=me, active_processes={me})))
+        return ocp.CheckpointManager(self.directory, item_names=ITEMS, options=options)
+
+    def restore(self, data_iter, abstract_state_for: Callable[[Any], Any],
+                checksums_of: Callable[[Any], dict] | None = None) -> Restored | None:
+        """Restores the newest readable checkpoint, or None when the run has none yet.
 
         Sets `data_iter` to the saved position and takes its next batch, from which
         `abstract_state_for(batch)` builds the target state (ShapeDtypeStructs with
-        shardings). UserError when the state's shapes differ from the checkpoint's or it was
-        written by a different number of processes.
+        shardings); `checksums_of(state)` recomputes the saved checksums (jitted; every
+        process calls it). UserError when the state's shapes differ from the checkpoint's
+        or it was written by a different number of processes; StorageError when storage
+        fails or no checkpoint can be restored (see the module docstring).
         """
-        for step in reversed(self.steps()):
-            path = os.path.join(self.directory, str(step))
-            self._check_process_count(path)
+        steps = self.steps()
+        fingerprint = zlib.crc32(repr(steps).encode()) & 0x7FFFFFFF
+        if agree(fingerprint) != fingerprint or agree(-fingerprint) != -fingerprint:
+            raise StorageError(f"the processes of this job see different checkpoints in "
+                               f"{self.directory}; the storage is not consistent across hosts.")
+        bad_dir = os.path.join(os.path.dirname(self.directory), "checkpoints_bad")
+        reader = self._reader()
+        try:
+            for step in reversed(steps):
+                outcome, reason, restored = self._attempt(reader, step, data_iter, abstract_state_for)
+                verdict = agree(outcome)
+                if verdict == OK:
+                    reason = self._checksum_mismatch(restored, checksums_of)
+                    if reason is None:
+                        return restored
+                    verdict = CORRUPT
+                path = os.path.join(self.directory, str(step))
+                if verdict == FAILED:
+                    raise StorageError(f"checkpoint {path} could not be read ("
+                                       f"{reason if outcome == FAILED else 'by another process of this job'}"
+                                       "); it is kept. Fix the storage and run the same command again.")
+                self._quarantine(step, reason or "another process of this job found it corrupt")
+                reader.reload()
+        finally:
+            reader.close()
+        if steps or (os.path.isdir(bad_dir) and os.listdir(bad_dir)):
+            raise StorageError(f"no checkpoint in {self.directory} can be restored (the unreadable "
+                               f"ones are in {bad_dir}); stopping instead of training from step 0. "
+                               f"To start over anyway, delete {bad_dir}.")
+        return None
+
+    def _attempt(self, reader, step: int, data_iter, abstract_state_for):
+        """(OK, None, Restored) | (CORRUPT, reason, None) | (FAILED, reason, None) for one
+        step on this process, retrying failures that may pass."""
+        path = os.path.join(self.directory, str(step))
+        self._check_process_count(path)
+        last = ""
+        for attempt, delay in enumerate((0.0,) + tuple(RETRY_DELAYS_S)):
+            time.sleep(delay)
             try:
-                meta = self._manager.restore(step, args=ocp.args.Composite(
+                meta = reader.restore(step, args=ocp.args.Composite(
                     shapes=ocp.args.JsonRestore(),
                     data=grain.checkpoint.CheckpointRestore(data_iter)))
-            except Exception as e:  # unreadable: any failure of the storage stack
-                self._reject(step, e)
-                continue
-            first = next(data_iter)
-            abstract = abstract_state_for(first)
-            _check_shapes(shape_table(abstract), meta.shapes, path)
-            try:
-                state = self._manager.restore(step, args=ocp.args.Composite(
+                first = next(data_iter)
+                abstract = abstract_state_for(first)
+                _check_shapes(shape_table(abstract), meta.shapes, path)
+                state = reader.restore(step, args=ocp.args.Composite(
                     state=ocp.args.StandardRestore(abstract))).state
-            except Exception as e:
-                self._reject(step, e)
-                continue
-            return Restored(step, state, first)
-        return None
+                return OK, None, Restored(step, state, first, meta.shapes)
+            except UserError:
+                raise
+            except Exception as e:  # noqa: BLE001  (classified; anything else re-raised)
+                reason = corruption(e)
+                if reason:
+                    return CORRUPT, reason, None
+                if not transient(e):
+                    raise
+                last = f"{type(e).__name__}: {_first_line(e)}"
+                log.warning("reading checkpoint %s failed (%s); attempt %d of %d", path, last,
+                            attempt + 1, len(RETRY_DELAYS_S) + 1)
+        return FAILED, last, None
+
+    def _checksum_mismatch(self, restored: Restored, checksums_of) -> str | None:
+        """The first leaf whose checksum differs from the saved one (None if all match or the
+        checkpoint has none); the same answer on every process."""
+        saved = {k: v[2] for k, v in restored.table.items() if len(v) > 2}
+        if not saved or checksums_of is None:
+            return None
+        now = jax.device_get(checksums_of(restored.state))
+        wrong = [k for k, v in saved.items() if int(now[k]) != int(v)]
+        return f"a checksum mismatch in {wrong[0]}" if wrong else None
 
     def _check_process_count(self, path: str) -> None:
         files = glob.glob(os.path.join(path, "data", "process_*-of-*.json"))
@@ -128,30 +288,36 @@ class Checkpointer:
             raise UserError(f"checkpoint {path} was written by {'/'.join(counts)} processes, this "
                             f"run has {jax.process_count()}; resume with the same number of processes.")
 
-    def _reject(self, step: int, error: Exception) -> None:
+    def _quarantine(self, step: int, reason: str) -> None:
+        """Moves checkpoint `step` to `checkpoints_bad/` (process 0; all wait for it)."""
         path = os.path.join(self.directory, str(step))
         bad = os.path.join(os.path.dirname(self.directory), "checkpoints_bad", str(step))
-        log.warning("checkpoint %s cannot be restored (%s: %s); moving it to %s and trying "
-                    "the previous one", path, type(error).__name__, str(error).splitlines()[0][:200], bad)
+        log.warning("checkpoint %s is corrupt (%s); moving it to %s and trying the previous one",
+                    path, reason, bad)
         if jax.process_index() == 0 and os.path.exists(path):
             if os.path.exists(bad):
                 shutil.rmtree(bad)
             os.makedirs(os.path.dirname(bad), exist_ok=True)
             shutil.move(path, bad)
-        if jax.process_count() > 1:
-            multihost_utils.sync_global_devices(f"tlgen_reject_checkpoint_{step}")
+        agree(0)
         self._manager.reload()
 
     def wait(self) -> None:
-        """Blocks until every started save is on disk."""
-        self._manager.wait_until_finished()
+        """Blocks until every started save is on disk (StorageError if one failed)."""
+        try:
+            self._manager.wait_until_finished()
+        except Exception as e:  # noqa: BLE001  (classified: anything else re-raised)
+            raise self._save_failure(e) from None
 
     def close(self) -> None:
-        self._manager.wait_until_finished()
-        self._manager.close()
+        try:
+            self.wait()
+        finally:
+            self._manager.close()
 
 
 def _check_shapes(expected: dict, saved: dict, path: str) -> None:
+    saved = {k: v[:2] for k, v in saved.items()}     # [shape, dtype]; a checksum may follow
     keys = sorted(set(expected) | set(saved), key=lambda k: (".params" not in k, k))  # params first
     diff = [k for k in keys if expected.get(k) != saved.get(k)]
     if not diff:
@@ -236,7 +402,7 @@ def restore_networks(workdir: str, networks: tuple[str, ...], *, step: int | Non
                                 "written by another family or version (use that version's tlgen).")
             wanted.update(found)
         wanted.update({k: v for k, v in entries.items() if k[0] == "extra"})
-        shapes = _nest({k: jax.ShapeDtypeStruct(tuple(shape), dtype) for k, (shape, dtype) in wanted.items()})
+        shapes = _nest({k: jax.ShapeDtypeStruct(tuple(v[0]), v[1]) for k, v in wanted.items()})
         shardings = shardings_for(shapes)
         abstract = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
                                 shapes, shardings)
@@ -245,6 +411,13 @@ def restore_networks(workdir: str, networks: tuple[str, ...], *, step: int | Non
             partial_restore=True))).state
     finally:
         manager.close()
+    saved = {k: v[2] for k, v in wanted.items() if len(v) > 2}
+    now = {_parse_path(k): v for k, v in jax.device_get(jax.jit(checksums)(restored)).items()}
+    wrong = [k for k, v in saved.items() if int(now[k]) != int(v)]
+    if wrong:
+        raise StorageError(f"checkpoint {directory}/{chosen} is corrupt (a checksum mismatch in "
+                           f"{'/'.join(map(str, wrong[0]))}); train on to a newer one or restore a "
+                           "good copy.")
     params = {net: (restored["ema"] if "ema" in restored and net in restored["ema"]
                     else restored["params"])[net] for net in networks}
     return int(chosen), params, restored.get("extra", {})

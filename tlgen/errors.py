@@ -1,5 +1,32 @@
-"""Errors a user can fix: the command line prints them as one sentence and exits 2."""
+"""Errors the command line reports as one sentence, each kind with an exit code of its own.
+
+Exit codes of `tlgen`: 0 success; 1 internal error (a bug: a traceback is printed);
+2 bad input (`UserError`: fix the command, config or files); 3 training diverged
+(`DivergedError`: the loss or gradients became non-finite with `train.nonfinite=stop`);
+4 storage or cluster failure (`StorageError`: a disk full, an unreadable checkpoint store,
+another process of the job failed — the same command can succeed once that is fixed);
+130 interrupted.
+"""
+
+EXIT_CODES = {0: "success", 1: "internal error", 2: "bad input", 3: "training diverged",
+              4: "storage or cluster failure", 130: "interrupted"}
 
 
-class UserError(Exception):
+class TlgenError(Exception):
+    """An error reported as one sentence on stderr with `exit_code`."""
+    exit_code = 1
+
+
+class UserError(TlgenError):
     """Bad input (a file, an argument, a config): the message says which and what to do."""
+    exit_code = 2
+
+
+class DivergedError(TlgenError):
+    """Training produced a non-finite loss or state and was told to stop."""
+    exit_code = 3
+
+
+class StorageError(TlgenError):
+    """Storage or another process of the job failed; nothing the user gave is wrong."""
+    exit_code = 4

@@ -1,10 +1,24 @@
-"""Atomic file output: a file appears whole under its final name, or not at all."""
+"""Atomic file output (a file appears whole under its final name, or not at all) and the
+sentence for a storage failure."""
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from collections.abc import Callable
+
+from tlgen.errors import StorageError
+
+# OSErrors that say the storage failed, not the command: full, over quota, read-only, I/O.
+STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO})
+
+
+def storage_sentence(error: OSError, path: str | None = None) -> str:
+    """One sentence for a storage failure while writing `path` (or the error's file)."""
+    where = path or error.filename or "a file"
+    return (f"cannot write {where}: {error.strerror or error} (errno {error.errno}); free space "
+            "or choose another folder, then run the same command again.")
 
 
 def write_atomic(path: str, write: Callable[[str], object]) -> None:
@@ -22,10 +36,19 @@ def write_atomic(path: str, write: Callable[[str], object]) -> None:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)       # mkstemp's 0600 -> the usual permissions
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    except OSError as e:
+        _remove(tmp)
+        if e.errno in STORAGE_ERRNOS:
+            raise StorageError(storage_sentence(e, path)) from None
         raise
+    except BaseException:
+        _remove(tmp)
+        raise
+
+
+def _remove(path: str) -> None:
+    if os.path.exists(path):
+        os.remove(path)
 
 
 def write_text(path: str, text: str) -> None:

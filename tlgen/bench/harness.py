@@ -144,10 +144,10 @@ def environment() -> dict:
 
 
 def _version(name: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
     try:
-        from importlib.metadata import version
         return version(name)
-    except Exception:
+    except PackageNotFoundError:
         return None
 
 
@@ -256,7 +256,7 @@ def run_benchmark(config: ml_collections.ConfigDict, *, steps: int = 10, batch: 
 def _memory_analysis(compiled) -> dict | None:
     try:
         stats = compiled.memory_analysis()
-    except Exception:  # not every backend reports it
+    except (NotImplementedError, jax.errors.JaxRuntimeError):  # not every backend reports it
         return None
     if stats is None:
         return None

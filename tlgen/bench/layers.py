@@ -41,7 +41,7 @@ def _is_weight_layer(module: nn.Module) -> bool:
     """A module with a "kernel" parameter and no submodule parameters."""
     try:
         params = module.variables.get("params", {})
-    except Exception:  # unbound or still initializing
+    except ValueError:  # an unbound module has no variables
         return False
     return "kernel" in params and not any(isinstance(v, Mapping) for v in params.values())
 

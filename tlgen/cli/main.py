@@ -20,13 +20,20 @@ from collections.abc import Sequence
 
 from tlgen import __version__
 from tlgen.config import overrides_from
-from tlgen.errors import UserError
+from tlgen.errors import StorageError, TlgenError, UserError
+from tlgen.files import STORAGE_ERRNOS, storage_sentence
 
 COMMANDS = ("prepare", "train", "timelapse", "animate", "generate", "eval", "bench", "demo")
 EPILOG = """Run `tlgen <command> --help` for a command's options and examples.
 
-exit codes: 0 success, 2 bad input (one sentence on stderr), 1 internal error,
-  130 interrupted."""
+exit codes (errors are one sentence on stderr, internal errors a traceback):
+  0 success
+  1 internal error (a bug)
+  2 bad input: fix the command, config or files
+  3 training diverged (non-finite loss or gradients with --config.train.nonfinite=stop)
+  4 storage or cluster failure (disk full, unreadable storage, another process of the
+    job failed): the same command can succeed once that is fixed
+  130 interrupted"""
 
 
 def _family_arguments(name: str, argv: Sequence[str]):
@@ -81,12 +88,21 @@ def _setup_logging(args: argparse.Namespace) -> None:
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
     logging.basicConfig(level=level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    for noisy in ("absl", "jax._src", "orbax", "tensorflow_datasets", "grain"):
+    for noisy in ("jax._src", "orbax", "tensorflow_datasets", "grain"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    # Orbax reports a failed background write from each of its threads (absl) and asyncio
+    # repeats it; tlgen reports the failure itself, in one sentence. -v shows them all.
+    for internal in ("absl", "asyncio"):
+        logging.getLogger(internal).setLevel(level if args.verbose else logging.CRITICAL)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Runs `tlgen` with `argv` (default: sys.argv[1:]) and returns the exit code."""
+    """Runs `tlgen` with `argv` (default: sys.argv[1:]) and returns the exit code.
+
+    In a job of several processes a failing process exits at once (skipping JAX's shutdown
+    barrier, where it would wait for peers stuck in a collective): the coordination service
+    then stops the other processes within its heartbeat timeout.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         overrides, argv = overrides_from(argv)
@@ -99,13 +115,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.config_overrides = overrides
     _setup_logging(args)
     try:
-        return int(args.module.run(args) or 0)
-    except UserError as e:
+        code = int(args.module.run(args) or 0)
+    except TlgenError as e:
         print(f"tlgen {args.command}: error: {e}", file=sys.stderr)
-        return 2
+        code = e.exit_code
+    except OSError as e:
+        if e.errno not in STORAGE_ERRNOS:
+            _exit_now_if_multiprocess(1, traceback=True)
+            raise
+        print(f"tlgen {args.command}: error: {storage_sentence(e)}", file=sys.stderr)
+        code = StorageError.exit_code
     except KeyboardInterrupt:
         print(f"tlgen {args.command}: interrupted", file=sys.stderr)
-        return 130
+        code = 130
+    except BaseException:
+        _exit_now_if_multiprocess(1, traceback=True)
+        raise
+    if code:
+        _exit_now_if_multiprocess(code)
+    return code
+
+
+def _exit_now_if_multiprocess(code: int, traceback: bool = False) -> None:
+    """In a job of several processes: print, flush and end this process at once."""
+    jax = sys.modules.get("jax")
+    if jax is None or not jax.distributed.is_initialized() or jax.process_count() < 2:
+        return
+    if traceback:
+        import traceback as tb
+        tb.print_exc()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

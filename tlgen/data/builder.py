@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import tensorflow_datasets as tfds
 
-from tlgen.data.layout import TFDS_NAME as NAME, TFDS_VERSION as VERSION
+from tlgen.data.layout import TFDS_NAME as NAME, TFDS_VERSION as VERSION  # noqa: F401  (names of the files)
 _BYTES = tfds.features.Encoding.BYTES
 
 

@@ -25,7 +25,8 @@ from tlgen.data import builder as builder_lib
 from tlgen.data import images, pyramid, video_io
 from tlgen.data.layout import FORMAT, FORMAT_VERSION, INDEX_FILE, METADATA_FILE
 from tlgen.data.flow import METHODS as FLOW_METHODS, FlowEstimator
-from tlgen.errors import UserError
+from tlgen.errors import StorageError, UserError
+from tlgen.files import STORAGE_ERRNOS, storage_sentence
 from tlgen.progress import progress
 
 SPLITS = ("train", "validation")
@@ -367,8 +368,10 @@ def prepare(sources: Sequence[str], out: str, *, size: tuple[int, int] | str | N
         metadata = _prepare_into(tmp, sources, size, interval, levels, val_fraction,
                                  flow, flow_method, masks)
         _publish(tmp, out)
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, OSError) and e.errno in STORAGE_ERRNOS:
+            raise StorageError(storage_sentence(e, out)) from None
         raise
     return metadata
 

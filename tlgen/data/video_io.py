@@ -7,12 +7,14 @@ optionally resized (keeping aspect) and center-cropped by ffmpeg itself.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import itertools
 import logging
 import os
 import re
 import subprocess
 import tempfile
+import warnings
 from collections.abc import Iterable, Iterator
 
 import imageio_ffmpeg
@@ -89,7 +91,7 @@ def iter_video_frames(path: str, size: tuple[int, int] | None = None,
     frame_bytes = h * w * 3
     count = 0
     with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL)
+        proc = _popen(cmd, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL)
         try:
             while True:
                 buf = proc.stdout.read(frame_bytes)
@@ -125,21 +127,45 @@ def read_video(path: str, size: tuple[int, int] | None = None) -> tuple[np.ndarr
 
 def write_video(path: str, frames: Iterable[np.ndarray] | np.ndarray, fps: float,
                 quality_crf: int = 18) -> None:
-    """Writes uint8 (H, W, 3) frames as an H.264 yuv420p mp4 (odd sizes are edge-padded)."""
+    """Writes uint8 (H, W, 3) frames as an H.264 yuv420p mp4 (odd sizes are edge-padded),
+    streaming them to ffmpeg one at a time. Raises OSError (ENOSPC when the disk filled up)
+    if ffmpeg could not write the whole video."""
     iterator = iter(frames)
     first = np.asarray(next(iterator))
     h, w = first.shape[:2]
     pad = ((0, h % 2), (0, w % 2), (0, 0))
-    writer = imageio_ffmpeg.write_frames(
-        path, (w + w % 2, h + h % 2), fps=float(fps), codec="libx264", pix_fmt_out="yuv420p",
-        macro_block_size=1, quality=None, ffmpeg_log_level="error",
-        output_params=["-crf", str(quality_crf), "-movflags", "+faststart"])
-    writer.send(None)
-    try:
-        for frame in itertools.chain([first], iterator):
-            frame = np.asarray(frame, np.uint8)
-            if frame.ndim == 2:
-                frame = np.repeat(frame[..., None], 3, axis=-1)
-            writer.send(np.ascontiguousarray(np.pad(frame[..., :3], pad, mode="edge")))
-    finally:
-        writer.close()
+    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-v", "error", "-y",
+           "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w + w % 2}x{h + h % 2}",
+           "-r", f"{float(fps):g}", "-i", "-", "-an", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+           "-crf", str(quality_crf), "-movflags", "+faststart", path]
+    with tempfile.TemporaryFile() as err:
+        proc = _popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err)
+        try:
+            for frame in itertools.chain([first], iterator):
+                frame = np.asarray(frame, np.uint8)
+                if frame.ndim == 2:
+                    frame = np.repeat(frame[..., None], 3, axis=-1)
+                proc.stdin.write(np.ascontiguousarray(np.pad(frame[..., :3], pad, mode="edge")).tobytes())
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass                       # ffmpeg stopped; its exit status and message say why
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        code = proc.wait()
+        err.seek(0)
+        errors = err.read().decode(errors="replace")
+    if code != 0:
+        full = "No space left on device" in errors
+        raise OSError(errno.ENOSPC if full else errno.EIO,
+                      "No space left on device" if full else f"ffmpeg failed ({_ffmpeg_reason(errors)})",
+                      path)
+
+
+def _popen(cmd, **kwargs) -> subprocess.Popen:
+    """An ffmpeg subprocess. Its fork is followed at once by exec, so JAX's warning about
+    forking a multithreaded process does not apply and is silenced."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="os.fork\\(\\) was called", category=RuntimeWarning)
+        return subprocess.Popen(cmd, **kwargs)

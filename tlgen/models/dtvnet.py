@@ -34,11 +34,10 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import linen as nn
 
 from tlgen.models.layers import (Conv3dPyramid, EqualizedDense, SubpixelConvTranspose,
-                                 VideoDiscriminator, adain, instance_norm)
+                                 VideoDiscriminator, adain, instance_norm)  # noqa: F401  (DTVNet's critic)
 from tlgen.models.pixels import to_model_range, to_uint8  # noqa: F401  (part of this module's API)
 
 Dtype = Any

@@ -6,6 +6,7 @@ import logging
 import os
 
 import jax
+import numpy as np
 
 from tlgen.errors import UserError
 
@@ -15,6 +16,10 @@ ENV_COORDINATOR = "TLGEN_COORDINATOR"
 ENV_NUM_PROCESSES = "TLGEN_NUM_PROCESSES"
 ENV_PROCESS_ID = "TLGEN_PROCESS_ID"
 ENV_AUTO = "TLGEN_DISTRIBUTED"    # "auto": let JAX detect the cluster (TPU pod, SLURM, ...)
+# Seconds without a heartbeat after which the coordination service declares a process dead
+# and stops the others (JAX's default is 100).
+ENV_HEARTBEAT = "TLGEN_HEARTBEAT_TIMEOUT"
+DEFAULT_HEARTBEAT_S = 30
 
 
 def _cluster_detected() -> bool:
@@ -47,15 +52,26 @@ def initialize_distributed(coordinator: str | None = None, num_processes: int | 
     if not (coordinator or auto):
         return 0, 1
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    heartbeat = int(os.environ.get(ENV_HEARTBEAT, DEFAULT_HEARTBEAT_S))
     if coordinator:
         if num_processes is None or process_id is None:
             raise UserError(f"{ENV_COORDINATOR} is set, so {ENV_NUM_PROCESSES} and "
                             f"{ENV_PROCESS_ID} must be set too.")
         if not 0 <= process_id < num_processes:
             raise UserError(f"process id {process_id} is outside 0..{num_processes - 1}.")
-        jax.distributed.initialize(coordinator, num_processes=num_processes, process_id=process_id)
+        jax.distributed.initialize(coordinator, num_processes=num_processes, process_id=process_id,
+                                   heartbeat_timeout_seconds=heartbeat)
     else:
-        jax.distributed.initialize()
+        jax.distributed.initialize(heartbeat_timeout_seconds=heartbeat)
     log.info("process %d of %d, %d local / %d global devices", jax.process_index(),
              jax.process_count(), jax.local_device_count(), jax.device_count())
     return jax.process_index(), jax.process_count()
+
+
+def agree(value: int) -> int:
+    """The largest `value` (an int32) over the processes of the job, returned to every
+    process; `value` itself in a one-process run. Every process must call it."""
+    if jax.process_count() == 1:
+        return int(value)
+    from jax.experimental import multihost_utils
+    return int(np.max(multihost_utils.process_allgather(np.asarray([value], np.int32))))

@@ -22,10 +22,13 @@ from jax.experimental import multihost_utils
 
 from tlgen import config as config_lib
 from tlgen import family as family_lib
+from tlgen import checkpoint as checkpoint_lib
 from tlgen.checkpoint import Checkpointer
-from tlgen.errors import UserError
-from tlgen.parallel import (batch_sharding, gather_params, global_batch, initialize_distributed,
-                            is_explicit, make_mesh, param_shardings, replicated)
+from tlgen.errors import DivergedError, StorageError, TlgenError, UserError
+from tlgen.lock import WorkdirLock
+from tlgen.parallel import (agree, batch_sharding, gather_params, global_batch,
+                            initialize_distributed, is_explicit, make_mesh, param_shardings,
+                            replicated)
 from tlgen.progress import progress
 from tlgen.train.state import all_finite
 from tlgen.trained import load_frozen
@@ -36,7 +39,7 @@ log = logging.getLogger(__name__)
 # Config keys a resumed run may change (frequencies, length, housekeeping).
 RESUMABLE_CHANGES = ("total_steps", "train.log_every", "train.eval_every", "train.eval_batches",
                      "train.sample_every", "train.ckpt_every", "train.keep_checkpoints",
-                     "train.keep_best", "data.worker_count")
+                     "train.keep_best", "train.deterministic", "data.worker_count")
 INIT_CPU_COMPILER_OPTIONS = {"xla_backend_optimization_level": 0}
 # XLA:CPU hands convolutions, dots and reductions to YNNPACK by default; its convolutions
 # ran the timescale_ae and dtvnet steps 10-20 % slower than XLA's own (Eigen) ones, while
@@ -45,14 +48,28 @@ INIT_CPU_COMPILER_OPTIONS = {"xla_backend_optimization_level": 0}
 STEP_CPU_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_REDUCE"}
 
 
-def step_compiler_options(mesh) -> dict | None:
-    """Compiler options of the jitted step, eval and sample functions on `mesh`'s platform."""
-    if mesh.devices.flat[0].platform != "cpu" or "ynn_fusion_type" in os.environ.get("XLA_FLAGS", ""):
-        return None
-    return dict(STEP_CPU_COMPILER_OPTIONS)
+# GPU kernels whose results may vary from run to run (atomics in scatters and reductions,
+# autotuned cuDNN/cuBLAS algorithms) are replaced by deterministic ones.
+DETERMINISTIC_GPU_COMPILER_OPTIONS = {"xla_gpu_deterministic_ops": True}
 
 
-class NonFiniteError(UserError):
+def step_compiler_options(platform: str, deterministic: bool = False) -> dict | None:
+    """Compiler options of the jitted step, eval and sample functions on `platform`.
+
+    CPU programs are deterministic as they are; on GPU `deterministic` (config
+    `train.deterministic`) asks XLA for deterministic kernels, the condition for bitwise
+    exact resume there.
+    """
+    if platform == "cpu":
+        if "ynn_fusion_type" in os.environ.get("XLA_FLAGS", ""):
+            return None
+        return dict(STEP_CPU_COMPILER_OPTIONS)
+    if platform in ("gpu", "cuda", "rocm") and deterministic:
+        return dict(DETERMINISTIC_GPU_COMPILER_OPTIONS)
+    return None
+
+
+class NonFiniteError(DivergedError):
     """The loss or gradients became non-finite with `config.train.nonfinite = "stop"`."""
 
 
@@ -99,9 +116,10 @@ class Engine:
         self.batch_sharding = batch_sharding(mesh)
         self.min_shard_bytes = int(config.mesh.get("fsdp_min_bytes", 2 ** 20))
         self.abstract = self.shardings = None
-        self._step = self._sample = None
+        self._step = self._sample = self._checksums = None
         self._evaluators: dict = {}
-        self.compiler_options = step_compiler_options(mesh)
+        self.compiler_options = step_compiler_options(mesh.devices.flat[0].platform,
+                                                      bool((config.get("train") or {}).get("deterministic")))
         self.frozen = load_frozen(config, mesh, spec)
 
     def _gathered(self, state):
@@ -177,6 +195,13 @@ class Engine:
         metrics["skipped"] = (~ok).astype(jnp.float32)
         return new, metrics
 
+    def checksums(self, state) -> dict:
+        """Per-leaf checksums of the state (tlgen.checkpoint.checksums), jitted, replicated."""
+        if self._checksums is None:
+            self._checksums = jax.jit(checkpoint_lib.checksums, in_shardings=(self.shardings,),
+                                      out_shardings=replicated(self.mesh))
+        return self._checksums(state)
+
     def evaluate(self, name: str, evaluator: family_lib.Evaluator, state, batch):
         """One batch of an evaluator's `compute`, jitted once; outputs replicated."""
         if name not in self._evaluators:
@@ -201,14 +226,27 @@ def _check_resumable(config, workdir: str) -> None:
         config_lib.check_matches(config, path, ignore=RESUMABLE_CHANGES)
 
 
+def _on_lead(fn, elsewhere: str) -> None:
+    """Runs `fn()` on process 0 only; when it fails, every process of the job raises (process 0
+    its own error, the others one saying so), so no process waits for a peer that gave up."""
+    error = None
+    if jax.process_index() == 0:
+        try:
+            fn()
+        except (TlgenError, OSError) as e:
+            error = e
+    code = agree(getattr(error, "exit_code", StorageError.exit_code) if error is not None else 0)
+    if code:
+        raise error if error is not None else (UserError if code == UserError.exit_code
+                                               else StorageError)(elsewhere)
+
+
 def _prepare_workdir(config, workdir: str) -> None:
     """Writes the config into `workdir` (once everything it names has been checked)."""
-    path = os.path.join(workdir, "config.json")
-    if jax.process_index() == 0:
+    def write():
         os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
-        config_lib.save(config, path)
-    if jax.process_count() > 1:
-        multihost_utils.sync_global_devices("tlgen_workdir")
+        config_lib.save(config, os.path.join(workdir, "config.json"))
+    _on_lead(write, f"process 0 of this job could not write the config into {workdir}.")
 
 
 def check_batch(config, mesh) -> None:
@@ -238,10 +276,8 @@ def train(config, workdir: str) -> dict:
     """
     initialize_distributed()
     workdir = os.path.abspath(workdir)
-    lead = jax.process_index() == 0
-    tc = config.train
-    if tc.nonfinite not in ("skip", "stop"):
-        raise UserError(f"config.train.nonfinite is {tc.nonfinite!r}; use 'skip' or 'stop'.")
+    if config.train.nonfinite not in ("skip", "stop"):
+        raise UserError(f"config.train.nonfinite is {config.train.nonfinite!r}; use 'skip' or 'stop'.")
     _check_resumable(config, workdir)
     # Everything the config names (family, mesh, frozen networks' files, dataset) is checked
     # before the workdir is written: bad input leaves nothing behind.
@@ -252,14 +288,32 @@ def train(config, workdir: str) -> dict:
     engine = Engine(spec, fam, mesh, config)
     init_key, sample_key = init_and_sample_keys(config.seed)
     train_iter = iter(fam.make_pipeline("train", jax.process_index(), jax.process_count()))
-    _prepare_workdir(config, workdir)
+    lock = _lock_workdir(workdir)
+    try:
+        _prepare_workdir(config, workdir)
+        return _train(config, workdir, engine, fam, train_iter, init_key, sample_key)
+    finally:
+        lock.release()
+
+
+def _lock_workdir(workdir: str) -> WorkdirLock:
+    """The work directory's lock, taken by process 0; every process learns the outcome."""
+    lock = WorkdirLock(workdir)
+    _on_lead(lock.acquire, f"{workdir} is in use by another `tlgen train` (process 0 of this "
+                           "job names it).")
+    return lock
+
+
+def _train(config, workdir, engine, fam, train_iter, init_key, sample_key) -> dict:
+    """The run once its work directory is checked, locked and holds its config."""
+    tc, mesh, lead = config.train, engine.mesh, jax.process_index() == 0
     ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), keep=tc.keep_checkpoints,
                         keep_best=tc.keep_best)
     preemption = _Preemption()
     writer = bar = None
     try:
         with jax.set_mesh(mesh):
-            restored = ckpt.restore(train_iter, engine.abstract_state)
+            restored = ckpt.restore(train_iter, engine.abstract_state, engine.checksums)
             if restored:
                 start, state, local = restored.step, restored.state, restored.first_batch
                 log.info("resumed from %s/%d", ckpt.directory, start)
@@ -279,9 +333,9 @@ def train(config, workdir: str) -> dict:
         preemption.close()
         if bar is not None:
             bar.close()
-        ckpt.close()
         if writer is not None:
             writer.close()
+        ckpt.close()          # last: a failed background save raises here
 
 
 class _Loop:
@@ -411,5 +465,5 @@ class _Loop:
         # step never keeps a non-finite state, so what is saved is finite.
         self.check_finite()
         self.ckpt.save(step, state, self.train_iter, config=config_lib.to_dict(self.config),
-                       metrics=metrics)
+                       metrics=metrics, checksums=jax.device_get(self.engine.checksums(state)))
         self.saved_step = step

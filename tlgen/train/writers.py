@@ -8,7 +8,8 @@ import os
 
 import numpy as np
 
-from tlgen.files import write_atomic, write_text
+from tlgen.errors import StorageError
+from tlgen.files import STORAGE_ERRNOS, storage_sentence, write_atomic, write_text
 
 SAMPLE_FPS = 8
 
@@ -35,8 +36,13 @@ class MetricWriter:
         if not self.enabled:
             return
         row = {"step": int(step), "split": split, **{k: _plain(v) for k, v in metrics.items()}}
-        with open(self.path, "a") as f:
-            f.write(json.dumps(row) + "\n")
+        try:
+            with open(self.path, "a") as f:
+                f.write(json.dumps(row) + "\n")
+        except OSError as e:
+            if e.errno not in STORAGE_ERRNOS:
+                raise
+            raise StorageError(storage_sentence(e, self.path)) from None
         for key, value in row.items():
             if key not in ("step", "split") and isinstance(value, (int, float)):
                 self._tb.add_scalar(f"{split}/{key}", value, int(step))
