@@ -53,7 +53,7 @@ def test_same_metrics_as_recorded_before_the_family_interface(run):
     for got, want in zip(rows, recorded):
         assert got.keys() == want.keys()
         keys = [k for k in want if k != "split"]
-        np.testing.assert_allclose([got[k] for k in keys], [want[k] for k in keys], rtol=1e-5)
+        np.testing.assert_allclose([got[k] for k in keys], [want[k] for k in keys], rtol=1e-5, atol=1e-6)
 
 
 def _full(workdir, step):

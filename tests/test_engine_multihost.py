@@ -43,7 +43,7 @@ def launch_bare(workdir, cache_dir, delay, port, second_args=()):
     for rank, extra in enumerate([(), tuple(second_args)]):
         env = _env(cache_dir, TLGEN_COORDINATOR=f"127.0.0.1:{port}", TLGEN_NUM_PROCESSES="2",
                    TLGEN_PROCESS_ID=str(rank),
-                   XLA_FLAGS="--xla_force_host_platform_device_count=2")
+                   XLA_FLAGS="--xla_force_host_platform_device_count=2 --xla_backend_optimization_level=0")
         procs.append(subprocess.Popen([sys.executable, "-m", "tlgen", "train", *_train_args(workdir, delay),
                                        *extra],
                                       cwd=ROOT, env=env, stdout=subprocess.PIPE,

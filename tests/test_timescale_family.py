@@ -73,7 +73,7 @@ def test_cli_timelapse_and_eval_from_a_trained_workdir(data_dir, tmp_path, capsy
     assert [r["step"] for r in rows] == [r["step"] for r in recorded]
     for got, want in zip(rows, recorded):
         np.testing.assert_allclose([got[k] for k in want if k != "split"],
-                                   [want[k] for k in want if k != "split"], rtol=1e-5)
+                                   [want[k] for k in want if k != "split"], rtol=1e-5, atol=1e-6)
     out = tmp_path / "out"
     base = ["timelapse", "--workdir", workdir, "--frames", "5", "--start", "0", "--end", "100000"]
     runs = {"sub": ["--mode", "subsample", "--npz", str(out / "sub.npz"), "--sheet", str(out / "sub.png")],
