@@ -45,6 +45,9 @@ def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
         g=common.optimizer(3e-4),             # generator + flow encoder
         d=common.optimizer(3e-5, eps=1e-7),
     ))
+    # Dataset-level metrics during training (logged as eval/fid, eval/fvd, eval/lpips; usable
+    # by train.keep_best): the weights files of their networks (`tlgen convert-weights`).
+    cfg.eval = ml_collections.ConfigDict(dict(inception="", i3d="", lpips=""))
     cfg.train.update(dict(log_every=10 if tiny else 100, ckpt_every=500 if tiny else 5000,
                           eval_every=500 if tiny else 5000, sample_every=500 if tiny else 5000,
                           eval_batches=2 if tiny else 8))

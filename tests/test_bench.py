@@ -135,7 +135,7 @@ def test_alongside_call_is_timed_after_each_step():
 
 
 def test_step_compiler_options_follow_the_platform_and_xla_flags(monkeypatch):
-    from tlgen.train.trainer import step_compiler_options
+    from tlgen.parallel import compiler_options as step_compiler_options
     monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
     assert step_compiler_options("cpu") == {
         "xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_REDUCE"}

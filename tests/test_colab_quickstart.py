@@ -9,7 +9,8 @@ from tests.test_colab import execute
 
 
 def test_quickstart(tmp_path):
-    execute("quickstart.ipynb", tmp_path, REPO="unused", TRAIN_STEPS=2, WORK="qs")
+    execute("quickstart.ipynb", tmp_path, REPO="unused", TRAIN_STEPS=2, WORK="qs",
+            SCENE="synthetic:city:frames=720")
     work = tmp_path / "qs"
     for mode in ("subsample", "interpolate", "multiscale", "no_fast_band"):
         assert np.load(work / "timelapses" / f"{mode}.npz")["frames"].shape[0] == 48

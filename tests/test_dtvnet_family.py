@@ -9,6 +9,7 @@ import jax
 import numpy as np
 import pytest
 
+from tests import random_weights
 from tests.conftest import fill_disk
 from tlgen import checkpoint
 from tlgen import config as config_lib
@@ -17,6 +18,8 @@ from tlgen.data.prepare import prepare
 from tlgen.data.synthetic import make_scene
 from tlgen.data.video_io import read_video, write_video
 from tlgen.families.dtvnet import FAMILY
+from tlgen.models import inception as inception_model
+from tlgen.models import lpips as lpips_model
 from tlgen.trained import load
 from tlgen.train.trainer import train
 from tlgen.train.writers import read_metrics
@@ -33,10 +36,13 @@ TINY = ["data.image_size=16", "data.num_frames=4", "data.batch_size=8", "total_s
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
+    """3 steps with LPIPS (random VGG-16 weights) as an evaluator beside the eval step."""
     root = tmp_path_factory.mktemp("dtvnet")
     data = str(root / "clouds")
     prepare(["synthetic:clouds:frames=48"], data, size=(16, 16), flow=True, levels=2, val_fraction=0.25)
-    config = config_lib.load("configs/dtvnet_clouds.py:tiny", TINY + [f"data.dir={data}"])
+    lpips = random_weights.write(str(root / "lpips_vgg.safetensors"), lpips_model.abstract_params("vgg"),
+                                 lpips_model.torch_prefixes("vgg"))
+    config = config_lib.load("configs/dtvnet_clouds.py:tiny", TINY + [f"data.dir={data}", f"eval.lpips={lpips}"])
     workdir = str(root / "run")
     metrics = train(config, workdir)
     return root, workdir, metrics
@@ -51,7 +57,7 @@ def test_same_metrics_as_recorded_before_the_family_interface(run):
             for r in read_metrics(os.path.join(workdir, "metrics.jsonl"))]
     assert [(r["step"], r["split"]) for r in rows] == [(r["step"], r["split"]) for r in recorded]
     for got, want in zip(rows, recorded):
-        assert got.keys() == want.keys()
+        assert set(got) - set(want) == ({"lpips"} if got["split"] == "eval" else set())
         keys = [k for k in want if k != "split"]
         np.testing.assert_allclose([got[k] for k in keys], [want[k] for k in keys], rtol=1e-5, atol=1e-6)
 
@@ -81,28 +87,44 @@ def test_loader_reads_only_the_generator_for_inference(run):
     trained = load(workdir)
     assert trained.step == 3 and trained.family is FAMILY and set(trained.params) == {"g"}
     assert set(trained.params["g"]) == {"generator", "flow_encoder"}
-    assert set(trained.extra) == {"batch_stats"} and trained.frozen == {}
+    assert set(trained.extra) == {"batch_stats"} and "frozen" not in vars(trained)   # not read
+    assert set(trained.frozen) == {"lpips"}                       # until asked for
     _, full, _ = _full(workdir, 3)
     for a, b in zip(jax.tree.leaves(trained.params["g"]), jax.tree.leaves(full["g"])):
         np.testing.assert_array_equal(a, b)          # no EMA in this run: the trained copy
 
 
+def test_the_lpips_evaluator_runs_beside_the_eval_step_and_is_never_checkpointed(run):
+    _, workdir, metrics = run
+    assert 0 <= metrics["eval/lpips"] < 10
+    with open(os.path.join(workdir, "checkpoints", "3", "shapes", "metadata")) as f:
+        assert not any("lpips" in k or "conv12" in k for k in json.load(f))
+
+
 def test_eval_command_writes_the_report_and_its_plot(run, capsys):
-    _, workdir, _ = run
-    assert main(["eval", "--workdir", workdir, "--num-clips", "2"]) == 0
+    root, workdir, _ = run
+    inception = random_weights.write(str(root / "inception.safetensors"), inception_model.abstract_params())
+    assert main(["eval", "--workdir", workdir, "--num-clips", "1", "--inception", inception,
+                 "--lpips", str(root / "lpips_vgg.safetensors")]) == 0
     printed = capsys.readouterr().out.split()
     eval_dir = os.path.join(workdir, "eval")
     assert printed == [os.path.join(eval_dir, f) for f in ("report.json", "report.md", "clips.png")]
     with open(printed[0]) as f:
         report = json.load(f)
-    assert report["step"] == 3 and report["num_clips"] == 2 and len(report["clips"]) == 2
+    assert report["step"] == 3 and report["num_clips"] == 1 and len(report["clips"]) == 1
     for key in ("psnr", "ssim", "flow_mse", "e_tmp", "e_tmp_real"):
         assert np.isfinite(report[key]), key
         np.testing.assert_allclose(report[key], np.mean([c[key] for c in report["clips"]]))
     assert -1 <= report["ssim"] <= 1 and report["flow_mse"] >= 0 and report["e_tmp_real"] > 0
     assert "| psnr |" in open(printed[1]).read()
+    for key in ("fid", "kid", "lpips", "swd"):                     # 1 clip of 5 frames
+        assert np.isfinite(report[key]) and report[key] >= 0 or key == "kid", key
+    assert report["samples"] == {"clips": 1, "frames_per_clip": 5, "frames": 5}
+    assert report["not_computed"] == {"fvd": "give --i3d FILE (see `tlgen convert-weights`)"}
+    assert set(report["protocol"]) == {"fid", "kid", "lpips", "swd", "seed"}
+    assert "the validation split has no clip of 16 frames" in report["notes"][0]
     picture = cv2.imread(printed[2])
-    assert picture.shape == (4 * 16, 4 * 16, 3)      # 2 clips x (real, generated) x 4 frames
+    assert picture.shape == (2 * 16, 4 * 16, 3)      # (real, generated) x 4 frames
 
 
 def test_help_with_a_workdir_lists_the_family_options(run, capsys):
@@ -204,11 +226,14 @@ def test_eval_and_samples_use_the_ema_generator():
     batch["frames"] = np.random.default_rng(0).integers(0, 256, batch["frames"].shape, dtype=np.uint8)
     state = fam.init(jax.random.PRNGKey(0), batch)
     other = jax.tree.map(lambda x: x * 0.5, state.params["g"])
+    # One state structure (one compile per function): with an EMA copy the trained
+    # parameters make no difference, the EMA copy does.
     with_ema = state.replace(ema={"g": other})
-    as_params = state.replace(params={**state.params, "g": other}, ema=None)
-    for fn in (fam.eval_step, lambda s, b: fam.sample(s, b, jax.random.PRNGKey(2))):
-        got, want = jax.jit(fn)(with_ema, batch), jax.jit(fn)(as_params, batch)
+    other_params = with_ema.replace(params={**state.params, "g": other})
+    for fn in (jax.jit(fam.eval_step), jax.jit(lambda s, b: fam.sample(s, b, jax.random.PRNGKey(2)))):
+        got, want = fn(with_ema, batch), fn(other_params, batch)
         for key in want:
             np.testing.assert_array_equal(got[key], want[key])
-    assert not np.allclose(jax.jit(fam.eval_step)(state, batch)["frame_l1"],
-                           jax.jit(fam.eval_step)(with_ema, batch)["frame_l1"])
+    eval_step = jax.jit(fam.eval_step)
+    assert not np.allclose(eval_step(state.replace(ema={"g": state.params["g"]}), batch)["frame_l1"],
+                           eval_step(with_ema, batch)["frame_l1"])

@@ -23,15 +23,15 @@ def _env(cache_dir, **extra):
                 **extra)
 
 
-def _train_args(workdir, delay):
+def _train_args(workdir, delay, steps=60):
     return ["--config", "tests/engine_config.py:regression", "--workdir", workdir,
-            f"--config.data.delay={delay}", "--config.total_steps=60"]
+            f"--config.data.delay={delay}", f"--config.total_steps={steps}"]
 
 
-def launch(workdir, processes, devices, cache_dir, delay):
+def launch(workdir, processes, devices, cache_dir, delay, steps=60):
     """The job through launch/local.py (which also stops the rest when one process fails)."""
     command = [sys.executable, "launch/local.py", "-n", str(processes), "--devices-per-process",
-               str(devices), "--", *_train_args(workdir, delay)]
+               str(devices), "--", *_train_args(workdir, delay, steps)]
     return subprocess.Popen(command, cwd=ROOT, env=_env(cache_dir), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
@@ -54,7 +54,7 @@ def launch_bare(workdir, cache_dir, delay, port, second_args=()):
 def test_two_processes_match_one_through_a_lost_process_a_bad_shard_and_preemption(tmp_path):
     from launch.local import free_port
     cache = tmp_path / "jax_cache"
-    single = launch(str(tmp_path / "single"), 1, 4, cache, delay=0)
+    single = launch(str(tmp_path / "single"), 1, 4, cache, delay=0, steps=30)
 
     # One process raises (its batch does not split over the mesh) while the other already
     # waits for it in a collective: that one is stopped within the heartbeat timeout.
@@ -90,7 +90,7 @@ def test_two_processes_match_one_through_a_lost_process_a_bad_shard_and_preempti
     assert os.path.isdir(os.path.join(workdir, "checkpoints_bad", str(newest)))
     assert "preempted=True" in output
     preempted_at = ckpt_steps(workdir)[-1]
-    assert newest < preempted_at < 60 and train_rows(workdir)[-1]["step"] == preempted_at
+    assert newest < preempted_at < 30 and train_rows(workdir)[-1]["step"] == preempted_at
     assert sorted(os.listdir(os.path.join(workdir, "checkpoints", str(preempted_at), "data"))) == [
         "commit_success.txt", "process_0-of-2.json", "process_1-of-2.json"]
 

@@ -5,12 +5,13 @@ the newest (or a given) checkpoint only what inference needs: for each of the fa
 `networks` its EMA copy when the run keeps one, else its parameters, and the state's
 `extra` (BatchNorm statistics, ...). Optimizer states, discriminators and everything else in
 the checkpoint stay on disk. Arrays are placed on a mesh with the training sharding rules
-(size rule + the family's `sharding_rules`); frozen networks are loaded from their files.
+(size rule + the family's `sharding_rules`); frozen networks are read when first used.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from typing import Any
 
@@ -25,20 +26,20 @@ from tlgen.parallel import make_mesh, param_shardings, place
 DEFAULT_MESH = {"data": -1, "fsdp": 1, "model": 1, "axis_types": "auto"}
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass
 class Trained:
     """A trained model of any family, ready for inference.
 
     params: {network: parameter pytree} for the family's `networks` (EMA copies when kept).
     extra: model state that gradients do not train (e.g. {"batch_stats": ...}).
-    frozen: {name: pytree} of the family's frozen networks (empty when it has none).
+    frozen: {name: pytree} of the family's frozen networks, read from their files on first
+      use (inference that needs none never touches them).
     """
     config: Any
     family: family_lib.Family
     step: int
     params: dict
     extra: dict
-    frozen: dict
     mesh: Mesh
     workdir: str | None = None
 
@@ -47,6 +48,10 @@ class Trained:
         """The compute dtype of `config.dtype`."""
         return config_lib.compute_dtype(self.config)
 
+    @functools.cached_property
+    def frozen(self) -> dict:
+        return load_frozen(self.config, self.mesh, self.family)
+
     @classmethod
     def from_state(cls, config, state, mesh: Mesh, *, step: int = 0, frozen: dict | None = None
                    ) -> "Trained":
@@ -54,7 +59,10 @@ class Trained:
         spec = family_lib.of(config)
         ema = state.ema or {}
         params = {net: ema[net] if net in ema else state.params[net] for net in spec.networks}
-        return cls(config, spec, step, params, dict(state.extra), dict(frozen or {}), mesh)
+        trained = cls(config, spec, step, params, dict(state.extra), mesh)
+        if frozen is not None:
+            trained.__dict__["frozen"] = dict(frozen)
+        return trained
 
 
 def shardings_for(config, mesh: Mesh, spec: family_lib.Family):
@@ -80,6 +88,5 @@ def load(workdir: str, *, step: int | None = None, mesh: Mesh | None = None) -> 
         mesh = make_mesh(ml_collections.ConfigDict(DEFAULT_MESH))
     chosen, params, extra = checkpoint.restore_networks(
         workdir, spec.networks, step=step, shardings_for=shardings_for(config, mesh, spec))
-    return Trained(config, spec, chosen, params, extra, load_frozen(config, mesh, spec), mesh,
-                   os.path.abspath(workdir))
+    return Trained(config, spec, chosen, params, extra, mesh, os.path.abspath(workdir))
 

@@ -4,6 +4,14 @@ TensorFlow, checked by name and shape.
 tlgen downloads and ships no weights. A frozen network's loader names the config key or flag
 that holds the file; `load_weights` reads a safetensors or `.npz` file and checks it against
 the names and shapes the network expects, with one sentence per problem.
+
+Files keep the published PyTorch names and layouts (`tlgen convert-weights` writes them from
+a `.pth` or TorchScript file). `torch_layout` / `from_torch` map them onto a Flax parameter
+tree whose module names follow the PyTorch ones: a Flax path ("Mixed_5b", "branch1x1",
+"conv", "kernel") is the tensor "Mixed_5b.branch1x1.conv.weight", transposed from PyTorch's
+(out, in, *window) to Flax's (*window, in, out); batch norms map scale/bias/mean/var to
+weight/bias/running_mean/running_var. `prefixes` renames modules whose PyTorch names differ
+("conv0" -> "features.0").
 """
 
 from __future__ import annotations
@@ -44,12 +52,14 @@ def read_arrays(path: str, key: str) -> dict[str, np.ndarray]:
 
 def load_weights(path: str, expected: Mapping[str, tuple[int, ...]], *, key: str,
                  dtype=np.float32) -> dict[str, np.ndarray]:
-    """The arrays `expected` names, from `path`, as `dtype`.
+    """The arrays `expected` names, from `path`, as `dtype` (see `checked`)."""
+    return checked(read_arrays(path, key), expected, path=path, key=key, dtype=dtype)
 
-    Raises one UserError listing, one sentence each, every missing array and every array of
-    another shape (extra arrays in the file are ignored).
-    """
-    arrays = read_arrays(path, key)
+
+def checked(arrays: Mapping[str, np.ndarray], expected: Mapping[str, tuple[int, ...]], *,
+            path: str, key: str, dtype=np.float32) -> dict[str, np.ndarray]:
+    """The arrays `expected` names, as `dtype`. Raises one UserError listing, one sentence
+    each, every missing array and every array of another shape (extra arrays are ignored)."""
     problems = []
     for name, shape in expected.items():
         if name not in arrays:
@@ -61,3 +71,57 @@ def load_weights(path: str, expected: Mapping[str, tuple[int, ...]], *, key: str
         shown = " ".join(problems[:5]) + (f" And {len(problems) - 5} more." if len(problems) > 5 else "")
         raise UserError(f"{key} does not hold the expected weights: {shown}")
     return {name: np.asarray(arrays[name], dtype) for name in expected}
+
+
+_LEAF_NAMES = {"kernel": "weight", "scale": "weight", "bias": "bias", "mean": "running_mean",
+               "var": "running_var"}
+
+
+def _torch_name(path: tuple[str, ...], prefixes: Mapping[str, str]) -> str:
+    module = "/".join(path[:-1])
+    return f"{prefixes.get(module, '.'.join(path[:-1]))}.{_LEAF_NAMES[path[-1]]}"
+
+
+def _flat(tree, prefix=()) -> dict[tuple[str, ...], object]:
+    if isinstance(tree, Mapping):
+        return {k: v for key, sub in tree.items() for k, v in _flat(sub, prefix + (str(key),)).items()}
+    return {prefix: tree}
+
+
+def _torch_shape(path: tuple[str, ...], shape: tuple[int, ...]) -> tuple[int, ...]:
+    if path[-1] == "kernel":                 # (*window, in, out) <- (out, in, *window)
+        return (shape[-1], shape[-2]) + tuple(shape[:-2])
+    return tuple(shape)
+
+
+def torch_layout(abstract_params, prefixes: Mapping[str, str] | None = None) -> dict[str, tuple]:
+    """{PyTorch name: PyTorch shape} of every leaf of a Flax parameter tree (arrays or
+    ShapeDtypeStructs): what a weights file must hold."""
+    return {_torch_name(path, prefixes or {}): _torch_shape(path, tuple(leaf.shape))
+            for path, leaf in _flat(abstract_params).items()}
+
+
+def from_torch(arrays: Mapping[str, np.ndarray], abstract_params,
+               prefixes: Mapping[str, str] | None = None) -> dict:
+    """The Flax parameter tree shaped like `abstract_params` from PyTorch-named arrays."""
+    params: dict = {}
+    for path, _ in _flat(abstract_params).items():
+        value = np.asarray(arrays[_torch_name(path, prefixes or {})], np.float32)
+        if path[-1] == "kernel":
+            value = np.transpose(value, tuple(range(2, value.ndim)) + (1, 0))
+        node = params
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        node[path[-1]] = value
+    return params
+
+
+def load_torch_weights(path: str, abstract_params, *, key: str,
+                       prefixes: Mapping[str, str] | None = None,
+                       arrays: Mapping[str, np.ndarray] | None = None) -> dict:
+    """The Flax parameters shaped like `abstract_params` from a weights file with PyTorch
+    names (or from its `arrays`, already read), every name and shape checked (one sentence
+    each)."""
+    arrays = read_arrays(path, key) if arrays is None else arrays
+    layout = torch_layout(abstract_params, prefixes)
+    return from_torch(checked(arrays, layout, path=path, key=key), abstract_params, prefixes)

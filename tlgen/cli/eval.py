@@ -4,8 +4,13 @@ Examples:
   tlgen eval --workdir runs/tae                       # the run's own dataset
   tlgen eval --workdir runs/tae --data data/city2     # another prepared dataset
   tlgen eval --workdir runs/dtv --num-clips 32        # a family's own options (see --workdir W --help)
+  tlgen eval --workdir runs/dtv --inception inception.safetensors --i3d i3d.safetensors \
+      --lpips lpips_alex.safetensors                  # + FID, KID, FVD, LPIPS
 
-Prints the paths of the files it wrote.
+FID/KID, FVD and LPIPS need the pretrained networks' weights, which tlgen does not download:
+give the files (`tlgen convert-weights` makes them from the published PyTorch files). SWD
+needs none. The report states the protocol (README: "Evaluation protocol") and lists each
+metric it could not compute and why. Prints the paths of the files it wrote.
 """
 
 from __future__ import annotations
@@ -21,12 +26,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--step", type=int, default=None, help="checkpoint step (default: the newest)")
     parser.add_argument("--out", default=None, metavar="DIR",
                         help="report folder (default: WORKDIR/eval)")
+    parser.add_argument("--inception", metavar="FILE", help="FID Inception-v3 weights (FID, KID)")
+    parser.add_argument("--i3d", metavar="FILE", help="I3D Kinetics-400 weights (FVD)")
+    parser.add_argument("--lpips", metavar="FILE", help="LPIPS v0.1 weights, AlexNet or VGG-16 (LPIPS)")
 
 
 def run(args: argparse.Namespace) -> int:
+    from tlgen.metrics.protocol import Networks
     from tlgen.metrics.report import write_report
     from tlgen.trained import load
 
+    args.networks = Networks.load(args.inception, args.i3d, args.lpips)
     trained = load(args.workdir, step=args.step)
     command = trained.family.command("eval")
     args.out_dir = args.out or os.path.join(args.workdir, "eval")

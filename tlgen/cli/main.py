@@ -23,7 +23,8 @@ from tlgen.config import overrides_from
 from tlgen.errors import StorageError, TlgenError, UserError
 from tlgen.files import STORAGE_ERRNOS, storage_sentence
 
-COMMANDS = ("prepare", "train", "timelapse", "animate", "generate", "eval", "bench", "demo")
+COMMANDS = ("prepare", "train", "timelapse", "animate", "generate", "eval", "bench", "demo",
+            "convert-weights")
 EPILOG = """Run `tlgen <command> --help` for a command's options and examples.
 
 exit codes (errors are one sentence on stderr, internal errors a traceback):
@@ -70,7 +71,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
-        module = importlib.import_module(f"tlgen.cli.{name}")
+        module = importlib.import_module(f"tlgen.cli.{name.replace('-', '_')}")
         summary, _, examples = (module.__doc__ or name).strip().partition("\n")
         command = sub.add_parser(name, help=summary, description=summary,
                                  epilog=examples.strip() or None,

@@ -6,6 +6,7 @@ optionally resized (keeping aspect) and center-cropped by ffmpeg itself.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import itertools
@@ -55,7 +56,8 @@ def probe_video(path: str) -> VideoInfo:
                         "sources.")
     reader = imageio_ffmpeg.read_frames(path)
     try:
-        meta = next(reader)
+        with _exec_follows_fork():
+            meta = next(reader)
     except (OSError, RuntimeError, StopIteration) as e:
         raise UserError(f"{path} is not a readable video (ffmpeg: {_ffmpeg_reason(str(e))}); "
                         "check that the file is a complete video.") from None
@@ -164,8 +166,15 @@ def write_video(path: str, frames: Iterable[np.ndarray] | np.ndarray, fps: float
 
 
 def _popen(cmd, **kwargs) -> subprocess.Popen:
-    """An ffmpeg subprocess. Its fork is followed at once by exec, so JAX's warning about
-    forking a multithreaded process does not apply and is silenced."""
+    """An ffmpeg subprocess (see `_exec_follows_fork`)."""
+    with _exec_follows_fork():
+        return subprocess.Popen(cmd, **kwargs)
+
+
+@contextlib.contextmanager
+def _exec_follows_fork():
+    """ffmpeg runs in a subprocess whose fork is followed at once by exec: JAX's warning
+    about forking a multithreaded process does not apply, and is silenced."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="os.fork\\(\\) was called", category=RuntimeWarning)
-        return subprocess.Popen(cmd, **kwargs)
+        yield

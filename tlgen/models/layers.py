@@ -1,10 +1,12 @@
 """Layers shared by the model families (pure Flax linen, NHWC / NTHWC).
 
 * normalization: `instance_norm`, `adain` (adaptive instance norm), `group_norm` /
-  `GroupNorm` (the fast form of `flax.linen.GroupNorm`);
+  `GroupNorm` (the fast form of `flax.linen.GroupNorm`), `FrozenBatchNorm` (inference-only
+  batch norm of pretrained networks);
 * equalized learning rate (ProGAN/StyleGAN): `EqualizedDense`, `EqualizedConv`;
-* resampling: `upsample2` (nearest, by broadcasting), `SubpixelConvTranspose` (a 3x3 stride-2
-  transposed conv as a 2x2 conv + depth-to-space);
+* resampling: `upsample2` (nearest, by broadcasting), `resize_bilinear` (PyTorch's bilinear
+  interpolation), `SubpixelConvTranspose` (a 3x3 stride-2 transposed conv as a 2x2 conv +
+  depth-to-space);
 * video: `Conv3d` (a 3-D conv folded into 2-D convs), `conv2d` (a 2-D conv on XLA:CPU's fast
   path, gradients of gradients included), `Conv3dPyramid` and `VideoDiscriminator`.
 """
@@ -77,6 +79,23 @@ class GroupNorm(nn.Module):
         return group_norm(x, scale, bias, self.num_groups, self.epsilon).astype(self.dtype)
 
 
+class FrozenBatchNorm(nn.Module):
+    """Batch norm with fixed statistics (pretrained networks, inference only): parameters
+    "scale", "bias", "mean", "var", all in "params" (PyTorch: weight, bias, running_mean,
+    running_var)."""
+    epsilon: float = 1e-3
+
+    @nn.compact
+    def __call__(self, x):
+        c = x.shape[-1]
+        scale = self.param("scale", nn.initializers.ones, (c,), jnp.float32)
+        bias = self.param("bias", nn.initializers.zeros, (c,), jnp.float32)
+        mean = self.param("mean", nn.initializers.zeros, (c,), jnp.float32)
+        var = self.param("var", nn.initializers.ones, (c,), jnp.float32)
+        mul = scale * jax.lax.rsqrt(var + self.epsilon)
+        return x * mul.astype(x.dtype) + (bias - mean * mul).astype(x.dtype)
+
+
 # ----------------------------------------------------------------------------- equalized learning rate
 
 class EqualizedDense(nn.Module):
@@ -135,6 +154,16 @@ def upsample2(x: jax.Array) -> jax.Array:
     return x.reshape(n, 2 * h, 2 * w, c)
 
 
+def resize_bilinear(images: jax.Array, size: tuple[int, int]) -> jax.Array:
+    """Bilinear resize of (N, H, W, C) to `size` with half-pixel centres and no antialiasing:
+    PyTorch's `F.interpolate(mode="bilinear", align_corners=False)`, the resize of the FID
+    and FVD protocols (`jax.image.resize` antialiases when shrinking)."""
+    n, h, w, c = images.shape
+    scale = jnp.asarray([size[0] / h, size[1] / w], jnp.float32)
+    return jax.image.scale_and_translate(images, (n, size[0], size[1], c), (1, 2), scale,
+                                         jnp.zeros(2, jnp.float32), method="linear", antialias=False)
+
+
 class SubpixelConvTranspose(nn.Module):
     """3x3 stride-2 transposed conv (PyTorch padding=1, output_padding=1): (H, W) -> (2H, 2W).
 
@@ -166,7 +195,7 @@ class SubpixelConvTranspose(nn.Module):
 # ----------------------------------------------------------------------------- video
 
 class Conv3d(nn.Module):
-    """3-D convolution without bias, run as one 2-D convolution per output frame batch.
+    """3-D convolution (a bias with `use_bias`), run as one 2-D convolution per output frame batch.
 
     The kt temporal taps are stacked on the channel axis and the output frames folded into
     the batch: same kernel (kt, kh, kw, Cin, Cout) and result as a 3-D convolution, but XLA
@@ -178,6 +207,7 @@ class Conv3d(nn.Module):
     strides: tuple[int, int, int] = (1, 1, 1)
     padding: tuple[tuple[int, int], ...] = ((0, 0), (0, 0), (0, 0))
     dtype: Dtype = jnp.float32
+    use_bias: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -192,6 +222,8 @@ class Conv3d(nn.Module):
         flat = kernel.transpose(1, 2, 0, 3, 4).reshape(kh, kw, kt * cin, self.features)
         y = conv2d(taps.reshape(b * t_out, h, w, kt * cin), flat.astype(self.dtype),
                     self.strides[1:], self.padding[1:])
+        if self.use_bias:
+            y = y + self.param("bias", nn.initializers.zeros, (self.features,)).astype(self.dtype)
         return y.reshape((b, t_out) + y.shape[1:])
 
 

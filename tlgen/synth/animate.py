@@ -90,7 +90,11 @@ class Animator:
         flows = video_flows(fitted, self.flow_method)
         if len(flows) < t:
             flows = np.concatenate([flows, flows[-1:]], axis=0)
-        return _encode(self.flow_encoder, jnp.asarray(flows[None]), dtype=self.dtype)
+        return self.motion_from_flows(flows[None])
+
+    def motion_from_flows(self, flows: np.ndarray) -> jax.Array:
+        """Motion vectors (B, D) encoded from T optical flows (B, T, H, W, 2) in pixels."""
+        return _encode(self.flow_encoder, jnp.asarray(flows, jnp.float32), dtype=self.dtype)
 
     def animate(self, image: np.ndarray, motion: jax.Array, num_frames: int | None = None
                 ) -> tuple[np.ndarray, np.ndarray]:

@@ -26,7 +26,7 @@ from tlgen import checkpoint as checkpoint_lib
 from tlgen.checkpoint import Checkpointer
 from tlgen.errors import DivergedError, StorageError, TlgenError, UserError
 from tlgen.lock import WorkdirLock
-from tlgen.parallel import (agree, batch_sharding, gather_params, global_batch,
+from tlgen.parallel import (agree, batch_sharding, compiler_options, gather_params, global_batch,
                             initialize_distributed, is_explicit, make_mesh, param_shardings,
                             replicated)
 from tlgen.progress import progress
@@ -39,36 +39,8 @@ log = logging.getLogger(__name__)
 # Config keys a resumed run may change (frequencies, length, housekeeping).
 RESUMABLE_CHANGES = ("total_steps", "train.log_every", "train.eval_every", "train.eval_batches",
                      "train.sample_every", "train.ckpt_every", "train.keep_checkpoints",
-                     "train.keep_best", "train.deterministic", "data.worker_count")
+                     "train.keep_best", "train.deterministic", "data.worker_count", "eval")
 INIT_CPU_COMPILER_OPTIONS = {"xla_backend_optimization_level": 0}
-# XLA:CPU hands convolutions, dots and reductions to YNNPACK by default; its convolutions
-# ran the timescale_ae and dtvnet steps 10-20 % slower than XLA's own (Eigen) ones, while
-# its reductions are the fast path for the group norms (bench/NOTES.md). Keep reductions
-# only, unless XLA_FLAGS chooses.
-STEP_CPU_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_REDUCE"}
-
-
-# GPU kernels whose results may vary from run to run (atomics in scatters and reductions,
-# autotuned cuDNN/cuBLAS algorithms) are replaced by deterministic ones.
-DETERMINISTIC_GPU_COMPILER_OPTIONS = {"xla_gpu_deterministic_ops": True}
-
-
-def step_compiler_options(platform: str, deterministic: bool = False) -> dict | None:
-    """Compiler options of the jitted step, eval and sample functions on `platform`.
-
-    CPU programs are deterministic as they are; on GPU `deterministic` (config
-    `train.deterministic`) asks XLA for deterministic kernels, the condition for bitwise
-    exact resume there.
-    """
-    if platform == "cpu":
-        if "ynn_fusion_type" in os.environ.get("XLA_FLAGS", ""):
-            return None
-        return dict(STEP_CPU_COMPILER_OPTIONS)
-    if platform in ("gpu", "cuda", "rocm") and deterministic:
-        return dict(DETERMINISTIC_GPU_COMPILER_OPTIONS)
-    return None
-
-
 class NonFiniteError(DivergedError):
     """The loss or gradients became non-finite with `config.train.nonfinite = "stop"`."""
 
@@ -118,8 +90,8 @@ class Engine:
         self.abstract = self.shardings = None
         self._step = self._sample = self._checksums = None
         self._evaluators: dict = {}
-        self.compiler_options = step_compiler_options(mesh.devices.flat[0].platform,
-                                                      bool((config.get("train") or {}).get("deterministic")))
+        self.compiler_options = compiler_options(mesh.devices.flat[0].platform,
+                                                 bool((config.get("train") or {}).get("deterministic")))
         self.frozen = load_frozen(config, mesh, spec)
 
     def _gathered(self, state):

@@ -13,6 +13,7 @@ FAMILY = Family(
     training=training.training,
     example_batch=training.example_batch,
     networks=(training.G,),
+    frozen=training.frozen,
     commands={"eval": Command(inference.eval_command, inference.add_eval_arguments),
               "animate": Command(inference.animate_command, inference.add_animate_arguments)},
     inference_benchmark=inference.generator_benchmark,

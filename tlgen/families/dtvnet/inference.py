@@ -16,8 +16,10 @@ import numpy as np
 
 from tlgen.errors import UserError
 from tlgen.family import Animation
-from tlgen.families.dtvnet.training import G, networks, reconstruct, scores, variables
+from tlgen.families.dtvnet.training import G, reconstruct, scores, variables
+from tlgen.families.dtvnet.training import networks as networks_of
 from tlgen.metrics.flow import flow_mse, video_flows
+from tlgen.metrics.protocol import Networks
 from tlgen.metrics.temporal import e_tmp
 from tlgen.models import dtvnet
 from tlgen.synth.animate import Animator, fit_image
@@ -68,13 +70,18 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def evaluate(trained: Trained, out_dir: str, data_dir: str | None = None, *,
-             split: str = "validation", num_clips: int = 16, flow_method: str = "dis") -> dict:
-    """Reconstruction metrics of `num_clips` clips of `split`, each animated from its first
-    frame with its own encoded motion: PSNR / SSIM (frames 1..T-1, [0, 1] scale), Flow-MSE
+             split: str = "validation", num_clips: int = 16, flow_method: str = "dis",
+             networks: Networks | None = None) -> dict:
+    """Metrics of `num_clips` clips of `split`, each animated from its first frame with its
+    own encoded motion: reconstruction PSNR / SSIM (frames 1..T-1, [0, 1] scale), Flow-MSE
     (flows estimated on the generated vs. the clip's stored flows, pixels^2), E_tmp of the
-    generated and the real clips (x1000 scale). Writes clips.png (real above generated)."""
+    generated and the real clips (x1000 scale); then, on 16-frame clips (the motion chained
+    over passes) against the real 16 frames, the distribution and perceptual metrics of
+    `tlgen.metrics.protocol` (SWD always; FID/KID, FVD, LPIPS with their networks). Writes
+    clips.png (real above generated)."""
     from tlgen.data.dataset import open_training_data
     from tlgen.data.pipelines import clip_dataset
+    from tlgen.metrics.protocol import FVD_FRAMES, video_metrics
     from tlgen.metrics.report import save_png, video_strips
 
     if num_clips < 1:
@@ -83,29 +90,49 @@ def evaluate(trained: Trained, out_dir: str, data_dir: str | None = None, *,
     data_dir = data_dir or config.data.dir
     open_training_data(data_dir, image_size=int(config.data.image_size), flow=True)
     t = int(config.data.num_frames)
-    gen, enc, _ = networks(config, trained.dtype)
-    batches = iter(clip_dataset(data_dir, split, length=t + 1, stride=config.data.stride,
-                                batch_size=1, seed=int(config.seed) + (split != "train"), with_flow=True))
+    gen, enc, _ = networks_of(config, trained.dtype)
+    clips = lambda length: iter(clip_dataset(data_dir, split, length=length, stride=config.data.stride,
+                                             batch_size=1, seed=int(config.seed) + (split != "train"),
+                                             with_flow=True))
+    notes, length = [], max(t + 1, FVD_FRAMES)
+    try:
+        batches = clips(length)
+    except ValueError:                 # no clip that long in the split: the model's own length
+        length = t + 1
+        batches = clips(length)
+        notes.append(f"the {split} split has no clip of {FVD_FRAMES} frames: the distribution "
+                     f"metrics use {length}-frame clips")
+    anim = animator(trained)
 
     @jax.jit
     def run(params, extra, batch):
         video, _, real, _ = reconstruct(gen, enc, params, extra, batch)
         return dtvnet.to_uint8(video[0]), scores(video, real)
 
-    rows, shown = [], []
+    rows, real_clips, fake_clips = [], [], []
     for i in range(num_clips):
         batch = next(batches)
-        frames, clip = jax.device_get(run(trained.params[G], trained.extra, batch))
+        own = {"frames": batch["frames"][:, :t + 1], "flow": batch["flow"][:, :t]}
+        frames, clip = jax.device_get(run(trained.params[G], trained.extra, own))
         rows.append({"clip": i, **{k: float(v) for k, v in clip.items()},
-                     "flow_mse": flow_mse(video_flows(frames, flow_method), batch["flow"][0, :t - 1]),
-                     "e_tmp": e_tmp(frames), "e_tmp_real": e_tmp(batch["frames"][0, :t])})
-        if i < 4:
-            shown += [batch["frames"][0, :t], frames]
+                     "flow_mse": flow_mse(video_flows(frames, flow_method), own["flow"][0, :t - 1]),
+                     "e_tmp": e_tmp(frames), "e_tmp_real": e_tmp(own["frames"][0, :t])})
+        motion = anim.motion_from_flows(own["flow"])
+        fake_clips.append(anim.animate(batch["frames"][0, 0], motion, length)[0])
+        real_clips.append(batch["frames"][0])
     os.makedirs(out_dir, exist_ok=True)
-    save_png(os.path.join(out_dir, "clips.png"), video_strips(shown))
+    save_png(os.path.join(out_dir, "clips.png"), video_strips(
+        [v[:t] for pair in zip(real_clips[:4], fake_clips[:4]) for v in pair]))
+    distribution = video_metrics(np.stack(real_clips), np.stack(fake_clips), networks or Networks(),
+                                 seed=int(config.seed))
     report = {key: float(np.mean([r[key] for r in rows])) for key in rows[0] if key != "clip"}
+    report.update(distribution["scores"])
     report.update(workdir=trained.workdir, step=trained.step, split=split, num_clips=num_clips,
                   data_dir=os.path.abspath(data_dir), flow_method=flow_method, clips=rows,
+                  samples=distribution["samples"], protocol=distribution["protocol"],
+                  not_computed=distribution["not_computed"],
+                  notes=notes + [f"{name}: not computed ({why})" for name, why in
+                                 distribution["not_computed"].items()],
                   titles={"clips": "Per clip (encoded motion; PSNR/SSIM on frames 1..T-1)"})
     return report
 
@@ -113,7 +140,7 @@ def evaluate(trained: Trained, out_dir: str, data_dir: str | None = None, *,
 def eval_command(trained: Trained, args: argparse.Namespace) -> dict:
     """`tlgen eval` on a DTVNet run."""
     return evaluate(trained, args.out_dir, args.data, split=args.split, num_clips=args.num_clips,
-                    flow_method=args.flow_method)
+                    flow_method=args.flow_method, networks=args.networks)
 
 
 def generator_benchmark(trained: Trained, batch: dict):

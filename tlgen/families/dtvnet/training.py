@@ -24,6 +24,7 @@ import numpy as np
 from tlgen.errors import UserError
 from tlgen.family import Training
 from tlgen.losses import adversarial
+from tlgen.metrics.evaluators import frozen_networks, metric_evaluators
 from tlgen.metrics.image import psnr, ssim
 from tlgen.models import dtvnet
 from tlgen.models.flow_ops import resize_flow
@@ -127,7 +128,7 @@ def training(config) -> Training:
                                           image, motion, True, mutable=["batch_stats"])
         return (video, low), {"generator": gen_new["batch_stats"], "flow_encoder": enc_new["batch_stats"]}
 
-    def train_step(state, batch, rng):
+    def train_step(state, batch, rng, frozen=None):
         real, flows = split_batch(batch, t)
         h, w = real.shape[2:4]
         flow_target = resize_flow(flows, (h // 2, w // 2))
@@ -168,12 +169,12 @@ def training(config) -> Training:
                        "frame_l1": frame_l1, "flow_l1": flow_l1, "d_real": d_real, "d_fake": d_fake,
                        "gradient_penalty": gp}
 
-    def eval_step(state, batch):
+    def eval_step(state, batch, frozen=None):
         video, low, real, flow_target = reconstruct(gen, enc, state.for_inference(G), state.extra, batch)
         return {**scores(video, real), "frame_l1": jnp.mean(jnp.abs(video - real)),
                 "flow_l1": jnp.mean(jnp.abs(low - flow_target))}
 
-    def sample(state, batch, rng):
+    def sample(state, batch, rng, frozen=None):
         params = state.for_inference(G)
         video, _, real, _ = reconstruct(gen, enc, params, state.extra, batch)
         motion = dtvnet.sample_motion(rng, real.shape[0], gen.motion_dim)
@@ -181,5 +182,15 @@ def training(config) -> Training:
         return {"real": dtvnet.to_uint8(real), "encoded_motion": dtvnet.to_uint8(video),
                 "random_motion": dtvnet.to_uint8(random)}
 
+    # Dataset-level metrics when config.eval names their networks: real clips against the
+    # clips animated with their own encoded motion, in [0, 1].
+    real = lambda state, batch: (split_batch(batch, t)[0] + 1) / 2
+    fake = lambda state, batch: (reconstruct(gen, enc, state.for_inference(G), state.extra, batch)[0] + 1) / 2
     return Training(init=init, train_step=train_step, make_pipeline=make_pipeline,
-                    eval_step=eval_step, sample=sample)
+                    eval_step=eval_step, sample=sample,
+                    evaluators=metric_evaluators(config.get("eval") or {}, real, fake))
+
+
+def frozen(config) -> dict:
+    """The metric networks `config.eval` names (loaded once by the trainer)."""
+    return frozen_networks(config.get("eval") or {})

@@ -19,6 +19,7 @@ from tlgen.families.timescale_ae.levels import make_levels
 from tlgen.families.timescale_ae.training import NET
 from tlgen.metrics import timescale_eval as rep
 from tlgen.metrics.image import ms_ssim, ssim
+from tlgen.metrics.protocol import Networks, video_metrics
 from tlgen.metrics.temporal import e_tmp
 from tlgen.models import timescale_ae as ae
 from tlgen.synth.timelapse import Synthesizer, Timelapse
@@ -109,11 +110,11 @@ def timelapse_command(trained: Trained, args: argparse.Namespace) -> Timelapse:
 
 def eval_command(trained: Trained, args: argparse.Namespace) -> dict:
     """`tlgen eval` on a timescale_ae run."""
-    return evaluate(trained, args.out_dir, args.data)
+    return evaluate(trained, args.out_dir, args.data, networks=args.networks)
 
 
 def evaluate(trained: Trained, out_dir: str, data_dir: str | None = None, *,
-             max_frames: int = 64, timelapse_frames: int = 48) -> dict:
+             max_frames: int = 64, timelapse_frames: int = 48, networks: Networks | None = None) -> dict:
     """`tlgen eval` for a timescale_ae run: the report, with its PNG plots written to `out_dir`.
 
     On the validation split (first block of the first video): reconstruction PSNR / SSIM /
@@ -122,7 +123,9 @@ def evaluate(trained: Trained, out_dir: str, data_dir: str | None = None, *,
     ("decode"), of the frame with the fast bins' decoded contribution removed ("detail":
     x - (decode(w) - decode(mask(w, k)))), of the temporal pyramid and of the raw frame;
     E_tmp of generated timelapses vs raw subsampling of the same span; the PCA of the
-    latent trajectory.
+    latent trajectory; the distribution and perceptual metrics (`tlgen.metrics.protocol`) of
+    the full reconstruction against the frames (SWD always; FID/KID, LPIPS with their
+    networks; FVD does not apply to single frames).
     """
     config = trained.config
     data_dir = data_dir or config.data.dir
@@ -161,9 +164,16 @@ def evaluate(trained: Trained, out_dir: str, data_dir: str | None = None, *,
                            "ms_ssim": round(float(np.mean(ms_ssim(decoded[-1], target))), 4),
                            "psnr_vs_frame": round(rep.mean_psnr(decoded[-1], raw), 3)})
     os.makedirs(out_dir, exist_ok=True)
+    full_u8 = np.round(np.clip(full, 0, 1) * 255).astype(np.uint8)
+    distribution = video_metrics(raw_u8[:, None], full_u8[:, None], networks or Networks(),
+                                 seed=int(config.seed))
     report = {"workdir": trained.workdir, "data_dir": os.path.abspath(data_dir),
               "step": trained.step, "split": split, "num_frames": int(len(pick)),
-              "reconstruction": recon_rows, "notes": []}
+              **{f"recon_{k}": v for k, v in distribution["scores"].items()},
+              "reconstruction": recon_rows, "protocol": distribution["protocol"],
+              "not_computed": {**distribution["not_computed"], "fvd": "FVD compares clips; this "
+                               "evaluation reconstructs single frames"}}
+    report["notes"] = [f"recon_{k}: not computed ({v})" for k, v in report["not_computed"].items()]
     spec = ds.metadata.get("synthetic")
     if spec:
         from tlgen.data.synthetic import make_scene

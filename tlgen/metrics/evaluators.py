@@ -1,0 +1,77 @@
+"""The metrics of `tlgen.metrics.protocol` as trainer evaluators (`tlgen.family.Evaluator`):
+computed on the eval batches during training, on the devices, with the frozen networks the
+family loads; accumulated on the host; finalized once — so `train.keep_best` can name them.
+
+Each takes `real(state, batch)` and `fake(state, batch)`: the family's real and generated
+images (N, H, W, 3) or clips (N, T, H, W, 3), in [0, 1], from one eval batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax.numpy as jnp
+
+from tlgen.family import Evaluator, mean_of
+from tlgen.metrics.distribution import FeatureStats, frechet_from_stats
+from tlgen.models import i3d as i3d_model
+from tlgen.models import inception as inception_model
+from tlgen.models import lpips as lpips_model
+from tlgen.models.layers import resize_bilinear
+
+
+def _frechet(name: str, dim: int, features: Callable, real: Callable, fake: Callable) -> Evaluator:
+    def compute(state, batch, frozen):
+        return {"real": features(frozen, real(state, batch)), "fake": features(frozen, fake(state, batch))}
+
+    def accumulate(total, out):
+        total = total or (FeatureStats(dim), FeatureStats(dim))
+        total[0].update(out["real"])
+        total[1].update(out["fake"])
+        return total
+    return Evaluator(compute, accumulate, lambda total: {name: frechet_from_stats(*total)})
+
+
+def fid(real: Callable, fake: Callable) -> Evaluator:
+    """"fid" of frames (clips are taken frame by frame), with frozen["inception"]."""
+    def features(frozen, x):
+        x = x.reshape((-1,) + x.shape[-3:])
+        return inception_model.FIDInception().apply({"params": frozen["inception"]}, x)
+    return _frechet("fid", inception_model.FEATURES, features, real, fake)
+
+
+def fvd(real: Callable, fake: Callable) -> Evaluator:
+    """"fvd" of clips (as long as the eval batches make them), with frozen["i3d"]."""
+    def features(frozen, clips):
+        n, t, h, w, c = clips.shape
+        size = i3d_model.INPUT_SIZE
+        frames = resize_bilinear(clips.reshape(n * t, h, w, c), (size, size))
+        return i3d_model.I3D().apply({"params": frozen["i3d"]}, frames.reshape(n, t, size, size, c) * 2 - 1)
+    return _frechet("fvd", i3d_model.NUM_CLASSES, features, real, fake)
+
+
+def lpips(real: Callable, fake: Callable) -> Evaluator:
+    """"lpips": the mean distance of paired frames, with frozen["lpips"] (AlexNet or VGG-16,
+    told apart by its layers)."""
+    def compute(state, batch, frozen):
+        a, b = (f(state, batch) for f in (fake, real))
+        a, b = (x.reshape((-1,) + x.shape[-3:]) for x in (a, b))
+        net = "vgg" if "conv12" in frozen["lpips"] else "alex"
+        return {"lpips": jnp.mean(lpips_model.LPIPS(net).apply({"params": frozen["lpips"]}, a, b))}
+    return mean_of(compute)
+
+
+def frozen_networks(paths) -> dict[str, Callable[[], dict]]:
+    """Loaders of the metric networks named by a config section (`config.eval`: inception,
+    i3d, lpips file paths; empty = not used), for a family's `frozen`."""
+    from tlgen.metrics import perceptual
+    kinds = {"inception": perceptual.Inception, "i3d": perceptual.I3D, "lpips": perceptual.LPIPS}
+    return {name: (lambda cls=cls, path=paths[name], name=name:
+                   cls.load(path, key=f"config.eval.{name}").params)
+            for name, cls in kinds.items() if paths.get(name)}
+
+
+def metric_evaluators(paths, real: Callable, fake: Callable) -> dict[str, Evaluator]:
+    """The evaluators of the networks `paths` names (see `frozen_networks`)."""
+    makers = {"inception": ("fid", fid), "i3d": ("fvd", fvd), "lpips": ("lpips", lpips)}
+    return {name: make(real, fake) for key, (name, make) in makers.items() if paths.get(key)}

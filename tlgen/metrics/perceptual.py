@@ -1,0 +1,123 @@
+"""The pretrained networks of the metrics — FID's Inception-v3, FVD's I3D, LPIPS — read from
+files a user supplies (safetensors or .npz with the published PyTorch names; see
+`tlgen convert-weights`), applied in fixed-size jitted batches, the batch split over the
+devices of a mesh when one is given.
+
+    inception = Inception.load("pt_inception.safetensors")      # flag --inception
+    features = inception.features(frames)                       # uint8 (N, H, W, 3) -> (N, 2048)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from tlgen.models import i3d as i3d_model
+from tlgen.models import inception as inception_model
+from tlgen.models import lpips as lpips_model
+from tlgen.models.layers import resize_bilinear
+from tlgen.parallel import batch_sharding, compiler_options, replicated
+from tlgen.weights import load_torch_weights, read_arrays
+
+BATCH = 16     # images or clips per call (fewer when there are fewer; a multiple of the devices)
+
+
+def _unit(x) -> jax.Array:
+    """uint8 images -> float32 in [0, 1]; floats are taken as already in [0, 1]."""
+    x = jnp.asarray(x)
+    return x.astype(jnp.float32) / 255.0 if x.dtype == jnp.uint8 else x.astype(jnp.float32)
+
+
+def _inception(params, images, size):
+    return inception_model.FIDInception(size).apply({"params": params}, _unit(images))
+
+
+def _i3d(params, clips, size):
+    n, t, h, w, c = clips.shape
+    frames = resize_bilinear(_unit(clips).reshape(n * t, h, w, c), (size, size))
+    return i3d_model.I3D().apply({"params": params}, frames.reshape(n, t, size, size, c) * 2.0 - 1.0)
+
+
+def _lpips(params, a, b, net):
+    return lpips_model.LPIPS(net).apply({"params": params}, _unit(a), _unit(b))
+
+
+@functools.lru_cache(maxsize=None)
+def _jitted(fn, mesh, arrays: int, **static):
+    """`fn` jitted once per (function, mesh, static arguments) for every network object."""
+    fn = functools.partial(fn, **static)
+    platform = jax.default_backend() if mesh is None else mesh.devices.flat[0].platform
+    options = compiler_options(platform)
+    if mesh is None:
+        return jax.jit(fn, compiler_options=options)
+    return jax.jit(fn, in_shardings=(replicated(mesh),) + (batch_sharding(mesh),) * arrays,
+                   out_shardings=replicated(mesh), compiler_options=options)
+
+
+@dataclasses.dataclass
+class _Network:
+    """A network's parameters, applied batch by batch (the batch split over `mesh`)."""
+    params: Any
+    mesh: jax.sharding.Mesh | None = None
+
+    def _apply(self, fn, *arrays: np.ndarray, **static) -> np.ndarray:
+        jitted = _jitted(fn, self.mesh, len(arrays), **static)
+        devices = 1 if self.mesh is None else self.mesh.size
+        size = -(-min(BATCH, len(arrays[0])) // devices) * devices     # one compiled shape
+        out = []
+        for start in range(0, len(arrays[0]), size):
+            chunk = [np.asarray(a[start:start + size]) for a in arrays]
+            pad = size - len(chunk[0])
+            chunk = [np.concatenate([c, np.repeat(c[-1:], pad, axis=0)]) if pad else c for c in chunk]
+            out.append(np.asarray(jitted(self.params, *chunk))[:size - pad])
+        return np.concatenate(out)
+
+
+class Inception(_Network):
+    """FID's Inception-v3: images -> 2048-d pool features."""
+
+    @classmethod
+    def load(cls, path: str, key: str = "--inception", mesh=None) -> "Inception":
+        return cls(load_torch_weights(path, inception_model.abstract_params(), key=key), mesh)
+
+    def features(self, images, size: int = inception_model.INPUT_SIZE) -> np.ndarray:
+        """uint8 (N, H, W, 3) or floats in [0, 1] -> (N, 2048) float32 (images resized to
+        size x size: the protocol's 299; smaller only for tests)."""
+        return self._apply(_inception, images, size=size)
+
+
+class I3D(_Network):
+    """FVD's I3D: clips -> 400 averaged logits."""
+
+    @classmethod
+    def load(cls, path: str, key: str = "--i3d", mesh=None) -> "I3D":
+        return cls(load_torch_weights(path, i3d_model.abstract_params(), key=key), mesh)
+
+    def features(self, clips, size: int = i3d_model.INPUT_SIZE) -> np.ndarray:
+        """uint8 clips (N, T, H, W, 3) (or floats in [0, 1]) -> (N, 400): every frame resized
+        to size x size bilinearly (half-pixel, no antialiasing) and mapped to [-1, 1]."""
+        return self._apply(_i3d, clips, size=size)
+
+
+@dataclasses.dataclass
+class LPIPS(_Network):
+    """LPIPS v0.1 distance between image pairs."""
+    net: str = "alex"
+
+    @classmethod
+    def load(cls, path: str, key: str = "--lpips", mesh=None) -> "LPIPS":
+        """The backbone (AlexNet or VGG-16) is recognized from the file's layers."""
+        arrays = read_arrays(path, key)
+        net = "vgg" if "features.28.weight" in arrays else "alex"
+        params = load_torch_weights(path, lpips_model.abstract_params(net), key=key,
+                                    prefixes=lpips_model.torch_prefixes(net), arrays=arrays)
+        return cls(params, mesh, net)
+
+    def distance(self, a, b) -> np.ndarray:
+        """Images a, b (N, H, W, 3), uint8 or in [0, 1] -> (N,) distances."""
+        return self._apply(_lpips, a, b, net=self.net)

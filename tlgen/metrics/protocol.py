@@ -1,0 +1,104 @@
+"""tlgen's evaluation protocol for FID, KID, FVD, LPIPS and SWD: one definition, written into
+every report that uses it (report["protocol"]).
+
+* FID: Inception-v3 of pytorch-fid / StyleGAN (`pt_inception-2015-12-05`), the 2048-d final
+  pool of every frame; frames resized to 299x299 bilinearly (half-pixel centres, no
+  antialiasing, as PyTorch's `interpolate`) and mapped from [0, 1] to [-1, 1] inside the
+  network; Fréchet distance ||mu1 - mu2||^2 + Tr(S1) + Tr(S2) - 2 Tr((S1 S2)^(1/2)) of the
+  float64 means and unbiased covariances (`tlgen.metrics.distribution`).
+* KID: the same features; unbiased MMD^2 with the kernel (x.y / 2048 + 1)^3, mean (and
+  standard deviation) over 100 subsets of min(1000, sizes) samples.
+* FVD: I3D (Kinetics-400), the 400 logits averaged over positions, of the first 16 frames
+  of each clip (stride 1), every frame resized to 224x224 bilinearly and mapped to
+  [-1, 1]; the Fréchet distance as for FID, trace term Tr(S1) + Tr(S2) - 2 Tr(sqrt(S1 S2)).
+* LPIPS v0.1 (AlexNet unless the file holds VGG-16): generated frame t against real frame t
+  of the same clip, averaged.
+* SWD (ProGAN, weight-free): 128 random 7x7 patches per frame and Laplacian level (down to
+  16 px), descriptors normalized per channel, 512 random directions; x1e3, mean over levels.
+
+Scores are reported to 4 significant figures; the sample counts, split and seed are in the
+report beside them. A metric whose weights were not given is listed as not computed, with
+the flag that would compute it — never silently left out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from tlgen.metrics import distribution as dist
+from tlgen.metrics.perceptual import I3D, LPIPS, Inception
+
+FVD_FRAMES = 16
+LPIPS_MIN_SIZE = {"alex": 31, "vgg": 16}     # smaller frames vanish in the backbone's pools
+PROTOCOL = {
+    "fid": "pt_inception-2015-12-05 pool features (2048-d) of every frame, resized to 299x299 "
+           "bilinearly (half-pixel centres, no antialiasing); Fréchet distance of float64 "
+           "means and unbiased covariances",
+    "kid": "the FID features; unbiased MMD^2, kernel (x.y/2048 + 1)^3, mean over 100 subsets "
+           "of min(1000, n) samples",
+    "fvd": f"I3D Kinetics-400 logits (400-d, averaged over positions) of the first {FVD_FRAMES} "
+           "frames of each clip (stride 1), frames resized to 224x224 bilinearly, in [-1, 1]; "
+           "Fréchet distance as FID",
+    "lpips": "LPIPS v0.1, generated frame t against real frame t, mean",
+    "swd": "sliced Wasserstein distance of 7x7 Laplacian-pyramid patches (128 per frame and "
+           "level, to 16 px), 512 directions, x1e3, mean over levels",
+}
+FLAGS = {"fid": "--inception", "kid": "--inception", "fvd": "--i3d", "lpips": "--lpips"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Networks:
+    """The metric networks a user supplied (None: not given)."""
+    inception: Inception | None = None
+    i3d: I3D | None = None
+    lpips: LPIPS | None = None
+
+    @classmethod
+    def load(cls, inception: str | None = None, i3d: str | None = None, lpips: str | None = None,
+             mesh=None) -> "Networks":
+        """Loads the files given (a missing or wrong file is one sentence naming its flag)."""
+        return cls(Inception.load(inception, mesh=mesh) if inception else None,
+                   I3D.load(i3d, mesh=mesh) if i3d else None,
+                   LPIPS.load(lpips, mesh=mesh) if lpips else None)
+
+
+def _round(value: float) -> float:
+    return float(f"{value:.4g}")
+
+
+def video_metrics(real: np.ndarray, fake: np.ndarray, networks: Networks, *, seed: int = 0) -> dict:
+    """Scores of generated clips against real ones, both uint8 (N, T, H, W, 3) (T = 1 for
+    still images), with the protocol: {"scores", "not_computed", "samples", "protocol"}."""
+    if real.shape != fake.shape:
+        raise ValueError(f"real and generated clips must have one shape, got {real.shape} and {fake.shape}")
+    n, t = real.shape[:2]
+    real_frames, fake_frames = real.reshape((-1,) + real.shape[2:]), fake.reshape((-1,) + fake.shape[2:])
+    scores, missing = {}, {}
+    if networks.inception is not None:
+        a = dist.FeatureStats(2048, keep=True).update(networks.inception.features(real_frames))
+        b = dist.FeatureStats(2048, keep=True).update(networks.inception.features(fake_frames))
+        scores["fid"] = dist.frechet_from_stats(a, b)
+        scores["kid"], scores["kid_std"] = dist.kernel_inception_distance(a.features, b.features, seed=seed)
+    if networks.i3d is not None and t >= FVD_FRAMES:
+        a = dist.FeatureStats(400).update(networks.i3d.features(real[:, :FVD_FRAMES]))
+        b = dist.FeatureStats(400).update(networks.i3d.features(fake[:, :FVD_FRAMES]))
+        scores["fvd"] = dist.frechet_from_stats(a, b)
+    elif networks.i3d is not None:
+        missing["fvd"] = (f"the clips have {t} frame{'s' * (t != 1)}; the protocol needs "
+                          f"{FVD_FRAMES}")
+    if networks.lpips is not None and min(real.shape[2:4]) >= LPIPS_MIN_SIZE[networks.lpips.net]:
+        scores["lpips"] = float(np.mean(networks.lpips.distance(fake_frames, real_frames)))
+    elif networks.lpips is not None:
+        missing["lpips"] = (f"frames of {min(real.shape[2:4])} px are smaller than LPIPS-"
+                            f"{networks.lpips.net} takes ({LPIPS_MIN_SIZE[networks.lpips.net]} px)")
+    scores.update(dist.swd(real_frames, fake_frames, seed=seed, min_size=min(16, real.shape[2])))
+    for name, flag in FLAGS.items():
+        if name not in scores and name not in missing:
+            missing[name] = f"give {flag} FILE (see `tlgen convert-weights`)"
+    used = {k: PROTOCOL[k] for k in PROTOCOL if k in scores or k == "swd"}
+    return {"scores": {k: _round(v) for k, v in scores.items()},
+            "not_computed": missing,
+            "samples": {"clips": int(n), "frames_per_clip": int(t), "frames": int(n * t)},
+            "protocol": {**used, "seed": seed}}
