@@ -43,7 +43,7 @@ setup(
         "safetensors>=0.4",
     ],
     extras_require={
-        "test": ["pytest>=8", "pytest-xdist>=3", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6"],
+        "test": ["pytest>=8", "pytest-xdist>=3.8", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6"],
     },
     entry_points={"console_scripts": ["tlgen=tlgen.cli.main:main"]},
     classifiers=[

@@ -41,3 +41,15 @@ def fill_disk(path, leave_kib: int = 0) -> None:
     free_kib = stats.f_bavail * stats.f_frsize // 1024
     with open(os.path.join(path, "filler"), "wb") as f:
         f.write(b"\0" * max(free_kib - leave_kib, 0) * 1024)
+
+
+# The slowest files first (longest-first packing): with `--dist loadfile --no-loadscope-reorder`
+# xdist hands files to the workers in this order, so no long file starts when the rest is done.
+SLOWEST_FIRST = ("test_colab_quickstart.py", "test_dtvnet_family.py", "test_bench_peers.py",
+                 "test_engine_trainer.py", "test_colab_animate.py", "test_metric_statistics.py",
+                 "test_engine_multihost.py", "test_timescale_family.py", "test_metric_networks.py")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
