@@ -13,11 +13,10 @@ from collections.abc import Callable
 import jax.numpy as jnp
 
 from tlgen.family import Evaluator, mean_of
+from tlgen.metrics import perceptual
 from tlgen.metrics.distribution import FeatureStats, frechet_from_stats
 from tlgen.models import i3d as i3d_model
 from tlgen.models import inception as inception_model
-from tlgen.models import lpips as lpips_model
-from tlgen.models.layers import resize_bilinear
 
 
 def _frechet(name: str, dim: int, features: Callable, real: Callable, fake: Callable) -> Evaluator:
@@ -35,18 +34,14 @@ def _frechet(name: str, dim: int, features: Callable, real: Callable, fake: Call
 def fid(real: Callable, fake: Callable) -> Evaluator:
     """"fid" of frames (clips are taken frame by frame), with frozen["inception"]."""
     def features(frozen, x):
-        x = x.reshape((-1,) + x.shape[-3:])
-        return inception_model.FIDInception().apply({"params": frozen["inception"]}, x)
+        return perceptual.inception_features(frozen["inception"], x.reshape((-1,) + x.shape[-3:]))
     return _frechet("fid", inception_model.FEATURES, features, real, fake)
 
 
 def fvd(real: Callable, fake: Callable) -> Evaluator:
     """"fvd" of clips (as long as the eval batches make them), with frozen["i3d"]."""
     def features(frozen, clips):
-        n, t, h, w, c = clips.shape
-        size = i3d_model.INPUT_SIZE
-        frames = resize_bilinear(clips.reshape(n * t, h, w, c), (size, size))
-        return i3d_model.I3D().apply({"params": frozen["i3d"]}, frames.reshape(n, t, size, size, c) * 2 - 1)
+        return perceptual.i3d_features(frozen["i3d"], clips)
     return _frechet("fvd", i3d_model.NUM_CLASSES, features, real, fake)
 
 
@@ -57,14 +52,13 @@ def lpips(real: Callable, fake: Callable) -> Evaluator:
         a, b = (f(state, batch) for f in (fake, real))
         a, b = (x.reshape((-1,) + x.shape[-3:]) for x in (a, b))
         net = "vgg" if "conv12" in frozen["lpips"] else "alex"
-        return {"lpips": jnp.mean(lpips_model.LPIPS(net).apply({"params": frozen["lpips"]}, a, b))}
+        return {"lpips": jnp.mean(perceptual.lpips_distance(frozen["lpips"], a, b, net))}
     return mean_of(compute)
 
 
 def frozen_networks(paths) -> dict[str, Callable[[], dict]]:
     """Loaders of the metric networks named by a config section (`config.eval`: inception,
     i3d, lpips file paths; empty = not used), for a family's `frozen`."""
-    from tlgen.metrics import perceptual
     kinds = {"inception": perceptual.Inception, "i3d": perceptual.I3D, "lpips": perceptual.LPIPS}
     return {name: (lambda cls=cls, path=paths[name], name=name:
                    cls.load(path, key=f"config.eval.{name}").params)

@@ -33,17 +33,21 @@ def _unit(x) -> jax.Array:
     return x.astype(jnp.float32) / 255.0 if x.dtype == jnp.uint8 else x.astype(jnp.float32)
 
 
-def _inception(params, images, size):
+def inception_features(params, images, size: int = inception_model.INPUT_SIZE) -> jax.Array:
+    """FID's pool features (N, 2048) of images (N, H, W, 3), uint8 or in [0, 1] (traceable)."""
     return inception_model.FIDInception(size).apply({"params": params}, _unit(images))
 
 
-def _i3d(params, clips, size):
+def i3d_features(params, clips, size: int = i3d_model.INPUT_SIZE) -> jax.Array:
+    """FVD's averaged logits (N, 400) of clips (N, T, H, W, 3), uint8 or in [0, 1]: frames
+    resized to size x size bilinearly and mapped to [-1, 1] (traceable)."""
     n, t, h, w, c = clips.shape
     frames = resize_bilinear(_unit(clips).reshape(n * t, h, w, c), (size, size))
     return i3d_model.I3D().apply({"params": params}, frames.reshape(n, t, size, size, c) * 2.0 - 1.0)
 
 
-def _lpips(params, a, b, net):
+def lpips_distance(params, a, b, net: str) -> jax.Array:
+    """LPIPS distances (N,) of image pairs, uint8 or in [0, 1] (traceable)."""
     return lpips_model.LPIPS(net).apply({"params": params}, _unit(a), _unit(b))
 
 
@@ -88,7 +92,7 @@ class Inception(_Network):
     def features(self, images, size: int = inception_model.INPUT_SIZE) -> np.ndarray:
         """uint8 (N, H, W, 3) or floats in [0, 1] -> (N, 2048) float32 (images resized to
         size x size: the protocol's 299; smaller only for tests)."""
-        return self._apply(_inception, images, size=size)
+        return self._apply(inception_features, images, size=size)
 
 
 class I3D(_Network):
@@ -101,7 +105,7 @@ class I3D(_Network):
     def features(self, clips, size: int = i3d_model.INPUT_SIZE) -> np.ndarray:
         """uint8 clips (N, T, H, W, 3) (or floats in [0, 1]) -> (N, 400): every frame resized
         to size x size bilinearly (half-pixel, no antialiasing) and mapped to [-1, 1]."""
-        return self._apply(_i3d, clips, size=size)
+        return self._apply(i3d_features, clips, size=size)
 
 
 @dataclasses.dataclass
@@ -120,4 +124,4 @@ class LPIPS(_Network):
 
     def distance(self, a, b) -> np.ndarray:
         """Images a, b (N, H, W, 3), uint8 or in [0, 1] -> (N,) distances."""
-        return self._apply(_lpips, a, b, net=self.net)
+        return self._apply(lpips_distance, a, b, net=self.net)
