@@ -1,14 +1,24 @@
 """Test setup, before JAX starts: 8 fake CPU devices, and XLA:CPU without LLVM's backend
 optimizations: tests are compile-bound (a few steps of each program), and unoptimized
-code halves their time while computing the same values up to float rounding."""
+code halves their time while computing the same values up to float rounding. One
+persistent compilation cache per test run, shared by the workers and the `tlgen`
+processes the tests start, so a program that several tests (or processes) run is compiled
+once; it starts empty and is removed at the end, so every run measures a fresh machine."""
 
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ["JAX_PLATFORMS"] = "cpu"
 os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                            " --xla_force_host_platform_device_count=8"
                            " --xla_backend_optimization_level=0").strip()
 os.environ.setdefault("TLGEN_PROGRESS", "0")
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:  # the xdist workers inherit the controller's
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="tlgen-test-xla-cache-")
+    os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0.2"
+    atexit.register(shutil.rmtree, os.environ["JAX_COMPILATION_CACHE_DIR"], True)
 
 import subprocess  # noqa: E402
 

@@ -17,10 +17,8 @@ from tests.test_engine_trainer import ROOT, ckpt_steps, train_rows, wait_for_ste
 HEARTBEAT_S = 10
 
 
-def _env(cache_dir, **extra):
-    return dict(os.environ, TLGEN_PROGRESS="0", JAX_COMPILATION_CACHE_DIR=str(cache_dir),
-                JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0", TLGEN_HEARTBEAT_TIMEOUT=str(HEARTBEAT_S),
-                **extra)
+def _env(**extra):
+    return dict(os.environ, TLGEN_PROGRESS="0", TLGEN_HEARTBEAT_TIMEOUT=str(HEARTBEAT_S), **extra)
 
 
 def _train_args(workdir, delay, steps=60):
@@ -28,20 +26,20 @@ def _train_args(workdir, delay, steps=60):
             f"--config.data.delay={delay}", f"--config.total_steps={steps}"]
 
 
-def launch(workdir, processes, devices, cache_dir, delay, steps=60):
+def launch(workdir, processes, devices, delay, steps=60):
     """The job through launch/local.py (which also stops the rest when one process fails)."""
     command = [sys.executable, "launch/local.py", "-n", str(processes), "--devices-per-process",
                str(devices), "--", *_train_args(workdir, delay, steps)]
-    return subprocess.Popen(command, cwd=ROOT, env=_env(cache_dir), stdout=subprocess.PIPE,
+    return subprocess.Popen(command, cwd=ROOT, env=_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
 
-def launch_bare(workdir, cache_dir, delay, port, second_args=()):
+def launch_bare(workdir, delay, port, second_args=()):
     """Two `tlgen train` processes started one by one, as a scheduler does: nothing but JAX's
     coordination service ties them together. The second process gets `second_args` too."""
     procs = []
     for rank, extra in enumerate([(), tuple(second_args)]):
-        env = _env(cache_dir, TLGEN_COORDINATOR=f"127.0.0.1:{port}", TLGEN_NUM_PROCESSES="2",
+        env = _env(TLGEN_COORDINATOR=f"127.0.0.1:{port}", TLGEN_NUM_PROCESSES="2",
                    TLGEN_PROCESS_ID=str(rank),
                    XLA_FLAGS="--xla_force_host_platform_device_count=2 --xla_backend_optimization_level=0")
         procs.append(subprocess.Popen([sys.executable, "-m", "tlgen", "train", *_train_args(workdir, delay),
@@ -53,12 +51,11 @@ def launch_bare(workdir, cache_dir, delay, port, second_args=()):
 
 def test_two_processes_match_one_through_a_lost_process_a_bad_shard_and_preemption(tmp_path):
     from launch.local import free_port
-    cache = tmp_path / "jax_cache"
-    single = launch(str(tmp_path / "single"), 1, 4, cache, delay=0, steps=30)
+    single = launch(str(tmp_path / "single"), 1, 4, delay=0, steps=30)
 
     # One process raises (its batch does not split over the mesh) while the other already
     # waits for it in a collective: that one is stopped within the heartbeat timeout.
-    lead, other = launch_bare(str(tmp_path / "raise"), cache, 0.1, free_port(),
+    lead, other = launch_bare(str(tmp_path / "raise"), 0.1, free_port(),
                               ["--config.data.batch_size=6"])
     assert other.wait(timeout=120) == 2
     failed_at = time.monotonic()
@@ -67,7 +64,7 @@ def test_two_processes_match_one_through_a_lost_process_a_bad_shard_and_preempti
     assert "config.data.batch_size 6 must be divisible" in other.communicate()[0]
 
     workdir = str(tmp_path / "multi")
-    lead, other = launch_bare(workdir, cache, 0.1, free_port())
+    lead, other = launch_bare(workdir, 0.1, free_port())
     while len(ckpt_steps(workdir)) < 2:                              # checkpoints 4 and 8
         wait_for_step(lead, workdir, 9, checkpoint=True)
     other.kill()                                                     # one process dies alone
@@ -80,7 +77,7 @@ def test_two_processes_match_one_through_a_lost_process_a_bad_shard_and_preempti
     newest = ckpt_steps(workdir)[-1]                                 # its data shard of process 1
     with open(os.path.join(workdir, "checkpoints", str(newest), "data", "process_1-of-2.json"), "w") as f:
         f.write("{")                                                # is corrupt: both must agree
-    job = launch(workdir, 2, 2, cache, delay=0.1)
+    job = launch(workdir, 2, 2, delay=0.1)
     while newest + 4 not in ckpt_steps(workdir):                     # resumed from newest - 4
         wait_for_step(job, workdir, 1)
     job.send_signal(signal.SIGTERM)                                  # forwarded to both

@@ -15,7 +15,6 @@ import time
 import jax
 import numpy as np
 import pytest
-from jax.experimental.compilation_cache import compilation_cache
 
 from tests import engine_config
 from tests.conftest import fill_disk
@@ -53,22 +52,6 @@ def ckpt_steps(workdir):
     """Committed checkpoints (Orbax renames a step's tmp directory when it is complete)."""
     path = os.path.join(workdir, "checkpoints")
     return sorted(int(d) for d in os.listdir(path) if d.isdigit()) if os.path.isdir(path) else []
-
-
-@pytest.fixture(scope="module", autouse=True)
-def compile_cache(tmp_path_factory):
-    """A persistent compilation cache shared by this module's runs and its subprocesses
-    (the same programs are compiled once); JAX's settings are restored afterwards."""
-    path = str(tmp_path_factory.mktemp("jax_cache"))
-    saved = {k: getattr(jax.config, k) for k in ("jax_compilation_cache_dir",
-                                                 "jax_persistent_cache_min_compile_time_secs")}
-    jax.config.update("jax_compilation_cache_dir", path)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    compilation_cache.reset_cache()
-    yield path
-    for key, value in saved.items():
-        jax.config.update(key, value)
-    compilation_cache.reset_cache()
 
 
 @pytest.fixture(scope="module")
@@ -248,12 +231,12 @@ def test_no_readable_checkpoint_stops_instead_of_starting_over(reference, tmp_pa
     assert sorted(os.listdir(os.path.join(workdir, "checkpoints_bad"))) == ["12", "8"]
 
 
-def test_a_disk_full_during_a_save_keeps_the_previous_checkpoint(reference, compile_cache, small_disk):
+def test_a_disk_full_during_a_save_keeps_the_previous_checkpoint(reference, small_disk):
     """A real full disk (tmpfs) while checkpoint 8 or 12 is written: exit 4 with one sentence;
     once space is freed the same command resumes and repeats the uninterrupted run."""
     disk = small_disk("1m")
     workdir = str(disk / "w")
-    run = start_cli_run(workdir, compile_cache)
+    run = start_cli_run(workdir)
     wait_for_step(run, workdir, 4, checkpoint=True)
     fill_disk(disk, leave_kib=16)                   # room for metrics lines, not a checkpoint
     output = run.communicate(timeout=120)[0]
@@ -261,7 +244,7 @@ def test_a_disk_full_during_a_save_keeps_the_previous_checkpoint(reference, comp
     assert "tlgen train: error: saving a checkpoint in " in output and "free space" in output
     assert ckpt_steps(workdir)[-1] < 12
     os.remove(disk / "filler")
-    rerun = start_cli_run(workdir, compile_cache, saved_config=True)
+    rerun = start_cli_run(workdir, saved_config=True)
     output = rerun.communicate(timeout=120)[0]
     assert rerun.returncode == 0, output
     got = [(r["step"], r["loss"]) for r in train_rows(workdir)]
@@ -331,11 +314,10 @@ def test_unknown_family_is_a_user_error():
         family_lib.of(make_config(family="tests.engine_config"))
 
 
-def start_cli_run(workdir, cache_dir, *, saved_config=False):
+def start_cli_run(workdir, *, saved_config=False):
     """`tlgen train` in a fresh process (slowed by 0.1 s of data loading per step); with
     `saved_config`, resumed from the workdir's config.json alone."""
-    env = dict(os.environ, TLGEN_PROGRESS="0", JAX_COMPILATION_CACHE_DIR=str(cache_dir),
-               JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
+    env = dict(os.environ, TLGEN_PROGRESS="0")
     config = [] if saved_config else ["--config", "tests/engine_config.py:regression",
                                       "--config.data.delay=0.1"]
     command = [sys.executable, "-m", "tlgen", "train", "--workdir", workdir, *config]
@@ -355,13 +337,13 @@ def wait_for_step(proc, workdir, step, *, checkpoint=False, timeout=120):
     raise AssertionError(f"no step {step} within {timeout} s")
 
 
-def test_sigterm_then_sigkill_then_resume_repeats_the_uninterrupted_run(reference, compile_cache, tmp_path,
+def test_sigterm_then_sigkill_then_resume_repeats_the_uninterrupted_run(reference, tmp_path,
                                                                        capsys):
     """Preempted (SIGTERM) at step ≥ 3, killed (SIGKILL) at step ≥ 9 (meanwhile a second
     writer is refused), then run to the end: every per-step loss equals the uninterrupted
     run's, bit for bit."""
     workdir = str(tmp_path / "w")
-    first = start_cli_run(workdir, compile_cache)
+    first = start_cli_run(workdir)
     wait_for_step(first, workdir, 3)
     first.send_signal(signal.SIGTERM)
     stopped_at = time.monotonic()
@@ -370,7 +352,7 @@ def test_sigterm_then_sigkill_then_resume_repeats_the_uninterrupted_run(referenc
     saved = ckpt_steps(workdir)[-1]
     assert saved >= 3 and train_rows(workdir)[-1]["step"] == saved
 
-    second = start_cli_run(workdir, compile_cache)
+    second = start_cli_run(workdir)
     wait_for_step(second, workdir, 9)
     rows_before = train_rows(workdir)
     assert main(["train", "--workdir", workdir]) == 2               # a second writer: refused
@@ -381,7 +363,7 @@ def test_sigterm_then_sigkill_then_resume_repeats_the_uninterrupted_run(referenc
     second.kill()                                                   # its lock dies with it
     second.wait()
 
-    third = start_cli_run(workdir, compile_cache, saved_config=True)
+    third = start_cli_run(workdir, saved_config=True)
     output = third.communicate(timeout=180)[0]
     assert third.returncode == 0, output
     assert "resumed from" in output and "step=12" in output
