@@ -23,7 +23,7 @@ from safetensors.numpy import save_file  # noqa: E402
 from bench.peers import metrics as ref  # noqa: E402
 from tlgen.bench.harness import environment  # noqa: E402
 from tlgen.bench.report import write_json  # noqa: E402
-from tlgen.bench.timing import median, time_alternating  # noqa: E402
+from tlgen.bench.timing import side_by_side as measure  # noqa: E402
 from tlgen.metrics.perceptual import I3D, LPIPS, Inception  # noqa: E402
 
 
@@ -31,17 +31,6 @@ def _weights(module: torch.nn.Module, folder: str, name: str) -> str:
     path = os.path.join(folder, f"{name}.safetensors")
     save_file({k: v.numpy() for k, v in module.state_dict().items() if v.dtype == torch.float32}, path)
     return path
-
-
-def measure(name, ours, theirs, items: int, steps: int) -> dict:
-    ours()                                           # compile
-    times, peer = time_alternating(ours, theirs, steps=steps, warmup=1)
-    row = {"network": name, "items_per_call": items, "tlgen_s": median(times), "pytorch_s": median(peer),
-           "tlgen_per_s": items / median(times), "pytorch_per_s": items / median(peer),
-           "ratio": median([t / p for t, p in zip(times, peer)])}
-    print(f"{name}: tlgen {row['tlgen_per_s']:.2f}/s, PyTorch {row['pytorch_per_s']:.2f}/s, "
-          f"time ratio {row['ratio']:.2f}", flush=True)
-    return row
 
 
 def main() -> int:

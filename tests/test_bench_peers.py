@@ -210,3 +210,68 @@ def test_dtvnet_peer_networks_compute_tlgen_networks():
     np.testing.assert_allclose(video.permute(0, 1, 3, 4, 2).numpy(), ours_video, atol=2e-4)
     np.testing.assert_allclose(flows.permute(0, 1, 3, 4, 2).numpy(), ours_flows, atol=2e-4)
     np.testing.assert_allclose(critic.numpy(), ours_critic, rtol=1e-4, atol=1e-4)
+
+
+def _fgla_peer_with_tlgen_params(config, batch):
+    """The PyTorch FGLA peer holding tlgen's initial parameters, and those parameters."""
+    from bench.peers import fgla as fgla_peer
+    from tlgen.families.fgla import training as fgla_training
+    params = fgla_training.training(config).init(jax.random.PRNGKey(0), batch).params["fgla"]
+    peer = fgla_peer.Peer(config, batch, torch.device("cpu"), compile=False)
+    t = lambda a, perm=None: torch.from_numpy(np.asarray(a).transpose(perm).copy() if perm else np.array(a))
+
+    def conv(module, p):
+        module.weight.data.copy_(t(p["kernel"], (3, 2, 0, 1)))
+        module.bias.data.copy_(t(p["bias"]))
+
+    enc, gen = params["encoder"], params["generator"]
+    with torch.no_grad():
+        for i, layer in enumerate(peer.encoder.convs):
+            conv(layer.conv, enc[f"pconv{i}"])
+        peer.encoder.to_latent.weight.copy_(t(enc["to_latent"]["kernel"], (1, 0)))
+        peer.encoder.to_latent.bias.copy_(t(enc["to_latent"]["bias"]))
+        conv(peer.generator.inp, gen["in"])
+        conv(peer.generator.to_flow, gen["to_flow"])
+        for i in range(len(peer.generator.down)):
+            conv(peer.generator.down[i], gen[f"down{i}"])
+            conv(peer.generator.down_conv[i], gen[f"down{i}_conv"])
+            conv(peer.generator.up[i], gen[f"up{i}"])
+            conv(peer.generator.up_conv[i], gen[f"up{i}_conv"])
+    return peer, params
+
+
+@pytest.mark.parametrize("per_region", [True, False])
+def test_fgla_peer_computes_tlgen_latents_flows_and_loss(per_region):
+    """Same parameters, same batch: the partial-conv encoder's latents, the U-Net's flow and
+    the training loss of tlgen and the PyTorch peer agree."""
+    from tlgen import config as config_lib
+    from tlgen.families.fgla import training as fgla_training
+    from tlgen.models import fgla
+    config = config_lib.load("configs/fgla_landscape.py:tiny", ["data.dir=", f"model.per_region={per_region}",
+                                                                "data.image_size=16", "model.encoder_widths=(8, 8)",
+                                                                "model.generator_widths=(4, 8, 8)"])
+    rng = np.random.default_rng(0)
+    batch = fgla_training.example_batch(config, 2)
+    batch["frames"] = rng.integers(0, 256, batch["frames"].shape, dtype=np.uint8)
+    batch["flow"] = rng.normal(0, 2, batch["flow"].shape).astype(np.float32)
+    batch["masks"][:, :, :6] = 1
+    batch["masks"][:, :, 12:] = 2
+    batch["masks"][1] = 0                                 # the second sample: one region only
+    peer, params = _fgla_peer_with_tlgen_params(config, batch)
+    assert jax_count(params) == peer.parameters["fgla"]
+    encoder, generator = fgla_training.networks(config)
+    image, _, target, masks = fgla_training.split_batch(batch, 3)
+    latents = encoder.apply({"params": params["encoder"]}, target, masks)
+    with torch.no_grad():
+        peer_latents = peer.encoder(peer.target, peer.masks)
+        np.testing.assert_allclose(peer_latents.numpy(), np.asarray(latents), rtol=1e-4, atol=1e-5)
+        flow = generator.apply({"params": params["generator"]}, image, fgla.latent_map(latents, masks))
+        peer_flow = peer.generator(peer.image, fgla_peer_latent_map(peer_latents, peer.masks))
+        np.testing.assert_allclose(peer_flow.permute(0, 2, 3, 1).numpy(), np.asarray(flow), rtol=1e-4, atol=1e-4)
+        loss, _ = fgla_training.losses(params, batch, config=config, encoder=encoder, generator=generator)
+        np.testing.assert_allclose(float(peer.losses()), float(loss), rtol=1e-4)
+
+
+def fgla_peer_latent_map(latents, masks):
+    from bench.peers import fgla as fgla_peer
+    return fgla_peer.latent_map(latents, masks)

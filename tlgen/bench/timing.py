@@ -48,3 +48,18 @@ def time_alternating(call: Callable[[], Any], other: Callable[[], Any], *, steps
 def median(times: list[float]) -> float:
     """The median of `times`."""
     return float(statistics.median(times))
+
+
+def side_by_side(name: str, call: Callable[[], Any], other: Callable[[], Any], items: int,
+                 steps: int) -> dict:
+    """One row comparing `call` (tlgen) with `other` (a peer framework's synchronized call)
+    on the same work of `items` items: medians of `time_alternating` after a compile call,
+    rates, and the median per-pair time ratio (below 1: tlgen faster). Printed too."""
+    call()
+    times, peer = time_alternating(call, other, steps=steps, warmup=1)
+    row = {"name": name, "items_per_call": items, "tlgen_s": median(times), "pytorch_s": median(peer),
+           "tlgen_per_s": items / median(times), "pytorch_per_s": items / median(peer),
+           "ratio": median([t / p for t, p in zip(times, peer)])}
+    print(f"{name}: tlgen {row['tlgen_per_s']:.2f}/s, PyTorch {row['pytorch_per_s']:.2f}/s, "
+          f"time ratio {row['ratio']:.2f}", flush=True)
+    return row

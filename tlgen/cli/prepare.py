@@ -6,6 +6,7 @@ Examples:
   tlgen prepare frames/ --interval 600 --levels 8 --out data/roof   # image folder
   tlgen prepare synthetic:clouds --out data/clouds        # with ground-truth flow + masks
   tlgen prepare sky/*.mp4 --flow --size 128 --out data/sky   # + optical flow (OpenCV DIS)
+  tlgen prepare lake.mp4 --flow --masks auto --out data/lake  # + regions of like motion (FGLA)
 
 Sources: video files (mp4 mov mkv avi webm gif), folders of images (png jpg tif webp; times
 from file names like 2021-06-01T12-00-00.png, 20210601_120000.jpg or 1622548800.png, else
@@ -36,7 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--flow-method", default="dis", metavar="{dis,farneback}",
                         help="OpenCV flow estimator (default dis; checked by prepare)")
     parser.add_argument("--masks", action="append", default=[], metavar="DIR",
-                        help="class-index PNG masks, one folder per source (repeat in order)")
+                        help="class-index PNG masks, one folder per source (repeat in order); "
+                        "'auto' (one for all, or in place of a folder): regions of like motion and "
+                        "colour found by clustering, class 0 the stillest, then by speed")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace DIR once the new dataset is complete")
 

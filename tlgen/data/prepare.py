@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -31,6 +32,8 @@ from tlgen.progress import progress
 
 SPLITS = ("train", "validation")
 SYNTHETIC_PREFIX = "synthetic:"
+AUTO_MASKS = "auto"
+log = logging.getLogger(__name__)
 
 
 def parse_size(text: str | int | None) -> tuple[int, int] | None:
@@ -114,8 +117,9 @@ class _Stager:
     """Decodes sources into raw staging files of one common frame size."""
 
     def __init__(self, folder: str, size: tuple[int, int] | None, interval: float | None,
-                 bar):
+                 bar, flow_method: str = "dis"):
         self.folder, self.size, self.interval, self.bar = folder, size, interval, bar
+        self.flow_method = flow_method
         self.explicit = size is not None
 
     def _fix_size(self, native: tuple[int, int], what: str) -> tuple[int, int]:
@@ -137,7 +141,9 @@ class _Stager:
         else:
             raise UserError(f"{source} does not exist; give video files, image folders or "
                             "synthetic:<scene>.")
-        if masks_dir is not None:
+        if masks_dir == AUTO_MASKS:
+            video.masks = self._auto_masks(video)
+        elif masks_dir is not None:
             video.masks = self._masks(video, masks_dir)
         return video
 
@@ -202,7 +208,7 @@ class _Stager:
         crop = (slice(None), slice(top, top + size[0]), slice(left, left + size[1]))
         frames = self._writer(vid, "frames", size + (3,), np.uint8)
         flows = self._writer(vid, "flow", size + (2,), np.float16) if scene.has_flow else None
-        masks = self._writer(vid, "masks", size, np.uint8) if scene.has_flow else None
+        masks = self._writer(vid, "masks", size, np.uint8) if scene.num_classes else None
         for i in range(0, len(times), 64):
             t = times[i:i + 64]
             frames.append(scene.render(t)[crop])
@@ -210,14 +216,28 @@ class _Stager:
                 nxt = np.append(times[i + 1:i + 65], np.nan)[:len(t)]
                 flow = scene.flow(t, np.where(np.isnan(nxt), t, nxt))
                 flows.append(flow[crop])
+            if masks is not None:
                 masks.append(scene.masks(t)[crop])
             self.bar.update(len(t))
         # Scene time 0 is midnight of day 0, read as the Unix epoch: scene time = start + time.
         video = _Video(vid, spec, "synthetic", times - times[0], float(times[0]),
                        frames.close(), synthetic=scene.spec)
         if flows is not None:
-            video.flow, video.masks = flows.close(), masks.close()
+            video.flow = flows.close()
+        if masks is not None:
+            video.masks = masks.close()
         return video
+
+    def _auto_masks(self, video: _Video) -> np.ndarray:
+        """One mask for every frame: regions of like motion and colour (`tlgen.data.regions`)."""
+        from tlgen.data.regions import motion_regions
+        mask = motion_regions(video.frames, FlowEstimator(self.flow_method))
+        log.info("%s: --masks auto found %d region(s) (class 0 the stillest, then by speed)",
+                 video.source, int(mask.max()) + 1)
+        out = self._writer(video.id, "masks_auto", self.size, np.uint8)
+        for start in range(0, len(video.frames), 64):
+            out.append(np.broadcast_to(mask, (min(64, len(video.frames) - start),) + mask.shape))
+        return out.close()
 
     def _masks(self, video: _Video, folder: str) -> np.ndarray:
         if not os.path.isdir(folder):
@@ -350,9 +370,11 @@ def prepare(sources: Sequence[str], out: str, *, size: tuple[int, int] | str | N
         raise UserError(f"--val-fraction {val_fraction} must be in [0, 1).")
     if interval is not None and interval <= 0:
         raise UserError(f"--interval {interval} must be a positive number of seconds.")
+    if list(masks) == [AUTO_MASKS]:
+        masks = [AUTO_MASKS] * len(sources)
     if masks and len(masks) != len(sources):
         raise UserError(f"got {len(masks)} --masks folders for {len(sources)} sources; give "
-                        "one per source, in the same order.")
+                        "one per source, in the same order (or one --masks auto for all).")
     if flow and flow_method not in FLOW_METHODS:
         raise UserError(f"--flow-method {flow_method!r}: choose {' or '.join(FLOW_METHODS)}.")
     size = parse_size(size) if isinstance(size, (str, int)) else size
@@ -391,7 +413,7 @@ def _prepare_into(tmp, sources, size, interval, levels, val_fraction, flow, flow
     staging = os.path.join(tmp, "staging")
     os.makedirs(staging)
     with progress(unit="frame", desc="decode") as bar:
-        stager = _Stager(staging, size, interval, bar)
+        stager = _Stager(staging, size, interval, bar, flow_method)
         videos = [stager.stage(i, s, masks[i] if masks else None) for i, s in enumerate(sources)]
     for video in videos:
         _split_blocks(video, val_fraction, levels)

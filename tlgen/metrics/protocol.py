@@ -16,8 +16,9 @@ every report that uses it (report["protocol"]).
 * SWD (ProGAN, weight-free): 128 random 7x7 patches per frame and Laplacian level (down to
   16 px), descriptors normalized per channel, 512 random directions; x1e3, mean over levels.
 
-Scores are reported to 4 significant figures; the sample counts, split and seed are in the
-report beside them. A metric whose weights were not given is listed as not computed, with
+The clips `tlgen eval` scores are drawn with `CLIP_SEED`, not the run's seed: every run
+evaluated on a dataset sees the same clips. Scores are reported to 4 significant figures;
+the sample counts, split and seed are in the report beside them. A metric whose weights were not given is listed as not computed, with
 the flag that would compute it — never silently left out.
 """
 
@@ -31,6 +32,7 @@ from tlgen.metrics import distribution as dist
 from tlgen.metrics.perceptual import I3D, LPIPS, Inception
 
 FVD_FRAMES = 16
+CLIP_SEED = 1                                # the clips of `tlgen eval`, the same for every run
 LPIPS_MIN_SIZE = {"alex": 31, "vgg": 16}     # smaller frames vanish in the backbone's pools
 PROTOCOL = {
     "fid": "pt_inception-2015-12-05 pool features (2048-d) of every frame, resized to 299x299 "

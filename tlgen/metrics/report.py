@@ -67,3 +67,21 @@ def video_strips(videos: list[np.ndarray], max_frames: int = 8) -> np.ndarray:
     """uint8 (rows, frames) grid: each video (T, H, W, 3) a row of up to `max_frames` frames."""
     n = min(max_frames, min(len(v) for v in videos))
     return np.concatenate([np.concatenate(list(v[:n]), axis=1) for v in videos], axis=0)
+
+
+def contact_sheet(frames: np.ndarray, flows: np.ndarray | None = None, columns: int = 8) -> np.ndarray:
+    """uint8 picture: `columns` evenly spaced frames of (T, H, W, 3) in a row; with `flows`
+    (T-1, h, w, 2), the flow into each shown frame below it (`flow_to_rgb`, one brightness
+    scale for the row, frame 0 black), resized to the frames' size (nearest)."""
+    from tlgen.data.flow import flow_to_rgb
+    index = np.unique(np.linspace(0, len(frames) - 1, min(columns, len(frames))).round().astype(int))
+    rows = [np.concatenate(list(frames[index]), axis=1)]
+    if flows is not None and len(flows):
+        h, w = frames.shape[1:3]
+        pictures = flow_to_rgb(flows, float(np.abs(flows).max()) or None)
+        ys = np.arange(h) * pictures.shape[1] // h
+        xs = np.arange(w) * pictures.shape[2] // w
+        cells = [np.zeros((h, w, 3), np.uint8) if i == 0 else pictures[min(i, len(pictures)) - 1][ys][:, xs]
+                 for i in index]
+        rows.append(np.concatenate(cells, axis=1))
+    return np.concatenate(rows, axis=0)

@@ -26,11 +26,21 @@ Dtype = Any
 
 # ----------------------------------------------------------------------------- normalization
 
-def instance_norm(x: jax.Array, axes: tuple[int, ...], eps: float = 1e-5) -> jax.Array:
-    """Normalizes `x` to zero mean / unit variance over `axes` (no learned scale/shift)."""
+def instance_norm(x: jax.Array, axes: tuple[int, ...], eps: float = 1e-5,
+                  mask: jax.Array | None = None) -> jax.Array:
+    """Normalizes `x` to zero mean / unit variance over `axes` (no learned scale/shift).
+
+    With `mask` (x's shape without the channel axis, 0/1) the statistics are over the masked
+    positions only (none: mean 0, variance 0)."""
     x32 = x.astype(jnp.float32)
-    mean = jnp.mean(x32, axis=axes, keepdims=True)
-    var = jnp.mean(jnp.square(x32 - mean), axis=axes, keepdims=True)
+    if mask is None:
+        mean = jnp.mean(x32, axis=axes, keepdims=True)
+        var = jnp.mean(jnp.square(x32 - mean), axis=axes, keepdims=True)
+    else:
+        w = mask[..., None].astype(jnp.float32)
+        count = jnp.maximum(jnp.sum(w, axis=axes, keepdims=True), 1.0)
+        mean = jnp.sum(x32 * w, axis=axes, keepdims=True) / count
+        var = jnp.sum(jnp.square(x32 - mean) * w, axis=axes, keepdims=True) / count
     return ((x32 - mean) * jax.lax.rsqrt(var + eps)).astype(x.dtype)
 
 

@@ -73,27 +73,31 @@ def evaluate(trained: Trained, out_dir: str, data_dir: str | None = None, *,
              split: str = "validation", num_clips: int = 16, flow_method: str = "dis",
              networks: Networks | None = None) -> dict:
     """Metrics of `num_clips` clips of `split`, each animated from its first frame with its
-    own encoded motion: reconstruction PSNR / SSIM (frames 1..T-1, [0, 1] scale), Flow-MSE
-    (flows estimated on the generated vs. the clip's stored flows, pixels^2), E_tmp of the
+    own encoded motion: reconstruction PSNR / SSIM (frames 1..T-1, [0, 1] scale), masked PSNR /
+    SSIM over the clip's static pixels (`tlgen.metrics.animation`), Flow-MSE (flows estimated
+    on the generated vs. the clip's stored flows, pixels^2; per mask class too when the
+    dataset has masks), E_tmp of the
     generated and the real clips (x1000 scale); then, on 16-frame clips (the motion chained
     over passes) against the real 16 frames, the distribution and perceptual metrics of
     `tlgen.metrics.protocol` (SWD always; FID/KID, FVD, LPIPS with their networks). Writes
     clips.png (real above generated)."""
     from tlgen.data.dataset import open_training_data
     from tlgen.data.pipelines import clip_dataset
-    from tlgen.metrics.protocol import FVD_FRAMES, video_metrics
+    from tlgen.metrics.animation import region_flow_mse, static_scores
+    from tlgen.metrics.protocol import CLIP_SEED, FVD_FRAMES, video_metrics
     from tlgen.metrics.report import save_png, video_strips
 
     if num_clips < 1:
         raise UserError(f"--num-clips {num_clips} must be at least 1.")
     config = trained.config
     data_dir = data_dir or config.data.dir
-    open_training_data(data_dir, image_size=int(config.data.image_size), flow=True)
+    masked = bool(open_training_data(data_dir, image_size=int(config.data.image_size),
+                                     flow=True).metadata.get("has_masks"))
     t = int(config.data.num_frames)
     gen, enc, _ = networks_of(config, trained.dtype)
     clips = lambda length: iter(clip_dataset(data_dir, split, length=length, stride=config.data.stride,
-                                             batch_size=1, seed=int(config.seed) + (split != "train"),
-                                             with_flow=True))
+                                             batch_size=1, seed=CLIP_SEED,
+                                             with_flow=True, with_masks=masked))
     notes, length = [], max(t + 1, FVD_FRAMES)
     try:
         batches = clips(length)
@@ -114,8 +118,11 @@ def evaluate(trained: Trained, out_dir: str, data_dir: str | None = None, *,
         batch = next(batches)
         own = {"frames": batch["frames"][:, :t + 1], "flow": batch["flow"][:, :t]}
         frames, clip = jax.device_get(run(trained.params[G], trained.extra, own))
+        fake_flows = video_flows(frames, flow_method)
         rows.append({"clip": i, **{k: float(v) for k, v in clip.items()},
-                     "flow_mse": flow_mse(video_flows(frames, flow_method), own["flow"][0, :t - 1]),
+                     **static_scores(frames, own["frames"][0, :t]),
+                     "flow_mse": flow_mse(fake_flows, own["flow"][0, :t - 1]),
+                     **(region_flow_mse(fake_flows, own["flow"][0, :t - 1], batch["masks"][0, 0]) if masked else {}),
                      "e_tmp": e_tmp(frames), "e_tmp_real": e_tmp(own["frames"][0, :t])})
         motion = anim.motion_from_flows(own["flow"])
         fake_clips.append(anim.animate(batch["frames"][0, 0], motion, length)[0])
@@ -125,7 +132,8 @@ def evaluate(trained: Trained, out_dir: str, data_dir: str | None = None, *,
         [v[:t] for pair in zip(real_clips[:4], fake_clips[:4]) for v in pair]))
     distribution = video_metrics(np.stack(real_clips), np.stack(fake_clips), networks or Networks(),
                                  seed=int(config.seed))
-    report = {key: float(np.mean([r[key] for r in rows])) for key in rows[0] if key != "clip"}
+    keys = sorted({key for r in rows for key in r} - {"clip"})
+    report = {key: float(np.mean([r[key] for r in rows if key in r])) for key in keys}
     report.update(distribution["scores"])
     report.update(workdir=trained.workdir, step=trained.step, split=split, num_clips=num_clips,
                   data_dir=os.path.abspath(data_dir), flow_method=flow_method, clips=rows,

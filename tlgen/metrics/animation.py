@@ -1,0 +1,52 @@
+"""Metrics of animated clips that need no pretrained network (FGLA's Table 2, static part).
+
+The static-pixel mask of a real clip follows FGLA eq. 14: a pixel is dynamic when its mean
+over consecutive frames of |I_t+1 - I_t|_1 (summed over RGB, 0-255 scale) exceeds
+`threshold` (2.5 in the paper); masked PSNR / SSIM compare generated frames with the first
+frame on the static pixels only (perfect by not animating at all — read them with FVD/E_tmp).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tlgen.metrics.image import ssim
+
+
+def static_mask(real: np.ndarray, threshold: float = 2.5) -> np.ndarray:
+    """(H, W) bool of the pixels a real uint8 clip (T, H, W, 3) keeps still."""
+    x = np.asarray(real, np.float64)
+    change = np.mean(np.sum(np.abs(np.diff(x, axis=0)), axis=-1), axis=0)
+    return change <= threshold
+
+
+def masked_psnr(frames: np.ndarray, reference: np.ndarray, mask: np.ndarray) -> float:
+    """Mean over frames (T, H, W, 3) of the PSNR (dB, 0-255) against `reference` (H, W, 3) on
+    the pixels of `mask` (H, W); inf-free (a perfect frame scores 100 dB)."""
+    diff = (np.asarray(frames, np.float64) - np.asarray(reference, np.float64)[None]) ** 2
+    mse = diff[:, mask].mean(axis=(1, 2)) if mask.any() else np.zeros(len(frames))
+    return float(np.mean(np.where(mse > 0, 10 * np.log10(255.0 ** 2 / np.maximum(mse, 1e-20)), 100.0)))
+
+
+def masked_ssim(frames: np.ndarray, reference: np.ndarray, mask: np.ndarray) -> float:
+    """Mean SSIM of frames against `reference`, with the non-static pixels of both set to the
+    reference's (so only static pixels can differ)."""
+    f = np.asarray(frames, np.float32) / 255.0
+    r = np.asarray(reference, np.float32) / 255.0
+    f = np.where(mask[None, ..., None], f, r[None])
+    return float(np.mean(np.asarray(ssim(f, np.broadcast_to(r, f.shape)))))
+
+
+def static_scores(fake: np.ndarray, real: np.ndarray) -> dict:
+    """Masked PSNR / SSIM of generated frames 1.. of `fake` (T, H, W, 3) against the first real
+    frame over the pixels the real clip `real` keeps still, and the share of those pixels."""
+    still = static_mask(real)
+    return {"masked_psnr": masked_psnr(fake[1:], real[0], still),
+            "masked_ssim": masked_ssim(fake[1:], real[0], still), "static_share": float(still.mean())}
+
+
+def region_flow_mse(flows: np.ndarray, true: np.ndarray, classes: np.ndarray) -> dict:
+    """Flow-MSE (pixels^2) of flows (T, H, W, 2) against `true` within each region of the
+    class-index mask `classes` (H, W): {"flow_mse_region<k>": ...} for the classes present."""
+    error = np.sum((np.asarray(flows, np.float64) - np.asarray(true, np.float64)) ** 2, axis=-1)
+    return {f"flow_mse_region{k}": float(error[:, classes == k].mean()) for k in np.unique(classes)}
