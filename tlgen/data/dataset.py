@@ -6,6 +6,7 @@ import dataclasses
 import functools
 import json
 import os
+import threading
 
 import numpy as np
 
@@ -18,8 +19,11 @@ class RecordSource:
     """Random-access, picklable view of one TFDS split: `src[i]` -> dict of numpy arrays.
 
     Records are in time order within each video (videos in source order). The ArrayRecord
-    reader opens lazily, so the object can be sent to Grain worker processes.
+    reader opens lazily, so the object can be sent to Grain worker processes; it opens
+    once, under a lock: Grain's prefetch threads that imported TFDS's lazy modules at the
+    same time deadlocked.
     """
+    _opening = threading.Lock()
 
     def __init__(self, tfds_dir: str, split: str, length: int):
         self.tfds_dir, self.split, self._length = tfds_dir, split, length
@@ -27,8 +31,10 @@ class RecordSource:
 
     def _open(self):
         if self._source is None:
-            import tensorflow_datasets as tfds
-            self._source = tfds.builder_from_directory(self.tfds_dir).as_data_source(self.split)
+            with self._opening:
+                if self._source is None:
+                    import tensorflow_datasets as tfds
+                    self._source = tfds.builder_from_directory(self.tfds_dir).as_data_source(self.split)
         return self._source
 
     def __len__(self) -> int:
