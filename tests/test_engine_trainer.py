@@ -80,6 +80,15 @@ def tensorboard_scalars(folder) -> dict[str, list[tuple[int, float]]]:
     return scalars
 
 
+def test_the_tensorboard_writer_does_not_import_torch(tmp_path):
+    """PyTorch (installed here) is not imported by a run's writer: it cost 3.5 s per start."""
+    code = ("import sys; from tlgen.train.writers import MetricWriter; "
+            f"MetricWriter({str(tmp_path)!r}).write(1, 'train', {{'loss': 0.5}}); "
+            "assert 'torch' not in sys.modules and 'tensorboardX' in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+    assert tensorboard_scalars(str(tmp_path / "tb")) == {"train/loss": [(1, 0.5)]}
+
+
 def test_run_writes_metrics_checkpoints_and_config(reference):
     workdir, final = reference
     rows = train_rows(workdir)
