@@ -104,10 +104,14 @@ def test_cli_timelapse_and_eval_from_a_trained_workdir(data_dir, tmp_path, capsy
     block = ds.blocks("validation", 0)[0]
     pick = np.unique(np.linspace(0, block.count - 1, min(64, block.count)).astype(int))
     raw = np.stack([ds.frames("validation")[block.start + i]["image"] for i in pick]) / 255.0
-    scene = make_scene(**ds.metadata["synthetic"])
+    video = ds.metadata["videos"][block.video_id]
+    scene = make_scene(**video["synthetic"])
     for row in report["band_fidelity"]:
-        mse = np.mean((raw - scene.render_band(block.times[pick], row["cutoff_s"])) ** 2, axis=(1, 2, 3))
+        truth = scene.render_band(video["start_time"] + block.times[pick], row["cutoff_s"])
+        mse = np.mean((raw - truth) ** 2, axis=(1, 2, 3))
         assert row["raw"] == pytest.approx(np.mean(10 * np.log10(1 / mse)), abs=2e-3)
+        assert row["oracle blur"] >= row["raw"] - 1e-3 and row["oracle_sigma_s"] >= 0   # sigma 0 = raw
+        assert np.isfinite(row["median"])
     assert {r["method"] for r in report["timelapse"]} >= {"raw subsample", "interpolate (masked)"}
     assert (tmp_path / "run" / "eval" / "latent_pca.png").exists()
 

@@ -87,8 +87,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"training: {metrics.get('step')} steps, final loss {metrics.get('loss', float('nan')):.4f}")
     for row in report.get("band_fidelity", []):
         print(f"cutoff {row['cutoff_s'] / 3600:6.2f} h: masked reconstruction {row['decode']:.2f} dB, "
-              f"detail {row['detail']:.2f} dB, temporal pyramid {row['pyramid']:.2f} dB, "
-              f"raw frame {row['raw']:.2f} dB (vs ground-truth band)")
+              f"raw frame {row['raw']:.2f} dB, oracle blur {row['oracle blur']:.2f} dB "
+              f"(sigma {row['oracle_sigma_s'] / 3600:.2f} h), median {row['median']:.2f} dB, "
+              f"temporal pyramid {row['pyramid']:.2f} dB (vs ground-truth band)")
     for row in report.get("timelapse", []):
         print(f"E_tmp {row['method']}: {row['e_tmp']:.1f}")
     print("files:")

@@ -111,7 +111,7 @@ class Scene:
         x = self._render(times, {n for n, _ in self.components})
         sigma = 1.5 / 255.0
         for i, t in enumerate(times):
-            rng = np.random.default_rng([self.seed, 7, int(np.float64(t).view(np.int64))])
+            rng = np.random.default_rng([self.seed, 7, int(np.float64(t).view(np.uint64))])
             x[i] += rng.normal(0.0, sigma, x[i].shape).astype(np.float32)
         return np.rint(np.clip(x, 0.0, 1.0) * 255.0).astype(np.uint8)
 

@@ -32,6 +32,43 @@ def band_fidelity_rows(cutoffs, truth, candidates: dict) -> list[dict]:
     return rows
 
 
+# Blur widths the oracle tries, as fractions of the cutoff; 0 is the raw (nearest) frame.
+ORACLE_SIGMAS = (0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5)
+
+
+def temporal_gaussian(times: np.ndarray, frames: np.ndarray, at: np.ndarray, sigma: float) -> np.ndarray:
+    """`frames` (F, H, W, 3) captured at `times` (F,) blurred in time by a Gaussian of std
+    `sigma` seconds, at times `at` (N,): weights normalized over the frames actually captured
+    (irregular captures and gaps included). sigma 0 is the nearest frame."""
+    d = np.asarray(at, np.float64)[:, None] - np.asarray(times, np.float64)[None]
+    if sigma <= 0:
+        return frames[np.argmin(np.abs(d), axis=1)].astype(np.float32)
+    e = (d / sigma) ** 2
+    w = np.exp(-0.5 * (e - e.min(axis=1, keepdims=True)))      # the nearest frame has weight 1
+    w /= w.sum(axis=1, keepdims=True)
+    return np.tensordot(w.astype(np.float32), frames.astype(np.float32), axes=1)
+
+
+def oracle_gaussian(times, frames, at, truth, cutoff: float) -> tuple[np.ndarray, float]:
+    """The temporal Gaussian whose sigma (from ORACLE_SIGMAS x `cutoff`) scores the best PSNR
+    against `truth`: a baseline tuned on the answer. Returns (frames, sigma in seconds)."""
+    scored = [(mean_psnr(blur, truth), sigma, blur) for sigma in (f * cutoff for f in ORACLE_SIGMAS)
+              for blur in [temporal_gaussian(times, frames, at, sigma)]]
+    _, sigma, blur = max(scored, key=lambda x: x[0])
+    return blur, float(sigma)
+
+
+def temporal_median(times: np.ndarray, frames: np.ndarray, at: np.ndarray, window: float) -> np.ndarray:
+    """Per-pixel median of the frames captured within `window`/2 seconds of each time in `at`."""
+    times = np.asarray(times, np.float64)
+    out = []
+    for t in np.asarray(at, np.float64):
+        near = np.abs(times - t) <= window / 2
+        near[np.argmin(np.abs(times - t))] = True
+        out.append(np.median(frames[near].astype(np.float32), axis=0))
+    return np.stack(out)
+
+
 def pca_2d(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Projects flattened codes (N, ...) onto their two principal components.
 

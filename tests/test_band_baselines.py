@@ -1,0 +1,68 @@
+"""The baselines `tlgen eval` scores the timescale model against (raw frame, oracle temporal
+Gaussian, temporal median) on hand-computed cases, and the ground truth of irregular captures."""
+
+import math
+
+import numpy as np
+import pytest
+
+from tlgen.data import open_dataset
+from tlgen.data.prepare import prepare
+from tlgen.data.synthetic import make_scene
+from tlgen.metrics import timescale_eval as rep
+
+TIMES = np.array([0.0, 1.0, 3.0])
+FRAMES = np.broadcast_to(TIMES[:, None, None, None], (3, 2, 2, 3)).astype(np.float32)  # value = time
+
+
+def test_temporal_gaussian_weights_the_captured_frames():
+    got = rep.temporal_gaussian(TIMES, FRAMES, np.array([1.0]), sigma=1.0)
+    w = [math.exp(-0.5), 1.0, math.exp(-2.0)]
+    assert got.shape == (1, 2, 2, 3)
+    np.testing.assert_allclose(got, (0 * w[0] + 1 * w[1] + 3 * w[2]) / sum(w), rtol=1e-6)
+    np.testing.assert_array_equal(rep.temporal_gaussian(TIMES, FRAMES, np.array([2.4, 0.4]), 0.0)[:, 0, 0, 0],
+                                  [3.0, 0.0])                   # sigma 0: the nearest frame
+    far = rep.temporal_gaussian(TIMES, FRAMES, np.array([1e6]), 1.0)   # no underflow far away
+    np.testing.assert_allclose(far, 3.0)
+
+
+def test_temporal_median_over_the_window():
+    at = np.array([1.0, 1.0, 2.0])
+    got = [rep.temporal_median(TIMES, FRAMES, at[i:i + 1], w)[0, 0, 0, 0] for i, w in enumerate((4.0, 1.0, 2.0))]
+    assert got == [1.0, 1.0, 2.0]       # median(0, 1, 3); just the frame at 1; median(1, 3)
+
+
+def test_oracle_gaussian_finds_the_blur_of_the_truth_and_never_loses_to_the_raw_frame():
+    rng = np.random.default_rng(0)
+    times = np.sort(rng.uniform(0, 100, 40))
+    frames = rng.random((40, 4, 4, 3)).astype(np.float32)
+    at = times[10:30]
+    truth = rep.temporal_gaussian(times, frames, at, 0.3 * 20.0)
+    blur, sigma = rep.oracle_gaussian(times, frames, at, truth, cutoff=20.0)
+    assert sigma == pytest.approx(0.3 * 20.0)
+    np.testing.assert_allclose(blur, truth, rtol=1e-6)
+    other = frames[10:30] * 0.5 + 0.25
+    _, sigma = rep.oracle_gaussian(times, frames, at, frames[10:30], cutoff=20.0)
+    assert sigma == 0.0                 # the raw frames are the truth: no blur
+    assert rep.mean_psnr(rep.oracle_gaussian(times, frames, at, other, 20.0)[0], other) >= rep.mean_psnr(
+        frames[10:30], other)
+
+
+def test_irregular_capture_starting_before_zero_is_stored_with_its_scene_start(tmp_path):
+    """seed 1's first jittered capture is before scene time 0 (this used to crash prepare):
+    the stored frames are the scene rendered at start_time + stored times (up to the sensor
+    noise, seeded by the time's exact bits, and sharp events at the recomputed times), not
+    at the stored times alone."""
+    scene = make_scene("city", seed=1, size=16)
+    assert scene.capture_times(60, 600, irregular=True)[0] < 0
+    out = str(tmp_path / "irregular")
+    prepare(["synthetic:city:seed=1,frames=60,interval=600,irregular=1"], out, size=16, levels=1, val_fraction=0)
+    ds = open_dataset(out)
+    video = ds.metadata["videos"][0]
+    block = ds.blocks("train", 0)[0]
+    stored = np.stack([ds.frames("train")[block.start + i]["image"] for i in range(block.count)]).astype(np.float32)
+    error = lambda times: np.mean(np.abs(stored - scene.render_band(times, 1e-6) * 255.0))
+    with_start = error(video["start_time"] + block.times)
+    assert with_start < 1.3                      # the sensor noise: E|N(0, 1.5)| = 1.2 levels
+    assert error(block.times) > 1.5 * with_start
+    assert video["synthetic"] == scene.spec
