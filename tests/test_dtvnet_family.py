@@ -182,6 +182,10 @@ def test_animate_command_with_a_reference_video_and_bad_input(run, capsys):
     bad_out = str(root / "bad.mp4")
     assert main(["animate", "--workdir", workdir, "--image", image, "--out", bad_out, "--reference", short]) == 2
     assert "has 3 frames; the model needs at least 4" in capsys.readouterr().err
+    missing = str(root / "none.mp4")
+    assert main(["animate", "--workdir", workdir, "--image", image, "--out", bad_out, "--reference", missing]) == 2
+    assert capsys.readouterr().err.strip() == (f"tlgen animate: error: {missing} does not exist; give the "
+                                               "path of a video file.")
     broken = root / "broken.png"
     broken.write_text("not an image")
     assert main(["animate", "--workdir", workdir, "--image", str(broken), "--out", bad_out]) == 2

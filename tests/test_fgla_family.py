@@ -90,7 +90,8 @@ def test_animate_bad_input_is_one_sentence_and_writes_nothing(run, capsys):
     cases = [(["--mask", small], "is 8x8 but --image is 16x16"),
              (["--region-reference", f"lava={clip}"], "regions: ground, sky, water"),
              (["--reference", one], "a reference video needs at least 2 frames, got 1"),
-             (["--speed", "0"], "--speed 0.0 must be positive")]
+             (["--speed", "0"], "--speed 0.0 must be positive"),
+             (["--region-reference", f"sky={root / 'none.mp4'}"], f"{root / 'none.mp4'} does not exist")]
     for extra, message in cases:
         assert _animate(workdir, image, out, *extra) == 2
         err = capsys.readouterr().err.strip()

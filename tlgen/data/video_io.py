@@ -50,7 +50,10 @@ def _ffmpeg_reason(text: str) -> str:
 
 
 def probe_video(path: str) -> VideoInfo:
-    """Reads a video's size, frame rate and duration; UserError if ffmpeg cannot open it."""
+    """Reads a video's size, frame rate and duration; UserError if it is missing or ffmpeg
+    cannot open it."""
+    if not os.path.isfile(path):
+        raise UserError(f"{path} does not exist; give the path of a video file.")
     if os.path.getsize(path) == 0:
         raise UserError(f"{path} is empty (0 bytes); give a video file or remove it from the "
                         "sources.")
@@ -118,6 +121,12 @@ def iter_video_frames(path: str, size: tuple[int, int] | None = None,
                         "re-export or re-download the video.")
     if errors.strip():
         log.warning("%s: ffmpeg reported decode errors: %s", path, _ffmpeg_reason(errors))
+
+
+def first_frames(path: str, size: tuple[int, int], count: int) -> np.ndarray:
+    """uint8 (N, H, W, 3): the first `count` frames of `path` (fewer if it is shorter), decoded
+    at `size`; only those are read."""
+    return np.stack(list(itertools.islice(iter_video_frames(path, size), count)))
 
 
 def read_video(path: str, size: tuple[int, int] | None = None) -> tuple[np.ndarray, float]:

@@ -52,10 +52,11 @@ def temporal_gaussian(times: np.ndarray, frames: np.ndarray, at: np.ndarray, sig
 def oracle_gaussian(times, frames, at, truth, cutoff: float) -> tuple[np.ndarray, float]:
     """The temporal Gaussian whose sigma (from ORACLE_SIGMAS x `cutoff`) scores the best PSNR
     against `truth`: a baseline tuned on the answer. Returns (frames, sigma in seconds)."""
-    scored = [(mean_psnr(blur, truth), sigma, blur) for sigma in (f * cutoff for f in ORACLE_SIGMAS)
-              for blur in [temporal_gaussian(times, frames, at, sigma)]]
-    _, sigma, blur = max(scored, key=lambda x: x[0])
-    return blur, float(sigma)
+    best = (-np.inf, 0.0, None)
+    for sigma in (f * cutoff for f in ORACLE_SIGMAS):
+        blur = temporal_gaussian(times, frames, at, sigma)
+        best = max(best, (mean_psnr(blur, truth), sigma, blur), key=lambda x: x[0])
+    return best[2], float(best[1])
 
 
 def temporal_median(times: np.ndarray, frames: np.ndarray, at: np.ndarray, window: float) -> np.ndarray:

@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import argparse
-import itertools
 import os
 
 import jax
@@ -43,17 +42,14 @@ def add_animate_arguments(parser: argparse.ArgumentParser) -> None:
 
 def animate_command(trained: Trained, args: argparse.Namespace) -> Animation:
     """`tlgen animate` on a DTVNet run: motion from --seed or from --reference's flow."""
-    from tlgen.data.video_io import iter_video_frames
+    from tlgen.data.video_io import first_frames
 
-    if args.reference and not os.path.isfile(args.reference):
-        raise UserError(f"--reference {args.reference} does not exist.")
     anim = animator(trained)
     size = anim.image_size
     fitted, note = fit_image(args.image_array, size)
     if args.reference:
         # Only the first T + 1 frames are read, decoded at the model's size by ffmpeg.
-        reference = list(itertools.islice(iter_video_frames(args.reference, size),
-                                          anim.frames_per_pass + 1))
+        reference = list(first_frames(args.reference, size, anim.frames_per_pass + 1))
         motion, source = anim.motion_from_reference(reference), f"reference {args.reference}"
     else:
         motion, source = anim.motion_from_seed(args.seed), f"seed {args.seed}"

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from tlgen.data.regions import kmeans
+from tlgen.data.video_io import first_frames
 from tlgen.errors import UserError
 from tlgen.family import Animation
 from tlgen.families.fgla.training import NET, networks, region_masks
@@ -141,13 +142,6 @@ def add_animate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="FGLA: codebook choice without references")
 
 
-def _read_video(path: str, size, frames: int) -> np.ndarray:
-    from tlgen.data.video_io import iter_video_frames
-    if not os.path.isfile(path):
-        raise UserError(f"reference {path} does not exist.")
-    return np.stack(list(itertools.islice(iter_video_frames(path, size), frames)))
-
-
 def animate_command(trained: Trained, args: argparse.Namespace) -> Animation:
     """`tlgen animate` on an FGLA run."""
     from tlgen.data.images import read_mask, resize_crop
@@ -175,7 +169,7 @@ def animate_command(trained: Trained, args: argparse.Namespace) -> Animation:
         if args.reference_mask:
             ref = read_mask(args.reference_mask)
             ref_masks = anim.masks(resize_crop(ref, anim.size, nearest=True))
-        latents = anim.reference_latents(_read_video(args.reference, anim.size, needed),
+        latents = anim.reference_latents(first_frames(args.reference, anim.size, needed),
                                          ref_masks if anim.per_region else None)
         sources.append(f"reference {args.reference}")
     else:
@@ -191,7 +185,7 @@ def animate_command(trained: Trained, args: argparse.Namespace) -> Animation:
         if not sep or name not in anim.regions:
             raise UserError(f"--region-reference {item}: give NAME=VIDEO with NAME one of the run's "
                             f"regions: {', '.join(anim.regions)}.")
-        region = anim.reference_latents(_read_video(path, anim.size, needed), None)
+        region = anim.reference_latents(first_frames(path, anim.size, needed), None)
         steps = max(len(latents), len(region))
         latents = latents[np.arange(steps) % len(latents)].copy()
         latents[:, anim.regions.index(name)] = region[np.arange(steps) % len(region), anim.regions.index(name)]
