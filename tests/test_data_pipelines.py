@@ -110,7 +110,7 @@ def test_shards_are_disjoint_and_cover(city):
     n = len(open_dataset(city).frames("train"))
     seen = []
     for shard in range(2):
-        ds = sparse_frames_dataset(city, "train", num_frames=2, max_span=1, batch_size=1, seed=0,
+        ds = sparse_frames_dataset(city, "train", num_frames=2, spans=(1,), batch_size=1, seed=0,
                                    shard_index=shard, shard_count=2)
         seen.append({hashlib.sha1(b["frames"][0, 0].tobytes()).hexdigest() for b in _take(ds, n // 2)})
     # the first frames of one epoch per shard (their bytes: each frame has its own sensor
@@ -143,7 +143,7 @@ def test_clips_flow_masks_and_flip(clouds):
 
 
 def test_worker_processes_give_the_same_batches(city):
-    kwargs = dict(num_frames=3, max_span=6, batch_size=4, seed=9)
+    kwargs = dict(num_frames=3, spans=(2, 4, 6), batch_size=4, seed=9)
     a = _take(sparse_frames_dataset(city, "train", **kwargs), 2)
     b = _take(sparse_frames_dataset(city, "train", worker_count=1, **kwargs), 2)
     for x, y in zip(a, b):

@@ -253,16 +253,17 @@ def clip_dataset(data_dir: str, split: str, *, length: int, stride: int = 1, bat
 
 
 class _SparseElement(_Reader):
-    def __init__(self, data_dir, split, num_frames, max_span, augment):
+    def __init__(self, data_dir, split, num_frames, spans, augment):
         super().__init__(data_dir, split)
-        self.num_frames, self.max_span, self.augment = num_frames, max_span, augment
+        self.num_frames, self.spans, self.augment = num_frames, tuple(spans), augment
         self.starts = _starts(self.blocks, num_frames)
 
     def __call__(self, index, rng: np.random.Generator) -> dict:
         start = int(self.starts[int(index)])
         block = _block_of(self.blocks, start)
-        room = min(self.max_span, block.stop - 1 - start)
-        span = int(rng.integers(self.num_frames - 1, room + 1))
+        room = block.stop - 1 - start
+        fits = [s for s in self.spans if self.num_frames - 1 <= s <= room]
+        span = int(rng.choice(fits)) if fits else room
         inner = np.sort(rng.choice(np.arange(1, span), self.num_frames - 2, replace=False))
         offsets = np.concatenate([[0], inner, [span]]).astype(np.int64)
         aug = _Augment(rng, self.h, self.w, self.augment)
@@ -270,20 +271,21 @@ class _SparseElement(_Reader):
                 "time": offsets.astype(np.float32)}
 
 
-def sparse_frames_dataset(data_dir: str, split: str, *, num_frames: int = 3, max_span: int,
-                          batch_size: int, seed: int, shard_index: int = 0,
-                          shard_count: int = 1, augment: bool = False,
+def sparse_frames_dataset(data_dir: str, split: str, *, num_frames: int = 3,
+                          spans=(2, 4, 8, 16, 32), batch_size: int, seed: int,
+                          shard_index: int = 0, shard_count: int = 1, augment: bool = False,
                           worker_count: int = 0) -> grain.IterDataset:
-    """`num_frames` sorted frames of one (video, block) at most `max_span` records apart.
+    """`num_frames` sorted frames of one (video, block), StyleGAN-V's sparse training clips.
 
-    The first-to-last distance is uniform in [num_frames - 1, max_span] (shortened at the
-    block's end), inner frames distinct and uniform in between. Batch: frames (B,F,H,W,3)
-    u8, time (B,F) f32 = frame-index offsets from the first frame.
+    The first-to-last distance (records) is drawn from the `spans` that fit between the first
+    frame and the block's end, or is all that is left when none fits (short videos are
+    sampled, never skipped); inner frames distinct and uniform in between. Batch: frames
+    (B,F,H,W,3) u8, time (B,F) f32 = frame-index offsets from the first frame.
     """
-    if num_frames < 2 or max_span < num_frames - 1:
-        raise ValueError(f"need num_frames >= 2 and max_span >= num_frames - 1, got "
-                         f"{num_frames}, {max_span}")
-    element = _SparseElement(data_dir, split, num_frames, max_span, augment)
+    if num_frames < 2 or not spans or min(spans) < num_frames - 1:
+        raise ValueError(f"need num_frames >= 2 and spans >= num_frames - 1, got "
+                         f"{num_frames}, {tuple(spans)}")
+    element = _SparseElement(data_dir, split, num_frames, spans, augment)
     if len(element.starts) == 0:
         raise ValueError(f"no {split} block of {data_dir} has {num_frames} frames")
     return _finish(grain.MapDataset.range(len(element.starts)), element, batch_size=batch_size,

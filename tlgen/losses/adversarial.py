@@ -1,4 +1,5 @@
-"""Adversarial losses: LSGAN and the WGAN-GP gradient penalty (DTVNet's critic).
+"""Adversarial losses: LSGAN and the WGAN-GP gradient penalty (DTVNet's critic), the
+non-saturating logistic loss and the R1 penalty (StyleGAN2, StyleGAN-V).
 
 Logits are per-sample critic outputs of shape (B,) (or (B, ...), averaged). Every loss is a
 float32 scalar. The penalties take the critic as a function of its input only (close over the
@@ -45,3 +46,21 @@ def gradient_penalty(critic: Critic, real: jax.Array, fake: jax.Array, rng: jax.
     grads = _per_sample_input_grads(critic, x_hat)
     norms = jnp.sqrt(jnp.sum(jnp.square(grads.reshape(grads.shape[0], -1)), axis=-1) + 1e-12)
     return weight * jnp.mean(jnp.square(norms - 1.0))
+
+
+def logistic_d_loss(real_logits: jax.Array, fake_logits: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Non-saturating logistic critic terms (StyleGAN2): (mean softplus(-real), mean softplus(fake))."""
+    return (jnp.mean(jax.nn.softplus(-real_logits.astype(jnp.float32))),
+            jnp.mean(jax.nn.softplus(fake_logits.astype(jnp.float32))))
+
+
+def logistic_g_loss(fake_logits: jax.Array) -> jax.Array:
+    """Non-saturating logistic generator term: mean softplus(-fake) = -log sigmoid(fake)."""
+    return jnp.mean(jax.nn.softplus(-fake_logits.astype(jnp.float32)))
+
+
+def r1_penalty(critic: Critic, real: jax.Array) -> jax.Array:
+    """R1 (Mescheder et al., 2018): E ||d critic(x) / dx||^2 over real samples x, summed over
+    each sample's elements (multiply by gamma / 2 for the loss)."""
+    grads = _per_sample_input_grads(critic, real.astype(jnp.float32))
+    return jnp.mean(jnp.sum(jnp.square(grads.reshape(grads.shape[0], -1)), axis=-1))

@@ -196,3 +196,18 @@ def swd(real: np.ndarray, fake: np.ndarray, *, patches_per_image: int = 128, see
            for s, a, b in zip(sizes, levels_a, levels_b)}
     out["swd"] = float(np.mean(list(out.values())))
     return out
+
+
+def motion_swd(real: np.ndarray, fake: np.ndarray, *, patches_per_image: int = 128, seed: int = 0,
+               min_size: int = 16) -> float:
+    """Motion SWD of two clip sets of one shape (N, F, H, W, C), uint8 or [0, 1]: the SWD
+    (`swd`'s "swd") between their frame differences x[:, j] - x[:, 0], j = 1..F-1, mapped to
+    [0, 1] — the pairs' time gaps matched when the fake clips are made at the real clips'
+    times."""
+    def diffs(x):
+        x = np.asarray(x)
+        x = x.astype(np.float64) / 255.0 if x.dtype == np.uint8 else x.astype(np.float64)
+        d = (x[:, 1:] - x[:, :1] + 1.0) / 2.0
+        return d.reshape((-1,) + d.shape[2:])
+    return swd(diffs(real), diffs(fake), patches_per_image=patches_per_image, seed=seed,
+               min_size=min_size)["swd"]

@@ -3,10 +3,12 @@
 * normalization: `instance_norm`, `adain` (adaptive instance norm), `group_norm` /
   `GroupNorm` (the fast form of `flax.linen.GroupNorm`), `FrozenBatchNorm` (inference-only
   batch norm of pretrained networks);
-* equalized learning rate (ProGAN/StyleGAN): `EqualizedDense`, `EqualizedConv`;
+* equalized learning rate (ProGAN/StyleGAN): `EqualizedDense`, `EqualizedConv` (optionally
+  StyleGAN2's downsampling conv);
+* style modulation (StyleGAN2): `modulated_conv`, `minibatch_stddev`;
 * resampling: `upsample2` (nearest, by broadcasting), `resize_bilinear` (PyTorch's bilinear
-  interpolation), `SubpixelConvTranspose` (a 3x3 stride-2 transposed conv as a 2x2 conv +
-  depth-to-space);
+  interpolation), `SubpixelConvTranspose` / `conv_transpose2x` (a 3x3 stride-2 transposed
+  conv as a 2x2 conv + depth-to-space), StyleGAN2's `fir_blur`, `upsample2_fir`, `downsample2`;
 * video: `Conv3d` (a 3-D conv folded into 2-D convs), `conv2d` (a 2-D conv on XLA:CPU's fast
   path, gradients of gradients included), `Conv3dPyramid` and `VideoDiscriminator`.
 """
@@ -120,35 +122,49 @@ class EqualizedDense(nn.Module):
     bias_init: Any = nn.initializers.zeros
     gain: float = math.sqrt(2.0)
     lr_multiplier: float = 1.0
+    use_bias: bool = True
     dtype: Dtype = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         lr = self.lr_multiplier
         kernel = self.param("kernel", nn.initializers.normal(1.0 / lr), (x.shape[-1], self.features))
-        bias = self.param("bias", lambda k, s: self.bias_init(k, s) / lr, (self.features,))
         scale = self.gain * lr / math.sqrt(x.shape[-1])
-        return (x.astype(self.dtype) @ (kernel * scale).astype(self.dtype)
-                + (bias * lr).astype(self.dtype))
+        y = x.astype(self.dtype) @ (kernel * scale).astype(self.dtype)
+        if not self.use_bias:
+            return y
+        bias = self.param("bias", lambda k, s: self.bias_init(k, s) / lr, (self.features,))
+        return y + (bias * lr).astype(self.dtype)
 
 
 class EqualizedConv(nn.Module):
-    """2-D convolution (NHWC, SAME padding, stride 1) with an equalized learning rate: the
-    kernel (k, k, Cin, Cout) is stored as N(0, 1) and scaled by gain / sqrt(k * k * Cin)."""
+    """2-D convolution (NHWC) with an equalized learning rate: the kernel (k, k, Cin, Cout) is
+    stored as N(0, 1) and scaled by gain / sqrt(k * k * Cin). SAME padding and stride 1, or
+    with `down` StyleGAN2's downsampling conv: the [1, 3, 3, 1] low-pass, then stride 2
+    ((H, W) -> (H/2, W/2)); gradients of gradients (R1) stay on XLA's fast CPU path."""
     features: int
     kernel_size: int = 3
     use_bias: bool = True
     gain: float = math.sqrt(2.0)
+    down: bool = False
     dtype: Dtype = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         k, cin = self.kernel_size, x.shape[-1]
         kernel = self.param("kernel", nn.initializers.normal(1.0), (k, k, cin, self.features))
-        scale = self.gain / math.sqrt(k * k * cin)
-        y = jax.lax.conv_general_dilated(
-            x.astype(self.dtype), (kernel * scale).astype(self.dtype), (1, 1), "SAME",
-            dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        kernel = (kernel * (self.gain / math.sqrt(k * k * cin))).astype(self.dtype)
+        x = x.astype(self.dtype)
+        if not self.down:
+            y = jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME",
+                                             dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        elif k == 1:
+            y = downsample2(x) @ kernel[0, 0]
+        else:   # blur to H + k - 2, then a stride-2 conv with the kernel padded to an even size
+            x = fir_blur(x, (k // 2 + 1, k // 2 + 1))
+            even = k + k % 2
+            kernel = jnp.pad(kernel, ((0, even - k), (0, even - k), (0, 0), (0, 0)))
+            y = conv2d(x, kernel, (2, 2), ((0, even - k), (0, even - k)))
         if self.use_bias:
             y = y + self.param("bias", nn.initializers.zeros, (self.features,)).astype(self.dtype)
         return y
@@ -164,6 +180,42 @@ def upsample2(x: jax.Array) -> jax.Array:
     return x.reshape(n, 2 * h, 2 * w, c)
 
 
+# StyleGAN2's resampling filter [1, 3, 3, 1] (per axis; the 2-D filter is its outer product).
+FIR = np.array([1.0, 3.0, 3.0, 1.0]) / 8.0
+
+
+def fir_blur(x: jax.Array, pad: tuple[int, int], gain: float = 1.0) -> jax.Array:
+    """The [1, 3, 3, 1] low-pass of (N, H, W, C) with `pad` = (before, after) zeros on both
+    spatial axes: (H, W) -> (H + before + after - 3, ...); the 2-D filter sums to `gain`."""
+    x = jnp.pad(x, ((0, 0), pad, pad, (0, 0)))
+    taps = FIR * math.sqrt(gain)
+    for axis in (1, 2):
+        n = x.shape[axis] - 3
+        x = sum(float(taps[k]) * jax.lax.slice_in_dim(x, k, k + n, axis=axis) for k in range(4))
+    return x
+
+
+def downsample2(x: jax.Array) -> jax.Array:
+    """StyleGAN2's 2x downsampling (`upfirdn2d.downsample2d`): [1, 3, 3, 1] low-pass, keep
+    every other pixel. (N, H, W, C) -> (N, H/2, W/2, C)."""
+    return fir_blur(x, (1, 1))[:, ::2, ::2]
+
+
+def upsample2_fir(x: jax.Array) -> jax.Array:
+    """StyleGAN2's 2x upsampling (`upfirdn2d.upsample2d`: zeros inserted, [1, 3, 3, 1] low-pass
+    with gain 4): per axis out[2i] = x[i-1]/4 + 3x[i]/4, out[2i+1] = 3x[i]/4 + x[i+1]/4,
+    zero beyond the border. (N, H, W, C) -> (N, 2H, 2W, C)."""
+    for axis in (1, 2):
+        n = x.shape[axis]
+        pad = [(0, 0)] * x.ndim
+        pad[axis] = (1, 1)
+        xp = jnp.pad(x, pad)
+        lo, mid, hi = (jax.lax.slice_in_dim(xp, k, k + n, axis=axis) for k in range(3))
+        both = jnp.stack([0.25 * lo + 0.75 * mid, 0.75 * mid + 0.25 * hi], axis=axis + 1)
+        x = both.reshape(x.shape[:axis] + (2 * n,) + x.shape[axis + 1:])
+    return x
+
+
 def resize_bilinear(images: jax.Array, size: tuple[int, int]) -> jax.Array:
     """Bilinear resize of (N, H, W, C) to `size` with half-pixel centres and no antialiasing:
     PyTorch's `F.interpolate(mode="bilinear", align_corners=False)`, the resize of the FID
@@ -175,31 +227,82 @@ def resize_bilinear(images: jax.Array, size: tuple[int, int]) -> jax.Array:
 
 
 class SubpixelConvTranspose(nn.Module):
-    """3x3 stride-2 transposed conv (PyTorch padding=1, output_padding=1): (H, W) -> (2H, 2W).
-
-    Same kernel (3, 3, Cin, Cout) and the same function as `lax.conv_transpose(x, kernel,
-    (2, 2), ((1, 2), (1, 2)))`, computed as a 2x2 conv to the 4 output phases + depth-to-space.
-    """
+    """3x3 stride-2 transposed conv (PyTorch padding=1, output_padding=1): (H, W) -> (2H, 2W),
+    as `conv_transpose2x` with a kernel of its own."""
     features: int
     dtype: Dtype = jnp.float32
 
-    # _TAPS[phase, offset]: kernel tap linking input offset (0 or +1) to output phase; 3 = none.
-    _TAPS = np.array([[1, 3], [0, 2]])
-
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        cin = x.shape[-1]
-        kernel = self.param("kernel", nn.initializers.lecun_normal(), (3, 3, cin, self.features))
-        padded = jnp.pad(kernel, ((0, 1), (0, 1), (0, 0), (0, 0)))
-        taps = self._TAPS.T  # (offset, phase)
-        phases = padded[taps[:, None, :, None], taps[None, :, None, :]]  # (dy, dx, py, px, ci, co)
-        phases = phases.transpose(0, 1, 4, 2, 3, 5).reshape(2, 2, cin, 4 * self.features)
-        y = jax.lax.conv_general_dilated(
-            x.astype(self.dtype), phases.astype(self.dtype), (1, 1), ((0, 1), (0, 1)),
-            dimension_numbers=("NHWC", "HWIO", "NHWC"))
-        b, h, w, _ = y.shape
-        y = y.reshape(b, h, w, 2, 2, self.features).transpose(0, 1, 3, 2, 4, 5)
-        return y.reshape(b, 2 * h, 2 * w, self.features)
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), (3, 3, x.shape[-1], self.features))
+        return conv_transpose2x(x.astype(self.dtype), kernel.astype(self.dtype))
+
+
+# _TAPS[phase, offset]: the 3x3 kernel tap linking input offset (0 or +1) to output phase; 3 = none.
+_TAPS = np.array([[1, 3], [0, 2]])
+
+
+def conv_transpose2x(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    """3x3 stride-2 transposed conv of (N, H, W, Cin) with `kernel` (3, 3, Cin, Cout) -> (N, 2H,
+    2W, Cout): the function of `lax.conv_transpose(x, kernel, (2, 2), ((1, 2), (1, 2)))`,
+    computed as a 2x2 conv to the 4 output phases + depth-to-space (~5x faster backward on CPU)."""
+    cin, cout = kernel.shape[2:]
+    padded = jnp.pad(kernel, ((0, 1), (0, 1), (0, 0), (0, 0)))
+    taps = _TAPS.T  # (offset, phase)
+    phases = padded[taps[:, None, :, None], taps[None, :, None, :]]  # (dy, dx, py, px, ci, co)
+    phases = phases.transpose(0, 1, 4, 2, 3, 5).reshape(2, 2, cin, 4 * cout)
+    y = jax.lax.conv_general_dilated(x, phases, (1, 1), ((0, 1), (0, 1)),
+                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    b, h, w, _ = y.shape
+    y = y.reshape(b, h, w, 2, 2, cout).transpose(0, 1, 3, 2, 4, 5)
+    return y.reshape(b, 2 * h, 2 * w, cout)
+
+
+# ----------------------------------------------------------------------------- style modulation
+
+def modulated_conv(x: jax.Array, kernel: jax.Array, styles: jax.Array, *, demodulate: bool = True,
+                   up: bool = False, fused: bool = False, eps: float = 1e-8) -> jax.Array:
+    """StyleGAN2's modulated convolution of (N, H, W, Cin) with `kernel` (k, k, Cin, Cout) scaled
+    per sample by `styles` (N, Cin), SAME padding; with `demodulate` each output channel is
+    divided by the norm of its modulated weights (unit output variance for unit input).
+
+    `up`: a 3x3 stride-2 transposed conv then the [1, 3, 3, 1] low-pass with gain 4 (StyleGAN2's
+    upsampling conv), (H, W) -> (2H, 2W). `fused`: per-sample weights (a grouped conv);
+    otherwise the input is scaled, convolved with the shared kernel and the output rescaled,
+    the same function (measure which is faster: `bench/stylegan_v_modconv.py`).
+    """
+    styles = styles.astype(x.dtype)
+    kernel = kernel.astype(x.dtype)
+    dcoefs = None
+    if demodulate:
+        sq = jnp.sum(jnp.square(kernel.astype(jnp.float32)), axis=(0, 1))           # (Cin, Cout)
+        dcoefs = jax.lax.rsqrt(jnp.square(styles.astype(jnp.float32)) @ sq + eps)  # (N, Cout)
+    conv = (conv_transpose2x if up else
+            lambda v, k: jax.lax.conv_general_dilated(v, k, (1, 1), "SAME",
+                                                      dimension_numbers=("NHWC", "HWIO", "NHWC")))
+    if fused:
+        weights = kernel[None] * styles[:, None, None, :, None]
+        if dcoefs is not None:
+            weights = weights * dcoefs[:, None, None, None, :].astype(x.dtype)
+        y = jax.vmap(lambda v, k: conv(v[None], k)[0])(x, weights)
+    else:
+        y = conv(x * styles[:, None, None, :], kernel)
+        if dcoefs is not None:
+            y = y * dcoefs[:, None, None, :].astype(y.dtype)
+    return fir_blur(y, (2, 1), gain=4.0) if up else y
+
+
+def minibatch_stddev(x: jax.Array, group_size: int, num_channels: int = 1) -> jax.Array:
+    """StyleGAN's minibatch standard deviation: (N, H, W, C) -> (N, H, W, C + num_channels), the
+    new channels the std over groups of `group_size` samples (sample i is in group i mod N/G),
+    averaged over pixels and channel groups. N must be divisible by min(group_size, N)."""
+    n, h, w, c = x.shape
+    g = min(group_size, n)
+    y = x.astype(jnp.float32).reshape(g, n // g, h, w, num_channels, c // num_channels)
+    y = jnp.sqrt(jnp.var(y, axis=0) + 1e-8)                       # (n/G, H, W, F, c/F)
+    y = jnp.mean(y, axis=(1, 2, 4))                               # (n/G, F)
+    y = jnp.broadcast_to(jnp.tile(y, (g, 1))[:, None, None, :], (n, h, w, num_channels))
+    return jnp.concatenate([x, y.astype(x.dtype)], axis=-1)
 
 
 # ----------------------------------------------------------------------------- video

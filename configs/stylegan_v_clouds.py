@@ -1,0 +1,70 @@
+"""StyleGAN-V on the built-in moving-clouds scene (or any prepared video dataset: set
+--config.data.dir and prepare it at the variant's resolution).
+
+  tlgen prepare synthetic:clouds --size 32 --out data/clouds32          (tiny)
+  tlgen train --config configs/stylegan_v_clouds.py:tiny --workdir runs/sgv
+  tlgen generate --workdir runs/sgv --out long.mp4 --frames 1000
+
+Variants:
+  tiny: 32x32, narrow networks (CPU minutes, tests, colab);
+  base: 256x256, the public StyleGAN-V model (configs auto at 256², fmaps 0.5, 2 mapping
+        layers, motion codes 16 frames apart, periods 16..1024, batch 64): generator
+        32,105,941 and discriminator 25,333,568 parameters, the public model's counts.
+"""
+
+import ml_collections
+
+from configs import common
+
+
+def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
+    if arg not in ("tiny", "base"):
+        raise ValueError(f"unknown variant {arg!r}; use tiny or base")
+    tiny = arg == "tiny"
+    res = 32 if tiny else 256
+    batch = 8 if tiny else 64
+    cfg = common.base("stylegan_v", arg)
+    cfg.total_steps = 600 if tiny else 400_000        # base: 25,000 kimg at batch 64
+    cfg.data = ml_collections.ConfigDict(dict(
+        dir="data/clouds32" if tiny else "data/clouds256",
+        num_frames=3,                    # frames per sparse training clip
+        spans=(2, 4, 8, 16, 32),         # first-to-last distances (frames) to draw from
+        batch_size=batch,
+        augment=False,                   # random horizontal flips of whole clips
+        worker_count=0 if tiny else 4,
+    ))
+    cfg.model = ml_collections.ConfigDict(dict(
+        resolution=res,
+        z_dim=64 if tiny else 512,       # content code z, motion codes and w
+        w_dim=64 if tiny else 512,
+        mapping_layers=2,
+        channel_base=2048 if tiny else 16384,       # generator feature maps: min(base / res, max)
+        d_channel_base=2048 if tiny else 16384,
+        channel_max=128 if tiny else 512,
+        time_dim=32 if tiny else 256,    # frequencies of the positional embedding (2x as features)
+        motion_kernel=11,                # conv1d kernel over motion codes
+        min_period=8.0 if tiny else 16.0,     # frames between motion codes = shortest period
+        max_period=256.0 if tiny else 1024.0,
+        max_frames=256 if tiny else 1024,     # fake clips start in [0, max_frames); D's time table
+        fused_modconv=False,             # per-sample weights (grouped conv) or scaled activations
+        concat_res=8 if tiny else 16,    # D: frames' features concatenated at this resolution
+        frames_div=2,
+        mbstd_group=4,
+        time_conditioning=True,          # False: D blind to time gaps (the paper's ablation)
+    ))
+    cfg.loss = ml_collections.ConfigDict(dict(
+        r1_gamma=-1.0,                   # < 0: 0.0002 * resolution^2 / batch
+        r1_every=16,                     # lazy R1
+        augment="diffaugment",           # "diffaugment", "ada" (adaptive p) or "none"
+        ada_target=0.6,
+        ada_kimg=500.0,                  # ADA: images for p to move by 1
+    ))
+    cfg.ema = ml_collections.ConfigDict(dict(kimg=batch * 10 / 32, rampup=0.05))
+    cfg.optim = ml_collections.ConfigDict(dict(
+        g=common.optimizer(0.0025, b1=0.0, b2=0.99),
+        d=common.optimizer(0.0025, b1=0.0, b2=0.99),
+    ))
+    cfg.train.update(dict(log_every=20 if tiny else 100, ckpt_every=200 if tiny else 5000,
+                          eval_every=200 if tiny else 5000, sample_every=200 if tiny else 5000,
+                          eval_batches=4 if tiny else 16))
+    return cfg

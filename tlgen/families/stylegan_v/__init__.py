@@ -1,0 +1,19 @@
+"""StyleGAN-V (Skorokhodov et al., CVPR 2022): a continuous-time video generator trained on
+sparse frames; `tlgen generate` makes videos of any length, at any frame rate, chunk by chunk.
+
+Model functions: `tlgen.models.stylegan_v`; training: `training.py`; generation: `inference.py`.
+"""
+
+from tlgen.family import Command, Family
+from tlgen.families.stylegan_v import inference, training
+
+FAMILY = Family(
+    name="stylegan_v",
+    training=training.training,
+    example_batch=training.example_batch,
+    networks=(training.G,),
+    commands={"generate": Command(inference.generate_command, inference.add_generate_arguments)},
+    inference_benchmark=inference.generator_benchmark,
+)
+
+__all__ = ["FAMILY"]

@@ -1,0 +1,85 @@
+"""StyleGAN-V's inference side: videos of any length, in chunks of constant memory.
+
+Video v of seed s has content code z and motion noise codes from keys folded from (s, v);
+frame i shows model time i * time_scale (frames), so `--time-scale 0.25` is the same video
+4x slower. A chunk draws only the motion codes its frames need (code k from its own key),
+and each frame is made in a pass of its own, so chunking changes nothing: any chunk size
+gives the same frames, bit for bit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Iterator
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from tlgen.errors import UserError
+from tlgen.families.stylegan_v.training import G
+from tlgen.models import stylegan_v as sv
+from tlgen.models.pixels import to_uint8
+from tlgen.trained import Trained
+
+
+def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--time-scale", type=float, default=1.0, metavar="K",
+                        help="StyleGAN-V: model frames per output frame (0.25 = 4x slow motion; default 1)")
+    parser.add_argument("--chunk", type=int, default=16,
+                        help="StyleGAN-V: frames per video made at once (memory; default 16)")
+
+
+def video_keys(seed: int, num: int) -> tuple[jax.Array, jax.Array]:
+    """(content keys, motion keys) of videos 0..num-1 of `seed`, each (num,) keys."""
+    keys = jax.vmap(lambda v: jax.random.split(jax.random.fold_in(jax.random.key(seed), v)))(jnp.arange(num))
+    return keys[:, 0], keys[:, 1]
+
+
+def make_chunk(gen: sv.Generator, chunk: int, time_scale: float):
+    """jit-able (params, content keys (V,), motion keys (V,), first frame) -> uint8 frames
+    (V, chunk, H, W, 3) of frames first..first+chunk-1."""
+    span = (chunk - 1) * time_scale
+    count = int(math.ceil(span / gen.min_period)) + 2 + 2 * (gen.motion_kernel - 1)
+
+    def run(params, content_keys, motion_keys, first):
+        t = (first + jnp.arange(chunk, dtype=jnp.float32)) * time_scale
+        anchor = jnp.floor(t[0] / gen.min_period).astype(jnp.int32)
+        z = jax.vmap(lambda k: jax.random.normal(k, (gen.z_dim,)))(content_keys)
+        codes = jax.vmap(lambda k: sv.motion_codes(k, anchor, count, gen.z_dim))(motion_keys)
+        # One frame (of every video) per pass: a frame's program is the same in any chunk, so
+        # its pixels are too (XLA's results for a batch of frames depend on the batch size).
+        frame = lambda tj: gen.apply({"params": params}, z, codes,
+                                     jnp.broadcast_to(tj, (z.shape[0], 1)), anchor)[:, 0]
+        return to_uint8(jnp.moveaxis(jax.lax.map(frame, t), 0, 1))
+    return run
+
+
+def generate(trained: Trained, frames: int, *, num: int = 1, seed: int = 0, time_scale: float = 1.0,
+             chunk: int = 16) -> Iterator[np.ndarray]:
+    """uint8 chunks (num, n, H, W, 3), n <= chunk, of `num` videos of `frames` frames, in order."""
+    if not time_scale > 0 or chunk < 1:
+        raise UserError(f"--time-scale {time_scale:g} must be > 0 and --chunk {chunk} at least 1.")
+    gen = sv.generator(trained.config.model, trained.dtype)
+    run = jax.jit(make_chunk(gen, min(chunk, frames), time_scale))
+    content, motion = video_keys(seed, num)
+    params = trained.params[G]
+    for first in range(0, frames, chunk):
+        out = np.asarray(run(params, content, motion, jnp.float32(first)))
+        yield out[:, :min(chunk, frames - first)]
+
+
+def generate_command(trained: Trained, args: argparse.Namespace):
+    """`tlgen generate` on a StyleGAN-V run."""
+    return generate(trained, args.frames, num=args.num, seed=args.seed, time_scale=args.time_scale,
+                    chunk=args.chunk)
+
+
+def generator_benchmark(trained: Trained, batch: dict):
+    """`tlgen bench`'s inference figure: one 16-frame chunk of as many videos as the batch has clips."""
+    gen = sv.generator(trained.config.model, trained.dtype)
+    run = jax.jit(make_chunk(gen, 16, 1.0))
+    content, motion = video_keys(0, batch["frames"].shape[0])
+    params = trained.params[G]
+    return (lambda: run(params, content, motion, jnp.float32(0))), 16 * int(content.shape[0]), "16 frames per video"

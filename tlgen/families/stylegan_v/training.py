@@ -1,0 +1,213 @@
+"""StyleGAN-V's training side: a continuous-time video GAN trained on sparse 3-frame clips.
+
+State: params {"g": generator, "d": discriminator}, one Adam each (StyleGAN2's betas (0, 0.99));
+an EMA copy of "g" with StyleGAN2's ramp-up (`ema_beta`); the adaptive augmentation
+probability in `extra["augment_p"]`.
+
+One train step: the generator runs once (content code z, motion noise codes, the real clips'
+frame times shifted by a random fractional offset in [0, max_frames - span)); a
+discriminator update with the non-saturating logistic loss; every `loss.r1_every` steps a
+lazy R1 update (gamma / 2 * r1_every * E||grad D(real)||^2, the optimizer's lr and betas
+rescaled by r1_every / (r1_every + 1)); then the generator update through the same forward
+pass (`jax.vjp`) against the updated discriminator. Both networks see the clips through
+the same augmentation (`loss.augment`: "diffaugment", "ada" or "none"), drawn once per clip
+and applied to all its frames; gradients pass through `nan_to_num` as StyleGAN2's do.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from tlgen.config import compute_dtype
+from tlgen.errors import UserError
+from tlgen.family import Evaluator, Training
+from tlgen.losses import adversarial
+from tlgen.losses.diffaugment import OPS, ada_update, augment_clips
+from tlgen.models import stylegan_v as sv
+from tlgen.models.pixels import to_model_range, to_uint8
+from tlgen.train.state import TrainState, every_k, make_optimizer
+
+G, D = "g", "d"
+AUGMENTS = ("diffaugment", "ada", "none")
+
+
+def ema_beta(step, batch_size: int, ema_kimg: float, rampup: float | None):
+    """StyleGAN2's G-EMA decay after `step` steps of `batch_size`: 0.5 ** (batch / ema_nimg),
+    ema_nimg = ema_kimg * 1000, capped at rampup * images seen so far when `rampup` is set."""
+    nimg = ema_kimg * 1000.0
+    if rampup:
+        nimg = jnp.minimum(nimg, jnp.asarray(step, jnp.float32) * batch_size * rampup)
+    return 0.5 ** (batch_size / jnp.maximum(nimg, 1e-8))
+
+
+def r1_gamma(config) -> float:
+    """`loss.r1_gamma`, or StyleGAN-V's heuristic 0.0002 * resolution^2 / batch when < 0."""
+    gamma = float(config.loss.r1_gamma)
+    if gamma >= 0:
+        return gamma
+    return 0.0002 * int(config.model.resolution) ** 2 / int(config.data.batch_size)
+
+
+def lazy_optimizer(optim_cfg, every: int):
+    """The optimizer settings of a network regularized every `every` steps (StyleGAN2): lr
+    and betas raised to the power every / (every + 1)."""
+    cfg = optim_cfg.copy_and_resolve_references()
+    if every > 1:
+        c = every / (every + 1)
+        cfg.lr, cfg.b1, cfg.b2 = cfg.lr * c, cfg.b1 ** c, cfg.b2 ** c
+    return cfg
+
+
+def _clean(grads):
+    return jax.tree.map(functools.partial(jnp.nan_to_num, nan=0.0, posinf=1e5, neginf=-1e5), grads)
+
+
+def networks(config, dtype=jnp.float32):
+    """(Generator, Discriminator) of `config.model` for `config.data.num_frames`-frame clips."""
+    return sv.generator(config.model, dtype), sv.discriminator(config.model, int(config.data.num_frames), dtype)
+
+
+def fake_inputs(gen: sv.Generator, rng: jax.Array, t_real: jax.Array, max_frames: float):
+    """(z, motion codes, times) of a batch of fake clips with the real clips' time differences,
+    started at a random fractional time in [0, max_frames - span)."""
+    b = t_real.shape[0]
+    kz, kc, ko = jax.random.split(rng, 3)
+    rel = t_real - t_real[:, :1]
+    start = jax.random.uniform(ko, (b, 1)) * jnp.maximum(max_frames - 1 - rel[:, -1:], 0.0)
+    codes = jax.random.normal(kc, (b, gen.codes_for(max_frames), gen.z_dim))
+    return jax.random.normal(kz, (b, gen.z_dim)), codes, rel + start
+
+
+def example_batch(config, batch_size: int) -> dict:
+    """Zero arrays with the shapes of one pipeline batch."""
+    f, size = int(config.data.num_frames), int(config.model.resolution)
+    return {"frames": np.zeros((batch_size, f, size, size, 3), np.uint8),
+            "time": np.tile(np.arange(f, dtype=np.float32), (batch_size, 1))}
+
+
+def training(config) -> Training:
+    """The functions the trainer runs for `config.family = "stylegan_v"`."""
+    dtype = compute_dtype(config)
+    gen, disc = networks(config, dtype)
+    lc = config.loss
+    if lc.augment not in AUGMENTS:
+        raise UserError(f"config.loss.augment is {lc.augment!r}; use one of {', '.join(AUGMENTS)}.")
+    ops = () if lc.augment == "none" else OPS
+    every = int(lc.r1_every)
+    if every < 1:
+        raise UserError(f"config.loss.r1_every is {every}; use 1 or more (1 = R1 every step).")
+    gamma = r1_gamma(config)
+    batch_size = int(config.data.batch_size)
+    max_frames = float(config.model.max_frames)
+    g_tx = make_optimizer(config.optim.g, total_steps=config.total_steps)
+    d_tx = make_optimizer(lazy_optimizer(config.optim.d, every), total_steps=config.total_steps)
+    ema_kimg, rampup = float(config.ema.kimg), float(config.ema.rampup)
+
+    def make_pipeline(split, shard_index, shard_count):
+        from tlgen.data.dataset import open_training_data
+        from tlgen.data.pipelines import per_process_batch, sparse_frames_dataset
+
+        open_training_data(config.data.dir, image_size=int(config.model.resolution),
+                           size_key="config.model.resolution")
+        try:
+            return sparse_frames_dataset(
+                config.data.dir, split, num_frames=int(config.data.num_frames),
+                spans=tuple(int(s) for s in config.data.spans),
+                batch_size=per_process_batch(batch_size, shard_count),
+                seed=int(config.seed) + (split != "train"), shard_index=shard_index,
+                shard_count=shard_count, augment=bool(config.data.augment) and split == "train",
+                worker_count=int(config.data.worker_count))
+        except ValueError as e:
+            raise UserError(f"{config.data.dir} has no clip to train StyleGAN-V on ({e}); it needs "
+                            f"videos or image sequences of at least {config.data.num_frames} "
+                            "frames, not single images.") from None
+
+    def init(rng, batch):
+        rng = jax.random.wrap_key_data(jax.random.bits(rng, (4,), jnp.uint32), impl="rbg")
+        kg, kd, kf = jax.random.split(rng, 3)
+        t = jnp.asarray(batch["time"][:1], jnp.float32)
+        z, codes, t_fake = fake_inputs(gen, kf, t, max_frames)
+        gp = gen.init(kg, z, codes, t_fake)["params"]
+        dp = disc.init(kd, to_model_range(batch["frames"][:1]), t)["params"]
+        p0 = 1.0 if lc.augment == "diffaugment" else 0.0
+        return TrainState.create({G: gp, D: dp}, {G: g_tx, D: d_tx}, ema=(G,),
+                                 extra={"augment_p": jnp.float32(p0)})
+
+    def train_step(state, batch, rng):
+        real = to_model_range(batch["frames"])
+        t_real = batch["time"].astype(jnp.float32)
+        k_fake, k_real, k_fake_d, k_r1, k_fake_g = jax.random.split(rng, 5)
+        z, codes, t_fake = fake_inputs(gen, k_fake, t_real, max_frames)
+        p = state.extra["augment_p"]
+
+        def critic(d_params, clips, key):
+            clips = augment_clips(key, clips, p, ops) if ops else clips
+            return disc.apply({"params": d_params}, clips, t_real)
+
+        fake, pullback = jax.vjp(lambda gp: gen.apply({"params": gp}, z, codes, t_fake), state.params[G])
+        fake_d = jax.lax.stop_gradient(fake)
+
+        def d_loss(d_params):
+            real_logits = critic(d_params, real, k_real)
+            l_real, l_fake = adversarial.logistic_d_loss(real_logits, critic(d_params, fake_d, k_fake_d))
+            return l_real + l_fake, (l_real, l_fake, real_logits)
+
+        (loss_d, (l_real, l_fake, real_logits)), grads = jax.value_and_grad(d_loss, has_aux=True)(state.params[D])
+        state = state.apply_gradients(D, _clean(grads), d_tx)
+
+        def r1_update(st):
+            def loss(d_params):
+                penalty = adversarial.r1_penalty(lambda x: critic(d_params, x, k_r1), real)
+                return penalty * (gamma / 2) * every, penalty
+            (_, penalty), grads = jax.value_and_grad(loss, has_aux=True)(st.params[D])
+            return st.apply_gradients(D, _clean(grads), d_tx), penalty
+
+        state, r1 = every_k(state.step, every, r1_update, lambda st: (st, jnp.float32(0.0)), state)
+        loss_g, fake_grads = jax.value_and_grad(
+            lambda x: adversarial.logistic_g_loss(critic(state.params[D], x, k_fake_g)))(fake)
+        (g_grads,) = pullback(fake_grads)
+        state = state.apply_gradients(G, _clean(g_grads), g_tx)
+        state = state.update_ema(ema_beta(state.step, batch_size, ema_kimg, rampup))
+        if lc.augment == "ada":
+            p = ada_update(p, real_logits, target=float(lc.ada_target), images=batch_size,
+                           speed_kimg=float(lc.ada_kimg))
+            state = state.replace(extra={**state.extra, "augment_p": p})
+        return state, {"loss": loss_g + loss_d, "loss_g": loss_g, "loss_d": loss_d,
+                       "d_real": l_real, "d_fake": l_fake, "r1": r1, "augment_p": p}
+
+    def fake_like(state, batch):
+        """EMA-generator clips at the batch's frame times, z drawn from the batch's content."""
+        t = batch["time"].astype(jnp.float32)
+        seed = jnp.sum(batch["frames"][:, 0, :8, :8].astype(jnp.int32))
+        z, codes, _ = fake_inputs(gen, jax.random.fold_in(jax.random.key(int(config.seed)), seed), t, max_frames)
+        return gen.apply({"params": state.for_inference(G)}, z, codes, t - t[:, :1])
+
+    def swd_compute(state, batch):
+        return {"real": batch["frames"], "fake": to_uint8(fake_like(state, batch))}
+
+    def swd_accumulate(total, out):
+        total = total or {"real": [], "fake": []}
+        total["real"].append(np.asarray(out["real"]))
+        total["fake"].append(np.asarray(out["fake"]))
+        return total
+
+    def swd_finalize(total):
+        from tlgen.metrics.distribution import motion_swd, swd
+
+        real, fake = (np.concatenate(total[k]) for k in ("real", "fake"))
+        flat = lambda x: x.reshape((-1,) + x.shape[2:])
+        return {"swd": swd(flat(real), flat(fake))["swd"], "motion_swd": motion_swd(real, fake)}
+
+    def sample(state, batch, rng):
+        n = min(4, batch["frames"].shape[0])
+        t = jnp.tile(jnp.arange(16, dtype=jnp.float32), (n, 1))
+        z, codes, _ = fake_inputs(gen, rng, t, max_frames)
+        video = gen.apply({"params": state.for_inference(G)}, z, codes, t)
+        return {"real": batch["frames"][:n], "generated": to_uint8(video)}
+
+    return Training(init=init, train_step=train_step, make_pipeline=make_pipeline, sample=sample,
+                    evaluators={"swd": Evaluator(swd_compute, swd_accumulate, swd_finalize)})
