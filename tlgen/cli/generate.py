@@ -3,6 +3,7 @@
 Examples:
   tlgen generate --workdir runs/gen --out long.mp4 --frames 1024 --seed 3
   tlgen generate --workdir runs/gen --out grid.mp4 --frames 64 --num 4 --npz grid.npz
+  tlgen generate --workdir runs/gen --out hour.mp4 --seconds 3600 --fps 25
 
 The video is written as the family makes it, chunk by chunk (memory does not grow with its
 length); --num V videos are tiled into one grid. The same seed gives the same video. The
@@ -19,7 +20,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workdir", required=True,
                         help="work directory of a `tlgen train` run of a generative family")
     parser.add_argument("--out", required=True, help="output video (.mp4)")
-    parser.add_argument("--frames", type=int, default=128, help="frames per video (default 128)")
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument("--frames", type=int, default=None, help="frames per video (default 128)")
+    length.add_argument("--seconds", type=float, default=None,
+                        help="length of each video in seconds at --fps (instead of --frames)")
     parser.add_argument("--num", type=int, default=1, metavar="V", help="videos, tiled in a grid (default 1)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--fps", type=float, default=24.0, help="frame rate (default 24)")
@@ -51,6 +55,12 @@ def run(args: argparse.Namespace) -> int:
     from tlgen.trained import load
 
     check_outputs(args.out, args.npz, args.fps)
+    if args.seconds is not None:
+        args.frames = round(args.seconds * args.fps)
+        if args.frames < 1:
+            raise UserError(f"--seconds {args.seconds:g} at --fps {args.fps:g} is less than one frame.")
+    elif args.frames is None:
+        args.frames = 128
     if args.frames < 1 or args.num < 1:
         raise UserError(f"--frames {args.frames} and --num {args.num} must be at least 1.")
     trained = load(args.workdir, step=args.step)

@@ -3,8 +3,8 @@
 Video v of seed s has content code z and motion noise codes from keys folded from (s, v);
 frame i shows model time i * time_scale (frames), so `--time-scale 0.25` is the same video
 4x slower. A chunk draws only the motion codes its frames need (code k from its own key),
-and each frame is made in a pass of its own, so chunking changes nothing: any chunk size
-gives the same frames, bit for bit.
+and each frame of each video is made in a pass of its own, so neither the chunk size nor the
+number of videos changes a video: the same frames, bit for bit.
 """
 
 from __future__ import annotations
@@ -48,11 +48,15 @@ def make_chunk(gen: sv.Generator, chunk: int, time_scale: float):
         anchor = jnp.floor(t[0] / gen.min_period).astype(jnp.int32)
         z = jax.vmap(lambda k: jax.random.normal(k, (gen.z_dim,)))(content_keys)
         codes = jax.vmap(lambda k: sv.motion_codes(k, anchor, count, gen.z_dim))(motion_keys)
-        # One frame (of every video) per pass: a frame's program is the same in any chunk, so
-        # its pixels are too (XLA's results for a batch of frames depend on the batch size).
-        frame = lambda tj: gen.apply({"params": params}, z, codes,
-                                     jnp.broadcast_to(tj, (z.shape[0], 1)), anchor)[:, 0]
-        return to_uint8(jnp.moveaxis(jax.lax.map(frame, t), 0, 1))
+        # One frame of one video per pass: a frame's program is the same whatever the chunk
+        # and the number of videos, so its pixels are too (XLA's results for a batch of frames
+        # depend on the batch size).
+        def frame(args):
+            zi, ci, tj = args
+            return gen.apply({"params": params}, zi[None], ci[None], tj[None, None], anchor)[0, 0]
+        v = z.shape[0]
+        flat = (jnp.repeat(z, chunk, axis=0), jnp.repeat(codes, chunk, axis=0), jnp.tile(t, v))
+        return to_uint8(jax.lax.map(frame, flat)).reshape((v, chunk) + (gen.resolution,) * 2 + (3,))
     return run
 
 
