@@ -275,3 +275,37 @@ def test_fgla_peer_computes_tlgen_latents_flows_and_loss(per_region):
 def fgla_peer_latent_map(latents, masks):
     from bench.peers import fgla as fgla_peer
     return fgla_peer.latent_map(latents, masks)
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_stylegan_v_peer_computes_tlgen_frames_and_logits(fused):
+    """With tlgen's parameters copied in, the peer's generator and discriminator give tlgen's
+    frames and logits (fused and unfused modulated convs alike)."""
+    from bench.peers import stylegan_v as sgv_peer
+    from tlgen import config as config_lib
+    from tlgen.families.stylegan_v import training as family_module
+    config = config_lib.load("configs/stylegan_v_clouds.py:tiny", [
+        "data.dir=", "model.resolution=16", "model.concat_res=8", "model.max_frames=64",
+        "model.max_period=64", f"model.fused_modconv={fused}"])
+    batch = family_module.example_batch(config, 4)
+    rng = np.random.default_rng(0)
+    batch["frames"] = rng.integers(0, 256, batch["frames"].shape, dtype=np.uint8)
+    batch["time"] = np.array([[0, 3, 7], [0, 1, 2], [5, 9, 21], [0, 16, 32]], np.float32)
+    state = family_module.training(config).init(jax.random.PRNGKey(0), batch)
+    peer = sgv_peer.Peer(config, batch, torch.device("cpu"), compile=False)
+    assert peer.parameters == {"g": jax_count(state.params["g"]), "d": jax_count(state.params["d"])}
+    sgv_peer.load(peer.g, state.params["g"])
+    sgv_peer.load(peer.d, state.params["d"])
+    gen, disc = family_module.networks(config)
+    z = rng.normal(size=(4, 64)).astype(np.float32)
+    codes = rng.normal(size=(4, gen.codes_for(64.0), 64)).astype(np.float32)
+    t = batch["time"] + np.float32(2.5)
+    ours = np.asarray(gen.apply({"params": state.params["g"]}, z, codes, t))
+    ours_logits = np.asarray(disc.apply({"params": state.params["d"]}, ours, batch["time"]))
+    with torch.no_grad():
+        frames = peer.g(torch.from_numpy(z), torch.from_numpy(codes), torch.from_numpy(t))
+        logits = peer.d(torch.from_numpy(ours).permute(0, 1, 4, 2, 3), torch.from_numpy(batch["time"]))
+    np.testing.assert_allclose(frames.permute(0, 1, 3, 4, 2).numpy(), ours, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(logits.numpy(), ours_logits, rtol=1e-4, atol=1e-4)
+    peer.step()                                            # the peer's training step runs
+    assert all(torch.isfinite(p).all() for p in peer.g.parameters())
