@@ -30,7 +30,7 @@ def one_device_env() -> dict:
 
 def test_notebooks_are_stripped_and_open_with_a_badge():
     names = sorted(n for n in os.listdir(COLAB) if n.endswith(".ipynb"))
-    assert {"quickstart.ipynb", "animate.ipynb", "fgla.ipynb"} <= set(names)
+    assert {"quickstart.ipynb", "animate.ipynb", "fgla.ipynb", "generate.ipynb"} <= set(names)
     for name in names:
         book = nbformat.read(os.path.join(COLAB, name), as_version=4)
         assert "colab-badge.svg" in book.cells[0].source

@@ -170,3 +170,16 @@ def test_a_record_source_opens_once_when_many_threads_read_it_first(city, monkey
     assert len(opened) == 1
     for i, image in enumerate(images):
         np.testing.assert_array_equal(image, reference[i]["image"])
+
+
+def test_sparse_clips_draw_their_spans_and_short_videos_take_what_they_allow(clouds, tmp_path):
+    batch = _take(sparse_frames_dataset(clouds, "train", spans=(2, 4, 8, 16, 32), batch_size=64, seed=1), 1)[0]
+    span = batch["time"][:, -1]
+    assert np.all(batch["time"][:, 0] == 0) and np.all(np.diff(batch["time"], axis=1) > 0)
+    # 24 frames: 32 never fits, 16 only clips that start early enough; 2 always fits
+    assert set(np.unique(span).tolist()) == {2, 4, 8, 16}
+    short = str(tmp_path / "short")
+    prepare(["synthetic:clouds:frames=4"], short, size=16, levels=1, val_fraction=0)
+    batch = _take(sparse_frames_dataset(short, "train", spans=(8, 16, 32), batch_size=4, seed=0), 1)[0]
+    # 4 frames, no span of the set fits: a clip starting at frame 0 spans 3, at frame 1 spans 2
+    assert set(batch["time"][:, -1].tolist()) <= {2.0, 3.0}
