@@ -20,7 +20,6 @@ import types
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import jax  # noqa: E402
-import numpy as np  # noqa: E402
 
 from tlgen import config as config_lib  # noqa: E402
 from tlgen.bench.report import write_json  # noqa: E402

@@ -1,5 +1,6 @@
 """A tiny GAN-shaped family for engine tests: generator G and critic D with two optimizers,
-an EMA of G, several critic steps per generator step and lazy R1 every k steps.
+an EMA of G, several critic steps per generator step and lazy R1 every k steps (the
+trainer's `regularize` steps).
 
 Real data: 4×4 RGB images of a fixed pattern plus noise. Config:
 `tests/engine_config.py:gan`.
@@ -14,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from tlgen.family import Family, Training
-from tlgen.train.state import TrainState, critic_steps, every_k, make_optimizer
+from tlgen.train.state import TrainState, critic_steps, make_optimizer
 
 LATENT = 8
 SHAPE = (4, 4, 3)
@@ -66,24 +67,24 @@ def training(config) -> Training:
     def fake(params, rng, n):
         return g.apply({"params": params}, jax.random.normal(rng, (n, LATENT)))
 
-    def d_loss(d_params, real, fake_images, step):
+    def d_loss(d_params, real, fake_images, regularize):
         logits_real = d.apply({"params": d_params}, real)
         logits_fake = d.apply({"params": d_params}, fake_images)
         loss = jnp.mean(jax.nn.softplus(logits_fake) + jax.nn.softplus(-logits_real))
+        if not regularize:
+            return loss
+        # lazy R1: every r1_every steps, weighted by r1_every
+        grad = jax.grad(lambda x: d.apply({"params": d_params}, x).sum())(real)
+        return loss + r1_gamma * r1_every * 0.5 * jnp.mean(jnp.sum(grad ** 2, axis=(1, 2, 3)))
 
-        def r1(_):   # lazy R1: every r1_every steps, weighted by r1_every
-            grad = jax.grad(lambda x: d.apply({"params": d_params}, x).sum())(real)
-            return r1_gamma * r1_every * 0.5 * jnp.mean(jnp.sum(grad ** 2, axis=(1, 2, 3)))
-        return loss + every_k(step, r1_every, r1, lambda _: jnp.float32(0.0), None)
-
-    def train_step(state, batch, rng):
+    def train_step(state, batch, rng, regularize=False):
         real = batch["image"]
         n = real.shape[0]
 
         def critic(carry, i, key):
             st, _ = carry
             loss, grads = jax.value_and_grad(d_loss)(
-                st.params["d"], real, fake(st.params["g"], key, n), st.step)
+                st.params["d"], real, fake(st.params["g"], key, n), regularize)
             return st.apply_gradients("d", grads, d_tx), loss
         state, loss_d = critic_steps(n_critic, critic, (state, jnp.float32(0.0)), rng)
 
@@ -92,14 +93,16 @@ def training(config) -> Training:
             return jnp.mean(jax.nn.softplus(-logits))
         loss_g, grads = jax.value_and_grad(g_loss)(state.params["g"])
         state = state.apply_gradients("g", grads, g_tx).update_ema(ema_decay)
-        return state, {"loss": loss_g + loss_d, "loss_g": loss_g, "loss_d": loss_d}
+        return state, {"loss": loss_g + loss_d, "loss_g": loss_g, "loss_d": loss_d,
+                       "regularized": jnp.float32(regularize)}
 
     @jax.jit
     def sample(state, batch, rng):
         images = fake(state.ema["g"], rng, 4)
         return {"fake": jnp.round((images + 1) * 127.5).astype(jnp.uint8)}
 
-    return Training(init=init, train_step=train_step, make_pipeline=make_pipeline, sample=sample)
+    return Training(init=init, train_step=train_step, make_pipeline=make_pipeline, sample=sample,
+                    regularize_every=r1_every)
 
 
 FAMILY = Family(name="tests.engine_gan_family", training=training,

@@ -312,10 +312,13 @@ def test_gan_family_two_optimizers_ema_and_samples(tmp_path):
     assert any(k.startswith(".opt_state['d']") for k in shapes)
     assert any(k.startswith(".ema['g']") for k in shapes)
     assert sorted(os.listdir(os.path.join(workdir, "samples"))) == ["fake_0000002.png", "fake_0000004.png"]
+    rows = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
+    # lazy R1 every 2 steps: the trainer ran the regularizing program at steps 0 and 2 (logged as 1, 3)
+    assert [r["regularized"] for r in rows if r["split"] == "train"] == [1.0, 0.0, 1.0, 0.0]
 
 
 def test_unknown_family_is_a_user_error():
-    with pytest.raises(UserError, match="built-in families: dtvnet, fgla, timescale_ae"):
+    with pytest.raises(UserError, match="built-in families: dtvnet, fgla, stylegan_v, timescale_ae"):
         family_lib.of(make_config(family="no_such_family"))
     with pytest.raises(UserError, match="no_such.module"):
         family_lib.of(make_config(family="no_such.module"))

@@ -86,6 +86,10 @@ class Training:
     eval_step(state, batch) -> scalar metrics, averaged over `config.train.eval_batches`.
     sample(state, batch, rng) -> {name: uint8 images (N, H, W, 3) or videos (N, T, H, W, 3)}.
     evaluators: {name: Evaluator} run beside eval_step on the same batches.
+    regularize_every: k > 0 makes train_step take `regularize=` (a Python bool): True at the
+      steps divisible by k (lazy regularization, e.g. StyleGAN2's R1), False at the others; the
+      trainer compiles the two programs and picks one per step on the host (a branch taken
+      inside the step, `lax.cond`, runs its convolutions ~30x slower on XLA:CPU).
     """
     init: Callable[..., Any]
     train_step: Callable[..., tuple[Any, dict]]
@@ -93,6 +97,7 @@ class Training:
     eval_step: Callable[..., dict] | None = None
     sample: Callable[..., dict] | None = None
     evaluators: Mapping[str, Evaluator] = dataclasses.field(default_factory=dict)
+    regularize_every: int = 0
 
     def all_evaluators(self) -> dict[str, Evaluator]:
         """`evaluators` plus `eval_step` as the mean evaluator "eval_step"."""

@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import linen as nn
 
-from tlgen.models.layers import (EqualizedConv, EqualizedDense, downsample2, minibatch_stddev,
+from tlgen.models.layers import (EqualizedConv, EqualizedDense, minibatch_stddev,
                                  modulated_conv, upsample2_fir)
 
 Dtype = Any

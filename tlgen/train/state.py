@@ -116,16 +116,6 @@ def make_optimizer(optim_cfg, *, total_steps: int | None = None,
     return tx
 
 
-def every_k(step, k: int, fn: Callable, otherwise: Callable, *operands):
-    """`fn(*operands)` on steps divisible by `k`, else `otherwise(*operands)` (lazy regularization).
-
-    Both branches must return the same structure; under jit only one runs (lax.cond).
-    """
-    if k <= 1:
-        return fn(*operands)
-    return jax.lax.cond(step % k == 0, fn, otherwise, *operands)
-
-
 def critic_steps(n: int, fn: Callable, carry, rng: jax.Array):
     """Runs `carry = fn(carry, i, rng_i)` for i in 0..n-1 (critic updates per generator step).
 

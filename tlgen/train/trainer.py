@@ -9,6 +9,7 @@ one does.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
@@ -88,7 +89,8 @@ class Engine:
         self.batch_sharding = batch_sharding(mesh)
         self.min_shard_bytes = int(config.mesh.get("fsdp_min_bytes", 2 ** 20))
         self.abstract = self.shardings = None
-        self._step = self._sample = self._checksums = None
+        self._step: dict = {}
+        self._sample = self._checksums = None
         self._evaluators: dict = {}
         self.compiler_options = compiler_options(mesh.devices.flat[0].platform,
                                                  bool((config.get("train") or {}).get("deterministic")))
@@ -140,21 +142,26 @@ class Engine:
         options = INIT_CPU_COMPILER_OPTIONS if jax.default_backend() == "cpu" else None
         return init.compile(compiler_options=options)(rng, batch)
 
-    def jitted_step(self):
+    def jitted_step(self, regularize: bool = False):
         """The jitted step `(state, batch, rng, frozen)` (sharded, donated state, non-finite
-        guard), built once."""
-        if self._step is None:
-            self._step = self._jit(self.guarded_step,
-                                   (self.shardings, self.batch_sharding, replicated(self.mesh)),
-                                   (self.shardings, replicated(self.mesh)), donate_argnums=0)
-        return self._step
+        guard), built once (per `regularize` for families with lazy regularization)."""
+        if regularize not in self._step:
+            step = functools.partial(self.guarded_step, regularize=regularize)
+            self._step[regularize] = self._jit(
+                step, (self.shardings, self.batch_sharding, replicated(self.mesh)),
+                (self.shardings, replicated(self.mesh)), donate_argnums=0)
+        return self._step[regularize]
 
-    def step(self, state, batch, rng):
-        return self.jitted_step()(state, batch, rng, self.frozen)
+    def step(self, state, batch, rng, step: int = 1):
+        """Training step number `step` (0-based; it picks the lazy-regularization program)."""
+        every = self.fam.regularize_every
+        return self.jitted_step(bool(every) and step % every == 0)(state, batch, rng, self.frozen)
 
-    def guarded_step(self, state, batch, rng, frozen):
+    def guarded_step(self, state, batch, rng, frozen, regularize: bool = False):
         """The family's train_step with the non-finite guard, before jit."""
-        new, metrics = self.fam.train_step(self._gathered(state), batch, rng, **self._frozen(frozen))
+        extra = {"regularize": regularize} if self.fam.regularize_every else {}
+        new, metrics = self.fam.train_step(self._gathered(state), batch, rng, **extra,
+                                           **self._frozen(frozen))
         if "loss" not in metrics:
             raise ValueError("a family's train_step must return a 'loss' metric")
         ok = jnp.isfinite(metrics["loss"]) & all_finite(new)
@@ -335,7 +342,7 @@ class _Loop:
                                     "steps; training pipelines must repeat forever.")
             batch = global_batch(local, self.engine.mesh)
             local = None
-            state, metrics = self.engine.step(state, batch, jax.random.fold_in(self.step_key, step))
+            state, metrics = self.engine.step(state, batch, jax.random.fold_in(self.step_key, step), step)
             done = step + 1
             self.pending.append((done, metrics))
             if bar is not None:

@@ -6,8 +6,8 @@ probability in `extra["augment_p"]`.
 
 One train step: the generator runs once (content code z, motion noise codes, the real clips'
 frame times shifted by a random fractional offset in [0, max_frames - span)); a
-discriminator update with the non-saturating logistic loss; every `loss.r1_every` steps a
-lazy R1 update (gamma / 2 * r1_every * E||grad D(real)||^2, the optimizer's lr and betas
+discriminator update with the non-saturating logistic loss; every `loss.r1_every` steps (the
+trainer's `regularize` steps) a lazy R1 update (gamma / 2 * r1_every * E||grad D(real)||^2, the optimizer's lr and betas
 rescaled by r1_every / (r1_every + 1)); then the generator update through the same forward
 pass (`jax.vjp`) against the updated discriminator. Both networks see the clips through
 the same augmentation (`loss.augment`: "diffaugment", "ada" or "none"), drawn once per clip
@@ -29,7 +29,7 @@ from tlgen.losses import adversarial
 from tlgen.losses.diffaugment import OPS, ada_update, augment_clips
 from tlgen.models import stylegan_v as sv
 from tlgen.models.pixels import to_model_range, to_uint8
-from tlgen.train.state import TrainState, every_k, make_optimizer
+from tlgen.train.state import TrainState, make_optimizer
 
 G, D = "g", "d"
 AUGMENTS = ("diffaugment", "ada", "none")
@@ -137,7 +137,7 @@ def training(config) -> Training:
         return TrainState.create({G: gp, D: dp}, {G: g_tx, D: d_tx}, ema=(G,),
                                  extra={"augment_p": jnp.float32(p0)})
 
-    def train_step(state, batch, rng):
+    def train_step(state, batch, rng, regularize: bool = False):
         real = to_model_range(batch["frames"])
         t_real = batch["time"].astype(jnp.float32)
         k_fake, k_real, k_fake_d, k_r1, k_fake_g = jax.random.split(rng, 5)
@@ -166,7 +166,7 @@ def training(config) -> Training:
             (_, penalty), grads = jax.value_and_grad(loss, has_aux=True)(st.params[D])
             return st.apply_gradients(D, _clean(grads), d_tx), penalty
 
-        state, r1 = every_k(state.step, every, r1_update, lambda st: (st, jnp.float32(0.0)), state)
+        state, r1 = r1_update(state) if regularize else (state, jnp.float32(0.0))
         loss_g, fake_grads = jax.value_and_grad(
             lambda x: adversarial.logistic_g_loss(critic(state.params[D], x, k_fake_g)))(fake)
         (g_grads,) = pullback(fake_grads)
@@ -210,4 +210,5 @@ def training(config) -> Training:
         return {"real": batch["frames"][:n], "generated": to_uint8(video)}
 
     return Training(init=init, train_step=train_step, make_pipeline=make_pipeline, sample=sample,
-                    evaluators={"swd": Evaluator(swd_compute, swd_accumulate, swd_finalize)})
+                    evaluators={"swd": Evaluator(swd_compute, swd_accumulate, swd_finalize)},
+                    regularize_every=every)
