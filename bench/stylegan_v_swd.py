@@ -69,13 +69,19 @@ def main() -> None:
             init = family.training(config).init(jax.random.PRNGKey(seed), batches[0])
             before = score(config, init.for_inference(family.G), batches)
             workdir = os.path.join(work, f"run-{seed}-{int(time_conditioning)}")
-            start = time.perf_counter()
-            metrics = train(config, workdir)
-            seconds = time.perf_counter() - start
+            timing = os.path.join(workdir, "train_seconds.txt")
+            if os.path.exists(timing):       # a finished run in --work is only scored again
+                metrics, seconds = {}, float(open(timing).read())
+            else:
+                start = time.perf_counter()
+                metrics = train(config, workdir)
+                seconds = time.perf_counter() - start
+                with open(timing, "w") as f:
+                    f.write(f"{seconds:.1f}")
             after = score(config, load(workdir).params[family.G], batches)
             row = {"seed": seed, "variant": name, "time_conditioning": time_conditioning,
                    "step0": before, "trained": after, "train_s": round(seconds, 1),
-                   "final_loss_d": round(float(metrics["loss_d"]), 4)}
+                   "final_loss_d": round(float(metrics["loss_d"]), 4) if "loss_d" in metrics else None}
             print(row, flush=True)
             results.append(row)
     record = {"kind": "stylegan_v_swd", "date": datetime.datetime.now().isoformat(timespec="seconds"),

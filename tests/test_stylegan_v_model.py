@@ -214,10 +214,31 @@ def test_lazy_regularization_rescales_the_optimizer():
     assert training.r1_gamma(cfg) == pytest.approx(0.0002 * 32 ** 2 / 8)
 
 
-def test_motion_swd_is_the_swd_of_frame_differences():
+def test_motion_swd_is_the_swd_of_frame_differences_per_gap_band():
     rng = np.random.default_rng(10)
     still = np.repeat(rng.uniform(size=(24, 1, 32, 32, 3)), 3, axis=1)
     moving = np.stack([np.roll(still[:, 0], 3 * j, axis=2) for j in range(3)], axis=1)
     d = lambda x: ((x[:, 1:] - x[:, :1] + 1) / 2).reshape(-1, 32, 32, 3)
-    assert motion_swd(still, moving) == pytest.approx(swd(d(still), d(moving))["swd"])
-    assert motion_swd(still, moving) > motion_swd(moving, np.roll(moving, 5, axis=0))
+    one = motion_swd(moving, still)
+    assert set(one) == {"motion_swd"}
+    assert one["motion_swd"] == pytest.approx(swd(d(moving), d(still), scale_by_real=True)["swd"])
+    assert one["motion_swd"] > motion_swd(moving, np.roll(moving, 5, axis=0))["motion_swd"]
+    # the real differences' scale counts: half the motion is further away than the same motion
+    half = still + (moving - still) * 0.5
+    assert motion_swd(moving, half)["motion_swd"] > 2 * motion_swd(moving, np.roll(moving, 5, axis=0))["motion_swd"]
+    # per gap band: frames 1 and 2 of each clip are 1 and 20 frames after frame 0
+    times = np.tile([0.0, 1.0, 20.0], (24, 1))
+    bands = motion_swd(moving, half, times)
+    assert set(bands) == {"motion_swd", "motion_swd_-inf_4", "motion_swd_16_inf"}
+    short = swd(d(moving[:, :2]), d(half[:, :2]), scale_by_real=True)["swd"]
+    assert bands["motion_swd_-inf_4"] == pytest.approx(short)
+    assert bands["motion_swd"] == pytest.approx((bands["motion_swd_-inf_4"] + bands["motion_swd_16_inf"]) / 2)
+
+
+def test_ada_probability_moves_towards_the_target():
+    from tlgen.losses.diffaugment import ada_update
+    confident = jnp.array([1.0, 2.0, 3.0, -1.0])          # E[sign] = 0.5 < 0.6: less augmentation
+    overfit = jnp.array([1.0, 2.0, 3.0, 4.0])             # 1.0 > 0.6: more
+    assert float(ada_update(jnp.float32(0.5), overfit, images=8, speed_kimg=0.08)) == pytest.approx(0.6)
+    assert float(ada_update(jnp.float32(0.5), confident, images=8, speed_kimg=0.08)) == pytest.approx(0.4)
+    assert float(ada_update(jnp.float32(0.0), confident, images=8, speed_kimg=0.08)) == 0.0   # clipped

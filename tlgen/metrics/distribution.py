@@ -161,9 +161,11 @@ def pyramid_descriptors(images: np.ndarray, *, patches_per_image: int = 128, pat
     return out
 
 
-def _normalize(desc: np.ndarray, channels: int) -> np.ndarray:
+def _normalize(desc: np.ndarray, channels: int, ref: np.ndarray | None = None) -> np.ndarray:
+    """Descriptors standardized per channel by the statistics of `ref` (default: their own)."""
+    ref = (desc if ref is None else ref).reshape(-1, channels)
     d = desc.reshape(len(desc), -1, channels)
-    d = (d - d.mean(axis=(0, 1))) / (d.std(axis=(0, 1)) + 1e-8)
+    d = (d - ref.mean(axis=0)) / (ref.std(axis=0) + 1e-8)
     return d.reshape(len(desc), -1)
 
 
@@ -181,10 +183,12 @@ def sliced_wasserstein(a: np.ndarray, b: np.ndarray, *, directions: int = 512, s
 
 
 def swd(real: np.ndarray, fake: np.ndarray, *, patches_per_image: int = 128, seed: int = 0,
-        min_size: int = 16) -> dict[str, float]:
+        min_size: int = 16, scale_by_real: bool = False) -> dict[str, float]:
     """SWD (ProGAN) between two image sets of one shape (N, H, W, C): per Laplacian level the
     sliced Wasserstein distance of normalized 7x7 patch descriptors, x1e3; "swd" = their
-    mean. Returns {"swd_<size>": value per level, ..., "swd": mean}."""
+    mean. Descriptors are standardized per set (ProGAN), or with `scale_by_real` both by the
+    real set's statistics (so a difference in scale counts). Returns {"swd_<size>": value per
+    level, ..., "swd": mean}."""
     real, fake = np.asarray(real), np.asarray(fake)
     if real.shape != fake.shape:
         raise ValueError(f"SWD compares image sets of one shape, got {real.shape} and {fake.shape}")
@@ -192,22 +196,39 @@ def swd(real: np.ndarray, fake: np.ndarray, *, patches_per_image: int = 128, see
     levels_a = pyramid_descriptors(real, patches_per_image=patches_per_image, min_size=min_size, seed=seed)
     levels_b = pyramid_descriptors(fake, patches_per_image=patches_per_image, min_size=min_size, seed=seed + 1)
     sizes = [real.shape[1] >> i for i in range(len(levels_a))]
-    out = {f"swd_{s}": 1e3 * sliced_wasserstein(_normalize(a, c), _normalize(b, c), seed=seed)
+    out = {f"swd_{s}": 1e3 * sliced_wasserstein(_normalize(a, c), _normalize(b, c, a if scale_by_real else None),
+                                                 seed=seed)
            for s, a, b in zip(sizes, levels_a, levels_b)}
     out["swd"] = float(np.mean(list(out.values())))
     return out
 
 
-def motion_swd(real: np.ndarray, fake: np.ndarray, *, patches_per_image: int = 128, seed: int = 0,
-               min_size: int = 16) -> float:
-    """Motion SWD of two clip sets of one shape (N, F, H, W, C), uint8 or [0, 1]: the SWD
-    (`swd`'s "swd") between their frame differences x[:, j] - x[:, 0], j = 1..F-1, mapped to
-    [0, 1] — the pairs' time gaps matched when the fake clips are made at the real clips'
-    times."""
+def motion_swd(real: np.ndarray, fake: np.ndarray, times: np.ndarray | None = None, *,
+               gap_edges: tuple[float, ...] = (4.0, 16.0), patches_per_image: int = 128,
+               seed: int = 0, min_size: int = 16) -> dict[str, float]:
+    """Motion SWD of two clip sets of one shape (N, F, H, W, C), uint8 or [0, 1], made at the
+    same frame `times` (N, F): the SWD (`swd`'s "swd") between their frame differences
+    x[:, j] - x[:, 0] (j = 1..F-1) mapped to [0, 1], per band of time gaps t[:, j] - t[:, 0]
+    cut at `gap_edges`, both sets standardized by the real differences' statistics (a still
+    video or flicker is far from real motion, not rescaled onto it). A generator whose motion
+    ignores the gap fails the short and the long bands alike. Returns {"motion_swd": mean
+    over the bands, "motion_swd_<lo>_<hi>": per band}; without `times`, one band of all gaps."""
     def diffs(x):
         x = np.asarray(x)
         x = x.astype(np.float64) / 255.0 if x.dtype == np.uint8 else x.astype(np.float64)
-        d = (x[:, 1:] - x[:, :1] + 1.0) / 2.0
-        return d.reshape((-1,) + d.shape[2:])
-    return swd(diffs(real), diffs(fake), patches_per_image=patches_per_image, seed=seed,
-               min_size=min_size)["swd"]
+        return (x[:, 1:] - x[:, :1] + 1.0) / 2.0                          # (N, F-1, H, W, C)
+    a, b = diffs(real), diffs(fake)
+    gaps = (np.zeros(a.shape[:2]) if times is None
+            else np.asarray(times, np.float64)[:, 1:] - np.asarray(times, np.float64)[:, :1])
+    edges = (-np.inf,) + (tuple(gap_edges) if times is not None else ()) + (np.inf,)
+    out = {}
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        pick = (gaps >= lo) & (gaps < hi)
+        if pick.sum() < 2:
+            continue
+        name = "motion_swd" if times is None else f"motion_swd_{lo:g}_{hi:g}"
+        out[name] = swd(a[pick], b[pick], patches_per_image=patches_per_image, seed=seed,
+                        min_size=min_size, scale_by_real=True)["swd"]
+    if times is not None:
+        out["motion_swd"] = float(np.mean(list(out.values())))
+    return out

@@ -187,20 +187,20 @@ def training(config) -> Training:
         return gen.apply({"params": state.for_inference(G)}, z, codes, t - t[:, :1])
 
     def swd_compute(state, batch):
-        return {"real": batch["frames"], "fake": to_uint8(fake_like(state, batch))}
+        return {"real": batch["frames"], "fake": to_uint8(fake_like(state, batch)), "time": batch["time"]}
 
     def swd_accumulate(total, out):
-        total = total or {"real": [], "fake": []}
-        total["real"].append(np.asarray(out["real"]))
-        total["fake"].append(np.asarray(out["fake"]))
+        total = total or {"real": [], "fake": [], "time": []}
+        for key in total:
+            total[key].append(np.asarray(out[key]))
         return total
 
     def swd_finalize(total):
         from tlgen.metrics.distribution import motion_swd, swd
 
-        real, fake = (np.concatenate(total[k]) for k in ("real", "fake"))
+        real, fake, times = (np.concatenate(total[k]) for k in ("real", "fake", "time"))
         flat = lambda x: x.reshape((-1,) + x.shape[2:])
-        return {"swd": swd(flat(real), flat(fake))["swd"], "motion_swd": motion_swd(real, fake)}
+        return {"swd": swd(flat(real), flat(fake))["swd"], **motion_swd(real, fake, times)}
 
     def sample(state, batch, rng):
         n = min(4, batch["frames"].shape[0])
