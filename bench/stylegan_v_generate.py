@@ -95,7 +95,7 @@ def main() -> None:
     narrow = ["--config.model.resolution=256", "--config.model.channel_base=512",
               "--config.model.d_channel_base=512", "--config.model.concat_res=16"]
     subprocess.run([sys.executable, "-m", "tlgen", "prepare", "synthetic:clouds:frames=40",
-                    "--size", "256", "--out", data], check=True, capture_output=True)
+                    "--size", "256", "--levels", "1", "--out", data], check=True, capture_output=True)
     subprocess.run([sys.executable, "-m", "tlgen", "train", "--config", "configs/stylegan_v_clouds.py:tiny",
                     "--workdir", workdir, f"--config.data.dir={data}", "--config.total_steps=1", *narrow],
                    check=True, capture_output=True)

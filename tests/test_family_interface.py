@@ -154,8 +154,9 @@ def test_sharding_rules_first_match_and_bad_rules():
 
 def test_registry_lists_the_builtin_families_and_their_commands():
     specs = family_lib.builtin()
-    assert sorted(specs) == ["dtvnet", "fgla", "timescale_ae"]
+    assert sorted(specs) == ["dtvnet", "fgla", "stylegan_v", "timescale_ae"]
     for name in ("dtvnet", "fgla"):
         assert set(specs[name].commands) == {"eval", "animate"}, name
+    assert set(specs["stylegan_v"].commands) == {"generate"}
     assert set(specs["timescale_ae"].commands) == {"eval", "timelapse"}
     assert family_lib.get("tests.toy_family") is toy_family.FAMILY
