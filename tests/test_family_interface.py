@@ -81,7 +81,7 @@ def test_eval_command_writes_the_family_report(run, capsys):
 def test_generate_streams_chunks_equal_to_one_shot_rendering(run, tmp_path, capsys):
     _, workdir, _ = run
     out, npz = str(tmp_path / "g.mp4"), str(tmp_path / "g.npz")
-    assert main(["generate", "--workdir", workdir, "--out", out, "--frames", "40", "--num", "3",
+    assert main(["generate", "--workdir", workdir, "--out", out, "--frames", "40", "--num", "3", "--grid",
                  "--seed", "5", "--npz", npz, "--fps", "10"]) == 0
     assert "3 video(s) of 40 frames" in capsys.readouterr().out
     frames = np.load(npz)["frames"]
@@ -100,7 +100,8 @@ def test_generate_onto_a_full_disk_is_one_sentence_and_leaves_nothing(run, small
     out = str(disk / "g.mp4")
     assert main(["generate", "--workdir", workdir, "--out", out, "--frames", "64", "--num", "4"]) == 4
     err = capsys.readouterr().err.strip()
-    assert err.startswith(f"tlgen generate: error: cannot write {out}: No space left on device")
+    assert err.startswith(f"tlgen generate: error: cannot write {disk}/g_")   # g_0.mp4 ... g_3.mp4
+    assert "No space left on device" in err
     assert sorted(os.listdir(disk)) == ["filler"]
 
 

@@ -1,10 +1,12 @@
 """Atomic writes: the final name holds the old content or the whole new one, never a part."""
 
+import errno
 import os
 
 import pytest
 
-from tlgen.files import write_atomic, write_text
+from tlgen.errors import StorageError
+from tlgen.files import write_atomic, write_atomic_all, write_text
 
 
 def test_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
@@ -25,3 +27,23 @@ def test_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
     assert path.read_text() == "old" and os.listdir(path.parent) == ["report.json"]
     write_text(str(path), "new")
     assert path.read_text() == "new" and os.listdir(path.parent) == ["report.json"]
+
+
+def test_files_written_together_all_appear_or_none(tmp_path):
+    paths = [str(tmp_path / f"v_{i}.mp4") for i in range(3)]
+    write_text(paths[1], "old")
+
+    def write(tmps, fail):
+        assert [os.path.splitext(t)[1] for t in tmps] == [".mp4"] * 3
+        for i, tmp in enumerate(tmps):
+            with open(tmp, "w") as f:
+                f.write(f"video {i}")
+        if fail:
+            raise OSError(errno.ENOSPC, "No space left on device", tmps[2])
+
+    with pytest.raises(StorageError, match=f"cannot write {paths[2]}: No space left on device"):
+        write_atomic_all(paths, lambda tmps: write(tmps, fail=True))
+    assert os.listdir(tmp_path) == ["v_1.mp4"] and open(paths[1]).read() == "old"
+    write_atomic_all(paths, lambda tmps: write(tmps, fail=False))
+    assert [open(p).read() for p in paths] == ["video 0", "video 1", "video 2"]
+    assert sorted(os.listdir(tmp_path)) == ["v_0.mp4", "v_1.mp4", "v_2.mp4"]

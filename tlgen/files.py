@@ -25,24 +25,37 @@ def write_atomic(path: str, write: Callable[[str], object]) -> None:
     """Calls `write(tmp)` on a temporary file in `path`'s folder (created if missing; same
     extension, so writers that look at it still work), then renames it to `path`. On any
     error the temporary file is removed and `path` is left as it was."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    suffix = os.path.splitext(path)[1]
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=suffix)
-    os.close(fd)
+    write_atomic_all([path], lambda tmps: write(tmps[0]))
+
+
+def write_atomic_all(paths: list[str], write: Callable[[list[str]], object]) -> None:
+    """`write_atomic` for several files written together: `write(tmps)`, then every file is
+    renamed into place; on an error in `write` none of them is."""
+    tmps = []
     try:
-        write(tmp)
+        for path in paths:
+            directory = os.path.dirname(os.path.abspath(path))
+            os.makedirs(directory, exist_ok=True)
+            suffix = os.path.splitext(path)[1]
+            fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=suffix)
+            os.close(fd)
+            tmps.append(tmp)
+        write(tmps)
         umask = os.umask(0)
         os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)       # mkstemp's 0600 -> the usual permissions
-        os.replace(tmp, path)
+        for tmp, path in zip(tmps, paths):
+            os.chmod(tmp, 0o666 & ~umask)       # mkstemp's 0600 -> the usual permissions
+            os.replace(tmp, path)
     except OSError as e:
-        _remove(tmp)
+        for tmp in tmps:
+            _remove(tmp)
         if e.errno in STORAGE_ERRNOS:
-            raise StorageError(storage_sentence(e, path)) from None
+            where = dict(zip(tmps, paths)).get(e.filename, paths[min(len(tmps), len(paths) - 1)])
+            raise StorageError(storage_sentence(e, where)) from None
         raise
     except BaseException:
-        _remove(tmp)
+        for tmp in tmps:
+            _remove(tmp)
         raise
 
 

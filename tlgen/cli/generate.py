@@ -2,18 +2,22 @@
 
 Examples:
   tlgen generate --workdir runs/gen --out long.mp4 --frames 1024 --seed 3
-  tlgen generate --workdir runs/gen --out grid.mp4 --frames 64 --num 4 --npz grid.npz
+  tlgen generate --workdir runs/gen --out grid.mp4 --frames 64 --num 4 --grid --npz grid.npz
+  tlgen generate --workdir runs/gen --out clip.mp4 --num 3      # clip_0.mp4 clip_1.mp4 clip_2.mp4
   tlgen generate --workdir runs/gen --out hour.mp4 --seconds 3600 --fps 25
 
-The video is written as the family makes it, chunk by chunk (memory does not grow with its
-length); --num V videos are tiled into one grid. The same seed gives the same video. The
-family's own options are listed by `tlgen generate --workdir W --help`.
+The videos are written as the family makes them, chunk by chunk (memory does not grow with
+their length): --num V videos go to V files, or into one grid with --grid. The same seed
+gives the same videos. The family's own options are listed by
+`tlgen generate --workdir W --help`.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
+import os
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,7 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     length.add_argument("--frames", type=int, default=None, help="frames per video (default 128)")
     length.add_argument("--seconds", type=float, default=None,
                         help="length of each video in seconds at --fps (instead of --frames)")
-    parser.add_argument("--num", type=int, default=1, metavar="V", help="videos, tiled in a grid (default 1)")
+    parser.add_argument("--num", type=int, default=1, metavar="V",
+                        help="videos (default 1); with V > 1 they are written to OUT_0.mp4 ... OUT_<V-1>.mp4")
+    parser.add_argument("--grid", action="store_true", help="tile the --num videos into one video at --out")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--fps", type=float, default=24.0, help="frame rate (default 24)")
     parser.add_argument("--step", type=int, default=None, help="checkpoint step (default: the newest)")
@@ -44,13 +50,21 @@ def tile(videos):
     return grid.reshape(t, rows * h, cols * w, c)
 
 
+def outputs(out: str, num: int, grid: bool) -> list[str]:
+    """The mp4 files of `num` videos: `out` itself for one video or a grid, else out_0.mp4, ..."""
+    if num == 1 or grid:
+        return [out]
+    stem = out[:-len(".mp4")]
+    return [f"{stem}_{v}.mp4" for v in range(num)]
+
+
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from tlgen.cli.animate import check_outputs
-    from tlgen.data.video_io import write_video
+    from tlgen.data.video_io import VideoWriter
     from tlgen.errors import UserError
-    from tlgen.files import write_atomic
+    from tlgen.files import write_atomic, write_atomic_all
     from tlgen.progress import progress
     from tlgen.trained import load
 
@@ -67,26 +81,32 @@ def run(args: argparse.Namespace) -> int:
     chunks = trained.family.command("generate").run(trained, args)
     kept = []
     bar = progress(total=args.frames, unit="frame", desc="generate")
+    paths = outputs(args.out, args.num, args.grid)
 
-    def frames():
+    def write(tmps):
         made = 0
-        for chunk in chunks:
-            chunk = np.asarray(chunk)
-            if args.npz:
-                kept.append(chunk)
-            made += chunk.shape[1]
-            bar.update(chunk.shape[1])
-            yield from tile(chunk)
-        if made != args.frames:
-            raise RuntimeError(f"the {trained.family.name} family made {made} of {args.frames} frames")
+        with contextlib.ExitStack() as stack:
+            writers = [stack.enter_context(VideoWriter(p, args.fps)) for p in tmps]
+            for chunk in chunks:
+                chunk = np.asarray(chunk)
+                if args.npz:
+                    kept.append(chunk)
+                made += chunk.shape[1]
+                bar.update(chunk.shape[1])
+                for writer, video in zip(writers, [tile(chunk)] if args.grid else chunk):
+                    for frame in video:
+                        writer.write(frame)
+            if made != args.frames:
+                raise RuntimeError(f"the {trained.family.name} family made {made} of {args.frames} frames")
 
     try:
-        write_atomic(args.out, lambda p: write_video(p, frames(), args.fps))
+        write_atomic_all(paths, write)
     finally:
         bar.close()
     if args.npz:
         write_atomic(args.npz, lambda p: np.savez_compressed(p, frames=np.concatenate(kept, axis=1)))
-    print(f"tlgen generate: wrote {args.out}: {args.num} video(s) of {args.frames} frames at "
+    wrote = paths[0] if len(paths) == 1 else f"{paths[0]} ... {os.path.basename(paths[-1])}"
+    print(f"tlgen generate: wrote {wrote}: {args.num} video(s) of {args.frames} frames at "
           f"{args.fps:g} fps (seed {args.seed}; checkpoint {trained.step})"
           + (f", and {args.npz}" if args.npz else ""))
     return 0

@@ -136,42 +136,65 @@ def read_video(path: str, size: tuple[int, int] | None = None) -> tuple[np.ndarr
     return frames, info.fps
 
 
-def write_video(path: str, frames: Iterable[np.ndarray] | np.ndarray, fps: float,
-                quality_crf: int = 18) -> None:
-    """Writes uint8 (H, W, 3) frames as an H.264 yuv420p mp4 (odd sizes are edge-padded),
-    streaming them to ffmpeg one at a time. Raises OSError (ENOSPC when the disk filled up)
-    if ffmpeg could not write the whole video."""
-    iterator = iter(frames)
-    first = np.asarray(next(iterator))
-    h, w = first.shape[:2]
-    pad = ((0, h % 2), (0, w % 2), (0, 0))
-    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-v", "error", "-y",
-           "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w + w % 2}x{h + h % 2}",
-           "-r", f"{float(fps):g}", "-i", "-", "-an", "-c:v", "libx264", "-pix_fmt", "yuv420p",
-           "-crf", str(quality_crf), "-movflags", "+faststart", path]
-    with tempfile.TemporaryFile() as err:
-        proc = _popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err)
+class VideoWriter:
+    """Streams uint8 (H, W, 3) frames (or (H, W) grey) to an H.264 yuv420p mp4 through ffmpeg,
+    one at a time; odd sizes are edge-padded. Used as a context manager: leaving it normally
+    finishes the file and raises OSError (ENOSPC when the disk filled up) if ffmpeg could not
+    write it all; leaving it by an exception stops ffmpeg."""
+
+    def __init__(self, path: str, fps: float, quality_crf: int = 18):
+        self.path, self.fps, self.crf = path, fps, quality_crf
+        self._proc = self._pad = None
+        self._err = tempfile.TemporaryFile()
+
+    def write(self, frame: np.ndarray) -> None:
+        frame = np.asarray(frame, np.uint8)
+        if frame.ndim == 2:
+            frame = np.repeat(frame[..., None], 3, axis=-1)
+        if self._proc is None:
+            h, w = frame.shape[:2]
+            self._pad = ((0, h % 2), (0, w % 2), (0, 0))
+            cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-v", "error", "-y",
+                   "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w + w % 2}x{h + h % 2}",
+                   "-r", f"{float(self.fps):g}", "-i", "-", "-an", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+                   "-crf", str(self.crf), "-movflags", "+faststart", self.path]
+            self._proc = _popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._err)
         try:
-            for frame in itertools.chain([first], iterator):
-                frame = np.asarray(frame, np.uint8)
-                if frame.ndim == 2:
-                    frame = np.repeat(frame[..., None], 3, axis=-1)
-                proc.stdin.write(np.ascontiguousarray(np.pad(frame[..., :3], pad, mode="edge")).tobytes())
-            proc.stdin.close()
+            self._proc.stdin.write(np.ascontiguousarray(np.pad(frame[..., :3], self._pad, mode="edge")).tobytes())
         except BrokenPipeError:
             pass                       # ffmpeg stopped; its exit status and message say why
-        except BaseException:
-            proc.kill()
-            proc.wait()
-            raise
-        code = proc.wait()
-        err.seek(0)
-        errors = err.read().decode(errors="replace")
-    if code != 0:
-        full = "No space left on device" in errors
-        raise OSError(errno.ENOSPC if full else errno.EIO,
-                      "No space left on device" if full else f"ffmpeg failed ({_ffmpeg_reason(errors)})",
-                      path)
+
+    def __enter__(self) -> "VideoWriter":
+        return self
+
+    def __exit__(self, kind, *_) -> None:
+        with self._err:
+            if self._proc is None:
+                if kind is None:
+                    raise ValueError(f"no frames to write to {self.path}")
+                return
+            if kind is not None:
+                self._proc.kill()
+                self._proc.wait()
+                return
+            with contextlib.suppress(BrokenPipeError):
+                self._proc.stdin.close()
+            code = self._proc.wait()
+            self._err.seek(0)
+            errors = self._err.read().decode(errors="replace")
+        if code != 0:
+            full = "No space left on device" in errors
+            raise OSError(errno.ENOSPC if full else errno.EIO,
+                          "No space left on device" if full else f"ffmpeg failed ({_ffmpeg_reason(errors)})",
+                          self.path)
+
+
+def write_video(path: str, frames: Iterable[np.ndarray] | np.ndarray, fps: float,
+                quality_crf: int = 18) -> None:
+    """Writes uint8 (H, W, 3) frames to an mp4 (see `VideoWriter`), streaming them."""
+    with VideoWriter(path, fps, quality_crf) as writer:
+        for frame in frames:
+            writer.write(frame)
 
 
 def _popen(cmd, **kwargs) -> subprocess.Popen:
