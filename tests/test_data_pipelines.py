@@ -183,3 +183,20 @@ def test_sparse_clips_draw_their_spans_and_short_videos_take_what_they_allow(clo
     batch = _take(sparse_frames_dataset(short, "train", spans=(8, 16, 32), batch_size=4, seed=0), 1)[0]
     # 4 frames, no span of the set fits: a clip starting at frame 0 spans 3, at frame 1 spans 2
     assert set(batch["time"][:, -1].tolist()) <= {2.0, 3.0}
+
+
+def test_clips_carry_their_blocks_mean_image_and_masks(city):
+    ds = open_dataset(city)
+    frames, blocks = ds.frames("train"), ds.blocks("train")
+    batch = _take(clip_dataset(city, "train", length=5, batch_size=4, seed=2, with_masks=True,
+                               with_mean=True), 1)[0]
+    assert batch["mean"].shape == (4, 16, 16, 3) and batch["masks"].shape == (4, 5, 16, 16)
+    for mean, clip, masks in zip(batch["mean"], batch["frames"], batch["masks"]):
+        owner = [b for b in blocks if any(np.array_equal(clip[0], frames[r]["image"])
+                                          for r in range(b.start, b.stop))]
+        assert len(owner) == 1
+        b = owner[0]                    # the NumPy mean of 32 evenly spaced frames of its block
+        picks = np.unique(np.linspace(b.start, b.stop - 1, min(32, b.count)).round()).astype(int)
+        np.testing.assert_array_equal(mean, np.rint(np.mean([frames[int(r)]["image"] for r in picks], axis=0)))
+        assert (masks == masks[0]).all() and set(np.unique(masks)) <= set(range(5))   # the street's classes
+        assert len(np.unique(masks)) >= 3

@@ -94,3 +94,15 @@ def test_flow_to_rgb_hue_and_brightness():
     assert rgb[0, 0, 0, 0] == 255 and rgb[0, 0, 0, 2] == 0      # right: red
     assert rgb[1, 0, 0, 2] > rgb[1, 0, 0, 0]                    # left: the opposite hue
     assert (rgb[2] == 0).all()                                  # no motion: black
+
+
+def test_city_masks_label_what_each_region_renders(city):
+    labels = city.masks([0.0, 5 * DAY])
+    assert labels.shape == (2, 24, 24) and (labels[0] == labels[1]).all()      # a static camera
+    noon, night = (city.render_band([t], DAY).astype(np.float64)[0] for t in (0.5 * DAY, 0.0))
+    change = np.abs(noon - night).mean(-1)
+    sky, road = labels[0] == 1, labels[0] == 3
+    assert (city.window_ids[labels[0] == 1] < 0).all()                        # no window in the sky
+    assert (city.window_ids >= 0)[labels[0] == 2].any()                       # windows in buildings
+    assert change[sky].mean() > 2 * change[road].mean()                       # the sky changes most
+    assert set(np.unique(labels)) == set(range(5))

@@ -133,7 +133,7 @@ def test_commands_a_family_lacks_are_one_sentence(run, tmp_path, capsys):
     assert main(["animate", "--workdir", workdir, "--image", image, "--out", str(tmp_path / "a.mp4")]) == 2
     assert capsys.readouterr().err.strip() == (
         "tlgen animate: error: the toy family cannot animate a still image; `tlgen animate` works "
-        "with runs of the dtvnet or fgla families.")
+        "with runs of the dtvnet or fgla or time_flies families.")
     assert not os.listdir(tmp_path)
 
 
@@ -155,9 +155,10 @@ def test_sharding_rules_first_match_and_bad_rules():
 
 def test_registry_lists_the_builtin_families_and_their_commands():
     specs = family_lib.builtin()
-    assert sorted(specs) == ["dtvnet", "fgla", "stylegan_v", "timescale_ae"]
+    assert sorted(specs) == ["dtvnet", "fgla", "stylegan_v", "time_flies", "timescale_ae"]
     for name in ("dtvnet", "fgla"):
         assert set(specs[name].commands) == {"eval", "animate"}, name
     assert set(specs["stylegan_v"].commands) == {"generate"}
+    assert set(specs["time_flies"].commands) == {"animate"}
     assert set(specs["timescale_ae"].commands) == {"eval", "timelapse"}
     assert family_lib.get("tests.toy_family") is toy_family.FAMILY

@@ -78,7 +78,9 @@ def mean_of(eval_step: Callable[..., dict]) -> Evaluator:
 class Training:
     """The training side of a family for one config: pure functions (no I/O inside jit).
 
-    init(rng, batch) -> state at step 0 (usually a `tlgen.train.state.TrainState`).
+    init(rng, batch) -> state at step 0 (usually a `tlgen.train.state.TrainState`); like the
+      functions below it receives `frozen=` when the family has frozen networks (a network
+      may start from a pretrained one).
     train_step(state, batch, rng) -> (state, metrics): fp32 scalars including "loss"; the
       trainer advances `state.step` and drops updates whose loss or state is not finite.
     make_pipeline(split, shard_index, shard_count) -> grain IterDataset of this process's part

@@ -47,7 +47,7 @@ def features(frozen, frames):
 def training(config) -> Training:
     net, tx = Net(), make_optimizer(config.optim, total_steps=config.total_steps)
 
-    def init(rng, batch):
+    def init(rng, batch, frozen):       # frozen networks reach init too (unused by the toy)
         return TrainState.create({"net": net.init(rng, batch["phase"], batch["time"][0])["params"]},
                                  {"net": tx})
 

@@ -1,4 +1,4 @@
-"""Animate a still image with a trained run of an animation family (DTVNet, FGLA).
+"""Animate a still image with a trained run of an animation family (DTVNet, FGLA, Time Flies).
 
 Examples:
   tlgen animate --workdir runs/dtv --image sky.jpg --out sky.mp4 --seed 3     # random motion
@@ -6,13 +6,16 @@ Examples:
   tlgen animate --workdir runs/dtv --image sky.png --out long.mp4 --frames 96 --npz long.npz
   tlgen animate --workdir runs/fgla --image lake.jpg --mask lake_mask.png --out lake.mp4 \
       --region-reference sky=clouds.mp4 --region-reference water=river.mp4 --sheet lake.png
+  tlgen animate --workdir runs/tf --image street.png --image-mask labels.png \
+      --reference webcam.mp4 --reference-masks labels.png --out street.mp4
 
 The image (any size) is resized and center-cropped to the model's resolution. The family
 decides where the motion comes from; its options are listed by
 `tlgen animate --workdir W --help` (DTVNet: --seed for N(0, I) motion, the same seed giving
 the same video, or --reference VIDEO for the motion of that video's optical flow; FGLA:
 motion per region from --reference / --region-reference NAME=VIDEO or the run's codebook,
---speed). --npz also saves the frames and the family's arrays (flows, motion latents);
+--speed; Time Flies: the changes of --reference VIDEO, class by class with --image-mask and
+--reference-masks). --npz also saves the frames and the family's arrays (flows, motion latents);
 --sheet a contact sheet of frames with the flow into each below.
 """
 

@@ -201,7 +201,7 @@ def _starts(blocks: Sequence[Block], span: int) -> np.ndarray:
 
 
 class _ClipElement(_Reader):
-    def __init__(self, data_dir, split, length, stride, with_flow, with_masks, augment):
+    def __init__(self, data_dir, split, length, stride, with_flow, with_masks, augment, with_mean=False):
         super().__init__(data_dir, split)
         if with_flow and not self.metadata["has_flow"]:
             raise ValueError(f"{data_dir} has no flow; prepare it with --flow")
@@ -210,6 +210,12 @@ class _ClipElement(_Reader):
         self.length, self.stride = length, stride
         self.with_flow, self.with_masks, self.augment = with_flow, with_masks, augment
         self.starts = _starts(self.blocks, (length - 1) * stride + 1)
+        self.means = {b.start: self._mean(b) for b in self.blocks} if with_mean else None
+
+    def _mean(self, block: Block, count: int = 32) -> np.ndarray:
+        """The mean image of a (video, block) over up to `count` evenly spaced frames."""
+        picks = np.unique(np.linspace(block.start, block.stop - 1, min(count, block.count)).round())
+        return np.rint(np.mean([self.frames[int(r)]["image"] for r in picks], axis=0)).astype(np.uint8)
 
     def __call__(self, index, rng: np.random.Generator) -> dict:
         start = int(self.starts[int(index)])
@@ -230,20 +236,24 @@ class _ClipElement(_Reader):
             out["flow"] = aug.flows(np.stack(flows)).astype(np.float32)
         if self.with_masks:
             out["masks"] = aug.masks(np.stack([r["mask"] for r in picked]))
+        if self.means is not None:
+            out["mean"] = aug.images(self.means[_block_of(self.blocks, start).start])
         return out
 
 
 def clip_dataset(data_dir: str, split: str, *, length: int, stride: int = 1, batch_size: int,
                  seed: int, shard_index: int = 0, shard_count: int = 1, with_flow: bool = False,
-                 with_masks: bool = False, augment: bool = False,
+                 with_masks: bool = False, with_mean: bool = False, augment: bool = False,
                  worker_count: int = 0) -> grain.IterDataset:
     """Clips of `length` frames `stride` records apart, never crossing a (video, block).
 
     Batch: frames (B,T,H,W,3) u8, time (B,T) f32 seconds from the video's first frame;
     with_flow: flow (B,T-1,H,W,2) f32 pixels, flow[:, t] from frame t to t+1 (stored
-    consecutive flows composed when stride > 1); with_masks: masks (B,T,H,W) u8.
+    consecutive flows composed when stride > 1); with_masks: masks (B,T,H,W) u8; with_mean:
+    mean (B,H,W,3) u8, the mean image of the clip's (video, block) over up to 32 evenly spaced
+    frames (augmented with the clip).
     """
-    element = _ClipElement(data_dir, split, length, stride, with_flow, with_masks, augment)
+    element = _ClipElement(data_dir, split, length, stride, with_flow, with_masks, augment, with_mean)
     if len(element.starts) == 0:
         raise ValueError(f"no {split} block of {data_dir} holds a clip of {length} frames "
                          f"with stride {stride}")

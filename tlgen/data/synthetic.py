@@ -25,7 +25,8 @@ quantization. `render_alone(name, times)` varies only that component (others at 
 
 Moving-texture scenes "clouds" and "water": periodic textures translating at known
 velocities (pixels per second) behind static ground, with ground-truth flow `flow(a, b)`
-and region masks (0 ground, 1 sky, 2 water).
+and region masks (0 ground, 1 sky, 2 water). The city's masks label its empty street: 0 ground,
+1 sky, 2 buildings, 3 road, 4 trees.
 
 Everything is a deterministic function of (name, seed, size, time).
 """
@@ -158,6 +159,7 @@ class CityScene(Scene):
 
     name = "city"
     default_capture = (3024, 1200.0)   # 42 days every 20 minutes
+    num_classes = 5                    # 0 ground, 1 sky, 2 buildings, 3 road, 4 trees
 
     OBJECTS = (
         _ObjectClass("vans", 3600.0, ((0.04, 0.20, 0.74, 0.82),), 0.5),
@@ -214,6 +216,12 @@ class CityScene(Scene):
             trees |= ((u - cx) / 0.07) ** 2 + ((v - 0.50) / 0.09) ** 2 < 1
         self.trees = trees
         self.albedo = albedo.astype(np.float32)
+        layout = np.zeros((size, size), np.uint8)
+        layout[self.sky] = 1
+        layout[building] = 2
+        layout[_rect(u, v, 0, 1, 0.74, 0.955)] = 3
+        layout[trees & ~self.sky] = 4
+        self.layout = layout
         self.window_threshold = rng.uniform(0.15, 0.75, n_windows)
         self.window_color = rng.uniform(0.8, 1.0, (n_windows, 3)) * (1.0, 0.85, 0.55)
         lamps = np.zeros((size, size))
@@ -224,6 +232,12 @@ class CityScene(Scene):
         self.season_phase = rng.uniform(0, 2 * np.pi)
         self.object_colors = rng.uniform(0.15, 0.9, (64, 3))
         self._day_mean = self._day_features(np.linspace(0, DAY, 96, endpoint=False)).mean(0)
+
+    def masks(self, times) -> np.ndarray:
+        """Region class indices uint8 (N, H, W) of the empty street: 0 ground, 1 sky,
+        2 buildings (windows included), 3 road, 4 trees (objects and passers-by not labelled)."""
+        n = len(np.atleast_1d(times))
+        return np.broadcast_to(self.layout, (n, self.size, self.size)).copy()
 
     # -- component states --------------------------------------------------------------------
     def _daylight(self, times):

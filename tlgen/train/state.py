@@ -86,9 +86,10 @@ def make_schedule(optim_cfg, total_steps: int | None = None) -> optax.Schedule:
 
 def make_optimizer(optim_cfg, *, total_steps: int | None = None,
                    grad_accum: int = 1) -> optax.GradientTransformation:
-    """Adam or AdamW with a schedule, optional global-norm clipping and gradient accumulation.
+    """Adam, AdamW or SGD with a schedule, optional global-norm clipping and gradient accumulation.
 
-    Reads `optim_cfg.name` ("adam" | "adamw"), lr, b1, b2, eps, weight_decay, schedule,
+    Reads `optim_cfg.name` ("adam" | "adamw" | "sgd": momentum, weight_decay added to the
+    gradient as PyTorch's SGD does), lr, b1, b2, eps, weight_decay, schedule,
     warmup_steps, grad_clip. With `grad_accum` k > 1 the optimizer is wrapped in
     `optax.MultiSteps`: each call accumulates, every k-th applies the mean gradient; the
     schedule then counts the `total_steps // k` real updates.
@@ -106,8 +107,11 @@ def make_optimizer(optim_cfg, *, total_steps: int | None = None,
             raise UserError("config.optim.weight_decay needs name='adamw' (Adam has no decoupled decay).")
     elif name == "adamw":
         tx = optax.adamw(schedule, weight_decay=float(optim_cfg.get("weight_decay", 0.0)), **kwargs)
+    elif name == "sgd":
+        tx = optax.chain(optax.add_decayed_weights(float(optim_cfg.get("weight_decay", 0.0))),
+                         optax.sgd(schedule, momentum=float(optim_cfg.get("momentum", 0.0)) or None))
     else:
-        raise UserError(f"unknown optimizer {name!r} in config.optim; use adam or adamw.")
+        raise UserError(f"unknown optimizer {name!r} in config.optim; use adam, adamw or sgd.")
     clip = float(optim_cfg.get("grad_clip", 0.0))
     if clip > 0:
         tx = optax.chain(optax.clip_by_global_norm(clip), tx)

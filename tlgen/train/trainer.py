@@ -121,7 +121,8 @@ class Engine:
         """ShapeDtypeStructs (with shardings) of the state `init` makes for this batch shape."""
         if self.abstract is None:
             batch = self.abstract_batch(local_batch)
-            shapes = jax.eval_shape(self.fam.init, jax.random.PRNGKey(0), batch)
+            shapes = jax.eval_shape(lambda r, b, f: self.fam.init(r, b, **self._frozen(f)),
+                                    jax.random.PRNGKey(0), batch, self.frozen)
             self.shardings = param_shardings(shapes, self.mesh, min_bytes=self.min_shard_bytes,
                                              rules=self.spec.sharding_rules)
             self.abstract = jax.tree.map(
@@ -136,11 +137,13 @@ class Engine:
         """The step-0 state, created directly in its shardings."""
         self.abstract_state(local_batch)
         batch = global_batch(local_batch, self.mesh)
-        init = jax.jit(self.fam.init, in_shardings=(replicated(self.mesh), self.batch_sharding),
-                       out_shardings=self.shardings).lower(rng, batch)
+        frozen = jax.tree.map(lambda x: x.sharding, self.frozen)
+        init = jax.jit(lambda r, b, f: self.fam.init(r, b, **self._frozen(f)),
+                       in_shardings=(replicated(self.mesh), self.batch_sharding, frozen),
+                       out_shardings=self.shardings).lower(rng, batch, self.frozen)
         # Init runs once: on CPU, LLVM optimization would cost ~10x its compile time.
         options = INIT_CPU_COMPILER_OPTIONS if jax.default_backend() == "cpu" else None
-        return init.compile(compiler_options=options)(rng, batch)
+        return init.compile(compiler_options=options)(rng, batch, self.frozen)
 
     def jitted_step(self, regularize: bool = False):
         """The jitted step `(state, batch, rng, frozen)` (sharded, donated state, non-finite

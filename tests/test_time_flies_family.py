@@ -1,0 +1,105 @@
+"""Time Flies through the public commands: train on the synthetic city's clips with its region
+masks and a user-supplied VGG-19 file (random weights, through the real loader), animate an
+image by a reference video, bad input as one sentence."""
+
+import json
+import os
+
+import cv2
+import numpy as np
+import pytest
+
+from tests import random_weights
+from tlgen.cli.main import main
+from tlgen.data.prepare import prepare
+from tlgen.data.synthetic import make_scene
+from tlgen.data.video_io import read_video, write_video
+from tlgen.models import vgg19
+
+CONFIG = "configs/time_flies_city.py:tiny"
+SMALL = ["--config.data.image_size=16", "--config.data.batch_size=8", "--config.model.d_width=8",
+         "--config.model.d_max_width=16"]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A 2-step run on 24 frames of the city at 16², and a reference video with its labels."""
+    tmp = tmp_path_factory.mktemp("tf")
+    data, workdir = str(tmp / "data"), str(tmp / "run")
+    vgg = random_weights.write(str(tmp / "vgg19.safetensors"), vgg19.abstract_params(), vgg19.torch_prefixes())
+    prepare(["synthetic:city:frames=24"], data, size=(16, 16), levels=1, val_fraction=0.25)
+    code = main(["train", "--config", CONFIG, "--workdir", workdir, f"--config.data.dir={data}",
+                 f"--config.model.vgg19={vgg}", "--config.total_steps=2", "--config.train.log_every=1",
+                 "--config.train.eval_every=2", "--config.train.eval_batches=1",
+                 "--config.train.sample_every=0", *SMALL])
+    assert code == 0
+    scene = make_scene(name="city", seed=5, size=24)
+    frames = scene.render(np.arange(14) * 1200.0)
+    write_video(str(tmp / "ref.mp4"), frames, 10)
+    cv2.imwrite(str(tmp / "image.png"), frames[3][..., ::-1])
+    cv2.imwrite(str(tmp / "labels.png"), scene.masks([0])[0])
+    return tmp, workdir, vgg, data
+
+
+def test_training_logs_every_loss_term(run):
+    _, workdir, _, _ = run
+    rows = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
+    train = [r for r in rows if r["split"] == "train"]
+    assert [r["step"] for r in train] == [1, 2] and train[-1]["skipped"] == 0
+    for key in ("adv", "perceptual", "content", "style", "flow", "cycle", "loss_d", "psnr"):
+        assert np.isfinite(train[-1][key]) and train[-1][key] >= 0, key
+    assert [r["alpha"] for r in train] == [1.0, pytest.approx(0.999)]   # alpha_decay ** steps done
+    evals = [r for r in rows if r["split"] == "eval"]
+    assert evals[-1]["step"] == 2 and evals[-1]["style"] > 0
+
+
+def test_animate_by_a_reference_is_deterministic_and_chunk_free(run, capsys):
+    tmp, workdir, _, _ = run
+    path = lambda name: str(tmp / name)
+    args = ["animate", "--workdir", workdir, "--image", path("image.png"), "--reference", path("ref.mp4"),
+            "--image-mask", path("labels.png"), "--reference-masks", path("labels.png")]
+    assert main(args + ["--out", path("a.mp4"), "--npz", path("a.npz"), "--seed", "4"]) == 0
+    assert "12 frames 16x16" in capsys.readouterr().out      # 14 reference frames, windows of 3
+    assert main(args + ["--out", path("b.mp4"), "--npz", path("b.npz"), "--seed", "4", "--frames", "9"]) == 0
+    assert main(args + ["--out", path("c.mp4"), "--npz", path("c.npz"), "--seed", "5", "--frames", "9"]) == 0
+    a, b, c = (np.load(path(f"{n}.npz"))["frames"] for n in "abc")
+    assert a.shape == (12, 16, 16, 3)
+    np.testing.assert_array_equal(a[:9], b)       # chunks of 8 or 9 frames: the same frames
+    assert np.any(b != c)                         # another noise seed, another video
+    video, _ = read_video(path("a.mp4"))
+    assert video.shape == (12, 16, 16, 3)
+
+
+@pytest.mark.parametrize("extra, message", [
+    ([], "give --reference VIDEO"),
+    (["--reference", "{tmp}/ref.mp4", "--frames", "20"], "has 14 frames; 22 are needed"),
+    (["--reference", "{tmp}/ref.mp4", "--image-mask", "{tmp}/small.png"], "is 8x8 but its frames are 24x24"),
+    (["--reference", "{tmp}/ref.mp4", "--reference-masks", "{tmp}/class9.png"], "has class 9, but the run knows 5"),
+])
+def test_bad_animate_input_is_one_sentence(run, capsys, extra, message):
+    tmp, workdir, _, _ = run
+    cv2.imwrite(str(tmp / "small.png"), np.zeros((8, 8), np.uint8))
+    cv2.imwrite(str(tmp / "class9.png"), np.full((24, 24), 9, np.uint8))
+    out = str(tmp / "bad.mp4")
+    argv = ["animate", "--workdir", workdir, "--image", str(tmp / "image.png"), "--out", out]
+    assert main(argv + [e.format(tmp=tmp) for e in extra]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and not os.path.exists(out)
+
+
+def test_missing_weights_or_masks_are_one_sentence(run, tmp_path, capsys):
+    _, _, vgg, data = run
+    base = ["train", "--config", CONFIG, "--workdir", str(tmp_path / "w"), f"--config.data.dir={data}", *SMALL]
+    assert main(base + [f"--config.model.vgg19={tmp_path}/none.safetensors"]) == 2
+    assert ("config.model.vgg19: the weights file " f"{tmp_path}/none.safetensors does not exist"
+            in capsys.readouterr().err)
+    video = str(tmp_path / "v.mp4")
+    write_video(video, make_scene(name="city", size=16).render(np.arange(12) * 1200.0), 10)
+    plain = str(tmp_path / "plain")
+    prepare([video], plain, size=(16, 16), levels=1)
+    argv = base[:-len(SMALL)] + SMALL
+    argv[argv.index(f"--config.data.dir={data}")] = f"--config.data.dir={plain}"
+    assert main(argv + [f"--config.model.vgg19={vgg}"]) == 2
+    err = capsys.readouterr().err
+    assert f"{plain} has no region masks" in err and "--masks DIR" in err
+    assert not os.path.exists(tmp_path / "w")

@@ -1,0 +1,139 @@
+"""Time Flies' inference side: `tlgen animate --image I --reference VIDEO`.
+
+Output frame t is made from the reference window (F_t, F_t+1, F_t+2), so a reference of N
+frames gives N - 2 frames (or the first `--frames`). The image is encoded once; windows go
+through the generator in chunks; NoiseAdaIN's noise for frame t comes from its own key
+(`time_flies.smoothed_noise`), so the chunking changes nothing and a seed fixes the video.
+Labels: `--image-mask` (a class-index PNG of the image's size) and `--reference-masks` (one
+PNG for every frame of a static camera, or a folder of one PNG per frame, sorted by name);
+without them every pixel is class 0 (one region: plain AdaIN / NoiseAdaIN).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from tlgen.errors import UserError
+from tlgen.families.time_flies.training import G, WINDOWS, image_encoder
+from tlgen.family import Animation
+from tlgen.models import time_flies as tf
+from tlgen.models.pixels import to_uint8
+from tlgen.trained import Trained
+
+CHUNK = 8
+
+
+def add_animate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--reference", metavar="VIDEO",
+                        help="Time Flies: the time-lapse whose changes the image takes on (required)")
+    parser.add_argument("--image-mask", metavar="PNG",
+                        help="Time Flies: class-index labels of --image, at its size (default: one class)")
+    parser.add_argument("--reference-masks", metavar="PATH",
+                        help="Time Flies: labels of the reference: one PNG for all frames, or a folder of "
+                             "one PNG per frame (sorted by name)")
+    parser.add_argument("--seed", type=int, default=0, help="Time Flies: seed of NoiseAdaIN's noise")
+
+
+def _labels(path: str, shape: tuple[int, int], size: tuple[int, int], classes: int, flag: str) -> np.ndarray:
+    """A class-index PNG of `shape`, checked against the run's classes, fitted to `size`."""
+    from tlgen.data.images import read_mask, resize_crop
+    mask = read_mask(path)
+    if mask.shape != shape:
+        raise UserError(f"{flag} {path} is {mask.shape[1]}x{mask.shape[0]} but its frames are "
+                        f"{shape[1]}x{shape[0]}; give labels of the same size.")
+    if int(mask.max()) >= classes:
+        raise UserError(f"{flag} {path} has class {int(mask.max())}, but the run knows {classes} "
+                        f"classes (0 ... {classes - 1}).")
+    return resize_crop(mask, size, nearest=True)
+
+
+def reference_labels(path: str | None, count: int, shape, size, classes: int) -> np.ndarray:
+    """(count, H, W) labels of the reference's first `count` frames."""
+    if path is None:
+        return np.zeros((count,) + tuple(size), np.uint8)
+    if os.path.isdir(path):
+        files = sorted(f for f in os.listdir(path) if f.lower().endswith(".png"))
+        if len(files) < count:
+            raise UserError(f"--reference-masks {path} has {len(files)} PNGs but the reference's "
+                            f"{count} frames need one each.")
+        return np.stack([_labels(os.path.join(path, f), shape, size, classes, "--reference-masks")
+                         for f in files[:count]])
+    return np.repeat(_labels(path, shape, size, classes, "--reference-masks")[None], count, axis=0)
+
+
+class Animator:
+    """A loaded Time Flies run: image + reference frames and labels -> frames."""
+
+    def __init__(self, trained: Trained):
+        m = trained.config.model
+        self.trained, self.size = trained, int(trained.config.data.image_size)
+        self.classes, self.noise = int(m.num_classes), bool(m.noise)
+        self.sigma_z, self.blur = float(m.sigma_z), float(m.noise_blur)
+        gen = tf.Generator(self.classes)
+
+        def frames(params, vgg, image, image_masks, clips, clip_masks, key, first):
+            encoded = jax.tree.map(lambda x: jnp.repeat(x, clips.shape[0], axis=0), image_encoder(vgg, image))
+            noise = (tf.smoothed_noise(key, first, clips.shape[0], (self.size, self.size, 64), self.sigma_z,
+                                       self.blur) if self.noise else None)
+            out = gen.apply({"params": params}, encoded, clips, jnp.repeat(image_masks, clips.shape[0], axis=0),
+                            clip_masks, noise)
+            return to_uint8(jnp.clip(out, 0.0, 1.0) * 2 - 1)
+        self._frames = jax.jit(frames)
+
+    def animate(self, image: np.ndarray, image_masks: np.ndarray, reference: np.ndarray,
+                reference_masks: np.ndarray, seed: int = 0, progress=None) -> np.ndarray:
+        """uint8 (N - 2, H, W, 3) from image (H, W, 3) u8, labels (H, W), reference (N, H, W, 3)
+        u8 and its labels (N, H, W)."""
+        count = len(reference) - (WINDOWS - 1)
+        windows = np.stack([reference[t:t + 3] for t in range(count)]).astype(np.float32) / 255.0
+        params, vgg = self.trained.params[G], self.trained.frozen["vgg19"]
+        image = jnp.asarray(image[None], jnp.float32) / 255.0
+        out = []
+        for first in range(0, count, CHUNK):
+            idx = np.arange(first, first + CHUNK).clip(max=count - 1)      # a full chunk: one program
+            chunk = self._frames(params, vgg, image, jnp.asarray(image_masks[None], jnp.int32),
+                                 windows[idx], jnp.asarray(reference_masks[idx], jnp.int32),
+                                 jax.random.key(seed), first)
+            out.append(np.asarray(chunk)[:min(CHUNK, count - first)])
+            if progress is not None:
+                progress.update(len(out[-1]))
+        return np.concatenate(out)
+
+
+def animate_command(trained: Trained, args: argparse.Namespace) -> Animation:
+    """`tlgen animate` on a Time Flies run."""
+    from tlgen.data.video_io import first_frames, probe_video
+    from tlgen.progress import progress
+    from tlgen.synth.animate import fit_image
+
+    if not args.reference:
+        raise UserError("Time Flies animates an image by a reference time-lapse: give --reference VIDEO.")
+    anim = Animator(trained)
+    size = (anim.size, anim.size)
+    info = probe_video(args.reference)
+    wanted = None if args.frames is None else args.frames + WINDOWS - 1
+    if args.frames is not None and args.frames < 1:
+        raise UserError(f"--frames {args.frames} must be at least 1.")
+    reference = first_frames(args.reference, size, wanted or 1 << 30)
+    if len(reference) < WINDOWS or (wanted and len(reference) < wanted):
+        need = wanted or WINDOWS
+        raise UserError(f"--reference {args.reference} has {len(reference)} frames; "
+                        f"{need} are needed ({need - WINDOWS + 1} output frames from windows of 3).")
+    image, note = fit_image(args.image_array, size)
+    image_masks = (np.zeros(size, np.uint8) if not args.image_mask else
+                   _labels(args.image_mask, args.image_array.shape[:2], size, anim.classes, "--image-mask"))
+    ref_masks = reference_labels(args.reference_masks, len(reference), (info.height, info.width), size,
+                                 anim.classes)
+    bar = progress(total=len(reference) - WINDOWS + 1, unit="frame", desc="animate")
+    try:
+        frames = anim.animate(image, image_masks, reference, ref_masks, args.seed, bar)
+    finally:
+        bar.close()
+    return Animation(frames, {"frames": frames},
+                     f"{note}; changes from {args.reference} ({len(frames)} windows of 3 frames)"
+                     f"; noise seed {args.seed}")
