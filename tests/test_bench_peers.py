@@ -309,3 +309,43 @@ def test_stylegan_v_peer_computes_tlgen_frames_and_logits(fused):
     np.testing.assert_allclose(logits.numpy(), ours_logits, rtol=1e-4, atol=1e-4)
     peer.step()                                            # the peer's training step runs
     assert all(torch.isfinite(p).all() for p in peer.g.parameters())
+
+
+def test_time_flies_peer_computes_tlgen_losses(tmp_path):
+    """With tlgen's parameters (and VGG-19) copied in, the peer's six loss terms and frames
+    equal tlgen's on the same batch and noise."""
+    from bench.peers import time_flies as tf_peer
+    from tests import random_weights
+    from tlgen import config as config_lib
+    from tlgen.families.time_flies import training as family_module
+    from tlgen.models import vgg19
+    from tlgen.weights import load_torch_weights
+    config = config_lib.load("configs/time_flies_city.py:tiny", [
+        "data.dir=", "data.image_size=16", "model.d_width=8", "model.d_max_width=16"])
+    path = random_weights.write(str(tmp_path / "vgg.safetensors"), vgg19.abstract_params(), vgg19.torch_prefixes())
+    vgg = load_torch_weights(path, vgg19.abstract_params(), key="vgg", prefixes=vgg19.torch_prefixes())
+    batch = family_module.example_batch(config, 2)
+    rng = np.random.default_rng(0)
+    batch["frames"] = rng.integers(0, 256, batch["frames"].shape, dtype=np.uint8)
+    batch["mean"] = rng.integers(0, 256, batch["mean"].shape, dtype=np.uint8)
+    batch["masks"] = np.repeat(rng.integers(0, 5, (2, 1, 8, 8)), 2, 2).repeat(2, 3).repeat(5, 1).astype(np.uint8)
+    fam = family_module.training(config)
+    state = fam.init(jax.random.key(0), batch, frozen={"vgg19": vgg})
+    ours = jax.device_get(fam.eval_step(state, batch, frozen={"vgg19": vgg}))
+    peer = tf_peer.Peer(config, batch, torch.device("cpu"), compile=False)
+    assert peer.parameters == {"g": jax_count(state.params["g"]), "d": jax_count(state.params["d"])}
+    tf_peer.load(peer.vgg, vgg)
+    tf_peer.load(peer.g, state.params["g"])
+    with torch.no_grad():
+        _load_pyramid(peer.d.pyramid, state.params["d"]["pyramid"])
+        noise = family_module.noise_for(jax.random.key(int(config.seed)), 2, (16, 16, 64), config)
+        out, clip, image_masks = peer.outputs(torch.from_numpy(np.asarray(noise)).permute(0, 3, 1, 2))
+        theirs = peer.generator_losses(out, clip, image_masks, alpha=0.0)
+        targets = torch.cat([peer.frames[:, t].flip(-1) for t in range(3)])
+        mse = (out.clamp(0, 1) - targets).square().mean((1, 2, 3))
+        psnr = (10 * torch.log10(1 / mse)).mean()
+    for name in ("perceptual", "content", "style", "flow", "cycle", "adv"):
+        np.testing.assert_allclose(float(theirs[name]), ours[name], rtol=2e-4, err_msg=name)
+    np.testing.assert_allclose(float(psnr), ours["psnr"], rtol=1e-4)
+    peer.step()                                            # the peer's training step runs
+    assert all(torch.isfinite(p).all() for p in peer.g.parameters())
