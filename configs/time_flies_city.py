@@ -9,7 +9,8 @@ torchvision/timm safetensors file as it is, then `--config.model.vgg19=vgg19.saf
 Variants:
   tiny: 64x64, batch 2 (CPU minutes, tests, Colab);
   base: the paper's 256x256, batch 1.
-Ablations: `--config.model.noise=False` (plain classwise AdaIN at relu1_1 too).
+Ablations: `--config.model.noise=False` (classwise AdaIN at relu1_1 too, no noise),
+`--config.model.classwise=False` (one region: the statistics of the whole frame).
 """
 
 import ml_collections
@@ -34,6 +35,7 @@ def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
     cfg.model = ml_collections.ConfigDict(dict(
         vgg19="",                 # the VGG-19 weights file (.safetensors / .npz), required
         num_classes=5,            # label maps' classes (synthetic:city has 5)
+        classwise=True,           # statistics per class (False: one region, plain AdaIN)
         noise=True,               # classwise NoiseAdaIN at relu1_1 (False: classwise AdaIN)
         sigma_z=0.5,              # std of the N(1, sigma_z^2) noise (the paper's 0.5)
         noise_blur=1.0,           # std (pixels, frames) of the 3x3x3 Gaussian smoothing it

@@ -129,3 +129,14 @@ def test_content_mixes_encoder_features_and_whitened_images():
     grey = jnp.repeat(jnp.asarray(a[:, :, :, :1], jnp.float32), 3, axis=-1)
     grads = jax.grad(lambda x: style.whiten(x).sum() ** 2)(grey)
     assert np.isfinite(grads).all()                     # a grey image's gradient stays finite
+
+
+def test_absent_classes_give_finite_gradients():
+    fa, fb = _features(60), _features(61)
+    ma = mb = np.zeros((2, 8, 8), int)                     # classes 1 and 2 absent everywhere
+    loss = lambda fa: (style.classwise_style(fa, fb, jnp.asarray(ma), jnp.asarray(mb), S)
+                       + style.cycle(fa["relu2_1"], fb["relu2_1"], jnp.asarray(ma), jnp.asarray(mb), S)
+                       + style.flow([(fa, fb)], [(fb, fa)], jnp.asarray(ma), jnp.asarray(mb), S))
+    grads = jax.grad(loss)({k: jnp.asarray(v) for k, v in fa.items()})
+    assert all(np.isfinite(g).all() for g in jax.tree.leaves(grads))
+    assert any(np.any(g) for g in jax.tree.leaves(grads))

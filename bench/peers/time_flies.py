@@ -162,6 +162,10 @@ def whiten(images, eps=1e-3):
     return torch.linalg.solve_triangular(torch.linalg.cholesky(cov), x, upper=False).reshape(images.shape)
 
 
+def _norm(x):
+    return (x.square().sum(-1) + 1e-12).sqrt()
+
+
 def _classwise(per_class, wa, wb):
     both = ((wa.sum((2, 3)) >= 1.0) & (wb.sum((2, 3)) >= 1.0)).float()
     return ((per_class * both).sum(1) / both.sum(1).clamp(min=1.0)).mean()
@@ -181,7 +185,7 @@ def losses(phi_out, phi_target, enc_image, enc_out, image, out, alpha, out_masks
         wa, wb = w(out_masks, phi_out[k]), w(target_masks, phi_target[k])
         ma, va, _ = class_stats(phi_out[k], wa)
         mb, vb, _ = class_stats(phi_target[k], wb)
-        gap = (ma - mb).norm(dim=-1) + ((va + 1e-8).sqrt() - (vb + 1e-8).sqrt()).norm(dim=-1)
+        gap = _norm(ma - mb) + _norm((va + 1e-8).sqrt() - (vb + 1e-8).sqrt())
         style = style + _classwise(gap, wa, wb)
     terms["style"] = style
     flow = 0.0
@@ -197,7 +201,7 @@ def losses(phi_out, phi_target, enc_image, enc_out, image, out, alpha, out_masks
         return torch.einsum("bshw,bchw,bdhw->bscd", wt, f, f) / (count[..., None, None] * f.shape[1])
     wa, wb = w(cycle_masks[0], gram_out), w(cycle_masks[1], gram_ref)
     diff = gram(gram_out, wa) - gram(gram_ref, wb)
-    terms["cycle"] = _classwise((diff.square().sum((-2, -1)) + 1e-12).sqrt(), wa, wb)
+    terms["cycle"] = _classwise(_norm(diff.flatten(2)), wa, wb)
     return terms
 
 

@@ -46,6 +46,11 @@ def content(encoded_a, encoded_b, images_a, images_b, alpha) -> jax.Array:
     return alpha * features + (1.0 - alpha) * _mse(whiten(images_a), whiten(images_b))
 
 
+def _norm(x):
+    """‖x‖ over the last axis, with a finite gradient at 0 (an absent class's statistics)."""
+    return jnp.sqrt(jnp.sum(jnp.square(x), axis=-1) + 1e-12)
+
+
 def _classwise(per_class, wa, wb):
     """Mean over the classes present in both (B, S) of a per-class value (B, S), then over B."""
     both = ((jnp.sum(wa, axis=(1, 2)) >= 1.0) & (jnp.sum(wb, axis=(1, 2)) >= 1.0)).astype(jnp.float32)
@@ -63,8 +68,7 @@ def classwise_style(fa: dict, fb: dict, masks_a, masks_b, num_classes: int) -> j
         wa, wb = _weights(masks_a, num_classes, fa[k]), _weights(masks_b, num_classes, fb[k])
         ma, va, _ = class_stats(fa[k], wa)
         mb, vb, _ = class_stats(fb[k], wb)
-        gap = (jnp.linalg.norm(ma - mb, axis=-1)
-               + jnp.linalg.norm(jnp.sqrt(va + 1e-8) - jnp.sqrt(vb + 1e-8), axis=-1))
+        gap = _norm(ma - mb) + _norm(jnp.sqrt(va + 1e-8) - jnp.sqrt(vb + 1e-8))
         total = total + _classwise(gap, wa, wb)
     return total
 
@@ -98,5 +102,6 @@ def class_gram(f: jax.Array, weights: jax.Array) -> jax.Array:
 def cycle(fa: jax.Array, fb: jax.Array, masks_a, masks_b, num_classes: int) -> jax.Array:
     """(1/N_s) Σ_s ‖G_s(E_GV(a)) − G_s(E_GV(b))‖_F (eq. 9) on E_GV features (B, h, w, C)."""
     wa, wb = _weights(masks_a, num_classes, fa), _weights(masks_b, num_classes, fb)
-    gap = jnp.sqrt(jnp.sum(jnp.square(class_gram(fa, wa) - class_gram(fb, wb)), axis=(-2, -1)) + 1e-12)
+    diff = class_gram(fa, wa) - class_gram(fb, wb)
+    gap = _norm(diff.reshape(diff.shape[:2] + (-1,)))
     return _classwise(gap, wa, wb)

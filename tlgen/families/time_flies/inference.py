@@ -72,7 +72,7 @@ class Animator:
     def __init__(self, trained: Trained):
         m = trained.config.model
         self.trained, self.size = trained, int(trained.config.data.image_size)
-        self.classes, self.noise = int(m.num_classes), bool(m.noise)
+        self.classes, self.noise, self.classwise = int(m.num_classes), bool(m.noise), bool(m.classwise)
         self.sigma_z, self.blur = float(m.sigma_z), float(m.noise_blur)
         gen = tf.Generator(self.classes)
 
@@ -90,6 +90,8 @@ class Animator:
         """uint8 (N - 2, H, W, 3) from image (H, W, 3) u8, labels (H, W), reference (N, H, W, 3)
         u8 and its labels (N, H, W)."""
         count = len(reference) - (WINDOWS - 1)
+        if not self.classwise:
+            image_masks, reference_masks = np.zeros_like(image_masks), np.zeros_like(reference_masks)
         windows = np.stack([reference[t:t + 3] for t in range(count)]).astype(np.float32) / 255.0
         params, vgg = self.trained.params[G], self.trained.frozen["vgg19"]
         image = jnp.asarray(image[None], jnp.float32) / 255.0

@@ -75,10 +75,11 @@ def windows(frames):
     return jnp.concatenate([frames[:, t:t + 3] for t in range(WINDOWS)], axis=0)
 
 
-def split_batch(batch: dict):
-    """-> (reference frames (B, 5, H, W, 3) in [0, 1], labels (B, 5, H, W), I (B, H, W, 3), I's labels)."""
+def split_batch(batch: dict, classwise: bool = True):
+    """-> (reference frames (B, 5, H, W, 3) in [0, 1], labels (B, 5, H, W), I (B, H, W, 3), I's
+    labels); without `classwise` every label is 0 (one region: plain AdaIN)."""
     frames = batch["frames"].astype(jnp.float32) / 255.0
-    masks = batch["masks"].astype(jnp.int32)
+    masks = batch["masks"].astype(jnp.int32) * int(classwise)
     image = flip(batch["mean"].astype(jnp.float32) / 255.0)
     return frames, masks, image, flip_labels(masks[:, 0])
 
@@ -106,7 +107,7 @@ def example_batch(config, batch_size: int) -> dict:
 def training(config) -> Training:
     """The functions the trainer runs for `config.family = "time_flies"`."""
     dtype = compute_dtype(config)
-    classes = int(config.model.num_classes)
+    classes, classwise = int(config.model.num_classes), bool(config.model.classwise)
     gen = tf.Generator(classes, dtype)
     disc = VideoDiscriminator(int(config.model.d_width), int(config.model.d_max_width), dtype)
     lc = config.loss
@@ -143,7 +144,7 @@ def training(config) -> Training:
                             f"videos of at least {(CLIP - 1) * int(config.data.stride) + 1} frames.") from None
 
     def init(rng, batch, frozen):
-        frames, masks, image, image_masks = split_batch(jax.tree.map(lambda x: x[:1], batch))
+        frames, masks, image, image_masks = split_batch(jax.tree.map(lambda x: x[:1], batch), classwise)
         encoded = image_encoder(frozen["vgg19"], image)
         kg, kd = jax.random.split(rng)
         params = gen.init(kg, encoded, frames[:, :3], image_masks, masks[:, 0])["params"]
@@ -165,7 +166,7 @@ def training(config) -> Training:
         return jnp.stack([out[t * b:(t + 1) * b] for t in range(WINDOWS)], axis=1)
 
     def g_losses(params, d_params, vgg, batch, noise, alpha):
-        frames, masks, image, image_masks = split_batch(batch)
+        frames, masks, image, image_masks = split_batch(batch, classwise)
         b = frames.shape[0]
         out = generate(params, vgg, frames, masks, image, image_masks, noise)
         targets = jnp.concatenate([flip(frames[:, t]) for t in range(WINDOWS)], axis=0)
@@ -193,7 +194,7 @@ def training(config) -> Training:
 
     def train_step(state, batch, rng, frozen):
         vgg = frozen["vgg19"]
-        frames, masks, image, image_masks = split_batch(batch)
+        frames, masks, image, image_masks = split_batch(batch, classwise)
         b = frames.shape[0]
         noise = noise_for(rng, b, (size, size, 64), config)
         fake = as_clips(jax.lax.stop_gradient(
@@ -216,14 +217,14 @@ def training(config) -> Training:
                        "psnr": jnp.mean(psnr(jnp.clip(out, 0, 1), targets))}
 
     def eval_step(state, batch, frozen):
-        frames, masks, image, image_masks = split_batch(batch)
+        frames, masks, image, image_masks = split_batch(batch, classwise)
         noise = noise_for(jax.random.key(int(config.seed)), frames.shape[0], (size, size, 64), config)
         _, (terms, out, targets) = g_losses(state.params[G], state.params[D], frozen["vgg19"], batch,
                                             noise, jnp.float32(0.0))
         return {**terms, "psnr": jnp.mean(psnr(jnp.clip(out, 0, 1), targets))}
 
     def sample(state, batch, rng, frozen):
-        frames, masks, image, image_masks = split_batch(batch)
+        frames, masks, image, image_masks = split_batch(batch, classwise)
         b = frames.shape[0]
         noise = noise_for(rng, b, (size, size, 64), config)
         out = as_clips(generate(state.params[G], frozen["vgg19"], frames, masks, image, image_masks, noise), b)

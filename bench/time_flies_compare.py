@@ -1,0 +1,137 @@
+"""Time Flies on the synthetic city, where the truth is known: the mean image of one day of a
+held-out rendering (another seed: another street) animated by the next 12 hours of the same
+camera, scored against those 12 hours' true frames. Variants (each trained on seed 0's street,
+per training seed): classwise NoiseAdaIN (the model), classwise AdaIN without noise, and plain
+AdaIN (one region, no noise). Reports PSNR to the truth, E_tmp and σ_tmp (its spread over
+the test windows; the truth's own E_tmp beside it), SSIM to the input image and the VGG Gram
+loss to the reference frames (the paper's Table 1 and Fig. 7 axes). VGG-19 has random
+weights here (none can be downloaded); with a real file pass --vgg19.
+
+  python bench/time_flies_compare.py --steps 300 --seeds 0 1 --out bench/results/time-flies-cpu.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+from tlgen import config as config_lib  # noqa: E402
+from tlgen.bench.report import write_json  # noqa: E402
+from tlgen.data.prepare import prepare  # noqa: E402
+from tlgen.data.synthetic import DAY, make_scene  # noqa: E402
+from tlgen.families.time_flies.inference import Animator  # noqa: E402
+from tlgen.families.time_flies.training import loss_features  # noqa: E402
+from tlgen.metrics.image import psnr, ssim  # noqa: E402
+from tlgen.metrics.temporal import e_tmp  # noqa: E402
+from tlgen.trained import load  # noqa: E402
+from tlgen.train.trainer import train  # noqa: E402
+
+VARIANTS = {"classwise NoiseAdaIN (the model)": (True, True),
+            "classwise AdaIN, no noise": (True, False),
+            "plain AdaIN (one region, no noise)": (False, False)}
+INTERVAL = 1200.0
+WINDOW = 38            # reference frames: 36 output frames = 12 hours
+
+
+def test_windows(size: int, count: int, seed: int = 1):
+    """(image, image labels, reference frames, reference labels, true frames) per window k:
+    day k's mean frame, and the 12 hours after it of the same camera."""
+    scene = make_scene(name="city", seed=seed, size=size)
+    labels = scene.masks([0.0])[0]
+    out = []
+    for k in range(count):
+        day = scene.render(k * DAY + INTERVAL * np.arange(int(DAY / INTERVAL)))
+        image = np.rint(day.astype(np.float64).mean(0)).astype(np.uint8)
+        reference = scene.render((k + 1) * DAY + 0.25 * DAY + INTERVAL * np.arange(WINDOW))
+        out.append((image, labels, reference, np.repeat(labels[None], WINDOW, 0), reference[:WINDOW - 2]))
+    return out
+
+
+def gram_loss(vgg, frames, reference) -> float:
+    """Mean over VGG taps of ‖Gram(output) − Gram(reference frame)‖², the paper's style axis."""
+    fa, fb = (loss_features(vgg, jnp.asarray(x, jnp.float32) / 255.0) for x in (frames, reference))
+    gram = lambda f: jnp.einsum("bhwc,bhwd->bcd", f, f) / (f.shape[1] * f.shape[2] * f.shape[3])
+    return float(np.mean([jnp.mean(jnp.square(gram(fa[k]) - gram(fb[k]))) for k in fa]))
+
+
+def score(workdir: str, windows) -> dict:
+    trained = load(workdir)
+    anim = Animator(trained)
+    rows = []
+    for image, labels, reference, ref_labels, truth in windows:
+        frames = anim.animate(image, labels, reference, ref_labels, seed=0)
+        rows.append({"psnr": float(np.mean(psnr(frames.astype(np.float32) / 255, truth.astype(np.float32) / 255))),
+                     "e_tmp": e_tmp(frames), "truth_e_tmp": e_tmp(truth),
+                     "ssim_to_input": float(np.mean(ssim(frames.astype(np.float32) / 255,
+                                                         np.broadcast_to(image, frames.shape).astype(np.float32) / 255))),
+                     "gram_loss": gram_loss(trained.frozen["vgg19"], frames, reference[:len(frames)])})
+    mean = {k: round(float(np.mean([r[k] for r in rows])), 4) for k in rows[0]}
+    mean["sigma_tmp"] = round(float(np.std([r["e_tmp"] for r in rows])), 4)
+    return mean
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--size", type=int, default=32)
+    parser.add_argument("--windows", type=int, default=4)
+    parser.add_argument("--vgg19", default="", help="VGG-19 weights (default: random weights)")
+    parser.add_argument("--work", default=None)
+    args = parser.parse_args()
+    work = args.work or tempfile.mkdtemp(prefix="tlgen-tf-")
+    os.makedirs(work, exist_ok=True)
+    vgg = args.vgg19 or os.path.join(work, "vgg19-random.safetensors")
+    if not args.vgg19 and not os.path.exists(vgg):
+        from tests import random_weights
+        from tlgen.models import vgg19
+        random_weights.write(vgg, vgg19.abstract_params(), vgg19.torch_prefixes())
+    data = os.path.join(work, "city")
+    if not os.path.exists(data):
+        prepare([f"synthetic:city:seed=0,frames={int(4 * DAY / INTERVAL)}"], data, size=args.size, levels=1)
+    windows = test_windows(args.size, args.windows)
+    results = []
+    for seed in args.seeds:
+        for name, (classwise, noise) in VARIANTS.items():
+            config = config_lib.load("configs/time_flies_city.py:tiny", [
+                f"data.dir={data}", f"data.image_size={args.size}", f"model.vgg19={vgg}",
+                f"total_steps={args.steps}", f"seed={seed}", f"model.classwise={classwise}",
+                f"model.noise={noise}", "train.eval_every=0", "train.sample_every=0",
+                f"train.ckpt_every={args.steps}"])
+            workdir = os.path.join(work, f"run-{seed}-{int(classwise)}{int(noise)}")
+            timing = os.path.join(workdir, "train_seconds.txt")
+            if os.path.exists(timing):       # a finished run in --work is only scored again
+                seconds = float(open(timing).read())
+            else:
+                start = time.perf_counter()
+                train(config, workdir)
+                seconds = time.perf_counter() - start
+                with open(timing, "w") as f:
+                    f.write(f"{seconds:.1f}")
+            row = {"seed": seed, "variant": name, "classwise": classwise, "noise": noise,
+                   **score(workdir, windows), "train_s": round(seconds, 1)}
+            print(row, flush=True)
+            results.append(row)
+    record = {"kind": "time_flies_compare", "date": datetime.datetime.now().isoformat(timespec="seconds"),
+              "config": "configs/time_flies_city.py:tiny", "size": args.size, "steps": args.steps,
+              "train_data": "synthetic:city seed 0, 4 days every 20 min",
+              "test": f"synthetic:city seed 1: {args.windows} windows, day k's mean frame animated by "
+                      f"{WINDOW} frames from 6 h into day k+1, scored against those frames",
+              "vgg19": args.vgg19 or "random weights (tests/random_weights.py, seed 0)",
+              "results": results}
+    write_json([record], args.out)
+
+
+if __name__ == "__main__":
+    main()
