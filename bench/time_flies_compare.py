@@ -2,7 +2,9 @@
 held-out rendering (another seed: another street) animated by the next 12 hours of the same
 camera, scored against those 12 hours' true frames. Variants (each trained on seed 0's street,
 per training seed): classwise NoiseAdaIN (the model), classwise AdaIN without noise, and plain
-AdaIN (one region, no noise). Reports PSNR to the truth, E_tmp and σ_tmp (its spread over
+AdaIN (one region, no noise); beside them two baselines that need no training: the input
+image unchanged, and classwise colour transfer on pixels (each class of the image given the
+mean and std of the same class in the reference frame). Reports PSNR to the truth, E_tmp and σ_tmp (its spread over
 the test windows; the truth's own E_tmp beside it), SSIM to the input image and the VGG Gram
 loss to the reference frames (the paper's Table 1 and Fig. 7 axes). VGG-19 has random
 weights here (none can be downloaded); with a real file pass --vgg19.
@@ -64,20 +66,50 @@ def gram_loss(vgg, frames, reference) -> float:
     return float(np.mean([jnp.mean(jnp.square(gram(fa[k]) - gram(fb[k]))) for k in fa]))
 
 
-def score(workdir: str, windows) -> dict:
-    trained = load(workdir)
-    anim = Animator(trained)
-    rows = []
+def pixel_transfer(image, labels, reference, ref_labels) -> np.ndarray:
+    """The strongest simple baseline: each class of the image given the mean and std of the same
+    class in each reference frame, per colour channel (classwise AdaIN on pixels), frame t from
+    reference frame t."""
+    x = image.astype(np.float64)
+    out = np.empty((len(reference) - 2,) + image.shape)
+    for t in range(len(out)):
+        frame = x.copy()
+        for s in np.unique(labels):
+            src, dst = x[labels == s], reference[t][ref_labels[t] == s].astype(np.float64)
+            if len(dst):
+                frame[labels == s] = (src - src.mean(0)) / (src.std(0) + 1e-6) * dst.std(0) + dst.mean(0)
+        out[t] = frame
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def score(workdir: str | None, windows, vgg) -> dict:
+    """Mean scores over the windows of a run (or, with workdir None, of the two baselines)."""
+    if workdir is not None:
+        anim = Animator(load(workdir))
+    rows = {}
     for image, labels, reference, ref_labels, truth in windows:
-        frames = anim.animate(image, labels, reference, ref_labels, seed=0)
-        rows.append({"psnr": float(np.mean(psnr(frames.astype(np.float32) / 255, truth.astype(np.float32) / 255))),
+        if workdir is None:
+            made = {"input image, unchanged": np.broadcast_to(image, truth.shape),
+                    "classwise colour transfer on pixels": pixel_transfer(image, labels, reference, ref_labels)}
+        else:
+            made = {"": anim.animate(image, labels, reference, ref_labels, seed=0)}
+        for name, frames in made.items():
+            rows.setdefault(name, []).append(_metrics(frames, image, reference, truth, vgg))
+    return {name: _mean(r) for name, r in rows.items()}
+
+
+def _mean(rows) -> dict:
+    mean = {k: float(f"{np.mean([r[k] for r in rows]):.4g}") for k in rows[0]}
+    mean["sigma_tmp"] = float(f"{np.std([r['e_tmp'] for r in rows]):.4g}")
+    return mean
+
+
+def _metrics(frames, image, reference, truth, vgg) -> dict:
+    return ({"psnr": float(np.mean(psnr(frames.astype(np.float32) / 255, truth.astype(np.float32) / 255))),
                      "e_tmp": e_tmp(frames), "truth_e_tmp": e_tmp(truth),
                      "ssim_to_input": float(np.mean(ssim(frames.astype(np.float32) / 255,
                                                          np.broadcast_to(image, frames.shape).astype(np.float32) / 255))),
-                     "gram_loss": gram_loss(trained.frozen["vgg19"], frames, reference[:len(frames)])})
-    mean = {k: round(float(np.mean([r[k] for r in rows])), 4) for k in rows[0]}
-    mean["sigma_tmp"] = round(float(np.std([r["e_tmp"] for r in rows])), 4)
-    return mean
+                     "gram_loss": gram_loss(vgg, frames, reference[:len(frames)])})
 
 
 def main() -> None:
@@ -101,7 +133,11 @@ def main() -> None:
     if not os.path.exists(data):
         prepare([f"synthetic:city:seed=0,frames={int(4 * DAY / INTERVAL)}"], data, size=args.size, levels=1)
     windows = test_windows(args.size, args.windows)
-    results = []
+    from tlgen.families.time_flies.training import load_vgg19
+    vgg_params = load_vgg19(config_lib.load("configs/time_flies_city.py:tiny", [f"model.vgg19={vgg}"]))
+    results = [{"variant": name, **row} for name, row in score(None, windows, vgg_params).items()]
+    for row in results:
+        print(row, flush=True)
     for seed in args.seeds:
         for name, (classwise, noise) in VARIANTS.items():
             config = config_lib.load("configs/time_flies_city.py:tiny", [
@@ -120,7 +156,7 @@ def main() -> None:
                 with open(timing, "w") as f:
                     f.write(f"{seconds:.1f}")
             row = {"seed": seed, "variant": name, "classwise": classwise, "noise": noise,
-                   **score(workdir, windows), "train_s": round(seconds, 1)}
+                   **score(workdir, windows, vgg_params)[""], "train_s": round(seconds, 1)}
             print(row, flush=True)
             results.append(row)
     record = {"kind": "time_flies_compare", "date": datetime.datetime.now().isoformat(timespec="seconds"),

@@ -48,7 +48,9 @@ def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
     ))
     cfg.optim = ml_collections.ConfigDict(dict(
         g=common.optimizer(1e-4),                                            # decoder: Adam 1e-4
-        e=common.optimizer(1e-4, name="sgd", momentum=0.9, weight_decay=1e-4),   # E_GV: the paper's SGD
+        # E_GV: the paper's SGD, its gradient clipped at global norm 1 (unclipped, the six losses'
+        # gradients at VGG features' scale blew E_GV's weights up to 1e9 within 30 steps)
+        e=common.optimizer(1e-4, name="sgd", momentum=0.9, weight_decay=1e-4, grad_clip=1.0),
         d=common.optimizer(1e-4),
     ))
     cfg.train.update(dict(log_every=20 if tiny else 100, ckpt_every=200 if tiny else 5000,

@@ -30,8 +30,7 @@ def run(tmp_path_factory):
     prepare(["synthetic:city:frames=24"], data, size=(16, 16), levels=1, val_fraction=0.25)
     code = main(["train", "--config", CONFIG, "--workdir", workdir, f"--config.data.dir={data}",
                  f"--config.model.vgg19={vgg}", "--config.total_steps=2", "--config.train.log_every=1",
-                 "--config.train.eval_every=2", "--config.train.eval_batches=1",
-                 "--config.train.sample_every=0", *SMALL])
+                 "--config.train.eval_every=0", "--config.train.sample_every=0", *SMALL])
     assert code == 0
     scene = make_scene(name="city", seed=5, size=24)
     frames = scene.render(np.arange(14) * 1200.0)
@@ -49,8 +48,6 @@ def test_training_logs_every_loss_term(run):
     for key in ("adv", "perceptual", "content", "style", "flow", "cycle", "loss_d", "psnr"):
         assert np.isfinite(train[-1][key]) and train[-1][key] >= 0, key
     assert [r["alpha"] for r in train] == [1.0, pytest.approx(0.999)]   # alpha_decay ** steps done
-    evals = [r for r in rows if r["split"] == "eval"]
-    assert evals[-1]["step"] == 2 and evals[-1]["style"] > 0
 
 
 def test_animate_by_a_reference_is_deterministic_and_chunk_free(run, capsys):
