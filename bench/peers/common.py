@@ -40,6 +40,24 @@ def count_parameters(*modules: torch.nn.Module) -> int:
     return sum(p.numel() for m in modules for p in m.parameters())
 
 
+def load_tree(module: torch.nn.Module, params, torch_layout: bool = False) -> None:
+    """Copies a tlgen parameter tree into a peer module by path ("a.b.kernel" -> parameter
+    "a.b.kernel"). With `torch_layout`, kernels go to PyTorch's layers: "kernel" (kh, kw, in,
+    out) becomes "weight" (out, in, kh, kw)."""
+    def walk(tree, prefix):
+        for name, value in tree.items():
+            path = f"{prefix}.{name}" if prefix else name
+            if isinstance(value, dict):
+                walk(value, path)
+                continue
+            array = np.array(value)
+            if torch_layout and name == "kernel":
+                array = array.transpose((array.ndim - 1, array.ndim - 2) + tuple(range(array.ndim - 2)))
+                path = path[:-len("kernel")] + "weight"
+            module.get_parameter(path).data.copy_(torch.from_numpy(np.ascontiguousarray(array)))
+    walk(params, "")
+
+
 def to_nchw(array: np.ndarray, device: torch.device) -> torch.Tensor:
     """uint8 (..., H, W, C) numpy -> float (..., C, H, W) in [-1, 1], channels_last when 4-D."""
     x = torch.from_numpy(np.ascontiguousarray(array)).to(device)

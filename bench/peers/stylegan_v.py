@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.peers.common import autocast, count_parameters
+from bench.peers.common import autocast, count_parameters, load_tree
 
 SQRT2 = math.sqrt(2.0)
 TIME_EMBED = 256          # learned embedding of a time difference (the public model's size)
@@ -341,15 +341,8 @@ def augment_clips(clips):
 
 
 def load(module: nn.Module, params) -> None:
-    """Copies a tlgen parameter tree into a peer module (same names and layouts)."""
-    def walk(tree, prefix):
-        for name, value in tree.items():
-            path = f"{prefix}.{name}" if prefix else name
-            if isinstance(value, dict):
-                walk(value, path)
-            else:
-                module.get_parameter(path).data.copy_(torch.from_numpy(np.array(value)))
-    walk({k: v for k, v in params.items()}, "")
+    """Copies a tlgen parameter tree into a peer module by path."""
+    load_tree(module, params)
 
 
 class Peer:

@@ -10,12 +10,11 @@ E_GV trained by SGD, the decoder and D by Adam, VGG-19 frozen.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.peers.common import autocast, count_parameters
+from bench.peers.common import autocast, count_parameters, load_tree
 from bench.peers.dtvnet import Conv3dPyramid
 
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
@@ -209,18 +208,7 @@ def losses(phi_out, phi_target, enc_image, enc_out, image, out, alpha, out_masks
 
 def load(module: nn.Module, params) -> None:
     """Copies a tlgen parameter tree into a peer module by path (conv kernels transposed)."""
-    def walk(tree, prefix):
-        for name, value in tree.items():
-            path = f"{prefix}.{name}" if prefix else name
-            if isinstance(value, dict):
-                walk(value, path)
-                continue
-            array = np.array(value)
-            if name == "kernel":
-                array = array.transpose(tuple(range(array.ndim))[::-1][:2] + tuple(range(array.ndim - 2)))
-                path = path[:-len("kernel")] + "weight"
-            module.get_parameter(path).data.copy_(torch.from_numpy(np.ascontiguousarray(array)))
-    walk(params, "")
+    load_tree(module, params, torch_layout=True)
 
 
 class Peer:
