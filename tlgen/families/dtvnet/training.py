@@ -108,7 +108,7 @@ def training(config) -> Training:
                             augment=bool(config.data.augment) and split == "train",
                             worker_count=config.data.worker_count)
 
-    def init(rng, batch):
+    def init(rng, batch, frozen=None):
         # Parameters are drawn with the RBG generator: same quality, far faster to compile on CPU.
         rng = jax.random.wrap_key_data(jax.random.bits(rng, (4,), jnp.uint32), impl="rbg")
         kg, ke, kd = jax.random.split(rng, 3)
