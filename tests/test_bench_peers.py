@@ -291,7 +291,7 @@ def test_stylegan_v_peer_computes_tlgen_frames_and_logits(fused):
     rng = np.random.default_rng(0)
     batch["frames"] = rng.integers(0, 256, batch["frames"].shape, dtype=np.uint8)
     batch["time"] = np.array([[0, 3, 7], [0, 1, 2], [5, 9, 21], [0, 16, 32]], np.float32)
-    state = family_module.training(config).init(jax.random.PRNGKey(0), batch)
+    state = jax.jit(family_module.training(config).init)(jax.random.PRNGKey(0), batch)   # eager: slower
     peer = sgv_peer.Peer(config, batch, torch.device("cpu"), compile=False)
     assert peer.parameters == {"g": jax_count(state.params["g"]), "d": jax_count(state.params["d"])}
     sgv_peer.load(peer.g, state.params["g"])
@@ -300,8 +300,8 @@ def test_stylegan_v_peer_computes_tlgen_frames_and_logits(fused):
     z = rng.normal(size=(4, 64)).astype(np.float32)
     codes = rng.normal(size=(4, gen.codes_for(64.0), 64)).astype(np.float32)
     t = batch["time"] + np.float32(2.5)
-    ours = np.asarray(gen.apply({"params": state.params["g"]}, z, codes, t))
-    ours_logits = np.asarray(disc.apply({"params": state.params["d"]}, ours, batch["time"]))
+    ours = np.asarray(jax.jit(gen.apply)({"params": state.params["g"]}, z, codes, t))
+    ours_logits = np.asarray(jax.jit(disc.apply)({"params": state.params["d"]}, ours, batch["time"]))
     with torch.no_grad():
         frames = peer.g(torch.from_numpy(z), torch.from_numpy(codes), torch.from_numpy(t))
         logits = peer.d(torch.from_numpy(ours).permute(0, 1, 4, 2, 3), torch.from_numpy(batch["time"]))

@@ -240,8 +240,8 @@ class Discriminator(nn.Module):
         ch = lambda res: channels(res, self.channel_base, self.channel_max)
         x = einops.rearrange(frames, "b f h w c -> (b f) h w c").astype(self.dtype)
         if self.concat_res >= self.resolution or self.concat_res < 8:
-            raise ValueError(f"concat_res {self.concat_res} must be a block resolution in "
-                             f"[8, {self.resolution // 2}]")
+            raise ValueError(f"concat_res {self.concat_res} must be a block resolution from 8 to half "
+                             f"the resolution {self.resolution} (which must be 16 or more)")
         conv = lambda n, k, name, **kw: EqualizedConv(n, k, gain=1.0, dtype=self.dtype, name=name, **kw)
         x = lrelu(conv(ch(self.resolution), 1, "fromrgb")(x))
         res = self.resolution
