@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
-from tlgen.models.layers import haar_pool
+from tlgen.models.layers import conv2d, haar_pool
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
@@ -36,11 +36,27 @@ def normalize(images: jax.Array) -> jax.Array:
     return (images - jnp.asarray(MEAN, images.dtype)) / jnp.asarray(STD, images.dtype)
 
 
+class Conv3x3(nn.Module):
+    """A 3x3 conv (kernel, bias as `nn.Conv` names them) with zero ("zero") or reflection
+    ("reflect") padding of 1, run as `layers.conv2d` (XLA:CPU ran the reflection-padded
+    "VALID" form 4.4x slower: 74 vs 17 ms for 64 channels at 64², batch 8)."""
+    width: int
+    padding: str = "zero"
+    dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), (3, 3, x.shape[-1], self.width))
+        bias = self.param("bias", nn.initializers.zeros, (self.width,))
+        pad = ((1, 1), (1, 1))
+        if self.padding == "reflect":
+            x, pad = jnp.pad(x, ((0, 0),) + pad + ((0, 0),), mode="reflect"), ((0, 0), (0, 0))
+        return conv2d(x.astype(self.dtype), kernel.astype(self.dtype), (1, 1), pad) + bias.astype(self.dtype)
+
+
 def conv3x3(x: jax.Array, width: int, name: str, padding: str, dtype=jnp.float32) -> jax.Array:
-    """A 3x3 conv with zero ("zero") or reflection ("reflect") padding of 1."""
-    if padding == "reflect":
-        x = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
-    return nn.Conv(width, (3, 3), padding=1 if padding == "zero" else "VALID", dtype=dtype, name=name)(x)
+    """`Conv3x3` named `name` applied to x (inside a compact module)."""
+    return Conv3x3(width, padding, dtype, name=name)(x)
 
 
 class VGG19(nn.Module):

@@ -17,6 +17,7 @@ FAMILY = Family(
     networks=(training.G,),
     frozen=lambda config: {"vgg19": lambda: training.load_vgg19(config)},
     commands={"animate": Command(inference.animate_command, inference.add_animate_arguments)},
+    inference_benchmark=inference.generator_benchmark,
 )
 
 __all__ = ["FAMILY"]

@@ -139,3 +139,14 @@ def animate_command(trained: Trained, args: argparse.Namespace) -> Animation:
     return Animation(frames, {"frames": frames},
                      f"{note}; changes from {args.reference} ({len(frames)} windows of 3 frames)"
                      f"; noise seed {args.seed}")
+
+
+def generator_benchmark(trained: Trained, batch: dict):
+    """`tlgen bench`'s inference figure: one chunk of 8 frames of one animation (image, labels
+    and a 10-frame reference drawn from the batch's first clip)."""
+    anim = Animator(trained)
+    frames, masks = np.asarray(batch["frames"][0]), np.asarray(batch["masks"][0])
+    reference = np.concatenate([frames, frames])[:CHUNK + WINDOWS - 1]
+    labels = np.concatenate([masks, masks])[:CHUNK + WINDOWS - 1]
+    image = np.asarray(batch["mean"][0])
+    return (lambda: anim.animate(image, labels[0], reference, labels)), CHUNK, "8 frames of one animation"
