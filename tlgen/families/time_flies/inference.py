@@ -76,13 +76,14 @@ class Animator:
         self.sigma_z, self.blur = float(m.sigma_z), float(m.noise_blur)
         gen = tf.Generator(self.classes)
 
-        def frames(params, vgg, image, image_masks, clips, clip_masks, key, first):
-            encoded = jax.tree.map(lambda x: jnp.repeat(x, clips.shape[0], axis=0), image_encoder(vgg, image))
+        def frames(params, encoded, image_masks, clips, clip_masks, key, first):
+            encoded = jax.tree.map(lambda x: jnp.repeat(x, clips.shape[0], axis=0), encoded)
             noise = (tf.smoothed_noise(key, first, clips.shape[0], (self.size, self.size, 64), self.sigma_z,
                                        self.blur) if self.noise else None)
             out = gen.apply({"params": params}, encoded, clips, jnp.repeat(image_masks, clips.shape[0], axis=0),
                             clip_masks, noise)
             return to_uint8(jnp.clip(out, 0.0, 1.0) * 2 - 1)
+        self._encode = jax.jit(image_encoder)
         self._frames = jax.jit(frames)
 
     def animate(self, image: np.ndarray, image_masks: np.ndarray, reference: np.ndarray,
@@ -94,11 +95,11 @@ class Animator:
             image_masks, reference_masks = np.zeros_like(image_masks), np.zeros_like(reference_masks)
         windows = np.stack([reference[t:t + 3] for t in range(count)]).astype(np.float32) / 255.0
         params, vgg = self.trained.params[G], self.trained.frozen["vgg19"]
-        image = jnp.asarray(image[None], jnp.float32) / 255.0
+        encoded = self._encode(vgg, jnp.asarray(image[None], jnp.float32) / 255.0)   # once per animation
         out = []
         for first in range(0, count, CHUNK):
             idx = np.arange(first, first + CHUNK).clip(max=count - 1)      # a full chunk: one program
-            chunk = self._frames(params, vgg, image, jnp.asarray(image_masks[None], jnp.int32),
+            chunk = self._frames(params, encoded, jnp.asarray(image_masks[None], jnp.int32),
                                  windows[idx], jnp.asarray(reference_masks[idx], jnp.int32),
                                  jax.random.key(seed), first)
             out.append(np.asarray(chunk)[:min(CHUNK, count - first)])

@@ -70,6 +70,11 @@ def flip_labels(masks):
     return masks[..., ::-1]
 
 
+def repeat_windows(x):
+    """x (B, ...) repeated for the three output frames (3B, ...), window-major."""
+    return jnp.concatenate([x] * WINDOWS, axis=0)
+
+
 def windows(frames):
     """(B, 5, ...) -> the three 3-frame windows stacked on the batch axis (3B, 3, ...), window-major."""
     return jnp.concatenate([frames[:, t:t + 3] for t in range(WINDOWS)], axis=0)
@@ -153,11 +158,11 @@ def training(config) -> Training:
         return TrainState.create({G: params, D: dp}, {G: g_tx, D: d_tx})
 
     def generate(params, vgg, frames, masks, image, image_masks, noise):
-        """The three output frames (3B, H, W, 3), window-major."""
-        encoded = jax.tree.map(lambda x: jnp.concatenate([x] * WINDOWS, axis=0), image_encoder(vgg, image))
-        repeat = lambda x: jnp.concatenate([x] * WINDOWS, axis=0)
+        """(the three output frames (3B, H, W, 3), E_GI's output for I repeated to 3B), window-major."""
+        encoded = jax.tree.map(repeat_windows, image_encoder(vgg, image))
         clip_masks = jnp.concatenate([masks[:, t] for t in range(WINDOWS)], axis=0)
-        return gen.apply({"params": params}, encoded, windows(frames), repeat(image_masks), clip_masks, noise)
+        out = gen.apply({"params": params}, encoded, windows(frames), repeat_windows(image_masks), clip_masks, noise)
+        return out, encoded
 
     def critic(d_params, reference, clip):
         return disc.apply({"params": d_params}, jnp.concatenate([reference, clip], axis=-1) * 2 - 1)
@@ -168,18 +173,17 @@ def training(config) -> Training:
     def g_losses(params, d_params, vgg, batch, noise, alpha):
         frames, masks, image, image_masks = split_batch(batch, classwise)
         b = frames.shape[0]
-        out = generate(params, vgg, frames, masks, image, image_masks, noise)
+        out, encoded_image = generate(params, vgg, frames, masks, image, image_masks, noise)
         targets = jnp.concatenate([flip(frames[:, t]) for t in range(WINDOWS)], axis=0)
         target_masks = jnp.concatenate([flip_labels(masks[:, t]) for t in range(WINDOWS)], axis=0)
-        out_masks = jnp.concatenate([image_masks] * WINDOWS, axis=0)
+        out_masks = repeat_windows(image_masks)
         phi_out, phi_target = loss_features(vgg, out), loss_features(vgg, targets)
         part = lambda f, t: {k: v[t * b:(t + 1) * b] for k, v in f.items()}
-        encoded_image = jax.tree.map(lambda x: jnp.concatenate([x] * WINDOWS, axis=0), image_encoder(vgg, image))
         clip = as_clips(out, b)
         terms = {
             "perceptual": style.perceptual(phi_out, phi_target),
             "content": style.content(encoded_image, image_encoder(vgg, out),
-                                     jnp.concatenate([image] * WINDOWS, axis=0), out, alpha),
+                                     repeat_windows(image), out, alpha),
             "style": style.classwise_style(phi_out, phi_target, out_masks, target_masks, classes),
             "flow": style.flow([(part(phi_target, 0), part(phi_target, t)) for t in (1, 2)],
                                [(part(phi_out, 0), part(phi_out, t)) for t in (1, 2)],
@@ -198,7 +202,7 @@ def training(config) -> Training:
         b = frames.shape[0]
         noise = noise_for(rng, b, (size, size, 64), config)
         fake = as_clips(jax.lax.stop_gradient(
-            generate(state.params[G], vgg, frames, masks, image, image_masks, noise)), b)
+            generate(state.params[G], vgg, frames, masks, image, image_masks, noise)[0]), b)
         real = frames[:, :3]
 
         def d_loss(d_params):
@@ -227,7 +231,7 @@ def training(config) -> Training:
         frames, masks, image, image_masks = split_batch(batch, classwise)
         b = frames.shape[0]
         noise = noise_for(rng, b, (size, size, 64), config)
-        out = as_clips(generate(state.params[G], frozen["vgg19"], frames, masks, image, image_masks, noise), b)
+        out = as_clips(generate(state.params[G], frozen["vgg19"], frames, masks, image, image_masks, noise)[0], b)
         n = min(4, b)
         row = jnp.concatenate([image[:n, None], out[:n]], axis=1)
         return {"reference": to_uint8(flip(frames[:n, :WINDOWS]) * 2 - 1), "animation": to_uint8(row * 2 - 1)}
