@@ -18,24 +18,24 @@ VARIANTS = {
 
 
 def model(image_size, widths, blocks, num_bins, bin_channels) -> ml_collections.ConfigDict:
-    """`config.model`: the architecture of tlgen.models.timescale_ae."""
+    """`config.model`: the architecture of tlgen.models.timescale_ae. `background`: the
+    decoder relights the video's median image (False: the paper's decoder, every pixel
+    from the bins)."""
     return ml_collections.ConfigDict(dict(image_size=image_size, widths=tuple(widths),
                                           blocks=blocks, num_bins=num_bins,
-                                          bin_channels=bin_channels))
+                                          bin_channels=bin_channels, background=True))
 
 
-def loss(num_bins: int, period: float = 86400.0) -> ml_collections.ConfigDict:
+def loss(period: float = 86400.0) -> ml_collections.ConfigDict:
     """`config.loss`: weights and settings of the two terms (see tlgen.families.timescale_ae.training).
 
-    With a `period` (seconds; 0 = none) the two slowest levels (cutoffs of hours, while a
-    day cycle changes within hours) take positives one period apart (same time of day);
-    the others take gaps at the fast end of their band. The reconstruction target is the
-    frame itself. On the city scene this beats the temporal pyramid's band fidelity at
-    every cutoff, where the paper's recipe (pyramid targets, gaps of 0.5-1 cutoff) stays
-    below it.
+    With a `period` (seconds; 0 = none) the slow levels whose cutoffs lie within it (hours,
+    while a day cycle changes within hours) take positives one period apart (same time of
+    day); the others take gaps at the fast end of their band (tlgen.families.timescale_ae.
+    levels). The reconstruction target is the frame itself. On the city scene this beats
+    the temporal pyramid's band fidelity at every cutoff, where the paper's recipe (pyramid
+    targets, gaps of 0.5-1 cutoff) stays below it.
     """
-    gap_bands = (((period - 1800.0, period + 1800.0),) * 2 + ((0.0, 0.0),) * (num_bins - 3)
-                 if period else ())
     return ml_collections.ConfigDict(dict(
         temperature=0.1,          # NT-Xent temperature tau
         alpha=0.84,               # MS-SSIM share of the reconstruction term
@@ -43,7 +43,8 @@ def loss(num_bins: int, period: float = 86400.0) -> ml_collections.ConfigDict:
         recon_weight=1.0,
         level_weights=(),         # lambda_k for k = 1..M kept bins; () = proportional to k
         gap_band=(0.05, 0.2),     # positive gaps for level k, as fractions of its cutoff
-        gap_bands=gap_bands,      # explicit (lo, hi) seconds per level k = 1..M-1 ((0, 0): derived)
+        period=period,            # seconds of a cycle (a day): same-phase positives; 0 = none
+        gap_bands=(),             # explicit (lo, hi) seconds per level k = 1..M-1 ((0, 0): derived)
         target="frame",           # reconstruction target: "frame" or "pyramid" (paper)
         one_level_per_anchor=True,  # each anchor: one gap band + one level (cheaper step)
     ))
@@ -58,7 +59,7 @@ def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
     config.data = ml_collections.ConfigDict(dict(dir="", batch_size=batch, augment=False,
                                                  worker_count=0 if arg == "tiny" else 4))
     config.model = model(size, widths, blocks, bins, bin_ch)
-    config.loss = loss(bins)
+    config.loss = loss()
     config.optim = common.optimizer(lr, schedule="cosine", warmup_steps=min(200, steps // 10),
                                     grad_clip=1.0)
     config.train.update(log_every=50, ckpt_every=500, eval_every=500, eval_batches=2,

@@ -14,6 +14,6 @@ from configs import timescale_ae_synthetic as synthetic
 
 def get_config(arg: str = "base") -> ml_collections.ConfigDict:
     config = synthetic.get_config(arg)
-    config.loss = synthetic.loss(config.model.num_bins, period=0.0)
+    config.loss = synthetic.loss(period=0.0)
     config.data.augment = arg != "tiny"
     return config

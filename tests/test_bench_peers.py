@@ -87,24 +87,31 @@ def _load_flax_params(net, params) -> None:
         conv(net.dec_in, params["dec_in"])
         levels(net.decoder, "dec")
         norm(net.dec_head[0], params["dec_norm"]), conv(net.dec_head[2], params["dec_out"])
+        for i, module in enumerate(getattr(net, "dec_background", ())):
+            conv(module, params[f"dec_background_{i}"])
 
 
-@pytest.mark.parametrize("one_level,target", [(True, "frame"), (False, "frame"), (False, "pyramid")])
-def test_timescale_ae_peer_loss_equals_tlgen(one_level, target):
+@pytest.mark.parametrize("one_level,target,background", [
+    (True, "frame", True), (False, "frame", True), (False, "pyramid", False)])
+def test_timescale_ae_peer_loss_equals_tlgen(one_level, target, background):
     """With tlgen's parameters copied in, the peer's loss is tlgen's training loss."""
     from tlgen import config as config_lib
     from tlgen.families.timescale_ae import make_levels, training as family_module
     config = config_lib.load("configs/timescale_ae_synthetic.py:tiny", [
         "model.image_size=32", "model.widths=(8, 16, 16)", "model.num_bins=4",
         "model.bin_channels=3", "loss.gap_bands=()", f"loss.target={target}",
-        f"loss.one_level_per_anchor={one_level}"])
+        f"loss.one_level_per_anchor={one_level}", f"model.background={background}"])
     b, m, size = 6, 4, 32
     rng = np.random.default_rng(0)
     frames = lambda *lead: rng.integers(0, 256, lead + (size, size, 3), dtype=np.uint8)
     batch = {"anchor": frames(b), "positive": frames(b, m - 1), "target": frames(b, m),
-             "pos_valid": rng.random((b, m - 1)) > 0.2}
+             "pos_valid": rng.random((b, m - 1)) > 0.2, "background": frames(b)}
     lv = make_levels(config, (60.0, 120.0, 240.0, 480.0))
     params = timescale_ae.init(jax.random.key(3), config.model)
+    if background:      # its output layer starts at zero: weights that let the decoder show
+        kernel = params["dec_out"]["kernel"]
+        params = {**params, "dec_out": {**params["dec_out"], "kernel": jnp.asarray(
+            0.05 * rng.standard_normal(kernel.shape), jnp.float32)}}
     ours, _ = family_module.losses(params, batch, config=config, lv=lv, dtype=jnp.float32)
     peer = ae_peer.Peer(config, batch, torch.device("cpu"), compile=False)
     _load_flax_params(peer.net, params)

@@ -200,3 +200,17 @@ def test_clips_carry_their_blocks_mean_image_and_masks(city):
         np.testing.assert_array_equal(mean, np.rint(np.mean([frames[int(r)]["image"] for r in picks], axis=0)))
         assert (masks == masks[0]).all() and set(np.unique(masks)) <= set(range(5))   # the street's classes
         assert len(np.unique(masks)) >= 3
+
+
+def test_pairs_carry_the_median_image_of_their_block(city):
+    ds = open_dataset(city)
+    frames, blocks = ds.frames("train"), ds.blocks("train")
+    batch = _take(pair_dataset(city, "train", gap_bands=BANDS[:1], target_levels=[0], batch_size=4,
+                               seed=3, with_background=True), 1)[0]
+    assert batch["background"].shape == (4, 16, 16, 3) and batch["background"].dtype == np.uint8
+    for anchor, background in zip(batch["anchor"], batch["background"]):
+        owner = [b for b in blocks if any(np.array_equal(anchor, frames[r]["image"])
+                                          for r in range(b.start, b.stop))]
+        assert len(owner) == 1          # blocks under 256 frames: the median of all of them
+        block = np.stack([frames[r]["image"] for r in range(owner[0].start, owner[0].stop)])
+        np.testing.assert_array_equal(background, np.rint(np.median(block, axis=0)))

@@ -76,3 +76,24 @@ def test_stored_pyramid_is_per_block(tmp_path):
     # validation levels start inside the validation block: nothing from training leaks in
     assert ds.index("validation", 2)["time"][0] == ds.index("validation")["time"][0]
     assert meta["num_pyramid_frames"] < meta["num_frames"]
+
+
+def test_automatic_levels_reach_two_days_or_what_the_shortest_video_holds():
+    # a webcam every 20 minutes for 42 days, 10 % validation: 1200 s x 2**8 = 3.6 days is the
+    # first period past two days, and the 302-frame validation block holds 2**8 frames
+    assert pyramid.auto_levels(1200.0, [3024], 0.1) == 9
+    assert pyramid.level_periods(1200.0, 8)[-1] < pyramid.SLOWEST_PERIOD <= pyramid.level_periods(1200.0, 9)[-1]
+    # 10 minutes at 30 fps: the 1800 validation frames hold 2**10, and the block is not grown
+    assert pyramid.auto_levels(1 / 30, [18000], 0.1) == 11
+    assert pyramid.auto_levels(1200.0, [3024, 200], 0.1) == 5      # the shortest video: 20 frames
+    assert pyramid.auto_levels(600.0, [60], 0.0) == 6              # no validation: 60 >= 2**5
+    assert pyramid.auto_levels(1200.0, [3], 0.1) == 1
+    assert pyramid.describe_periods([30.0, 1200.0, 5400.0, 172800.0]) == "30 s, 20 min, 1.5 h, 2 d"
+
+
+def test_prepare_chooses_the_levels_from_the_capture(tmp_path):
+    meta = prepare(["synthetic:city:frames=160,interval=1200"], str(tmp_path / "ds"), size=8,
+                   val_fraction=0.25)
+    # 40 validation frames hold 2**5: six levels, 20 minutes to 10.7 hours
+    assert meta["levels"] == 6
+    assert meta["level_periods"] == pytest.approx([1200.0 * 2 ** level for level in range(6)])

@@ -77,3 +77,19 @@ def test_timelapse_modes_return_requested_frames_and_source_times(synth, mode):
         np.testing.assert_allclose(out.source_times[:, 0], np.linspace(600, 2400, 7))
         # output interval 300 s: bins faster than 240 s dropped; insert=2 keeps 3 bins
         assert out.keep_bins == 3
+
+
+def test_neighbour_rendering_is_the_median_of_the_frames_whose_kept_bins_are_nearest(synth):
+    frames = np.random.default_rng(2).integers(0, 256, (50, 16, 16, 3), dtype=np.uint8)
+    s = tl.Synthesizer(synth.params, CFG, lambda i: frames[i], synth.frame_times, PERIODS)
+    codes = np.random.default_rng(3).normal(size=(50, 4, 8, 8, 2)).astype(np.float32)
+    codes[:, 0] = (np.arange(50) % 5)[:, None, None, None]        # bin 0: the frame index mod 5
+    s.__dict__["frame_codes"] = codes
+    query = codes[[3, 7]].copy()
+    query[:, 1:] += 5.0                                            # faster bins: ignored
+    out = s.render_neighbours(query, keep_bins=1, count=10)
+    np.testing.assert_array_equal(out[0], np.rint(np.median(frames[3::5], axis=0)))
+    np.testing.assert_array_equal(out[1], np.rint(np.median(frames[2::5], axis=0)))
+    # about three frames per frame interval (60 s) of the cutoff, 8 to 48
+    assert [s.neighbour_count(k) for k in (1, 2, 3, 4)] == [24, 12, 8, 8]
+    assert s.timelapse(0.0, 2940.0, 3, keep_bins=1, render="neighbours").frames.shape == (3, 16, 16, 3)

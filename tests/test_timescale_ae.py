@@ -32,6 +32,27 @@ def test_encode_decode_shapes_and_dtypes(params):
     assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(params))
 
 
+def test_background_decoder_starts_at_the_background_and_relights_it(params):
+    cfg = ml_collections.ConfigDict(dict(CFG.to_dict(), background=True))
+    p = ae.init(jax.random.key(0), cfg)
+    rng = np.random.default_rng(1)
+    frames = rng.integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+    background = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    w = ae.encode(p, frames, cfg=cfg)
+    # the output layer starts at zero: an untrained decoder outputs the background
+    np.testing.assert_allclose(ae.decode(p, w, background, cfg=cfg),
+                               np.broadcast_to(background / 127.5 - 1, (2, 32, 32, 3)), atol=1e-6)
+    # gain g and RGB offset o (here the output layer's bias): background * (1 + g) + o in [0, 1]
+    p = {**p, "dec_out": {**p["dec_out"], "bias": jnp.asarray([0.5, 0.1, -0.2, 0.0])}}
+    want = 2 * (background / 255.0 * 1.5 + np.array([0.1, -0.2, 0.0])) - 1
+    np.testing.assert_allclose(ae.decode(p, w, background[None].repeat(2, 0), cfg=cfg),
+                               np.broadcast_to(want, (2, 32, 32, 3)), atol=1e-5)
+    with pytest.raises(ValueError, match="background"):
+        ae.decode(p, w, cfg=cfg)
+    # the paper's decoder has no background parameters
+    assert not any("background" in k for k in params) and "dec_background_0" in p
+
+
 def test_bad_resolution_is_rejected():
     bad = ml_collections.ConfigDict(dict(CFG.to_dict(), image_size=30))
     with pytest.raises(ValueError, match="divisible"):

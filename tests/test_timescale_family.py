@@ -21,6 +21,7 @@ RECORDED = os.path.join(os.path.dirname(__file__), "data", "recorded_metrics.jso
 
 CONFIG = os.path.join(os.path.dirname(__file__), "..", "configs", "timescale_ae_synthetic.py")
 SMALL = ["model.image_size=32", "model.widths=(8, 8)", "model.bin_channels=2", "model.num_bins=4",
+         "model.background=False",
          "loss.gap_bands=((84600.0, 88200.0), (0.0, 0.0), (0.0, 0.0))", "data.batch_size=8",
          "total_steps=2", "train.log_every=1", "train.eval_every=0", "train.sample_every=0",
          "train.ckpt_every=2", "optim.warmup_steps=0"]
@@ -48,8 +49,30 @@ def test_levels_follow_the_dataset_periods(data_dir):
     assert lv.level_weights[-1] > lv.level_weights[0]              # more weight on fast cutoffs
 
 
+def test_bins_spread_over_a_longer_pyramid_with_same_time_of_day_positives_within_the_day():
+    config = config_lib.load(f"{CONFIG}:tiny", ["data.dir=", "loss.target=pyramid"])
+    lv = make_levels(config, [1200.0 * 2 ** i for i in range(9)])     # 20 min .. 3.6 days
+    assert lv.cutoffs == (307200.0, 76800.0, 38400.0, 9600.0, 4800.0, 1200.0)
+    assert lv.target_levels == (8, 6, 5, 3, 2, 0)
+    day = (86400.0 * 47 / 48, 86400.0 * 49 / 48)
+    # slower than a day: gaps of 0.05-0.2 of the cutoff; within a day where those gaps would
+    # pass an hour: one day apart; faster: gaps of at least one frame interval
+    np.testing.assert_allclose(lv.gap_bands, [(15360.0, 61440.0), day, day, (1200.0, 2400.0),
+                                              (1200.0, 2400.0)], atol=0.01)
+
+
+def test_a_trained_model_keeps_its_bins_periods_on_another_capture(data_dir, tmp_path):
+    from tlgen.families.timescale_ae.levels import nearest_level, trained_levels
+    other = [900.0 * 2 ** i for i in range(5)]                      # another camera's pyramid
+    config = _config(data_dir)
+    assert trained_levels(config, other).level_periods == (1200.0, 2400.0, 4800.0, 9600.0)
+    config.data.dir = str(tmp_path / "moved")                      # training data gone: the other's
+    assert trained_levels(config, other).level_periods == (900.0, 1800.0, 7200.0, 14400.0)
+    assert nearest_level(other, 9600.0) == 3 and nearest_level(other, 100.0) == 0
+
+
 def test_training_steps_lower_the_loss(data_dir):
-    config = _config(data_dir, ["optim.lr=0.003", "optim.schedule=constant"])
+    config = _config(data_dir, ["optim.lr=0.003", "optim.schedule=constant", "model.background=True"])
     fam = FAMILY.training(config)
     batch = next(iter(fam.make_pipeline("train", 0, 1)))
     state = fam.init(jax.random.PRNGKey(0), batch)
@@ -79,7 +102,8 @@ def test_cli_timelapse_and_eval_from_a_trained_workdir(data_dir, tmp_path, capsy
     runs = {"sub": ["--mode", "subsample", "--npz", str(out / "sub.npz"), "--sheet", str(out / "sub.png")],
             "interp": ["--mode", "interpolate", "--interp", "lerp", "--keyframes", "3", "--keep-bins", "2"],
             "multi": ["--mode", "multiscale", "--min-period", "2400", "--remove-band", "3",
-                      "--insert-band", "0", "--from", "50000"]}
+                      "--insert-band", "0", "--from", "50000"],
+            "nb": ["--render", "neighbours", "--keep-bins", "1", "--npz", str(out / "nb.npz")]}
     for name, extra in runs.items():
         assert main(base + ["--out", str(out / f"{name}.mp4")] + extra) == 0, name
         assert os.path.getsize(out / f"{name}.mp4") > 0
@@ -87,6 +111,13 @@ def test_cli_timelapse_and_eval_from_a_trained_workdir(data_dir, tmp_path, capsy
     assert npz["frames"].shape == (5, 32, 32, 3) and npz["frames"].dtype == np.uint8
     np.testing.assert_allclose(npz["times"], np.linspace(0, 100000, 5))
     assert np.all(np.abs(npz["source_times"][:, 0] - npz["times"]) <= 600.0)   # nearest frames
+    # --render neighbours --keep-bins 1: the neighbour rendering of the subsampled frames' slowest bin
+    from tlgen.families.timescale_ae.inference import open_synthesizer
+    from tlgen.trained import load
+    synth, _ = open_synthesizer(load(workdir))
+    nb = np.load(out / "nb.npz")
+    codes = synth.encode_frames(np.searchsorted(synth.frame_times, nb["source_times"][:, 0]))
+    np.testing.assert_array_equal(nb["frames"], synth.render_neighbours(codes, 1))
     # bad input: one sentence, exit 2, nothing written
     assert main(base[:-4] + ["--start", "500", "--end", "100", "--out", str(out / "bad.mp4")]) == 2
     assert "must be after" in capsys.readouterr().err
@@ -111,7 +142,14 @@ def test_cli_timelapse_and_eval_from_a_trained_workdir(data_dir, tmp_path, capsy
         mse = np.mean((raw - truth) ** 2, axis=(1, 2, 3))
         assert row["raw"] == pytest.approx(np.mean(10 * np.log10(1 / mse)), abs=2e-3)
         assert row["oracle blur"] >= row["raw"] - 1e-3 and row["oracle_sigma_s"] >= 0   # sigma 0 = raw
-        assert np.isfinite(row["median"])
+        assert np.isfinite(row["median"]) and np.isfinite(row["neighbours"])
+    # leakage: cutoffs 9600 .. 1200 s; the day cycle belongs in bin 0, vans (1 h) in bin 2,
+    # passers-by faster than the frame interval in the fastest bin
+    leak = {r["component"]: r for r in report["leakage"]}
+    assert [leak[c]["bin"] for c in ("season", "day_night", "stalls", "vans", "vehicles")] == [0, 0, 0, 2, 3]
+    for r in leak.values():
+        assert sum(r[f"bin_{j}"] for j in range(4)) == pytest.approx(1.0, abs=1e-3)
+        assert r["share_in_slower_bins"] == pytest.approx(sum(r[f"bin_{j}"] for j in range(r["bin"])), abs=1e-3)
     assert {r["method"] for r in report["timelapse"]} >= {"raw subsample", "interpolate (masked)"}
     assert (tmp_path / "run" / "eval" / "latent_pca.png").exists()
 
@@ -125,7 +163,7 @@ def test_bench_runs_on_a_bare_checkout_without_a_dataset(tmp_path, capsys):
                  "--json", out]) == 0
     record = json.loads(open(out).read())
     assert record["data"] == "synthetic" and "pipeline" not in record
-    assert record["step"]["frames_per_step"] == 8 * (1 + 2 + 1)     # anchor, 2 positives, 1 target
+    assert record["step"]["frames_per_step"] == 8 * (1 + 2 + 1 + 1)  # anchor, 2 positives, target, background
     assert record["inference"]["what"] == "decoder: codes -> frames" and record["inference"]["frames"] == 8
 
 

@@ -44,12 +44,14 @@ class ResBlock(nn.Module):
 
 
 class TimescaleAE(nn.Module):
-    """frames (B, 3, H, W) in [-1, 1] -> w (B, M, c, h, w) -> frames."""
+    """frames (B, 3, H, W) in [-1, 1] -> w (B, M, c, h, w) -> frames; with `background` the
+    decoder relights the video's background image (B, 3, H, W) in [-1, 1]."""
 
-    def __init__(self, widths, blocks: int, num_bins: int, bin_channels: int):
+    def __init__(self, widths, blocks: int, num_bins: int, bin_channels: int,
+                 background: bool = False):
         super().__init__()
         widths = tuple(widths)
-        self.num_bins, self.bin_channels = num_bins, bin_channels
+        self.num_bins, self.bin_channels, self.background = num_bins, bin_channels, background
         self.enc_stem = nn.Conv2d(3, widths[0], 3, padding=1)
         self.encoder = nn.ModuleList()
         for i, wd in enumerate(widths):
@@ -67,8 +69,10 @@ class TimescaleAE(nn.Module):
                       nn.Conv2d(rev[i - 1], wd, 3, padding=1)] if i else [])
             level += [ResBlock(wd, wd) for _ in range(blocks)]
             self.decoder.append(nn.Sequential(*level))
+        if background:
+            self.dec_background = nn.ModuleList(nn.Conv2d(3, wd, 3, padding=1) for wd in rev)
         self.dec_head = nn.Sequential(group_norm(widths[0]), nn.SiLU(),
-                                      nn.Conv2d(widths[0], 3, 3, padding=1))
+                                      nn.Conv2d(widths[0], 4 if background else 3, 3, padding=1))
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         x = self.enc_stem(x)
@@ -78,12 +82,23 @@ class TimescaleAE(nn.Module):
         b, _, h, w = x.shape
         return x.float().view(b, self.num_bins, self.bin_channels, h, w)
 
-    def decode(self, w: torch.Tensor) -> torch.Tensor:
+    def decode(self, w: torch.Tensor, background: torch.Tensor | None = None) -> torch.Tensor:
         b, m, c, h, wd = w.shape
         x = self.dec_in(w.reshape(b, m * c, h, wd).contiguous(memory_format=torch.channels_last))
-        for level in self.decoder:
-            x = level(x)
-        return torch.tanh(self.dec_head(x).float())
+        for i, level in enumerate(self.decoder):
+            layers = list(level)
+            if i:                                   # upsample, conv
+                x, layers = layers[1](layers[0](x)), layers[2:]
+            if self.background:
+                f = 2 ** (len(self.decoder) - 1 - i)
+                x = x + self.dec_background[i](F.avg_pool2d(background, f) if f > 1 else background)
+            for block in layers:
+                x = block(x)
+        out = self.dec_head(x).float()
+        if not self.background:
+            return torch.tanh(out)
+        gain, offset = out[:, :1], out[:, 1:]
+        return 2 * ((background.float() + 1) / 2 * (1 + gain) + offset) - 1
 
 
 def mask(w: torch.Tensor, k: torch.Tensor | int) -> torch.Tensor:
@@ -116,7 +131,8 @@ class Peer:
     def __init__(self, config, batch: dict, device: torch.device, *, compile: bool):
         m, lc, o = config.model, config.loss, config.optim
         self.device, self.dtype = device, str(config.dtype)
-        self.net = TimescaleAE(m.widths, m.blocks, m.num_bins, m.bin_channels).to(
+        self.net = TimescaleAE(m.widths, m.blocks, m.num_bins, m.bin_channels,
+                               bool(m.get("background", False))).to(
             device, memory_format=torch.channels_last)
         self.opt = torch.optim.Adam(self.net.parameters(), lr=o.lr, betas=(o.b1, o.b2), eps=o.eps,
                                     fused=device.type == "cuda")
@@ -135,6 +151,8 @@ class Peer:
         target = (batch["target"][dec_anchor, kept - 1] if lc.target == "pyramid"
                   else batch["anchor"][dec_anchor])
         self.target = to_nchw(target, device)
+        self.background = (to_nchw(batch["background"][dec_anchor], device)
+                           if self.net.background else None)
         self.valid = torch.from_numpy(np.asarray(batch["pos_valid"])[pos_anchor, pos_band]).to(device)
         self.pos_anchor, self.pos_band = pos_anchor.to(device), pos_band.to(device)
         self.dec_anchor, self.kept = dec_anchor.to(device), kept.to(device)
@@ -168,7 +186,7 @@ class Peer:
         b = frames.shape[0] - self.pos_anchor.shape[0]
         with autocast(self.device, self.dtype):
             codes = self.net.encode(frames)
-            recon = self.net.decode(mask(codes[:b][self.dec_anchor], self.kept))
+            recon = self.net.decode(mask(codes[:b][self.dec_anchor], self.kept), self.background)
         c_loss = self._contrastive(codes[:b], codes[b:])
         rec = reconstruction_loss(recon, target, float(self.cfg.alpha))
         level_of = F.one_hot(self.kept - 1, len(self.level_weights)).float().T       # (M, R)

@@ -28,8 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--interval", type=float, default=None, metavar="SECONDS",
                         help="seconds between frames (videos: instead of 1/fps; image folders "
                              "whose names and EXIF carry no times)")
-    parser.add_argument("--levels", type=int, default=6,
-                        help="temporal pyramid levels including the frames (default 6)")
+    parser.add_argument("--levels", type=_levels, default=None, metavar="N|auto",
+                        help="temporal pyramid levels including the frames, periods doubling "
+                        "from the frame interval (default auto: up to two days or as many as "
+                        "the shortest video holds)")
     parser.add_argument("--val-fraction", type=float, default=0.1,
                         help="last fraction of each video held out for validation (default 0.1)")
     parser.add_argument("--flow", action="store_true",
@@ -48,13 +50,24 @@ def run(args: argparse.Namespace) -> int:
     import logging
 
     from tlgen.data.prepare import prepare
+    from tlgen.data.pyramid import describe_periods
 
     meta = prepare(args.sources, args.out, size=args.size, interval=args.interval,
                    levels=args.levels, val_fraction=args.val_fraction, flow=args.flow,
                    flow_method=args.flow_method, masks=args.masks, overwrite=args.overwrite)
     splits = ", ".join(f"{s} {m['num_frames']}" for s, m in meta["splits"].items())
     logging.getLogger(__name__).info(
-        "wrote %s: %d frames (%s), %dx%d, %d pyramid levels (periods %s s)", args.out,
-        meta["num_frames"], splits, meta["image_size"][1], meta["image_size"][0],
-        meta["levels"], ", ".join(f"{p:g}" for p in meta["level_periods"]))
+        "wrote %s: %d frames (%s), %dx%d, %d pyramid levels with periods %s (a timescale "
+        "model's bins split the changes at these periods)", args.out, meta["num_frames"], splits,
+        meta["image_size"][1], meta["image_size"][0], meta["levels"],
+        describe_periods(meta["level_periods"]))
     return 0
+
+
+def _levels(text: str) -> int | None:
+    if text == "auto":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither a number nor auto") from None

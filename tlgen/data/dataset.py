@@ -128,6 +128,18 @@ class Dataset:
         return np.rint((1.0 - w) * a + w * b.astype(np.float32)).astype(np.uint8)
 
 
+# Frames a video's (or block's) background image is the median of.
+BACKGROUND_FRAMES = 256
+
+
+def summary_image(read, count: int, reduce=np.mean, max_frames: int = 32) -> np.ndarray:
+    """`reduce` over up to `max_frames` of `count` frames spread evenly, uint8 (H, W, 3):
+    np.mean, or np.median with BACKGROUND_FRAMES for a video's background (no passers-by,
+    no noise). read(indices) -> uint8 frames (n, H, W, 3)."""
+    picks = np.unique(np.linspace(0, count - 1, min(max_frames, count)).round().astype(int))
+    return np.rint(reduce(read(picks), axis=0)).astype(np.uint8)
+
+
 def open_dataset(data_dir: str) -> Dataset:
     """Opens a folder written by `tlgen prepare`; UserError if it is not one."""
     path = os.path.join(data_dir, METADATA_FILE)

@@ -23,7 +23,7 @@ import grain
 import numpy as np
 
 from tlgen.data import flow as flow_lib
-from tlgen.data.dataset import Block, open_dataset
+from tlgen.data.dataset import BACKGROUND_FRAMES, Block, open_dataset, summary_image
 from tlgen.errors import UserError
 
 
@@ -111,10 +111,16 @@ class _Reader:
         self.frames = ds.frames(split)
         self.blocks = ds.blocks(split, 0)
 
+    def read_block(self, block: Block):
+        """read(indices within `block`) -> uint8 frames (n, H, W, 3)."""
+        return lambda idx: np.stack([self.frames[block.start + int(i)]["image"] for i in idx])
+
 
 class _PairElement(_Reader):
-    def __init__(self, data_dir, split, gap_bands, target_levels, augment):
+    def __init__(self, data_dir, split, gap_bands, target_levels, augment, with_background):
         super().__init__(data_dir, split)
+        self.backgrounds = ({b.start: self._backgrounds(b) for b in self.blocks}
+                            if with_background else None)
         ds = self._ds
         self.bands = [(float(lo), float(hi)) for lo, hi in gap_bands]
         self.levels = [int(l) for l in target_levels]
@@ -123,6 +129,16 @@ class _PairElement(_Reader):
         self.level_blocks = {l: {b.video_id: b for b in ds.blocks(split, l)}
                              for l in set(self.levels) if l}
         self.augment = augment
+
+    def _backgrounds(self, block: Block) -> list[tuple[int, int, np.ndarray]]:
+        """(first, stop, median image) of the whole block and of windows of BACKGROUND_FRAMES
+        consecutive frames (half overlapping): a model sees many backgrounds, not one per video."""
+        n = BACKGROUND_FRAMES
+        spans = [(0, block.count)] + [(a, min(a + n, block.count))
+                                      for a in range(0, max(block.count - n, 0) + 1, n // 2)]
+        read = self.read_block(block)
+        return [(a, z, summary_image(lambda idx, a=a: read(np.asarray(idx) + a), z - a,
+                                     np.median, n)) for a, z in dict.fromkeys(spans)]
 
     def _positive(self, block: Block, i: int, lo: float, hi: float, rng) -> int | None:
         times, t = block.times, block.times[i]
@@ -158,7 +174,7 @@ class _PairElement(_Reader):
                    self._ds.level_at(self.level_sources[l], self.level_blocks[l][block.video_id],
                                      l, t) for l in self.levels]
         aug = _Augment(rng, self.h, self.w, self.augment)
-        return {
+        out = {
             "anchor": aug.images(anchor["image"]),
             "positive": aug.images(np.stack(positives)),
             "pos_valid": np.array(valid, bool),
@@ -167,12 +183,16 @@ class _PairElement(_Reader):
             "time": np.float32(t),
             "video_id": np.int32(block.video_id),
         }
+        if self.backgrounds is not None:
+            images = [im for a, z, im in self.backgrounds[block.start] if a <= i < z]
+            out["background"] = aug.images(images[int(rng.integers(len(images)))])
+        return out
 
 
 def pair_dataset(data_dir: str, split: str, *, gap_bands: Sequence[tuple[float, float]],
                  target_levels: Sequence[int], batch_size: int, seed: int,
                  shard_index: int = 0, shard_count: int = 1, augment: bool = False,
-                 worker_count: int = 0) -> grain.IterDataset:
+                 worker_count: int = 0, with_background: bool = False) -> grain.IterDataset:
     """Anchor frames with one positive per gap band and pyramid targets at the anchor's time.
 
     For band k = [lo, hi) the positive is a frame of the anchor's own (video, split block)
@@ -183,9 +203,11 @@ def pair_dataset(data_dir: str, split: str, *, gap_bands: Sequence[tuple[float, 
     anchor and the gap is 0. `target[:, j]` is pyramid level `target_levels[j]` at the
     anchor's time, linearly interpolated between the level's two neighbouring frames.
     Batch: anchor (B,H,W,3) u8, positive (B,K,H,W,3) u8, pos_valid (B,K) bool, gap (B,K) f32,
-    target (B,L,H,W,3) u8, time (B,) f32, video_id (B,) i32.
+    target (B,L,H,W,3) u8, time (B,) f32, video_id (B,) i32; `with_background` adds
+    background (B,H,W,3) u8: the per-pixel median of BACKGROUND_FRAMES frames spread over the
+    anchor's (video, block) or over a window of that many frames around it, drawn at random.
     """
-    element = _PairElement(data_dir, split, gap_bands, target_levels, augment)
+    element = _PairElement(data_dir, split, gap_bands, target_levels, augment, with_background)
     if any(not 0 <= l < element.metadata["levels"] for l in element.levels):
         raise ValueError(f"target_levels {list(target_levels)} outside the dataset's "
                          f"{element.metadata['levels']} levels")
@@ -210,12 +232,8 @@ class _ClipElement(_Reader):
         self.length, self.stride = length, stride
         self.with_flow, self.with_masks, self.augment = with_flow, with_masks, augment
         self.starts = _starts(self.blocks, (length - 1) * stride + 1)
-        self.means = {b.start: self._mean(b) for b in self.blocks} if with_mean else None
-
-    def _mean(self, block: Block, count: int = 32) -> np.ndarray:
-        """The mean image of a (video, block) over up to `count` evenly spaced frames."""
-        picks = np.unique(np.linspace(block.start, block.stop - 1, min(count, block.count)).round())
-        return np.rint(np.mean([self.frames[int(r)]["image"] for r in picks], axis=0)).astype(np.uint8)
+        self.means = ({b.start: summary_image(self.read_block(b), b.count) for b in self.blocks}
+                      if with_mean else None)
 
     def __call__(self, index, rng: np.random.Generator) -> dict:
         start = int(self.starts[int(index)])

@@ -258,15 +258,14 @@ class _Stager:
 
 def _split_blocks(video: _Video, val_fraction: float, levels: int) -> None:
     n, need = len(video.frames), pyramid.frames_needed(levels)
-    n_val = int(round(n * val_fraction)) if val_fraction > 0 else 0
-    if val_fraction > 0:
-        n_val = max(n_val, need)
-    if n - n_val < need:
+    sizes = pyramid.split_sizes(n, val_fraction, levels)
+    if sizes is None:
         blocks = 2 if val_fraction > 0 else 1
         raise UserError(
             f"{video.source} has {n} frames but --levels {levels} needs at least {need} per "
             f"split block ({blocks * need} with --val-fraction {val_fraction}); use fewer "
             "--levels, a smaller --val-fraction or a longer capture.")
+    n_val = sizes[1]
     video.blocks = {"train": (0, n - n_val)}
     if n_val:
         video.blocks["validation"] = (n - n_val, n)
@@ -354,17 +353,18 @@ def _check_output(out: str, overwrite: bool) -> None:
 
 
 def prepare(sources: Sequence[str], out: str, *, size: tuple[int, int] | str | None = None,
-            interval: float | None = None, levels: int = 6, val_fraction: float = 0.1,
+            interval: float | None = None, levels: int | None = None, val_fraction: float = 0.1,
             flow: bool = False, flow_method: str = "dis", masks: Sequence[str] = (),
             overwrite: bool = False) -> dict:
     """Prepares `sources` into a dataset folder `out` and returns its metadata.
 
-    See `tlgen prepare --help` for the options. Bad input raises UserError before anything
-    that looks like a dataset is written.
+    See `tlgen prepare --help` for the options; `levels` None chooses them from the capture
+    (`pyramid.auto_levels`). Bad input raises UserError before anything that looks like a
+    dataset is written.
     """
     if not sources:
         raise UserError("give at least one source (video file, image folder or synthetic:city).")
-    if levels < 1:
+    if levels is not None and levels < 1:
         raise UserError(f"--levels {levels} must be at least 1.")
     if not 0 <= val_fraction < 1:
         raise UserError(f"--val-fraction {val_fraction} must be in [0, 1).")
@@ -415,9 +415,11 @@ def _prepare_into(tmp, sources, size, interval, levels, val_fraction, flow, flow
     with progress(unit="frame", desc="decode") as bar:
         stager = _Stager(staging, size, interval, bar, flow_method)
         videos = [stager.stage(i, s, masks[i] if masks else None) for i, s in enumerate(sources)]
+    base = max(v.interval for v in videos) or 1.0
+    if levels is None:
+        levels = pyramid.auto_levels(base, [len(v.frames) for v in videos], val_fraction)
     for video in videos:
         _split_blocks(video, val_fraction, levels)
-    base = max(v.interval for v in videos) or 1.0
     periods = pyramid.level_periods(base, levels)
     with progress(unit="frame", desc="pyramid") as bar:
         for video in videos:

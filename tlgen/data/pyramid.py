@@ -35,6 +35,38 @@ def frames_needed(levels: int) -> int:
     return 2 ** (levels - 1)
 
 
+# Automatic levels double the frame interval until the slowest passes this (seconds): the
+# day cycle and the weather of a webcam, as far as the capture allows.
+SLOWEST_PERIOD = 2 * 86400.0
+
+
+def split_sizes(frames: int, val_fraction: float, levels: int) -> tuple[int, int] | None:
+    """(train, validation) frames of one video's split blocks, or None when a block would
+    be shorter than `frames_needed(levels)`."""
+    need = frames_needed(levels)
+    n_val = max(int(round(frames * val_fraction)), need) if val_fraction > 0 else 0
+    return (frames - n_val, n_val) if frames - n_val >= need else None
+
+
+def auto_levels(base_period: float, frame_counts, val_fraction: float) -> int:
+    """Levels chosen from the capture: periods doubling from `base_period` up to past
+    SLOWEST_PERIOD, as many as every video's split blocks hold at `val_fraction` (never
+    growing the validation block for them; at least 1)."""
+    want = 1 + max(0, int(np.ceil(np.log2(SLOWEST_PERIOD / base_period))))
+    fits = lambda c, n: (split_sizes(c, val_fraction, n) is not None and
+                         (val_fraction == 0 or round(c * val_fraction) >= frames_needed(n)))
+    return next((n for n in range(want, 1, -1) if all(fits(c, n) for c in frame_counts)), 1)
+
+
+def describe_periods(periods) -> str:
+    """'20 min, 40 min, ..., 1.8 d': level periods for a log line."""
+    def one(p):
+        for unit, size in (("d", 86400.0), ("h", 3600.0), ("min", 60.0), ("s", 1.0)):
+            if p >= size or unit == "s":
+                return f"{p / size:.3g} {unit}"
+    return ", ".join(one(float(p)) for p in periods)
+
+
 def _chunk_size(frame_values: int, budget_bytes: int = 64 << 20) -> int:
     return int(np.clip(budget_bytes // (8 * max(frame_values, 1)), 1, 256))
 

@@ -14,8 +14,15 @@ Plain functions for other JAX code:
 
 `model_cfg` is any object with the attributes of `TimescaleAE` below (an
 ml_collections ConfigDict `config.model` works): image_size, widths, blocks,
-num_bins, bin_channels. The compute dtype is a separate argument; parameters are
-always float32.
+num_bins, bin_channels, and optionally background. The compute dtype is a separate
+argument; parameters are always float32.
+
+With `background` the decoder also sees the video's background image B (the per-pixel
+median of its frames, free of passers-by and noise: `tlgen.data.dataset.summary_image`) at
+every resolution and relights it: output = B (1 + gain) + offset, a gain map and an RGB
+offset decoded from the bins, so the texture comes from the video itself and the bins
+carry what changes. Without it (the paper's recipe) the decoder renders every pixel from
+the bins.
 
 Upsampling in the decoder is nearest-neighbour resize + 3x3 conv: on CPU its
 forward+backward runs ~5x faster than `nn.ConvTranspose` (measured, 8x16x16x64
@@ -30,6 +37,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+from einops import rearrange
 
 from tlgen.models.layers import GroupNorm, upsample2
 from tlgen.models.pixels import to_model_range
@@ -70,6 +78,7 @@ class TimescaleAE(nn.Module):
       blocks: residual blocks per resolution.
       num_bins: M, the number of timescale bins.
       bin_channels: channels c of each bin's spatial map.
+      background: the decoder relights the video's background image (module docstring).
       dtype: compute dtype (parameters stay float32).
     """
     image_size: int
@@ -77,6 +86,7 @@ class TimescaleAE(nn.Module):
     blocks: int
     num_bins: int
     bin_channels: int
+    background: bool = False
     dtype: Any = jnp.float32
 
     @property
@@ -95,7 +105,12 @@ class TimescaleAE(nn.Module):
         self.dec_blocks = [[ResBlock(wd, d) for _ in range(self.blocks)] for wd in rev]
         self.dec_up = [nn.Conv(wd, (3, 3), dtype=d) for wd in rev[1:]]
         self.dec_norm = GroupNorm(num_groups=_groups(widths[0]), dtype=d)
-        self.dec_out = nn.Conv(3, (3, 3), dtype=d)
+        if self.background:
+            self.dec_background = [nn.Conv(wd, (3, 3), dtype=d) for wd in rev]
+            # Gain and offset start at zero: an untrained model outputs the background.
+            self.dec_out = nn.Conv(4, (3, 3), dtype=d, kernel_init=nn.initializers.zeros)
+        else:
+            self.dec_out = nn.Conv(3, (3, 3), dtype=d)
 
     def encode(self, frames: jax.Array) -> jax.Array:
         """(B, H, W, 3) uint8 or float in [-1, 1] -> w (B, M, h, w, c) float32."""
@@ -107,25 +122,35 @@ class TimescaleAE(nn.Module):
             for block in blocks:
                 x = block(x)
         x = self.enc_out(nn.silu(self.enc_norm(x)))
-        b, h, w, _ = x.shape
-        x = x.reshape(b, h, w, self.num_bins, self.bin_channels)
-        return jnp.transpose(x, (0, 3, 1, 2, 4)).astype(jnp.float32)
+        return rearrange(x, "b h w (m c) -> b m h w c", m=self.num_bins).astype(jnp.float32)
 
-    def decode(self, w: jax.Array) -> jax.Array:
-        """w (B, M, h, w, c) -> frames (B, H, W, 3) float32 in [-1, 1]."""
-        b, m, h, wd, c = w.shape
-        x = jnp.transpose(w, (0, 2, 3, 1, 4)).reshape(b, h, wd, m * c).astype(self.dtype)
-        x = self.dec_in(x)
+    def decode(self, w: jax.Array, background: jax.Array | None = None) -> jax.Array:
+        """w (B, M, h, w, c) [+ background ([B,] H, W, 3), uint8 or float in [-1, 1]] ->
+        frames (B, H, W, 3) float32 in [-1, 1] (with a background they may step outside)."""
+        x = self.dec_in(rearrange(w, "b m h w c -> b h w (m c)").astype(self.dtype))
+        if self.background:
+            if background is None:
+                raise ValueError("this model decodes with the video's background image: pass "
+                                 "background= (tlgen.data.dataset.summary_image)")
+            size = self.image_size
+            bg = jnp.broadcast_to(as_model_input(background).astype(jnp.float32),
+                                  (w.shape[0], size, size, 3))
         for i, blocks in enumerate(self.dec_blocks):
             if i > 0:
                 x = self.dec_up[i - 1](upsample2(x))
+            if self.background:
+                f = 2 ** (len(self.dec_blocks) - 1 - i)
+                x = x + self.dec_background[i](nn.avg_pool(bg, (f, f), (f, f)).astype(self.dtype))
             for block in blocks:
                 x = block(x)
-        x = self.dec_out(nn.silu(self.dec_norm(x)))
-        return jnp.tanh(x.astype(jnp.float32))
+        x = self.dec_out(nn.silu(self.dec_norm(x))).astype(jnp.float32)
+        if not self.background:
+            return jnp.tanh(x)
+        gain, offset = x[..., :1], x[..., 1:]
+        return 2 * ((bg + 1) / 2 * (1 + gain) + offset) - 1
 
-    def __call__(self, frames: jax.Array) -> jax.Array:
-        return self.decode(self.encode(frames))
+    def __call__(self, frames: jax.Array, background: jax.Array | None = None) -> jax.Array:
+        return self.decode(self.encode(frames), background)
 
 
 def as_model_input(frames: jax.Array) -> jax.Array:
@@ -138,7 +163,8 @@ def model_from_config(cfg, dtype: Any = jnp.float32) -> TimescaleAE:
     """Builds the linen module from a model config (see module docstring)."""
     model = TimescaleAE(image_size=int(cfg.image_size), widths=tuple(cfg.widths),
                         blocks=int(cfg.blocks), num_bins=int(cfg.num_bins),
-                        bin_channels=int(cfg.bin_channels), dtype=jnp.dtype(dtype))
+                        bin_channels=int(cfg.bin_channels),
+                        background=bool(getattr(cfg, "background", False)), dtype=jnp.dtype(dtype))
     if model.image_size % 2 ** (len(model.widths) - 1):
         raise ValueError(f"image_size {model.image_size} is not divisible by "
                          f"2**{len(model.widths) - 1} (one halving per extra width)")
@@ -149,7 +175,7 @@ def init(rng: jax.Array, cfg, dtype: Any = jnp.float32) -> Params:
     """Float32 parameters of the autoencoder described by `cfg`."""
     model = model_from_config(cfg, dtype)
     x = jnp.zeros((1, model.image_size, model.image_size, 3), jnp.float32)
-    return model.init(rng, x)["params"]
+    return model.init(rng, x, x)["params"]
 
 
 def encode(params: Params, frames: jax.Array, *, cfg, dtype: Any = jnp.float32) -> jax.Array:
@@ -158,10 +184,12 @@ def encode(params: Params, frames: jax.Array, *, cfg, dtype: Any = jnp.float32) 
     return model.apply({"params": params}, frames, method=TimescaleAE.encode)
 
 
-def decode(params: Params, w: jax.Array, *, cfg, dtype: Any = jnp.float32) -> jax.Array:
-    """w (B, M, h, w, c) -> frames (B, H, W, 3) float32 in [-1, 1]."""
+def decode(params: Params, w: jax.Array, background: jax.Array | None = None, *, cfg,
+           dtype: Any = jnp.float32) -> jax.Array:
+    """w (B, M, h, w, c) -> frames (B, H, W, 3) float32 in [-1, 1]; a model with
+    `cfg.background` also takes the video's background image (H, W, 3) or (B, H, W, 3)."""
     model = model_from_config(cfg, dtype)
-    return model.apply({"params": params}, w, method=TimescaleAE.decode)
+    return model.apply({"params": params}, w, background, method=TimescaleAE.decode)
 
 
 def mask(w: jax.Array, k) -> jax.Array:

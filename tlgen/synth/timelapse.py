@@ -15,6 +15,13 @@ Modes, each producing `n` output frames spanning source times [t0, t1]:
 Edits on any code sequence: `remove_band` (replace a bin by its time average) and
 `insert_band` (a bin taken from one other frame).
 
+Rendering (`render`): "decoder" decodes the masked codes; "neighbours" renders them from
+the video's own frames: the per-pixel median of the frames whose codes, masked alike, are
+nearest (about three per frame interval of the cutoff, 8 to 48), so frames that share the
+kept slow state from anywhere in the video (the same time of day on another day) vote,
+and what is faster than the cutoff (passers-by, noise) is voted out; sharp, but only
+states the video has.
+
 Frames come from a caller-supplied `get_frames(indices) -> uint8 (N, H, W, 3)`, so
 this module does no file I/O.
 """
@@ -29,10 +36,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from tlgen.data.dataset import BACKGROUND_FRAMES, summary_image
 from tlgen.models import timescale_ae as ae
 from tlgen.models.pixels import to_uint8
 
 MODES = ("subsample", "interpolate", "multiscale")
+RENDERS = ("decoder", "neighbours")
+# The neighbour rendering's median takes this many frames per frame interval of the cutoff,
+# within this range (chosen on one synthetic city rendering, bench/timescale_baselines.py).
+NEIGHBOURS_PER_INTERVAL = 3.0
+NEIGHBOURS_RANGE = (8, 48)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,6 +176,8 @@ class Synthesizer:
     get_frames: indices -> uint8 frames (N, H, W, 3) of one video.
     frame_times: (F,) sorted times (seconds) of that video's frames.
     level_periods: the dataset's pyramid level periods (seconds).
+    background: the video's background image (H, W, 3) uint8 for a model with
+      `cfg.background`; default: the median of BACKGROUND_FRAMES frames spread over the video.
     """
     params: Any
     cfg: Any
@@ -171,12 +186,19 @@ class Synthesizer:
     level_periods: Sequence[float]
     dtype: Any = jnp.float32
     batch_size: int = 32
+    background: np.ndarray | None = None
 
     def __post_init__(self):
         model = ae.model_from_config(self.cfg, self.dtype)
-        self._encode = functools.partial(_apply, model, ae.TimescaleAE.encode)
-        self._decode = functools.partial(_apply, model, ae.TimescaleAE.decode)
         self.frame_times = np.asarray(self.frame_times, np.float64)
+        if model.background and self.background is None:
+            self.background = summary_image(self.get_frames, len(self.frame_times), np.median,
+                                            BACKGROUND_FRAMES)
+        if not model.background:
+            self.background = None
+        self._encode = functools.partial(_apply, model, ae.TimescaleAE.encode)
+        self._decode = lambda params, codes: _apply(model, ae.TimescaleAE.decode, params, codes,
+                                                    self.background)
 
     @property
     def num_bins(self) -> int:
@@ -209,6 +231,34 @@ class Synthesizer:
         """uint8 frames (n, H, W, 3) of codes (n, M, h, w, c)."""
         return np.asarray(to_uint8(self.decode(codes)))
 
+    @property
+    def interval(self) -> float:
+        """The median frame interval (seconds)."""
+        return float(np.median(np.diff(self.frame_times))) if len(self.frame_times) > 1 else 1.0
+
+    @functools.cached_property
+    def frame_codes(self) -> np.ndarray:
+        """Codes (F, M, h, w, c) of every frame of the video (computed once)."""
+        return np.asarray(self.encode_frames(np.arange(len(self.frame_times))))
+
+    def neighbour_count(self, keep_bins: int) -> int:
+        """Frames the neighbour rendering takes the median of when keeping `keep_bins` bins."""
+        cutoff = self.level_periods[self.num_bins - int(keep_bins)]
+        return int(np.clip(round(NEIGHBOURS_PER_INTERVAL * cutoff / self.interval),
+                           *NEIGHBOURS_RANGE))
+
+    def render_neighbours(self, codes, keep_bins: int, count: int | None = None) -> np.ndarray:
+        """uint8 frames (n, H, W, 3) of `codes` (n, M, h, w, c) kept to bins 0..keep_bins-1,
+        rendered from the video's frames: each the per-pixel median of the `count` frames
+        (default `neighbour_count`) whose codes, masked alike, are nearest."""
+        count = min(count or self.neighbour_count(keep_bins), len(self.frame_times))
+        pool = self.frame_codes[:, :keep_bins].reshape(len(self.frame_times), -1).astype(np.float64)
+        query = np.asarray(codes)[:, :keep_bins].reshape(len(codes), -1).astype(np.float64)
+        dist = (np.sum(query ** 2, 1)[:, None] - 2 * query @ pool.T + np.sum(pool ** 2, 1)[None])
+        nearest = np.argpartition(dist, count - 1, axis=1)[:, :count]
+        return np.stack([np.rint(np.median(self.get_frames(np.sort(i)), axis=0)).astype(np.uint8)
+                         for i in nearest])
+
     def keep_for_period(self, min_period: float) -> int:
         return int(ae.bins_for_period(min_period, self.level_periods, self.num_bins))
 
@@ -216,7 +266,7 @@ class Synthesizer:
                   keep_bins: int | None = None, min_period: float | None = None,
                   interp: str = "slerp", keyframes: int = 8, segment_frames: int = 16,
                   remove: int | None = None, insert: int | None = None,
-                  insert_from: float | None = None) -> Timelapse:
+                  insert_from: float | None = None, render: str = "decoder") -> Timelapse:
         """Synthesizes n frames over [t0, t1] (see module docstring for the modes).
 
         keep_bins / min_period choose the mask (default: drop changes faster than
@@ -226,6 +276,8 @@ class Synthesizer:
         """
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
+        if render not in RENDERS:
+            raise ValueError(f"unknown render {render!r}: use one of {', '.join(RENDERS)}")
         times = output_times(t0, t1, n)
         m = self.num_bins
         if keep_bins is None:
@@ -250,8 +302,7 @@ class Synthesizer:
             pos = np.clip(np.searchsorted(key_t, times, side="right"), 1, len(key_t) - 1)
             source = np.stack([key_t[pos - 1], key_t[pos]], axis=1)
         else:
-            interval = float(np.median(np.diff(self.frame_times))) if len(self.frame_times) > 1 else 1.0
-            clocks = bin_clocks(t0, t1, n, self.level_periods, m, interval, segment_frames)
+            clocks = bin_clocks(t0, t1, n, self.level_periods, m, self.interval, segment_frames)
             idx = nearest_frames(self.frame_times, clocks.reshape(-1)).reshape(clocks.shape)
             uniq, inverse = np.unique(idx, return_inverse=True)
             codes = mix_bins(self.encode_frames(uniq), jnp.asarray(inverse.reshape(idx.shape)))
@@ -262,16 +313,17 @@ class Synthesizer:
             ref = insert_from if insert_from is not None else t0
             src = self.encode_frames(nearest_frames(self.frame_times, np.asarray([ref])))[0]
             codes = insert_band(codes, insert, src)
-        frames = self.decode_codes(ae.mask(codes, keep_bins))
+        frames = (self.decode_codes(ae.mask(codes, keep_bins)) if render == "decoder"
+                  else self.render_neighbours(codes, keep_bins))
         raw = self.get_frames(nearest_frames(self.frame_times, times))
         return Timelapse(frames=frames, times=times, source_times=np.asarray(source, np.float64),
                          keep_bins=keep_bins, raw=raw)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
-def _apply(model, method, params, x):
-    """model.method under jit, compiled once per (model, method, shape) for all callers."""
-    return model.apply({"params": params}, x, method=method)
+def _apply(model, method, params, *args):
+    """model.method under jit, compiled once per (model, method, shapes) for all callers."""
+    return model.apply({"params": params}, *args, method=method)
 
 
 def _pad(x, size: int):

@@ -15,7 +15,7 @@ import numpy as np
 
 from tlgen.data import open_dataset
 from tlgen.errors import UserError
-from tlgen.families.timescale_ae.levels import make_levels
+from tlgen.families.timescale_ae.levels import nearest_level, trained_levels
 from tlgen.families.timescale_ae.training import NET
 from tlgen.metrics import timescale_eval as rep
 from tlgen.metrics.image import ms_ssim, ssim
@@ -54,7 +54,7 @@ def open_synthesizer(trained: Trained, data: str | None = None, video: int = 0
     """The trained model over video `video` of its dataset (or of `data`): (Synthesizer, the
     video's start time in seconds since the epoch, 0 when unknown)."""
     ds = open_dataset(data or trained.config.data.dir)
-    lv = make_levels(trained.config, ds.level_periods)
+    lv = trained_levels(trained.config, ds.level_periods)
     times, get_frames = video_frames(ds, video)
     meta = next((v for v in ds.metadata["videos"] if v["id"] == video), {})
     synth = Synthesizer(trained.params[NET], trained.config.model, get_frames, times,
@@ -97,7 +97,7 @@ def render_timelapse(synth: Synthesizer, start_time: float, args: argparse.Names
                                min_period=args.min_period, interp=args.interp,
                                keyframes=args.keyframes, segment_frames=args.segment,
                                remove=args.remove_band, insert=args.insert_band,
-                               insert_from=insert_from)
+                               insert_from=insert_from, render=args.render)
     except ValueError as e:
         raise UserError(f"{e}.") from None
 
@@ -122,7 +122,8 @@ def evaluate(trained: Trained, out_dir: str, data_dir: str | None = None, *,
     cutoff: PSNR against the scene's ground-truth band of the masked reconstruction
     ("decode"), of the frame with the fast bins' decoded contribution removed ("detail":
     x - (decode(w) - decode(mask(w, k)))), of the temporal pyramid, and of the baselines (raw
-    frame, oracle-sigma temporal Gaussian, temporal median; see `band_fidelity`);
+    frame, oracle-sigma temporal Gaussian, temporal median; see `band_fidelity`), and of the
+    neighbour rendering of mask(w, k) ("neighbours": `Synthesizer.render_neighbours`);
     E_tmp of generated timelapses vs raw subsampling of the same span; the PCA of the
     latent trajectory; the distribution and perceptual metrics (`tlgen.metrics.protocol`) of
     the full reconstruction against the frames (SWD always; FID/KID, LPIPS with their
@@ -131,7 +132,7 @@ def evaluate(trained: Trained, out_dir: str, data_dir: str | None = None, *,
     config = trained.config
     data_dir = data_dir or config.data.dir
     ds = open_dataset(data_dir)
-    lv = make_levels(config, ds.level_periods)
+    lv = trained_levels(config, ds.level_periods)
     m = lv.num_bins
     split = "validation" if "validation" in ds.splits else ds.splits[0]
     block = ds.blocks(split, 0)[0]
@@ -145,12 +146,13 @@ def evaluate(trained: Trained, out_dir: str, data_dir: str | None = None, *,
                         dtype=trained.dtype)
     w = synth.encode(raw_u8)
     full = np.asarray(synth.decode(w) + 1) / 2
-    decoded, detail, pyramid = [], [], []
+    decoded, neighbours, detail, pyramid = [], [], [], []
     recon_rows = []
     for k in range(1, m + 1):
-        level = m - k
+        level = nearest_level(ds.level_periods, lv.level_periods[m - k])
         dk = np.asarray(synth.decode(ae.mask(w, k)) + 1) / 2
         decoded.append(np.clip(dk, 0, 1))
+        neighbours.append(synth.render_neighbours(w, k).astype(np.float32) / 255.0)
         detail.append(np.clip(raw - (full - dk), 0, 1))
         if level == 0:
             target = raw
@@ -177,17 +179,21 @@ def evaluate(trained: Trained, out_dir: str, data_dir: str | None = None, *,
     report["notes"] = [f"recon_{k}: not computed ({v})" for k, v in report["not_computed"].items()]
     video = next(v for v in ds.metadata["videos"] if v["id"] == block.video_id)
     if video.get("synthetic"):
+        report["leakage"] = bin_leakage(synth, video, times, lv.cutoffs)
         report["band_fidelity"] = band_fidelity(video, times, times_all, get_frames, lv.cutoffs, {
-            "decode": decoded, "detail": detail, "pyramid": pyramid, "raw": [raw] * m})
+            "decode": decoded, "neighbours": neighbours, "detail": detail, "pyramid": pyramid,
+            "raw": [raw] * m})
         rows = report["band_fidelity"]
         rep.plot_band_fidelity(os.path.join(out_dir, "band_fidelity.png"), rows, BAND_METHODS)
-        wins = [r["cutoff_s"] for r in rows if r["decode"] > r["pyramid"]]
-        report["notes"].append(f"decode(mask(w, k)) beats the temporal pyramid at {len(wins)} of "
-                               f"{len(rows)} cutoffs ({', '.join(f'{c:g}s' for c in wins) or 'none'}).")
-        best = [r["cutoff_s"] for r in rows if r["decode"] >= max(r[b] for b in BASELINES) + 1.0]
-        report["notes"].append(
-            f"decode(mask(w, k)) beats the raw frame, the oracle blur and the median by 1 dB or more "
-            f"at {len(best)} of {len(rows)} cutoffs ({', '.join(f'{c:g}s' for c in best) or 'none'}).")
+        listed = lambda cs: ", ".join(f"{c:g}s" for c in cs) or "none"
+        for name, what in (("decode", "decode(mask(w, k))"),
+                           ("neighbours", "the neighbour rendering of mask(w, k)")):
+            wins = [r["cutoff_s"] for r in rows if r[name] > r["pyramid"]]
+            best = [r["cutoff_s"] for r in rows if r[name] >= max(r[b] for b in BASELINES) + 1.0]
+            report["notes"].append(
+                f"{what} beats the temporal pyramid at {len(wins)} of {len(rows)} cutoffs "
+                f"({listed(wins)}), and the raw frame, the oracle blur and the median by 1 dB or "
+                f"more at {len(best)} ({listed(best)}).")
 
     t0, t1 = float(times_all[0]), float(times_all[-1])
     n = int(min(timelapse_frames, len(times_all)))
@@ -206,13 +212,14 @@ def evaluate(trained: Trained, out_dir: str, data_dir: str | None = None, *,
               f"bin {m - 1} (fastest)": rep.pca_2d(np.asarray(traj[:, m - 1]))[0]}
     rep.plot_latent_pca(os.path.join(out_dir, "latent_pca.png"), coords, sel_times)
     report["titles"] = {"reconstruction": "Reconstruction per level (vs pyramid target)",
+                        "leakage": "Where each scene component lands (share of its code variance per bin)",
                         "band_fidelity": "Band fidelity (PSNR vs ground-truth band, dB)",
                         "timelapse": "Timelapse flicker (E_tmp, lower is smoother)"}
     return report
 
 
 BASELINES = ("raw", "oracle blur", "median")
-BAND_METHODS = ["decode", "detail", "pyramid", *BASELINES]
+BAND_METHODS = ["decode", "neighbours", "detail", "pyramid", *BASELINES]
 
 
 def band_fidelity(video: dict, times, times_all, get_frames, cutoffs, candidates: dict) -> list[dict]:
@@ -235,12 +242,45 @@ def band_fidelity(video: dict, times, times_all, get_frames, cutoffs, candidates
     return rows
 
 
+def bin_for_timescale(timescale: float, cutoffs) -> int:
+    """The bin a change of `timescale` belongs in: the one that keeping k* bins adds, k* the
+    fewest kept bins whose cutoff it is not faster than (the fastest bin when it is faster
+    than every cutoff)."""
+    kept = next((k for k, c in enumerate(cutoffs, 1) if timescale >= c), len(cutoffs))
+    return kept - 1
+
+
+def bin_leakage(synth: Synthesizer, video: dict, times, cutoffs) -> list[dict]:
+    """Per component of a synthetic scene: the share of its code variance in each bin when
+    only it varies (`render_alone` at `times`), the bin it belongs in, and the share that
+    leaks into slower bins (what a masked timelapse would still show of it)."""
+    from tlgen.data.synthetic import make_scene
+
+    scene = make_scene(**video["synthetic"])
+    at = float(video.get("start_time") or 0.0) + np.asarray(times)
+    rows = []
+    for name, timescale in scene.components:
+        if name == "sensor_noise":
+            continue
+        frames = np.rint(scene.render_alone(name, at) * 255).astype(np.uint8)
+        codes = np.asarray(synth.encode(frames), np.float64)
+        var = codes.reshape(codes.shape[:2] + (-1,)).var(axis=0).sum(axis=-1)      # (M,)
+        share = var / max(var.sum(), 1e-30)
+        home = bin_for_timescale(timescale, cutoffs)
+        rows.append({"component": name, "timescale_s": float(timescale), "bin": home,
+                     "share_in_bin": round(float(share[home]), 4),
+                     "share_in_slower_bins": round(float(share[:home].sum()), 4),
+                     **{f"bin_{j}": round(float(v), 4) for j, v in enumerate(share)}})
+    return rows
+
+
 def decode_benchmark(trained: Trained, batch: dict):
     """`tlgen bench`'s inference figure: decoding codes to frames, the inner loop of every
     timelapse mode. Returns (call, frames per call, what)."""
     import jax
 
     cfg, dtype, params = trained.config.model, trained.dtype, trained.params[NET]
+    background = batch.get("background")
     codes = jax.jit(lambda p, x: ae.encode(p, x, cfg=cfg, dtype=dtype))(params, batch["anchor"])
-    decode = jax.jit(lambda p, c: ae.decode(p, c, cfg=cfg, dtype=dtype))
-    return (lambda: decode(params, codes)), int(codes.shape[0]), "decoder: codes -> frames"
+    decode = jax.jit(lambda p, c, bg: ae.decode(p, c, bg, cfg=cfg, dtype=dtype))
+    return (lambda: decode(params, codes, background)), int(codes.shape[0]), "decoder: codes -> frames"

@@ -1,16 +1,22 @@
 """How the timescale autoencoder's bins, pyramid levels and gap bands line up.
 
-With M bins and the dataset's pyramid periods P (P[0] = frame interval), keeping k bins
-(k = 1..M) keeps the changes slower than the cutoff C_k = P[M-k]. Reconstruction level k
-targets pyramid level M-k (`loss.target = "pyramid"`) or the frame itself ("frame"); the
-contrastive level k = 1..M-1 takes positives a gap in [gap_band[0] * C_k, gap_band[1] * C_k)
-from the anchor (bands widened to hold at least one frame interval; `loss.gap_bands` sets
-them in seconds instead, e.g. one day apart for a day-periodic slow level).
+With M bins and a dataset of L >= M pyramid levels, the bins take M of them, spread evenly
+over the levels from the frames (level 0) to the slowest (all of them when L = M); P are
+their periods (P[0] = frame interval). Keeping k bins (k = 1..M) keeps the changes slower
+than the cutoff C_k = P[M-k]. Reconstruction level k targets that pyramid level
+(`loss.target = "pyramid"`) or the frame itself ("frame"); the contrastive level k = 1..M-1
+takes positives a gap in [gap_band[0] * C_k, gap_band[1] * C_k) from the anchor (widened to
+hold at least one frame interval), or, with a `loss.period` (a day), one period apart
+(+-1/48 of it: the same time of day) at the levels where the derived gaps would reach
+past 1/24 of the period while the cutoff stays within it: there the periodic change belongs
+in the kept bins but varies within the gap. `loss.gap_bands` sets bands in seconds instead.
 """
 
 from __future__ import annotations
 
 import dataclasses
+
+import numpy as np
 
 from tlgen.errors import UserError
 
@@ -23,7 +29,7 @@ NOMINAL_INTERVAL = 1200.0
 class Levels:
     """How bins, pyramid levels and gap bands line up for one dataset."""
     num_bins: int
-    level_periods: tuple[float, ...]
+    level_periods: tuple[float, ...]               # P: the M periods the bins split at
     gap_bands: tuple[tuple[float, float], ...]     # seconds, one per contrastive level
     contrastive_levels: tuple[int, ...]            # bins kept for each gap band
     target_levels: tuple[int, ...]                 # pyramid level per reconstruction level
@@ -39,11 +45,12 @@ class Levels:
 def make_levels(config, level_periods) -> Levels:
     """The bin/level/band layout of `config` on a dataset with `level_periods`."""
     m = int(config.model.num_bins)
-    periods = tuple(float(p) for p in level_periods)
-    if len(periods) < m:
-        raise UserError(f"config.model.num_bins is {m} but the dataset has {len(periods)} pyramid "
-                        f"levels; prepare it with `--levels {m}` or set --config.model.num_bins="
-                        f"{len(periods)}.")
+    if len(level_periods) < m:
+        raise UserError(f"config.model.num_bins is {m} but the dataset has {len(level_periods)} "
+                        f"pyramid levels; prepare it with `--levels {m}` or more, or set "
+                        f"--config.model.num_bins={len(level_periods)}.")
+    chosen = np.unique(np.round(np.linspace(0, len(level_periods) - 1, m)).astype(int))
+    periods = tuple(float(level_periods[i]) for i in chosen)
     lo, hi = (float(x) for x in config.loss.gap_band)
     if not 0 <= lo < hi:
         raise UserError(f"config.loss.gap_band {tuple(config.loss.gap_band)} must be (lo, hi) "
@@ -55,6 +62,11 @@ def make_levels(config, level_periods) -> Levels:
     bands = tuple((max(lo * cutoffs[k - 1], step * (1 - 1e-6)),
                    max(hi * cutoffs[k - 1], max(lo * cutoffs[k - 1], step) + step))
                   for k in levels)
+    period = float(config.loss.get("period", 0.0))
+    if period:
+        bands = tuple((period * 47 / 48, period * 49 / 48)
+                      if cutoffs[k - 1] <= period and band[1] > period / 24 else band
+                      for k, band in zip(levels, bands))
     explicit = tuple(tuple(float(x) for x in band) for band in config.loss.gap_bands)
     if explicit:
         if len(explicit) != len(levels) or any(
@@ -63,7 +75,8 @@ def make_levels(config, level_periods) -> Levels:
                             f"with 0 <= lo < hi (or (0, 0): derived from gap_band), one per level "
                             f"k = 1..{m - 1}; got {explicit}.")
         bands = tuple(b if b[1] > 0 else a for a, b in zip(bands, explicit))
-    targets = tuple(m - k for k in range(1, m + 1)) if config.loss.target == "pyramid" else (0,)
+    chosen = tuple(int(i) for i in chosen)
+    targets = tuple(chosen[m - k] for k in range(1, m + 1)) if config.loss.target == "pyramid" else (0,)
     if config.loss.target not in ("pyramid", "frame"):
         raise UserError(f"config.loss.target is {config.loss.target!r}; use pyramid or frame.")
     weights = tuple(float(x) for x in config.loss.level_weights) or tuple(
@@ -72,7 +85,7 @@ def make_levels(config, level_periods) -> Levels:
         raise UserError(f"config.loss.level_weights has {len(weights)} entries; give one per "
                         f"bin count k = 1..{m} (or none for the default).")
     total = sum(weights)
-    return Levels(m, periods[:m], bands, levels, targets, tuple(w / total for w in weights))
+    return Levels(m, periods, bands, levels, targets, tuple(w / total for w in weights))
 
 
 def levels_for(config) -> Levels:
@@ -86,3 +99,21 @@ def levels_for(config) -> Levels:
     ds = open_training_data(config.data.dir, image_size=int(config.model.image_size),
                             size_key="config.model.image_size")
     return make_levels(config, ds.level_periods)
+
+
+def trained_levels(config, data_periods) -> Levels:
+    """The layout a trained model's bins learned: on its training dataset (`config.data.dir`)
+    when that is still there, else on the dataset it is used on (`data_periods`). A model
+    used on another capture keeps its bins' periods; the other dataset's pyramid only
+    supplies the nearest levels to compare with."""
+    from tlgen.data.dataset import open_dataset
+
+    try:
+        return make_levels(config, open_dataset(config.data.dir).level_periods)
+    except UserError:
+        return make_levels(config, data_periods)
+
+
+def nearest_level(level_periods, period: float) -> int:
+    """The pyramid level whose period is nearest `period` on a log scale."""
+    return int(np.argmin(np.abs(np.log(np.asarray(level_periods, np.float64) / period))))

@@ -17,6 +17,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+from einops import rearrange, repeat
 
 from tlgen.errors import UserError
 from tlgen.family import Training
@@ -43,6 +44,7 @@ def losses(params, batch, *, config, lv: Levels, dtype) -> tuple[jax.Array, dict
     anchor, positive, pos_valid = batch["anchor"], batch["positive"], batch["pos_valid"]
     b, nb, m = anchor.shape[0], len(lv.contrastive_levels), lv.num_bins
     idx = jnp.arange(b)
+    background = batch.get("background")            # (B, H, W, 3): each anchor's video's
     encode = lambda x: ae.encode(params, x, cfg=cfg, dtype=dtype)
     if lc.one_level_per_anchor:
         band = idx % nb
@@ -52,21 +54,21 @@ def losses(params, batch, *, config, lv: Levels, dtype) -> tuple[jax.Array, dict
             w_anchor, codes[b:], idx, band, _pick(pos_valid, band),
             levels=lv.contrastive_levels, temperature=float(lc.temperature))
         kept = idx % m + 1                                              # (B,)
-        recon = ae.decode(params, ae.mask(w_anchor, kept), cfg=cfg, dtype=dtype)
+        recon = ae.decode(params, ae.mask(w_anchor, kept), background, cfg=cfg, dtype=dtype)
         target = _pick(batch["target"], kept - 1) if lc.target == "pyramid" else anchor
         level_of = jax.nn.one_hot(kept - 1, m, dtype=jnp.float32).T     # (M, B)
     else:
         frames = jnp.concatenate([anchor[:, None], positive], axis=1)
-        codes = encode(frames.reshape((-1,) + frames.shape[2:]))
-        codes = codes.reshape((b, 1 + nb) + codes.shape[1:])
+        codes = encode(rearrange(frames, "b n h w c -> (b n) h w c"))
+        codes = rearrange(codes, "(b n) ... -> b n ...", n=1 + nb)
         w_anchor = codes[:, 0]
         c_loss, per_band = contrastive_loss(w_anchor, codes[:, 1:], pos_valid,
                                             levels=lv.contrastive_levels,
                                             temperature=float(lc.temperature))
         kept = jnp.repeat(jnp.arange(1, m + 1), b)                      # level-major (M*B,)
-        w_all = jnp.broadcast_to(w_anchor[None], (m,) + w_anchor.shape).reshape(
-            (m * b,) + w_anchor.shape[1:])
-        recon = ae.decode(params, ae.mask(w_all, kept), cfg=cfg, dtype=dtype)
+        w_all = repeat(w_anchor, "b ... -> (n b) ...", n=m)
+        bg = None if background is None else repeat(background, "b ... -> (n b) ...", n=m)
+        recon = ae.decode(params, ae.mask(w_all, kept), bg, cfg=cfg, dtype=dtype)
         target = (jnp.moveaxis(batch["target"], 1, 0) if lc.target == "pyramid" else
                   jnp.broadcast_to(anchor[None], (m,) + anchor.shape))
         target = target.reshape((m * b,) + anchor.shape[1:])
@@ -122,10 +124,12 @@ def training(config) -> Training:
         del rng
         params = state.for_inference(NET)
         anchor = batch["anchor"][:8]
+        background = batch["background"][:8] if "background" in batch else None
         w = ae.encode(params, anchor, cfg=config.model, dtype=dtype)
         rows = [ae.as_model_input(anchor)]
         for kk in range(lv.num_bins, 0, -1):
-            rows.append(ae.decode(params, ae.mask(w, kk), cfg=config.model, dtype=dtype))
+            rows.append(ae.decode(params, ae.mask(w, kk), background, cfg=config.model,
+                                  dtype=dtype))
         strip = jnp.concatenate(rows, axis=2)        # frame, then k = M..1 bins, left to right
         return {"recon_levels": to_uint8(strip)}
 
@@ -138,7 +142,8 @@ def training(config) -> Training:
                             seed=int(config.seed) + (split != "train"),
                             shard_index=shard_index, shard_count=shard_count,
                             augment=bool(config.data.augment) and split == "train",
-                            worker_count=int(config.data.worker_count))
+                            worker_count=int(config.data.worker_count),
+                            with_background=bool(config.model.get("background", False)))
 
     return Training(init=init, train_step=train_step, make_pipeline=make_pipeline,
                     eval_step=eval_step, sample=sample)
@@ -149,7 +154,10 @@ def example_batch(config, batch_size: int) -> dict:
     lv = levels_for(config)
     size, k, l = int(config.model.image_size), len(lv.gap_bands), len(lv.target_levels)
     frames = lambda *lead: np.zeros(lead + (size, size, 3), np.uint8)
-    return {"anchor": frames(batch_size), "positive": frames(batch_size, k),
-            "pos_valid": np.ones((batch_size, k), bool), "gap": np.zeros((batch_size, k), np.float32),
-            "target": frames(batch_size, l), "time": np.zeros((batch_size,), np.float32),
-            "video_id": np.zeros((batch_size,), np.int32)}
+    batch = {"anchor": frames(batch_size), "positive": frames(batch_size, k),
+             "pos_valid": np.ones((batch_size, k), bool), "gap": np.zeros((batch_size, k), np.float32),
+             "target": frames(batch_size, l), "time": np.zeros((batch_size,), np.float32),
+             "video_id": np.zeros((batch_size,), np.int32)}
+    if config.model.get("background", False):
+        batch["background"] = frames(batch_size)
+    return batch
