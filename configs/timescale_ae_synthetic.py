@@ -32,9 +32,9 @@ def loss(period: float = 86400.0) -> ml_collections.ConfigDict:
     With a `period` (seconds; 0 = none) the slow levels whose cutoffs lie within it (hours,
     while a day cycle changes within hours) take positives one period apart (same time of
     day); the others take gaps at the fast end of their band (tlgen.families.timescale_ae.
-    levels). The reconstruction target is the frame itself. On the city scene this beats
-    the temporal pyramid's band fidelity at every cutoff, where the paper's recipe (pyramid
-    targets, gaps of 0.5-1 cutoff) stays below it.
+    levels). The reconstruction target is the frame itself. On the city scene (H100, 4000
+    steps, six levels) this beat the temporal pyramid's band fidelity at every cutoff, where
+    the paper's recipe (pyramid targets, gaps of 0.5-1 cutoff) stayed below it.
     """
     return ml_collections.ConfigDict(dict(
         temperature=0.1,          # NT-Xent temperature tau

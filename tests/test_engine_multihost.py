@@ -71,7 +71,10 @@ def test_two_processes_match_one_through_a_lost_process_a_bad_shard_and_preempti
     killed_at = time.monotonic()
     lead_output = lead.communicate(timeout=120)[0]
     assert lead.returncode != 0 and time.monotonic() - killed_at < 6 * HEARTBEAT_S, lead_output
-    assert "another task died" in lead_output and "stopped sending heartbeats" in lead_output
+    # ended by the peer's death: the coordination service's heartbeat verdict, or (on a loaded
+    # machine, when a collective was in flight) gloo losing the peer's connection first
+    assert ("another task died" in lead_output and "stopped sending heartbeats" in lead_output
+            or "Connection reset by peer" in lead_output), lead_output
     other.wait()
 
     newest = ckpt_steps(workdir)[-1]                                 # its data shard of process 1
