@@ -150,7 +150,8 @@ def test_cli_timelapse_and_eval_from_a_trained_workdir(data_dir, tmp_path, capsy
     for r in leak.values():
         assert sum(r[f"bin_{j}"] for j in range(4)) == pytest.approx(1.0, abs=1e-3)
         assert r["share_in_slower_bins"] == pytest.approx(sum(r[f"bin_{j}"] for j in range(r["bin"])), abs=1e-3)
-    assert {r["method"] for r in report["timelapse"]} >= {"raw subsample", "interpolate (masked)"}
+    assert {r["method"] for r in report["timelapse"]} >= {"raw subsample", "interpolate (masked)",
+                                                          "subsample (neighbours)"}
     assert (tmp_path / "run" / "eval" / "latent_pca.png").exists()
 
 

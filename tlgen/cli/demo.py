@@ -96,6 +96,9 @@ def run(args: argparse.Namespace) -> int:
               f"temporal pyramid {row['pyramid']:.2f} dB (vs ground-truth band)")
     for row in report.get("timelapse", []):
         print(f"E_tmp {row['method']}: {row['e_tmp']:.1f}")
+    if report.get("leakage"):
+        print("bin leakage (share of a component's code variance in bins slower than its own): "
+              + ", ".join(f"{r['component']} {r['share_in_slower_bins']:.0%}" for r in report["leakage"]))
     print("files:")
     for p in paths + [os.path.join(out, "contact_sheet.png"), os.path.join(out, "timelapse_subsample.npz")]:
         print(f"  {p}")

@@ -124,7 +124,8 @@ def evaluate(trained: Trained, out_dir: str, data_dir: str | None = None, *,
     x - (decode(w) - decode(mask(w, k)))), of the temporal pyramid, and of the baselines (raw
     frame, oracle-sigma temporal Gaussian, temporal median; see `band_fidelity`), and of the
     neighbour rendering of mask(w, k) ("neighbours": `Synthesizer.render_neighbours`);
-    E_tmp of generated timelapses vs raw subsampling of the same span; the PCA of the
+    E_tmp of generated timelapses (decoded, and subsampled with the neighbour rendering) vs
+    raw subsampling of the same span; the PCA of the
     latent trajectory; the distribution and perceptual metrics (`tlgen.metrics.protocol`) of
     the full reconstruction against the frames (SWD always; FID/KID, LPIPS with their
     networks; FVD does not apply to single frames).
@@ -203,6 +204,9 @@ def evaluate(trained: Trained, out_dir: str, data_dir: str | None = None, *,
                             "e_tmp": round(e_tmp(made["subsample"].raw), 2)}] + [
         {"method": f"{mode} (masked)", "keep_bins": out.keep_bins, "e_tmp": round(e_tmp(out.frames), 2)}
         for mode, out in made.items()]
+    voted = synth.timelapse(t0, t1, n, mode="subsample", render="neighbours")
+    report["timelapse"].append({"method": "subsample (neighbours)", "keep_bins": voted.keep_bins,
+                                "e_tmp": round(e_tmp(voted.frames), 2)})
     report["timelapse_span_s"] = [t0, t1]
 
     traj = synth.encode_frames(np.arange(len(times_all))[:: max(1, len(times_all) // 256)])
