@@ -60,6 +60,8 @@ def _bad_inputs(tmp):
         (["noisy"], "unparseable timestamps in holiday.png"),
         (["unnamed"], "cannot tell when the images were taken"),
         (["short", "--levels", "4"], "short has 5 frames but --levels 4 needs at least 8"),
+        (["cam", "--levels", "banana"], "--levels 'banana' is neither a number nor auto."),
+        (["cam", "--levels", "0"], "--levels 0 must be at least 1"),
         (["full.mp4", "--size", "banana"], "--size 'banana'"),
         (["synthetic:moon"], "unknown synthetic scene 'moon'"),
         (["cam", "--levels", "2", "--masks", "blank_masks"], "is not a readable mask image"),

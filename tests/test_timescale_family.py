@@ -121,6 +121,11 @@ def test_cli_timelapse_and_eval_from_a_trained_workdir(data_dir, tmp_path, capsy
     # bad input: one sentence, exit 2, nothing written
     assert main(base[:-4] + ["--start", "500", "--end", "100", "--out", str(out / "bad.mp4")]) == 2
     assert "must be after" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:                     # argparse: usage, one sentence
+        main(base + ["--render", "paint", "--out", str(out / "bad.mp4")])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith(
+        "argument --render: invalid choice: 'paint' (choose from 'decoder', 'neighbours')")
     assert not (out / "bad.mp4").exists()
     disk = small_disk("64k")                           # a full disk: one sentence, nothing left
     fill_disk(disk)

@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--interval", type=float, default=None, metavar="SECONDS",
                         help="seconds between frames (videos: instead of 1/fps; image folders "
                              "whose names and EXIF carry no times)")
-    parser.add_argument("--levels", type=_levels, default=None, metavar="N|auto",
+    parser.add_argument("--levels", default="auto", metavar="N|auto",
                         help="temporal pyramid levels including the frames, periods doubling "
                         "from the frame interval (default auto: up to two days or as many as "
                         "the shortest video holds)")
@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from tlgen.data.pyramid import describe_periods
 
     meta = prepare(args.sources, args.out, size=args.size, interval=args.interval,
-                   levels=args.levels, val_fraction=args.val_fraction, flow=args.flow,
+                   levels=_levels(args.levels), val_fraction=args.val_fraction, flow=args.flow,
                    flow_method=args.flow_method, masks=args.masks, overwrite=args.overwrite)
     splits = ", ".join(f"{s} {m['num_frames']}" for s, m in meta["splits"].items())
     logging.getLogger(__name__).info(
@@ -65,9 +65,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _levels(text: str) -> int | None:
+    """--levels: a count, or None for auto."""
+    from tlgen.errors import UserError
+
     if text == "auto":
         return None
     try:
         return int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is neither a number nor auto") from None
+        raise UserError(f"--levels {text!r} is neither a number nor auto.") from None

@@ -111,9 +111,9 @@ class _Reader:
         self.frames = ds.frames(split)
         self.blocks = ds.blocks(split, 0)
 
-    def read_block(self, block: Block):
-        """read(indices within `block`) -> uint8 frames (n, H, W, 3)."""
-        return lambda idx: np.stack([self.frames[block.start + int(i)]["image"] for i in idx])
+    def reader(self, start: int):
+        """read(indices) -> uint8 frames (n, H, W, 3) of records start + indices."""
+        return lambda idx: np.stack([self.frames[start + int(i)]["image"] for i in idx])
 
 
 class _PairElement(_Reader):
@@ -136,9 +136,8 @@ class _PairElement(_Reader):
         n = BACKGROUND_FRAMES
         spans = [(0, block.count)] + [(a, min(a + n, block.count))
                                       for a in range(0, max(block.count - n, 0) + 1, n // 2)]
-        read = self.read_block(block)
-        return [(a, z, summary_image(lambda idx, a=a: read(np.asarray(idx) + a), z - a,
-                                     np.median, n)) for a, z in dict.fromkeys(spans)]
+        return [(a, z, summary_image(self.reader(block.start + a), z - a, np.median, n))
+                for a, z in dict.fromkeys(spans)]
 
     def _positive(self, block: Block, i: int, lo: float, hi: float, rng) -> int | None:
         times, t = block.times, block.times[i]
@@ -232,7 +231,7 @@ class _ClipElement(_Reader):
         self.length, self.stride = length, stride
         self.with_flow, self.with_masks, self.augment = with_flow, with_masks, augment
         self.starts = _starts(self.blocks, (length - 1) * stride + 1)
-        self.means = ({b.start: summary_image(self.read_block(b), b.count) for b in self.blocks}
+        self.means = ({b.start: summary_image(self.reader(b.start), b.count) for b in self.blocks}
                       if with_mean else None)
 
     def __call__(self, index, rng: np.random.Generator) -> dict:

@@ -191,11 +191,11 @@ class Synthesizer:
     def __post_init__(self):
         model = ae.model_from_config(self.cfg, self.dtype)
         self.frame_times = np.asarray(self.frame_times, np.float64)
-        if model.background and self.background is None:
-            self.background = summary_image(self.get_frames, len(self.frame_times), np.median,
-                                            BACKGROUND_FRAMES)
         if not model.background:
             self.background = None
+        elif self.background is None:
+            self.background = summary_image(self.get_frames, len(self.frame_times), np.median,
+                                            BACKGROUND_FRAMES)
         self._encode = functools.partial(_apply, model, ae.TimescaleAE.encode)
         self._decode = lambda params, codes: _apply(model, ae.TimescaleAE.decode, params, codes,
                                                     self.background)

@@ -147,13 +147,12 @@ def evaluate(trained: Trained, out_dir: str, data_dir: str | None = None, *,
                         dtype=trained.dtype)
     w = synth.encode(raw_u8)
     full = np.asarray(synth.decode(w) + 1) / 2
-    decoded, neighbours, detail, pyramid = [], [], [], []
+    decoded, detail, pyramid = [], [], []
     recon_rows = []
     for k in range(1, m + 1):
         level = nearest_level(ds.level_periods, lv.level_periods[m - k])
         dk = np.asarray(synth.decode(ae.mask(w, k)) + 1) / 2
         decoded.append(np.clip(dk, 0, 1))
-        neighbours.append(synth.render_neighbours(w, k).astype(np.float32) / 255.0)
         detail.append(np.clip(raw - (full - dk), 0, 1))
         if level == 0:
             target = raw
@@ -180,8 +179,14 @@ def evaluate(trained: Trained, out_dir: str, data_dir: str | None = None, *,
     report["notes"] = [f"recon_{k}: not computed ({v})" for k, v in report["not_computed"].items()]
     video = next(v for v in ds.metadata["videos"] if v["id"] == block.video_id)
     if video.get("synthetic"):
-        report["leakage"] = bin_leakage(synth, video, times, lv.cutoffs)
-        report["band_fidelity"] = band_fidelity(video, times, times_all, get_frames, lv.cutoffs, {
+        from tlgen.data.synthetic import make_scene
+
+        scene = make_scene(**video["synthetic"])
+        at = float(video.get("start_time") or 0.0) + times      # scene times of the frames
+        neighbours = [synth.render_neighbours(w, k).astype(np.float32) / 255.0
+                      for k in range(1, m + 1)]
+        report["leakage"] = bin_leakage(synth, scene, at, lv.cutoffs)
+        report["band_fidelity"] = band_fidelity(scene, at, times, times_all, get_frames, lv.cutoffs, {
             "decode": decoded, "neighbours": neighbours, "detail": detail, "pyramid": pyramid,
             "raw": [raw] * m})
         rows = report["band_fidelity"]
@@ -209,7 +214,7 @@ def evaluate(trained: Trained, out_dir: str, data_dir: str | None = None, *,
                                 "e_tmp": round(e_tmp(voted.frames), 2)})
     report["timelapse_span_s"] = [t0, t1]
 
-    traj = synth.encode_frames(np.arange(len(times_all))[:: max(1, len(times_all) // 256)])
+    traj = synth.frame_codes[:: max(1, len(times_all) // 256)]      # encoded once, above
     sel_times = times_all[:: max(1, len(times_all) // 256)]
     coords = {"all bins": rep.pca_2d(np.asarray(traj))[0],
               "bin 0 (slowest)": rep.pca_2d(np.asarray(traj[:, 0]))[0],
@@ -226,17 +231,14 @@ BASELINES = ("raw", "oracle blur", "median")
 BAND_METHODS = ["decode", "neighbours", "detail", "pyramid", *BASELINES]
 
 
-def band_fidelity(video: dict, times, times_all, get_frames, cutoffs, candidates: dict) -> list[dict]:
+def band_fidelity(scene, at, times, times_all, get_frames, cutoffs, candidates: dict) -> list[dict]:
     """Band-fidelity rows of a synthetic video: PSNR of each candidate (L stacks at `times`,
-    seconds from the video's first frame) against the scene's true band at each cutoff, beside
-    the baselines: the raw frame, the oracle temporal Gaussian (sigma chosen per cutoff on
-    the truth, in "oracle_sigma_s") and the temporal median over a window of the cutoff, both
-    over all of the video's frames in the split (`times_all`, `get_frames`)."""
-    from tlgen.data.synthetic import make_scene
-
-    scene = make_scene(**video["synthetic"])
-    start = float(video.get("start_time") or 0.0)      # scene time of the video's first frame
-    truth = [scene.render_band(start + times, c) for c in cutoffs]
+    seconds from the video's first frame; `at`, the same in the scene's time) against the
+    scene's true band at each cutoff, beside the baselines: the raw frame, the oracle temporal
+    Gaussian (sigma chosen per cutoff on the truth, in "oracle_sigma_s") and the temporal
+    median over a window of the cutoff, both over all of the video's frames in the split
+    (`times_all`, `get_frames`)."""
+    truth = [scene.render_band(at, c) for c in cutoffs]
     frames = get_frames(np.arange(len(times_all))).astype(np.float32) / 255.0
     blurs, sigmas = zip(*(rep.oracle_gaussian(times_all, frames, times, t, c) for t, c in zip(truth, cutoffs)))
     medians = [rep.temporal_median(times_all, frames, times, c) for c in cutoffs]
@@ -254,14 +256,10 @@ def bin_for_timescale(timescale: float, cutoffs) -> int:
     return kept - 1
 
 
-def bin_leakage(synth: Synthesizer, video: dict, times, cutoffs) -> list[dict]:
+def bin_leakage(synth: Synthesizer, scene, at, cutoffs) -> list[dict]:
     """Per component of a synthetic scene: the share of its code variance in each bin when
-    only it varies (`render_alone` at `times`), the bin it belongs in, and the share that
-    leaks into slower bins (what a masked timelapse would still show of it)."""
-    from tlgen.data.synthetic import make_scene
-
-    scene = make_scene(**video["synthetic"])
-    at = float(video.get("start_time") or 0.0) + np.asarray(times)
+    only it varies (`render_alone` at scene times `at`), the bin it belongs in, and the share
+    that leaks into slower bins (what a masked timelapse would still show of it)."""
     rows = []
     for name, timescale in scene.components:
         if name == "sensor_noise":

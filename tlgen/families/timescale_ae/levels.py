@@ -49,7 +49,8 @@ def make_levels(config, level_periods) -> Levels:
         raise UserError(f"config.model.num_bins is {m} but the dataset has {len(level_periods)} "
                         f"pyramid levels; prepare it with `--levels {m}` or more, or set "
                         f"--config.model.num_bins={len(level_periods)}.")
-    chosen = np.unique(np.round(np.linspace(0, len(level_periods) - 1, m)).astype(int))
+    # L >= M: the rounded positions are distinct (steps of at least one level)
+    chosen = tuple(int(i) for i in np.round(np.linspace(0, len(level_periods) - 1, m)))
     periods = tuple(float(level_periods[i]) for i in chosen)
     lo, hi = (float(x) for x in config.loss.gap_band)
     if not 0 <= lo < hi:
@@ -75,7 +76,6 @@ def make_levels(config, level_periods) -> Levels:
                             f"with 0 <= lo < hi (or (0, 0): derived from gap_band), one per level "
                             f"k = 1..{m - 1}; got {explicit}.")
         bands = tuple(b if b[1] > 0 else a for a, b in zip(bands, explicit))
-    chosen = tuple(int(i) for i in chosen)
     targets = tuple(chosen[m - k] for k in range(1, m + 1)) if config.loss.target == "pyramid" else (0,)
     if config.loss.target not in ("pyramid", "frame"):
         raise UserError(f"config.loss.target is {config.loss.target!r}; use pyramid or frame.")
@@ -109,9 +109,10 @@ def trained_levels(config, data_periods) -> Levels:
     from tlgen.data.dataset import open_dataset
 
     try:
-        return make_levels(config, open_dataset(config.data.dir).level_periods)
-    except UserError:
-        return make_levels(config, data_periods)
+        periods = open_dataset(config.data.dir).level_periods
+    except UserError:                       # moved, deleted, or never named
+        periods = data_periods
+    return make_levels(config, periods)
 
 
 def nearest_level(level_periods, period: float) -> int:
