@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,7 @@ import numpy as np  # noqa: E402
 
 from tlgen import config as config_lib  # noqa: E402
 from tlgen.bench.report import write_json  # noqa: E402
+from tlgen.bench.timing import peak_rss_mib  # noqa: E402
 from tlgen.families.stylegan_v import inference  # noqa: E402
 from tlgen.models import stylegan_v as sv  # noqa: E402
 
@@ -67,14 +67,6 @@ def peer_rate(config, threads: int) -> float:
             g(z, codes, t)
             times.append(time.perf_counter() - start)
     return FRAMES / float(np.median(times))
-
-
-def peak_rss_mib(cmd: list[str]) -> float:
-    """Peak resident memory of a command (GNU time's %M, KiB) in MiB."""
-    out = subprocess.run(["/usr/bin/time", "-f", "RSS %M", *cmd], capture_output=True, text=True)
-    if out.returncode:
-        raise RuntimeError(out.stderr[-2000:])
-    return int(re.findall(r"RSS (\d+)", out.stderr)[-1]) / 1024
 
 
 def main() -> None:

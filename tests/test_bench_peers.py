@@ -318,6 +318,40 @@ def test_stylegan_v_peer_computes_tlgen_frames_and_logits(fused):
     assert all(torch.isfinite(p).all() for p in peer.g.parameters())
 
 
+def test_long_video_peer_computes_tlgen_frames_and_logits():
+    """With tlgen's parameters copied in, the peer's low-resolution generator (its filter bank
+    a direct conv1d, as the public code runs it; tlgen's an FFT) and discriminator give
+    tlgen's frames and logits, and its training step runs."""
+    from bench.peers import long_video as lv_peer
+    from tests.test_long_video_family import TINY
+    from tlgen import config as config_lib
+    from tlgen.families.long_video import training as family_module
+    overrides = [o[len("--config."):] for o in TINY if o.startswith("--config.model.") or "num_frames" in o]
+    config = config_lib.load("configs/long_video_city.py:tiny", ["data.dir=", *overrides])
+    batch = family_module.example_batch(config, 2)
+    rng = np.random.default_rng(0)
+    batch["frames"] = rng.integers(0, 256, batch["frames"].shape, dtype=np.uint8)
+    state = jax.jit(family_module.training(config).init)(jax.random.PRNGKey(0), batch)
+    peer = lv_peer.Peer(config, batch, torch.device("cpu"), compile=False)
+    assert peer.parameters == {"g": jax_count(state.params["g"]), "d": jax_count(state.params["d"])}
+    lv_peer.load(peer.g, state.params["g"])
+    lv_peer.load(peer.d, state.params["d"])
+    gen, disc = family_module.networks(config)
+    made = family_module.generated_frames(gen, 8)
+    noise = rng.normal(size=(2, gen.noise_length(made), gen.noise_channels)).astype(np.float32)
+    ours = np.asarray(jax.jit(gen.apply, static_argnums=2)({"params": state.params["g"]}, noise, made))
+    clip = np.array(ours[:, 1:9])
+    ours_logits = np.asarray(jax.jit(disc.apply)({"params": state.params["d"]}, clip))
+    with torch.no_grad():
+        frames = peer.g(torch.from_numpy(noise), made)
+        logits = peer.d(torch.from_numpy(clip).permute(0, 1, 4, 2, 3))
+    assert ours.shape == (2, made, 16, 32, 3) and ours.std() > 0.01
+    np.testing.assert_allclose(frames.permute(0, 2, 3, 4, 1).numpy(), ours, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(logits.numpy(), ours_logits, rtol=1e-4, atol=1e-5)
+    peer.step()
+    assert all(torch.isfinite(p).all() for p in peer.g.parameters())
+
+
 def test_time_flies_peer_computes_tlgen_losses(tmp_path):
     """With tlgen's parameters (and VGG-19) copied in, the peer's six loss terms and frames
     equal tlgen's on the same batch and noise."""

@@ -15,6 +15,7 @@ from tlgen.losses.diffaugment import augment_clips
 from tlgen.metrics.distribution import motion_swd, swd
 from tlgen.models import layers
 from tlgen.models import stylegan_v as sv
+from tlgen.train import gan
 
 
 def _count(tree) -> int:
@@ -199,7 +200,7 @@ def test_augmentation_is_identical_across_a_clips_frames():
 
 
 def test_ema_rampup_values():
-    beta = lambda step, rampup=0.05: float(training.ema_beta(step, 8, 2.5, rampup))
+    beta = lambda step, rampup=0.05: float(gan.ema_beta(step, 8, 2.5, rampup))
     assert beta(0) == 0.0                                      # the first step copies G
     assert beta(10) == pytest.approx(0.5 ** (8 / 4.0))         # min(2500, 10 * 8 * 0.05) = 4 images
     assert beta(10_000) == pytest.approx(0.5 ** (8 / 2500.0))  # ramp-up over: ema_kimg
@@ -208,7 +209,7 @@ def test_ema_rampup_values():
 
 def test_lazy_regularization_rescales_the_optimizer():
     cfg = config_lib.load("configs/stylegan_v_clouds.py:tiny")
-    d = training.lazy_optimizer(cfg.optim.d, 16)
+    d = gan.lazy_optimizer(cfg.optim.d, 16)
     c = 16 / 17
     assert d.lr == pytest.approx(0.0025 * c) and d.b1 == 0.0 and d.b2 == pytest.approx(0.99 ** c)
     assert training.r1_gamma(cfg) == pytest.approx(0.0002 * 32 ** 2 / 8)

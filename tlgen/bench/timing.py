@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import statistics
+import subprocess
 import time
 from collections.abc import Callable
 from typing import Any
@@ -63,3 +65,11 @@ def side_by_side(name: str, call: Callable[[], Any], other: Callable[[], Any], i
     print(f"{name}: tlgen {row['tlgen_per_s']:.2f}/s, PyTorch {row['pytorch_per_s']:.2f}/s, "
           f"time ratio {row['ratio']:.2f}", flush=True)
     return row
+
+
+def peak_rss_mib(cmd: list[str]) -> float:
+    """Peak resident memory of a command (GNU time's %M, KiB) in MiB."""
+    out = subprocess.run(["/usr/bin/time", "-f", "RSS %M", *cmd], capture_output=True, text=True)
+    if out.returncode:
+        raise RuntimeError(out.stderr[-2000:])
+    return int(re.findall(r"RSS (\d+)", out.stderr)[-1]) / 1024

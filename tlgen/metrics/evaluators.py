@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import jax.numpy as jnp
+import numpy as np
 
 from tlgen.family import Evaluator, mean_of
-from tlgen.metrics import perceptual
+from tlgen.metrics import distribution, perceptual
 from tlgen.metrics.distribution import FeatureStats, frechet_from_stats
 from tlgen.models import i3d as i3d_model
 from tlgen.models import inception as inception_model
@@ -69,3 +70,24 @@ def metric_evaluators(paths, real: Callable, fake: Callable) -> dict[str, Evalua
     """The evaluators of the networks `paths` names (see `frozen_networks`)."""
     makers = {"inception": ("fid", fid), "i3d": ("fvd", fvd), "lpips": ("lpips", lpips)}
     return {name: make(real, fake) for key, (name, make) in makers.items() if paths.get(key)}
+
+
+def swd(fake: Callable, times: Callable = lambda batch: batch["time"]) -> Evaluator:
+    """"swd" of frames and "motion_swd" of frame differences per time-gap band
+    (`tlgen.metrics.distribution`), weight-free: fake(state, batch) -> uint8 clips made at
+    the frame times `times(batch)` (frames) of the real clips batch["frames"]."""
+    def compute(state, batch):
+        return {"real": batch["frames"], "fake": fake(state, batch), "time": times(batch)}
+
+    def accumulate(total, out):
+        total = total or {"real": [], "fake": [], "time": []}
+        for key in total:
+            total[key].append(np.asarray(out[key]))
+        return total
+
+    def finalize(total):
+        real, fake_clips, gaps = (np.concatenate(total[k]) for k in ("real", "fake", "time"))
+        flat = lambda x: x.reshape((-1,) + x.shape[2:])
+        return {"swd": distribution.swd(flat(real), flat(fake_clips))["swd"],
+                **distribution.motion_swd(real, fake_clips, gaps)}
+    return Evaluator(compute, accumulate, finalize)

@@ -18,3 +18,56 @@ def e_tmp(frames: np.ndarray, beta: float = 1e3) -> float:
     n, h, w, _ = f.shape
     sq = np.sum((f[1:] - f[:-1]) ** 2)
     return float(beta * np.sqrt(sq / ((n - 1) * h * w)))
+
+
+STATISTICS = ("brightness", "red", "green", "blue", "contrast")
+
+
+def frame_statistics(frames: np.ndarray) -> np.ndarray:
+    """Pooled colour statistics of each frame, (N, 5) in [0, 1]: mean luma (Rec. 601), mean R,
+    G, B, and the luma's standard deviation over the frame (contrast). frames (N, H, W, 3),
+    uint8 or float in [0, 1]."""
+    f = np.asarray(frames)
+    f = f.astype(np.float64) / 255.0 if f.dtype == np.uint8 else f.astype(np.float64)
+    luma = f @ np.array([0.299, 0.587, 0.114])
+    rgb = f.mean(axis=(1, 2))
+    return np.column_stack([luma.mean(axis=(1, 2)), rgb, luma.std(axis=(1, 2))])
+
+
+def power_spectrum(series: np.ndarray, segment: int) -> tuple[np.ndarray, np.ndarray]:
+    """Welch's power spectrum of time series (V, N, S) (V videos, N frames, S statistics):
+    half-overlapping Hann-windowed segments of `segment` frames, each minus its mean, |FFT|^2
+    averaged over segments and videos, scaled so that the power sums to the series' variance
+    within a segment (Parseval). Returns (frequencies in cycles per frame (F,), power (F, S))."""
+    x = np.asarray(series, np.float64)
+    if x.ndim == 2:
+        x = x[None]
+    if x.shape[1] < segment:
+        raise ValueError(f"series of {x.shape[1]} frames are shorter than a segment of {segment}")
+    window = np.hanning(segment)
+    starts = range(0, x.shape[1] - segment + 1, segment // 2)
+    parts = np.stack([x[:, s:s + segment] for s in starts], axis=1)          # (V, K, L, S)
+    parts = (parts - parts.mean(axis=2, keepdims=True)) * window[:, None]
+    power = np.abs(np.fft.rfft(parts, axis=2)) ** 2
+    power[:, :, 1:(segment + 1) // 2] *= 2                                 # one-sided
+    power = power.mean(axis=(0, 1)) / (segment * np.sum(window ** 2))
+    return np.fft.rfftfreq(segment), power
+
+
+def band_shares(freqs: np.ndarray, power: np.ndarray, periods: tuple[float, ...]) -> np.ndarray:
+    """The share of each statistic's power (F, S) in the bands of periods (frames) cut at
+    `periods` (ascending): (len(periods) + 1, S), fastest band first, columns summing to 1.
+    The zero frequency is left out."""
+    f, p = freqs[1:], power[1:]
+    cuts = [np.inf] + [1.0 / float(q) for q in periods] + [0.0]
+    shares = np.stack([p[(f > lo) & (f <= hi)].sum(axis=0) for hi, lo in zip(cuts[:-1], cuts[1:])])
+    return shares / np.maximum(p.sum(axis=0), 1e-30)
+
+
+def log_spectral_distance(freqs: np.ndarray, a: np.ndarray, b: np.ndarray, min_period: float,
+                          max_period: float) -> np.ndarray:
+    """RMS over the frequencies with periods in [min_period, max_period] of 10 log10(a / b), per
+    statistic (dB): 0 for the same spectrum; +3 dB everywhere gives 3."""
+    pick = (freqs >= 1.0 / max_period) & (freqs <= 1.0 / min_period)
+    ratio = 10 * np.log10(np.maximum(a[pick], 1e-30) / np.maximum(b[pick], 1e-30))
+    return np.sqrt(np.mean(ratio ** 2, axis=0))

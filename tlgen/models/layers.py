@@ -210,28 +210,36 @@ def haar_unpool(ll: jax.Array, high: jax.Array) -> jax.Array:
 FIR = np.array([1.0, 3.0, 3.0, 1.0]) / 8.0
 
 
-def fir_blur(x: jax.Array, pad: tuple[int, int], gain: float = 1.0) -> jax.Array:
+def fir_blur(x: jax.Array, pad: tuple[int, int], gain: float = 1.0, axes=(1, 2)) -> jax.Array:
     """The [1, 3, 3, 1] low-pass of (N, H, W, C) with `pad` = (before, after) zeros on both
-    spatial axes: (H, W) -> (H + before + after - 3, ...); the 2-D filter sums to `gain`."""
-    x = jnp.pad(x, ((0, 0), pad, pad, (0, 0)))
-    taps = FIR * math.sqrt(gain)
-    for axis in (1, 2):
+    spatial axes: (H, W) -> (H + before + after - 3, ...); the filter over all `axes` sums to
+    `gain` (other layouts: `axes`, e.g. (1,) for time in (B, T, H, W, C))."""
+    widths = [(0, 0)] * x.ndim
+    for axis in axes:
+        widths[axis] = pad
+    x = jnp.pad(x, widths)
+    taps = FIR * gain ** (1 / len(axes))
+    for axis in axes:
         n = x.shape[axis] - 3
         x = sum(float(taps[k]) * jax.lax.slice_in_dim(x, k, k + n, axis=axis) for k in range(4))
     return x
 
 
-def downsample2(x: jax.Array) -> jax.Array:
+def downsample2(x: jax.Array, axes=(1, 2)) -> jax.Array:
     """StyleGAN2's 2x downsampling (`upfirdn2d.downsample2d`): [1, 3, 3, 1] low-pass, keep
-    every other pixel. (N, H, W, C) -> (N, H/2, W/2, C)."""
-    return fir_blur(x, (1, 1))[:, ::2, ::2]
+    every other pixel. (N, H, W, C) -> (N, H/2, W/2, C); or along other `axes`."""
+    x = fir_blur(x, (1, 1), axes=axes)
+    for axis in axes:
+        x = jax.lax.slice_in_dim(x, 0, None, 2, axis=axis)
+    return x
 
 
-def upsample2_fir(x: jax.Array) -> jax.Array:
+def upsample2_fir(x: jax.Array, axes=(1, 2)) -> jax.Array:
     """StyleGAN2's 2x upsampling (`upfirdn2d.upsample2d`: zeros inserted, [1, 3, 3, 1] low-pass
-    with gain 4): per axis out[2i] = x[i-1]/4 + 3x[i]/4, out[2i+1] = 3x[i]/4 + x[i+1]/4,
-    zero beyond the border. (N, H, W, C) -> (N, 2H, 2W, C)."""
-    for axis in (1, 2):
+    with gain 2 per axis): per axis out[2i] = x[i-1]/4 + 3x[i]/4, out[2i+1] = 3x[i]/4 + x[i+1]/4,
+    zero beyond the border. (N, H, W, C) -> (N, 2H, 2W, C); or along other `axes` (linear
+    interpolation at half-sample centres, e.g. time)."""
+    for axis in axes:
         n = x.shape[axis]
         pad = [(0, 0)] * x.ndim
         pad[axis] = (1, 1)
@@ -350,20 +358,30 @@ class Conv3d(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        kt, kh, kw = self.kernel_size
-        cin = x.shape[-1]
-        kernel = self.param("kernel", nn.initializers.lecun_normal(), (kt, kh, kw, cin, self.features))
-        x = jnp.pad(x.astype(self.dtype), ((0, 0), self.padding[0], (0, 0), (0, 0), (0, 0)))
-        b, t, h, w, _ = x.shape
-        st = self.strides[0]
-        t_out = (t - kt) // st + 1
-        taps = jnp.concatenate([x[:, d:d + (t_out - 1) * st + 1:st] for d in range(kt)], axis=-1)
-        flat = kernel.transpose(1, 2, 0, 3, 4).reshape(kh, kw, kt * cin, self.features)
-        y = conv2d(taps.reshape(b * t_out, h, w, kt * cin), flat.astype(self.dtype),
-                    self.strides[1:], self.padding[1:])
+        kernel = self.param("kernel", nn.initializers.lecun_normal(),
+                            tuple(self.kernel_size) + (x.shape[-1], self.features))
+        y = conv3d(x.astype(self.dtype), kernel.astype(self.dtype), self.strides, self.padding)
         if self.use_bias:
             y = y + self.param("bias", nn.initializers.zeros, (self.features,)).astype(self.dtype)
-        return y.reshape((b, t_out) + y.shape[1:])
+        return y
+
+
+def conv3d(x: jax.Array, kernel: jax.Array, strides=(1, 1, 1),
+           padding=((0, 0), (0, 0), (0, 0))) -> jax.Array:
+    """3-D convolution of (B, T, H, W, Cin) with `kernel` (kt, kh, kw, Cin, Cout), zero `padding`
+    ((t0, t1), (h0, h1), (w0, w1)): the kt temporal taps stacked on the channel axis and the
+    output frames folded into the batch, one 2-D convolution (XLA on CPU runs 2-D convolutions
+    on its fast path and 3-D ones as plain loops, ~50x slower)."""
+    kt, kh, kw, cin, cout = kernel.shape
+    x = jnp.pad(x, ((0, 0), tuple(padding[0]), (0, 0), (0, 0), (0, 0)))
+    b, t = x.shape[:2]
+    st = strides[0]
+    t_out = (t - kt) // st + 1
+    taps = (x[:, :(t_out - 1) * st + 1:st] if kt == 1 else
+            jnp.concatenate([x[:, d:d + (t_out - 1) * st + 1:st] for d in range(kt)], axis=-1))
+    flat = kernel.transpose(1, 2, 0, 3, 4).reshape(kh, kw, kt * cin, cout)
+    y = conv2d(einops.rearrange(taps, "b t h w c -> (b t) h w c"), flat, strides[1:], padding[1:])
+    return einops.rearrange(y, "(b t) h w c -> b t h w c", b=b)
 
 
 def conv2d(x: jax.Array, kernel: jax.Array, strides, padding) -> jax.Array:

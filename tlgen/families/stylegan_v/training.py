@@ -5,18 +5,14 @@ an EMA copy of "g" with StyleGAN2's ramp-up (`ema_beta`); the adaptive augmentat
 probability in `extra["augment_p"]`.
 
 One train step: the generator runs once (content code z, motion noise codes, the real clips'
-frame times shifted by a random fractional offset in [0, max_frames - span)); a
-discriminator update with the non-saturating logistic loss; every `loss.r1_every` steps (the
-trainer's `regularize` steps) a lazy R1 update (gamma / 2 * r1_every * E||grad D(real)||^2, the optimizer's lr and betas
-rescaled by r1_every / (r1_every + 1)); then the generator update through the same forward
-pass (`jax.vjp`) against the updated discriminator. Both networks see the clips through
-the same augmentation (`loss.augment`: "diffaugment", "ada" or "none"), drawn once per clip
-and applied to all its frames; gradients pass through `nan_to_num` as StyleGAN2's do.
+frame times shifted by a random fractional offset in [0, max_frames - span)), then
+`tlgen.train.gan.adversarial_update` (D step, lazy R1 every `loss.r1_every` steps, G step
+through the same forward pass, EMA). Both networks see the clips through the same
+augmentation (`loss.augment`: "diffaugment", "ada" or "none"), drawn once per clip and
+applied to all its frames.
 """
 
 from __future__ import annotations
-
-import functools
 
 import jax
 import jax.numpy as jnp
@@ -24,24 +20,15 @@ import numpy as np
 
 from tlgen.config import compute_dtype
 from tlgen.errors import UserError
-from tlgen.family import Evaluator, Training
-from tlgen.losses import adversarial
+from tlgen.family import Training
 from tlgen.losses.diffaugment import OPS, ada_update, augment_clips
+from tlgen.metrics import evaluators
 from tlgen.models import stylegan_v as sv
 from tlgen.models.pixels import to_model_range, to_uint8
+from tlgen.train.gan import D, G, adversarial_update, ema_beta, lazy_optimizer
 from tlgen.train.state import TrainState, make_optimizer
 
-G, D = "g", "d"
 AUGMENTS = ("diffaugment", "ada", "none")
-
-
-def ema_beta(step, batch_size: int, ema_kimg: float, rampup: float | None):
-    """StyleGAN2's G-EMA decay after `step` steps of `batch_size`: 0.5 ** (batch / ema_nimg),
-    ema_nimg = ema_kimg * 1000, capped at rampup * images seen so far when `rampup` is set."""
-    nimg = ema_kimg * 1000.0
-    if rampup:
-        nimg = jnp.minimum(nimg, jnp.asarray(step, jnp.float32) * batch_size * rampup)
-    return 0.5 ** (batch_size / jnp.maximum(nimg, 1e-8))
 
 
 def r1_gamma(config) -> float:
@@ -50,20 +37,6 @@ def r1_gamma(config) -> float:
     if gamma >= 0:
         return gamma
     return 0.0002 * int(config.model.resolution) ** 2 / int(config.data.batch_size)
-
-
-def lazy_optimizer(optim_cfg, every: int):
-    """The optimizer settings of a network regularized every `every` steps (StyleGAN2): lr
-    and betas raised to the power every / (every + 1)."""
-    cfg = optim_cfg.copy_and_resolve_references()
-    if every > 1:
-        c = every / (every + 1)
-        cfg.lr, cfg.b1, cfg.b2 = cfg.lr * c, cfg.b1 ** c, cfg.b2 ** c
-    return cfg
-
-
-def _clean(grads):
-    return jax.tree.map(functools.partial(jnp.nan_to_num, nan=0.0, posinf=1e5, neginf=-1e5), grads)
 
 
 def networks(config, dtype=jnp.float32):
@@ -140,7 +113,7 @@ def training(config) -> Training:
     def train_step(state, batch, rng, regularize: bool = False):
         real = to_model_range(batch["frames"])
         t_real = batch["time"].astype(jnp.float32)
-        k_fake, k_real, k_fake_d, k_r1, k_fake_g = jax.random.split(rng, 5)
+        k_fake, k_update = jax.random.split(rng)
         z, codes, t_fake = fake_inputs(gen, k_fake, t_real, max_frames)
         p = state.extra["augment_p"]
 
@@ -149,35 +122,14 @@ def training(config) -> Training:
             return disc.apply({"params": d_params}, clips, t_real)
 
         fake, pullback = jax.vjp(lambda gp: gen.apply({"params": gp}, z, codes, t_fake), state.params[G])
-        fake_d = jax.lax.stop_gradient(fake)
-
-        def d_loss(d_params):
-            real_logits = critic(d_params, real, k_real)
-            l_real, l_fake = adversarial.logistic_d_loss(real_logits, critic(d_params, fake_d, k_fake_d))
-            return l_real + l_fake, (l_real, l_fake, real_logits)
-
-        (loss_d, (l_real, l_fake, real_logits)), grads = jax.value_and_grad(d_loss, has_aux=True)(state.params[D])
-        state = state.apply_gradients(D, _clean(grads), d_tx)
-
-        def r1_update(st):
-            def loss(d_params):
-                penalty = adversarial.r1_penalty(lambda x: critic(d_params, x, k_r1), real)
-                return penalty * (gamma / 2) * every, penalty
-            (_, penalty), grads = jax.value_and_grad(loss, has_aux=True)(st.params[D])
-            return st.apply_gradients(D, _clean(grads), d_tx), penalty
-
-        state, r1 = r1_update(state) if regularize else (state, jnp.float32(0.0))
-        loss_g, fake_grads = jax.value_and_grad(
-            lambda x: adversarial.logistic_g_loss(critic(state.params[D], x, k_fake_g)))(fake)
-        (g_grads,) = pullback(fake_grads)
-        state = state.apply_gradients(G, _clean(g_grads), g_tx)
-        state = state.update_ema(ema_beta(state.step, batch_size, ema_kimg, rampup))
+        state, metrics, real_logits = adversarial_update(
+            state, fake, pullback, real, critic, k_update, regularize=regularize, gamma=gamma,
+            every=every, d_tx=d_tx, g_tx=g_tx, ema_decay=ema_beta(state.step, batch_size, ema_kimg, rampup))
         if lc.augment == "ada":
             p = ada_update(p, real_logits, target=float(lc.ada_target), images=batch_size,
                            speed_kimg=float(lc.ada_kimg))
             state = state.replace(extra={**state.extra, "augment_p": p})
-        return state, {"loss": loss_g + loss_d, "loss_g": loss_g, "loss_d": loss_d,
-                       "d_real": l_real, "d_fake": l_fake, "r1": r1, "augment_p": p}
+        return state, {**metrics, "augment_p": p}
 
     def fake_like(state, batch):
         """EMA-generator clips at the batch's frame times, z drawn from the batch's content."""
@@ -185,22 +137,6 @@ def training(config) -> Training:
         seed = jnp.sum(batch["frames"][:, 0, :8, :8].astype(jnp.int32))
         z, codes, _ = fake_inputs(gen, jax.random.fold_in(jax.random.key(int(config.seed)), seed), t, max_frames)
         return gen.apply({"params": state.for_inference(G)}, z, codes, t - t[:, :1])
-
-    def swd_compute(state, batch):
-        return {"real": batch["frames"], "fake": to_uint8(fake_like(state, batch)), "time": batch["time"]}
-
-    def swd_accumulate(total, out):
-        total = total or {"real": [], "fake": [], "time": []}
-        for key in total:
-            total[key].append(np.asarray(out[key]))
-        return total
-
-    def swd_finalize(total):
-        from tlgen.metrics.distribution import motion_swd, swd
-
-        real, fake, times = (np.concatenate(total[k]) for k in ("real", "fake", "time"))
-        flat = lambda x: x.reshape((-1,) + x.shape[2:])
-        return {"swd": swd(flat(real), flat(fake))["swd"], **motion_swd(real, fake, times)}
 
     def sample(state, batch, rng):
         n = min(4, batch["frames"].shape[0])
@@ -210,5 +146,5 @@ def training(config) -> Training:
         return {"real": batch["frames"][:n], "generated": to_uint8(video)}
 
     return Training(init=init, train_step=train_step, make_pipeline=make_pipeline, sample=sample,
-                    evaluators={"swd": Evaluator(swd_compute, swd_accumulate, swd_finalize)},
+                    evaluators={"swd": evaluators.swd(lambda state, batch: to_uint8(fake_like(state, batch)))},
                     regularize_every=every)

@@ -1,0 +1,77 @@
+"""The StyleGAN2-style adversarial update that the GAN families share.
+
+One call: a discriminator step on real and (stopped-gradient) fake clips with the
+non-saturating logistic loss; on `regularize` steps a lazy R1 step (gamma / 2 * every *
+E||grad D(real)||^2, the discriminator's optimizer built by `lazy_optimizer`); then the
+generator step through the generator's forward pass already made (`jax.vjp` pullback)
+against the updated discriminator; then the generator's EMA. Gradients pass through
+`nan_to_num` as StyleGAN2's do.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+
+from tlgen.losses import adversarial
+
+G, D = "g", "d"
+
+
+def ema_beta(step, batch_size: int, ema_kimg: float, rampup: float | None):
+    """StyleGAN2's G-EMA decay after `step` steps of `batch_size`: 0.5 ** (batch / ema_nimg),
+    ema_nimg = ema_kimg * 1000, capped at rampup * images seen so far when `rampup` is set."""
+    nimg = ema_kimg * 1000.0
+    if rampup:
+        nimg = jnp.minimum(nimg, jnp.asarray(step, jnp.float32) * batch_size * rampup)
+    return 0.5 ** (batch_size / jnp.maximum(nimg, 1e-8))
+
+
+def lazy_optimizer(optim_cfg, every: int):
+    """The optimizer settings of a network regularized every `every` steps (StyleGAN2): lr
+    and betas raised to the power every / (every + 1)."""
+    cfg = optim_cfg.copy_and_resolve_references()
+    if every > 1:
+        c = every / (every + 1)
+        cfg.lr, cfg.b1, cfg.b2 = cfg.lr * c, cfg.b1 ** c, cfg.b2 ** c
+    return cfg
+
+
+def clean(grads):
+    """StyleGAN2's gradient guard: NaN -> 0, +-inf -> +-1e5."""
+    return jax.tree.map(functools.partial(jnp.nan_to_num, nan=0.0, posinf=1e5, neginf=-1e5), grads)
+
+
+def adversarial_update(state, fake: jax.Array, pullback: Callable, real: jax.Array,
+                       critic: Callable, rng: jax.Array, *, regularize: bool, gamma: float,
+                       every: int, d_tx, g_tx, ema_decay):
+    """(state, metrics, real logits) after the D, lazy-R1, G and EMA updates.
+
+    fake: the generator's output, `pullback` its `jax.vjp` pullback from state.params["g"];
+    critic(d_params, clips, key) -> logits (the family's augmentation inside)."""
+    k_real, k_fake, k_r1, k_g = jax.random.split(rng, 4)
+    fake_d = jax.lax.stop_gradient(fake)
+
+    def d_loss(d_params):
+        real_logits = critic(d_params, real, k_real)
+        l_real, l_fake = adversarial.logistic_d_loss(real_logits, critic(d_params, fake_d, k_fake))
+        return l_real + l_fake, (l_real, l_fake, real_logits)
+
+    (loss_d, (l_real, l_fake, real_logits)), grads = jax.value_and_grad(d_loss, has_aux=True)(state.params[D])
+    state = state.apply_gradients(D, clean(grads), d_tx)
+    r1 = jnp.float32(0.0)
+    if regularize:
+        def r1_loss(d_params):
+            penalty = adversarial.r1_penalty(lambda x: critic(d_params, x, k_r1), real)
+            return penalty * (gamma / 2) * every, penalty
+        (_, r1), grads = jax.value_and_grad(r1_loss, has_aux=True)(state.params[D])
+        state = state.apply_gradients(D, clean(grads), d_tx)
+    loss_g, fake_grads = jax.value_and_grad(
+        lambda x: adversarial.logistic_g_loss(critic(state.params[D], x, k_g)))(fake)
+    (g_grads,) = pullback(fake_grads)
+    state = state.apply_gradients(G, clean(g_grads), g_tx).update_ema(ema_decay)
+    return state, {"loss": loss_g + loss_d, "loss_g": loss_g, "loss_d": loss_d,
+                   "d_real": l_real, "d_fake": l_fake, "r1": r1}, real_logits
