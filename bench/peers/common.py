@@ -116,3 +116,37 @@ def reconstruction_loss(pred: torch.Tensor, target: torch.Tensor, alpha: float =
     if alpha == 0:
         return l1
     return alpha * (1 - ms_ssim(p, t)) + (1 - alpha) * l1
+
+
+class AdversarialPeer:
+    """The GAN peers' training step, `tlgen.train.gan.adversarial_update`'s: a discriminator
+    step (logistic loss), lazy R1 every `every` steps, the generator step through the same
+    fake clips, G-EMA. Subclasses set g, g_ema, opt_g, opt_d, real, every, gamma, batch,
+    ema_nimg, rampup, device, dtype, steps = 0, and define critic(clips) and fake()."""
+
+    def step(self):
+        with autocast(self.device, self.dtype):
+            fake = self.fake()
+            d_loss = F.softplus(-self.critic(self.real)).mean() + F.softplus(self.critic(fake.detach())).mean()
+        self.opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        self.opt_d.step()
+        if self.steps % self.every == 0:
+            real = self.real.detach().requires_grad_(True)
+            grads, = torch.autograd.grad(self.critic(real).sum(), real, create_graph=True)
+            r1 = grads.square().flatten(1).sum(1).mean() * (self.gamma / 2) * self.every
+            self.opt_d.zero_grad(set_to_none=True)
+            r1.backward()
+            self.opt_d.step()
+        with autocast(self.device, self.dtype):
+            g_loss = F.softplus(-self.critic(fake)).mean()
+        self.opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        self.opt_g.step()
+        b = self.batch
+        nimg = min(self.ema_nimg, self.steps * b * self.rampup) if self.rampup else self.ema_nimg
+        beta = 0.5 ** (b / max(nimg, 1e-8))
+        with torch.no_grad():
+            for pe, p in zip(self.g_ema.parameters(), self.g.parameters()):
+                pe.copy_(p.lerp(pe, beta))
+        self.steps += 1

@@ -20,25 +20,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.peers.common import autocast, count_parameters, load_tree
-from bench.peers.stylegan_v import Dense, augment_clips, lrelu
+from bench.peers.common import AdversarialPeer, autocast, count_parameters, load_tree
+from bench.peers.stylegan_v import Dense, augment_clips, lrelu, upsample2_fir
 from tlgen.models.long_video import filter_bank, kaiser_taps
 
 CLAMP = 256.0
 FIR = torch.tensor([1.0, 3.0, 3.0, 1.0]) / 8.0
-
-
-def upsample2(x, dims):
-    """Linear 2x upsampling with zero borders along `dims` (tlgen's upsample2_fir)."""
-    for dim in dims:
-        n = x.shape[dim]
-        xp = torch.cat([torch.zeros_like(x.narrow(dim, 0, 1)), x, torch.zeros_like(x.narrow(dim, 0, 1))], dim)
-        lo, mid, hi = (xp.narrow(dim, k, n) for k in range(3))
-        both = torch.stack([0.25 * lo + 0.75 * mid, 0.75 * mid + 0.25 * hi], dim=dim + 1)
-        shape = list(x.shape)
-        shape[dim] = 2 * n
-        x = both.reshape(shape)
-    return x
 
 
 def downsample2(x, dims):
@@ -95,10 +82,10 @@ class ResBlock3d(nn.Module):
         skip = torch.einsum("bcthw,cd->bdthw", x, self.skip / math.sqrt(cin))
         h = (h + skip) * math.sqrt(0.5)
         if self.time_up:
-            h = upsample2(h, (2,))
+            h = upsample2_fir(h, (2,))
         h = crop(h, self.out_time, 2)
         if self.space_up:
-            h = upsample2(h, (3, 4))
+            h = upsample2_fir(h, (3, 4))
         h = crop(crop(h, self.out_size[0], 3), self.out_size[1], 4)
         return lrelu(h + self.bias1[:, None, None, None]).clamp(-CLAMP, CLAMP)
 
@@ -278,7 +265,7 @@ def load(module: nn.Module, params) -> None:
     load_tree(module, params)
 
 
-class Peer:
+class Peer(AdversarialPeer):
     """The low-resolution stage's training step on a fixed batch of clips."""
 
     def __init__(self, config, batch: dict, device: torch.device, *, compile: bool):
@@ -311,38 +298,12 @@ class Peer:
         clips = augment_clips(clips) if self.augment else clips
         return self.d(rescale_time(clips) if self.rescale else clips)
 
-    def fake(self, b):
+    def fake(self):
+        b = self.batch
         video = self.g_fwd(torch.randn(b, *self.noise_shape, device=self.device), self.made)   # (B, 3, F, H, W)
         starts = torch.randint(0, self.made - self.clip + 1, (b,), device=self.device)
         idx = (starts[:, None] + torch.arange(self.clip, device=self.device))[:, None, :, None, None]
         return torch.gather(video, 2, idx.expand(-1, 3, -1, *video.shape[3:])).permute(0, 2, 1, 3, 4)
-
-    def step(self):
-        b = self.batch
-        with autocast(self.device, self.dtype):
-            fake = self.fake(b)
-            d_loss = F.softplus(-self.critic(self.real)).mean() + F.softplus(self.critic(fake.detach())).mean()
-        self.opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        self.opt_d.step()
-        if self.steps % self.every == 0:
-            real = self.real.detach().requires_grad_(True)
-            grads, = torch.autograd.grad(self.critic(real).sum(), real, create_graph=True)
-            r1 = grads.square().flatten(1).sum(1).mean() * (self.gamma / 2) * self.every
-            self.opt_d.zero_grad(set_to_none=True)
-            r1.backward()
-            self.opt_d.step()
-        with autocast(self.device, self.dtype):
-            g_loss = F.softplus(-self.critic(fake)).mean()
-        self.opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
-        self.opt_g.step()
-        nimg = min(self.ema_nimg, self.steps * b * self.rampup) if self.rampup else self.ema_nimg
-        beta = 0.5 ** (b / max(nimg, 1e-8))
-        with torch.no_grad():
-            for pe, p in zip(self.g_ema.parameters(), self.g.parameters()):
-                pe.copy_(p.lerp(pe, beta))
-        self.steps += 1
 
     @torch.no_grad()
     def generate(self):

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.peers.common import autocast, count_parameters, load_tree
+from bench.peers.common import AdversarialPeer, autocast, count_parameters, load_tree
 
 SQRT2 = math.sqrt(2.0)
 TIME_EMBED = 256          # learned embedding of a time difference (the public model's size)
@@ -36,13 +36,12 @@ def fir_blur(x, pad, gain=1.0):
     return F.conv2d(x, f.expand(c, 1, 4, 4), groups=c)
 
 
-def upsample2_fir(x):
-    for dim in (2, 3):
+def upsample2_fir(x, dims=(2, 3)):
+    """Linear 2x upsampling with zero borders along `dims` (tlgen's upsample2_fir)."""
+    for dim in dims:
         n = x.shape[dim]
-        pad = [0, 0, 0, 0]
-        pad[2 * (3 - dim)], pad[2 * (3 - dim) + 1] = 1, 1
-        xp = F.pad(x, pad)
-        lo, mid, hi = (xp.narrow(dim, k, n) for k in range(3))
+        zero = torch.zeros_like(x.narrow(dim, 0, 1))
+        lo, mid, hi = (torch.cat([zero, x, zero], dim).narrow(dim, k, n) for k in range(3))
         both = torch.stack([0.25 * lo + 0.75 * mid, 0.75 * mid + 0.25 * hi], dim=dim + 1)
         shape = list(x.shape)
         shape[dim] = 2 * n
@@ -345,7 +344,7 @@ def load(module: nn.Module, params) -> None:
     load_tree(module, params)
 
 
-class Peer:
+class Peer(AdversarialPeer):
     """StyleGAN-V training step on a fixed batch of sparse clips."""
 
     def __init__(self, config, batch: dict, device: torch.device, *, compile: bool):
@@ -378,37 +377,13 @@ class Peer:
     def critic(self, clips):
         return self.d(augment_clips(clips) if self.augment else clips, self.t)
 
-    def step(self):
+    def fake(self):
         b = self.batch
         rel = self.t - self.t[:, :1]
         t_fake = rel + torch.rand(b, 1, device=self.device) * (self.max_frames - 1 - rel[:, -1:]).clamp(min=0)
         z = torch.randn(b, self.z_dim, device=self.device)
         codes = torch.randn(b, self.n_codes, self.z_dim, device=self.device)
-        with autocast(self.device, self.dtype):
-            fake = self.g_fwd(z, codes, t_fake)
-            d_loss = F.softplus(-self.critic(self.real)).mean() + F.softplus(self.critic(fake.detach())).mean()
-        self.opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        self.opt_d.step()
-        if self.steps % self.every == 0:
-            real = self.real.detach().requires_grad_(True)
-            logits = self.critic(real)
-            grads, = torch.autograd.grad(logits.sum(), real, create_graph=True)
-            r1 = grads.square().flatten(1).sum(1).mean() * (self.gamma / 2) * self.every
-            self.opt_d.zero_grad(set_to_none=True)
-            r1.backward()
-            self.opt_d.step()
-        with autocast(self.device, self.dtype):
-            g_loss = F.softplus(-self.critic(fake)).mean()
-        self.opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
-        self.opt_g.step()
-        nimg = min(self.ema_nimg, self.steps * b * self.rampup) if self.rampup else self.ema_nimg
-        beta = 0.5 ** (b / max(nimg, 1e-8))
-        with torch.no_grad():
-            for pe, p in zip(self.g_ema.parameters(), self.g.parameters()):
-                pe.copy_(p.lerp(pe, beta))
-        self.steps += 1
+        return self.g_fwd(z, codes, t_fake)
 
     @torch.no_grad()
     def generate(self):

@@ -16,6 +16,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+from tlgen.errors import UserError
 from tlgen.losses import adversarial
 
 G, D = "g", "d"
@@ -38,6 +39,16 @@ def lazy_optimizer(optim_cfg, every: int):
         c = every / (every + 1)
         cfg.lr, cfg.b1, cfg.b2 = cfg.lr * c, cfg.b1 ** c, cfg.b2 ** c
     return cfg
+
+
+def checked_loss(lc, augments) -> int:
+    """`config.loss.r1_every` after checking it and `config.loss.augment` (one of `augments`)."""
+    if lc.augment not in augments:
+        raise UserError(f"config.loss.augment is {lc.augment!r}; use one of {', '.join(augments)}.")
+    every = int(lc.r1_every)
+    if every < 1:
+        raise UserError(f"config.loss.r1_every is {every}; use 1 or more (1 = R1 every step).")
+    return every
 
 
 def clean(grads):

@@ -25,7 +25,7 @@ from tlgen.losses.diffaugment import OPS, augment_clips
 from tlgen.metrics import evaluators
 from tlgen.models import long_video as lv
 from tlgen.models.pixels import to_model_range, to_uint8
-from tlgen.train.gan import D, G, adversarial_update, ema_beta, lazy_optimizer
+from tlgen.train.gan import D, G, adversarial_update, checked_loss, ema_beta, lazy_optimizer
 from tlgen.train.state import TrainState, make_optimizer
 
 AUGMENTS = ("diffaugment", "none")
@@ -83,11 +83,7 @@ def training(config) -> Training:
     dtype = compute_dtype(config)
     gen, disc = networks(config, dtype)
     lc = config.loss
-    if lc.augment not in AUGMENTS:
-        raise UserError(f"config.loss.augment is {lc.augment!r}; use one of {', '.join(AUGMENTS)}.")
-    every = int(lc.r1_every)
-    if every < 1:
-        raise UserError(f"config.loss.r1_every is {every}; use 1 or more (1 = R1 every step).")
+    every = checked_loss(lc, AUGMENTS)
     clip = int(config.data.num_frames)
     made = generated_frames(gen, clip)
     room = made - clip + 1
