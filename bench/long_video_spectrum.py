@@ -9,19 +9,19 @@ days), for the low-resolution long-video model and StyleGAN-V trained on the sam
 
 Per spectrum: Welch (1,024-frame Hann segments, half-overlapping), its share of power in
 period bands (frames of 20 minutes) and its log-spectral distance to the capture's (RMS dB
-over periods 4-1,024 frames); per model also the frame and motion SWD of its videos' first
-32 frames against 32-frame windows of the capture.
+over periods 4-1,024 frames); per model also the frame and motion SWD of 64 random 32-frame windows of its videos
+against 64 of the capture.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -58,6 +58,14 @@ def windows(frames: np.ndarray, length: int, count: int, seed: int) -> np.ndarra
     return np.stack([frames[s:s + length] for s in starts])
 
 
+def training_seconds(workdir: str) -> float:
+    """Seconds the run's steps took (from its logged steps per second; a resumed run counts once)."""
+    rows = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
+    rows = [r for r in rows if r["split"] == "train" and r.get("steps_per_sec")]
+    steps = np.diff([0] + [r["step"] for r in rows])
+    return float(sum(n / r["steps_per_sec"] for n, r in zip(steps, rows)))
+
+
 def describe(freqs, power, real_power) -> dict:
     shares = temporal.band_shares(freqs, power, BANDS)
     return {"band_shares": {name: [round(float(v), 4) for v in shares[:, i]]
@@ -90,24 +98,22 @@ def main() -> None:
         if "real" not in spectra:
             spectra["real"] = temporal.power_spectrum(temporal.frame_statistics(real)[None], SEGMENT)
             record["real_frames"] = int(len(real))
-        start = time.perf_counter()
         tlgen("train", "--config", config, "--workdir", workdir, f"--config.data.dir={data}",
               f"--config.total_steps={steps}", "--config.train.eval_every=0", "--config.train.sample_every=0")
-        train_s = time.perf_counter() - start
         npz = os.path.join(work, f"{name}.npz")
         tlgen("generate", "--workdir", workdir, "--frames", str(args.frames), "--num", str(args.videos),
               "--seed", str(args.seed), "--grid", "--out", os.path.join(work, f"{name}.mp4"), "--npz", npz)
         videos = np.load(npz)["frames"]
         stats = np.stack([temporal.frame_statistics(v) for v in videos])
         spectra[name] = temporal.power_spectrum(stats, SEGMENT)
-        clips = videos[:, :32]
-        real_clips = windows(real, 32, 64, seed=0)
+        clips = np.concatenate([windows(v, 32, 64 // len(videos), seed=i) for i, v in enumerate(videos)])
+        real_clips = windows(real, 32, len(clips), seed=0)
         times = np.broadcast_to(np.arange(32, dtype=np.float32), (len(clips), 32))
         flat = lambda x: x.reshape((-1,) + x.shape[2:])
         record["models"][name] = {
-            "config": config, "steps": steps, "train_s": round(train_s, 1), "size": size,
+            "config": config, "steps": steps, "train_s": round(training_seconds(workdir), 1), "size": size,
             "swd": round(distribution.swd(flat(real_clips), flat(clips))["swd"], 2),
-            "motion_swd": round(distribution.motion_swd(real_clips[:len(clips)], clips, times)["motion_swd"], 2),
+            "motion_swd": round(distribution.motion_swd(real_clips, clips, times)["motion_swd"], 2),
             **describe(*spectra[name], spectra["real"][1])}
         print(name, record["models"][name], flush=True)
     record["real"] = describe(*spectra["real"], None)
