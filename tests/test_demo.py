@@ -12,7 +12,7 @@ from tlgen.data.prepare import prepare
 
 def test_demo_writes_its_files_and_prints_the_reports_table(tmp_path, capsys):
     out = tmp_path / "demo"
-    prepare(["synthetic:city:frames=1000"], str(out / "data"))         # 14 days, not 42
+    prepare(["synthetic:city:frames=504"], str(out / "data"))          # 7 days, not 42
     assert main(["demo", "--out", str(out), "--steps", "2"]) == 0
     printed = capsys.readouterr().out
     report = json.loads((out / "run" / "eval" / "report.json").read_text())
