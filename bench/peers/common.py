@@ -121,8 +121,29 @@ def reconstruction_loss(pred: torch.Tensor, target: torch.Tensor, alpha: float =
 class AdversarialPeer:
     """The GAN peers' training step, `tlgen.train.gan.adversarial_update`'s: a discriminator
     step (logistic loss), lazy R1 every `every` steps, the generator step through the same
-    fake clips, G-EMA. Subclasses set g, g_ema, opt_g, opt_d, real, every, gamma, batch,
-    ema_nimg, rampup, device, dtype, steps = 0, and define critic(clips) and fake()."""
+    fake clips, G-EMA. Subclasses call `start`, set `gamma` and define critic(clips) and fake()."""
+
+    def start(self, config, batch: dict, device, g: torch.nn.Module, d: torch.nn.Module, compile: bool):
+        """The shared state: the batch's clips (B, T, C, H, W) in [-1, 1], the networks, G-EMA,
+        Adam for each (the discriminator's rescaled for lazy R1), the EMA schedule."""
+        import copy
+
+        o = config.optim
+        self.device, self.dtype = device, str(config.dtype)
+        frames = torch.from_numpy(batch["frames"]).to(device)
+        self.real = frames.float().div(127.5).sub(1.0).permute(0, 1, 4, 2, 3).contiguous()
+        self.g, self.d = g.to(device), d.to(device)
+        self.g_ema = copy.deepcopy(self.g).requires_grad_(False)
+        self.g_fwd = torch.compile(self.g) if compile else self.g
+        self.every = every = int(config.loss.r1_every)
+        c = every / (every + 1) if every > 1 else 1.0
+        self.opt_g = torch.optim.Adam(self.g.parameters(), lr=o.g.lr, betas=(o.g.b1, o.g.b2), eps=o.g.eps)
+        self.opt_d = torch.optim.Adam(self.d.parameters(), lr=o.d.lr * c, betas=(o.d.b1 ** c, o.d.b2 ** c),
+                                      eps=o.d.eps)
+        self.batch = self.real.shape[0]
+        self.ema_nimg, self.rampup = float(config.ema.kimg) * 1000, float(config.ema.rampup)
+        self.steps = 0
+        self.parameters = {"g": count_parameters(self.g), "d": count_parameters(self.d)}
 
     def step(self):
         with autocast(self.device, self.dtype):

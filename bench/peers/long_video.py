@@ -13,14 +13,13 @@ through the same forward, G-EMA.
 
 from __future__ import annotations
 
-import copy
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.peers.common import AdversarialPeer, autocast, count_parameters, load_tree
+from bench.peers.common import AdversarialPeer, autocast, load_tree
 from bench.peers.stylegan_v import Dense, augment_clips, lrelu, upsample2_fir
 from tlgen.models.long_video import filter_bank, kaiser_taps
 
@@ -271,27 +270,13 @@ class Peer(AdversarialPeer):
     def __init__(self, config, batch: dict, device: torch.device, *, compile: bool):
         from tlgen.families.long_video import training
         gen, disc = training.networks(config)
-        o, lc = config.optim, config.loss
-        self.device, self.dtype = device, str(config.dtype)
-        frames = torch.from_numpy(batch["frames"]).to(device)
-        self.real = frames.float().div(127.5).sub(1.0).permute(0, 1, 4, 2, 3).contiguous()   # (B, T, C, H, W)
-        self.g = Generator(gen).to(device)
-        self.d = Discriminator(disc).to(device)
-        self.g_ema = copy.deepcopy(self.g).requires_grad_(False)
-        every = int(lc.r1_every)
-        c = every / (every + 1) if every > 1 else 1.0
-        self.opt_g = torch.optim.Adam(self.g.parameters(), lr=o.g.lr, betas=(o.g.b1, o.g.b2), eps=o.g.eps)
-        self.opt_d = torch.optim.Adam(self.d.parameters(), lr=o.d.lr * c, betas=(o.d.b1 ** c, o.d.b2 ** c),
-                                      eps=o.d.eps)
-        self.every, self.batch, self.gamma = every, self.real.shape[0], float(lc.r1_gamma)
+        lc = config.loss
+        self.start(config, batch, device, Generator(gen), Discriminator(disc), compile)
+        self.gamma = float(lc.r1_gamma)
         self.clip = self.real.shape[1]
         self.made = training.generated_frames(gen, self.clip)
         self.noise_shape = (gen.noise_length(self.made), gen.noise_channels)
-        self.ema_nimg, self.rampup = float(config.ema.kimg) * 1000, float(config.ema.rampup)
         self.augment, self.rescale = lc.augment != "none", bool(lc.time_rescale)
-        self.g_fwd = torch.compile(self.g) if compile else self.g
-        self.steps = 0
-        self.parameters = {"g": count_parameters(self.g), "d": count_parameters(self.d)}
         self.frames_per_generate = self.made
 
     def critic(self, clips):

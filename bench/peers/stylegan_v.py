@@ -9,7 +9,6 @@ steps, the generator step through the same forward, G-EMA.
 
 from __future__ import annotations
 
-import copy
 import math
 
 import numpy as np
@@ -17,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.peers.common import AdversarialPeer, autocast, count_parameters, load_tree
+from bench.peers.common import AdversarialPeer, autocast, load_tree
 
 SQRT2 = math.sqrt(2.0)
 TIME_EMBED = 256          # learned embedding of a time difference (the public model's size)
@@ -348,30 +347,14 @@ class Peer(AdversarialPeer):
     """StyleGAN-V training step on a fixed batch of sparse clips."""
 
     def __init__(self, config, batch: dict, device: torch.device, *, compile: bool):
-        m, o, lc = config.model, config.optim, config.loss
-        self.device, self.dtype = device, str(config.dtype)
-        frames = torch.from_numpy(batch["frames"]).to(device)
-        self.real = frames.float().div(127.5).sub(1.0).permute(0, 1, 4, 2, 3).contiguous()
+        m, lc = config.model, config.loss
+        self.start(config, batch, device, Generator(m), Discriminator(m, batch["frames"].shape[1]), compile)
         self.t = torch.from_numpy(batch["time"]).to(device).float()
-        self.g = Generator(m).to(device)
-        self.d = Discriminator(m, self.real.shape[1]).to(device)
-        self.g_ema = copy.deepcopy(self.g).requires_grad_(False)
-        every = int(lc.r1_every)
-        c = every / (every + 1) if every > 1 else 1.0
-        self.opt_g = torch.optim.Adam(self.g.parameters(), lr=o.g.lr, betas=(o.g.b1, o.g.b2), eps=o.g.eps)
-        self.opt_d = torch.optim.Adam(self.d.parameters(), lr=o.d.lr * c, betas=(o.d.b1 ** c, o.d.b2 ** c),
-                                      eps=o.d.eps)
-        b = self.real.shape[0]
-        self.every, self.batch = every, b
+        b = self.batch
         self.gamma = float(lc.r1_gamma) if float(lc.r1_gamma) >= 0 else 0.0002 * int(m.resolution) ** 2 / b
         self.max_frames, self.z_dim = float(m.max_frames), int(m.z_dim)
         self.n_codes = int(math.floor(self.max_frames / float(m.min_period))) + 2 + 2 * (int(m.motion_kernel) - 1)
-        self.ema_nimg = float(config.ema.kimg) * 1000
-        self.rampup = float(config.ema.rampup)
         self.augment = lc.augment != "none"
-        self.g_fwd = torch.compile(self.g) if compile else self.g
-        self.steps = 0
-        self.parameters = {"g": count_parameters(self.g), "d": count_parameters(self.d)}
         self.frames_per_generate = 16
 
     def critic(self, clips):
