@@ -29,6 +29,7 @@ import numpy as np  # noqa: E402
 
 from tlgen.bench.report import write_json  # noqa: E402
 from tlgen.data import open_dataset  # noqa: E402
+from tlgen.families.timescale_ae.inference import video_frames  # noqa: E402
 from tlgen.metrics import distribution, temporal  # noqa: E402
 
 SEGMENT = 1024
@@ -43,14 +44,8 @@ def tlgen(*args: str) -> None:
 
 def capture(data: str) -> np.ndarray:
     """All frames of the dataset's video 0 in time order, uint8 (N, H, W, 3)."""
-    ds = open_dataset(data)
-    records = []
-    for split in ds.splits:
-        source = ds.frames(split)
-        for block in ds.blocks(split, 0):
-            records += [(t, source, block.start + i) for i, t in enumerate(block.times)]
-    records.sort(key=lambda r: r[0])
-    return np.stack([s[i]["image"] for _, s, i in records])
+    times, get_frames = video_frames(open_dataset(data), 0)
+    return get_frames(np.arange(len(times)))
 
 
 def windows(frames: np.ndarray, length: int, count: int, seed: int) -> np.ndarray:

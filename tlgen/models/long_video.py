@@ -208,6 +208,10 @@ class Generator(nn.Module):
     def time_scale(self) -> int:
         return 2 ** sum(map(bool, self.temporal_time_up))
 
+    def whole_scales(self, frames: int) -> int:
+        """`frames` rounded up to a multiple of the time scale (what one call can make)."""
+        return -(-frames // self.time_scale) * self.time_scale
+
     @property
     def noise_channels(self) -> int:
         if self.latent_dim % self.filters:

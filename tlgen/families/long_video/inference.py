@@ -52,8 +52,7 @@ def generate(trained: Trained, frames: int, *, num: int = 1, seed: int = 0,
     if chunk < 1:
         raise UserError(f"--chunk {chunk} must be at least 1.")
     gen = lv.generator(trained.config.model, trained.dtype)
-    s = gen.time_scale
-    chunk = -(-min(chunk, frames) // s) * s
+    chunk = gen.whole_scales(min(chunk, frames))
     run = jax.jit(make_chunk(gen, chunk))
     keys = video_keys(seed, num)
     params = trained.params[G]
@@ -70,7 +69,7 @@ def generate_command(trained: Trained, args: argparse.Namespace):
 def generator_benchmark(trained: Trained, batch: dict):
     """`tlgen bench`'s inference figure: one chunk of a clip's length for each clip of the batch."""
     gen = lv.generator(trained.config.model, trained.dtype)
-    frames = -(-batch["frames"].shape[1] // gen.time_scale) * gen.time_scale
+    frames = gen.whole_scales(batch["frames"].shape[1])
     run = jax.jit(make_chunk(gen, frames))
     keys = video_keys(0, batch["frames"].shape[0])
     params = trained.params[G]

@@ -34,8 +34,7 @@ AUGMENTS = ("diffaugment", "none")
 def generated_frames(gen: lv.Generator, clip: int) -> int:
     """Frames the generator makes for one training clip: a whole number of time scales with
     room for a random shift of up to one time scale."""
-    s = gen.time_scale
-    return -(-clip // s) * s + s
+    return gen.whole_scales(clip) + gen.time_scale
 
 
 def rescale_time(key: jax.Array, clips: jax.Array) -> jax.Array:
