@@ -318,7 +318,7 @@ def test_gan_family_two_optimizers_ema_and_samples(tmp_path):
 
 
 def test_unknown_family_is_a_user_error():
-    with pytest.raises(UserError, match="built-in families: dtvnet, fgla, long_video, stylegan_v, time_flies, timescale_ae"):
+    with pytest.raises(UserError, match="built-in families: dtvnet, fgla, long_video, long_video_sr, stylegan_v, time_flies, timescale_ae"):
         family_lib.of(make_config(family="no_such_family"))
     with pytest.raises(UserError, match="no_such.module"):
         family_lib.of(make_config(family="no_such.module"))

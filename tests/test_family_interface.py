@@ -155,10 +155,10 @@ def test_sharding_rules_first_match_and_bad_rules():
 
 def test_registry_lists_the_builtin_families_and_their_commands():
     specs = family_lib.builtin()
-    assert sorted(specs) == ["dtvnet", "fgla", "long_video", "stylegan_v", "time_flies", "timescale_ae"]
+    assert sorted(specs) == ["dtvnet", "fgla", "long_video", "long_video_sr", "stylegan_v", "time_flies", "timescale_ae"]
     for name in ("dtvnet", "fgla"):
         assert set(specs[name].commands) == {"eval", "animate"}, name
-    for name in ("long_video", "stylegan_v"):
+    for name in ("long_video", "long_video_sr", "stylegan_v"):
         assert set(specs[name].commands) == {"generate"}, name
     assert set(specs["time_flies"].commands) == {"animate"}
     assert set(specs["timescale_ae"].commands) == {"eval", "timelapse"}

@@ -1,5 +1,6 @@
-"""The low-resolution long-video stage through the public commands: train on a prepared
-city, resume exactly, generate videos of any length chunk by chunk, bad input as one sentence."""
+"""Both long-video stages through the public commands: train each on a prepared city (the
+super-resolution stage on its own, larger frames), resume exactly, generate videos of any
+length chunk by chunk and upscale them streamed, bad input as one sentence."""
 
 import json
 import logging
@@ -12,6 +13,8 @@ import pytest
 
 from tlgen.cli.main import main
 from tlgen.data.prepare import prepare
+from tlgen.errors import UserError
+from tlgen.families.long_video.inference import generate, superres_run, upscale
 from tlgen.trained import load
 
 TINY = ["--config.model.size=(16, 32)", "--config.model.input_channels=16",
@@ -24,20 +27,28 @@ TINY = ["--config.model.size=(16, 32)", "--config.model.input_channels=16",
         "--config.train.eval_batches=1", "--config.train.sample_every=0", "--config.loss.r1_every=1"]
 
 
-def train(data, workdir, steps, *extra):
-    return main(["train", "--config", "configs/long_video_city.py:tiny", "--workdir", workdir,
+# The super-resolution stage for those frames: 16x32 -> 32x64 (x2), +-2 context frames.
+TINY_SR = ["--config.model.size=(32, 64)", "--config.model.scale=2", "--config.model.context=2",
+           "--config.model.z_dim=16", "--config.model.w_dim=16", "--config.model.channel_base=512",
+           "--config.model.channel_max=16", "--config.model.num_layers=4", "--config.model.margin=4",
+           "--config.model.d_channel_base=256", "--config.data.batch_size=8",
+           "--config.train.eval_batches=1", "--config.train.sample_every=0", "--config.loss.r1_every=1"]
+
+
+def train(data, workdir, steps, *extra, config="configs/long_video_city.py:tiny", tiny=TINY):
+    return main(["train", "--config", config, "--workdir", workdir,
                  f"--config.data.dir={data}", f"--config.total_steps={steps}", "--config.train.log_every=1",
-                 "--config.train.ckpt_every=2", *TINY, *extra])
+                 "--config.train.ckpt_every=2", *tiny, *extra])
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """A 4-step run on 120 frames of the city at 16x32, and the same run resumed from its
-    step-2 checkpoint in a copy of its work directory."""
-    tmp = tmp_path_factory.mktemp("lv")
-    data, workdir, resumed = str(tmp / "data"), str(tmp / "run"), str(tmp / "resumed")
-    prepare(["synthetic:city:frames=120"], data, size=(16, 32), levels=1, val_fraction=0.25)
-    assert train(data, workdir, 4, "--config.train.eval_every=4") == 0
+def train_sr(data, workdir, steps, *extra):
+    return train(data, workdir, steps, *extra, config="configs/long_video_sr_city.py:tiny", tiny=TINY_SR)
+
+
+def train_and_resume(train_fn, data, workdir, resumed):
+    """Trains 4 steps, then the same run resumed from its step-2 checkpoint in a copy of its
+    work directory; checks that the trainer said it resumed."""
+    assert train_fn(data, workdir, 4, "--config.train.eval_every=4") == 0
     shutil.copytree(workdir, resumed)
     shutil.rmtree(os.path.join(resumed, "checkpoints", "4"))
     messages = []
@@ -48,11 +59,38 @@ def run(tmp_path_factory):
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     try:
-        assert train(data, resumed, 4, "--config.train.eval_every=0") == 0
+        assert train_fn(data, resumed, 4, "--config.train.eval_every=0") == 0
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
     assert any(m.startswith("resumed from") and m.endswith("/2") for m in messages), messages
+
+
+def assert_same_params(a_dir, b_dir):
+    a, b = load(a_dir), load(b_dir)
+    assert a.step == b.step == 4
+    for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))        # stopped at 2: same run
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A 4-step run on 120 frames of the city at 16x32, and the same run resumed."""
+    tmp = tmp_path_factory.mktemp("lv")
+    data, workdir = str(tmp / "data"), str(tmp / "run")
+    prepare(["synthetic:city:frames=120"], data, size=(16, 32), levels=1, val_fraction=0.25)
+    train_and_resume(train, data, workdir, str(tmp / "resumed"))
+    return tmp, data, workdir
+
+
+@pytest.fixture(scope="module")
+def sr_run(tmp_path_factory):
+    """A 4-step super-resolution run on another city (different videos) at 32x64, and the
+    same run resumed."""
+    tmp = tmp_path_factory.mktemp("lv_sr")
+    data, workdir = str(tmp / "data"), str(tmp / "run")
+    prepare(["synthetic:city:seed=1,frames=60"], data, size=(32, 64), levels=1, val_fraction=0.25)
+    train_and_resume(train_sr, data, workdir, str(tmp / "resumed"))
     return tmp, data, workdir
 
 
@@ -66,10 +104,59 @@ def test_training_logs_losses_r1_and_swd_and_resumes_exactly(run):
     assert all(r["r1"] > 0 for r in train_rows)                            # R1 every step here
     evals = [r for r in rows if r["split"] == "eval"]
     assert evals[-1]["step"] == 4 and evals[-1]["swd"] > 0 and evals[-1]["motion_swd"] > 0
-    a, b = load(workdir), load(str(tmp / "resumed"))
-    assert a.step == b.step == 4
-    for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)):
-        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))        # stopped at 2: same run
+    assert_same_params(workdir, str(tmp / "resumed"))
+
+
+def test_superres_training_logs_losses_and_metrics_and_resumes_exactly(sr_run):
+    tmp, _, workdir = sr_run
+    rows = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
+    train_rows = [r for r in rows if r["split"] == "train"]
+    assert [r["step"] for r in train_rows] == [1, 2, 3, 4] and train_rows[-1]["skipped"] == 0
+    assert all(r["r1"] > 0 and np.isfinite(r["loss_g"]) and 0 <= r["augment_p"] <= 1 for r in train_rows)
+    (ev,) = [r for r in rows if r["split"] == "eval"]
+    assert ev["swd"] > 0 and ev["motion_swd"] > 0 and 0 < ev["lowres_psnr"] < 60
+    assert_same_params(workdir, str(tmp / "resumed"))
+
+
+def test_superres_streams_without_seams_and_through_generate(run, sr_run):
+    tmp, _, lowres_dir = run
+    _, _, sr_dir = sr_run
+    lowres, sr = load(lowres_dir), load(sr_dir)
+    video = np.concatenate(list(generate(lowres, 25, num=2, seed=3, chunk=8)), axis=1)   # 21 + 2 x 2
+    whole = np.concatenate(list(upscale(sr, iter([video]), num=2, seed=3, frames=21)), axis=1)
+    assert whole.shape == (2, 21, 32, 64, 3) and whole.std() > 0
+    pieces = np.array_split(video, [3, 4, 11, 17], axis=1)         # uneven low-res chunks
+    streamed = list(upscale(sr, iter(pieces), num=2, seed=3, frames=4))
+    assert [c.shape[1] for c in streamed] == [4] * 5 + [1]
+    np.testing.assert_array_equal(np.concatenate(streamed, axis=1), whole)
+    out = str(tmp / "up.npz")
+    assert main(["generate", "--workdir", lowres_dir, "--superres", sr_dir, "--frames", "21", "--num", "2",
+                 "--seed", "3", "--chunk", "8", "--out", str(tmp / "up.mp4"), "--npz", out]) == 0
+    np.testing.assert_array_equal(np.load(out)["frames"], whole)
+    assert np.abs(whole[0].astype(int) - whole[1]).mean() > 1       # each video its own z and frames
+
+
+def test_superres_run_must_match_the_lowres_frames(run, sr_run):
+    _, _, lowres_dir = run
+    _, _, sr_dir = sr_run
+    lowres = load(lowres_dir)
+    lowres.config.model.size = (16, 16)
+    with pytest.raises(UserError, match=r"upscales 16x32 frames \(x2\), but .* makes 16x16 frames"):
+        superres_run(sr_dir, lowres)
+
+
+@pytest.mark.parametrize("places, extra, message", [
+    (("sr", "lowres"), [], "is a super-resolution run (long_video_sr); give it as --superres"),
+    (("lowres", "lowres"), [], "is a long_video run; give a super-resolution (long_video_sr) run"),
+    (("lowres", "sr"), ["--chunk", "0"], "--chunk 0 must be at least 1"),
+])
+def test_bad_generate_input_is_one_sentence(run, sr_run, tmp_path, capsys, places, extra, message):
+    dirs = {"lowres": run[2], "sr": sr_run[2]}
+    assert main(["generate", "--workdir", dirs[places[0]], "--superres", dirs[places[1]], "--frames", "5",
+                 "--out", str(tmp_path / "x.mp4"), *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "Traceback" not in err and len(err.splitlines()) == 1
+    assert not os.listdir(tmp_path)
 
 
 def test_generate_any_length_in_chunks_deterministically(run):
@@ -93,5 +180,16 @@ def test_generate_any_length_in_chunks_deterministically(run):
 def test_bad_training_input_is_one_sentence(run, tmp_path, capsys, extra, message):
     _, data, _ = run
     assert train(data, str(tmp_path / "w"), 2, *extra) == 2
+    err = capsys.readouterr().err.strip()
+    assert message.format(data=data) in err and "Traceback" not in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--config.data.num_frames=100"], "no train video of {data} is 104 frames long"),
+    (["--config.model.scale=3"], "config.model.size 32x64 is not a whole multiple of config.model.scale 3"),
+])
+def test_bad_superres_training_input_is_one_sentence(sr_run, tmp_path, capsys, extra, message):
+    _, data, _ = sr_run
+    assert train_sr(data, str(tmp_path / "w"), 2, *extra) == 2
     err = capsys.readouterr().err.strip()
     assert message.format(data=data) in err and "Traceback" not in err and len(err.splitlines()) == 1

@@ -250,6 +250,27 @@ def upsample2_fir(x: jax.Array, axes=(1, 2)) -> jax.Array:
     return x
 
 
+def upfirdn(x: jax.Array, taps, *, up: int = 1, down: int = 1, pads=None, gain: float = 1.0,
+            axes=(1, 2)) -> jax.Array:
+    """StyleGAN's `upfirdn2d` with a separable filter, along each of `axes`: insert up - 1 zeros
+    after every sample, pad (before, after) zeros (negative: crop; `pads` one pair per axis,
+    default none), convolve with `taps` times gain^(1/len(axes)), keep every down-th sample. Length n -> (n * up + before + after - len(taps)) // down + 1."""
+    taps = np.asarray(taps, np.float64)[::-1] * gain ** (1 / len(axes))
+    pads = pads or [(0, 0)] * len(axes)
+    for axis, (before, after) in zip(axes, pads):
+        if up > 1:
+            n = x.shape[axis]
+            stuffed = jnp.stack([x] + [jnp.zeros_like(x)] * (up - 1), axis=axis + 1)
+            x = stuffed.reshape(x.shape[:axis] + (n * up,) + x.shape[axis + 1:])
+        config = [(0, 0, 0)] * x.ndim
+        config[axis] = (int(before), int(after), 0)
+        x = jax.lax.pad(x, jnp.zeros((), x.dtype), config)
+        n = (x.shape[axis] - len(taps)) // down + 1
+        x = sum(float(t) * jax.lax.slice_in_dim(x, k, k + (n - 1) * down + 1, down, axis=axis)
+                for k, t in enumerate(taps))
+    return x
+
+
 def resize_bilinear(images: jax.Array, size: tuple[int, int]) -> jax.Array:
     """Bilinear resize of (N, H, W, C) to `size` with half-pixel centres and no antialiasing:
     PyTorch's `F.interpolate(mode="bilinear", align_corners=False)`, the resize of the FID

@@ -40,7 +40,7 @@ import numpy as np
 import scipy.signal
 from flax import linen as nn
 
-from tlgen.models.layers import EqualizedDense, conv3d, downsample2, upsample2_fir
+from tlgen.models.layers import EqualizedDense, conv3d, downsample2, upfirdn, upsample2_fir
 from tlgen.models.stylegan_v import Mapping, lrelu
 
 Dtype = Any
@@ -94,21 +94,16 @@ def temporal_noise(key: jax.Array, first, count: int, channels: int) -> jax.Arra
 
 
 @functools.lru_cache(maxsize=None)
-def kaiser_taps() -> np.ndarray:
-    """The 12-tap Kaiser low-pass of 2x temporal downsampling (cutoff 1/4 cycle per frame)."""
-    return scipy.signal.firwin(12, 1.0, width=6.0, fs=8.0)
+def kaiser_taps(scale: int = 2) -> np.ndarray:
+    """The 6 * scale-tap Kaiser low-pass of resampling by `scale` (cutoff 1 / (2 scale) cycle
+    per sample of the finer rate, unit DC gain)."""
+    return scipy.signal.firwin(6 * scale, 1.0, width=6.0, fs=4.0 * scale)
 
 
 def kaiser_downsample2(x: jax.Array, axis: int = 1) -> jax.Array:
     """2x downsampling along `axis` by the 12-tap Kaiser low-pass, zero padded (5, 5): sample k
     sits between inputs 2k and 2k+1. Length L (even) -> L / 2."""
-    taps = kaiser_taps()
-    pad = [(0, 0)] * x.ndim
-    pad[axis] = (5, 5)
-    xp = jnp.pad(x, pad)
-    n = x.shape[axis] // 2
-    return sum(float(taps[k]) * jax.lax.slice_in_dim(xp, k, k + 2 * n - 1, 2, axis=axis)
-               for k in range(len(taps)))
+    return upfirdn(x, kaiser_taps(2), down=2, pads=[(5, 5)], axes=(axis,))
 
 
 # ----------------------------------------------------------------------------- generator layers

@@ -220,6 +220,16 @@ def log_spaced_coefficients(max_frames: int) -> np.ndarray:
     return (np.pi * 2.0 ** np.arange(int(np.log2(res))) / res).astype(np.float32)
 
 
+def residual_down_block(conv, x: jax.Array, name: str, mid: int, out: int) -> jax.Array:
+    """StyleGAN2's residual discriminator block: 3x3 conv + lrelu, downsampling 3x3 conv + lrelu,
+    plus a downsampling 1x1 skip without bias, / sqrt(2). conv(features, kernel, name, **kw)
+    makes an `EqualizedConv`; (N, H, W, C) -> (N, H/2, W/2, out)."""
+    skip = conv(out, 1, f"{name}_skip", use_bias=False, down=True)(x)
+    x = lrelu(conv(mid, 3, f"{name}_conv0")(x))
+    x = lrelu(conv(out, 3, f"{name}_conv1", down=True)(x))
+    return (skip + x) * jnp.asarray(math.sqrt(0.5), x.dtype)
+
+
 class Discriminator(nn.Module):
     """(frames (B, F, H, W, 3) in [-1, 1], t (B, F)) -> logits (B,) float32."""
     resolution: int
@@ -249,10 +259,7 @@ class Discriminator(nn.Module):
             if res == self.concat_res:
                 x = einops.rearrange(x, "(b f) h w c -> b h w (f c)", f=f)
             out = ch(res // 2) // (self.frames_div if res // 2 == self.concat_res else 1)
-            skip = conv(out, 1, f"b{res}_skip", use_bias=False, down=True)(x)
-            x = lrelu(conv(ch(res), 3, f"b{res}_conv0")(x))
-            x = lrelu(conv(out, 3, f"b{res}_conv1", down=True)(x))
-            x = (skip + x) * jnp.asarray(math.sqrt(0.5), x.dtype)
+            x = residual_down_block(conv, x, f"b{res}", ch(res), out)
             res //= 2
         x = minibatch_stddev(x.astype(jnp.float32), self.mbstd_group)
         x = lrelu(EqualizedConv(ch(4), 3, gain=1.0, name="b4_conv")(x))

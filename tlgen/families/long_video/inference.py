@@ -1,14 +1,20 @@
-"""The low-resolution stage's inference side: videos of any length, chunk by chunk.
+"""The low-resolution stage's inference side: videos of any length, chunk by chunk, and
+their upscaling by a super-resolution run (`--superres`), streamed.
 
 Video v of seed s draws its temporal noise by global frame index from the key folded from
 (s, v) (`tlgen.models.long_video.temporal_noise`); a chunk of frames [a, a + n) takes the
 noise its latents and margins need, so a chunk's frames are the frames of the one-pass
 video (up to float rounding: FFT sizes differ) and memory does not grow with the length.
+
+Upscaled, frame t of the video is made from low-resolution frames t .. t + 2 context (the
+video is made 2 context frames longer) and the video's own z: `upscale` keeps the last
+2 context low-resolution frames between passes, so passes leave no seams.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Iterator
 
 import jax
@@ -18,14 +24,21 @@ import numpy as np
 from tlgen.errors import UserError
 from tlgen.families.long_video.training import G
 from tlgen.models import long_video as lv
-from tlgen.models.pixels import to_uint8
-from tlgen.trained import Trained
+from tlgen.models import long_video_sr as lsr
+from tlgen.models.pixels import to_model_range, to_uint8
+from tlgen.trained import Trained, load
+
+SUPERRES_FAMILY = "long_video_sr"
+UPSCALE_FRAMES = 8     # high-resolution frames per super-resolution pass
 
 
 def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chunk", type=int, default=128,
                         help="long_video: frames made per pass (memory; rounded up to the "
                              "generator's time scale; default 128)")
+    parser.add_argument("--superres", metavar="SR_WORKDIR",
+                        help="long_video: upscale the videos with this super-resolution "
+                             "(long_video_sr) run, trained for this run's frame size")
 
 
 def video_keys(seed: int, num: int) -> jax.Array:
@@ -61,9 +74,58 @@ def generate(trained: Trained, frames: int, *, num: int = 1, seed: int = 0,
         yield out[:, :min(chunk, frames - first)]
 
 
+def superres_run(path: str, lowres: Trained) -> Trained:
+    """The super-resolution run at `path`, checked against the low-resolution run it upscales."""
+    if not os.path.exists(os.path.join(path, "config.json")):
+        raise UserError(f"--superres {path} is not the work directory of a `tlgen train` run (no "
+                        f"config.json); give a super-resolution ({SUPERRES_FAMILY}) run.")
+    trained = load(path)
+    if trained.family.name != SUPERRES_FAMILY:
+        raise UserError(f"--superres {path} is a {trained.family.name} run; give a super-resolution "
+                        f"({SUPERRES_FAMILY}) run.")
+    gen = lsr.generator(trained.config.model)
+    (h, w), size = gen.lowres_size, tuple(int(s) for s in lowres.config.model.size)
+    if (h, w) != size:
+        raise UserError(f"--superres {path} upscales {h}x{w} frames (x{gen.scale}), but "
+                        f"{lowres.workdir} makes {size[0]}x{size[1]} frames; give a super-resolution run "
+                        f"trained for them (config.model.size = config.model.scale x {size[0]}x{size[1]}).")
+    return trained
+
+
+def upscale(trained: Trained, lowres: Iterator[np.ndarray], *, num: int = 1, seed: int = 0,
+            frames: int = UPSCALE_FRAMES) -> Iterator[np.ndarray]:
+    """uint8 chunks (num, n, H, W, 3) of the upscaled videos of the uint8 low-resolution
+    chunks `lowres` (num, m, h, w, 3) (2 context frames longer in all), `frames` per pass."""
+    gen = lsr.generator(trained.config.model, trained.dtype)
+    k = gen.context
+    z = jax.vmap(lambda key: jax.random.normal(jax.random.split(key)[1], (gen.z_dim,)))(video_keys(seed, num))
+    run = jax.jit(lambda params, video: to_uint8(gen.apply({"params": params}, to_model_range(video), z)))
+    params = trained.params[G]
+
+    def make(video, n):     # frames 0..n-1 of video[:, :n + 2k], in passes of one shape
+        short = frames + 2 * k - video.shape[1]
+        if short > 0:
+            video = np.concatenate([video, np.repeat(video[:, -1:], short, axis=1)], axis=1)
+        return np.asarray(run(params, video))[:, :n]
+
+    pending = None
+    for chunk in lowres:
+        pending = chunk if pending is None else np.concatenate([pending, chunk], axis=1)
+        while pending.shape[1] >= frames + 2 * k:
+            yield make(pending[:, :frames + 2 * k], frames)
+            pending = pending[:, frames:]
+    if pending is not None and pending.shape[1] > 2 * k:
+        yield make(pending, pending.shape[1] - 2 * k)
+
+
 def generate_command(trained: Trained, args: argparse.Namespace):
-    """`tlgen generate` on a long_video run."""
-    return generate(trained, args.frames, num=args.num, seed=args.seed, chunk=args.chunk)
+    """`tlgen generate` on a long_video run (upscaled with --superres)."""
+    if not args.superres:
+        return generate(trained, args.frames, num=args.num, seed=args.seed, chunk=args.chunk)
+    sr = superres_run(args.superres, trained)
+    context = int(sr.config.model.context)
+    lowres = generate(trained, args.frames + 2 * context, num=args.num, seed=args.seed, chunk=args.chunk)
+    return upscale(sr, lowres, num=args.num, seed=args.seed)
 
 
 def generator_benchmark(trained: Trained, batch: dict):

@@ -1,0 +1,35 @@
+"""Long videos of dynamic scenes (Brooks et al., NeurIPS 2022), the super-resolution stage:
+frames `scale` times larger made from windows of low-resolution frames, trained apart from
+the low-resolution stage (`long_video`) on high-resolution frames alone. Its runs upscale
+a low-resolution run's videos: `tlgen generate --workdir LOWRES --superres THIS_RUN`.
+
+Model functions: `tlgen.models.long_video_sr`; training: `training.py`; the streaming pass
+over a low-resolution video: `tlgen.families.long_video.inference.superres`.
+"""
+
+from tlgen.errors import UserError
+from tlgen.family import Command, Family
+from tlgen.families.long_video_sr import training
+
+
+def refuse_generate(trained, args):
+    """`tlgen generate --workdir` on a super-resolution run: it upscales, it does not generate."""
+    raise UserError(f"{args.workdir} is a super-resolution run (long_video_sr); give it as "
+                    f"--superres {args.workdir} with a low-resolution (long_video) run as --workdir.")
+
+
+def generate_arguments(parser):
+    """The long_video options, so that a run given in the wrong place gets its sentence."""
+    from tlgen.families.long_video.inference import add_generate_arguments
+    add_generate_arguments(parser)
+
+
+FAMILY = Family(
+    name="long_video_sr",
+    training=training.training,
+    example_batch=training.example_batch,
+    networks=(training.G,),
+    commands={"generate": Command(refuse_generate, generate_arguments)},
+)
+
+__all__ = ["FAMILY"]

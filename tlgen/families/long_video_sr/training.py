@@ -1,0 +1,168 @@
+"""The super-resolution stage's training side.
+
+A sample is a clip of `data.num_frames` + 2 context high-resolution frames; the generator is
+conditioned on the whole clip reduced `model.scale` times (`downsample_area`, what the
+low-resolution stage trains on) and makes the middle `data.num_frames` frames, which the
+discriminator compares with the real ones. The discriminator sees the low-resolution frames
+too (upsampled) for a share `loss.lowres_prob` of the samples, zeros for the others (drawn
+per sample and pass); the augmentation (DiffAugment's ops, adaptive p with "ada") is drawn
+once per sample for its low- and high-resolution frames alike. Then
+`tlgen.train.gan.adversarial_update` (lazy R1 on the high-resolution frames).
+
+State: params {"g", "d"}, one Adam each, an EMA copy of "g", extra {"augment_p"}.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from tlgen.config import compute_dtype
+from tlgen.errors import UserError
+from tlgen.family import Training
+from tlgen.losses.diffaugment import OPS, ada_update, augment_clips
+from tlgen.metrics import evaluators
+from tlgen.metrics.image import psnr
+from tlgen.models import long_video_sr as sr
+from tlgen.models.pixels import to_model_range, to_uint8
+from tlgen.train.gan import D, G, adversarial_update, checked_loss, ema_beta, lazy_optimizer
+from tlgen.train.state import TrainState, make_optimizer
+
+AUGMENTS = ("ada", "diffaugment", "none")
+
+
+def networks(config, dtype=jnp.float32):
+    """(Generator, Discriminator) of `config.model`, after checking the sizes."""
+    m = config.model
+    h, w = (int(s) for s in m.size)
+    scale = int(m.scale)
+    if scale < 1 or h % scale or w % scale:
+        raise UserError(f"config.model.size {h}x{w} is not a whole multiple of config.model.scale "
+                        f"{scale}; choose a size both sides of which it divides.")
+    edge = max(h, w)
+    if edge < 8 or edge & (edge - 1):
+        raise UserError(f"config.model.size {h}x{w}: the longer side must be a power of two from 8 "
+                        "(the discriminator halves it down to 4).")
+    return sr.generator(m, dtype), sr.discriminator(m, dtype)
+
+
+def split_clip(frames, context: int, count: int):
+    """uint8 clips (B, count + 2 context, H, W, 3) -> (the middle `count` frames, the clips)."""
+    return frames[:, context:context + count], frames
+
+
+def example_batch(config, batch_size: int) -> dict:
+    """Zero arrays with the shapes of one pipeline batch."""
+    f = int(config.data.num_frames) + 2 * int(config.model.context)
+    h, w = (int(s) for s in config.model.size)
+    return {"frames": np.zeros((batch_size, f, h, w, 3), np.uint8),
+            "time": np.tile(np.arange(f, dtype=np.float32), (batch_size, 1))}
+
+
+def training(config) -> Training:
+    """The functions the trainer runs for `config.family = "long_video_sr"`."""
+    dtype = compute_dtype(config)
+    gen, disc = networks(config, dtype)
+    lc = config.loss
+    every = checked_loss(lc, AUGMENTS)
+    ops = () if lc.augment == "none" else OPS
+    count, context, scale = int(config.data.num_frames), gen.context, gen.scale
+    clip = count + 2 * context
+    batch_size = int(config.data.batch_size)
+    lowres_prob = float(lc.lowres_prob)
+    g_tx = make_optimizer(config.optim.g, total_steps=config.total_steps)
+    d_tx = make_optimizer(lazy_optimizer(config.optim.d, every), total_steps=config.total_steps)
+    ema_kimg, rampup = float(config.ema.kimg), float(config.ema.rampup)
+
+    def make_pipeline(split, shard_index, shard_count):
+        from tlgen.data.dataset import open_training_data
+        from tlgen.data.pipelines import clip_dataset, per_process_batch
+
+        open_training_data(config.data.dir, image_size=tuple(config.model.size),
+                           size_key="config.model.size")
+        try:
+            return clip_dataset(config.data.dir, split, length=clip, stride=int(config.data.stride),
+                                batch_size=per_process_batch(batch_size, shard_count),
+                                seed=int(config.seed) + (split != "train"), shard_index=shard_index,
+                                shard_count=shard_count,
+                                augment=bool(config.data.augment) and split == "train",
+                                worker_count=int(config.data.worker_count))
+        except ValueError:
+            raise UserError(f"no {split} video of {config.data.dir} is {clip} frames long "
+                            f"({count} frames and {context} of context on each side); prepare "
+                            "longer videos.") from None
+
+    def inputs(batch):
+        """(real middle frames, low-resolution clips) in [-1, 1]."""
+        middle, clips = split_clip(batch["frames"], context, count)
+        return to_model_range(middle), to_model_range(sr.downsample_area(clips, scale))
+
+    def init(rng, batch):
+        kg, kd, kz = jax.random.split(rng, 3)
+        real, lowres = inputs(jax.tree.map(lambda a: a[:1], batch))
+        gp = gen.init(kg, lowres, jax.random.normal(kz, (1, gen.z_dim)))["params"]
+        dp = disc.init(kd, sr.upsample_linear(lowres[:, context:context + count], scale), real)["params"]
+        p0 = 1.0 if lc.augment == "diffaugment" else 0.0
+        return TrainState.create({G: gp, D: dp}, {G: g_tx, D: d_tx}, ema=(G,),
+                                 extra={"augment_p": jnp.float32(p0)})
+
+    def train_step(state, batch, rng, regularize: bool = False):
+        real, lowres = inputs(batch)
+        k_z, k_update = jax.random.split(rng)
+        z = jax.random.normal(k_z, (real.shape[0], gen.z_dim))
+        lowres_up = sr.upsample_linear(lowres[:, context:context + count], scale)
+        p = state.extra["augment_p"]
+
+        def critic(d_params, frames, key):
+            k_aug, k_keep = jax.random.split(key)
+            both = jnp.concatenate([lowres_up, frames], axis=1)
+            if ops:
+                both = augment_clips(k_aug, both, p, ops)
+            keep = jax.random.uniform(k_keep, (frames.shape[0], 1, 1, 1, 1)) < lowres_prob
+            return disc.apply({"params": d_params}, both[:, :count] * keep, both[:, count:])
+
+        fake, pullback = jax.vjp(lambda gp: gen.apply({"params": gp}, lowres, z), state.params[G])
+        state, metrics, real_logits = adversarial_update(
+            state, fake, pullback, real, critic, k_update, regularize=regularize,
+            gamma=float(lc.r1_gamma), every=every, d_tx=d_tx, g_tx=g_tx,
+            ema_decay=ema_beta(state.step, batch_size, ema_kimg, rampup))
+        if lc.augment == "ada":
+            p = ada_update(p, real_logits, target=float(lc.ada_target), images=batch_size,
+                           speed_kimg=float(lc.ada_kimg))
+            state = state.replace(extra={**state.extra, "augment_p": p})
+        return state, {**metrics, "augment_p": p}
+
+    def upscaled(state, batch):
+        """EMA-generator frames for the batch, z drawn from its content (the same every eval)."""
+        _, lowres = inputs(batch)
+        seed = jnp.sum(batch["frames"][:, 0, :8, :8].astype(jnp.int32))
+        z = jax.random.normal(jax.random.fold_in(jax.random.key(int(config.seed)), seed),
+                              (lowres.shape[0], gen.z_dim))
+        return gen.apply({"params": state.for_inference(G)}, lowres, z)
+
+    def eval_step(state, batch):
+        """lowres_psnr: the generated frames reduced back to low resolution against the frames
+        they were made from (dB; how faithful the upscaling is)."""
+        fake = sr.downsample_area(to_uint8(upscaled(state, batch)), scale)
+        real = sr.downsample_area(split_clip(batch["frames"], context, count)[0], scale)
+        return {"lowres_psnr": jnp.mean(psnr(fake, real, max_val=255.0))}
+
+    def sample(state, batch, rng):
+        n = min(4, batch["frames"].shape[0])
+        batch = jax.tree.map(lambda a: a[:n], batch)
+        middle, _ = split_clip(batch["frames"], context, count)
+        lowres = sr.downsample_area(middle, scale)
+        return {"real": middle, "generated": to_uint8(upscaled(state, batch)),
+                "lowres": to_uint8(sr.upsample_linear(to_model_range(lowres), scale))}
+
+    swd = evaluators.swd(lambda state, batch: to_uint8(upscaled(state, batch)),
+                         lambda batch: jnp.broadcast_to(jnp.arange(count, dtype=jnp.float32),
+                                                        batch["frames"].shape[:1] + (count,)))
+    middle_swd = dataclasses.replace(swd, compute=lambda state, batch: {
+        **swd.compute(state, batch), "real": split_clip(batch["frames"], context, count)[0]})
+    return Training(init=init, train_step=train_step, make_pipeline=make_pipeline,
+                    eval_step=eval_step, sample=sample, evaluators={"swd": middle_swd},
+                    regularize_every=every)
