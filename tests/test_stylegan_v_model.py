@@ -173,16 +173,18 @@ def test_r1_penalty_against_finite_differences():
     params = disc.init(jax.random.key(7), x, t)["params"]
     critic = lambda v: disc.apply({"params": params}, v, t)
     r1 = float(adversarial.r1_penalty(critic, x))
-    n, eps = x.size, 1e-2
-    basis = jnp.eye(n, dtype=jnp.float32).reshape((n,) + x.shape[1:])
-
-    @jax.jit
-    def central(directions):
-        f = jax.vmap(lambda d: critic(x + eps * d[None])[0] - critic(x - eps * d[None])[0])
-        return f(directions) / (2 * eps)
-    grads = np.concatenate([np.asarray(central(basis[i:i + 768])) for i in range(0, n, 768)])
-    assert r1 > 0
-    assert r1 == pytest.approx(float(np.sum(grads.astype(np.float64) ** 2)), rel=0.02)
+    grad = np.asarray(jax.grad(lambda v: critic(v)[0])(x), np.float64).ravel()
+    assert r1 > 0 and r1 == pytest.approx(float(np.sum(grad ** 2)), rel=1e-5)
+    # the gradient itself against central differences: 64 coordinates and 16 random directions
+    rng = np.random.default_rng(0)
+    coords = np.eye(x.size, dtype=np.float32)[rng.choice(x.size, 64, replace=False)]
+    mixed = rng.normal(size=(16, x.size)).astype(np.float32)
+    directions = np.concatenate([coords, mixed / np.linalg.norm(mixed, axis=1, keepdims=True)])
+    eps = 1e-2
+    f = jax.jit(jax.vmap(lambda d: critic(x + eps * d.reshape(x.shape))[0] - critic(x - eps * d.reshape(x.shape))[0]))
+    fd = np.asarray(f(jnp.asarray(directions)), np.float64) / (2 * eps)
+    ref = directions @ grad
+    assert np.linalg.norm(fd - ref) < 0.05 * np.linalg.norm(ref)          # float32 differences, lrelu kinks
 
 
 def test_augmentation_is_identical_across_a_clips_frames():
