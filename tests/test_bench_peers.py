@@ -107,12 +107,12 @@ def test_timescale_ae_peer_loss_equals_tlgen(one_level, target, background):
     batch = {"anchor": frames(b), "positive": frames(b, m - 1), "target": frames(b, m),
              "pos_valid": rng.random((b, m - 1)) > 0.2, "background": frames(b)}
     lv = make_levels(config, (60.0, 120.0, 240.0, 480.0))
-    params = timescale_ae.init(jax.random.key(3), config.model)
+    params = jax.jit(lambda key: timescale_ae.init(key, config.model))(jax.random.key(3))   # eager: slower
     if background:      # its output layer starts at zero: weights that let the decoder show
         kernel = params["dec_out"]["kernel"]
         params = {**params, "dec_out": {**params["dec_out"], "kernel": jnp.asarray(
             0.05 * rng.standard_normal(kernel.shape), jnp.float32)}}
-    ours, _ = family_module.losses(params, batch, config=config, lv=lv, dtype=jnp.float32)
+    ours, _ = jax.jit(lambda p, b: family_module.losses(p, b, config=config, lv=lv, dtype=jnp.float32))(params, batch)
     peer = ae_peer.Peer(config, batch, torch.device("cpu"), compile=False)
     _load_flax_params(peer.net, params)
     with torch.no_grad():
@@ -193,7 +193,7 @@ def test_dtvnet_peer_networks_compute_tlgen_networks():
     batch["frames"] = rng.integers(0, 256, batch["frames"].shape, dtype=np.uint8)
     batch["flow"] = rng.normal(0, 2, batch["flow"].shape).astype(np.float32)
     gen, enc, disc = family_module.networks(config)
-    state = family_module.training(config).init(jax.random.PRNGKey(0), batch)
+    state = jax.jit(family_module.training(config).init)(jax.random.PRNGKey(0), batch)
     g, d = state.params["g"], state.params["d"]
     stats = state.extra["batch_stats"]
     peer = dtvnet_peer.Peer(config, batch, torch.device("cpu"), compile=False)
@@ -207,12 +207,15 @@ def test_dtvnet_peer_networks_compute_tlgen_networks():
         critic = peer.d(peer.real)
     t = int(config.data.num_frames)
     real, flow_in = family_module.split_batch(batch, t)
-    ours_motion, _ = enc.apply({"params": g["flow_encoder"], "batch_stats": stats["flow_encoder"]},
-                               flow_in, True, mutable=["batch_stats"])
-    (ours_video, ours_flows), _ = gen.apply(
-        {"params": g["generator"], "batch_stats": stats["generator"]}, real[:, 0], ours_motion,
-        True, mutable=["batch_stats"])
-    ours_critic = disc.apply({"params": d}, real)
+
+    @jax.jit
+    def ours(g, d, stats, real, flow_in):
+        motion, _ = enc.apply({"params": g["flow_encoder"], "batch_stats": stats["flow_encoder"]},
+                              flow_in, True, mutable=["batch_stats"])
+        (video, flows), _ = gen.apply({"params": g["generator"], "batch_stats": stats["generator"]},
+                                      real[:, 0], motion, True, mutable=["batch_stats"])
+        return motion, video, flows, disc.apply({"params": d}, real)
+    ours_motion, ours_video, ours_flows, ours_critic = ours(g, d, stats, real, flow_in)
     np.testing.assert_allclose(motion.numpy(), ours_motion, atol=2e-4)
     np.testing.assert_allclose(video.permute(0, 1, 3, 4, 2).numpy(), ours_video, atol=2e-4)
     np.testing.assert_allclose(flows.permute(0, 1, 3, 4, 2).numpy(), ours_flows, atol=2e-4)
@@ -223,7 +226,7 @@ def _fgla_peer_with_tlgen_params(config, batch):
     """The PyTorch FGLA peer holding tlgen's initial parameters, and those parameters."""
     from bench.peers import fgla as fgla_peer
     from tlgen.families.fgla import training as fgla_training
-    params = fgla_training.training(config).init(jax.random.PRNGKey(0), batch).params["fgla"]
+    params = jax.jit(fgla_training.training(config).init)(jax.random.PRNGKey(0), batch).params["fgla"]
     peer = fgla_peer.Peer(config, batch, torch.device("cpu"), compile=False)
     t = lambda a, perm=None: torch.from_numpy(np.asarray(a).transpose(perm).copy() if perm else np.array(a))
 

@@ -6,7 +6,7 @@ from tests.test_colab import execute
 
 
 def test_generate_long_and_slow_motion(tmp_path):
-    execute("generate.ipynb", tmp_path, REPO="unused", TRAIN_STEPS=3, FRAMES=40, SCENE_FRAMES=48, WORK="gen")
+    execute("generate.ipynb", tmp_path, REPO="unused", TRAIN_STEPS=1, FRAMES=40, SCENE_FRAMES=48, WORK="gen")
     work = tmp_path / "gen"
     normal, slow = (np.load(work / f"{n}.npz")["frames"][0] for n in ("normal", "slow"))
     assert normal.shape == slow.shape == (40, 32, 32, 3)
