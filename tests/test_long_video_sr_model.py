@@ -15,7 +15,7 @@ from tlgen.models import long_video_sr as sr
 from tlgen.models.layers import upfirdn
 
 
-@pytest.mark.parametrize("up, down, taps", [(1, 2, 12), (4, 2, 24), (3, 1, 7)])
+@pytest.mark.parametrize("up, down, taps", [(1, 2, 12), (4, 2, 24), (3, 1, 7), (4, 1, 24), (2, 1, 12)])
 def test_upfirdn_equals_scipy_on_both_axes(up, down, taps):
     rng = np.random.default_rng(up * 10 + down)
     x = rng.normal(size=(2, 9, 11, 3))

@@ -254,21 +254,55 @@ def upfirdn(x: jax.Array, taps, *, up: int = 1, down: int = 1, pads=None, gain: 
             axes=(1, 2)) -> jax.Array:
     """StyleGAN's `upfirdn2d` with a separable filter, along each of `axes`: insert up - 1 zeros
     after every sample, pad (before, after) zeros (negative: crop; `pads` one pair per axis,
-    default none), convolve with `taps` times gain^(1/len(axes)), keep every down-th sample. Length n -> (n * up + before + after - len(taps)) // down + 1."""
+    default none), convolve with `taps` times gain^(1/len(axes)), keep every down-th sample.
+    Length n -> (n * up + before + after - len(taps)) // down + 1. Upsampling alone runs
+    polyphase: each output phase is a short filter over the input, no zeros inserted."""
     taps = np.asarray(taps, np.float64)[::-1] * gain ** (1 / len(axes))
     pads = pads or [(0, 0)] * len(axes)
     for axis, (before, after) in zip(axes, pads):
+        n_out = (x.shape[axis] * up + before + after - len(taps)) // down + 1
+        if up > 1 and down == 1:
+            x = _polyphase_up(x, taps, up, before, n_out, axis)
+            continue
         if up > 1:
             n = x.shape[axis]
             stuffed = jnp.stack([x] + [jnp.zeros_like(x)] * (up - 1), axis=axis + 1)
             x = stuffed.reshape(x.shape[:axis] + (n * up,) + x.shape[axis + 1:])
-        config = [(0, 0, 0)] * x.ndim
-        config[axis] = (int(before), int(after), 0)
-        x = jax.lax.pad(x, jnp.zeros((), x.dtype), config)
-        n = (x.shape[axis] - len(taps)) // down + 1
-        x = sum(float(t) * jax.lax.slice_in_dim(x, k, k + (n - 1) * down + 1, down, axis=axis)
-                for k, t in enumerate(taps))
+        x = _fir(_pad(x, axis, before, after), taps, n_out, down, axis)
     return x
+
+
+def _pad(x: jax.Array, axis: int, before: int, after: int) -> jax.Array:
+    """Zeros before/after along `axis` (negative: cropped)."""
+    config = [(0, 0, 0)] * x.ndim
+    config[axis] = (int(before), int(after), 0)
+    return jax.lax.pad(x, jnp.zeros((), x.dtype), config)
+
+
+def _fir(x: jax.Array, taps: np.ndarray, n: int, step: int, axis: int) -> jax.Array:
+    """out[i] = sum_k taps[k] x[i * step + k] for i < n (a correlation, every step-th output)."""
+    return sum(float(t) * jax.lax.slice_in_dim(x, k, k + (n - 1) * step + 1, step, axis=axis)
+               for k, t in enumerate(taps))
+
+
+def _polyphase_up(x: jax.Array, taps: np.ndarray, up: int, before: int, n_out: int, axis: int) -> jax.Array:
+    """`upfirdn` with down = 1 along `axis`: output i = up * a + p takes taps[k0 + up j] times
+    x[a + j + c] (k0, c fixed per phase p), so each phase is a correlation of x with every
+    up-th tap; the phases are interleaved."""
+    per_phase = -(-n_out // up)
+    phases, starts = [], []
+    for p in range(up):
+        k0 = (before - p) % up
+        starts.append((p - before + k0) // up)
+        phases.append(taps[k0::up])
+    lo = max(0, -min(starts))
+    hi = max(0, max(s + per_phase + len(t) - 1 for s, t in zip(starts, phases)) - x.shape[axis])
+    x = _pad(x, axis, lo, hi)
+    out = jnp.stack([_fir(jax.lax.slice_in_dim(x, s + lo, x.shape[axis], axis=axis), t, per_phase, 1, axis)
+                     if len(t) else jnp.zeros_like(jax.lax.slice_in_dim(x, 0, per_phase, axis=axis))
+                     for s, t in zip(starts, phases)], axis=axis + 1)
+    out = out.reshape(out.shape[:axis] + (per_phase * up,) + out.shape[axis + 2:])
+    return jax.lax.slice_in_dim(out, 0, n_out, axis=axis)
 
 
 def resize_bilinear(images: jax.Array, size: tuple[int, int]) -> jax.Array:
