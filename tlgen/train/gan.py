@@ -18,6 +18,8 @@ import jax.numpy as jnp
 
 from tlgen.errors import UserError
 from tlgen.losses import adversarial
+from tlgen.losses.diffaugment import ada_update
+from tlgen.train.state import make_optimizer
 
 G, D = "g", "d"
 
@@ -39,6 +41,29 @@ def lazy_optimizer(optim_cfg, every: int):
         c = every / (every + 1)
         cfg.lr, cfg.b1, cfg.b2 = cfg.lr * c, cfg.b1 ** c, cfg.b2 ** c
     return cfg
+
+
+def optimizers(config, every: int):
+    """(g_tx, d_tx) of `config.optim.g` and `config.optim.d`, the latter regularized lazily
+    every `every` steps (`lazy_optimizer`), over `config.total_steps`."""
+    return (make_optimizer(config.optim.g, total_steps=config.total_steps),
+            make_optimizer(lazy_optimizer(config.optim.d, every), total_steps=config.total_steps))
+
+
+def initial_augment_p(lc):
+    """The augmentation probability a run starts with: 1 for DiffAugment, 0 for ADA (and none)."""
+    return jnp.float32(1.0 if lc.augment == "diffaugment" else 0.0)
+
+
+def adapt_augment(state, metrics: dict, real_logits, lc, batch_size: int):
+    """(state, metrics + "augment_p") after ADA's update of state.extra["augment_p"] when
+    `lc.augment` is "ada" (target `lc.ada_target`, speed `lc.ada_kimg`)."""
+    p = state.extra["augment_p"]
+    if lc.augment == "ada":
+        p = ada_update(p, real_logits, target=float(lc.ada_target), images=batch_size,
+                       speed_kimg=float(lc.ada_kimg))
+        state = state.replace(extra={**state.extra, "augment_p": p})
+    return state, {**metrics, "augment_p": p}
 
 
 def checked_loss(lc, augments) -> int:

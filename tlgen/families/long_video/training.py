@@ -25,8 +25,8 @@ from tlgen.losses.diffaugment import OPS, augment_clips
 from tlgen.metrics import evaluators
 from tlgen.models import long_video as lv
 from tlgen.models.pixels import to_model_range, to_uint8
-from tlgen.train.gan import D, G, adversarial_update, checked_loss, ema_beta, lazy_optimizer
-from tlgen.train.state import TrainState, make_optimizer
+from tlgen.train.gan import D, G, adversarial_update, checked_loss, ema_beta, optimizers
+from tlgen.train.state import TrainState
 
 AUGMENTS = ("diffaugment", "none")
 
@@ -70,11 +70,39 @@ def networks(config, dtype=jnp.float32):
     return lv.generator(config.model, dtype), lv.discriminator(config.model, int(config.data.num_frames), dtype)
 
 
+def clip_pipeline(config, length: int, remedy: str):
+    """make_pipeline(split, shard_index, shard_count) of clips of `length` frames of the
+    dataset at config.data.dir, checked to hold frames of config.model.size; no video that
+    long is one sentence ending in `remedy`."""
+    def make_pipeline(split, shard_index, shard_count):
+        from tlgen.data.dataset import open_training_data
+        from tlgen.data.pipelines import clip_dataset, per_process_batch
+
+        open_training_data(config.data.dir, image_size=tuple(config.model.size),
+                           size_key="config.model.size")
+        try:
+            return clip_dataset(config.data.dir, split, length=length, stride=int(config.data.stride),
+                                batch_size=per_process_batch(int(config.data.batch_size), shard_count),
+                                seed=int(config.seed) + (split != "train"), shard_index=shard_index,
+                                shard_count=shard_count,
+                                augment=bool(config.data.augment) and split == "train",
+                                worker_count=int(config.data.worker_count))
+        except ValueError:
+            raise UserError(f"no {split} video of {config.data.dir} is {length} frames long "
+                            f"(stride {config.data.stride}); {remedy}.") from None
+    return make_pipeline
+
+
+def clip_batch(config, batch_size: int, frames: int) -> dict:
+    """Zero arrays shaped like a batch of `clip_pipeline`: clips of `frames` frames."""
+    h, w = (int(s) for s in config.model.size)
+    return {"frames": np.zeros((batch_size, frames, h, w, 3), np.uint8),
+            "time": np.tile(np.arange(frames, dtype=np.float32), (batch_size, 1))}
+
+
 def example_batch(config, batch_size: int) -> dict:
     """Zero arrays with the shapes of one pipeline batch."""
-    f, (h, w) = int(config.data.num_frames), tuple(config.model.size)
-    return {"frames": np.zeros((batch_size, f, h, w, 3), np.uint8),
-            "time": np.tile(np.arange(f, dtype=np.float32), (batch_size, 1))}
+    return clip_batch(config, batch_size, int(config.data.num_frames))
 
 
 def training(config) -> Training:
@@ -87,30 +115,13 @@ def training(config) -> Training:
     made = generated_frames(gen, clip)
     room = made - clip + 1
     batch_size = int(config.data.batch_size)
-    g_tx = make_optimizer(config.optim.g, total_steps=config.total_steps)
-    d_tx = make_optimizer(lazy_optimizer(config.optim.d, every), total_steps=config.total_steps)
+    g_tx, d_tx = optimizers(config, every)
     ema_kimg, rampup = float(config.ema.kimg), float(config.ema.rampup)
 
     def noise(key, n):
         return jax.random.normal(key, (n, gen.noise_length(made), gen.noise_channels))
 
-    def make_pipeline(split, shard_index, shard_count):
-        from tlgen.data.dataset import open_training_data
-        from tlgen.data.pipelines import clip_dataset, per_process_batch
-
-        open_training_data(config.data.dir, image_size=tuple(config.model.size),
-                           size_key="config.model.size")
-        try:
-            return clip_dataset(config.data.dir, split, length=clip, stride=int(config.data.stride),
-                                batch_size=per_process_batch(batch_size, shard_count),
-                                seed=int(config.seed) + (split != "train"), shard_index=shard_index,
-                                shard_count=shard_count,
-                                augment=bool(config.data.augment) and split == "train",
-                                worker_count=int(config.data.worker_count))
-        except ValueError:
-            raise UserError(f"no {split} video of {config.data.dir} is {clip} frames long "
-                            f"(stride {config.data.stride}); lower config.data.num_frames or "
-                            "prepare longer videos.") from None
+    make_pipeline = clip_pipeline(config, clip, "lower config.data.num_frames or prepare longer videos")
 
     def init(rng, batch):
         kg, kd, kn = jax.random.split(rng, 3)

@@ -18,18 +18,19 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from tlgen.config import compute_dtype
 from tlgen.errors import UserError
+from tlgen.families.long_video.training import clip_batch, clip_pipeline
 from tlgen.family import Training
-from tlgen.losses.diffaugment import OPS, ada_update, augment_clips
+from tlgen.losses.diffaugment import OPS, augment_clips
 from tlgen.metrics import evaluators
 from tlgen.metrics.image import psnr
 from tlgen.models import long_video_sr as sr
 from tlgen.models.pixels import to_model_range, to_uint8
-from tlgen.train.gan import D, G, adversarial_update, checked_loss, ema_beta, lazy_optimizer
-from tlgen.train.state import TrainState, make_optimizer
+from tlgen.train.gan import (D, G, adapt_augment, adversarial_update, checked_loss, ema_beta,
+                             initial_augment_p, optimizers)
+from tlgen.train.state import TrainState
 
 AUGMENTS = ("ada", "diffaugment", "none")
 
@@ -56,10 +57,7 @@ def split_clip(frames, context: int, count: int):
 
 def example_batch(config, batch_size: int) -> dict:
     """Zero arrays with the shapes of one pipeline batch."""
-    f = int(config.data.num_frames) + 2 * int(config.model.context)
-    h, w = (int(s) for s in config.model.size)
-    return {"frames": np.zeros((batch_size, f, h, w, 3), np.uint8),
-            "time": np.tile(np.arange(f, dtype=np.float32), (batch_size, 1))}
+    return clip_batch(config, batch_size, int(config.data.num_frames) + 2 * int(config.model.context))
 
 
 def training(config) -> Training:
@@ -73,27 +71,11 @@ def training(config) -> Training:
     clip = count + 2 * context
     batch_size = int(config.data.batch_size)
     lowres_prob = float(lc.lowres_prob)
-    g_tx = make_optimizer(config.optim.g, total_steps=config.total_steps)
-    d_tx = make_optimizer(lazy_optimizer(config.optim.d, every), total_steps=config.total_steps)
+    g_tx, d_tx = optimizers(config, every)
     ema_kimg, rampup = float(config.ema.kimg), float(config.ema.rampup)
 
-    def make_pipeline(split, shard_index, shard_count):
-        from tlgen.data.dataset import open_training_data
-        from tlgen.data.pipelines import clip_dataset, per_process_batch
-
-        open_training_data(config.data.dir, image_size=tuple(config.model.size),
-                           size_key="config.model.size")
-        try:
-            return clip_dataset(config.data.dir, split, length=clip, stride=int(config.data.stride),
-                                batch_size=per_process_batch(batch_size, shard_count),
-                                seed=int(config.seed) + (split != "train"), shard_index=shard_index,
-                                shard_count=shard_count,
-                                augment=bool(config.data.augment) and split == "train",
-                                worker_count=int(config.data.worker_count))
-        except ValueError:
-            raise UserError(f"no {split} video of {config.data.dir} is {clip} frames long "
-                            f"({count} frames and {context} of context on each side); prepare "
-                            "longer videos.") from None
+    make_pipeline = clip_pipeline(config, clip, f"a sample is {count} frames and {context} of context "
+                                                "on each side; prepare longer videos")
 
     def inputs(batch):
         """(real middle frames, low-resolution clips) in [-1, 1]."""
@@ -105,9 +87,8 @@ def training(config) -> Training:
         real, lowres = inputs(jax.tree.map(lambda a: a[:1], batch))
         gp = gen.init(kg, lowres, jax.random.normal(kz, (1, gen.z_dim)))["params"]
         dp = disc.init(kd, sr.upsample_linear(lowres[:, context:context + count], scale), real)["params"]
-        p0 = 1.0 if lc.augment == "diffaugment" else 0.0
         return TrainState.create({G: gp, D: dp}, {G: g_tx, D: d_tx}, ema=(G,),
-                                 extra={"augment_p": jnp.float32(p0)})
+                                 extra={"augment_p": initial_augment_p(lc)})
 
     def train_step(state, batch, rng, regularize: bool = False):
         real, lowres = inputs(batch)
@@ -129,11 +110,7 @@ def training(config) -> Training:
             state, fake, pullback, real, critic, k_update, regularize=regularize,
             gamma=float(lc.r1_gamma), every=every, d_tx=d_tx, g_tx=g_tx,
             ema_decay=ema_beta(state.step, batch_size, ema_kimg, rampup))
-        if lc.augment == "ada":
-            p = ada_update(p, real_logits, target=float(lc.ada_target), images=batch_size,
-                           speed_kimg=float(lc.ada_kimg))
-            state = state.replace(extra={**state.extra, "augment_p": p})
-        return state, {**metrics, "augment_p": p}
+        return adapt_augment(state, metrics, real_logits, lc, batch_size)
 
     def upscaled(state, batch):
         """EMA-generator frames for the batch, z drawn from its content (the same every eval)."""

@@ -21,12 +21,13 @@ import numpy as np
 from tlgen.config import compute_dtype
 from tlgen.errors import UserError
 from tlgen.family import Training
-from tlgen.losses.diffaugment import OPS, ada_update, augment_clips
+from tlgen.losses.diffaugment import OPS, augment_clips
 from tlgen.metrics import evaluators
 from tlgen.models import stylegan_v as sv
 from tlgen.models.pixels import to_model_range, to_uint8
-from tlgen.train.gan import D, G, adversarial_update, checked_loss, ema_beta, lazy_optimizer
-from tlgen.train.state import TrainState, make_optimizer
+from tlgen.train.gan import (D, G, adapt_augment, adversarial_update, checked_loss, ema_beta,
+                             initial_augment_p, optimizers)
+from tlgen.train.state import TrainState
 
 AUGMENTS = ("diffaugment", "ada", "none")
 
@@ -72,8 +73,7 @@ def training(config) -> Training:
     gamma = r1_gamma(config)
     batch_size = int(config.data.batch_size)
     max_frames = float(config.model.max_frames)
-    g_tx = make_optimizer(config.optim.g, total_steps=config.total_steps)
-    d_tx = make_optimizer(lazy_optimizer(config.optim.d, every), total_steps=config.total_steps)
+    g_tx, d_tx = optimizers(config, every)
     ema_kimg, rampup = float(config.ema.kimg), float(config.ema.rampup)
 
     def make_pipeline(split, shard_index, shard_count):
@@ -102,9 +102,8 @@ def training(config) -> Training:
         z, codes, t_fake = fake_inputs(gen, kf, t, max_frames)
         gp = gen.init(kg, z, codes, t_fake)["params"]
         dp = disc.init(kd, to_model_range(batch["frames"][:1]), t)["params"]
-        p0 = 1.0 if lc.augment == "diffaugment" else 0.0
         return TrainState.create({G: gp, D: dp}, {G: g_tx, D: d_tx}, ema=(G,),
-                                 extra={"augment_p": jnp.float32(p0)})
+                                 extra={"augment_p": initial_augment_p(lc)})
 
     def train_step(state, batch, rng, regularize: bool = False):
         real = to_model_range(batch["frames"])
@@ -121,11 +120,7 @@ def training(config) -> Training:
         state, metrics, real_logits = adversarial_update(
             state, fake, pullback, real, critic, k_update, regularize=regularize, gamma=gamma,
             every=every, d_tx=d_tx, g_tx=g_tx, ema_decay=ema_beta(state.step, batch_size, ema_kimg, rampup))
-        if lc.augment == "ada":
-            p = ada_update(p, real_logits, target=float(lc.ada_target), images=batch_size,
-                           speed_kimg=float(lc.ada_kimg))
-            state = state.replace(extra={**state.extra, "augment_p": p})
-        return state, {**metrics, "augment_p": p}
+        return adapt_augment(state, metrics, real_logits, lc, batch_size)
 
     def fake_like(state, batch):
         """EMA-generator clips at the batch's frame times, z drawn from the batch's content."""
