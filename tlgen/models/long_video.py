@@ -108,6 +108,16 @@ def kaiser_downsample2(x: jax.Array, axis: int = 1) -> jax.Array:
 
 # ----------------------------------------------------------------------------- generator layers
 
+def pad_square(x: jax.Array, edge: int, axes=(1, 2), margin: int = 0, mode: str = "constant") -> jax.Array:
+    """`x` padded around its centre along the two `axes` (H, W) to edge + 2 margin each (zeros,
+    or `mode` as `jnp.pad` takes it)."""
+    pad = [(0, 0)] * x.ndim
+    for axis in axes:
+        n = x.shape[axis]
+        pad[axis] = ((edge - n) // 2 + margin, edge - n - (edge - n) // 2 + margin)
+    return jnp.pad(x, pad, mode=mode)
+
+
 def center_crop(x: jax.Array, size: int, axis: int) -> jax.Array:
     """The middle `size` entries of `axis` (the first (len - size) // 2 dropped)."""
     start = (x.shape[axis] - size) // 2
@@ -340,9 +350,7 @@ class Discriminator(nn.Module):
         b, t, h, w, _ = video.shape
         if t != self.frames:
             raise ValueError(f"the discriminator takes clips of {self.frames} frames, not {t}")
-        e = self.max_edge
-        x = jnp.pad(video.astype(self.dtype), ((0, 0), (0, 0), ((e - h) // 2, e - h - (e - h) // 2),
-                                               ((e - w) // 2, e - w - (e - w) // 2), (0, 0)))
+        x = pad_square(video.astype(self.dtype), self.max_edge, axes=(2, 3))
         x = jnp.clip(lrelu(EqualizedDense(self.input_channels, gain=1.0, dtype=self.dtype,
                                           name="from_rgb")(x)), -CLAMP, CLAMP)
         for i, c in enumerate(self.channels):

@@ -36,7 +36,7 @@ import scipy.signal
 from flax import linen as nn
 
 from tlgen.models.layers import EqualizedConv, EqualizedDense, modulated_conv, upfirdn
-from tlgen.models.long_video import CLAMP, kaiser_taps
+from tlgen.models.long_video import CLAMP, kaiser_taps, pad_square
 from tlgen.models.stylegan_v import SQRT2, Mapping, channels, lrelu, residual_down_block
 
 Dtype = Any
@@ -204,9 +204,7 @@ class Generator(nn.Module):
         t = t_in - 2 * self.context
         edge = max(h, w)
         cond = windows(lowres.astype(self.dtype), self.context)
-        m = self.margin
-        cond = jnp.pad(cond, ((0, 0), ((edge - h) // 2 + m, edge - h - (edge - h) // 2 + m),
-                              ((edge - w) // 2 + m, edge - w - (edge - w) // 2 + m), (0, 0)), mode="edge")
+        cond = pad_square(cond, edge, margin=self.margin, mode="edge")
         w_all = jnp.repeat(Mapping(self.w_dim, self.mapping_layers, dtype=self.dtype, name="mapping")(z), t, axis=0)
         resampled = {}
         x = None
@@ -250,8 +248,7 @@ class Discriminator(nn.Module):
         if res < 8 or res & (res - 1):
             raise ValueError(f"the discriminator takes frames whose longer side is a power of two "
                              f"from 8, not {h}x{w}")
-        x = jnp.pad(x.astype(self.dtype), ((0, 0), ((res - h) // 2, res - h - (res - h) // 2),
-                                           ((res - w) // 2, res - w - (res - w) // 2), (0, 0)))
+        x = pad_square(x.astype(self.dtype), res)
         ch = lambda r: channels(r, self.channel_base, self.channel_max)
         conv = lambda n, k, name, **kw: EqualizedConv(n, k, gain=1.0, dtype=self.dtype, name=name, **kw)
         x = lrelu(conv(ch(res), 1, "fromrgb")(x))

@@ -14,15 +14,14 @@ State: params {"g", "d"}, one Adam each, an EMA copy of "g", extra {"augment_p"}
 
 from __future__ import annotations
 
-import dataclasses
-
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from tlgen.config import compute_dtype
 from tlgen.errors import UserError
 from tlgen.families.long_video.training import clip_batch, clip_pipeline
-from tlgen.family import Training
+from tlgen.family import Evaluator, Training
 from tlgen.losses.diffaugment import OPS, augment_clips
 from tlgen.metrics import evaluators
 from tlgen.metrics.image import psnr
@@ -50,9 +49,9 @@ def networks(config, dtype=jnp.float32):
     return sr.generator(m, dtype), sr.discriminator(m, dtype)
 
 
-def split_clip(frames, context: int, count: int):
-    """uint8 clips (B, count + 2 context, H, W, 3) -> (the middle `count` frames, the clips)."""
-    return frames[:, context:context + count], frames
+def middle(frames, context: int, count: int):
+    """The middle `count` frames of clips (B, count + 2 context, ...)."""
+    return frames[:, context:context + count]
 
 
 def example_batch(config, batch_size: int) -> dict:
@@ -79,8 +78,8 @@ def training(config) -> Training:
 
     def inputs(batch):
         """(real middle frames, low-resolution clips) in [-1, 1]."""
-        middle, clips = split_clip(batch["frames"], context, count)
-        return to_model_range(middle), to_model_range(sr.downsample_area(clips, scale))
+        return (to_model_range(middle(batch["frames"], context, count)),
+                to_model_range(sr.downsample_area(batch["frames"], scale)))
 
     def init(rng, batch):
         kg, kd, kz = jax.random.split(rng, 3)
@@ -120,26 +119,37 @@ def training(config) -> Training:
                               (lowres.shape[0], gen.z_dim))
         return gen.apply({"params": state.for_inference(G)}, lowres, z)
 
-    def eval_step(state, batch):
-        """lowres_psnr: the generated frames reduced back to low resolution against the frames
-        they were made from (dB; how faithful the upscaling is)."""
-        fake = sr.downsample_area(to_uint8(upscaled(state, batch)), scale)
-        real = sr.downsample_area(split_clip(batch["frames"], context, count)[0], scale)
-        return {"lowres_psnr": jnp.mean(psnr(fake, real, max_val=255.0))}
-
     def sample(state, batch, rng):
         n = min(4, batch["frames"].shape[0])
         batch = jax.tree.map(lambda a: a[:n], batch)
-        middle, _ = split_clip(batch["frames"], context, count)
-        lowres = sr.downsample_area(middle, scale)
-        return {"real": middle, "generated": to_uint8(upscaled(state, batch)),
+        real = middle(batch["frames"], context, count)
+        lowres = sr.downsample_area(real, scale)
+        return {"real": real, "generated": to_uint8(upscaled(state, batch)),
                 "lowres": to_uint8(sr.upsample_linear(to_model_range(lowres), scale))}
 
     swd = evaluators.swd(lambda state, batch: to_uint8(upscaled(state, batch)),
                          lambda batch: jnp.broadcast_to(jnp.arange(count, dtype=jnp.float32),
                                                         batch["frames"].shape[:1] + (count,)))
-    middle_swd = dataclasses.replace(swd, compute=lambda state, batch: {
-        **swd.compute(state, batch), "real": split_clip(batch["frames"], context, count)[0]})
-    return Training(init=init, train_step=train_step, make_pipeline=make_pipeline,
-                    eval_step=eval_step, sample=sample, evaluators={"swd": middle_swd},
+
+    def compute(state, batch):
+        """SWD and motion SWD against the real middle frames, and lowres_psnr: the generated
+        frames reduced back to low resolution against the frames they were made from (dB;
+        how faithful the upscaling is), from one generator pass."""
+        real = middle(batch["frames"], context, count)
+        out = {**swd.compute(state, batch), "real": real}
+        out["lowres_psnr"] = psnr(sr.downsample_area(out["fake"], scale), sr.downsample_area(real, scale),
+                                  max_val=255.0)
+        return out
+
+    def accumulate(total, out):
+        total = total or {"swd": None, "lowres_psnr": []}
+        return {"swd": swd.accumulate(total["swd"], out),
+                "lowres_psnr": total["lowres_psnr"] + [np.asarray(out["lowres_psnr"])]}
+
+    def finalize(total):
+        psnrs = np.concatenate([p.ravel() for p in total["lowres_psnr"]])
+        return {**swd.finalize(total["swd"]), "lowres_psnr": float(np.mean(psnrs))}
+
+    return Training(init=init, train_step=train_step, make_pipeline=make_pipeline, sample=sample,
+                    evaluators={"swd": Evaluator(compute, accumulate, finalize)},
                     regularize_every=every)
