@@ -1,14 +1,16 @@
 """Change over long spans, measured without downloaded weights: the temporal power spectrum of
 pooled frame statistics (mean brightness, mean R, G, B, contrast) of long generated videos
-against the real capture's, on `synthetic:city` (day and night every 72 frames, weather over
-days), for the low-resolution long-video model and StyleGAN-V trained on the same capture
-(`tiny` configs, CPU). Writes one record to --out and the spectra side by side to --plot.
+against the real capture's, on `synthetic:city` (a day/night cycle, weather over days; captured
+every --interval seconds, default an hour, so that the `tiny` discriminators' 32-frame clips
+span more than a day), for the low-resolution long-video model and StyleGAN-V trained on the
+same capture (`tiny` configs, CPU). Writes one record to --out and the spectra side by side to
+--plot.
 
   python bench/long_video_spectrum.py --out bench/results/long-video-spectrum-cpu.json \
       --plot bench/results/long-video-spectrum-cpu.png
 
 Per spectrum: Welch (1,024-frame Hann segments, half-overlapping), its share of power in
-period bands (frames of 20 minutes) and its log-spectral distance to the capture's (RMS dB
+period bands (3 h, 12 h, 36 h) and its log-spectral distance to the capture's (RMS dB
 over periods 4-1,024 frames); per model also the frame and motion SWD of 64 random 32-frame windows of its videos
 against 64 of the capture.
 """
@@ -29,11 +31,11 @@ import numpy as np  # noqa: E402
 
 from tlgen.bench.report import write_json  # noqa: E402
 from tlgen.data import open_dataset  # noqa: E402
-from tlgen.families.timescale_ae.inference import video_frames  # noqa: E402
 from tlgen.metrics import distribution, temporal  # noqa: E402
 
 SEGMENT = 1024
-BANDS = (9.0, 36.0, 108.0)          # 3 h, 12 h, 36 h at 20 minutes a frame
+BAND_HOURS = (3.0, 12.0, 36.0)
+DAY_S = 86400.0
 MODELS = {"long_video": ("configs/long_video_city.py:tiny", "36x64"),
           "stylegan_v": ("configs/stylegan_v_clouds.py:tiny", "32")}
 
@@ -44,7 +46,7 @@ def tlgen(*args: str) -> None:
 
 def capture(data: str) -> np.ndarray:
     """All frames of the dataset's video 0 in time order, uint8 (N, H, W, 3)."""
-    times, get_frames = video_frames(open_dataset(data), 0)
+    times, get_frames = open_dataset(data).video_frames(0)
     return get_frames(np.arange(len(times)))
 
 
@@ -61,8 +63,8 @@ def training_seconds(workdir: str) -> float:
     return float(sum(n / r["steps_per_sec"] for n, r in zip(steps, rows)))
 
 
-def describe(freqs, power, real_power) -> dict:
-    shares = temporal.band_shares(freqs, power, BANDS)
+def describe(freqs, power, real_power, bands) -> dict:
+    shares = temporal.band_shares(freqs, power, bands)
     return {"band_shares": {name: [round(float(v), 4) for v in shares[:, i]]
                             for i, name in enumerate(temporal.STATISTICS)},
             "log_spectral_distance_db": (None if real_power is None else {
@@ -78,17 +80,20 @@ def main() -> None:
     parser.add_argument("--videos", type=int, default=4)
     parser.add_argument("--frames", type=int, default=2048)
     parser.add_argument("--seed", type=int, default=1, help="the generated videos' seed")
+    parser.add_argument("--interval", type=float, default=3600.0, help="the capture's seconds between frames")
     parser.add_argument("--work", default=None)
     args = parser.parse_args()
     work = args.work or tempfile.mkdtemp(prefix="tlgen-lv-spectrum-")
+    bands = tuple(h * 3600.0 / args.interval for h in BAND_HOURS)
+    day = DAY_S / args.interval
     record = {"kind": "long_video_spectrum", "date": datetime.datetime.now().isoformat(timespec="seconds"),
-              "segment": SEGMENT, "bands_periods_frames": BANDS, "frame_interval_s": 1200,
+              "segment": SEGMENT, "bands_periods_frames": bands, "frame_interval_s": args.interval,
               "videos": args.videos, "frames": args.frames, "seed": args.seed, "models": {}}
     spectra = {}
     for (name, (config, size)), steps in zip(MODELS.items(), args.steps):
         data, workdir = os.path.join(work, f"data{size}"), os.path.join(work, name)
         if not os.path.exists(data):
-            tlgen("prepare", "synthetic:city", "--size", size, "--levels", "1", "--out", data)
+            tlgen("prepare", f"synthetic:city:interval={args.interval:g}", "--size", size, "--levels", "1", "--out", data)
         real = capture(data)
         if "real" not in spectra:
             spectra["real"] = temporal.power_spectrum(temporal.frame_statistics(real)[None], SEGMENT)
@@ -109,9 +114,9 @@ def main() -> None:
             "config": config, "steps": steps, "train_s": round(training_seconds(workdir), 1), "size": size,
             "swd": round(distribution.swd(flat(real_clips), flat(clips))["swd"], 2),
             "motion_swd": round(distribution.motion_swd(real_clips, clips, times)["motion_swd"], 2),
-            **describe(*spectra[name], spectra["real"][1])}
+            **describe(*spectra[name], spectra["real"][1], bands)}
         print(name, record["models"][name], flush=True)
-    record["real"] = describe(*spectra["real"], None)
+    record["real"] = describe(*spectra["real"], None, bands)
     write_json([record], args.out)
     if args.plot:
         import matplotlib
@@ -122,7 +127,7 @@ def main() -> None:
             freqs, power = spectra[name]
             ax.loglog(1 / freqs[1:], power[1:, 0], label="brightness")
             ax.loglog(1 / freqs[1:], power[1:, 4], label="contrast", alpha=0.7)
-            ax.axvline(72, color="gray", lw=0.8, ls="--")
+            ax.axvline(day, color="gray", lw=0.8, ls="--")
             ax.set_title({"real": "capture (synthetic city)", "long_video": "long_video (tiny)",
                           "stylegan_v": "StyleGAN-V (tiny)"}[name])
             ax.set_xlabel("period (frames; dashed: one day)")

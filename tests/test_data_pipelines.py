@@ -9,6 +9,7 @@ import pytest
 from tlgen.data import open_dataset
 from tlgen.data.pipelines import clip_dataset, pair_dataset, sparse_frames_dataset
 from tlgen.data.prepare import prepare
+from tlgen.errors import UserError
 
 BANDS = [(0.0, 1000.0), (1000.0, 4000.0), (4000.0, 20000.0), (1e6, 2e6)]
 
@@ -214,3 +215,18 @@ def test_pairs_carry_the_median_image_of_their_block(city):
         assert len(owner) == 1          # blocks under 256 frames: the median of all of them
         block = np.stack([frames[r]["image"] for r in range(owner[0].start, owner[0].stop)])
         np.testing.assert_array_equal(background, np.rint(np.median(block, axis=0)))
+
+
+def test_video_frames_gather_one_video_across_splits_in_time_order(city):
+    ds = open_dataset(city)
+    times, get_frames = ds.video_frames(1)
+    records = [r for split in ds.splits for r in (ds.frames(split)[i] for i in range(len(ds.frames(split))))
+               if r["video_id"] == 1]
+    records.sort(key=lambda r: r["frame_index"])
+    assert len(times) == len(records) == 60 and len(ds.splits) == 2
+    np.testing.assert_allclose(times, np.arange(60) * 600.0)
+    np.testing.assert_array_equal(get_frames([59, 0, 7]), np.stack([records[i]["image"] for i in (59, 0, 7)]))
+    only_train, _ = ds.video_frames(1, ["train"])
+    assert 0 < len(only_train) < 60
+    with pytest.raises(UserError, match=r"has no video 5; its videos are \[0, 1\]\."):
+        ds.video_frames(5)

@@ -117,6 +117,25 @@ class Dataset:
         return RecordSource(builder_dir(self.data_dir, "pyramid"),
                             f"{split}_level{level}", count)
 
+    def video_frames(self, video_id: int = 0, splits=None):
+        """All frames of one video across `splits` (default all), in time order: (times (F,)
+        float64 seconds from the video's first frame, get_frames(indices) -> uint8 (N, H, W, 3))."""
+        parts = []
+        for split in splits or self.splits:
+            source = self.frames(split)
+            for block in self.blocks(split, 0):
+                if block.video_id == video_id:
+                    parts += [(float(t), source, block.start + i) for i, t in enumerate(block.times)]
+        if not parts:
+            ids = sorted({v["id"] for v in self.metadata["videos"]})
+            raise UserError(f"{self.data_dir} has no video {video_id}; its videos are {ids}.")
+        parts.sort(key=lambda p: p[0])
+        times = np.asarray([p[0] for p in parts])
+
+        def get_frames(indices):
+            return np.stack([parts[int(i)][1][parts[int(i)][2]]["image"] for i in np.asarray(indices)])
+        return times, get_frames
+
     def level_at(self, source: RecordSource, block: Block, level: int, t: float) -> np.ndarray:
         """uint8 image of pyramid `level` at time `t` of `block`'s video, linearly interpolated
         in time between the two neighbouring level frames (nearest across gaps and ends)."""

@@ -26,36 +26,13 @@ from tlgen.synth.timelapse import Synthesizer, Timelapse
 from tlgen.trained import Trained
 
 
-def video_frames(ds, video_id: int = 0, splits=None):
-    """All frames of one video across the dataset's splits, in time order.
-
-    Returns (times (F,) float64 seconds from the video's first frame,
-    get_frames(indices) -> uint8 (N, H, W, 3)).
-    """
-    parts = []
-    for split in splits or ds.splits:
-        source = ds.frames(split)
-        for block in ds.blocks(split, 0):
-            if block.video_id == video_id:
-                parts += [(float(t), source, block.start + i) for i, t in enumerate(block.times)]
-    if not parts:
-        ids = sorted({v["id"] for v in ds.metadata["videos"]})
-        raise UserError(f"{ds.data_dir} has no video {video_id}; its videos are {ids}.")
-    parts.sort(key=lambda p: p[0])
-    times = np.asarray([p[0] for p in parts])
-
-    def get_frames(indices):
-        return np.stack([parts[int(i)][1][parts[int(i)][2]]["image"] for i in np.asarray(indices)])
-    return times, get_frames
-
-
 def open_synthesizer(trained: Trained, data: str | None = None, video: int = 0
                      ) -> tuple[Synthesizer, float]:
     """The trained model over video `video` of its dataset (or of `data`): (Synthesizer, the
     video's start time in seconds since the epoch, 0 when unknown)."""
     ds = open_dataset(data or trained.config.data.dir)
     lv = trained_levels(trained.config, ds.level_periods)
-    times, get_frames = video_frames(ds, video)
+    times, get_frames = ds.video_frames(video)
     meta = next((v for v in ds.metadata["videos"] if v["id"] == video), {})
     synth = Synthesizer(trained.params[NET], trained.config.model, get_frames, times,
                         lv.level_periods, dtype=trained.dtype)
@@ -142,7 +119,7 @@ def evaluate(trained: Trained, out_dir: str, data_dir: str | None = None, *,
     times = block.times[pick]
     raw_u8 = np.stack([source[block.start + i]["image"] for i in pick])
     raw = raw_u8.astype(np.float32) / 255.0
-    times_all, get_frames = video_frames(ds, block.video_id, [split])
+    times_all, get_frames = ds.video_frames(block.video_id, [split])
     synth = Synthesizer(trained.params[NET], config.model, get_frames, times_all, lv.level_periods,
                         dtype=trained.dtype)
     w = synth.encode(raw_u8)
