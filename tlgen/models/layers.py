@@ -443,10 +443,15 @@ def conv2d(x: jax.Array, kernel: jax.Array, strides, padding) -> jax.Array:
     """NHWC 2-D convolution with zero `padding` ((top, bottom), (left, right)), written so its
     gradients, second-order ones included (gradient penalties), stay on XLA's fast CPU path:
     a stride-2 conv with an even kernel runs as space-to-depth + a stride-1 conv, and a
-    stride-1 conv as a "SAME" conv on the padded input, cropped (XLA:CPU differentiates
-    "VALID" convs twice ~10-30x slower)."""
+    stride-1 conv as a "SAME" conv (on the padded input, cropped, when `padding` is not
+    "SAME"'s own; XLA:CPU differentiates "VALID" convs twice ~10-30x slower)."""
     kh, kw, cin, cout = kernel.shape
-    x = jnp.pad(x, ((0, 0),) + tuple(tuple(p) for p in padding) + ((0, 0),))
+    padding = tuple(tuple(p) for p in padding)
+    same = (((kh - 1) // 2, kh // 2), ((kw - 1) // 2, kw // 2))
+    if tuple(strides) == (1, 1) and padding == same:   # no pad and crop around it
+        return jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME",
+                                            dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    x = jnp.pad(x, ((0, 0),) + padding + ((0, 0),))
     if tuple(strides) == (2, 2) and kh % 2 == 0 and kw % 2 == 0:
         b, h, w, _ = x.shape
         h, w = h - h % 2, w - w % 2
