@@ -37,3 +37,16 @@ def test_notebooks_are_stripped_and_open_with_a_badge():
         for cell in book.cells:
             if cell.cell_type == "code":
                 assert cell.outputs == [] and cell.execution_count is None
+                assert not literal_braces(cell.source), f"{name}: {cell.source.splitlines()[0]}"
+
+
+def literal_braces(source: str) -> list[str]:
+    """The f-strings of `source` that print a brace ("{{x}}" where "{x}" was meant); sections
+    a test cannot run (a user's own video) are checked this way."""
+    import ast
+    return [ast.unparse(node) for node in ast.walk(ast.parse(source)) if isinstance(node, ast.JoinedStr)
+            and any(isinstance(v, ast.Constant) and ("{" in v.value or "}" in v.value) for v in node.values)]
+
+
+def test_a_doubled_brace_in_an_f_string_is_found():
+    assert literal_braces('x = f"--dir={{DATA}}"') and not literal_braces('x = f"--dir={DATA}"; y = "{{}}"')
