@@ -170,10 +170,10 @@ def test_r1_penalty_against_finite_differences():
                             max_frames=16, time_embed_dim=4)
     x = jax.random.uniform(jax.random.key(6), (1, 3, 16, 16, 3), minval=-1, maxval=1)
     t = jnp.array([[0.0, 1.0, 3.0]])
-    params = disc.init(jax.random.key(7), x, t)["params"]
+    params = jax.jit(disc.init)(jax.random.key(7), x, t)["params"]
     critic = lambda v: disc.apply({"params": params}, v, t)
-    r1 = float(adversarial.r1_penalty(critic, x))
-    grad = np.asarray(jax.grad(lambda v: critic(v)[0])(x), np.float64).ravel()
+    r1 = float(jax.jit(lambda v: adversarial.r1_penalty(critic, v))(x))
+    grad = np.asarray(jax.jit(jax.grad(lambda v: critic(v)[0]))(x), np.float64).ravel()
     assert r1 > 0 and r1 == pytest.approx(float(np.sum(grad ** 2)), rel=1e-5)
     # the gradient itself against central differences: 64 coordinates and 16 random directions
     rng = np.random.default_rng(0)
