@@ -46,11 +46,11 @@ def train_sr(data, workdir, steps, *extra):
 
 
 def train_and_resume(train_fn, data, workdir, resumed):
-    """Trains 4 steps, then the same run resumed from its step-2 checkpoint in a copy of its
+    """Trains 3 steps, then the same run resumed from its step-2 checkpoint in a copy of its
     work directory; checks that the trainer said it resumed."""
-    assert train_fn(data, workdir, 4, "--config.train.eval_every=4") == 0
+    assert train_fn(data, workdir, 3, "--config.train.eval_every=3") == 0
     shutil.copytree(workdir, resumed)
-    shutil.rmtree(os.path.join(resumed, "checkpoints", "4"))
+    shutil.rmtree(os.path.join(resumed, "checkpoints", "3"))
     messages = []
     handler = logging.Handler()
     handler.emit = lambda record: messages.append(record.getMessage())
@@ -59,7 +59,7 @@ def train_and_resume(train_fn, data, workdir, resumed):
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     try:
-        assert train_fn(data, resumed, 4, "--config.train.eval_every=0") == 0
+        assert train_fn(data, resumed, 3, "--config.train.eval_every=0") == 0
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
@@ -68,14 +68,14 @@ def train_and_resume(train_fn, data, workdir, resumed):
 
 def assert_same_params(a_dir, b_dir):
     a, b = load(a_dir), load(b_dir)
-    assert a.step == b.step == 4
+    assert a.step == b.step == 3
     for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))        # stopped at 2: same run
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    """A 4-step run on 120 frames of the city at 16x32, and the same run resumed."""
+    """A 3-step run on 120 frames of the city at 16x32, and the same run resumed."""
     tmp = tmp_path_factory.mktemp("lv")
     data, workdir = str(tmp / "data"), str(tmp / "run")
     prepare(["synthetic:city:frames=120"], data, size=(16, 32), levels=1, val_fraction=0.25)
@@ -85,7 +85,7 @@ def run(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def sr_run(tmp_path_factory):
-    """A 4-step super-resolution run on another city (different videos) at 32x64, and the
+    """A 3-step super-resolution run on another city (different videos) at 32x64, and the
     same run resumed."""
     tmp = tmp_path_factory.mktemp("lv_sr")
     data, workdir = str(tmp / "data"), str(tmp / "run")
@@ -98,12 +98,12 @@ def test_training_logs_losses_r1_and_swd_and_resumes_exactly(run):
     tmp, _, workdir = run
     rows = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
     train_rows = [r for r in rows if r["split"] == "train"]
-    assert [r["step"] for r in train_rows] == [1, 2, 3, 4] and train_rows[-1]["skipped"] == 0
+    assert [r["step"] for r in train_rows] == [1, 2, 3] and train_rows[-1]["skipped"] == 0
     for key in ("loss_d", "loss_g", "d_real", "d_fake"):
         assert all(np.isfinite(r[key]) and r[key] > 0 for r in train_rows)
     assert all(r["r1"] > 0 for r in train_rows)                            # R1 every step here
     evals = [r for r in rows if r["split"] == "eval"]
-    assert evals[-1]["step"] == 4 and evals[-1]["swd"] > 0 and evals[-1]["motion_swd"] > 0
+    assert evals[-1]["step"] == 3 and evals[-1]["swd"] > 0 and evals[-1]["motion_swd"] > 0
     assert_same_params(workdir, str(tmp / "resumed"))
 
 
@@ -111,7 +111,7 @@ def test_superres_training_logs_losses_and_metrics_and_resumes_exactly(sr_run):
     tmp, _, workdir = sr_run
     rows = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
     train_rows = [r for r in rows if r["split"] == "train"]
-    assert [r["step"] for r in train_rows] == [1, 2, 3, 4] and train_rows[-1]["skipped"] == 0
+    assert [r["step"] for r in train_rows] == [1, 2, 3] and train_rows[-1]["skipped"] == 0
     assert all(r["r1"] > 0 and np.isfinite(r["loss_g"]) and 0 <= r["augment_p"] <= 1 for r in train_rows)
     (ev,) = [r for r in rows if r["split"] == "eval"]
     assert ev["swd"] > 0 and ev["motion_swd"] > 0 and 0 < ev["lowres_psnr"] < 60
