@@ -1,24 +1,35 @@
-"""Image-quality metrics: PSNR, SSIM, MS-SSIM on images (..., H, W, C) in [0, max_val]."""
+"""Image-quality metrics: PSNR, SSIM, MS-SSIM on images (..., H, W, C) in [0, max_val].
+
+Jitted (`max_val`, `scales` static): an evaluation calling them on arrays compiles each once
+per shape instead of running op by op."""
 
 from __future__ import annotations
+
+import functools
 
 import jax
 import jax.numpy as jnp
 
-from tlgen.losses.reconstruction import ms_ssim, ssim_components
+from tlgen.losses import reconstruction
+from tlgen.losses.reconstruction import ssim_components
 
 __all__ = ["psnr", "ssim", "ms_ssim"]
 
 
+@functools.partial(jax.jit, static_argnames="max_val")
 def psnr(a: jax.Array, b: jax.Array, max_val: float = 1.0) -> jax.Array:
     """Peak signal-to-noise ratio in dB per image: (..., H, W, C) -> (...)."""
     mse = jnp.mean((a.astype(jnp.float32) - b.astype(jnp.float32)) ** 2, axis=(-3, -2, -1))
     return 10.0 * jnp.log10(max_val ** 2 / jnp.maximum(mse, 1e-20))
 
 
+@functools.partial(jax.jit, static_argnames="max_val")
 def ssim(a: jax.Array, b: jax.Array, max_val: float = 1.0) -> jax.Array:
     """Single-scale SSIM (11-tap Gaussian window, sigma 1.5) per image, channel mean."""
     lead = a.shape[:-3]
     full, _ = ssim_components(a.reshape((-1,) + a.shape[-3:]), b.reshape((-1,) + b.shape[-3:]),
                               max_val)
     return jnp.mean(full, axis=-1).reshape(lead)
+
+
+ms_ssim = jax.jit(reconstruction.ms_ssim, static_argnames=("max_val", "scales"))
