@@ -26,3 +26,48 @@ def test_import_snippet_runs():
     assert w.shape[:2] == (2, 6) and slow.shape == (2, 64, 64, 3)
     assert halfway.shape == w.shape[1:]
     assert score.shape == (2,) and all(0.0 <= float(s) <= 1.0 for s in score)
+
+
+def _commands() -> list[list[str]]:
+    """Every `tlgen ...` command of the README's bash blocks (continuations joined, comments
+    dropped; the local launcher's command as the `tlgen train` it runs), but the ones
+    abbreviated with "..."."""
+    import shlex
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", README, re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            words = shlex.split(line, comments=True)
+            if words[:2] == ["python", "launch/local.py"]:
+                words = ["tlgen", "train", *words[words.index("--") + 1:]]
+            if words[:1] == ["tlgen"] and "..." not in words:
+                commands.append(words[1:])
+    return commands
+
+
+def test_every_readme_command_parses_with_its_runs_family_options(tmp_path, capsys):
+    """Each command is parsed as `tlgen` parses it, its --workdir standing for a run of the
+    family the README trains there (so a family's own options count), and a train command's
+    config loads with its overrides: a renamed flag or config key fails here."""
+    from tlgen import config as config_lib
+    from tlgen.cli.main import build_parser
+
+    commands = _commands()
+    assert len(commands) >= 30 and {c[0] for c in commands} >= {
+        "prepare", "train", "timelapse", "eval", "animate", "generate", "convert-weights"}
+    families = {}
+    for argv in commands:
+        overrides, rest = config_lib.overrides_from(argv)
+        if argv[0] == "train":
+            spec = rest[rest.index("--config") + 1]
+            families[rest[rest.index("--workdir") + 1]] = config_lib.load(spec, overrides).family
+    for workdir, family in families.items():
+        os.makedirs(tmp_path / workdir)
+        (tmp_path / workdir / "config.json").write_text(f'{{"family": "{family}"}}')
+    for argv in commands:
+        argv = [str(tmp_path / a) if a in families else a for a in argv]
+        _, rest = config_lib.overrides_from(argv)
+        try:
+            build_parser(rest).parse_args(rest)
+        except SystemExit:
+            raise AssertionError(f"README: `tlgen {' '.join(argv)}` does not parse: "
+                                 f"{capsys.readouterr().err.strip()}") from None
