@@ -1,7 +1,7 @@
 """StyleGAN-V on the built-in moving-clouds scene (or any prepared video dataset: set
 --config.data.dir and prepare it at the variant's resolution).
 
-  tlgen prepare synthetic:clouds --size 32 --out data/clouds32          (tiny)
+  tlgen prepare synthetic:clouds --size 32 --out data/clouds32          # tiny
   tlgen train --config configs/stylegan_v_clouds.py:tiny --workdir runs/sgv
   tlgen generate --workdir runs/sgv --out long.mp4 --frames 1000
 

@@ -1,4 +1,5 @@
-"""The README's promises: the test command CI runs and the import snippet."""
+"""The README's promises: the test command CI runs, the import snippet, and every documented
+command (README, configs) parsing."""
 
 import os
 import re
@@ -29,13 +30,20 @@ def test_import_snippet_runs():
 
 
 def _commands() -> list[list[str]]:
-    """Every `tlgen ...` command of the README's bash blocks (continuations joined, comments
-    dropped; the local launcher's command as the `tlgen train` it runs), but the ones
-    abbreviated with "..."."""
+    """Every `tlgen ...` command of the README's bash blocks and of the configs' docstrings
+    (continuations joined, comments dropped; the local launcher's command as the `tlgen train`
+    it runs), but the ones abbreviated with "..."."""
+    import ast
+    import glob
     import shlex
+    texts = re.findall(r"```bash\n(.*?)```", README, re.S)
+    for path in sorted(glob.glob(os.path.join(ROOT, "configs", "*.py"))):
+        texts.append(ast.get_docstring(ast.parse(open(path).read())) or "")
     commands = []
-    for block in re.findall(r"```bash\n(.*?)```", README, re.S):
-        for line in block.replace("\\\n", " ").splitlines():
+    for text in texts:
+        for line in text.replace("\\\n", " ").splitlines():
+            if not line.strip().startswith(("tlgen ", "python launch/")):
+                continue
             words = shlex.split(line, comments=True)
             if words[:2] == ["python", "launch/local.py"]:
                 words = ["tlgen", "train", *words[words.index("--") + 1:]]
@@ -44,8 +52,8 @@ def _commands() -> list[list[str]]:
     return commands
 
 
-def test_every_readme_command_parses_with_its_runs_family_options(tmp_path, capsys):
-    """Each command is parsed as `tlgen` parses it, its --workdir standing for a run of the
+def test_every_documented_command_parses_with_its_runs_family_options(tmp_path, capsys):
+    """Each command (README, configs) is parsed as `tlgen` parses it, its --workdir standing for a run of the
     family the README trains there (so a family's own options count), and a train command's
     config loads with its overrides: a renamed flag or config key fails here."""
     from tlgen import config as config_lib
@@ -59,7 +67,8 @@ def test_every_readme_command_parses_with_its_runs_family_options(tmp_path, caps
         overrides, rest = config_lib.overrides_from(argv)
         if argv[0] == "train":
             spec = rest[rest.index("--config") + 1]
-            families[rest[rest.index("--workdir") + 1]] = config_lib.load(spec, overrides).family
+            family = config_lib.load(spec, overrides).family
+            assert families.setdefault(rest[rest.index("--workdir") + 1], family) == family, argv
     for workdir, family in families.items():
         os.makedirs(tmp_path / workdir)
         (tmp_path / workdir / "config.json").write_text(f'{{"family": "{family}"}}')
