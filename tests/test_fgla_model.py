@@ -52,7 +52,7 @@ def _encoder():
     enc = fgla.MotionEncoder(widths=(8, 8, 8), latent_dim=2)
     flow = jnp.zeros((1, 16, 16, 2))
     masks = jnp.ones((1, 3, 16, 16))
-    return enc, enc.init(jax.random.key(0), flow, masks)["params"]
+    return enc, jax.jit(enc.init)(jax.random.key(0), flow, masks)["params"]
 
 
 def test_changing_the_flow_outside_a_region_leaves_its_latent_unchanged():
@@ -77,9 +77,9 @@ def test_an_absent_region_gives_a_zero_latent_and_finite_gradients():
     enc, params = _encoder()
     masks = jnp.zeros((2, 3, 16, 16)).at[:, 0].set(1.0)       # only region 0 present
     flow = jax.random.normal(jax.random.key(2), (2, 16, 16, 2))
-    z = enc.apply({"params": params}, flow, masks)
+    z = jax.jit(enc.apply)({"params": params}, flow, masks)
     assert np.all(np.asarray(z[:, 1:]) == 0) and np.all(np.isfinite(np.asarray(z)))
-    grads = jax.grad(lambda p: jnp.sum(enc.apply({"params": p}, flow, masks) ** 2))(params)
+    grads = jax.jit(jax.grad(lambda p: jnp.sum(enc.apply({"params": p}, flow, masks) ** 2)))(params)
     assert all(np.all(np.isfinite(np.asarray(g))) for g in jax.tree.leaves(grads))
 
 

@@ -128,16 +128,17 @@ def test_positional_embedding_is_continuous_and_equals_the_anchor_map_at_anchors
     motion = sv.Motion(z_dim=16, dim=8, min_period=4.0, max_period=64.0)
     codes = jax.random.normal(jax.random.key(3), (1, 40, 16))
     t = jnp.arange(0.0, 48.0, 0.01)[None]
-    params = motion.init(jax.random.key(4), codes, t)["params"]
-    v = np.asarray(motion.apply({"params": params}, codes, t))[0]
+    params = jax.jit(motion.init)(jax.random.key(4), codes, t)["params"]
+    apply = jax.jit(motion.apply)
+    v = np.asarray(apply({"params": params}, codes, t))[0]
     step = np.abs(np.diff(v, axis=0)).max()
     assert step < 0.05 * np.abs(v).max()                  # no jump anywhere, anchors included
     anchors = jnp.arange(0.0, 48.0, 4.0)[None]
-    at = np.asarray(motion.apply({"params": params}, codes, anchors))[0]
+    at = np.asarray(apply({"params": params}, codes, anchors))[0]
     u = _np_trajectory(params, codes[0])[:12]
     np.testing.assert_allclose(at, u @ np.asarray(params["aligners"]["kernel"]) / np.sqrt(16),
                                rtol=1e-4, atol=1e-5)
-    before = np.asarray(motion.apply({"params": params}, codes, anchors[:, 1:] - 1e-4))[0]
+    before = np.asarray(apply({"params": params}, codes, anchors[:, 1:] - 1e-4))[0]
     np.testing.assert_allclose(before, at[1:], atol=1e-3)   # the left limit
 
 
@@ -147,7 +148,7 @@ def tiny_trained():
                           + ["model.concat_res=8"])
     gen = sv.generator(cfg.model)
     t = jnp.zeros((1, 3))
-    params = gen.init(jax.random.key(5), jnp.zeros((1, 16)), jnp.zeros((1, gen.codes_for(0.0), 16)), t)
+    params = jax.jit(gen.init)(jax.random.key(5), jnp.zeros((1, 16)), jnp.zeros((1, gen.codes_for(0.0), 16)), t)
     return types.SimpleNamespace(config=cfg, dtype=jnp.float32, params={"g": params["params"]})
 
 
