@@ -14,27 +14,29 @@ CFG = ml_collections.ConfigDict(dict(image_size=32, widths=(8, 16, 16), blocks=1
 
 @pytest.fixture(scope="module")
 def params():
-    return ae.init(jax.random.key(0), CFG)
+    return jax.jit(lambda key: ae.init(key, CFG))(jax.random.key(0))
 
 
 def test_encode_decode_shapes_and_dtypes(params):
     frames = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
-    w = ae.encode(params, frames, cfg=CFG)
+    encode = jax.jit(lambda p, x: ae.encode(p, x, cfg=CFG))
+    decode = jax.jit(lambda p, w, dtype: ae.decode(p, w, cfg=CFG, dtype=dtype), static_argnums=2)
+    w = encode(params, frames)
     assert w.shape == (2, 4, 8, 8, 3) and w.dtype == jnp.float32
     # uint8 input is the same as its [-1, 1] float version
-    w_float = ae.encode(params, frames.astype(np.float32) / 127.5 - 1, cfg=CFG)
+    w_float = encode(params, frames.astype(np.float32) / 127.5 - 1)
     np.testing.assert_allclose(w, w_float, atol=1e-5)
-    x = ae.decode(params, w, cfg=CFG)
+    x = decode(params, w, jnp.float32)
     assert x.shape == (2, 32, 32, 3) and x.dtype == jnp.float32
     assert float(jnp.max(jnp.abs(x))) <= 1.0
-    x16 = ae.decode(params, w, cfg=CFG, dtype=jnp.bfloat16)
+    x16 = decode(params, w, jnp.bfloat16)
     assert x16.dtype == jnp.float32 and float(jnp.max(jnp.abs(x16 - x))) < 0.1
     assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(params))
 
 
 def test_background_decoder_starts_at_the_background_and_relights_it(params):
     cfg = ml_collections.ConfigDict(dict(CFG.to_dict(), background=True))
-    p = ae.init(jax.random.key(0), cfg)
+    p = jax.jit(lambda key: ae.init(key, cfg))(jax.random.key(0))
     rng = np.random.default_rng(1)
     frames = rng.integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
     background = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
