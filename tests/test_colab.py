@@ -1,5 +1,6 @@
 """The Colab notebooks: how the tests run them, and their shape (stripped, with a badge)."""
 
+import ast
 import os
 
 import nbformat
@@ -43,7 +44,6 @@ def test_notebooks_are_stripped_and_open_with_a_badge():
 def literal_braces(source: str) -> list[str]:
     """The f-strings of `source` that print a brace ("{{x}}" where "{x}" was meant); sections
     a test cannot run (a user's own video) are checked this way."""
-    import ast
     return [ast.unparse(node) for node in ast.walk(ast.parse(source)) if isinstance(node, ast.JoinedStr)
             and any(isinstance(v, ast.Constant) and ("{" in v.value or "}" in v.value) for v in node.values)]
 

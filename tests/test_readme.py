@@ -53,9 +53,9 @@ def _commands() -> list[list[str]]:
 
 
 def test_every_documented_command_parses_with_its_runs_family_options(tmp_path, capsys):
-    """Each command (README, configs) is parsed as `tlgen` parses it, its --workdir standing for a run of the
-    family the README trains there (so a family's own options count), and a train command's
-    config loads with its overrides: a renamed flag or config key fails here."""
+    """Each command (README, configs) is parsed as `tlgen` parses it, its --workdir standing for
+    a run of the family the docs train there (so a family's own options count), and a train
+    command's config loads with its overrides: a renamed flag or config key fails here."""
     from tlgen import config as config_lib
     from tlgen.cli.main import build_parser
 
@@ -78,5 +78,5 @@ def test_every_documented_command_parses_with_its_runs_family_options(tmp_path, 
         try:
             build_parser(rest).parse_args(rest)
         except SystemExit:
-            raise AssertionError(f"README: `tlgen {' '.join(argv)}` does not parse: "
+            raise AssertionError(f"documented command `tlgen {' '.join(argv)}` does not parse: "
                                  f"{capsys.readouterr().err.strip()}") from None

@@ -11,7 +11,6 @@ import jax
 import jax.numpy as jnp
 
 from tlgen.losses import reconstruction
-from tlgen.losses.reconstruction import ssim_components
 
 __all__ = ["psnr", "ssim", "ms_ssim"]
 
@@ -27,8 +26,8 @@ def psnr(a: jax.Array, b: jax.Array, max_val: float = 1.0) -> jax.Array:
 def ssim(a: jax.Array, b: jax.Array, max_val: float = 1.0) -> jax.Array:
     """Single-scale SSIM (11-tap Gaussian window, sigma 1.5) per image, channel mean."""
     lead = a.shape[:-3]
-    full, _ = ssim_components(a.reshape((-1,) + a.shape[-3:]), b.reshape((-1,) + b.shape[-3:]),
-                              max_val)
+    flat = lambda x: x.reshape((-1,) + x.shape[-3:])
+    full, _ = reconstruction.ssim_components(flat(a), flat(b), max_val)
     return jnp.mean(full, axis=-1).reshape(lead)
 
 
