@@ -51,7 +51,7 @@ def launch_bare(workdir, delay, port, second_args=()):
 
 def test_two_processes_match_one_through_a_lost_process_a_bad_shard_and_preemption(tmp_path):
     from launch.local import free_port
-    single = launch(str(tmp_path / "single"), 1, 4, delay=0, steps=30)
+    single = launch(str(tmp_path / "single"), 1, 4, delay=0)
 
     # One process raises (its batch does not split over the mesh) while the other already
     # waits for it in a collective: that one is stopped within the heartbeat timeout.
@@ -71,10 +71,12 @@ def test_two_processes_match_one_through_a_lost_process_a_bad_shard_and_preempti
     killed_at = time.monotonic()
     lead_output = lead.communicate(timeout=120)[0]
     assert lead.returncode != 0 and time.monotonic() - killed_at < 6 * HEARTBEAT_S, lead_output
-    # ended by the peer's death: the coordination service's heartbeat verdict, or (on a loaded
-    # machine, when a collective was in flight) gloo losing the peer's connection first
+    # ended by the peer's death: the coordination service's heartbeat verdict, or, when a
+    # collective was in flight, gloo first: the lost connection, or the lead's two devices
+    # leaving the broken collective out of step (seen at once after the kill, never before)
     assert ("another task died" in lead_output and "stopped sending heartbeats" in lead_output
-            or "Connection reset by peer" in lead_output), lead_output
+            or "Connection reset by peer" in lead_output
+            or "Received data size doesn't match expected size" in lead_output), lead_output
     other.wait()
 
     newest = ckpt_steps(workdir)[-1]                                 # its data shard of process 1
@@ -90,7 +92,7 @@ def test_two_processes_match_one_through_a_lost_process_a_bad_shard_and_preempti
     assert os.path.isdir(os.path.join(workdir, "checkpoints_bad", str(newest)))
     assert "preempted=True" in output
     preempted_at = ckpt_steps(workdir)[-1]
-    assert newest < preempted_at < 30 and train_rows(workdir)[-1]["step"] == preempted_at
+    assert newest < preempted_at < 60 and train_rows(workdir)[-1]["step"] == preempted_at
     assert sorted(os.listdir(os.path.join(workdir, "checkpoints", str(preempted_at), "data"))) == [
         "commit_success.txt", "process_0-of-2.json", "process_1-of-2.json"]
 
