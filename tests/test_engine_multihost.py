@@ -15,21 +15,22 @@ import numpy as np
 from tests.test_engine_trainer import ROOT, ckpt_steps, train_rows, wait_for_step
 
 HEARTBEAT_S = 10
+STEPS = 60          # every run's length; the preempted job must stop before it
 
 
 def _env(**extra):
     return dict(os.environ, TLGEN_PROGRESS="0", TLGEN_HEARTBEAT_TIMEOUT=str(HEARTBEAT_S), **extra)
 
 
-def _train_args(workdir, delay, steps=60):
+def _train_args(workdir, delay):
     return ["--config", "tests/engine_config.py:regression", "--workdir", workdir,
-            f"--config.data.delay={delay}", f"--config.total_steps={steps}"]
+            f"--config.data.delay={delay}", f"--config.total_steps={STEPS}"]
 
 
-def launch(workdir, processes, devices, delay, steps=60):
+def launch(workdir, processes, devices, delay):
     """The job through launch/local.py (which also stops the rest when one process fails)."""
     command = [sys.executable, "launch/local.py", "-n", str(processes), "--devices-per-process",
-               str(devices), "--", *_train_args(workdir, delay, steps)]
+               str(devices), "--", *_train_args(workdir, delay)]
     return subprocess.Popen(command, cwd=ROOT, env=_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
@@ -92,7 +93,7 @@ def test_two_processes_match_one_through_a_lost_process_a_bad_shard_and_preempti
     assert os.path.isdir(os.path.join(workdir, "checkpoints_bad", str(newest)))
     assert "preempted=True" in output
     preempted_at = ckpt_steps(workdir)[-1]
-    assert newest < preempted_at < 60 and train_rows(workdir)[-1]["step"] == preempted_at
+    assert newest < preempted_at < STEPS and train_rows(workdir)[-1]["step"] == preempted_at
     assert sorted(os.listdir(os.path.join(workdir, "checkpoints", str(preempted_at), "data"))) == [
         "commit_success.txt", "process_0-of-2.json", "process_1-of-2.json"]
 
