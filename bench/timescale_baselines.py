@@ -33,7 +33,7 @@ from tlgen.bench.report import write_json  # noqa: E402
 from tlgen.cli.demo import DEMO_STEPS  # noqa: E402
 from tlgen.data.prepare import prepare  # noqa: E402
 from tlgen.families.timescale_ae import inference  # noqa: E402
-from tlgen.families.timescale_ae.inference import BAND_METHODS, BASELINES  # noqa: E402
+from tlgen.families.timescale_ae.inference import BAND_METHODS, margin_over_baselines  # noqa: E402
 from tlgen.trained import load  # noqa: E402
 from tlgen.train.trainer import train  # noqa: E402
 
@@ -119,8 +119,7 @@ def summary(records: list[dict]) -> dict:
                     values = np.array([c[name] for c in cells], np.float64)
                     row[name] = {"mean": round(float(values.mean()), 2),
                                  "std": round(float(values.std(ddof=1)), 2)}
-                row["neighbours_win_1db"] = int(sum(
-                    c["neighbours"] >= max(c[b] for b in BASELINES) + 1.0 for c in cells))
+                row["neighbours_win_1db"] = int(sum(margin_over_baselines(c) >= 1.0 for c in cells))
                 rows.append(row)
     return {"kind": "timescale_baselines_summary", "seeds": sorted({r["seed"] for r in records}),
             "what": "mean and sample std over training seeds of the PSNR (dB) of each method; "

@@ -30,6 +30,10 @@ def test_demo_writes_its_files_and_prints_the_reports_table(tmp_path):
         assert float(numbers["neighbour rendering"]) == round(row["neighbours"], 2)
         assert float(numbers["raw frame"]) == round(row["raw"], 2)
         assert float(numbers["median"]) == round(row["median"], 2)
+        margin = float(re.search(r"minus the best baseline ([-+][\d.]+) dB", line).group(1))
+        assert margin == round(row["neighbours"] - max(row["raw"], row["oracle blur"], row["median"]), 2)
+    wins = [r for r in rows if r["neighbours"] - max(r["raw"], r["oracle blur"], r["median"]) >= 1.0]
+    assert f"by 1 dB or more at {len(wins)} of 6 cutoffs" in printed
     for name in ("subsample", "neighbours", "interpolate", "multiscale", "remove_band", "insert_band"):
         assert str(out / f"timelapse_{name}.mp4") in printed and (out / f"timelapse_{name}.mp4").stat().st_size > 0
     assert (out / "contact_sheet.png").exists() and (out / "run" / "eval" / "band_fidelity.png").exists()

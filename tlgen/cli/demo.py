@@ -88,12 +88,18 @@ def run(args: argparse.Namespace) -> int:
     report = inference.evaluate(trained, eval_dir, data)
     write_report(eval_dir, report)
     print(f"training: {metrics.get('step')} steps, final loss {metrics.get('loss', float('nan')):.4f}")
-    for row in report.get("band_fidelity", []):
+    rows = report.get("band_fidelity", [])
+    for row in rows:
         print(f"cutoff {row['cutoff_s'] / 3600:6.2f} h: masked reconstruction {row['decode']:.2f} dB, "
               f"neighbour rendering {row['neighbours']:.2f} dB, "
               f"raw frame {row['raw']:.2f} dB, oracle blur {row['oracle blur']:.2f} dB "
               f"(sigma {row['oracle_sigma_s'] / 3600:.2f} h), median {row['median']:.2f} dB, "
-              f"temporal pyramid {row['pyramid']:.2f} dB (vs ground-truth band)")
+              f"temporal pyramid {row['pyramid']:.2f} dB (vs ground-truth band); neighbour "
+              f"rendering minus the best baseline {inference.margin_over_baselines(row):+.2f} dB")
+    if rows:
+        wins = [f"{r['cutoff_s'] / 3600:.1f} h" for r in rows if inference.margin_over_baselines(r) >= 1.0]
+        print(f"the neighbour rendering beats the raw frame, the oracle blur and the median by 1 dB or "
+              f"more at {len(wins)} of {len(rows)} cutoffs{': ' + ', '.join(wins) if wins else ''}")
     for row in report.get("timelapse", []):
         print(f"E_tmp {row['method']}: {row['e_tmp']:.1f}")
     if report.get("leakage"):

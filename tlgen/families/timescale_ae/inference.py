@@ -172,7 +172,7 @@ def evaluate(trained: Trained, out_dir: str, data_dir: str | None = None, *,
         for name, what in (("decode", "decode(mask(w, k))"),
                            ("neighbours", "the neighbour rendering of mask(w, k)")):
             wins = [r["cutoff_s"] for r in rows if r[name] > r["pyramid"]]
-            best = [r["cutoff_s"] for r in rows if r[name] >= max(r[b] for b in BASELINES) + 1.0]
+            best = [r["cutoff_s"] for r in rows if margin_over_baselines(r, name) >= 1.0]
             report["notes"].append(
                 f"{what} beats the temporal pyramid at {len(wins)} of {len(rows)} cutoffs "
                 f"({listed(wins)}), and the raw frame, the oracle blur and the median by 1 dB or "
@@ -206,6 +206,12 @@ def evaluate(trained: Trained, out_dir: str, data_dir: str | None = None, *,
 
 BASELINES = ("raw", "oracle blur", "median")
 BAND_METHODS = ["decode", "neighbours", "detail", "pyramid", *BASELINES]
+
+
+def margin_over_baselines(row: dict, method: str = "neighbours") -> float:
+    """PSNR of `method` minus the best of the raw frame, the oracle blur and the median (dB)
+    in one band-fidelity row."""
+    return row[method] - max(row[b] for b in BASELINES)
 
 
 def band_fidelity(scene, at, times, times_all, get_frames, cutoffs, candidates: dict) -> list[dict]:
