@@ -58,15 +58,21 @@ def main() -> None:
     parser.add_argument("--work", default=None, help="folder for the datasets and the runs (default: a temp dir)")
     args = parser.parse_args()
     work = args.work or tempfile.mkdtemp(prefix="tlgen-baselines-")
-    data = {name: os.path.join(work, name) for name in SCENES}
-    for name, source in SCENES.items():
-        if not os.path.exists(data[name]):
-            prepare([source], data[name], size=64)
+    data = prepare_scenes(work)
     records = [run(variant, scene, seed, data, work, args.steps)
                for variant in args.variants for scene in args.train_on for seed in args.seeds]
     if len(args.seeds) > 1:
         records.append(summary(records))
     write_json(records, args.out)
+
+
+def prepare_scenes(work: str) -> dict:
+    """{name: dataset folder} of SCENES at 64² under `work` (prepared once, reused after)."""
+    data = {name: os.path.join(work, name) for name in SCENES}
+    for name, source in SCENES.items():
+        if not os.path.exists(data[name]):
+            prepare([source], data[name], size=64)
+    return data
 
 
 def run(variant: str, scene: str, seed: int, data: dict, work: str, steps: int) -> dict:

@@ -90,8 +90,32 @@ def eval_command(trained: Trained, args: argparse.Namespace) -> dict:
     return evaluate(trained, args.out_dir, args.data, networks=args.networks)
 
 
+EVAL_FRAMES = 64
+
+
+def evaluation_block(ds, max_frames: int = EVAL_FRAMES):
+    """What `tlgen eval` scores: (split, block, pick), `pick` up to `max_frames` indices spread
+    evenly over the first block of the validation split (of the first split without one)."""
+    split = "validation" if "validation" in ds.splits else ds.splits[0]
+    block = ds.blocks(split, 0)[0]
+    pick = np.unique(np.linspace(0, block.count - 1, min(max_frames, block.count)).astype(int))
+    return split, block, pick
+
+
+def synthetic_scene(ds, video_id: int):
+    """(scene, start_time in the scene's seconds) of a synthetic video of `ds`; None for a
+    captured one."""
+    video = next(v for v in ds.metadata["videos"] if v["id"] == video_id)
+    if not video.get("synthetic"):
+        return None
+    from tlgen.data.synthetic import make_scene
+
+    return make_scene(**video["synthetic"]), float(video.get("start_time") or 0.0)
+
+
 def evaluate(trained: Trained, out_dir: str, data_dir: str | None = None, *,
-             max_frames: int = 64, timelapse_frames: int = 48, networks: Networks | None = None) -> dict:
+             max_frames: int = EVAL_FRAMES, timelapse_frames: int = 48,
+             networks: Networks | None = None) -> dict:
     """`tlgen eval` for a timescale_ae run: the report, with its PNG plots written to `out_dir`.
 
     On the validation split (first block of the first video): reconstruction PSNR / SSIM /
@@ -112,10 +136,8 @@ def evaluate(trained: Trained, out_dir: str, data_dir: str | None = None, *,
     ds = open_dataset(data_dir)
     lv = trained_levels(config, ds.level_periods)
     m = lv.num_bins
-    split = "validation" if "validation" in ds.splits else ds.splits[0]
-    block = ds.blocks(split, 0)[0]
+    split, block, pick = evaluation_block(ds, max_frames)
     source = ds.frames(split)
-    pick = np.unique(np.linspace(0, block.count - 1, min(max_frames, block.count)).astype(int))
     times = block.times[pick]
     raw_u8 = np.stack([source[block.start + i]["image"] for i in pick])
     raw = raw_u8.astype(np.float32) / 255.0
@@ -154,12 +176,10 @@ def evaluate(trained: Trained, out_dir: str, data_dir: str | None = None, *,
               "not_computed": {**distribution["not_computed"], "fvd": "FVD compares clips; this "
                                "evaluation reconstructs single frames"}}
     report["notes"] = [f"recon_{k}: not computed ({v})" for k, v in report["not_computed"].items()]
-    video = next(v for v in ds.metadata["videos"] if v["id"] == block.video_id)
-    if video.get("synthetic"):
-        from tlgen.data.synthetic import make_scene
-
-        scene = make_scene(**video["synthetic"])
-        at = float(video.get("start_time") or 0.0) + times      # scene times of the frames
+    synthetic = synthetic_scene(ds, block.video_id)
+    if synthetic:
+        scene, start_time = synthetic
+        at = start_time + times                                  # scene times of the frames
         neighbours = [synth.render_neighbours(w, k).astype(np.float32) / 255.0
                       for k in range(1, m + 1)]
         report["leakage"] = bin_leakage(synth, scene, at, lv.cutoffs)
