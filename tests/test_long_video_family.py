@@ -175,7 +175,15 @@ def test_generate_any_length_in_chunks_deterministically(run):
 
 @pytest.mark.parametrize("extra, message", [
     (["--config.data.num_frames=200"], "no train video of {data} is 200 frames long"),
-    (["--config.model.size=(16, 16)"], "holds 32x16 frames but config.model.size is 16x16"),
+    (["--config.model.size=(32, 16)"], "holds 16x32 frames but config.model.size is 32x16; prepare it with "
+                                        "--size 32x16"),
+    (["--config.model.latent_dim=18"], "config.model.latent_dim 18 is not a positive multiple of "
+                                       "config.model.filters 4"),
+    (["--config.model.d_channels=(8, 8, 8, 16)", "--config.data.num_frames=4"],
+     "config.data.num_frames 4 is too short: the discriminator halves time once per config.model.d_channels "
+     "entry after the first, so a clip needs at least 8 frames"),
+    (["--config.model.temporal_time_up=(1,)"], "config.model.temporal_time_up (1,) is of length 1 but "
+                                               "config.model.temporal_channels of length 2"),
 ])
 def test_bad_training_input_is_one_sentence(run, tmp_path, capsys, extra, message):
     _, data, _ = run
@@ -187,6 +195,8 @@ def test_bad_training_input_is_one_sentence(run, tmp_path, capsys, extra, messag
 @pytest.mark.parametrize("extra, message", [
     (["--config.data.num_frames=100"], "no train video of {data} is 102 frames long"),
     (["--config.model.scale=3"], "config.model.size 32x64 is not a whole multiple of config.model.scale 3"),
+    (["--config.model.num_layers=2"], "config.model.num_layers 2 is too few"),
+    (["--config.data.num_frames=0"], "config.data.num_frames 0 must be at least 1"),
 ])
 def test_bad_superres_training_input_is_one_sentence(sr_run, tmp_path, capsys, extra, message):
     _, data, _ = sr_run

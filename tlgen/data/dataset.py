@@ -189,7 +189,7 @@ def open_training_data(data_dir: str, *, image_size: int | tuple[int, int] | Non
         want = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
         if tuple(ds.image_size) != want:
             (h, w), (wh, ww) = ds.image_size, want
-            raise UserError(f"{data_dir} holds {w}x{h} frames but {size_key} is {ww}x{wh}; prepare "
+            raise UserError(f"{data_dir} holds {h}x{w} frames but {size_key} is {wh}x{ww}; prepare "
                             f"it with --size {wh if wh == ww else f'{wh}x{ww}'} or set "
                             f"--{size_key}.")
     if flow and not ds.metadata.get("has_flow"):

@@ -66,8 +66,24 @@ def random_crops(key: jax.Array, video: jax.Array, length: int, room: int) -> ja
 
 
 def networks(config, dtype=jnp.float32):
-    """(Generator, Discriminator) of `config.model` for `config.data.num_frames`-frame clips."""
-    return lv.generator(config.model, dtype), lv.discriminator(config.model, int(config.data.num_frames), dtype)
+    """(Generator, Discriminator) of `config.model` for `config.data.num_frames`-frame clips,
+    after checking the config."""
+    m = config.model
+    latent, filters = int(m.latent_dim), int(m.filters)
+    if filters < 1 or latent < filters or latent % filters:
+        raise UserError(f"config.model.latent_dim {latent} is not a positive multiple of config.model.filters "
+                        f"{filters} (it is noise channels x filters); change either so that filters divides it.")
+    for key in ("temporal_time_up", "temporal_space_up", "spatial_space_up"):
+        blocks = key.split("_")[0] + "_channels"
+        if len(m[key]) != len(m[blocks]):
+            raise UserError(f"config.model.{key} {tuple(m[key])} is of length {len(m[key])} but "
+                            f"config.model.{blocks} of length {len(m[blocks])}; give one entry per block.")
+    clip, shortest = int(config.data.num_frames), 2 ** (len(m.d_channels) - 1)
+    if clip < shortest:
+        raise UserError(f"config.data.num_frames {clip} is too short: the discriminator halves time once per "
+                        f"config.model.d_channels entry after the first, so a clip needs at least {shortest} "
+                        "frames; raise num_frames or use fewer d_channels.")
+    return lv.generator(m, dtype), lv.discriminator(m, clip, dtype)
 
 
 def clip_pipeline(config, length: int, remedy: str):

@@ -35,7 +35,7 @@ AUGMENTS = ("ada", "diffaugment", "none")
 
 
 def networks(config, dtype=jnp.float32):
-    """(Generator, Discriminator) of `config.model`, after checking the sizes."""
+    """(Generator, Discriminator) of `config.model`, after checking the config."""
     m = config.model
     h, w = (int(s) for s in m.size)
     scale = int(m.scale)
@@ -46,6 +46,12 @@ def networks(config, dtype=jnp.float32):
     if edge < 8 or edge & (edge - 1):
         raise UserError(f"config.model.size {h}x{w}: the longer side must be a power of two from 8 "
                         "(the discriminator halves it down to 4).")
+    if int(m.num_layers) < 3:
+        raise UserError(f"config.model.num_layers {m.num_layers} is too few: the last two synthesis layers "
+                        "are at the full resolution and at least one must come before them; set it to 3 or more.")
+    if int(config.data.num_frames) < 1:
+        raise UserError(f"config.data.num_frames {config.data.num_frames} must be at least 1 "
+                        "(the high-resolution frames of a training sample).")
     return sr.generator(m, dtype), sr.discriminator(m, dtype)
 
 
