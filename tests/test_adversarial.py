@@ -34,3 +34,18 @@ def test_lsgan_terms():
     d_real, d_fake = adversarial.lsgan_d_loss(real, fake)
     np.testing.assert_allclose([d_real, d_fake], [2.0, 2.0])
     np.testing.assert_allclose(adversarial.lsgan_g_loss(fake), (1 + 9) / 2)
+
+
+def test_logistic_losses_equal_numpy_softplus_and_stay_finite_at_large_logits():
+    softplus = lambda x: np.logaddexp(0.0, np.asarray(x, np.float64))
+    rng = np.random.default_rng(0)
+    for real, fake in [rng.normal(0, 3, (2, 16)).astype(np.float32),             # ordinary logits
+                       np.float32([[50.0], [-50.0]]), np.float32([[-50.0], [50.0]]),
+                       np.float32([[100.0], [-100.0]])]:      # saturated: softplus(-50) = e^-50 to rtol 1e-6
+        d_real, d_fake = adversarial.logistic_d_loss(jnp.asarray(real), jnp.asarray(fake))
+        g = adversarial.logistic_g_loss(jnp.asarray(fake))
+        got = np.array([d_real, d_fake, g])
+        assert np.all(np.isfinite(got)) and all(v.dtype == jnp.float32 for v in (d_real, d_fake, g))
+        np.testing.assert_allclose(got, [softplus(-real).mean(), softplus(fake).mean(), softplus(-fake).mean()],
+                                   rtol=1e-6, atol=np.finfo(np.float32).tiny,   # e^-100: subnormal, flushed to 0
+                                   err_msg=str((real, fake)))

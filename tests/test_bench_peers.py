@@ -356,12 +356,15 @@ def test_long_video_peer_computes_tlgen_frames_and_logits():
 
 
 def test_time_flies_peer_computes_tlgen_losses(tmp_path):
-    """With tlgen's parameters (and VGG-19) copied in, the peer's six loss terms and frames
-    equal tlgen's on the same batch and noise."""
+    """With tlgen's parameters (and VGG-19) copied in, the peer's frames equal tlgen's
+    elementwise and its six loss terms equal tlgen's on the same batch and noise, at α = 0
+    (eval_step's) and α = 0.5 (the content term's high-frequency half included)."""
     from bench.peers import time_flies as tf_peer
     from tests import random_weights
     from tlgen import config as config_lib
     from tlgen.families.time_flies import training as family_module
+    from tlgen.losses import style
+    from tlgen.models import time_flies as tf_model
     from tlgen.models import vgg19
     from tlgen.weights import load_torch_weights
     config = config_lib.load("configs/time_flies_city.py:tiny", [
@@ -376,20 +379,37 @@ def test_time_flies_peer_computes_tlgen_losses(tmp_path):
     fam = family_module.training(config)
     state = jax.jit(fam.init)(jax.random.key(0), batch, frozen={"vgg19": vgg})   # eager: 3x slower
     ours = jax.device_get(jax.jit(fam.eval_step)(state, batch, frozen={"vgg19": vgg}))
+    noise = family_module.noise_for(jax.random.key(int(config.seed)), 2, (16, 16, 64), config)
+
+    @jax.jit
+    def frames_and_content(params, alpha):                 # eval_step's frames; content at any α
+        frames, masks, image, image_masks = family_module.split_batch(batch)
+        encoded = jax.tree.map(family_module.repeat_windows, family_module.image_encoder(vgg, image))
+        out = tf_model.Generator(int(config.model.num_classes)).apply(
+            {"params": params}, encoded, family_module.windows(frames),
+            family_module.repeat_windows(image_masks), jnp.concatenate([masks[:, t] for t in range(3)]), noise)
+        return out, style.content(encoded, family_module.image_encoder(vgg, out),
+                                  family_module.repeat_windows(image), out, alpha)
+    out_ours, content0 = frames_and_content(state.params["g"], 0.0)
+    content = {0.0: float(content0), 0.5: float(frames_and_content(state.params["g"], 0.5)[1])}
+    np.testing.assert_allclose(content[0.0], ours["content"], rtol=1e-5)    # the same frames as eval_step
+    assert abs(content[0.5] - content[0.0]) > 0.01 * content[0.0]           # the features half counts
     peer = tf_peer.Peer(config, batch, torch.device("cpu"), compile=False)
     assert peer.parameters == {"g": jax_count(state.params["g"]), "d": jax_count(state.params["d"])}
     tf_peer.load(peer.vgg, vgg)
     tf_peer.load(peer.g, state.params["g"])
     with torch.no_grad():
         _load_pyramid(peer.d.pyramid, state.params["d"]["pyramid"])
-        noise = family_module.noise_for(jax.random.key(int(config.seed)), 2, (16, 16, 64), config)
-        out, clip, image_masks = peer.outputs(torch.from_numpy(np.asarray(noise)).permute(0, 3, 1, 2))
-        theirs = peer.generator_losses(out, clip, image_masks, alpha=0.0)
+        out, clip, image_masks = peer.outputs(torch.from_numpy(np.array(noise)).permute(0, 3, 1, 2))
+        theirs = {alpha: peer.generator_losses(out, clip, image_masks, alpha=alpha) for alpha in content}
         targets = torch.cat([peer.frames[:, t].flip(-1) for t in range(3)])
         mse = (out.clamp(0, 1) - targets).square().mean((1, 2, 3))
         psnr = (10 * torch.log10(1 / mse)).mean()
-    for name in ("perceptual", "content", "style", "flow", "cycle", "adv"):
-        np.testing.assert_allclose(float(theirs[name]), ours[name], rtol=2e-4, err_msg=name)
+    np.testing.assert_allclose(out.permute(0, 2, 3, 1).numpy(), out_ours, rtol=0, atol=1e-5)  # 2.3e-6 seen; range ±3
+    for alpha, terms in theirs.items():
+        for name in ("perceptual", "content", "style", "flow", "cycle", "adv"):
+            want = content[alpha] if name == "content" else ours[name]
+            np.testing.assert_allclose(float(terms[name]), want, rtol=2e-4, err_msg=f"{name}, alpha {alpha}")
     np.testing.assert_allclose(float(psnr), ours["psnr"], rtol=1e-4)
     peer.step()                                            # the peer's training step runs
     assert all(torch.isfinite(p).all() for p in peer.g.parameters())

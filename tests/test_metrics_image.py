@@ -1,9 +1,10 @@
 """Image and temporal metrics against hand-computed values."""
 
 import numpy as np
+import pytest
 
 from tlgen.metrics.image import psnr, ssim
-from tlgen.metrics.temporal import e_tmp
+from tlgen.metrics.temporal import e_tmp, sigma_tmp
 
 
 def test_psnr_of_a_constant_offset():
@@ -32,3 +33,20 @@ def test_e_tmp_of_a_linear_ramp():
     assert e_tmp(np.repeat(frames[:1], 3, axis=0)) == 0.0
     u8 = np.stack([np.zeros((h, w, 3), np.uint8), np.full((h, w, 3), 255, np.uint8)])
     np.testing.assert_allclose(e_tmp(u8), 1e3 * np.sqrt(3.0), rtol=1e-9)
+
+
+def test_sigma_tmp_hand_computed():
+    h, w = 4, 6
+    checker = (np.indices((h, w)).sum(0) % 2)[..., None] * np.ones(3)      # half the values 0, half 1
+    zero = np.zeros((h, w, 3))
+    # reference steps: a checkerboard of +-0.1 around its mean (std 0.1), then nothing;
+    # generated steps: nothing, then a checkerboard of amplitude 0.1 (std 0.05)
+    reference = np.stack([zero, 0.2 * checker, 0.2 * checker])
+    generated = np.stack([zero, zero, 0.1 * checker])
+    np.testing.assert_allclose(sigma_tmp(generated, reference), 1e3 * (0.1 + 0.05) / 2, rtol=1e-9)
+    # a uniform brightness change has no spread over the pixels; a video matches itself
+    ramp = np.stack([np.full((h, w, 3), 0.1 * t) for t in range(3)])
+    assert sigma_tmp(ramp, np.repeat(zero[None], 3, axis=0)) < 1e-9
+    assert sigma_tmp(reference, reference) == 0.0
+    with pytest.raises(ValueError, match="one shape"):
+        sigma_tmp(generated[:2], reference)

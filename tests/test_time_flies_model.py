@@ -123,14 +123,30 @@ def _vgg_file(tmp_path, seed=0):
                                 vgg19.torch_prefixes(), seed=seed)
 
 
-def test_vgg19_loader_names_every_missing_or_misshaped_layer(tmp_path):
-    path = _vgg_file(tmp_path)
+def _save(arrays, path):
+    np.savez(path, **arrays) if path.endswith(".npz") else save_file(arrays, path)
+    return path
+
+
+def test_vgg19_loads_the_same_values_from_npz_and_safetensors(tmp_path):
     from safetensors.numpy import load_file
-    arrays = load_file(path)
+    arrays = load_file(_vgg_file(tmp_path))
+    arrays["features.19.bias"] = np.linspace(-1, 1, 512, dtype=np.float32)   # random_weights' biases are 0
+    load = lambda suffix: load_torch_weights(_save(arrays, str(tmp_path / f"w.{suffix}")), vgg19.abstract_params(),
+                                             key="vgg", prefixes=vgg19.torch_prefixes())
+    params = load("npz")
+    np.testing.assert_array_equal(params["conv1_1"]["kernel"], arrays["features.0.weight"].transpose(2, 3, 1, 0))
+    np.testing.assert_array_equal(params["conv4_1"]["bias"], arrays["features.19.bias"])
+    jax.tree.map(np.testing.assert_array_equal, params, load("safetensors"))
+
+
+@pytest.mark.parametrize("suffix", ["safetensors", "npz"])
+def test_vgg19_loader_names_every_missing_or_misshaped_layer(tmp_path, suffix):
+    from safetensors.numpy import load_file
+    arrays = load_file(_vgg_file(tmp_path))
     arrays["features.7.weight"] = arrays["features.7.weight"][:, :5]
     del arrays["features.19.bias"]
-    bad = str(tmp_path / "bad.safetensors")
-    save_file(arrays, bad)
+    bad = _save(arrays, str(tmp_path / f"bad.{suffix}"))
     with pytest.raises(UserError) as error:
         load_torch_weights(bad, vgg19.abstract_params(), key="--config.model.vgg19",
                            prefixes=vgg19.torch_prefixes())

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from tlgen.models.pixels import unit_float
+
 
 class FeatureStats:
     """Streaming count, mean and covariance (float64) of D-dimensional features; with
@@ -146,8 +148,7 @@ def pyramid_descriptors(images: np.ndarray, *, patches_per_image: int = 128, pat
                         min_size: int = 16, seed: int = 0) -> list[np.ndarray]:
     """Per pyramid level, `patches_per_image` random patch x patch descriptors of every image
     (uint8 or [0, 1] float (N, H, W, C)): (N * patches_per_image, patch * patch * C)."""
-    x = np.asarray(images)
-    x = x.astype(np.float64) / 255.0 if x.dtype == np.uint8 else x.astype(np.float64)
+    x = unit_float(images)
     rng = np.random.default_rng(seed)
     out = []
     for level in laplacian_pyramid(x, min_size):
@@ -214,8 +215,7 @@ def motion_swd(real: np.ndarray, fake: np.ndarray, times: np.ndarray | None = No
     ignores the gap fails the short and the long bands alike. Returns {"motion_swd": mean
     over the bands, "motion_swd_<lo>_<hi>": per band}; without `times`, one band of all gaps."""
     def diffs(x):
-        x = np.asarray(x)
-        x = x.astype(np.float64) / 255.0 if x.dtype == np.uint8 else x.astype(np.float64)
+        x = unit_float(x)
         return (x[:, 1:] - x[:, :1] + 1.0) / 2.0                          # (N, F-1, H, W, C)
     a, b = diffs(real), diffs(fake)
     gaps = (np.zeros(a.shape[:2]) if times is None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from tlgen.models.pixels import unit_float
+
 
 def e_tmp(frames: np.ndarray, beta: float = 1e3) -> float:
     """Flicker measure E_tmp (Time Flies, eq. 12): beta * sqrt(sum_t ||F_t - F_t+1||^2
@@ -11,13 +13,24 @@ def e_tmp(frames: np.ndarray, beta: float = 1e3) -> float:
 
     frames: (N, H, W, C), uint8 (scaled to [0, 1]) or float in [0, 1]; N >= 2.
     """
-    f = np.asarray(frames)
-    f = f.astype(np.float64) / 255.0 if f.dtype == np.uint8 else f.astype(np.float64)
+    f = unit_float(frames)
     if f.ndim != 4 or f.shape[0] < 2:
         raise ValueError(f"E_tmp needs frames (N>=2, H, W, C), got shape {f.shape}")
     n, h, w, _ = f.shape
     sq = np.sum((f[1:] - f[:-1]) ** 2)
     return float(beta * np.sqrt(sq / ((n - 1) * h * w)))
+
+
+def sigma_tmp(frames: np.ndarray, reference: np.ndarray, beta: float = 1e3) -> float:
+    """Time Flies' sigma_tmp (eq. 13): beta / (N-1) * sum_t |std(F_t+1 - F_t) - std(G_t+1 - G_t)|,
+    the mismatch between how much the reference F and the generated video G change from frame
+    to frame, std over every pixel and channel of a difference. Both (N, H, W, C), uint8 or
+    float in [0, 1], the same shape; N >= 2."""
+    f, g = unit_float(reference), unit_float(frames)
+    if f.shape != g.shape or f.ndim != 4 or f.shape[0] < 2:
+        raise ValueError(f"sigma_tmp needs two videos of one shape (N>=2, H, W, C), got {g.shape} and {f.shape}")
+    spread = lambda v: np.std(v[1:] - v[:-1], axis=(1, 2, 3))
+    return float(beta * np.mean(np.abs(spread(f) - spread(g))))
 
 
 STATISTICS = ("brightness", "red", "green", "blue", "contrast")
@@ -27,8 +40,7 @@ def frame_statistics(frames: np.ndarray) -> np.ndarray:
     """Pooled colour statistics of each frame, (N, 5) in [0, 1]: mean luma (Rec. 601), mean R,
     G, B, and the luma's standard deviation over the frame (contrast). frames (N, H, W, 3),
     uint8 or float in [0, 1]."""
-    f = np.asarray(frames)
-    f = f.astype(np.float64) / 255.0 if f.dtype == np.uint8 else f.astype(np.float64)
+    f = unit_float(frames)
     luma = f @ np.array([0.299, 0.587, 0.114])
     rgb = f.mean(axis=(1, 2))
     return np.column_stack([luma.mean(axis=(1, 2)), rgb, luma.std(axis=(1, 2))])
