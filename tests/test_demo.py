@@ -34,6 +34,11 @@ def test_demo_writes_its_files_and_prints_the_reports_table(tmp_path):
         assert margin == round(row["neighbours"] - max(row["raw"], row["oracle blur"], row["median"]), 2)
     wins = [r for r in rows if r["neighbours"] - max(r["raw"], r["oracle blur"], r["median"]) >= 1.0]
     assert f"by 1 dB or more at {len(wins)} of 6 cutoffs" in printed
+    flicker = [line for line in printed.splitlines() if line.startswith("E_tmp at cutoff")]
+    assert len(flicker) == len(report["flicker"]) == 6
+    for line, row in zip(flicker, report["flicker"]):
+        assert (f"masked decode {row['decoder']:.1f}, neighbour rendering {row['neighbours']:.1f}, "
+                f"raw frames {row['raw subsample']:.1f}") in line
     for name in ("subsample", "neighbours", "interpolate", "multiscale", "remove_band", "insert_band"):
         assert str(out / f"timelapse_{name}.mp4") in printed and (out / f"timelapse_{name}.mp4").stat().st_size > 0
     assert (out / "contact_sheet.png").exists() and (out / "run" / "eval" / "band_fidelity.png").exists()

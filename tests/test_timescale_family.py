@@ -155,8 +155,15 @@ def test_cli_timelapse_and_eval_from_a_trained_workdir(data_dir, tmp_path, capsy
     for r in leak.values():
         assert sum(r[f"bin_{j}"] for j in range(4)) == pytest.approx(1.0, abs=1e-3)
         assert r["share_in_slower_bins"] == pytest.approx(sum(r[f"bin_{j}"] for j in range(r["bin"])), abs=1e-3)
-    assert {r["method"] for r in report["timelapse"]} >= {"raw subsample", "interpolate (masked)",
-                                                          "subsample (neighbours)"}
+    timelapse = {r["method"]: r for r in report["timelapse"]}
+    assert set(timelapse) >= {"raw subsample", "interpolate (masked)", "subsample (neighbours)"}
+    # flicker per cutoff; the default mask's row is the timelapse's
+    flicker = {r["keep_bins"]: r for r in report["flicker"]}
+    assert [r["cutoff_s"] for r in report["flicker"]] == [9600.0, 4800.0, 2400.0, 1200.0]
+    assert {r["raw subsample"] for r in flicker.values()} == {timelapse["raw subsample"]["e_tmp"]}
+    default = timelapse["subsample (masked)"]["keep_bins"]
+    assert flicker[default]["decoder"] == timelapse["subsample (masked)"]["e_tmp"]
+    assert flicker[default]["neighbours"] == timelapse["subsample (neighbours)"]["e_tmp"]
     assert (tmp_path / "run" / "eval" / "latent_pca.png").exists()
 
 

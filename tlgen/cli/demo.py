@@ -102,6 +102,9 @@ def run(args: argparse.Namespace) -> int:
               f"more at {len(wins)} of {len(rows)} cutoffs{': ' + ', '.join(wins) if wins else ''}")
     for row in report.get("timelapse", []):
         print(f"E_tmp {row['method']}: {row['e_tmp']:.1f}")
+    for row in report.get("flicker", []):
+        print(f"E_tmp at cutoff {row['cutoff_s'] / 3600:6.2f} h (subsampled): masked decode {row['decoder']:.1f}, "
+              f"neighbour rendering {row['neighbours']:.1f}, raw frames {row['raw subsample']:.1f}")
     if report.get("leakage"):
         print("bin leakage (share of a component's code variance in bins slower than its own): "
               + ", ".join(f"{r['component']} {r['share_in_slower_bins']:.0%}" for r in report["leakage"]))
