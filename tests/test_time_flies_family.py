@@ -4,6 +4,7 @@ image by a reference video, bad input as one sentence."""
 
 import json
 import os
+import shutil
 
 import cv2
 import numpy as np
@@ -14,7 +15,9 @@ from tlgen.cli.main import main
 from tlgen.data.prepare import prepare
 from tlgen.data.synthetic import make_scene
 from tlgen.data.video_io import read_video, write_video
+from tlgen.families.time_flies.inference import Animator
 from tlgen.models import vgg19
+from tlgen.trained import load
 
 CONFIG = "configs/time_flies_city.py:tiny"
 SMALL = ["--config.data.image_size=16", "--config.data.batch_size=8", "--config.model.d_width=8",
@@ -56,20 +59,53 @@ def test_animate_by_a_reference_is_deterministic_and_chunk_free(run, capsys):
     args = ["animate", "--workdir", workdir, "--image", path("image.png"), "--reference", path("ref.mp4"),
             "--image-mask", path("labels.png"), "--reference-masks", path("labels.png")]
     assert main(args + ["--out", path("a.mp4"), "--npz", path("a.npz"), "--seed", "4"]) == 0
-    assert "12 frames 16x16" in capsys.readouterr().out      # 14 reference frames, windows of 3
+    assert "14 frames 16x16" in capsys.readouterr().out      # a frame per reference frame
     assert main(args + ["--out", path("b.mp4"), "--npz", path("b.npz"), "--seed", "4", "--frames", "9"]) == 0
     assert main(args + ["--out", path("c.mp4"), "--npz", path("c.npz"), "--seed", "5", "--frames", "9"]) == 0
     a, b, c = (np.load(path(f"{n}.npz"))["frames"] for n in "abc")
-    assert a.shape == (12, 16, 16, 3)
+    assert a.shape == (14, 16, 16, 3)
     np.testing.assert_array_equal(a[:9], b)       # chunks of 8 or 9 frames: the same frames
     assert np.any(b != c)                         # another noise seed, another video
     video, _ = read_video(path("a.mp4"))
-    assert video.shape == (12, 16, 16, 3)
+    assert video.shape == (14, 16, 16, 3)
+
+
+def test_last_frames_repeat_the_reference_end(run):
+    """Frame t comes from (F_t, F_t+1, F_t+2), the last frame repeated past the end: the last
+    two frames equal those of a reference that really repeats its last frame."""
+    tmp, workdir, _, _ = run
+    anim = Animator(load(workdir))
+    scene = make_scene(name="city", seed=5, size=16)
+    reference, labels = scene.render(np.arange(6) * 1200.0), np.repeat(scene.masks([0]), 8, axis=0)
+    image = reference[0]
+    short = anim.animate(image, labels[0], reference, labels[:6], seed=1)
+    longer = anim.animate(image, labels[0], np.concatenate([reference, reference[-1:].repeat(2, 0)]),
+                          labels, seed=1)
+    assert short.shape == (6, 16, 16, 3)
+    np.testing.assert_array_equal(short, longer[:6])
+
+
+def test_animate_takes_other_vgg19_weights(run, tmp_path, capsys):
+    tmp, workdir, vgg, _ = run
+    args = ["animate", "--workdir", workdir, "--image", str(tmp / "image.png"), "--reference",
+            str(tmp / "ref.mp4"), "--frames", "2"]
+    copy = str(tmp_path / "copy.safetensors")
+    shutil.copy(vgg, copy)
+    assert main(args + ["--out", str(tmp_path / "a.mp4"), "--npz", str(tmp_path / "a.npz")]) == 0
+    assert main(args + ["--out", str(tmp_path / "b.mp4"), "--npz", str(tmp_path / "b.npz"), "--vgg19", copy]) == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "a.npz")["frames"], np.load(tmp_path / "b.npz")["frames"])
+    capsys.readouterr()
+    out = str(tmp_path / "c.mp4")
+    assert main(args + ["--out", out, "--vgg19", str(tmp_path / "moved.safetensors")]) == 2
+    err = capsys.readouterr().err
+    assert ("config.model.vgg19 (`tlgen animate`: --vgg19), VGG-19's ImageNet weights" in err
+            and f"the weights file {tmp_path}/moved.safetensors does not exist" in err
+            and "Traceback" not in err and not os.path.exists(out))
 
 
 @pytest.mark.parametrize("extra, message", [
     ([], "give --reference VIDEO"),
-    (["--reference", "{tmp}/ref.mp4", "--frames", "20"], "has 14 frames; 22 are needed"),
+    (["--reference", "{tmp}/ref.mp4", "--frames", "20"], "has 14 frames; --frames 20 needs as many"),
     (["--reference", "{tmp}/ref.mp4", "--image-mask", "{tmp}/small.png"], "is 8x8 but its frames are 24x24"),
     (["--reference", "{tmp}/ref.mp4", "--reference-masks", "{tmp}/class9.png"], "has class 9, but the run knows 5"),
 ])
@@ -88,7 +124,8 @@ def test_missing_weights_or_masks_are_one_sentence(run, tmp_path, capsys):
     _, _, vgg, data = run
     base = ["train", "--config", CONFIG, "--workdir", str(tmp_path / "w"), f"--config.data.dir={data}", *SMALL]
     assert main(base + [f"--config.model.vgg19={tmp_path}/none.safetensors"]) == 2
-    assert ("config.model.vgg19: the weights file " f"{tmp_path}/none.safetensors does not exist"
+    assert (f"VGG-19's ImageNet weights as torchvision names them (`tlgen convert-weights --kind vgg19` "
+            f"converts torchvision's .pth): the weights file {tmp_path}/none.safetensors does not exist"
             in capsys.readouterr().err)
     video = str(tmp_path / "v.mp4")
     write_video(video, make_scene(name="city", size=16).render(np.arange(12) * 1200.0), 10)

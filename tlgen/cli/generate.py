@@ -34,7 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--fps", type=float, default=24.0, help="frame rate (default 24)")
     parser.add_argument("--step", type=int, default=None, help="checkpoint step (default: the newest)")
-    parser.add_argument("--npz", metavar="FILE", help="also save the frames (V, N, H, W, 3) to this .npz")
+    parser.add_argument("--npz", metavar="FILE", help="also save the frames (V, N, H, W, 3) to this .npz (held in memory "
+                        "until written: for short videos; the mp4 alone streams)")
 
 
 def tile(videos):

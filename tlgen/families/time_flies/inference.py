@@ -1,7 +1,8 @@
 """Time Flies' inference side: `tlgen animate --image I --reference VIDEO`.
 
-Output frame t is made from the reference window (F_t, F_t+1, F_t+2), so a reference of N
-frames gives N - 2 frames (or the first `--frames`). The image is encoded once; windows go
+Output frame t is made from the reference window (F_t, F_t+1, F_t+2), the reference's last
+frame repeated past its end, so a reference of N frames gives N frames (or the first
+`--frames`), as in the paper. The image is encoded once; windows go
 through the generator in chunks; NoiseAdaIN's noise for frame t comes from its own key
 (`time_flies.smoothed_noise`), so the chunking changes nothing and a seed fixes the video.
 Labels: `--image-mask` (a class-index PNG of the image's size) and `--reference-masks` (one
@@ -19,13 +20,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from tlgen.errors import UserError
-from tlgen.families.time_flies.training import G, WINDOWS, image_encoder
+from tlgen.families.time_flies.training import G, image_encoder
 from tlgen.family import Animation
 from tlgen.models import time_flies as tf
 from tlgen.models.pixels import to_uint8
 from tlgen.trained import Trained
 
 CHUNK = 8
+WINDOW = 3          # reference frames per output frame
 
 
 def add_animate_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,6 +39,9 @@ def add_animate_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Time Flies: labels of the reference: one PNG for all frames, or a folder of "
                              "one PNG per frame (sorted by name)")
     parser.add_argument("--seed", type=int, default=0, help="Time Flies: seed of NoiseAdaIN's noise")
+    parser.add_argument("--vgg19", metavar="FILE",
+                        help="Time Flies: VGG-19 weights for the image encoder (default: the run's "
+                             "config.model.vgg19, the file it was trained with)")
 
 
 def _labels(path: str, shape: tuple[int, int], size: tuple[int, int], classes: int, flag: str) -> np.ndarray:
@@ -88,12 +93,13 @@ class Animator:
 
     def animate(self, image: np.ndarray, image_masks: np.ndarray, reference: np.ndarray,
                 reference_masks: np.ndarray, seed: int = 0, progress=None) -> np.ndarray:
-        """uint8 (N - 2, H, W, 3) from image (H, W, 3) u8, labels (H, W), reference (N, H, W, 3)
+        """uint8 (N, H, W, 3) from image (H, W, 3) u8, labels (H, W), reference (N, H, W, 3)
         u8 and its labels (N, H, W)."""
-        count = len(reference) - (WINDOWS - 1)
+        count = len(reference)
         if not self.classwise:
             image_masks, reference_masks = np.zeros_like(image_masks), np.zeros_like(reference_masks)
-        windows = np.stack([reference[t:t + 3] for t in range(count)]).astype(np.float32) / 255.0
+        last = np.minimum(np.arange(count)[:, None] + np.arange(WINDOW), count - 1)    # (N, 3)
+        windows, reference_masks = reference[last].astype(np.float32) / 255.0, reference_masks[last[:, 0]]
         params, vgg = self.trained.params[G], self.trained.frozen["vgg19"]
         encoded = self._encode(vgg, jnp.asarray(image[None], jnp.float32) / 255.0)   # once per animation
         out = []
@@ -116,38 +122,38 @@ def animate_command(trained: Trained, args: argparse.Namespace) -> Animation:
 
     if not args.reference:
         raise UserError("Time Flies animates an image by a reference time-lapse: give --reference VIDEO.")
+    if args.frames is not None and args.frames < 1:
+        raise UserError(f"--frames {args.frames} must be at least 1.")
+    if args.vgg19:
+        trained.config.model.vgg19 = args.vgg19
     anim = Animator(trained)
     size = (anim.size, anim.size)
     info = probe_video(args.reference)
-    wanted = None if args.frames is None else args.frames + WINDOWS - 1
-    if args.frames is not None and args.frames < 1:
-        raise UserError(f"--frames {args.frames} must be at least 1.")
-    reference = first_frames(args.reference, size, wanted or 1 << 30)
-    if len(reference) < WINDOWS or (wanted and len(reference) < wanted):
-        need = wanted or WINDOWS
-        raise UserError(f"--reference {args.reference} has {len(reference)} frames; "
-                        f"{need} are needed ({need - WINDOWS + 1} output frames from windows of 3).")
+    reference = first_frames(args.reference, size, args.frames + WINDOW - 1 if args.frames else 1 << 30)
+    if args.frames and len(reference) < args.frames:
+        raise UserError(f"--reference {args.reference} has {len(reference)} frames; --frames "
+                        f"{args.frames} needs as many (one output frame per reference frame).")
     image, note = fit_image(args.image_array, size)
     image_masks = (np.zeros(size, np.uint8) if not args.image_mask else
                    _labels(args.image_mask, args.image_array.shape[:2], size, anim.classes, "--image-mask"))
     ref_masks = reference_labels(args.reference_masks, len(reference), (info.height, info.width), size,
                                  anim.classes)
-    bar = progress(total=len(reference) - WINDOWS + 1, unit="frame", desc="animate")
+    bar = progress(total=len(reference), unit="frame", desc="animate")
     try:
-        frames = anim.animate(image, image_masks, reference, ref_masks, args.seed, bar)
+        frames = anim.animate(image, image_masks, reference, ref_masks, args.seed, bar)[:args.frames]
     finally:
         bar.close()
     return Animation(frames, {"frames": frames},
-                     f"{note}; changes from {args.reference} ({len(frames)} windows of 3 frames)"
+                     f"{note}; changes from {args.reference} (a window of 3 frames per frame)"
                      f"; noise seed {args.seed}")
 
 
 def generator_benchmark(trained: Trained, batch: dict):
     """`tlgen bench`'s inference figure: one chunk of 8 frames of one animation (image, labels
-    and a 10-frame reference drawn from the batch's first clip)."""
+    and an 8-frame reference drawn from the batch's first clip)."""
     anim = Animator(trained)
     frames, masks = np.asarray(batch["frames"][0]), np.asarray(batch["masks"][0])
-    reference = np.concatenate([frames, frames])[:CHUNK + WINDOWS - 1]
-    labels = np.concatenate([masks, masks])[:CHUNK + WINDOWS - 1]
+    reference = np.concatenate([frames, frames])[:CHUNK]
+    labels = np.concatenate([masks, masks])[:CHUNK]
     image = np.asarray(batch["mean"][0])
     return (lambda: anim.animate(image, labels[0], reference, labels)), CHUNK, "8 frames of one animation"

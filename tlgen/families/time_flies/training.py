@@ -42,11 +42,13 @@ from tlgen.weights import load_torch_weights
 G, D = "g", "d"
 CLIP = 5            # frames per training clip: three overlapping 3-frame windows
 WINDOWS = CLIP - 2
+VGG19_KEY = ("config.model.vgg19 (`tlgen animate`: --vgg19), VGG-19's ImageNet weights as torchvision "
+             "names them (`tlgen convert-weights --kind vgg19` converts torchvision's .pth)")
 
 
 def load_vgg19(config) -> dict:
     """VGG-19's parameters from the user's file `config.model.vgg19`, checked by name and shape."""
-    return load_torch_weights(str(config.model.vgg19), vgg19.abstract_params(), key="config.model.vgg19",
+    return load_torch_weights(str(config.model.vgg19), vgg19.abstract_params(), key=VGG19_KEY,
                               prefixes=vgg19.torch_prefixes())
 
 
