@@ -3,6 +3,9 @@
 Variants: tiny (64², CPU minutes), base (128²), large (256²).
   tlgen prepare synthetic:city --out data/city
   tlgen train --config configs/timescale_ae_synthetic.py:tiny --config.data.dir=data/city --workdir runs/tae
+The paper's recipe, for comparison (PAPER_RECIPE; its six levels: `prepare --levels 6`):
+  --config.model.background=False --config.loss.target=pyramid --config.loss.gap_band="(0.5, 1.0)"
+  --config.loss.period=0 --config.loss.one_level_per_anchor=False
 """
 
 import ml_collections
@@ -15,6 +18,11 @@ VARIANTS = {
     "base": (128, (32, 64, 128, 256, 256), 2, 6, 16, 64, 50_000, 5e-4),
     "large": (256, (32, 64, 128, 256, 256, 256), 2, 6, 32, 128, 200_000, 3e-4),
 }
+
+# The paper's decoder, targets and positives: every pixel from the bins, each level
+# reconstructing its pyramid level, positives over the fast half of the band, no day period.
+PAPER_RECIPE = ("model.background=False", "loss.target=pyramid", "loss.gap_band=(0.5, 1.0)",
+                "loss.period=0", "loss.one_level_per_anchor=False")
 
 
 def model(image_size, widths, blocks, num_bins, bin_channels) -> ml_collections.ConfigDict:

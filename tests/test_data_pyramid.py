@@ -78,22 +78,31 @@ def test_stored_pyramid_is_per_block(tmp_path):
     assert meta["num_pyramid_frames"] < meta["num_frames"]
 
 
-def test_automatic_levels_reach_two_days_or_what_the_shortest_video_holds():
+def test_automatic_levels_reach_two_days_or_what_the_shortest_training_block_holds():
     # a webcam every 20 minutes for 42 days, 10 % validation: 1200 s x 2**8 = 3.6 days is the
-    # first period past two days, and the 302-frame validation block holds 2**8 frames
+    # first period past two days, and the 2722-frame training block holds 2**8 frames
     assert pyramid.auto_levels(1200.0, [3024], 0.1) == 9
     assert pyramid.level_periods(1200.0, 8)[-1] < pyramid.SLOWEST_PERIOD <= pyramid.level_periods(1200.0, 9)[-1]
-    # 10 minutes at 30 fps: the 1800 validation frames hold 2**10, and the block is not grown
-    assert pyramid.auto_levels(1 / 30, [18000], 0.1) == 11
-    assert pyramid.auto_levels(1200.0, [3024, 200], 0.1) == 5      # the shortest video: 20 frames
+    # every 2 minutes for two weeks: 2 min x 2**11 = 2.8 days; the 1008 validation frames
+    # (1.4 days) hold that level's one sample, and the block is not grown for it
+    assert pyramid.auto_levels(120.0, [10080], 0.1) == 12
+    assert pyramid.split_sizes(10080, 0.1, 12) == (9072, 1008)
+    # 10 minutes at 30 fps: the 16200 training frames hold 2**13 (4.6 minutes), not two days
+    assert pyramid.auto_levels(1 / 30, [18000], 0.1) == 14
+    assert pyramid.auto_levels(1200.0, [3024, 200], 0.1) == 8      # the shortest video: 180 frames
     assert pyramid.auto_levels(600.0, [60], 0.0) == 6              # no validation: 60 >= 2**5
-    assert pyramid.auto_levels(1200.0, [3], 0.1) == 1
+    assert pyramid.auto_levels(1200.0, [3], 0.1) == 2              # one validation frame, two training
+    assert pyramid.split_sizes(3, 0.1, 3) is None
     assert pyramid.describe_periods([30.0, 1200.0, 5400.0, 172800.0]) == "30 s, 20 min, 1.5 h, 2 d"
 
 
 def test_prepare_chooses_the_levels_from_the_capture(tmp_path):
     meta = prepare(["synthetic:city:frames=160,interval=1200"], str(tmp_path / "ds"), size=8,
                    val_fraction=0.25)
-    # 40 validation frames hold 2**5: six levels, 20 minutes to 10.7 hours
-    assert meta["levels"] == 6
-    assert meta["level_periods"] == pytest.approx([1200.0 * 2 ** level for level in range(6)])
+    # 120 training frames hold 2**6: seven levels, 20 minutes to 21.3 hours; the 40
+    # validation frames (13 hours) hold one sample of the slowest
+    assert meta["levels"] == 7
+    assert meta["level_periods"] == pytest.approx([1200.0 * 2 ** level for level in range(7)])
+    assert meta["splits"]["validation"]["num_frames"] == 40
+    ds = open_dataset(str(tmp_path / "ds"))
+    assert [len(ds.index("validation", level)["time"]) for level in range(7)] == [40, 20, 10, 5, 3, 2, 1]

@@ -61,6 +61,18 @@ def test_bins_spread_over_a_longer_pyramid_with_same_time_of_day_positives_withi
                                               (1200.0, 2400.0)], atol=0.01)
 
 
+def test_the_papers_recipe_by_config():
+    """PAPER_RECIPE (the config file's overrides) on the paper's six levels: every level
+    reconstructs its pyramid level, positives over the fast half of each band, no day."""
+    from configs.timescale_ae_synthetic import PAPER_RECIPE
+    config = config_lib.load(f"{CONFIG}:tiny", ["data.dir=", *PAPER_RECIPE])
+    assert not config.model.background and not config.loss.one_level_per_anchor
+    lv = make_levels(config, [1200.0 * 2 ** i for i in range(6)])
+    assert lv.target_levels == (5, 4, 3, 2, 1, 0)
+    cutoffs = np.array(lv.cutoffs[:-1])
+    np.testing.assert_allclose(lv.gap_bands, np.stack([0.5 * cutoffs, cutoffs], 1))
+
+
 def test_a_trained_model_keeps_its_bins_periods_on_another_capture(data_dir, tmp_path):
     from tlgen.families.timescale_ae.levels import nearest_level, trained_levels
     other = [900.0 * 2 ** i for i in range(5)]                      # another camera's pyramid

@@ -260,11 +260,10 @@ def _split_blocks(video: _Video, val_fraction: float, levels: int) -> None:
     n, need = len(video.frames), pyramid.frames_needed(levels)
     sizes = pyramid.split_sizes(n, val_fraction, levels)
     if sizes is None:
-        blocks = 2 if val_fraction > 0 else 1
         raise UserError(
-            f"{video.source} has {n} frames but --levels {levels} needs at least {need} per "
-            f"split block ({blocks * need} with --val-fraction {val_fraction}); use fewer "
-            "--levels, a smaller --val-fraction or a longer capture.")
+            f"{video.source} has {n} frames but --levels {levels} needs at least {need} in its "
+            f"training block (what --val-fraction {val_fraction} leaves); use fewer --levels, a "
+            "smaller --val-fraction or a longer capture.")
     n_val = sizes[1]
     video.blocks = {"train": (0, n - n_val)}
     if n_val:

@@ -31,7 +31,7 @@ def level_periods(base_period: float, levels: int) -> list[float]:
 
 
 def frames_needed(levels: int) -> int:
-    """Frames a regular capture block needs so the top level spans one full period."""
+    """Frames a regular training block needs so that its top level spans one full period."""
     return 2 ** (levels - 1)
 
 
@@ -41,21 +41,20 @@ SLOWEST_PERIOD = 2 * 86400.0
 
 
 def split_sizes(frames: int, val_fraction: float, levels: int) -> tuple[int, int] | None:
-    """(train, validation) frames of one video's split blocks, or None when a block would
-    be shorter than `frames_needed(levels)`."""
-    need = frames_needed(levels)
-    n_val = max(int(round(frames * val_fraction)), need) if val_fraction > 0 else 0
-    return (frames - n_val, n_val) if frames - n_val >= need else None
+    """(train, validation) frames of one video's split blocks: the last `val_fraction` of
+    it (at least one frame) for validation; None when the training block would be shorter
+    than `frames_needed(levels)`. A validation block shorter than that holds fewer samples
+    of the slow levels (one, at the least): it is scored, not learned from."""
+    n_val = max(int(round(frames * val_fraction)), 1) if val_fraction > 0 else 0
+    return (frames - n_val, n_val) if frames - n_val >= frames_needed(levels) else None
 
 
 def auto_levels(base_period: float, frame_counts, val_fraction: float) -> int:
     """Levels chosen from the capture: periods doubling from `base_period` up to past
-    SLOWEST_PERIOD, as many as every video's split blocks hold at `val_fraction` (never
-    growing the validation block for them; at least 1)."""
+    SLOWEST_PERIOD, as many as every video's training block holds (at least 1)."""
     want = 1 + max(0, int(np.ceil(np.log2(SLOWEST_PERIOD / base_period))))
-    fits = lambda c, n: (split_sizes(c, val_fraction, n) is not None and
-                         (val_fraction == 0 or round(c * val_fraction) >= frames_needed(n)))
-    return next((n for n in range(want, 1, -1) if all(fits(c, n) for c in frame_counts)), 1)
+    fits = lambda n: all(split_sizes(c, val_fraction, n) is not None for c in frame_counts)
+    return next((n for n in range(want, 1, -1) if fits(n)), 1)
 
 
 def describe_periods(periods) -> str:
