@@ -88,6 +88,11 @@ def test_write_read_video_roundtrip(tmp_path):
     back, fps = video_io.read_video(path)
     assert back.shape == frames.shape and fps == 5
     assert np.abs(back.astype(int) - frames).mean() < 12
+    # odd sizes are edge-padded to even ones (H.264's 4:2:0), the frames within them kept
+    video_io.write_video(path, frames[:, :15, :23], fps=5)
+    odd, _ = video_io.read_video(path)
+    assert odd.shape == frames.shape and np.abs(odd[:, :15, :23].astype(int) - frames[:, :15, :23]).mean() < 12
+    assert np.abs(odd[:, 15].astype(int) - odd[:, 14]).mean() < 6        # the padded row repeats the last
 
 
 def test_prepare_png_folder_reads_back_exactly(tmp_path):

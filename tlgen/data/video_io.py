@@ -159,8 +159,11 @@ class VideoWriter:
                    "-r", f"{float(self.fps):g}", "-i", "-", "-an", "-c:v", "libx264", "-pix_fmt", "yuv420p",
                    "-crf", str(self.crf), "-movflags", "+faststart", self.path]
             self._proc = _popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._err)
-        try:
-            self._proc.stdin.write(np.ascontiguousarray(np.pad(frame[..., :3], self._pad, mode="edge")).tobytes())
+        frame = frame[..., :3]
+        if self._pad[0][1] or self._pad[1][1]:
+            frame = np.pad(frame, self._pad, mode="edge")
+        try:                           # no copy of a contiguous frame: long videos keep a flat heap
+            self._proc.stdin.write(memoryview(np.ascontiguousarray(frame)))
         except BrokenPipeError:
             pass                       # ffmpeg stopped; its exit status and message say why
 
