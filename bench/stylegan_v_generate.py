@@ -1,7 +1,7 @@
 """StyleGAN-V generation on this machine: frames/s of the public model's generator at 64², 128²
 and 256² (configs/stylegan_v_clouds.py:base widths at that resolution, random weights) beside
 the PyTorch peer's (same layers, eager, same thread count), and the peak memory of
-`tlgen generate` as the video grows (a 256² generator run by the CLI, 1,000 and 10,000 frames).
+`tlgen generate` as the video grows (a 256² generator run by the CLI, 1,000, 10,000 and 30,000 frames).
 Writes one record to --out.
 
   python bench/stylegan_v_generate.py --out bench/results/stylegan-v-generate-cpu.json
@@ -73,7 +73,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
-    parser.add_argument("--lengths", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--lengths", type=int, nargs="+", default=[1000, 10000, 30000])
     args = parser.parse_args()
     rates = []
     for res in (64, 128, 256):
