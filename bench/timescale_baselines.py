@@ -4,7 +4,8 @@ PSNR against the true band-limited frames at each cutoff for the masked reconstr
 the neighbour rendering, the raw frame, the oracle temporal Gaussian (sigma tuned on the
 truth per cutoff), the temporal median and the temporal pyramid; for today's defaults, the
 paper's decoder (no background image) and the paper's whole recipe (configs/
-timescale_ae_synthetic.py PAPER_RECIPE, on the same levels).
+timescale_ae_synthetic.py PAPER_RECIPE, on the same levels); and the additive decoder
+(`model.additive`: each bin decoded alone, masking drops its contribution).
 
 Two renderings of the city: seed 0 ("city0", where settings were chosen) and seed 1 with an
 irregular capture ("city1", the report). A model is trained on each rendering's training
@@ -13,7 +14,7 @@ days and scored on the held-out validation days of both: of its own capture (the
 With several training seeds (`--seeds`) a summary record gives each method's mean and
 standard deviation over the seeds. Writes the records to --out.
 
-  python bench/timescale_baselines.py --seeds 0 1 2 --out bench/results/timescale-baselines-cpu.json
+  python bench/timescale_baselines.py --variants default --seeds 0 1 2 --out bench/results/timescale-baselines-cpu.json
 """
 
 from __future__ import annotations
@@ -40,8 +41,10 @@ from tlgen.trained import load  # noqa: E402
 from tlgen.train.trainer import train  # noqa: E402
 
 SCENES = {"city0": "synthetic:city", "city1": "synthetic:city:seed=1,irregular=1"}
-# Today's defaults, the paper's decoder (every pixel from the bins), and its whole recipe.
-VARIANTS = {"default": [], "paper decoder": ["model.background=False"], "paper recipe": list(PAPER_RECIPE)}
+# Today's defaults, the paper's decoder (every pixel from the bins), its whole recipe, and
+# the decoder that draws each bin alone and sums their contributions.
+VARIANTS = {"default": [], "paper decoder": ["model.background=False"],
+            "paper recipe": list(PAPER_RECIPE), "additive decoder": ["model.additive=True"]}
 WHAT = ("PSNR (dB) against the scene's true band at each cutoff (64 frames of the first "
         "validation block): decode = decode(mask(w, k)); neighbours = the per-pixel median of "
         "the video's frames whose masked codes are nearest; detail = the frame minus the decoded "

@@ -28,10 +28,12 @@ PAPER_RECIPE = ("model.background=False", "loss.target=pyramid", "loss.gap_band=
 def model(image_size, widths, blocks, num_bins, bin_channels) -> ml_collections.ConfigDict:
     """`config.model`: the architecture of tlgen.models.timescale_ae. `background`: the
     decoder relights the video's median image (False: the paper's decoder, every pixel
-    from the bins)."""
+    from the bins). `additive`: each bin decoded alone and the contributions summed, so
+    masking drops exactly a bin's share (M decoder passes per frame)."""
     return ml_collections.ConfigDict(dict(image_size=image_size, widths=tuple(widths),
                                           blocks=blocks, num_bins=num_bins,
-                                          bin_channels=bin_channels, background=True))
+                                          bin_channels=bin_channels, background=True,
+                                          additive=False))
 
 
 def loss(period: float = 86400.0) -> ml_collections.ConfigDict:

@@ -155,6 +155,8 @@ def test_synthetic_batch_shapes_and_frame_count():
     assert {k: v.shape for k, v in batch.items()} == {k: s.shape for k, s in spec.items()}
     assert batch["pos_valid"].all() and batch["anchor"].dtype == np.uint8
     assert harness.count_frames(batch) == 3 + 6
+    gap = batch["gap"]                                 # times of a clip come in order
+    assert ((gap >= 0) & (gap < 1)).all() and (np.diff(gap, axis=-1) >= 0).all()
 
 
 def test_bad_batch_is_a_user_error():

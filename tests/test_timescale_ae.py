@@ -55,6 +55,33 @@ def test_background_decoder_starts_at_the_background_and_relights_it(params):
     assert not any("background" in k for k in params) and "dec_background_0" in p
 
 
+@pytest.mark.parametrize("background", [True, False])
+def test_additive_decoder_sums_the_bins_contributions(background):
+    """Each bin decoded alone; masking drops exactly its share: with a background image
+    u = B (1 + sum g_m) + sum o_m, so u(w) - B = sum_m (u(bin m alone) - B); without one
+    the output is tanh of the summed contributions."""
+    cfg = ml_collections.ConfigDict(dict(CFG.to_dict(), background=background, additive=True))
+    p = jax.jit(lambda key: ae.init(key, cfg))(jax.random.key(0))
+    rng = np.random.default_rng(2)
+    # a random output layer (the background decoder's starts at zero)
+    p = {**p, "dec_out": {"kernel": jnp.asarray(rng.normal(0, 0.05, p["dec_out"]["kernel"].shape)),
+                          "bias": jnp.asarray(rng.normal(0, 0.05, p["dec_out"]["bias"].shape))}}
+    frames = rng.integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+    bg = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) if background else None
+    w = ae.encode(p, frames, cfg=cfg)
+    decode = jax.jit(lambda w: ae.decode(p, w, bg, cfg=cfg))
+    if background:
+        share = lambda w: (np.asarray(decode(w), np.float64) + 1) / 2 - bg / 255.0
+    else:
+        share = lambda w: np.arctanh(np.asarray(decode(w), np.float64))
+    alone = [share(w * (np.arange(4) == m)[:, None, None, None]) for m in range(4)]
+    assert min(float(np.abs(a).mean()) for a in alone) > 1e-3     # every bin contributes
+    np.testing.assert_allclose(share(w), sum(alone), atol=2e-5)
+    np.testing.assert_allclose(share(ae.mask(w, 2)), alone[0] + alone[1], atol=2e-5)
+    np.testing.assert_allclose(share(jnp.zeros_like(w)), 0.0, atol=1e-6)   # no bins: nothing
+    assert p["dec_in"]["kernel"].shape[-2] == 3 + 4              # a bin's code + its one-hot index
+
+
 def test_bad_resolution_is_rejected():
     bad = ml_collections.ConfigDict(dict(CFG.to_dict(), image_size=30))
     with pytest.raises(ValueError, match="divisible"):

@@ -62,7 +62,8 @@ def has_dataset(config: ml_collections.ConfigDict) -> bool:
 
 def synthetic_batch(spec: Mapping[str, jax.ShapeDtypeStruct], seed: int = 0) -> dict:
     """Random numpy arrays of `spec`'s shapes: uint8 frames in [0, 255], booleans True,
-    integers in [0, 4) (a few videos), floats in [0, 1)."""
+    integers in [0, 4) (a few videos), floats in [0, 1) ascending along the last axis (a clip's
+    frame times come in order: a peer indexing its motion codes by time relies on it)."""
     rng = np.random.default_rng(seed)
     batch = {}
     for name, s in spec.items():
@@ -74,7 +75,7 @@ def synthetic_batch(spec: Mapping[str, jax.ShapeDtypeStruct], seed: int = 0) -> 
         elif np.issubdtype(dtype, np.integer):
             batch[name] = rng.integers(0, 4, s.shape).astype(dtype)
         else:
-            batch[name] = rng.random(s.shape).astype(dtype)
+            batch[name] = np.sort(rng.random(s.shape), axis=-1).astype(dtype)
     return batch
 
 

@@ -14,8 +14,8 @@ Plain functions for other JAX code:
 
 `model_cfg` is any object with the attributes of `TimescaleAE` below (an
 ml_collections ConfigDict `config.model` works): image_size, widths, blocks,
-num_bins, bin_channels, and optionally background. The compute dtype is a separate
-argument; parameters are always float32.
+num_bins, bin_channels, and optionally background and additive. The compute dtype is a
+separate argument; parameters are always float32.
 
 With `background` the decoder also sees the video's background image B (the per-pixel
 median of its frames, free of passers-by and noise: `tlgen.data.dataset.summary_image`) at
@@ -37,7 +37,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-from einops import rearrange
+from einops import rearrange, repeat
 
 from tlgen.models.layers import GroupNorm, upsample2
 from tlgen.models.pixels import to_model_range
@@ -79,6 +79,7 @@ class TimescaleAE(nn.Module):
       num_bins: M, the number of timescale bins.
       bin_channels: channels c of each bin's spatial map.
       background: the decoder relights the video's background image (module docstring).
+      additive: each bin decoded alone, the contributions summed (module docstring).
       dtype: compute dtype (parameters stay float32).
     """
     image_size: int
@@ -87,6 +88,7 @@ class TimescaleAE(nn.Module):
     num_bins: int
     bin_channels: int
     background: bool = False
+    additive: bool = False
     dtype: Any = jnp.float32
 
     @property
@@ -127,23 +129,36 @@ class TimescaleAE(nn.Module):
     def decode(self, w: jax.Array, background: jax.Array | None = None) -> jax.Array:
         """w (B, M, h, w, c) [+ background ([B,] H, W, 3), uint8 or float in [-1, 1]] ->
         frames (B, H, W, 3) float32 in [-1, 1] (with a background they may step outside)."""
-        x = self.dec_in(rearrange(w, "b m h w c -> b h w (m c)").astype(self.dtype))
+        b, m = w.shape[:2]
+        if self.additive:
+            # Every bin alone, beside a one-hot of its index: (B*M, h, w, c + M).
+            index = jnp.broadcast_to(jnp.eye(m, dtype=w.dtype)[None, :, None, None],
+                                     w.shape[:-1] + (m,))
+            x = rearrange(jnp.concatenate([w, index], -1), "b m h w c -> (b m) h w c")
+        else:
+            x = rearrange(w, "b m h w c -> b h w (m c)")
+        x = self.dec_in(x.astype(self.dtype))
         if self.background:
             if background is None:
                 raise ValueError("this model decodes with the video's background image: pass "
                                  "background= (tlgen.data.dataset.summary_image)")
             size = self.image_size
             bg = jnp.broadcast_to(as_model_input(background).astype(jnp.float32),
-                                  (w.shape[0], size, size, 3))
+                                  (b, size, size, 3))
+            bg_in = repeat(bg, "b ... -> (b m) ...", m=m) if self.additive else bg
         for i, blocks in enumerate(self.dec_blocks):
             if i > 0:
                 x = self.dec_up[i - 1](upsample2(x))
             if self.background:
                 f = 2 ** (len(self.dec_blocks) - 1 - i)
-                x = x + self.dec_background[i](nn.avg_pool(bg, (f, f), (f, f)).astype(self.dtype))
+                x = x + self.dec_background[i](nn.avg_pool(bg_in, (f, f), (f, f)).astype(self.dtype))
             for block in blocks:
                 x = block(x)
         x = self.dec_out(nn.silu(self.dec_norm(x))).astype(jnp.float32)
+        if self.additive:
+            used = jnp.any(w != 0, axis=(2, 3, 4))                       # (B, M)
+            x = rearrange(x, "(b m) h w c -> b m h w c", m=m)
+            x = jnp.sum(jnp.where(used[:, :, None, None, None], x, 0.0), axis=1)
         if not self.background:
             return jnp.tanh(x)
         gain, offset = x[..., :1], x[..., 1:]
@@ -164,7 +179,8 @@ def model_from_config(cfg, dtype: Any = jnp.float32) -> TimescaleAE:
     model = TimescaleAE(image_size=int(cfg.image_size), widths=tuple(cfg.widths),
                         blocks=int(cfg.blocks), num_bins=int(cfg.num_bins),
                         bin_channels=int(cfg.bin_channels),
-                        background=bool(getattr(cfg, "background", False)), dtype=jnp.dtype(dtype))
+                        background=bool(getattr(cfg, "background", False)),
+                        additive=bool(getattr(cfg, "additive", False)), dtype=jnp.dtype(dtype))
     if model.image_size % 2 ** (len(model.widths) - 1):
         raise ValueError(f"image_size {model.image_size} is not divisible by "
                          f"2**{len(model.widths) - 1} (one halving per extra width)")
