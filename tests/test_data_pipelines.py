@@ -184,6 +184,17 @@ def test_sparse_clips_draw_their_spans_and_short_videos_take_what_they_allow(clo
     batch = _take(sparse_frames_dataset(short, "train", spans=(8, 16, 32), batch_size=4, seed=0), 1)[0]
     # 4 frames, no span of the set fits: a clip starting at frame 0 spans 3, at frame 1 spans 2
     assert set(batch["time"][:, -1].tolist()) <= {2.0, 3.0}
+    # videos of 1 and 2 frames beside a longer one hold no 3-frame clip: every clip is the long one's
+    mixed = str(tmp_path / "mixed")
+    prepare(["synthetic:clouds:frames=6", "synthetic:clouds:frames=1,seed=3",
+             "synthetic:clouds:frames=2,seed=4"], mixed, size=16, levels=1, val_fraction=0)
+    frames, blocks = open_dataset(mixed).frames("train"), open_dataset(mixed).blocks("train")
+    assert [b.count for b in blocks] == [6, 1, 2]
+    batch = _take(sparse_frames_dataset(mixed, "train", spans=(2, 4), batch_size=16, seed=0), 1)[0]
+    for clip, times in zip(batch["frames"], batch["time"]):
+        starts = [r for r in range(6) if np.array_equal(clip[0], frames[r]["image"])]
+        assert starts and all(np.array_equal(f, frames[starts[0] + int(t)]["image"])
+                              for f, t in zip(clip, times))
 
 
 def test_clips_carry_their_blocks_mean_image_and_masks(city):
