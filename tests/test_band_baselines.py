@@ -66,3 +66,34 @@ def test_irregular_capture_starting_before_zero_is_stored_with_its_scene_start(t
     assert with_start < 1.3                      # the sensor noise: E|N(0, 1.5)| = 1.2 levels
     assert error(block.times) > 1.5 * with_start
     assert video["synthetic"] == scene.spec
+
+
+def test_bin_leakage_is_the_share_of_each_bins_variation_and_ignores_bin_scale():
+    """A linear 'encoder' with one bin per colour channel (its mean over the frame): a
+    component's share in bin j is var(bin j | the component alone) / var(bin j | every
+    component), computed here by hand; scaling a bin's codes changes no share."""
+    from tlgen.families.timescale_ae.inference import bin_leakage
+
+    scene = make_scene("city", size=16)
+    at = np.linspace(0, 6 * 86400, 40)
+    cutoffs = [86400.0, 7200.0, 600.0]
+    scale = np.array([1.0, 10.0, 0.1])[:, None, None, None]
+
+    def encode(frames, s=1.0):                                  # (n, 3 bins, 1, 1, 1)
+        return np.asarray(frames, np.float64).mean(axis=(1, 2))[:, :, None, None, None] * s
+
+    codes = encode(scene.render(at))
+    rows = bin_leakage(encode, scene, at, cutoffs, codes)
+    total = codes[:, :, 0, 0, 0].var(axis=0)
+    for row in rows:
+        alone = encode(np.rint(scene.render_alone(row["component"], at) * 255))[:, :, 0, 0, 0]
+        share = alone.var(axis=0) / total
+        np.testing.assert_allclose([row[f"bin_{j}"] for j in range(3)], share, atol=1e-4)
+        home = 0 if row["timescale_s"] >= 86400 else 1 if row["timescale_s"] >= 7200 else 2
+        assert row["bin"] == home and row["share_in_bin"] == pytest.approx(share[home], abs=1e-4)
+        assert row["largest_in_slower_bin"] == pytest.approx(max(share[:home], default=0.0), abs=1e-4)
+    assert [r["component"] for r in rows] == [n for n, _ in scene.components if n != "sensor_noise"]
+    scaled = bin_leakage(lambda f: encode(f, scale), scene, at, cutoffs, codes * scale)
+    assert scaled == rows
+    day = next(r for r in rows if r["component"] == "day_night")
+    assert day["bin_0"] > 0.5           # the day cycle makes most of the frames' colour change

@@ -106,8 +106,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"E_tmp at cutoff {row['cutoff_s'] / 3600:6.2f} h (subsampled): masked decode {row['decoder']:.1f}, "
               f"neighbour rendering {row['neighbours']:.1f}, raw frames {row['raw subsample']:.1f}")
     if report.get("leakage"):
-        print("bin leakage (share of a component's code variance in bins slower than its own): "
-              + ", ".join(f"{r['component']} {r['share_in_slower_bins']:.0%}" for r in report["leakage"]))
+        print("bin leakage (the largest share of a slower bin's variation a component makes alone): "
+              + ", ".join(f"{r['component']} {r['largest_in_slower_bin']:.0%}" for r in report["leakage"]))
     print("files:")
     for p in paths + [os.path.join(out, "contact_sheet.png"), os.path.join(out, "timelapse_subsample.npz")]:
         print(f"  {p}")
