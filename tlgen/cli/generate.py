@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import math
 import os
 
@@ -64,15 +65,23 @@ def outputs(out: str, num: int, grid: bool) -> list[str]:
 TRIM_EVERY = 1024
 
 
-def _release_free_heap() -> None:
-    """glibc's malloc_trim(0), where there is one (Linux); elsewhere nothing."""
+@functools.cache
+def _malloc_trim():
+    """glibc's malloc_trim, looked up once (find_library runs ldconfig); None without glibc."""
     import ctypes
     import ctypes.util
 
     try:
-        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
     except (OSError, AttributeError):
-        pass
+        return None
+
+
+def _release_free_heap() -> None:
+    """glibc's malloc_trim(0), where there is one (Linux); elsewhere nothing."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -145,13 +145,14 @@ class TimescaleAE(nn.Module):
             size = self.image_size
             bg = jnp.broadcast_to(as_model_input(background).astype(jnp.float32),
                                   (b, size, size, 3))
-            bg_in = repeat(bg, "b ... -> (b m) ...", m=m) if self.additive else bg
         for i, blocks in enumerate(self.dec_blocks):
             if i > 0:
                 x = self.dec_up[i - 1](upsample2(x))
             if self.background:
                 f = 2 ** (len(self.dec_blocks) - 1 - i)
-                x = x + self.dec_background[i](nn.avg_pool(bg_in, (f, f), (f, f)).astype(self.dtype))
+                features = self.dec_background[i](nn.avg_pool(bg, (f, f), (f, f)).astype(self.dtype))
+                # the same background features for every bin of a frame: computed once, repeated
+                x = x + (repeat(features, "b ... -> (b m) ...", m=m) if self.additive else features)
             for block in blocks:
                 x = block(x)
         x = self.dec_out(nn.silu(self.dec_norm(x))).astype(jnp.float32)
