@@ -79,6 +79,13 @@ def test_timelapse_modes_return_requested_frames_and_source_times(synth, mode):
         assert out.keep_bins == 3
 
 
+@pytest.mark.parametrize("edit", [dict(keep_bins=0), dict(keep_bins=5), dict(remove=4),
+                                  dict(insert=-1, insert_from=0.0)])
+def test_bins_outside_the_model_are_refused(synth, edit):
+    with pytest.raises(ValueError, match="outside"):
+        synth.timelapse(0.0, 600.0, 3, **edit)
+
+
 def test_neighbour_rendering_is_the_median_of_the_frames_whose_kept_bins_are_nearest(synth):
     frames = np.random.default_rng(2).integers(0, 256, (50, 16, 16, 3), dtype=np.uint8)
     s = tl.Synthesizer(synth.params, CFG, lambda i: frames[i], synth.frame_times, PERIODS)

@@ -284,12 +284,13 @@ class Synthesizer:
             if min_period is None:
                 min_period = (t1 - t0) / max(n - 1, 1) if mode != "multiscale" else 0.0
             keep_bins = self.keep_for_period(min_period)
-        keep_bins = int(np.clip(keep_bins, 1, m))
-        if insert is not None:
-            keep_bins = max(keep_bins, insert + 1)
+        elif not 1 <= keep_bins <= m:
+            raise ValueError(f"keep bins {keep_bins} is outside 1..{m} (the model has {m} bins)")
         for name, band in (("remove", remove), ("insert", insert)):
             if band is not None and not 0 <= band < m:
                 raise ValueError(f"{name} band {band} is outside 0..{m - 1}")
+        if insert is not None:
+            keep_bins = max(keep_bins, insert + 1)
         if mode == "subsample":
             idx = nearest_frames(self.frame_times, times)
             codes = self.encode_frames(idx)
