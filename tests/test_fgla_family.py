@@ -112,6 +112,11 @@ def test_eval_command_scores_animations_with_the_clips_own_motion(run, capsys):
         np.testing.assert_allclose(report[key], np.mean([c[key] for c in report["clips"]]))
     assert 0 < report["static_share"] < 1 and report["flow_mse"] >= 0 and report["masked_ssim"] <= 1
     assert set(report["not_computed"]) >= {"fid", "fvd"}
+    for flag, value, message in (("--num-clips", "0", "--num-clips 0 must be at least 1."),
+                                 ("--frames", "1", "--frames 1 must be at least 2.")):
+        assert main(["eval", "--workdir", workdir, flag, value]) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1, err
 
 
 def test_kmeans_recovers_separated_clusters():

@@ -73,8 +73,10 @@ def test_generate_writes_any_length_deterministically(run):
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["--frames", "0"], "must be at least 1"),
-    (["--time-scale", "0"], "--time-scale 0 must be > 0"),
+    (["--frames", "0"], "--frames 0 must be at least 1."),
+    (["--num", "0"], "--num 0 must be at least 1."),
+    (["--time-scale", "0"], "--time-scale 0 must be positive."),
+    (["--chunk", "0"], "--chunk 0 must be at least 1."),
     (["--out", "{tmp}/nofolder/x.mp4"], "does not exist"),
 ])
 def test_bad_generate_arguments_are_one_sentence(run, capsys, extra, message):

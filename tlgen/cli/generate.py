@@ -101,8 +101,9 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"--seconds {args.seconds:g} at --fps {args.fps:g} is less than one frame.")
     elif args.frames is None:
         args.frames = 128
-    if args.frames < 1 or args.num < 1:
-        raise UserError(f"--frames {args.frames} and --num {args.num} must be at least 1.")
+    for flag, value in (("--frames", args.frames), ("--num", args.num)):
+        if value < 1:
+            raise UserError(f"{flag} {value} must be at least 1.")
     trained = load(args.workdir, step=args.step)
     chunks = trained.family.command("generate").run(trained, args)
     kept = []

@@ -222,8 +222,10 @@ def evaluate(trained: Trained, out_dir: str, data_dir: str | None = None, *, spl
     from tlgen.metrics.report import save_png, video_strips
     from tlgen.metrics.temporal import e_tmp
 
-    if num_clips < 1 or frames < 2:
-        raise UserError(f"--num-clips {num_clips} and --frames {frames} must be at least 1 and 2.")
+    if num_clips < 1:
+        raise UserError(f"--num-clips {num_clips} must be at least 1.")
+    if frames < 2:
+        raise UserError(f"--frames {frames} must be at least 2.")
     data_dir = data_dir or trained.config.data.dir
     config = trained.config.copy_and_resolve_references()
     config.data.dir = data_dir

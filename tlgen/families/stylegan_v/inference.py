@@ -63,8 +63,10 @@ def make_chunk(gen: sv.Generator, chunk: int, time_scale: float):
 def generate(trained: Trained, frames: int, *, num: int = 1, seed: int = 0, time_scale: float = 1.0,
              chunk: int = 16) -> Iterator[np.ndarray]:
     """uint8 chunks (num, n, H, W, 3), n <= chunk, of `num` videos of `frames` frames, in order."""
-    if not time_scale > 0 or chunk < 1:
-        raise UserError(f"--time-scale {time_scale:g} must be > 0 and --chunk {chunk} at least 1.")
+    if not time_scale > 0:
+        raise UserError(f"--time-scale {time_scale:g} must be positive.")
+    if chunk < 1:
+        raise UserError(f"--chunk {chunk} must be at least 1.")
     gen = sv.generator(trained.config.model, trained.dtype)
     run = jax.jit(make_chunk(gen, min(chunk, frames), time_scale))
     content, motion = video_keys(seed, num)
