@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from tlgen.data import open_dataset
+from tlgen.data.dataset import period_mean
 from tlgen.data.pipelines import clip_dataset, pair_dataset, sparse_frames_dataset
 from tlgen.data.prepare import prepare
 from tlgen.errors import UserError
@@ -226,6 +227,40 @@ def test_pairs_carry_the_median_image_of_their_block(city):
         assert len(owner) == 1          # blocks under 256 frames: the median of all of them
         block = np.stack([frames[r]["image"] for r in range(owner[0].start, owner[0].stop)])
         np.testing.assert_array_equal(background, np.rint(np.median(block, axis=0)))
+
+
+def test_period_mean_averages_the_phases_medians_and_votes_out_what_comes_and_goes():
+    period = 24.0                                     # 24 phases of 1 s, three periods
+    times = np.arange(72.0)
+    frames = np.repeat((2 * np.mod(times, 24))[:, None, None, None], 3, axis=-1).astype(np.uint8)
+    frames = np.broadcast_to(frames, (72, 2, 2, 3)).copy()
+    frames[24 + 5] = 255                              # something passing once, in phase 5
+    out = period_mean(lambda rows: frames[rows], times, period)
+    assert out.dtype == np.uint8 and out.shape == (2, 2, 3)
+    np.testing.assert_array_equal(out, 23)            # mean of 0, 2, ..., 46; the 255 voted out
+    # phases no frame falls in are skipped, not counted as black
+    half = times % 24 < 12
+    np.testing.assert_array_equal(period_mean(lambda rows: frames[half][rows], times[half], period), 11)
+
+
+def test_pairs_carry_the_period_mean_around_their_time(city):
+    ds = open_dataset(city)
+    frames, blocks = ds.frames("train"), ds.blocks("train")
+    window, period = 20000.0, 3000.0
+    batch = _take(pair_dataset(city, "train", gap_bands=BANDS[:1], target_levels=[0], batch_size=4,
+                               seed=3, period_windows=[window, 2 * window], period=period), 1)[0]
+    assert batch["period_target"].shape == (4, 2, 16, 16, 3)
+    for i in range(4):
+        block = next(b for b in blocks if b.video_id == batch["video_id"][i]
+                     and b.times[0] <= batch["time"][i] <= b.times[-1])
+        for j, w in enumerate((window, 2 * window)):
+            centres = np.arange(block.times[0], block.times[-1] + w / 16, w / 8)
+            c = centres[np.argmin(np.abs(centres - batch["time"][i]))]
+            assert abs(c - batch["time"][i]) <= w / 16 + 1e-3
+            near = np.flatnonzero(np.abs(block.times - c) <= w / 2)
+            read = lambda rows: np.stack([frames[block.start + int(r)]["image"] for r in near[rows]])
+            np.testing.assert_array_equal(batch["period_target"][i, j],
+                                          period_mean(read, block.times[near], period))
 
 
 def test_video_frames_gather_one_video_across_splits_in_time_order(city):

@@ -59,6 +59,9 @@ def test_bins_spread_over_a_longer_pyramid_with_same_time_of_day_positives_withi
     # pass an hour: one day apart; faster: gaps of at least one frame interval
     np.testing.assert_allclose(lv.gap_bands, [(15360.0, 61440.0), day, day, (1200.0, 2400.0),
                                               (1200.0, 2400.0)], atol=0.01)
+    assert lv.period_levels == (1,)              # only 3.6 days lies beyond the day
+    config.loss.period_target = False
+    assert make_levels(config, [1200.0 * 2 ** i for i in range(9)]).period_levels == ()
 
 
 def test_the_papers_recipe_by_config():
@@ -71,6 +74,30 @@ def test_the_papers_recipe_by_config():
     assert lv.target_levels == (5, 4, 3, 2, 1, 0)
     cutoffs = np.array(lv.cutoffs[:-1])
     np.testing.assert_allclose(lv.gap_bands, np.stack([0.5 * cutoffs, cutoffs], 1))
+
+
+@pytest.mark.parametrize("one_level", [True, False])
+def test_levels_beyond_the_period_reconstruct_its_mean(data_dir, one_level):
+    """With a period of 3000 s the 9600 s and 4800 s cutoffs lie beyond it: their target is the
+    batch's period mean; with the anchor itself in its place the loss is the frame target's."""
+    from tlgen.families.timescale_ae.levels import make_levels as layout
+    from tlgen.families.timescale_ae.training import losses
+    extra = ["loss.period=3000.0", f"loss.one_level_per_anchor={one_level}"]
+    config, plain = _config(data_dir, extra), _config(data_dir, [*extra, "loss.period_target=False"])
+    lv = layout(config, open_dataset(data_dir).level_periods)
+    assert lv.period_levels == (1, 2)
+    batch = next(iter(FAMILY.training(config).make_pipeline("train", 0, 1)))
+    assert batch["period_target"].shape == (8, 2, 32, 32, 3)
+    params = FAMILY.training(config).init(jax.random.PRNGKey(0), batch).params["ae"]
+    run = lambda cfg, b: losses(params, b, config=cfg, lv=layout(cfg, [1200.0, 2400.0, 4800.0, 9600.0]),
+                                dtype=jax.numpy.float32)[1]
+    own = run(config, batch)
+    as_frame = run(config, {**batch, "period_target": np.repeat(batch["anchor"][:, None], 2, axis=1)})
+    frame = run(plain, {k: v for k, v in batch.items() if k != "period_target"})
+    for key in ("recon_k1", "recon_k2", "recon_k3", "recon_k4", "contrastive"):
+        np.testing.assert_allclose(as_frame[key], frame[key], rtol=1e-5)
+    assert own["recon_k1"] != frame["recon_k1"] and own["recon_k2"] != frame["recon_k2"]
+    np.testing.assert_allclose(own["recon_k3"], frame["recon_k3"], rtol=1e-5)
 
 
 def test_a_trained_model_keeps_its_bins_periods_on_another_capture(data_dir, tmp_path):

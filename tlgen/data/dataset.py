@@ -159,6 +159,26 @@ def summary_image(read, count: int, reduce=np.mean, max_frames: int = 32) -> np.
     return np.rint(reduce(read(picks), axis=0)).astype(np.uint8)
 
 
+# A period mean (`period_mean`) takes the median within each of PERIOD_PHASES phases of the
+# period, over up to PHASE_FRAMES frames each.
+PERIOD_PHASES, PHASE_FRAMES = 24, 8
+
+
+def period_mean(read, times: np.ndarray, period: float) -> np.ndarray:
+    """uint8 (H, W, 3): the mean over PERIOD_PHASES phases of `period` (seconds) of the
+    per-pixel median of each phase's frames (up to PHASE_FRAMES of them, spread evenly): what
+    repeats every period at its mean (a day's light), what comes and goes voted out. `times`
+    (n,) seconds of the frames read(indices) returns; phases no frame falls in are skipped."""
+    phase = np.minimum((np.mod(times, period) / period * PERIOD_PHASES).astype(int),
+                       PERIOD_PHASES - 1)
+    medians = []
+    for j in np.unique(phase):
+        rows = np.flatnonzero(phase == j)
+        rows = rows[np.unique(np.linspace(0, len(rows) - 1, min(PHASE_FRAMES, len(rows))).round().astype(int))]
+        medians.append(np.median(read(rows), axis=0))
+    return np.rint(np.mean(medians, axis=0)).astype(np.uint8)
+
+
 def open_dataset(data_dir: str) -> Dataset:
     """Opens a folder written by `tlgen prepare`; UserError if it is not one."""
     path = os.path.join(data_dir, METADATA_FILE)

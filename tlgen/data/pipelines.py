@@ -23,7 +23,7 @@ import grain
 import numpy as np
 
 from tlgen.data import flow as flow_lib
-from tlgen.data.dataset import BACKGROUND_FRAMES, Block, open_dataset, summary_image
+from tlgen.data.dataset import BACKGROUND_FRAMES, Block, open_dataset, period_mean, summary_image
 from tlgen.errors import UserError
 
 
@@ -117,10 +117,13 @@ class _Reader:
 
 
 class _PairElement(_Reader):
-    def __init__(self, data_dir, split, gap_bands, target_levels, augment, with_background):
+    def __init__(self, data_dir, split, gap_bands, target_levels, augment, with_background,
+                 period_windows=(), period=0.0):
         super().__init__(data_dir, split)
         self.backgrounds = ({b.start: self._backgrounds(b) for b in self.blocks}
                             if with_background else None)
+        self.period_means = [{b.start: self._period_means(b, window, period) for b in self.blocks}
+                             for window in period_windows]
         ds = self._ds
         self.bands = [(float(lo), float(hi)) for lo, hi in gap_bands]
         self.levels = [int(l) for l in target_levels]
@@ -138,6 +141,20 @@ class _PairElement(_Reader):
                                       for a in range(0, max(block.count - n, 0) + 1, n // 2)]
         return [(a, z, summary_image(self.reader(block.start + a), z - a, np.median, n))
                 for a, z in dict.fromkeys(spans)]
+
+    def _period_means(self, block: Block, window: float, period: float):
+        """(centres (W,), uint8 images (W, H, W, 3)): every window/8 seconds over the block, the
+        `period_mean` of its frames within window/2 of that time."""
+        times = block.times
+        centres = np.arange(times[0], times[-1] + window / 16, window / 8)
+        read = self.reader(block.start)
+        images = []
+        for c in centres:
+            near = np.flatnonzero(np.abs(times - c) <= window / 2)
+            if len(near) == 0:
+                near = np.array([int(np.argmin(np.abs(times - c)))])
+            images.append(period_mean(lambda rows: read(near[rows]), times[near], period))
+        return centres, np.stack(images)
 
     def _positive(self, block: Block, i: int, lo: float, hi: float, rng) -> int | None:
         times, t = block.times, block.times[i]
@@ -185,13 +202,18 @@ class _PairElement(_Reader):
         if self.backgrounds is not None:
             images = [im for a, z, im in self.backgrounds[block.start] if a <= i < z]
             out["background"] = aug.images(images[int(rng.integers(len(images)))])
+        if self.period_means:
+            out["period_target"] = aug.images(np.stack([
+                images[int(np.argmin(np.abs(centres - t)))]
+                for centres, images in (means[block.start] for means in self.period_means)]))
         return out
 
 
 def pair_dataset(data_dir: str, split: str, *, gap_bands: Sequence[tuple[float, float]],
                  target_levels: Sequence[int], batch_size: int, seed: int,
                  shard_index: int = 0, shard_count: int = 1, augment: bool = False,
-                 worker_count: int = 0, with_background: bool = False) -> grain.IterDataset:
+                 worker_count: int = 0, with_background: bool = False,
+                 period_windows: Sequence[float] = (), period: float = 0.0) -> grain.IterDataset:
     """Anchor frames with one positive per gap band and pyramid targets at the anchor's time.
 
     For band k = [lo, hi) the positive is a frame of the anchor's own (video, split block)
@@ -205,8 +227,12 @@ def pair_dataset(data_dir: str, split: str, *, gap_bands: Sequence[tuple[float, 
     target (B,L,H,W,3) u8, time (B,) f32, video_id (B,) i32; `with_background` adds
     background (B,H,W,3) u8: the per-pixel median of BACKGROUND_FRAMES frames spread over the
     anchor's (video, block) or over a window of that many frames around it, drawn at random.
+    With `period_windows` (seconds) and a `period`, period_target (B,P,H,W,3) u8: for window j
+    the `period_mean` of the block's frames within window/2 of the anchor's time (computed at
+    centres window/8 apart, the nearest taken): the frame with the period's cycle at its mean.
     """
-    element = _PairElement(data_dir, split, gap_bands, target_levels, augment, with_background)
+    element = _PairElement(data_dir, split, gap_bands, target_levels, augment, with_background,
+                           period_windows, period)
     if any(not 0 <= l < element.metadata["levels"] for l in element.levels):
         raise ValueError(f"target_levels {list(target_levels)} outside the dataset's "
                          f"{element.metadata['levels']} levels")

@@ -10,6 +10,9 @@ hold at least one frame interval), or, with a `loss.period` (a day), one period 
 (+-1/48 of it: the same time of day) at the levels where the derived gaps would reach
 past 1/24 of the period while the cutoff stays within it: there the periodic change belongs
 in the kept bins but varies within the gap. `loss.gap_bands` sets bands in seconds instead.
+With `loss.period_target` the levels whose cutoff lies beyond the period reconstruct the
+period's mean (`tlgen.data.dataset.period_mean` over a window of the cutoff) instead of the
+frame: their truth holds the cycle at its mean, where L1 towards the frame aims at a median.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ class Levels:
     contrastive_levels: tuple[int, ...]            # bins kept for each gap band
     target_levels: tuple[int, ...]                 # pyramid level per reconstruction level
     level_weights: tuple[float, ...]               # lambda_k for k = 1..M
+    period_levels: tuple[int, ...] = ()            # k whose target is the period's mean
 
     @property
     def cutoffs(self) -> tuple[float, ...]:
@@ -85,7 +89,9 @@ def make_levels(config, level_periods) -> Levels:
         raise UserError(f"config.loss.level_weights has {len(weights)} entries; give one per "
                         f"bin count k = 1..{m} (or none for the default).")
     total = sum(weights)
-    return Levels(m, periods, bands, levels, targets, tuple(w / total for w in weights))
+    beyond = tuple(k for k in range(1, m + 1)
+                   if period and config.loss.get("period_target", False) and cutoffs[k - 1] > period)
+    return Levels(m, periods, bands, levels, targets, tuple(w / total for w in weights), beyond)
 
 
 def levels_for(config) -> Levels:

@@ -3,7 +3,8 @@
 * reconstruction (paper eq. 3): decode(mask(w, k)) against pyramid level M-k at the
   anchor's time (`loss.target = "pyramid"`), or against the frame itself for every k
   (`"frame"`: L1 then drives the decoder towards the median frame given the slow bins),
-  weighted by lambda_k (`loss.level_weights`, default proportional to k: more weight on
+  or, with `loss.period_target`, against the period's mean at the levels whose cutoff lies
+  beyond the period (`levels.py`), weighted by lambda_k (`loss.level_weights`, default proportional to k: more weight on
   fast cutoffs);
 * contrastive (eq. 1-2): for k = 1..M-1 a positive lies a gap in level k's band from its
   anchor and must agree in bins 0..k-1 (bands: `levels.py`; the exact NT-Xent form is in
@@ -56,6 +57,8 @@ def losses(params, batch, *, config, lv: Levels, dtype) -> tuple[jax.Array, dict
         kept = idx % m + 1                                              # (B,)
         recon = ae.decode(params, ae.mask(w_anchor, kept), background, cfg=cfg, dtype=dtype)
         target = _pick(batch["target"], kept - 1) if lc.target == "pyramid" else anchor
+        for j, k in enumerate(lv.period_levels):
+            target = jnp.where((kept == k)[:, None, None, None], batch["period_target"][:, j], target)
         level_of = jax.nn.one_hot(kept - 1, m, dtype=jnp.float32).T     # (M, B)
     else:
         frames = jnp.concatenate([anchor[:, None], positive], axis=1)
@@ -71,6 +74,8 @@ def losses(params, batch, *, config, lv: Levels, dtype) -> tuple[jax.Array, dict
         recon = ae.decode(params, ae.mask(w_all, kept), bg, cfg=cfg, dtype=dtype)
         target = (jnp.moveaxis(batch["target"], 1, 0) if lc.target == "pyramid" else
                   jnp.broadcast_to(anchor[None], (m,) + anchor.shape))
+        for j, k in enumerate(lv.period_levels):
+            target = target.at[k - 1].set(batch["period_target"][:, j])
         target = target.reshape((m * b,) + anchor.shape[1:])
         level_of = jax.nn.one_hot(kept - 1, m, dtype=jnp.float32).T     # (M, M*B)
     target = ae.as_model_input(target)
@@ -143,7 +148,9 @@ def training(config) -> Training:
                             shard_index=shard_index, shard_count=shard_count,
                             augment=bool(config.data.augment) and split == "train",
                             worker_count=int(config.data.worker_count),
-                            with_background=bool(config.model.get("background", False)))
+                            with_background=bool(config.model.get("background", False)),
+                            period_windows=[lv.cutoffs[k - 1] for k in lv.period_levels],
+                            period=float(config.loss.period))
 
     return Training(init=init, train_step=train_step, make_pipeline=make_pipeline,
                     eval_step=eval_step, sample=sample)
@@ -160,4 +167,6 @@ def example_batch(config, batch_size: int) -> dict:
              "video_id": np.zeros((batch_size,), np.int32)}
     if config.model.get("background", False):
         batch["background"] = frames(batch_size)
+    if lv.period_levels:
+        batch["period_target"] = frames(batch_size, len(lv.period_levels))
     return batch
