@@ -151,12 +151,16 @@ class Dataset:
 BACKGROUND_FRAMES = 256
 
 
+def spread(count: int, max_frames: int) -> np.ndarray:
+    """Up to `max_frames` indices of range(count), spread evenly (first and last included)."""
+    return np.unique(np.linspace(0, count - 1, min(max_frames, count)).round().astype(int))
+
+
 def summary_image(read, count: int, reduce=np.mean, max_frames: int = 32) -> np.ndarray:
     """`reduce` over up to `max_frames` of `count` frames spread evenly, uint8 (H, W, 3):
     np.mean, or np.median with BACKGROUND_FRAMES for a video's background (no passers-by,
     no noise). read(indices) -> uint8 frames (n, H, W, 3)."""
-    picks = np.unique(np.linspace(0, count - 1, min(max_frames, count)).round().astype(int))
-    return np.rint(reduce(read(picks), axis=0)).astype(np.uint8)
+    return np.rint(reduce(read(spread(count, max_frames)), axis=0)).astype(np.uint8)
 
 
 # A period mean (`period_mean`) takes the median within each of PERIOD_PHASES phases of the
@@ -174,8 +178,7 @@ def period_mean(read, times: np.ndarray, period: float) -> np.ndarray:
     medians = []
     for j in np.unique(phase):
         rows = np.flatnonzero(phase == j)
-        rows = rows[np.unique(np.linspace(0, len(rows) - 1, min(PHASE_FRAMES, len(rows))).round().astype(int))]
-        medians.append(np.median(read(rows), axis=0))
+        medians.append(np.median(read(rows[spread(len(rows), PHASE_FRAMES)]), axis=0))
     return np.rint(np.mean(medians, axis=0)).astype(np.uint8)
 
 

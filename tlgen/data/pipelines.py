@@ -203,9 +203,11 @@ class _PairElement(_Reader):
             images = [im for a, z, im in self.backgrounds[block.start] if a <= i < z]
             out["background"] = aug.images(images[int(rng.integers(len(images)))])
         if self.period_means:
-            out["period_target"] = aug.images(np.stack([
-                images[int(np.argmin(np.abs(centres - t)))]
-                for centres, images in (means[block.start] for means in self.period_means)]))
+            targets = []
+            for means in self.period_means:                 # one per window: the nearest centre's
+                centres, images = means[block.start]
+                targets.append(images[int(np.argmin(np.abs(centres - t)))])
+            out["period_target"] = aug.images(np.stack(targets))
         return out
 
 

@@ -89,8 +89,8 @@ def make_levels(config, level_periods) -> Levels:
         raise UserError(f"config.loss.level_weights has {len(weights)} entries; give one per "
                         f"bin count k = 1..{m} (or none for the default).")
     total = sum(weights)
-    beyond = tuple(k for k in range(1, m + 1)
-                   if period and config.loss.get("period_target", False) and cutoffs[k - 1] > period)
+    beyond = (tuple(k for k in range(1, m + 1) if cutoffs[k - 1] > period)
+              if period and config.loss.get("period_target", False) else ())
     return Levels(m, periods, bands, levels, targets, tuple(w / total for w in weights), beyond)
 
 

@@ -4,8 +4,8 @@
   anchor's time (`loss.target = "pyramid"`), or against the frame itself for every k
   (`"frame"`: L1 then drives the decoder towards the median frame given the slow bins),
   or, with `loss.period_target`, against the period's mean at the levels whose cutoff lies
-  beyond the period (`levels.py`), weighted by lambda_k (`loss.level_weights`, default proportional to k: more weight on
-  fast cutoffs);
+  beyond the period (`levels.py`); weighted by lambda_k (`loss.level_weights`, default
+  proportional to k: more weight on fast cutoffs);
 * contrastive (eq. 1-2): for k = 1..M-1 a positive lies a gap in level k's band from its
   anchor and must agree in bins 0..k-1 (bands: `levels.py`; the exact NT-Xent form is in
   tlgen.losses.contrastive).
