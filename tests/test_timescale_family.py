@@ -160,6 +160,9 @@ def test_cli_timelapse_and_eval_from_a_trained_workdir(data_dir, tmp_path, capsy
     # bad input: one sentence, exit 2, nothing written
     assert main(base[:-4] + ["--start", "500", "--end", "100", "--out", str(out / "bad.mp4")]) == 2
     assert "must be after" in capsys.readouterr().err
+    assert main(base[:-4] + ["--keep-bins", "5", "--out", str(out / "bad.mp4")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("keep bins 5 is outside 1..4 (the model has 4 bins).") and len(err.splitlines()) == 1
     with pytest.raises(SystemExit) as exit_info:                     # argparse: usage, one sentence
         main(base + ["--render", "paint", "--out", str(out / "bad.mp4")])
     assert exit_info.value.code == 2
