@@ -1,5 +1,6 @@
 """The baselines `tlgen eval` scores the timescale model against (raw frame, oracle temporal
-Gaussian, temporal median) on hand-computed cases, and the ground truth of irregular captures."""
+Gaussian, temporal median, period mean) on hand-computed cases, and the ground truth of
+irregular captures."""
 
 import math
 
@@ -30,6 +31,18 @@ def test_temporal_median_over_the_window():
     at = np.array([1.0, 1.0, 2.0])
     got = [rep.temporal_median(TIMES, FRAMES, at[i:i + 1], w)[0, 0, 0, 0] for i, w in enumerate((4.0, 1.0, 2.0))]
     assert got == [1.0, 1.0, 2.0]       # median(0, 1, 3); just the frame at 1; median(1, 3)
+
+
+def test_period_mean_over_the_window_votes_per_phase_and_averages_the_phases():
+    """Period 4 s, 24 phases: a frame every 2 s alternates between two phases (0 and 12).
+    Phase 0's frames read 10, 10, 99 (a passer-by, voted out by the median) and phase 12's
+    20, 20: the mean of the phases' medians is 15. A window of 2 s holds only the nearest."""
+    times = np.arange(5) * 2.0
+    frames = np.array([10, 20, 10, 20, 99], np.uint8)[:, None, None, None] * np.ones((1, 2, 2, 3), np.uint8)
+    got = rep.temporal_period_mean(times, frames, np.array([4.0, 4.0]), np.inf, 4.0)
+    assert got.dtype == np.uint8 and got.shape == (2, 2, 2, 3)
+    np.testing.assert_array_equal(got, 15)
+    np.testing.assert_array_equal(rep.temporal_period_mean(times, frames, np.array([6.2]), 1.0, 4.0), 20)
 
 
 def test_oracle_gaussian_finds_the_blur_of_the_truth_and_never_loses_to_the_raw_frame():

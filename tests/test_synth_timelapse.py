@@ -100,3 +100,23 @@ def test_neighbour_rendering_is_the_median_of_the_frames_whose_kept_bins_are_nea
     # about three frames per frame interval (60 s) of the cutoff, 8 to 48
     assert [s.neighbour_count(k) for k in (1, 2, 3, 4)] == [24, 12, 8, 8]
     assert s.timelapse(0.0, 2940.0, 3, keep_bins=1, render="neighbours").frames.shape == (3, 16, 16, 3)
+
+
+def test_neighbour_rendering_beyond_the_period_votes_per_phase_and_averages_the_phases(synth):
+    """Period 240 s (the cutoff of one kept bin is 480 s): frames every 60 s fall in 4 phases
+    (of the 24) by their index mod 4. With 2 frames per phase, each phase's two frames whose
+    bin-0 codes are nearest the query (codes = the frame index, so the nearest in time) vote by
+    median (their mean, for two), and the phases' medians are averaged."""
+    frames = np.random.default_rng(4).integers(0, 256, (50, 16, 16, 3), dtype=np.uint8)
+    s = tl.Synthesizer(synth.params, CFG, lambda i: frames[i], synth.frame_times, PERIODS,
+                       period=240.0)
+    codes = np.zeros((50, 4, 8, 8, 2), np.float32)
+    codes[:, 0] = np.arange(50)[:, None, None, None]
+    s.__dict__["frame_codes"] = codes
+    out = s.render_neighbours(codes[[20]] - 0.1, keep_bins=1, count=2)     # nearest: 16..23
+    f = frames.astype(np.float64)
+    phases = [(f[16 + j] + f[20 + j]) / 2 for j in range(4)]
+    np.testing.assert_array_equal(out[0], np.rint(np.mean(phases, axis=0)))
+    # within the period (two kept bins cut at 240 s) the plain median of the nearest
+    within = s.render_neighbours(codes[[20]] - 0.1, keep_bins=2, count=3)
+    np.testing.assert_array_equal(within[0], np.rint(np.median(f[19:22], axis=0)))

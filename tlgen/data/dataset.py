@@ -168,13 +168,18 @@ def summary_image(read, count: int, reduce=np.mean, max_frames: int = 32) -> np.
 PERIOD_PHASES, PHASE_FRAMES = 24, 8
 
 
+def period_phase(times: np.ndarray, period: float) -> np.ndarray:
+    """int (n,): which of PERIOD_PHASES equal phases of `period` (seconds) each time falls in."""
+    return np.minimum((np.mod(times, period) / period * PERIOD_PHASES).astype(int),
+                      PERIOD_PHASES - 1)
+
+
 def period_mean(read, times: np.ndarray, period: float) -> np.ndarray:
     """uint8 (H, W, 3): the mean over PERIOD_PHASES phases of `period` (seconds) of the
     per-pixel median of each phase's frames (up to PHASE_FRAMES of them, spread evenly): what
     repeats every period at its mean (a day's light), what comes and goes voted out. `times`
     (n,) seconds of the frames read(indices) returns; phases no frame falls in are skipped."""
-    phase = np.minimum((np.mod(times, period) / period * PERIOD_PHASES).astype(int),
-                       PERIOD_PHASES - 1)
+    phase = period_phase(times, period)
     medians = []
     for j in np.unique(phase):
         rows = np.flatnonzero(phase == j)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tlgen.data.dataset import period_mean
 from tlgen.metrics.image import psnr
 
 
@@ -59,14 +60,29 @@ def oracle_gaussian(times, frames, at, truth, cutoff: float) -> tuple[np.ndarray
     return best[2], float(best[1])
 
 
+def _within(times: np.ndarray, t: float, window: float) -> np.ndarray:
+    """Indices of the times within `window`/2 of t, the nearest always included."""
+    near = np.abs(times - t) <= window / 2
+    near[np.argmin(np.abs(times - t))] = True
+    return np.flatnonzero(near)
+
+
 def temporal_median(times: np.ndarray, frames: np.ndarray, at: np.ndarray, window: float) -> np.ndarray:
     """Per-pixel median of the frames captured within `window`/2 seconds of each time in `at`."""
     times = np.asarray(times, np.float64)
+    return np.stack([np.median(frames[_within(times, t, window)].astype(np.float32), axis=0)
+                     for t in np.asarray(at, np.float64)])
+
+
+def temporal_period_mean(times: np.ndarray, frames: np.ndarray, at: np.ndarray, window: float,
+                         period: float) -> np.ndarray:
+    """uint8: the `period_mean` (per-phase median, mean over the phases of `period` seconds)
+    of the uint8 frames captured within `window`/2 seconds of each time in `at`."""
+    times = np.asarray(times, np.float64)
     out = []
     for t in np.asarray(at, np.float64):
-        near = np.abs(times - t) <= window / 2
-        near[np.argmin(np.abs(times - t))] = True
-        out.append(np.median(frames[near].astype(np.float32), axis=0))
+        near = _within(times, t, window)
+        out.append(period_mean(lambda rows: frames[near[rows]], times[near], period))
     return np.stack(out)
 
 

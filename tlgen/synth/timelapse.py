@@ -20,7 +20,10 @@ the video's own frames: the per-pixel median of the frames whose codes, masked a
 nearest (about three per frame interval of the cutoff, 8 to 48), so frames that share the
 kept slow state from anywhere in the video (the same time of day on another day) vote,
 and what is faster than the cutoff (passers-by, noise) is voted out; sharp, but only
-states the video has.
+states the video has. Beyond the model's period (its `loss.period`, a day) the vote is the
+period's: in each phase of the period the nearest frames of that phase, and the mean of
+the phases' medians (`tlgen.data.dataset.period_mean`), which holds the day at its mean as
+the truth beyond a day does.
 
 Frames come from a caller-supplied `get_frames(indices) -> uint8 (N, H, W, 3)`, so
 this module does no file I/O.
@@ -36,7 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tlgen.data.dataset import BACKGROUND_FRAMES, summary_image
+from tlgen.data.dataset import BACKGROUND_FRAMES, PHASE_FRAMES, period_mean, period_phase, summary_image
 from tlgen.models import timescale_ae as ae
 from tlgen.models.pixels import to_uint8
 
@@ -178,6 +181,8 @@ class Synthesizer:
     level_periods: the dataset's pyramid level periods (seconds).
     background: the video's background image (H, W, 3) uint8 for a model with
       `cfg.background`; default: the median of BACKGROUND_FRAMES frames spread over the video.
+    period: the model's `loss.period` (seconds; 0: none): the neighbour rendering of masks
+      that cut beyond it votes per phase of it.
     """
     params: Any
     cfg: Any
@@ -187,6 +192,7 @@ class Synthesizer:
     dtype: Any = jnp.float32
     batch_size: int = 32
     background: np.ndarray | None = None
+    period: float = 0.0
 
     def __post_init__(self):
         model = ae.model_from_config(self.cfg, self.dtype)
@@ -241,20 +247,34 @@ class Synthesizer:
         """Codes (F, M, h, w, c) of every frame of the video (computed once)."""
         return np.asarray(self.encode_frames(np.arange(len(self.frame_times))))
 
+    def cutoff(self, keep_bins: int) -> float:
+        """Seconds: keeping `keep_bins` bins keeps the changes slower than this."""
+        return float(self.level_periods[self.num_bins - int(keep_bins)])
+
     def neighbour_count(self, keep_bins: int) -> int:
-        """Frames the neighbour rendering takes the median of when keeping `keep_bins` bins."""
-        cutoff = self.level_periods[self.num_bins - int(keep_bins)]
-        return int(np.clip(round(NEIGHBOURS_PER_INTERVAL * cutoff / self.interval),
+        """Frames the neighbour rendering takes the median of when keeping `keep_bins` bins
+        (within the period; beyond it, PHASE_FRAMES per phase)."""
+        return int(np.clip(round(NEIGHBOURS_PER_INTERVAL * self.cutoff(keep_bins) / self.interval),
                            *NEIGHBOURS_RANGE))
 
     def render_neighbours(self, codes, keep_bins: int, count: int | None = None) -> np.ndarray:
         """uint8 frames (n, H, W, 3) of `codes` (n, M, h, w, c) kept to bins 0..keep_bins-1,
-        rendered from the video's frames: each the per-pixel median of the `count` frames
-        (default `neighbour_count`) whose codes, masked alike, are nearest."""
-        count = min(count or self.neighbour_count(keep_bins), len(self.frame_times))
+        rendered from the video's frames whose codes, masked alike, are nearest: the per-pixel
+        median of the `count` nearest (default `neighbour_count`), or, when the mask cuts
+        beyond `period`, the `period_mean` of the `count` nearest (at most and by default
+        PHASE_FRAMES) in each phase of the period."""
         pool = self.frame_codes[:, :keep_bins].reshape(len(self.frame_times), -1).astype(np.float64)
         query = np.asarray(codes)[:, :keep_bins].reshape(len(codes), -1).astype(np.float64)
         dist = (np.sum(query ** 2, 1)[:, None] - 2 * query @ pool.T + np.sum(pool ** 2, 1)[None])
+        if self.period and self.cutoff(keep_bins) > self.period:
+            phase = period_phase(self.frame_times, self.period)
+            groups = [np.flatnonzero(phase == j) for j in np.unique(phase)]
+            per = min(count or PHASE_FRAMES, PHASE_FRAMES)
+            picks = [np.sort(np.concatenate([g[np.argsort(d[g], kind="stable")[:per]] for g in groups]))
+                     for d in dist]
+            return np.stack([period_mean(lambda rows, i=i: self.get_frames(i[rows]),
+                                         self.frame_times[i], self.period) for i in picks])
+        count = min(count or self.neighbour_count(keep_bins), len(self.frame_times))
         nearest = np.argpartition(dist, count - 1, axis=1)[:, :count]
         return np.stack([np.rint(np.median(self.get_frames(np.sort(i)), axis=0)).astype(np.uint8)
                          for i in nearest])

@@ -34,9 +34,15 @@ def open_synthesizer(trained: Trained, data: str | None = None, video: int = 0
     lv = trained_levels(trained.config, ds.level_periods)
     times, get_frames = ds.video_frames(video)
     meta = next((v for v in ds.metadata["videos"] if v["id"] == video), {})
-    synth = Synthesizer(trained.params[NET], trained.config.model, get_frames, times,
-                        lv.level_periods, dtype=trained.dtype)
-    return synth, float(meta.get("start_time") or 0.0)
+    return synthesizer(trained, lv, get_frames, times), float(meta.get("start_time") or 0.0)
+
+
+def synthesizer(trained: Trained, lv, get_frames, times) -> Synthesizer:
+    """The trained model over the video whose frames `get_frames` reads at `times`, with the
+    bins' periods of `lv` (`trained_levels`) and the model's period (`loss.period`)."""
+    return Synthesizer(trained.params[NET], trained.config.model, get_frames, times,
+                       lv.level_periods, dtype=trained.dtype,
+                       period=float(trained.config.loss.get("period", 0.0)))
 
 
 def parse_time(text: str | None, start_time: float, default: float, what: str) -> float:
@@ -123,7 +129,7 @@ def evaluate(trained: Trained, out_dir: str, data_dir: str | None = None, *,
     cutoff: PSNR against the scene's ground-truth band of the masked reconstruction
     ("decode"), of the frame with the fast bins' decoded contribution removed ("detail":
     x - (decode(w) - decode(mask(w, k)))), of the temporal pyramid, and of the baselines (raw
-    frame, oracle-sigma temporal Gaussian, temporal median; see `band_fidelity`), and of the
+    frame, oracle-sigma temporal Gaussian, temporal median, period mean; see `band_fidelity`), and of the
     neighbour rendering of mask(w, k) ("neighbours": `Synthesizer.render_neighbours`);
     E_tmp of generated timelapses (decoded, and subsampled with the neighbour rendering) vs
     raw subsampling of the same span, and of the subsampled timelapse at each cutoff
@@ -143,8 +149,7 @@ def evaluate(trained: Trained, out_dir: str, data_dir: str | None = None, *,
     raw_u8 = np.stack([source[block.start + i]["image"] for i in pick])
     raw = raw_u8.astype(np.float32) / 255.0
     times_all, get_frames = ds.video_frames(block.video_id, [split])
-    synth = Synthesizer(trained.params[NET], config.model, get_frames, times_all, lv.level_periods,
-                        dtype=trained.dtype)
+    synth = synthesizer(trained, lv, get_frames, times_all)
     w = synth.encode(raw_u8)
     full = np.asarray(synth.decode(w) + 1) / 2
     decoded, detail, pyramid = [], [], []
@@ -196,8 +201,8 @@ def evaluate(trained: Trained, out_dir: str, data_dir: str | None = None, *,
             best = [r["cutoff_s"] for r in rows if margin_over_baselines(r, name) >= 1.0]
             report["notes"].append(
                 f"{what} beats the temporal pyramid at {len(wins)} of {len(rows)} cutoffs "
-                f"({listed(wins)}), and the raw frame, the oracle blur and the median by 1 dB or "
-                f"more at {len(best)} ({listed(best)}).")
+                f"({listed(wins)}), and every baseline (the raw frame, the oracle blur, the median "
+                f"and the period mean) by 1 dB or more at {len(best)} ({listed(best)}).")
 
     t0, t1 = float(times_all[0]), float(times_all[-1])
     n = int(min(timelapse_frames, len(times_all)))
@@ -235,13 +240,13 @@ def evaluate(trained: Trained, out_dir: str, data_dir: str | None = None, *,
     return report
 
 
-BASELINES = ("raw", "oracle blur", "median")
+BASELINES = ("raw", "oracle blur", "median", "period mean")
 BAND_METHODS = ["decode", "neighbours", "detail", "pyramid", *BASELINES]
 
 
 def margin_over_baselines(row: dict, method: str = "neighbours") -> float:
-    """PSNR of `method` minus the best of the raw frame, the oracle blur and the median (dB)
-    in one band-fidelity row."""
+    """PSNR of `method` minus the best of the baselines (the raw frame, the oracle blur, the
+    median and the period mean; dB) in one band-fidelity row."""
     return row[method] - max(row[b] for b in BASELINES)
 
 
@@ -249,14 +254,20 @@ def band_fidelity(scene, at, times, times_all, get_frames, cutoffs, candidates: 
     """Band-fidelity rows of a synthetic video: PSNR of each candidate (L stacks at `times`,
     seconds from the video's first frame; `at`, the same in the scene's time) against the
     scene's true band at each cutoff, beside the baselines: the raw frame, the oracle temporal
-    Gaussian (sigma chosen per cutoff on the truth, in "oracle_sigma_s") and the temporal
-    median over a window of the cutoff, both over all of the video's frames in the split
+    Gaussian (sigma chosen per cutoff on the truth, in "oracle_sigma_s"), and over a window of
+    the cutoff the temporal median and the period mean of a day (`period_mean`: the median in
+    each hour of the day, the mean over the hours), all over the video's frames in the split
     (`times_all`, `get_frames`)."""
+    from tlgen.data.synthetic import DAY
+
     truth = [scene.render_band(at, c) for c in cutoffs]
-    frames = get_frames(np.arange(len(times_all))).astype(np.float32) / 255.0
+    frames_u8 = get_frames(np.arange(len(times_all)))
+    frames = frames_u8.astype(np.float32) / 255.0
     blurs, sigmas = zip(*(rep.oracle_gaussian(times_all, frames, times, t, c) for t, c in zip(truth, cutoffs)))
     medians = [rep.temporal_median(times_all, frames, times, c) for c in cutoffs]
-    rows = rep.band_fidelity_rows(cutoffs, truth, {**candidates, "oracle blur": blurs, "median": medians})
+    means = [rep.temporal_period_mean(times_all, frames_u8, times, c, DAY) / 255.0 for c in cutoffs]
+    rows = rep.band_fidelity_rows(cutoffs, truth, {**candidates, "oracle blur": blurs,
+                                                   "median": medians, "period mean": means})
     for row, sigma in zip(rows, sigmas):
         row["oracle_sigma_s"] = round(sigma, 1)
     return rows
