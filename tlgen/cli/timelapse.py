@@ -12,7 +12,8 @@ Modes: subsample (real frames, encoded, masked, decoded), interpolate (keyframes
 slerp/lerp), multiscale (each bin on its own clock). The mask drops changes faster than
 --min-period (default: the output frame interval) or keeps --keep-bins slow bins; the
 frames are decoded or, with --render neighbours, the median of the video's frames whose
-kept bins match (the better band fidelity on the synthetic city; README). Times
+kept bins match (beyond the model's period, a day: the median in each hour of the day, the
+mean over the hours; the better band fidelity on the synthetic city; README). Times
 are seconds from the video's first frame or ISO-8601 date-times (when the video has an
 absolute start time). Outputs: H.264 mp4, optionally an npz (uint8 frames + each frame's
 source times) and a PNG contact sheet (raw subsample above, generated below).
@@ -54,7 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="time of the frame --insert-band takes its bin from")
     parser.add_argument("--render", choices=("decoder", "neighbours"), default="decoder",
                         help="decoder: decode the masked codes; neighbours: the per-pixel median "
-                        "of the video's frames whose masked codes are nearest (sharp, noise-free)")
+                        "of the video's frames whose masked codes are nearest (sharp, noise-free; "
+                        "beyond the model's period, per hour of the day, the mean over the hours)")
     parser.add_argument("--npz", default=None, metavar="OUT.npz", help="also write frames + source times")
     parser.add_argument("--sheet", default=None, metavar="OUT.png", help="also write a contact sheet")
     parser.add_argument("--fps", type=float, default=12.0, help="output frame rate (default 12)")
