@@ -150,10 +150,13 @@ def test_synthetic_batch_shapes_and_frame_count():
     spec = {"anchor": jax.ShapeDtypeStruct((3, 8, 8, 3), jnp.uint8),
             "positive": jax.ShapeDtypeStruct((3, 2, 8, 8, 3), jnp.uint8),
             "pos_valid": jax.ShapeDtypeStruct((3, 2), jnp.bool_),
-            "gap": jax.ShapeDtypeStruct((3, 2), jnp.float32)}
+            "gap": jax.ShapeDtypeStruct((3, 2), jnp.float32),
+            "masks": jax.ShapeDtypeStruct((3, 8, 8), jnp.uint8)}
     batch = harness.synthetic_batch(spec)
     assert {k: v.shape for k, v in batch.items()} == {k: s.shape for k, s in spec.items()}
     assert batch["pos_valid"].all() and batch["anchor"].dtype == np.uint8
+    assert batch["anchor"].max() > 4 and batch["masks"].dtype == np.uint8   # frames; label maps
+    assert set(np.unique(batch["masks"])) <= {0, 1, 2, 3}                     # of a few classes
     assert harness.count_frames(batch) == 3 + 6
     gap = batch["gap"]                                 # times of a clip come in order
     assert ((gap >= 0) & (gap < 1)).all() and (np.diff(gap, axis=-1) >= 0).all()

@@ -61,14 +61,15 @@ def has_dataset(config: ml_collections.ConfigDict) -> bool:
 
 
 def synthetic_batch(spec: Mapping[str, jax.ShapeDtypeStruct], seed: int = 0) -> dict:
-    """Random numpy arrays of `spec`'s shapes: uint8 frames in [0, 255], booleans True,
-    integers in [0, 4) (a few videos), floats in [0, 1) ascending along the last axis (a clip's
-    frame times come in order: a peer indexing its motion codes by time relies on it)."""
+    """Random numpy arrays of `spec`'s shapes: uint8 frames (..., H, W, 3) in [0, 255],
+    booleans True, other integers in [0, 4) (a few videos, label maps of a few classes), floats
+    in [0, 1) ascending along the last axis (a clip's frame times come in order: a peer indexing
+    its motion codes by time relies on it)."""
     rng = np.random.default_rng(seed)
     batch = {}
     for name, s in spec.items():
         dtype = np.dtype(s.dtype)
-        if dtype == np.uint8:
+        if dtype == np.uint8 and len(s.shape) >= 3 and s.shape[-1] == 3:
             batch[name] = rng.integers(0, 256, s.shape, dtype=np.uint8)
         elif dtype == np.bool_:
             batch[name] = np.ones(s.shape, bool)
