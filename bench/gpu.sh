@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # The GPU measurements the README still lacks, in one run: each family's `base` training step
 # against its PyTorch peer (step time, MFU against the matmul peak measured in the same run,
-# the ratio; `bench/run.py`), most wanted first, each under its own time limit so that one
-# that hangs does not take the others' time. Records go to OUT/gpu.json, each run's output to
-# OUT/<name>.log.
+# the ratio; `bench/run.py`), most wanted first, each under its own time limit
+# (TLGEN_GPU_LIMIT seconds, default 240) so that one that hangs does not take the others'
+# time. Records go to OUT/gpu.json, each run's output to OUT/<job>.log.
 #
 #   bash bench/gpu.sh OUT [VARIANT] [STEPS]      # VARIANT: base (default) or tiny
 #
+# TLGEN_GPU_JOBS picks the jobs (default: stylegan_v long_video time_flies long_video_sr);
+# the job `timescale` instead trains the timescale autoencoder's VARIANT for STEPS steps on
+# the irregular city and scores its band fidelity (bench/timescale_baselines.py; e.g.
+# `TLGEN_GPU_JOBS=timescale TLGEN_GPU_LIMIT=540 bash bench/gpu.sh OUT base 4000`).
 # `bash bench/gpu.sh /tmp/rehearsal tiny 2` is the same on a CPU in about ten minutes.
 # On a machine without package access, put the wheels tlgen needs beyond what is installed in
 # a folder and set TLGEN_WHEELS to it (installed with --no-index into a private folder first):
@@ -45,11 +49,24 @@ measure() {                                   # measure NAME bench/run.py ARGS..
   tail -n 5 "$out/$name.log"
   [ "$rc" -eq 0 ] || { echo "$name: exit $rc (see $out/$name.log)"; failed+=("$name"); }
 }
-measure stylegan_v --config "configs/stylegan_v_clouds.py:$variant" --config.data.dir=
-measure long_video --config "configs/long_video_city.py:$variant" --config.data.dir=
-measure time_flies --config "configs/time_flies_city.py:$variant" --config.data.dir= \
-  "--config.model.vgg19=$vgg"
-measure long_video_sr --config "configs/long_video_sr_city.py:$variant" --config.data.dir= --no-peer
+for job in ${TLGEN_GPU_JOBS:-stylegan_v long_video time_flies long_video_sr}; do
+  case $job in
+    stylegan_v) measure stylegan_v --config "configs/stylegan_v_clouds.py:$variant" --config.data.dir= ;;
+    long_video) measure long_video --config "configs/long_video_city.py:$variant" --config.data.dir= ;;
+    time_flies) measure time_flies --config "configs/time_flies_city.py:$variant" \
+                  --config.data.dir= "--config.model.vgg19=$vgg" ;;
+    long_video_sr) measure long_video_sr --config "configs/long_video_sr_city.py:$variant" \
+                     --config.data.dir= --no-peer ;;
+    timescale)                                # band fidelity of the trained model, not speed
+      echo "== timescale"
+      timeout "$limit" python3 bench/timescale_baselines.py --config-variant "$variant" \
+        --variants default --train-on city1 --seeds 0 --steps "$steps" --work /tmp/tlgen-timescale \
+        --out "$out/timescale-baselines-$variant.json" >"$out/timescale.log" 2>&1 \
+        || failed+=(timescale)
+      grep -E "cutoff|trained on" "$out/timescale.log" | tail -n 14 ;;
+    *) echo "unknown job $job"; failed+=("$job") ;;
+  esac
+done
 if [ -f "$out/gpu.json" ]; then
   python3 bench/run.py --table "$out/gpu.json" | tee "$out/table.md"
 fi

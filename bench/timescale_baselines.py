@@ -1,5 +1,6 @@
 """Band fidelity of the timescale autoencoder against the strongest simple baselines, as
-`tlgen demo` trains it (configs/timescale_ae_synthetic.py:tiny, synthetic:city at 64²):
+`tlgen demo` trains it (configs/timescale_ae_synthetic.py:tiny, synthetic:city at 64²;
+`--config-variant base` trains the `base` config at its 128² instead, a GPU's run):
 PSNR against the true band-limited frames at each cutoff for the masked reconstruction,
 the neighbour rendering, the raw frame, the oracle temporal Gaussian (sigma tuned on the
 truth per cutoff), the temporal median, the period mean (median per hour of the day, mean
@@ -67,33 +68,39 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds (config.seed)")
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     parser.add_argument("--train-on", nargs="+", choices=list(SCENES), default=list(SCENES))
+    parser.add_argument("--config-variant", default="tiny", choices=("tiny", "base", "large"),
+                        help="configs/timescale_ae_synthetic.py's variant (the demo's: tiny)")
     parser.add_argument("--work", default=None, help="folder for the datasets and the runs (default: a temp dir)")
     args = parser.parse_args()
     work = args.work or tempfile.mkdtemp(prefix="tlgen-baselines-")
-    data = prepare_scenes(work)
-    records = [run(variant, scene, seed, data, work, args.steps)
+    config_path = f"configs/timescale_ae_synthetic.py:{args.config_variant}"
+    data = prepare_scenes(work, int(config_lib.load(config_path).model.image_size))
+    records = [run(config_path, variant, scene, seed, data, work, args.steps)
                for variant in args.variants for scene in args.train_on for seed in args.seeds]
     if len(args.seeds) > 1:
         records.append(summary(records))
     write_json(records, args.out)
 
 
-def prepare_scenes(work: str) -> dict:
-    """{name: dataset folder} of SCENES at 64² under `work` (prepared once, reused after)."""
-    data = {name: os.path.join(work, name) for name in SCENES}
+def prepare_scenes(work: str, size: int) -> dict:
+    """{name: dataset folder} of SCENES at size² under `work` (prepared once, reused after)."""
+    data = {name: os.path.join(work, f"{name}-{size}") for name in SCENES}
     for name, source in SCENES.items():
         if not os.path.exists(data[name]):
-            prepare([source], data[name], size=64)
+            prepare([source], data[name], size=size)
     return data
 
 
-def run(variant: str, scene: str, seed: int, data: dict, work: str, steps: int) -> dict:
-    """Trains one variant on one rendering with one seed; band fidelity on every rendering."""
+def run(config_path: str, variant: str, scene: str, seed: int, data: dict, work: str,
+        steps: int) -> dict:
+    """Trains one variant of `config_path` on one rendering with one seed; band fidelity on
+    every rendering."""
     overrides = VARIANTS[variant]
-    config = config_lib.load("configs/timescale_ae_synthetic.py:tiny",
+    config = config_lib.load(config_path,
                              [f"data.dir={data[scene]}", f"total_steps={steps}", f"seed={seed}",
                               *overrides])
-    workdir = os.path.join(work, f"run-{variant.replace(' ', '-')}-{scene}-{seed}")
+    name = f"{config_path.rsplit(':', 1)[1]}-{variant.replace(' ', '-')}-{scene}-{seed}"
+    workdir = os.path.join(work, f"run-{name}")
     start = time.perf_counter()
     metrics = train(config, workdir)
     train_s = time.perf_counter() - start
@@ -116,7 +123,7 @@ def run(variant: str, scene: str, seed: int, data: dict, work: str, steps: int) 
     return {"kind": "timescale_baselines", "variant": variant, "trained_on": scene,
             "data": SCENES[scene], "seed": seed, "overrides": overrides,
             "date": datetime.datetime.now().isoformat(timespec="seconds"),
-            "config": "configs/timescale_ae_synthetic.py:tiny", "steps": steps,
+            "config": config_path, "steps": steps,
             "train_s": round(train_s, 1), "final_loss": metrics.get("loss"),
             "what": WHAT, "results": scores}
 
