@@ -4,7 +4,8 @@
 PSNR against the true band-limited frames at each cutoff for the masked reconstruction,
 the neighbour rendering, the raw frame, the oracle temporal Gaussian (sigma tuned on the
 truth per cutoff), the temporal median, the period mean (median per hour of the day, mean
-over the hours) and the temporal pyramid; for today's defaults, the
+over the hours), the nearest frames (in appearance) and the temporal pyramid; for today's
+defaults, the
 paper's decoder (no background image) and the paper's whole recipe (configs/
 timescale_ae_synthetic.py PAPER_RECIPE, on the same levels); the additive decoder
 (`model.additive`: each bin decoded alone, masking drops its contribution); and positives
@@ -56,8 +57,9 @@ WHAT = ("PSNR (dB) against the scene's true band at each cutoff (64 frames of th
         "each hour of the day, then the mean over the hours); detail = the frame minus the "
         "decoded fast bins; oracle blur: temporal Gaussian with sigma chosen on the truth per "
         "cutoff; median: over a window of the cutoff; period mean: over a window of the cutoff, "
-        "the median in each hour of the day, then the mean over the hours; pyramid: the "
-        "dataset's temporal pyramid level")
+        "the median in each hour of the day, then the mean over the hours; nearest frames: the "
+        "per-pixel median of as many frames as the neighbour rendering takes, nearest the raw "
+        "frame in 8x8 cell means; pyramid: the dataset's temporal pyramid level")
 
 
 def main() -> None:
@@ -118,7 +120,7 @@ def run(config_path: str, variant: str, scene: str, seed: int, data: dict, work:
             print(f"  cutoff {r['cutoff_s'] / 3600:6.2f} h: decode {r['decode']:.2f}  neighbours "
                   f"{r['neighbours']:.2f}  raw {r['raw']:.2f}  oracle blur {r['oracle blur']:.2f} "
                   f"(sigma {r['oracle_sigma_s'] / 3600:.2f} h)  median {r['median']:.2f}  "
-                  f"period mean {r['period mean']:.2f}  "
+                  f"period mean {r['period mean']:.2f}  nearest frames {r['nearest frames']:.2f}  "
                   f"pyramid {r['pyramid']:.2f}", flush=True)
     return {"kind": "timescale_baselines", "variant": variant, "trained_on": scene,
             "data": SCENES[scene], "seed": seed, "overrides": overrides,
@@ -151,7 +153,7 @@ def summary(records: list[dict]) -> dict:
     return {"kind": "timescale_baselines_summary", "seeds": sorted({r["seed"] for r in records}),
             "what": "mean and sample std over training seeds of the PSNR (dB) of each method; "
                     "neighbours_win_1db: seeds where the neighbour rendering beats every baseline "
-                    "(raw frame, oracle blur, median, period mean) by 1 dB or more", "rows": rows}
+                    "(raw frame, oracle blur, median, period mean, nearest frames) by 1 dB or more", "rows": rows}
 
 
 if __name__ == "__main__":

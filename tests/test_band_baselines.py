@@ -45,6 +45,20 @@ def test_period_mean_over_the_window_votes_per_phase_and_averages_the_phases():
     np.testing.assert_array_equal(rep.temporal_period_mean(times, frames, np.array([6.2]), 1.0, 4.0), 20)
 
 
+def test_nearest_frames_are_the_median_of_the_frames_nearest_in_appearance():
+    """Frames of constant value 10 i (i = 0..9), the even ones 100 brighter on their left half.
+    A query of 31 is nearest frames 3, 5, 1 (|31 - 10 i| = 1, 19, 21; the bright halves put the
+    even ones far): their median is frame 3. With its left half 100 brighter it is nearest the
+    even frames 4, 2, 6 (9, 11, 29 on both halves): their median is frame 4."""
+    frames = np.broadcast_to((np.arange(10) * 10.0)[:, None, None, None], (10, 8, 8, 3)).copy()
+    frames[::2, :, :4] += 100.0
+    query = np.full((1, 8, 8, 3), 31.0)
+    np.testing.assert_array_equal(rep.appearance_neighbours(frames, query, 3), frames[[3]])
+    query[:, :, :4] += 100.0
+    np.testing.assert_array_equal(rep.appearance_neighbours(frames, query, 3), frames[[4]])
+    assert rep.appearance_neighbours(frames, query, 99).shape == (1, 8, 8, 3)   # count capped
+
+
 def test_oracle_gaussian_finds_the_blur_of_the_truth_and_never_loses_to_the_raw_frame():
     rng = np.random.default_rng(0)
     times = np.sort(rng.uniform(0, 100, 40))

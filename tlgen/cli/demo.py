@@ -94,13 +94,13 @@ def run(args: argparse.Namespace) -> int:
               f"neighbour rendering {row['neighbours']:.2f} dB, "
               f"raw frame {row['raw']:.2f} dB, oracle blur {row['oracle blur']:.2f} dB "
               f"(sigma {row['oracle_sigma_s'] / 3600:.2f} h), median {row['median']:.2f} dB, "
-              f"period mean {row['period mean']:.2f} dB, "
+              f"period mean {row['period mean']:.2f} dB, nearest frames {row['nearest frames']:.2f} dB, "
               f"temporal pyramid {row['pyramid']:.2f} dB (vs ground-truth band); neighbour "
               f"rendering minus the best baseline {inference.margin_over_baselines(row):+.2f} dB")
     if rows:
         wins = [f"{r['cutoff_s'] / 3600:.1f} h" for r in rows if inference.margin_over_baselines(r) >= 1.0]
         print(f"the neighbour rendering beats every baseline (raw frame, oracle blur, median, period "
-              f"mean) by 1 dB or more at {len(wins)} of {len(rows)} cutoffs{': ' + ', '.join(wins) if wins else ''}")
+              f"mean, nearest frames) by 1 dB or more at {len(wins)} of {len(rows)} cutoffs{': ' + ', '.join(wins) if wins else ''}")
     for row in report.get("timelapse", []):
         print(f"E_tmp {row['method']}: {row['e_tmp']:.1f}")
     for row in report.get("flicker", []):

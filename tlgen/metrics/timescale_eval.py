@@ -74,6 +74,22 @@ def temporal_median(times: np.ndarray, frames: np.ndarray, at: np.ndarray, windo
                      for t in np.asarray(at, np.float64)])
 
 
+def appearance_neighbours(frames: np.ndarray, query: np.ndarray, count: int, grid: int = 8) -> np.ndarray:
+    """Per-pixel median of the `count` frames (F, H, W, 3) nearest each query image (N, H, W, 3)
+    in appearance: their means over a grid x grid of cells (the neighbour rendering without a
+    model)."""
+    def cells(x):
+        n, h, w, c = x.shape
+        x = x[:, :h - h % grid, :w - w % grid].astype(np.float64)
+        return x.reshape(n, grid, h // grid, grid, w // grid, c).mean(axis=(2, 4)).reshape(n, -1)
+
+    f, q = cells(frames), cells(query)
+    dist = np.sum(q ** 2, 1)[:, None] - 2 * q @ f.T + np.sum(f ** 2, 1)[None]
+    count = min(int(count), len(frames))
+    nearest = np.argpartition(dist, count - 1, axis=1)[:, :count]
+    return np.stack([np.median(frames[np.sort(i)].astype(np.float32), axis=0) for i in nearest])
+
+
 def temporal_period_mean(times: np.ndarray, frames: np.ndarray, at: np.ndarray, window: float,
                          period: float) -> np.ndarray:
     """uint8: the `period_mean` (per-phase median, mean over the phases of `period` seconds)

@@ -129,8 +129,9 @@ def evaluate(trained: Trained, out_dir: str, data_dir: str | None = None, *,
     cutoff: PSNR against the scene's ground-truth band of the masked reconstruction
     ("decode"), of the frame with the fast bins' decoded contribution removed ("detail":
     x - (decode(w) - decode(mask(w, k)))), of the temporal pyramid, and of the baselines (raw
-    frame, oracle-sigma temporal Gaussian, temporal median, period mean; see `band_fidelity`), and of the
-    neighbour rendering of mask(w, k) ("neighbours": `Synthesizer.render_neighbours`);
+    frame, oracle-sigma temporal Gaussian, temporal median, period mean, nearest frames; see
+    `band_fidelity`), and of the neighbour rendering of mask(w, k) ("neighbours":
+    `Synthesizer.render_neighbours`);
     E_tmp of generated timelapses (decoded, and subsampled with the neighbour rendering) vs
     raw subsampling of the same span, and of the subsampled timelapse at each cutoff
     ("flicker"); the PCA of the
@@ -189,9 +190,10 @@ def evaluate(trained: Trained, out_dir: str, data_dir: str | None = None, *,
         neighbours = [synth.render_neighbours(w, k).astype(np.float32) / 255.0
                       for k in range(1, m + 1)]
         report["leakage"] = bin_leakage(synth.encode, scene, at, lv.cutoffs, w)
+        counts = [synth.neighbour_count(k) for k in range(1, m + 1)]
         report["band_fidelity"] = band_fidelity(scene, at, times, times_all, get_frames, lv.cutoffs, {
             "decode": decoded, "neighbours": neighbours, "detail": detail, "pyramid": pyramid,
-            "raw": [raw] * m})
+            "raw": [raw] * m}, raw, counts)
         rows = report["band_fidelity"]
         rep.plot_band_fidelity(os.path.join(out_dir, "band_fidelity.png"), rows, BAND_METHODS)
         listed = lambda cs: ", ".join(f"{c:g}s" for c in cs) or "none"
@@ -201,8 +203,9 @@ def evaluate(trained: Trained, out_dir: str, data_dir: str | None = None, *,
             best = [r["cutoff_s"] for r in rows if margin_over_baselines(r, name) >= 1.0]
             report["notes"].append(
                 f"{what} beats the temporal pyramid at {len(wins)} of {len(rows)} cutoffs "
-                f"({listed(wins)}), and every baseline (the raw frame, the oracle blur, the median "
-                f"and the period mean) by 1 dB or more at {len(best)} ({listed(best)}).")
+                f"({listed(wins)}), and every baseline (the raw frame, the oracle blur, the median, "
+                f"the period mean and the nearest frames) by 1 dB or more at {len(best)} "
+                f"({listed(best)}).")
 
     t0, t1 = float(times_all[0]), float(times_all[-1])
     n = int(min(timelapse_frames, len(times_all)))
@@ -240,24 +243,26 @@ def evaluate(trained: Trained, out_dir: str, data_dir: str | None = None, *,
     return report
 
 
-BASELINES = ("raw", "oracle blur", "median", "period mean")
+BASELINES = ("raw", "oracle blur", "median", "period mean", "nearest frames")
 BAND_METHODS = ["decode", "neighbours", "detail", "pyramid", *BASELINES]
 
 
 def margin_over_baselines(row: dict, method: str = "neighbours") -> float:
     """PSNR of `method` minus the best of the baselines (the raw frame, the oracle blur, the
-    median and the period mean; dB) in one band-fidelity row."""
+    median, the period mean and the nearest frames; dB) in one band-fidelity row."""
     return row[method] - max(row[b] for b in BASELINES)
 
 
-def band_fidelity(scene, at, times, times_all, get_frames, cutoffs, candidates: dict) -> list[dict]:
+def band_fidelity(scene, at, times, times_all, get_frames, cutoffs, candidates: dict,
+                  raw: np.ndarray, counts) -> list[dict]:
     """Band-fidelity rows of a synthetic video: PSNR of each candidate (L stacks at `times`,
     seconds from the video's first frame; `at`, the same in the scene's time) against the
     scene's true band at each cutoff, beside the baselines: the raw frame, the oracle temporal
-    Gaussian (sigma chosen per cutoff on the truth, in "oracle_sigma_s"), and over a window of
+    Gaussian (sigma chosen per cutoff on the truth, in "oracle_sigma_s"), over a window of
     the cutoff the temporal median and the period mean of a day (`period_mean`: the median in
-    each hour of the day, the mean over the hours), all over the video's frames in the split
-    (`times_all`, `get_frames`)."""
+    each hour of the day, the mean over the hours), and the nearest frames (the median of the
+    `counts[i]` frames nearest the raw frame `raw` in appearance: `appearance_neighbours`), all
+    over the video's frames in the split (`times_all`, `get_frames`)."""
     from tlgen.data.synthetic import DAY
 
     truth = [scene.render_band(at, c) for c in cutoffs]
@@ -266,8 +271,10 @@ def band_fidelity(scene, at, times, times_all, get_frames, cutoffs, candidates: 
     blurs, sigmas = zip(*(rep.oracle_gaussian(times_all, frames, times, t, c) for t, c in zip(truth, cutoffs)))
     medians = [rep.temporal_median(times_all, frames, times, c) for c in cutoffs]
     means = [rep.temporal_period_mean(times_all, frames_u8, times, c, DAY) / 255.0 for c in cutoffs]
+    nearest = [rep.appearance_neighbours(frames, raw, count) for count in counts]
     rows = rep.band_fidelity_rows(cutoffs, truth, {**candidates, "oracle blur": blurs,
-                                                   "median": medians, "period mean": means})
+                                                   "median": medians, "period mean": means,
+                                                   "nearest frames": nearest})
     for row, sigma in zip(rows, sigmas):
         row["oracle_sigma_s"] = round(sigma, 1)
     return rows
