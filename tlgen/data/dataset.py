@@ -156,6 +156,27 @@ def spread(count: int, max_frames: int) -> np.ndarray:
     return np.unique(np.linspace(0, count - 1, min(max_frames, count)).round().astype(int))
 
 
+def within_window(times: np.ndarray, t: float, window: float) -> np.ndarray:
+    """Indices of the `times` within window/2 of t; the nearest one when none is."""
+    near = np.abs(times - t) <= window / 2
+    near[np.argmin(np.abs(times - t))] = True
+    return np.flatnonzero(near)
+
+
+def squared_distances(query: np.ndarray, pool: np.ndarray) -> np.ndarray:
+    """(n, F) squared Euclidean distances between rows of query (n, D) and pool (F, D)."""
+    query, pool = np.asarray(query, np.float64), np.asarray(pool, np.float64)
+    return np.sum(query ** 2, 1)[:, None] - 2 * query @ pool.T + np.sum(pool ** 2, 1)[None]
+
+
+def nearest_medians(read, dist: np.ndarray, count: int) -> np.ndarray:
+    """float32 (n, H, W, 3): for each row of `dist` (n, F), the per-pixel median of the `count`
+    frames nearest (read(sorted indices) -> frames (count, H, W, 3))."""
+    count = min(int(count), dist.shape[1])
+    nearest = np.argpartition(dist, count - 1, axis=1)[:, :count]
+    return np.stack([np.median(read(np.sort(i)).astype(np.float32), axis=0) for i in nearest])
+
+
 def summary_image(read, count: int, reduce=np.mean, max_frames: int = 32) -> np.ndarray:
     """`reduce` over up to `max_frames` of `count` frames spread evenly, uint8 (H, W, 3):
     np.mean, or np.median with BACKGROUND_FRAMES for a video's background (no passers-by,

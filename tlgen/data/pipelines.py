@@ -23,7 +23,8 @@ import grain
 import numpy as np
 
 from tlgen.data import flow as flow_lib
-from tlgen.data.dataset import BACKGROUND_FRAMES, Block, open_dataset, period_mean, summary_image
+from tlgen.data.dataset import (BACKGROUND_FRAMES, Block, open_dataset, period_mean, summary_image,
+                                within_window)
 from tlgen.errors import UserError
 
 
@@ -150,9 +151,7 @@ class _PairElement(_Reader):
         read = self.reader(block.start)
         images = []
         for c in centres:
-            near = np.flatnonzero(np.abs(times - c) <= window / 2)
-            if len(near) == 0:
-                near = np.array([int(np.argmin(np.abs(times - c)))])
+            near = within_window(times, c, window)
             images.append(period_mean(lambda rows: read(near[rows]), times[near], period))
         return centres, np.stack(images)
 

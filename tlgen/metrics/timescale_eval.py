@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tlgen.data.dataset import period_mean
+from tlgen.data.dataset import nearest_medians, period_mean, squared_distances, within_window
 from tlgen.metrics.image import psnr
 
 
@@ -60,17 +60,10 @@ def oracle_gaussian(times, frames, at, truth, cutoff: float) -> tuple[np.ndarray
     return best[2], float(best[1])
 
 
-def _within(times: np.ndarray, t: float, window: float) -> np.ndarray:
-    """Indices of the times within `window`/2 of t, the nearest always included."""
-    near = np.abs(times - t) <= window / 2
-    near[np.argmin(np.abs(times - t))] = True
-    return np.flatnonzero(near)
-
-
 def temporal_median(times: np.ndarray, frames: np.ndarray, at: np.ndarray, window: float) -> np.ndarray:
     """Per-pixel median of the frames captured within `window`/2 seconds of each time in `at`."""
     times = np.asarray(times, np.float64)
-    return np.stack([np.median(frames[_within(times, t, window)].astype(np.float32), axis=0)
+    return np.stack([np.median(frames[within_window(times, t, window)].astype(np.float32), axis=0)
                      for t in np.asarray(at, np.float64)])
 
 
@@ -80,14 +73,10 @@ def appearance_neighbours(frames: np.ndarray, query: np.ndarray, count: int, gri
     model)."""
     def cells(x):
         n, h, w, c = x.shape
-        x = x[:, :h - h % grid, :w - w % grid].astype(np.float64)
+        x = x[:, :h - h % grid, :w - w % grid]
         return x.reshape(n, grid, h // grid, grid, w // grid, c).mean(axis=(2, 4)).reshape(n, -1)
 
-    f, q = cells(frames), cells(query)
-    dist = np.sum(q ** 2, 1)[:, None] - 2 * q @ f.T + np.sum(f ** 2, 1)[None]
-    count = min(int(count), len(frames))
-    nearest = np.argpartition(dist, count - 1, axis=1)[:, :count]
-    return np.stack([np.median(frames[np.sort(i)].astype(np.float32), axis=0) for i in nearest])
+    return nearest_medians(lambda i: frames[i], squared_distances(cells(query), cells(frames)), count)
 
 
 def temporal_period_mean(times: np.ndarray, frames: np.ndarray, at: np.ndarray, window: float,
@@ -97,7 +86,7 @@ def temporal_period_mean(times: np.ndarray, frames: np.ndarray, at: np.ndarray, 
     times = np.asarray(times, np.float64)
     out = []
     for t in np.asarray(at, np.float64):
-        near = _within(times, t, window)
+        near = within_window(times, t, window)
         out.append(period_mean(lambda rows: frames[near[rows]], times[near], period))
     return np.stack(out)
 

@@ -39,7 +39,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tlgen.data.dataset import BACKGROUND_FRAMES, PHASE_FRAMES, period_mean, period_phase, summary_image
+from tlgen.data.dataset import (BACKGROUND_FRAMES, PHASE_FRAMES, nearest_medians, period_mean,
+                                period_phase, squared_distances, summary_image)
 from tlgen.models import timescale_ae as ae
 from tlgen.models.pixels import to_uint8
 
@@ -263,9 +264,8 @@ class Synthesizer:
         median of the `count` nearest (default `neighbour_count`), or, when the mask cuts
         beyond `period`, the `period_mean` of the `count` nearest (at most and by default
         PHASE_FRAMES) in each phase of the period."""
-        pool = self.frame_codes[:, :keep_bins].reshape(len(self.frame_times), -1).astype(np.float64)
-        query = np.asarray(codes)[:, :keep_bins].reshape(len(codes), -1).astype(np.float64)
-        dist = (np.sum(query ** 2, 1)[:, None] - 2 * query @ pool.T + np.sum(pool ** 2, 1)[None])
+        dist = squared_distances(np.asarray(codes)[:, :keep_bins].reshape(len(codes), -1),
+                                 self.frame_codes[:, :keep_bins].reshape(len(self.frame_times), -1))
         if self.period and self.cutoff(keep_bins) > self.period:
             phase = period_phase(self.frame_times, self.period)
             groups = [np.flatnonzero(phase == j) for j in np.unique(phase)]
@@ -274,10 +274,8 @@ class Synthesizer:
                      for d in dist]
             return np.stack([period_mean(lambda rows, i=i: self.get_frames(i[rows]),
                                          self.frame_times[i], self.period) for i in picks])
-        count = min(count or self.neighbour_count(keep_bins), len(self.frame_times))
-        nearest = np.argpartition(dist, count - 1, axis=1)[:, :count]
-        return np.stack([np.rint(np.median(self.get_frames(np.sort(i)), axis=0)).astype(np.uint8)
-                         for i in nearest])
+        medians = nearest_medians(self.get_frames, dist, count or self.neighbour_count(keep_bins))
+        return np.rint(medians).astype(np.uint8)
 
     def keep_for_period(self, min_period: float) -> int:
         return int(ae.bins_for_period(min_period, self.level_periods, self.num_bins))

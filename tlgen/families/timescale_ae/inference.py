@@ -192,8 +192,8 @@ def evaluate(trained: Trained, out_dir: str, data_dir: str | None = None, *,
         report["leakage"] = bin_leakage(synth.encode, scene, at, lv.cutoffs, w)
         counts = [synth.neighbour_count(k) for k in range(1, m + 1)]
         report["band_fidelity"] = band_fidelity(scene, at, times, times_all, get_frames, lv.cutoffs, {
-            "decode": decoded, "neighbours": neighbours, "detail": detail, "pyramid": pyramid,
-            "raw": [raw] * m}, raw, counts)
+            "decode": decoded, "neighbours": neighbours, "detail": detail, "pyramid": pyramid},
+            raw, counts)
         rows = report["band_fidelity"]
         rep.plot_band_fidelity(os.path.join(out_dir, "band_fidelity.png"), rows, BAND_METHODS)
         listed = lambda cs: ", ".join(f"{c:g}s" for c in cs) or "none"
@@ -272,9 +272,9 @@ def band_fidelity(scene, at, times, times_all, get_frames, cutoffs, candidates: 
     medians = [rep.temporal_median(times_all, frames, times, c) for c in cutoffs]
     means = [rep.temporal_period_mean(times_all, frames_u8, times, c, DAY) / 255.0 for c in cutoffs]
     nearest = [rep.appearance_neighbours(frames, raw, count) for count in counts]
-    rows = rep.band_fidelity_rows(cutoffs, truth, {**candidates, "oracle blur": blurs,
-                                                   "median": medians, "period mean": means,
-                                                   "nearest frames": nearest})
+    rows = rep.band_fidelity_rows(cutoffs, truth, {
+        **candidates, "raw": [raw] * len(cutoffs), "oracle blur": blurs, "median": medians,
+        "period mean": means, "nearest frames": nearest})
     for row, sigma in zip(rows, sigmas):
         row["oracle_sigma_s"] = round(sigma, 1)
     return rows
