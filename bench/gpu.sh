@@ -20,12 +20,20 @@
 #     orbax-checkpoint==0.12.8
 # (6 MB; the rest of what tlgen's benchmarks import is in a usual JAX + PyTorch image).
 set -uo pipefail
-out=${1:?usage: bash bench/gpu.sh OUT [VARIANT] [STEPS]}
+jobs=${TLGEN_GPU_JOBS:-stylegan_v long_video time_flies long_video_sr}
+usage() { echo "bench/gpu.sh: $1; usage: bash bench/gpu.sh OUT [base|tiny] [STEPS]" >&2; exit 2; }
+[ $# -ge 1 ] || usage "name a folder for the records (OUT)"
 variant=${2:-base}
 steps=${3:-10}
 limit=${TLGEN_GPU_LIMIT:-240}                 # seconds per measurement
+[[ $variant == base || $variant == tiny ]] || usage "VARIANT is $variant, not base or tiny"
+[[ $steps =~ ^[1-9][0-9]*$ ]] || usage "STEPS is $steps, not a positive whole number"
+for job in $jobs; do
+  [[ " stylegan_v long_video time_flies long_video_sr timescale " == *" $job "* ]] ||
+    usage "TLGEN_GPU_JOBS names $job; the jobs are stylegan_v long_video time_flies long_video_sr timescale"
+done
+mkdir -p "$1" && out=$(cd "$1" && pwd) || exit 1
 cd "$(dirname "$0")/.."
-mkdir -p "$out"
 if [ -n "${TLGEN_WHEELS:-}" ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --upgrade \
     --target /tmp/tlgen-wheels "$TLGEN_WHEELS"/*.whl || exit 1
@@ -49,7 +57,7 @@ measure() {                                   # measure NAME bench/run.py ARGS..
   tail -n 5 "$out/$name.log"
   [ "$rc" -eq 0 ] || { echo "$name: exit $rc (see $out/$name.log)"; failed+=("$name"); }
 }
-for job in ${TLGEN_GPU_JOBS:-stylegan_v long_video time_flies long_video_sr}; do
+for job in $jobs; do
   case $job in
     stylegan_v) measure stylegan_v --config "configs/stylegan_v_clouds.py:$variant" --config.data.dir= ;;
     long_video) measure long_video --config "configs/long_video_city.py:$variant" --config.data.dir= ;;
@@ -64,7 +72,6 @@ for job in ${TLGEN_GPU_JOBS:-stylegan_v long_video time_flies long_video_sr}; do
         --out "$out/timescale-baselines-$variant.json" >"$out/timescale.log" 2>&1 \
         || failed+=(timescale)
       grep -E "cutoff|trained on" "$out/timescale.log" | tail -n 14 ;;
-    *) echo "unknown job $job"; failed+=("$job") ;;
   esac
 done
 if [ -f "$out/gpu.json" ]; then

@@ -2,6 +2,8 @@
 
 import json
 import math
+import os
+import subprocess
 import time
 
 import flax.linen as nn
@@ -166,3 +168,18 @@ def test_bad_batch_is_a_user_error():
     from tlgen.errors import UserError
     with pytest.raises(UserError):
         harness.with_batch_size(toy_config(), 0)
+
+
+@pytest.mark.parametrize("args, env, says", [
+    ([], {}, "name a folder for the records"),
+    (["huge"], {}, "VARIANT is huge, not base or tiny"),
+    (["tiny", "0"], {}, "STEPS is 0, not a positive whole number"),
+    ([], {"TLGEN_GPU_JOBS": "stylegan_v foo"}, "TLGEN_GPU_JOBS names foo"),
+])
+def test_gpu_script_refuses_bad_input_in_one_sentence_before_any_work(tmp_path, args, env, says):
+    out = tmp_path / "out"
+    argv = ["bash", "bench/gpu.sh"] + ([str(out)] + args if args or env else [])
+    done = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, **env},
+                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert done.returncode == 2 and says in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and not out.exists()
