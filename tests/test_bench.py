@@ -14,8 +14,9 @@ import numpy as np
 import optax
 import pytest
 
-from tlgen.bench import flops, harness, peak, report
+from tlgen.bench import flops, harness, layers, peak, report
 from tlgen.family import Family, Training
+from tlgen.models.layers import EqualizedConv
 
 B, H, W, CIN, COUT, K = 8, 12, 12, 3, 16, 3
 
@@ -119,6 +120,29 @@ def test_harness_on_tiny_family(tmp_path):
     report.write_json(record, str(path))
     assert json.loads(path.read_text())["step"]["flops"] == step["flops"]
     assert "MFU" in report.summary(record)
+
+
+class SquareKernelNet(nn.Module):
+    """Two identical layers and a downsampling one, with integer kernel sizes."""
+    @nn.compact
+    def __call__(self, x):
+        x = EqualizedConv(5, 3, use_bias=False, name="a")(x)
+        x = EqualizedConv(5, 3, use_bias=False, name="b")(x)
+        return EqualizedConv(4, 1, use_bias=False, down=True, name="c")(x)
+
+
+def test_layer_table_merges_repeated_layers_and_counts_their_flops():
+    net, x = SquareKernelNet(), jnp.ones((2, 8, 8, 5))
+    params = net.init(jax.random.key(0), x)
+    rows = layers.layer_table(lambda p, v: net.apply(p, v), params, x, peak_flops_per_s=1e11, steps=1)
+    by_layer = {row["layer"]: row for row in rows}
+    assert sorted(by_layer) == ["EqualizedConv (1, 1) ->4", "EqualizedConv (3, 3) ->5"]
+    conv3 = by_layer["EqualizedConv (3, 3) ->5"]
+    # SAME 3x3 on 8x8: 2 + 3 * 6 + 2 = 22 in-bounds taps per axis; forward and two gradients
+    assert conv3["count"] == 2 and conv3["flops"] == 3 * 2 * 2 * 22 ** 2 * 5 * 5
+    # the 1x1 downsampling conv is a matmul over the (2, 4, 4) blurred pixels
+    assert by_layer["EqualizedConv (1, 1) ->4"]["flops"] == 3 * 2 * (2 * 4 * 4) * 5 * 4
+    assert all(row["seconds"] > 0 and row["peak_fraction"] > 0 for row in rows)
 
 
 def test_alongside_call_is_timed_after_each_step():

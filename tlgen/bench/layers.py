@@ -73,8 +73,9 @@ def collect_layers(fn: Callable, *args) -> list[LayerCall]:
 
 def _describe(module: nn.Module) -> str:
     text = type(module).__name__
-    if getattr(module, "kernel_size", None) is not None:
-        text += f" {tuple(module.kernel_size)}"
+    kernel = getattr(module, "kernel_size", None)
+    if kernel is not None:
+        text += f" {tuple(kernel) if isinstance(kernel, (tuple, list)) else (kernel, kernel)}"
     if getattr(module, "strides", None) not in (None, 1, (1, 1), (1, 1, 1)):
         text += f" s{module.strides}"
     if getattr(module, "features", None) is not None:
