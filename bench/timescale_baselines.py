@@ -50,7 +50,8 @@ SCENES = {"city0": "synthetic:city", "city1": "synthetic:city:seed=1,irregular=1
 # whole band below each cutoff instead of its fast end.
 VARIANTS = {"default": [], "paper decoder": ["model.background=False"],
             "paper recipe": list(PAPER_RECIPE), "additive decoder": ["model.additive=True"],
-            "wide positives": ["loss.gap_band=(0.05, 1.0)"]}
+            "wide positives": ["loss.gap_band=(0.05, 1.0)"],
+            "look positives": ["loss.period_positive=look"]}
 WHAT = ("PSNR (dB) against the scene's true band at each cutoff (64 frames of the first "
         "validation block): decode = decode(mask(w, k)); neighbours = the per-pixel median of "
         "the video's frames whose masked codes are nearest (beyond the day: of the nearest in "

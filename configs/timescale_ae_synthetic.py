@@ -54,6 +54,7 @@ def loss(period: float = 86400.0) -> ml_collections.ConfigDict:
         level_weights=(),         # lambda_k for k = 1..M kept bins; () = proportional to k
         gap_band=(0.05, 0.2),     # positive gaps for level k, as fractions of its cutoff
         period=period,            # seconds of a cycle (a day): same-phase positives; 0 = none
+        period_positive="apart",  # that positive: one period "apart", or the nearest "look"
         period_target=True,       # levels beyond the period reconstruct its robust mean
         gap_bands=(),             # explicit (lo, hi) seconds per level k = 1..M-1 ((0, 0): derived)
         target="frame",           # reconstruction target: "frame" or "pyramid" (paper)

@@ -263,6 +263,35 @@ def test_pairs_carry_the_period_mean_around_their_time(city):
                                           period_mean(read, block.times[near], period))
 
 
+def test_look_positives_share_the_phase_on_another_period_and_are_nearest_in_look(city):
+    ds = open_dataset(city)
+    frames, blocks = ds.frames("train"), ds.blocks("train")
+    period = 6000.0                                  # ten frames of 600 s
+    batch = _take(pair_dataset(city, "train", gap_bands=BANDS[:2], target_levels=[0], batch_size=8,
+                               seed=5, period=period, look_bands=[1]), 2)
+    checked = 0
+    for b in batch:
+        for i in range(8):
+            block = next(bl for bl in blocks if bl.video_id == b["video_id"][i]
+                         and bl.times[0] <= b["time"][i] <= bl.times[-1])
+            images = np.stack([frames[block.start + r]["image"] for r in range(block.count)])
+            looks = images[:, :16, :16].reshape(-1, 8, 2, 8, 2, 3).mean(axis=(2, 4)).reshape(len(images), -1)
+            a = int(np.argmin(np.abs(block.times - b["time"][i])))
+            apart = np.abs(block.times - block.times[a])
+            rows = [r for r in range(block.count) if apart[r] >= period * 47 / 48
+                    and min(apart[r] % period, period - apart[r] % period) <= period / 48]
+            assert b["pos_valid"][i, 1] == bool(rows)
+            if rows:    # brute force: the candidate of least squared distance in 8x8 cell means
+                best = min(rows, key=lambda r: np.sum((looks[r] - looks[a]) ** 2))
+                np.testing.assert_array_equal(b["positive"][i, 1], images[best])
+                np.testing.assert_allclose(b["gap"][i, 1], apart[best], atol=1e-2)
+                checked += 1
+    assert checked > 8
+    with pytest.raises(ValueError, match="need a period"):
+        pair_dataset(city, "train", gap_bands=BANDS[:2], target_levels=[0], batch_size=8, seed=5,
+                     look_bands=[1])
+
+
 def test_video_frames_gather_one_video_across_splits_in_time_order(city):
     ds = open_dataset(city)
     times, get_frames = ds.video_frames(1)

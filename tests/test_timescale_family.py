@@ -60,8 +60,11 @@ def test_bins_spread_over_a_longer_pyramid_with_same_time_of_day_positives_withi
     np.testing.assert_allclose(lv.gap_bands, [(15360.0, 61440.0), day, day, (1200.0, 2400.0),
                                               (1200.0, 2400.0)], atol=0.01)
     assert lv.period_levels == (1,)              # only 3.6 days lies beyond the day
+    assert lv.period_bands == (1, 2)             # the bands one day apart
     config.loss.period_target = False
     assert make_levels(config, [1200.0 * 2 ** i for i in range(9)]).period_levels == ()
+    config.loss.gap_bands = ((0.0, 0.0), (3600.0, 7200.0), (0.0, 0.0), (0.0, 0.0), (0.0, 0.0))
+    assert make_levels(config, [1200.0 * 2 ** i for i in range(9)]).period_bands == (2,)
 
 
 def test_the_papers_recipe_by_config():
@@ -122,6 +125,20 @@ def test_training_steps_lower_the_loss(data_dir):
         losses.append(float(metrics["loss"]))
     assert all(np.isfinite(losses)) and losses[-1] < losses[0]
     assert {"contrastive", "recon", "psnr_k4", "recon_k1"} <= set(metrics)
+
+
+def test_look_positives_by_config_and_an_unknown_kind_is_one_sentence(data_dir, tmp_path, capsys):
+    config = _config(data_dir, ["loss.gap_bands=()", "loss.period=6000.0", "loss.period_positive=look"])
+    batch = next(iter(FAMILY.training(config).make_pipeline("train", 0, 1)))
+    lv = make_levels(config, open_dataset(data_dir).level_periods)
+    assert lv.period_bands and all(batch["gap"][:, j][batch["pos_valid"][:, j]].min() >= 6000 * 47 / 48
+                                   for j in lv.period_bands)
+    work = tmp_path / "w"
+    assert main(["train", "--config", f"{CONFIG}:tiny", "--workdir", str(work), f"--config.data.dir={data_dir}",
+                 *(f"--config.{o}" for o in SMALL), "--config.loss.period_positive=nearest"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("config.loss.period_positive is 'nearest'; use one of apart, look.")
+    assert len(err.splitlines()) == 1 and not (work / "checkpoints").exists()
 
 
 def test_cli_timelapse_and_eval_from_a_trained_workdir(data_dir, tmp_path, capsys, small_disk):

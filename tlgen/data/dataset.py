@@ -169,6 +169,14 @@ def squared_distances(query: np.ndarray, pool: np.ndarray) -> np.ndarray:
     return np.sum(query ** 2, 1)[:, None] - 2 * query @ pool.T + np.sum(pool ** 2, 1)[None]
 
 
+def cell_means(images: np.ndarray, grid: int = 8) -> np.ndarray:
+    """float64 (n, grid * grid * 3): the means of images (n, H, W, 3) over a grid x grid of
+    cells, their look (light, weather) without the detail of what passes by."""
+    n, h, w, c = images.shape
+    x = np.asarray(images[:, :h - h % grid, :w - w % grid], np.float64)
+    return x.reshape(n, grid, h // grid, grid, w // grid, c).mean(axis=(2, 4)).reshape(n, -1)
+
+
 def nearest_medians(read, dist: np.ndarray, count: int) -> np.ndarray:
     """float32 (n, H, W, 3): for each row of `dist` (n, F), the per-pixel median of the `count`
     frames nearest (read(sorted indices) -> frames (count, H, W, 3))."""

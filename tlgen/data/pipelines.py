@@ -23,8 +23,8 @@ import grain
 import numpy as np
 
 from tlgen.data import flow as flow_lib
-from tlgen.data.dataset import (BACKGROUND_FRAMES, Block, open_dataset, period_mean, summary_image,
-                                within_window)
+from tlgen.data.dataset import (BACKGROUND_FRAMES, Block, cell_means, open_dataset, period_mean,
+                                squared_distances, summary_image, within_window)
 from tlgen.errors import UserError
 
 
@@ -119,8 +119,10 @@ class _Reader:
 
 class _PairElement(_Reader):
     def __init__(self, data_dir, split, gap_bands, target_levels, augment, with_background,
-                 period_windows=(), period=0.0):
+                 period_windows=(), period=0.0, look_bands=()):
         super().__init__(data_dir, split)
+        self.period, self.look_bands = float(period), frozenset(int(k) for k in look_bands)
+        self.looks = ({b.start: self._looks(b) for b in self.blocks} if self.look_bands else None)
         self.backgrounds = ({b.start: self._backgrounds(b) for b in self.blocks}
                             if with_background else None)
         self.period_means = [{b.start: self._period_means(b, window, period) for b in self.blocks}
@@ -155,6 +157,24 @@ class _PairElement(_Reader):
             images.append(period_mean(lambda rows: read(near[rows]), times[near], period))
         return centres, np.stack(images)
 
+    def _looks(self, block: Block, chunk: int = 256) -> np.ndarray:
+        """`cell_means` of every frame of the block (read `chunk` frames at a time)."""
+        read = self.reader(block.start)
+        return np.concatenate([cell_means(read(np.arange(a, min(a + chunk, block.count))))
+                               for a in range(0, block.count, chunk)])
+
+    def _same_phase_look(self, block: Block, i: int) -> int | None:
+        """The frame at frame i's phase of the period (+-1/48 of it) at least a period away
+        whose look (`cell_means`) is nearest frame i's: another day, the same light and weather."""
+        times, p = block.times, self.period
+        apart = np.abs(times - times[i])
+        phase_gap = np.abs(np.mod(apart + p / 2, p) - p / 2)
+        rows = np.flatnonzero((phase_gap <= p / 48) & (apart >= p * 47 / 48))
+        if not len(rows):
+            return None
+        looks = self.looks[block.start]
+        return int(rows[np.argmin(squared_distances(looks[i:i + 1], looks[rows])[0])])
+
     def _positive(self, block: Block, i: int, lo: float, hi: float, rng) -> int | None:
         times, t = block.times, block.times[i]
         f0, f1 = np.searchsorted(times, [t + lo, t + hi], "left")
@@ -179,8 +199,9 @@ class _PairElement(_Reader):
         anchor = self.frames[index]
         t = float(block.times[i])
         positives, valid, gaps = [], [], []
-        for lo, hi in self.bands:
-            j = self._positive(block, i, lo, hi, rng)
+        for k, (lo, hi) in enumerate(self.bands):
+            j = (self._same_phase_look(block, i) if k in self.look_bands else
+                 self._positive(block, i, lo, hi, rng))
             valid.append(j is not None)
             j = i if j is None else j
             positives.append(anchor["image"] if j == i else self.frames[block.start + j]["image"])
@@ -214,7 +235,8 @@ def pair_dataset(data_dir: str, split: str, *, gap_bands: Sequence[tuple[float, 
                  target_levels: Sequence[int], batch_size: int, seed: int,
                  shard_index: int = 0, shard_count: int = 1, augment: bool = False,
                  worker_count: int = 0, with_background: bool = False,
-                 period_windows: Sequence[float] = (), period: float = 0.0) -> grain.IterDataset:
+                 period_windows: Sequence[float] = (), period: float = 0.0,
+                 look_bands: Sequence[int] = ()) -> grain.IterDataset:
     """Anchor frames with one positive per gap band and pyramid targets at the anchor's time.
 
     For band k = [lo, hi) the positive is a frame of the anchor's own (video, split block)
@@ -231,9 +253,15 @@ def pair_dataset(data_dir: str, split: str, *, gap_bands: Sequence[tuple[float, 
     With `period_windows` (seconds) and a `period`, period_target (B,P,H,W,3) u8: for window j
     the `period_mean` of the block's frames within window/2 of the anchor's time (computed at
     centres window/8 apart, the nearest taken): the frame with the period's cycle at its mean.
+    For the bands in `look_bands` (indices) the positive is instead the frame at the anchor's
+    phase of the `period` (+-1/48 of it), at least a period away, whose look (means over 8x8
+    cells) is nearest the anchor's: the same time of day on another day with the same light
+    and weather, what passes by different.
     """
+    if look_bands and not period > 0:
+        raise ValueError(f"look_bands {list(look_bands)} need a period")
     element = _PairElement(data_dir, split, gap_bands, target_levels, augment, with_background,
-                           period_windows, period)
+                           period_windows, period, look_bands)
     if any(not 0 <= l < element.metadata["levels"] for l in element.levels):
         raise ValueError(f"target_levels {list(target_levels)} outside the dataset's "
                          f"{element.metadata['levels']} levels")

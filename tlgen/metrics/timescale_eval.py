@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tlgen.data.dataset import nearest_medians, period_mean, squared_distances, within_window
+from tlgen.data.dataset import cell_means, nearest_medians, period_mean, squared_distances, within_window
 from tlgen.metrics.image import psnr
 
 
@@ -71,12 +71,8 @@ def appearance_neighbours(frames: np.ndarray, query: np.ndarray, count: int, gri
     """Per-pixel median of the `count` frames (F, H, W, 3) nearest each query image (N, H, W, 3)
     in appearance: their means over a grid x grid of cells (the neighbour rendering without a
     model)."""
-    def cells(x):
-        n, h, w, c = x.shape
-        x = x[:, :h - h % grid, :w - w % grid]
-        return x.reshape(n, grid, h // grid, grid, w // grid, c).mean(axis=(2, 4)).reshape(n, -1)
-
-    return nearest_medians(lambda i: frames[i], squared_distances(cells(query), cells(frames)), count)
+    dist = squared_distances(cell_means(query, grid), cell_means(frames, grid))
+    return nearest_medians(lambda i: frames[i], dist, count)
 
 
 def temporal_period_mean(times: np.ndarray, frames: np.ndarray, at: np.ndarray, window: float,

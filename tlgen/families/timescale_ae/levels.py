@@ -9,7 +9,9 @@ takes positives a gap in [gap_band[0] * C_k, gap_band[1] * C_k) from the anchor 
 hold at least one frame interval), or, with a `loss.period` (a day), one period apart
 (+-1/48 of it: the same time of day) at the levels where the derived gaps would reach
 past 1/24 of the period while the cutoff stays within it: there the periodic change belongs
-in the kept bins but varies within the gap. `loss.gap_bands` sets bands in seconds instead.
+in the kept bins but varies within the gap (`loss.period_positive = "look"`: instead the
+frame of that phase, a period or more away, nearest in look; `pair_dataset`'s `look_bands`).
+`loss.gap_bands` sets bands in seconds instead.
 With `loss.period_target` the levels whose cutoff lies beyond the period reconstruct the
 period's mean (`tlgen.data.dataset.period_mean` over a window of the cutoff) instead of the
 frame: their truth holds the cycle at its mean, where L1 towards the frame aims at a median.
@@ -38,6 +40,7 @@ class Levels:
     target_levels: tuple[int, ...]                 # pyramid level per reconstruction level
     level_weights: tuple[float, ...]               # lambda_k for k = 1..M
     period_levels: tuple[int, ...] = ()            # k whose target is the period's mean
+    period_bands: tuple[int, ...] = ()             # gap bands one period apart (indices)
 
     @property
     def cutoffs(self) -> tuple[float, ...]:
@@ -68,10 +71,10 @@ def make_levels(config, level_periods) -> Levels:
                    max(hi * cutoffs[k - 1], max(lo * cutoffs[k - 1], step) + step))
                   for k in levels)
     period = float(config.loss.get("period", 0.0))
-    if period:
-        bands = tuple((period * 47 / 48, period * 49 / 48)
-                      if cutoffs[k - 1] <= period and band[1] > period / 24 else band
-                      for k, band in zip(levels, bands))
+    period_bands = tuple(j for j, (k, band) in enumerate(zip(levels, bands))
+                         if period and cutoffs[k - 1] <= period and band[1] > period / 24)
+    bands = tuple((period * 47 / 48, period * 49 / 48) if j in period_bands else band
+                  for j, band in enumerate(bands))
     explicit = tuple(tuple(float(x) for x in band) for band in config.loss.gap_bands)
     if explicit:
         if len(explicit) != len(levels) or any(
@@ -80,6 +83,7 @@ def make_levels(config, level_periods) -> Levels:
                             f"with 0 <= lo < hi (or (0, 0): derived from gap_band), one per level "
                             f"k = 1..{m - 1}; got {explicit}.")
         bands = tuple(b if b[1] > 0 else a for a, b in zip(bands, explicit))
+        period_bands = tuple(j for j in period_bands if explicit[j][1] == 0)
     targets = tuple(chosen[m - k] for k in range(1, m + 1)) if config.loss.target == "pyramid" else (0,)
     if config.loss.target not in ("pyramid", "frame"):
         raise UserError(f"config.loss.target is {config.loss.target!r}; use pyramid or frame.")
@@ -91,7 +95,8 @@ def make_levels(config, level_periods) -> Levels:
     total = sum(weights)
     beyond = (tuple(k for k in range(1, m + 1) if cutoffs[k - 1] > period)
               if period and config.loss.get("period_target", False) else ())
-    return Levels(m, periods, bands, levels, targets, tuple(w / total for w in weights), beyond)
+    return Levels(m, periods, bands, levels, targets, tuple(w / total for w in weights), beyond,
+                  period_bands)
 
 
 def levels_for(config) -> Levels:

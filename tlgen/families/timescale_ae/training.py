@@ -100,9 +100,22 @@ def _pick(x: jax.Array, j: jax.Array) -> jax.Array:
     return jnp.max(jnp.where(hit, x, jnp.zeros((), x.dtype)), axis=1)
 
 
+POSITIVES = ("apart", "look")
+
+
+def period_positive(config) -> str:
+    """`loss.period_positive`: the positive of a period band one period "apart", or the frame
+    of the same phase on another day nearest in "look" (see `levels.py`)."""
+    value = config.loss.get("period_positive", "apart")
+    if value not in POSITIVES:
+        raise UserError(f"config.loss.period_positive is {value!r}; use one of {', '.join(POSITIVES)}.")
+    return value
+
+
 def training(config) -> Training:
     """The functions the trainer runs for `config.family = "timescale_ae"`."""
     lv = levels_for(config)
+    period_positive(config)
     if config.mesh.get("axis_types") == "explicit" and not config.loss.one_level_per_anchor:
         raise UserError("config.loss.one_level_per_anchor=False is supported with "
                         "config.mesh.axis_types='auto' only; set one of them.")
@@ -150,7 +163,8 @@ def training(config) -> Training:
                             worker_count=int(config.data.worker_count),
                             with_background=bool(config.model.get("background", False)),
                             period_windows=[lv.cutoffs[k - 1] for k in lv.period_levels],
-                            period=float(config.loss.period))
+                            period=float(config.loss.period),
+                            look_bands=lv.period_bands if period_positive(config) == "look" else ())
 
     return Training(init=init, train_step=train_step, make_pipeline=make_pipeline,
                     eval_step=eval_step, sample=sample)
