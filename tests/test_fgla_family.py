@@ -83,13 +83,20 @@ def test_animate_bad_input_is_one_sentence_and_writes_nothing(run, capsys):
     out = str(root / "bad.mp4")
     small = str(root / "small_mask.png")
     cv2.imwrite(small, np.zeros((8, 8), np.uint8))
+    cv2.imwrite(str(root / "class7.png"), np.full((16, 16), 7, np.uint8))
     one = str(root / "one.mp4")
     write_video(one, make_scene("clouds", size=16).render([0.0]), fps=4)
     broken = root / "broken.png"
     broken.write_text("not an image")
     cases = [(["--mask", small], "is 8x8 but --image is 16x16"),
              (["--region-reference", f"lava={clip}"], "regions: ground, sky, water"),
-             (["--reference", one], "a reference video needs at least 2 frames, got 1"),
+             (["--reference", one], f"--reference {one} has 1 frame; a reference video needs at least 2."),
+             (["--region-reference", f"sky={one}"], f"--region-reference sky={one} has 1 frame"),
+             (["--mask", str(root / "none.png")], f"{root / 'none.png'} does not exist"),
+             (["--reference", clip, "--reference-mask", small], f"is 8x8 but --reference {clip} is 16x16"),
+             (["--reference", clip, "--reference-mask", str(root / "class7.png")],
+              "has class 7, but the run knows 3 regions (ground, sky, water)"),
+             (["--reference-mask", mask], "labels the --reference video; give that video too"),
              (["--speed", "0"], "--speed 0.0 must be positive"),
              (["--region-reference", f"sky={root / 'none.mp4'}"], f"{root / 'none.mp4'} does not exist")]
     for extra, message in cases:

@@ -106,8 +106,11 @@ def test_animate_takes_other_vgg19_weights(run, tmp_path, capsys):
 @pytest.mark.parametrize("extra, message", [
     ([], "give --reference VIDEO"),
     (["--reference", "{tmp}/ref.mp4", "--frames", "20"], "has 14 frames; --frames 20 needs as many"),
-    (["--reference", "{tmp}/ref.mp4", "--image-mask", "{tmp}/small.png"], "is 8x8 but its frames are 24x24"),
+    (["--reference", "{tmp}/ref.mp4", "--image-mask", "{tmp}/small.png"], "is 8x8 but --image is 24x24"),
     (["--reference", "{tmp}/ref.mp4", "--reference-masks", "{tmp}/class9.png"], "has class 9, but the run knows 5"),
+    (["--reference", "{tmp}/ref.mp4", "--reference-masks", "{tmp}/small.png"],
+     "is 8x8 but the reference video is 24x24"),
+    (["--reference", "{tmp}/ref.mp4", "--image-mask", "{tmp}/none.png"], "none.png does not exist"),
 ])
 def test_bad_animate_input_is_one_sentence(run, capsys, extra, message):
     tmp, workdir, _, _ = run

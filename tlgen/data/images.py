@@ -116,7 +116,9 @@ def folder_times(folder: str, paths: list[str], interval: float | None) -> np.nd
 
 def _decode(path: str) -> np.ndarray | None:
     """The image file at `path` decoded as stored (any depth and channels), None if it is
-    empty or not an image."""
+    empty or not an image; UserError if there is no such file."""
+    if not os.path.isfile(path):
+        raise UserError(f"{path} does not exist; give the path of an image file.")
     data = np.fromfile(path, np.uint8)
     return cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
 
@@ -148,6 +150,21 @@ def read_mask(path: str) -> np.ndarray:
     if image.max(initial=0) > 255:
         raise UserError(f"{path} has class indices above 255; masks must be 8-bit class indices.")
     return image.astype(np.uint8)
+
+
+def read_labels(path: str, flag: str, shape: tuple[int, int], of: str, classes) -> np.ndarray:
+    """The class-index PNG `path` given by `flag`, checked to be `shape` (H, W), the size of
+    `of` (e.g. "--image"), with classes below `classes` (a count, or the run's class names)."""
+    mask = read_mask(path)
+    if mask.shape != tuple(shape):
+        raise UserError(f"{flag} {path} is {mask.shape[1]}x{mask.shape[0]} but {of} is "
+                        f"{shape[1]}x{shape[0]}; give labels of the same size.")
+    count = classes if isinstance(classes, int) else len(classes)
+    if int(mask.max()) >= count:
+        known = (f"{count} classes (0 ... {count - 1})" if isinstance(classes, int) else
+                 f"{count} regions ({', '.join(classes)})")
+        raise UserError(f"{flag} {path} has class {int(mask.max())}, but the run knows {known}.")
+    return mask
 
 
 def resize_crop(image: np.ndarray, size: tuple[int, int], nearest: bool = False) -> np.ndarray:

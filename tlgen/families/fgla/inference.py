@@ -79,11 +79,13 @@ class RegionAnimator:
         return np.asarray(_encode(self.params, jnp.asarray(flows, jnp.float32),
                                   jnp.asarray(masks, jnp.float32), encoder=self.encoder))
 
-    def reference_latents(self, frames: np.ndarray, masks: np.ndarray | None) -> np.ndarray:
+    def reference_latents(self, frames: np.ndarray, masks: np.ndarray | None,
+                          source: str = "a reference video") -> np.ndarray:
         """Per-step latents (P, R, D) of a reference clip: one per pair of frames `stride`
-        apart; `masks` (R, H, W) splits its motion by region (None: its whole frame)."""
+        apart; `masks` (R, H, W) splits its motion by region (None: its whole frame);
+        `source` names the clip in errors."""
         if len(frames) < 2:
-            raise UserError(f"a reference video needs at least 2 frames, got {len(frames)}.")
+            raise UserError(f"{source} has {len(frames)} frame; a reference video needs at least 2.")
         fitted = np.stack([fit_image(f, self.size)[0] for f in frames])
         step = min(self.stride, len(fitted) - 1)
         flows = np.stack([-video_flows(fitted[i:i + step + 1:step])[0]
@@ -144,7 +146,8 @@ def add_animate_arguments(parser: argparse.ArgumentParser) -> None:
 
 def animate_command(trained: Trained, args: argparse.Namespace) -> Animation:
     """`tlgen animate` on an FGLA run."""
-    from tlgen.data.images import read_mask, resize_crop
+    from tlgen.data.images import read_labels, resize_crop
+    from tlgen.data.video_io import probe_video
 
     anim = RegionAnimator(trained)
     if args.speed <= 0:
@@ -153,24 +156,23 @@ def animate_command(trained: Trained, args: argparse.Namespace) -> Animation:
     image, note = fit_image(args.image_array, anim.size)
     mask = None
     if args.mask:
-        mask = read_mask(args.mask)
-        if mask.shape != args.image_array.shape[:2]:
-            raise UserError(f"--mask {args.mask} is {mask.shape[1]}x{mask.shape[0]} but --image is "
-                            f"{args.image_array.shape[1]}x{args.image_array.shape[0]}; give a mask of the image's size.")
-        if mask.max() >= len(anim.regions):
-            raise UserError(f"--mask {args.mask} has class {int(mask.max())}, but the run knows "
-                            f"{len(anim.regions)} regions ({', '.join(anim.regions)}).")
-        mask = resize_crop(mask, anim.size, nearest=True)
+        mask = resize_crop(read_labels(args.mask, "--mask", args.image_array.shape[:2], "--image",
+                                       anim.regions), anim.size, nearest=True)
+    if args.reference_mask and not args.reference:
+        raise UserError(f"--reference-mask {args.reference_mask} labels the --reference video; "
+                        "give that video too, or leave the mask out.")
     masks = anim.masks(mask)
     needed = (num_frames - 1) * anim.stride + 1
     sources = []
     if args.reference:
         ref_masks = masks
         if args.reference_mask:
-            ref = read_mask(args.reference_mask)
+            info = probe_video(args.reference)
+            ref = read_labels(args.reference_mask, "--reference-mask", (info.height, info.width),
+                              f"--reference {args.reference}", anim.regions)
             ref_masks = anim.masks(resize_crop(ref, anim.size, nearest=True))
         latents = anim.reference_latents(first_frames(args.reference, anim.size, needed),
-                                         ref_masks if anim.per_region else None)
+                                         ref_masks if anim.per_region else None, f"--reference {args.reference}")
         sources.append(f"reference {args.reference}")
     else:
         book = anim.codebook()
@@ -185,7 +187,8 @@ def animate_command(trained: Trained, args: argparse.Namespace) -> Animation:
         if not sep or name not in anim.regions:
             raise UserError(f"--region-reference {item}: give NAME=VIDEO with NAME one of the run's "
                             f"regions: {', '.join(anim.regions)}.")
-        region = anim.reference_latents(first_frames(path, anim.size, needed), None)
+        region = anim.reference_latents(first_frames(path, anim.size, needed), None,
+                                        f"--region-reference {item}")
         steps = max(len(latents), len(region))
         latents = latents[np.arange(steps) % len(latents)].copy()
         latents[:, anim.regions.index(name)] = region[np.arange(steps) % len(region), anim.regions.index(name)]

@@ -44,17 +44,12 @@ def add_animate_arguments(parser: argparse.ArgumentParser) -> None:
                              "config.model.vgg19, the file it was trained with)")
 
 
-def _labels(path: str, shape: tuple[int, int], size: tuple[int, int], classes: int, flag: str) -> np.ndarray:
-    """A class-index PNG of `shape`, checked against the run's classes, fitted to `size`."""
-    from tlgen.data.images import read_mask, resize_crop
-    mask = read_mask(path)
-    if mask.shape != shape:
-        raise UserError(f"{flag} {path} is {mask.shape[1]}x{mask.shape[0]} but its frames are "
-                        f"{shape[1]}x{shape[0]}; give labels of the same size.")
-    if int(mask.max()) >= classes:
-        raise UserError(f"{flag} {path} has class {int(mask.max())}, but the run knows {classes} "
-                        f"classes (0 ... {classes - 1}).")
-    return resize_crop(mask, size, nearest=True)
+def _labels(path: str, shape: tuple[int, int], size: tuple[int, int], classes: int, flag: str,
+            of: str = "the reference video") -> np.ndarray:
+    """A class-index PNG of `shape` (the size of `of`), checked against the run's classes,
+    fitted to `size`."""
+    from tlgen.data.images import read_labels, resize_crop
+    return resize_crop(read_labels(path, flag, shape, of, classes), size, nearest=True)
 
 
 def reference_labels(path: str | None, count: int, shape, size, classes: int) -> np.ndarray:
@@ -135,7 +130,8 @@ def animate_command(trained: Trained, args: argparse.Namespace) -> Animation:
                         f"{args.frames} needs as many (one output frame per reference frame).")
     image, note = fit_image(args.image_array, size)
     image_masks = (np.zeros(size, np.uint8) if not args.image_mask else
-                   _labels(args.image_mask, args.image_array.shape[:2], size, anim.classes, "--image-mask"))
+                   _labels(args.image_mask, args.image_array.shape[:2], size, anim.classes, "--image-mask",
+                           "--image"))
     ref_masks = reference_labels(args.reference_masks, len(reference), (info.height, info.width), size,
                                  anim.classes)
     bar = progress(total=len(reference), unit="frame", desc="animate")
