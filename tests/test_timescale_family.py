@@ -146,6 +146,8 @@ def test_cli_timelapse_and_eval_from_a_trained_workdir(data_dir, tmp_path, capsy
 
     workdir = str(tmp_path / "run")
     train(_config(data_dir), workdir)
+    other = str(tmp_path / "city16")
+    prepare(["synthetic:city:frames=40,interval=1200"], other, size=16, levels=4, val_fraction=0.25)
     with open(RECORDED) as f:     # the moved family computes what it did before the move
         recorded = json.load(f)["timescale_ae"]
     rows = read_metrics(os.path.join(workdir, "metrics.jsonl"))
@@ -155,6 +157,9 @@ def test_cli_timelapse_and_eval_from_a_trained_workdir(data_dir, tmp_path, capsy
                                    [want[k] for k in want if k != "split"], rtol=1e-5, atol=1e-6)
     out = tmp_path / "out"
     base = ["timelapse", "--workdir", workdir, "--frames", "5", "--start", "0", "--end", "100000"]
+    assert main(base + ["--out", str(out / "sub.mp4")]) == 2            # no such folder yet
+    assert capsys.readouterr().err.strip().endswith(f"the folder of {out / 'sub.mp4'} does not exist; create it first.")
+    out.mkdir()
     runs = {"sub": ["--mode", "subsample", "--npz", str(out / "sub.npz"), "--sheet", str(out / "sub.png")],
             "interp": ["--mode", "interpolate", "--interp", "lerp", "--keyframes", "3", "--keep-bins", "2"],
             "multi": ["--mode", "multiscale", "--min-period", "2400", "--remove-band", "3",
@@ -180,6 +185,15 @@ def test_cli_timelapse_and_eval_from_a_trained_workdir(data_dir, tmp_path, capsy
     assert main(base[:-4] + ["--keep-bins", "5", "--out", str(out / "bad.mp4")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.endswith("keep bins 5 is outside 1..4 (the model has 4 bins).") and len(err.splitlines()) == 1
+    for extra, says in [(["--out", str(out / "bad.gif")], f"--out {out / 'bad.gif'} must end in .mp4."),
+                        (["--out", str(out / "bad.mp4"), "--mode", "interpolate", "--keyframes", "1"],
+                         "--keyframes 1: interpolation needs at least 2 keyframes."),
+                        (["--out", str(out / "bad.mp4"), "--data", other],
+                         f"{other} holds 16x16 frames but the run {workdir} takes 32x32; prepare it with --size 32.")]:
+        assert main(base + extra) == 2
+        assert capsys.readouterr().err.strip() == f"tlgen timelapse: error: {says}"
+    assert main(["eval", "--workdir", workdir, "--data", other]) == 2
+    assert capsys.readouterr().err.strip().endswith("prepare it with --size 32.")
     with pytest.raises(SystemExit) as exit_info:                     # argparse: usage, one sentence
         main(base + ["--render", "paint", "--out", str(out / "bad.mp4")])
     assert exit_info.value.code == 2

@@ -64,13 +64,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def check_arguments(args: argparse.Namespace) -> None:
     """The checks that need no model: one sentence each."""
+    from tlgen.cli.animate import check_outputs
     from tlgen.errors import UserError
     if args.frames < 2:
         raise UserError(f"--frames {args.frames}: a timelapse needs at least 2 frames.")
+    if args.mode == "interpolate" and args.keyframes < 2:
+        raise UserError(f"--keyframes {args.keyframes}: interpolation needs at least 2 keyframes.")
     if (args.insert_band is None) != (args.insert_from is None):
         raise UserError("--insert-band K and --from T go together.")
-    if args.fps <= 0:
-        raise UserError(f"--fps {args.fps} must be positive.")
+    check_outputs(args.out, args.npz, args.fps, args.sheet)
 
 
 def write(args: argparse.Namespace, timelapse) -> list[str]:

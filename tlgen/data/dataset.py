@@ -234,10 +234,11 @@ def open_dataset(data_dir: str) -> Dataset:
 
 
 def open_training_data(data_dir: str, *, image_size: int | tuple[int, int] | None = None,
-                       size_key: str = "config.data.image_size", flow: bool = False) -> Dataset:
+                       size_key: str = "config.data.image_size", flow: bool = False,
+                       run: str | None = None) -> Dataset:
     """Opens `config.data.dir` for training, with one-sentence errors when it is empty, not a
-    dataset, holds frames of another size than `image_size` (named by `size_key`) or lacks
-    the optical flow the family needs."""
+    dataset, holds frames of another size than `image_size` (named by `size_key`, or by the
+    trained `run` that uses it) or lacks the optical flow the family needs."""
     if not data_dir:
         raise UserError("config.data.dir is empty; pass --config.data.dir=DATASET (a folder "
                         "written by `tlgen prepare`).")
@@ -246,9 +247,11 @@ def open_training_data(data_dir: str, *, image_size: int | tuple[int, int] | Non
         want = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
         if tuple(ds.image_size) != want:
             (h, w), (wh, ww) = ds.image_size, want
-            raise UserError(f"{data_dir} holds {h}x{w} frames but {size_key} is {wh}x{ww}; prepare "
-                            f"it with --size {wh if wh == ww else f'{wh}x{ww}'} or set "
-                            f"--{size_key}.")
+            size = wh if wh == ww else f"{wh}x{ww}"
+            raise UserError(f"{data_dir} holds {h}x{w} frames but the run {run} takes {wh}x{ww}; "
+                            f"prepare it with --size {size}." if run else
+                            f"{data_dir} holds {h}x{w} frames but {size_key} is {wh}x{ww}; prepare "
+                            f"it with --size {size} or set --{size_key}.")
     if flow and not ds.metadata.get("has_flow"):
         raise UserError(f"{data_dir} has no optical flow; prepare it with --flow.")
     return ds

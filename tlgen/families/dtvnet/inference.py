@@ -88,7 +88,7 @@ def evaluate(trained: Trained, out_dir: str, data_dir: str | None = None, *,
     config = trained.config
     data_dir = data_dir or config.data.dir
     masked = bool(open_training_data(data_dir, image_size=int(config.data.image_size),
-                                     flow=True).metadata.get("has_masks"))
+                                     flow=True, run=trained.workdir).metadata.get("has_masks"))
     t = int(config.data.num_frames)
     gen, enc, _ = networks_of(config, trained.dtype)
     clips = lambda length: iter(clip_dataset(data_dir, split, length=length, stride=config.data.stride,

@@ -233,7 +233,7 @@ def evaluate(trained: Trained, out_dir: str, data_dir: str | None = None, *, spl
     config = trained.config.copy_and_resolve_references()
     config.data.dir = data_dir
     anim = RegionAnimator(trained)
-    masked = has_masks(config)
+    masked = has_masks(config, trained.workdir)
     clips = lambda length: iter(clip_dataset(data_dir, split, length=length, stride=anim.stride,
                                              batch_size=1, seed=CLIP_SEED,
                                              with_flow=True, with_masks=masked))

@@ -96,12 +96,13 @@ def losses(params, batch, *, config, encoder, generator, has_masks=True):
                   "psnr": jnp.mean(psnr((warped + 1) / 2, (nxt + 1) / 2))}
 
 
-def has_masks(config) -> bool:
-    """Whether the dataset has region masks (without, every pixel is region 0, as logged)."""
+def has_masks(config, run: str | None = None) -> bool:
+    """Whether the dataset has region masks (without, every pixel is region 0, as logged);
+    `run`: the trained workdir that uses it, named in errors."""
     from tlgen.data.dataset import open_training_data
     if not config.data.dir:
         return True
-    ds = open_training_data(config.data.dir, image_size=int(config.data.image_size), flow=True)
+    ds = open_training_data(config.data.dir, image_size=int(config.data.image_size), flow=True, run=run)
     if not ds.metadata.get("has_masks"):
         log.warning("%s has no region masks: FGLA trains with one region (%s) covering every "
                     "pixel; prepare it with --masks DIR for per-region motion",

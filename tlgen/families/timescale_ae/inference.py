@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 
-from tlgen.data import open_dataset
+from tlgen.data.dataset import open_training_data
 from tlgen.errors import UserError
 from tlgen.families.timescale_ae.levels import nearest_level, trained_levels
 from tlgen.families.timescale_ae.training import NET
@@ -26,11 +26,17 @@ from tlgen.synth.timelapse import Synthesizer, Timelapse
 from tlgen.trained import Trained
 
 
+def open_run_data(trained: Trained, data: str | None):
+    """The dataset `data` (default: the run's own), checked to hold frames of the run's size."""
+    return open_training_data(data or trained.config.data.dir,
+                              image_size=int(trained.config.model.image_size), run=trained.workdir)
+
+
 def open_synthesizer(trained: Trained, data: str | None = None, video: int = 0
                      ) -> tuple[Synthesizer, float]:
     """The trained model over video `video` of its dataset (or of `data`): (Synthesizer, the
     video's start time in seconds since the epoch, 0 when unknown)."""
-    ds = open_dataset(data or trained.config.data.dir)
+    ds = open_run_data(trained, data)
     lv = trained_levels(trained.config, ds.level_periods)
     times, get_frames = ds.video_frames(video)
     meta = next((v for v in ds.metadata["videos"] if v["id"] == video), {})
@@ -141,7 +147,7 @@ def evaluate(trained: Trained, out_dir: str, data_dir: str | None = None, *,
     """
     config = trained.config
     data_dir = data_dir or config.data.dir
-    ds = open_dataset(data_dir)
+    ds = open_run_data(trained, data_dir)
     lv = trained_levels(config, ds.level_periods)
     m = lv.num_bins
     split, block, pick = evaluation_block(ds, max_frames)
