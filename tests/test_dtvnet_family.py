@@ -241,3 +241,22 @@ def test_eval_and_samples_use_the_ema_generator():
     eval_step = jax.jit(fam.eval_step)
     assert not np.allclose(eval_step(state.replace(ema={"g": state.params["g"]}), batch)["frame_l1"],
                            eval_step(with_ema, batch)["frame_l1"])
+
+
+def test_a_validation_split_too_short_for_a_clip_is_refused_before_the_workdir_is_written(tmp_path, capsys):
+    data = str(tmp_path / "short")
+    prepare(["synthetic:clouds:frames=24"], data, size=(16, 16), flow=True, levels=1, val_fraction=0.1)
+    work = tmp_path / "w"
+    argv = ["train", "--config", "configs/dtvnet_clouds.py:tiny", "--workdir", str(work),
+            f"--config.data.dir={data}", *(f"--config.{o}" for o in TINY)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"tlgen train: error: {data} cannot feed evaluation (no validation block of "
+                          f"{data} holds a clip of 5 frames") and len(err.splitlines()) == 1
+    assert err.endswith("prepare it with a larger --val-fraction, or set --config.train.eval_every=0 "
+                        "and --config.train.sample_every=0.")
+    assert not work.exists()
+    # as the sentence says: without eval and samples the run trains
+    assert main(argv + ["--config.train.eval_every=0", "--config.train.sample_every=0",
+                        "--config.total_steps=1"]) == 0
+    assert load(str(work)).step == 1

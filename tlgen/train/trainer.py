@@ -270,12 +270,30 @@ def train(config, workdir: str) -> dict:
     engine = Engine(spec, fam, mesh, config)
     init_key, sample_key = init_and_sample_keys(config.seed)
     train_iter = iter(fam.make_pipeline("train", jax.process_index(), jax.process_count()))
+    eval_data = _eval_pipeline(config, fam)
     lock = _lock_workdir(workdir)
     try:
         _prepare_workdir(config, workdir)
-        return _train(config, workdir, engine, fam, train_iter, init_key, sample_key)
+        return _train(config, workdir, engine, fam, train_iter, eval_data, init_key, sample_key)
     finally:
         lock.release()
+
+
+def _eval_pipeline(config, fam):
+    """The eval split's pipeline when the run evaluates or writes samples (of its batches),
+    else None; opened before the workdir is written, so a split too short to feed them is bad
+    input, not a crash at the first eval."""
+    tc = config.train
+    evaluates = tc.eval_every > 0 and tc.eval_batches > 0 and fam.all_evaluators()
+    if not evaluates and not (tc.sample_every > 0 and fam.sample is not None):
+        return None
+    split = tc.get("eval_split", "validation")
+    try:
+        return fam.make_pipeline(split, jax.process_index(), jax.process_count())
+    except ValueError as e:
+        raise UserError(f"{config.data.dir} cannot feed evaluation ({e}); prepare it with a larger "
+                        "--val-fraction, or set --config.train.eval_every=0 and "
+                        "--config.train.sample_every=0.") from None
 
 
 def _lock_workdir(workdir: str) -> WorkdirLock:
@@ -286,7 +304,7 @@ def _lock_workdir(workdir: str) -> WorkdirLock:
     return lock
 
 
-def _train(config, workdir, engine, fam, train_iter, init_key, sample_key) -> dict:
+def _train(config, workdir, engine, fam, train_iter, eval_data, init_key, sample_key) -> dict:
     """The run once its work directory is checked, locked and holds its config."""
     tc, mesh, lead = config.train, engine.mesh, jax.process_index() == 0
     ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), keep=tc.keep_checkpoints,
@@ -309,7 +327,7 @@ def _train(config, workdir, engine, fam, train_iter, init_key, sample_key) -> di
                      config.data.batch_size, start, config.total_steps)
             writer = MetricWriter(workdir, enabled=lead, resume_step=start)
             bar = progress(total=config.total_steps, initial=start, unit="step", desc="train") if lead else None
-            loop = _Loop(config, workdir, fam, engine, ckpt, writer, train_iter, sample_key)
+            loop = _Loop(config, workdir, fam, engine, ckpt, writer, train_iter, eval_data, sample_key)
             return loop.run(state, start, local, preemption, bar)
     finally:
         preemption.close()
@@ -323,14 +341,14 @@ def _train(config, workdir, engine, fam, train_iter, init_key, sample_key) -> di
 class _Loop:
     """The step loop with its periodic work (logging, eval, samples, checkpoints)."""
 
-    def __init__(self, config, workdir, fam, engine, ckpt, writer, train_iter, sample_key):
+    def __init__(self, config, workdir, fam, engine, ckpt, writer, train_iter, eval_data, sample_key):
         self.config, self.workdir, self.fam, self.engine = config, workdir, fam, engine
         self.ckpt, self.writer, self.train_iter, self.sample_key = ckpt, writer, train_iter, sample_key
+        self.eval_data = eval_data        # None when the run does not evaluate
         self.step_key = jax.random.PRNGKey(config.seed)
         self.pending: list[tuple[int, dict]] = []
         self.final: dict = {}
         self.last_eval: dict = {}
-        self.eval_data = None
 
     def run(self, state, start: int, local, preemption: _Preemption, bar) -> dict:
         tc, total = self.config.train, int(self.config.total_steps)
@@ -399,11 +417,7 @@ class _Loop:
             bar.set_postfix(loss=f"{means['loss']:.4g}", refresh=False)
 
     def eval_batches(self):
-        """A fresh iterator over the eval split (the same batches every time); the pipeline
-        is built once."""
-        if self.eval_data is None:
-            split = self.config.train.get("eval_split", "validation")
-            self.eval_data = self.fam.make_pipeline(split, jax.process_index(), jax.process_count())
+        """A fresh iterator over the eval split (the same batches every time)."""
         return iter(self.eval_data)
 
     def evaluate(self, state, step: int) -> bool:
