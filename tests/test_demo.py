@@ -49,3 +49,21 @@ def test_demo_writes_its_files_and_prints_the_reports_table(tmp_path):
         assert str(out / f"timelapse_{name}.mp4") in printed and (out / f"timelapse_{name}.mp4").stat().st_size > 0
     assert (out / "contact_sheet.png").exists() and (out / "run" / "eval" / "band_fidelity.png").exists()
     assert "bin leakage" in printed and os.path.isdir(out / "data")
+
+
+def test_an_out_that_is_a_file_or_holds_another_data_folder_is_refused_and_kept(tmp_path, capsys):
+    from tlgen.cli.main import main
+
+    file = tmp_path / "webcam.mp4"
+    file.write_bytes(b"the user's video")
+    assert main(["demo", "--out", str(file), "--steps", "1"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"tlgen demo: error: --out {file} is a file; give a folder for the demo's outputs.")
+    own = tmp_path / "project" / "data"          # a folder of the user's, not a dataset
+    own.mkdir(parents=True)
+    (own / "notes.txt").write_text("mine")
+    assert main(["demo", "--out", str(tmp_path / "project"), "--steps", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"tlgen demo: error: {own} is not the demo's dataset (") and len(err.splitlines()) == 1
+    assert file.read_bytes() == b"the user's video" and (own / "notes.txt").read_text() == "mine"
+    assert sorted(os.listdir(tmp_path / "project")) == ["data"]

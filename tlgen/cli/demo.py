@@ -51,12 +51,17 @@ def run(args: argparse.Namespace) -> int:
     if args.steps < 1:
         raise UserError(f"--steps {args.steps} must be at least 1.")
     out = os.path.abspath(args.out)
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise UserError(f"--out {args.out} is a file; give a folder for the demo's outputs.")
     data, workdir = os.path.join(out, "data"), os.path.join(out, "run")
     os.makedirs(out, exist_ok=True)
+    if not os.path.exists(data):
+        prepare(["synthetic:city"], data)
     try:
         open_dataset(data)
-    except UserError:
-        prepare(["synthetic:city"], data, overwrite=os.path.exists(data))
+    except UserError as e:      # never replaced: it may be the user's own
+        raise UserError(f"{data} is not the demo's dataset ({e}); move it away or choose another "
+                        "--out.") from None
     config = config_lib.load(f"{config_path()}:tiny", [f"data.dir={data}", f"total_steps={args.steps}"])
     metrics = train(config, workdir)
     if metrics.get("preempted"):
