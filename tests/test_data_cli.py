@@ -66,6 +66,7 @@ def _bad_inputs(tmp):
         (["synthetic:moon"], "unknown synthetic scene 'moon'"),
         (["cam", "--levels", "2", "--masks", "blank_masks"], "is not a readable mask image"),
         (["full.mp4", "--flow", "--flow-method", "raft"], "--flow-method 'raft': choose dis or farneback"),
+        (["full.mp4", "--flow-method", "lk"], "--flow-method 'lk': choose dis or farneback"),
     ]
 
 

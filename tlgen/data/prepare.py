@@ -374,7 +374,7 @@ def prepare(sources: Sequence[str], out: str, *, size: tuple[int, int] | str | N
     if masks and len(masks) != len(sources):
         raise UserError(f"got {len(masks)} --masks folders for {len(sources)} sources; give "
                         "one per source, in the same order (or one --masks auto for all).")
-    if flow and flow_method not in FLOW_METHODS:
+    if flow_method not in FLOW_METHODS:       # --flow's estimator, and --masks auto's
         raise UserError(f"--flow-method {flow_method!r}: choose {' or '.join(FLOW_METHODS)}.")
     size = parse_size(size) if isinstance(size, (str, int)) else size
     out = os.path.abspath(out.rstrip("/"))
