@@ -60,3 +60,21 @@ def test_bad_input_is_one_sentence_and_exit_2(argv, expected, tmp_path, capsys):
     assert err.startswith(f"tlgen {argv[0]}: error:") and len(err.splitlines()) == 1
     assert expected.replace("{tmp}", str(tmp_path)) in err
     assert not (tmp_path / "t.mp4").exists() and not (tmp_path / "a.mp4").exists()
+
+
+def test_an_option_of_another_familys_command_names_the_families_that_take_it(tmp_path, capsys):
+    import json
+
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    (workdir / "config.json").write_text(json.dumps({"family": "timescale_ae"}))
+    for argv, says in [(["eval", "--workdir", str(workdir), "--num-clips", "4"],
+                        "--num-clips is an option of `tlgen eval` on dtvnet and fgla runs; this run "
+                        "is timescale_ae's (see `tlgen eval --workdir ... --help`)"),
+                       (["eval", "--workdir", str(workdir), "--bogus", "4"],
+                        "unrecognized arguments: --bogus 4")]:
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main(argv)
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err[0].startswith("usage: tlgen eval") and err[-1] == f"tlgen eval: error: {says}"

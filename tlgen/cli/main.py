@@ -37,12 +37,9 @@ exit codes (errors are one sentence on stderr, internal errors a traceback):
   130 interrupted"""
 
 
-def _family_arguments(name: str, argv: Sequence[str]):
-    """The family's `add_arguments` for command `name` when argv names a --workdir whose
-    config.json is readable (else None: the command itself reports a bad workdir)."""
-    from tlgen.family import COMMANDS as FAMILY_COMMANDS
-    if name not in FAMILY_COMMANDS:
-        return None
+def _workdir_family(argv: Sequence[str]) -> str | None:
+    """The family of the run whose --workdir argv names, when its config.json is readable
+    (else None: the command itself reports a bad workdir)."""
     workdir = None
     for i, item in enumerate(argv):
         if item == "--workdir" and i + 1 < len(argv):
@@ -54,12 +51,42 @@ def _family_arguments(name: str, argv: Sequence[str]):
         return None
     try:
         with open(path) as f:
-            family = json.load(f)["family"]
-        from tlgen import family as family_lib
-        command = family_lib.get(family).commands.get(name)
-    except (OSError, ValueError, KeyError, UserError):
+            return str(json.load(f)["family"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _family_arguments(name: str, argv: Sequence[str]):
+    """The family's `add_arguments` for command `name` of the run argv's --workdir names."""
+    from tlgen import family as family_lib
+    from tlgen.family import COMMANDS as FAMILY_COMMANDS
+    family = _workdir_family(argv) if name in FAMILY_COMMANDS else None
+    try:
+        command = family_lib.get(family).commands.get(name) if family else None
+    except UserError:
         return None
     return command.add_arguments if command else None
+
+
+def _unrecognized(name: str, unknown: Sequence[str], argv: Sequence[str]) -> str:
+    """The parser's error for arguments of no option: which families' `name` takes an option
+    that this run's does not."""
+    from tlgen import family as family_lib
+    owners: dict[str, list[str]] = {}
+    for fam_name, fam in family_lib.builtin().items():
+        command = fam.commands.get(name)
+        if command and command.add_arguments:
+            probe = argparse.ArgumentParser(add_help=False)
+            command.add_arguments(probe)
+            for option in probe._option_string_actions:
+                owners.setdefault(option, []).append(fam_name)
+    family = _workdir_family(argv)
+    for item in unknown:
+        option = item.split("=", 1)[0]
+        if family and option in owners and family not in owners[option]:
+            return (f"{option} is an option of `tlgen {name}` on {' and '.join(owners[option])} runs; "
+                    f"this run is {family}'s (see `tlgen {name} --workdir ... --help`)")
+    return f"unrecognized arguments: {' '.join(unknown)}"
 
 
 def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
@@ -77,7 +104,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
                                  epilog=examples.strip() or None,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_arguments(command)
-        command.set_defaults(module=module)
+        command.set_defaults(module=module, parser=command)
         if name == next((a for a in argv if a in COMMANDS), None):
             extra = _family_arguments(name, argv)
             if extra is not None:
@@ -110,7 +137,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as e:
         build_parser().error(str(e))
     parser = build_parser(argv)
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        args.parser.error(_unrecognized(args.command, unknown, argv))
     if overrides and not getattr(args, "accepts_config_overrides", False):
         parser.error(f"`tlgen {args.command}` takes no --config.* overrides")
     args.config_overrides = overrides
