@@ -141,7 +141,7 @@ def test_look_positives_by_config_and_an_unknown_kind_is_one_sentence(data_dir, 
     assert len(err.splitlines()) == 1 and not (work / "checkpoints").exists()
 
 
-def test_cli_timelapse_and_eval_from_a_trained_workdir(data_dir, tmp_path, capsys, small_disk):
+def test_cli_timelapse_and_eval_from_a_trained_workdir(data_dir, tmp_path, capsys, caplog, small_disk):
     from tlgen.train.trainer import train
 
     workdir = str(tmp_path / "run")
@@ -170,6 +170,9 @@ def test_cli_timelapse_and_eval_from_a_trained_workdir(data_dir, tmp_path, capsy
         assert os.path.getsize(out / f"{name}.mp4") > 0
     npz = np.load(out / "sub.npz")
     assert npz["frames"].shape == (5, 32, 32, 3) and npz["frames"].dtype == np.uint8
+    assert "reaches past" not in caplog.text
+    assert main(base[:-2] + ["--end", "1e9", "--out", str(out / "past.mp4")]) == 0
+    assert "span 0-1e+09 s reaches past the video's" in caplog.text
     np.testing.assert_allclose(npz["times"], np.linspace(0, 100000, 5))
     assert np.all(np.abs(npz["source_times"][:, 0] - npz["times"]) <= 600.0)   # nearest frames
     # --render neighbours --keep-bins 1: the neighbour rendering of the subsampled frames' slowest bin

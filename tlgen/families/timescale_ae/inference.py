@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import logging
 import os
 
 import numpy as np
@@ -79,6 +80,10 @@ def render_timelapse(synth: Synthesizer, start_time: float, args: argparse.Names
     t1 = parse_time(args.end, start_time, float(times[-1]), "--end")
     if not t1 > t0:
         raise UserError(f"--end ({t1:g} s) must be after --start ({t0:g} s).")
+    if t0 < times[0] or t1 > times[-1]:
+        logging.getLogger(__name__).warning(
+            "--start/--end span %g-%g s reaches past the video's %g-%g s: frames beyond it show "
+            "its nearest end", t0, t1, times[0], times[-1])
     insert_from = (parse_time(args.insert_from, start_time, 0.0, "--from")
                    if args.insert_from is not None else None)
     try:
