@@ -8,8 +8,10 @@ over the hours), the nearest frames (in appearance) and the temporal pyramid; fo
 defaults, the
 paper's decoder (no background image) and the paper's whole recipe (configs/
 timescale_ae_synthetic.py PAPER_RECIPE, on the same levels); the additive decoder
-(`model.additive`: each bin decoded alone, masking drops its contribution); and positives
-from gaps of 0.05-1 cutoff instead of 0.05-0.2 ("wide positives").
+(`model.additive`: each bin decoded alone, masking drops its contribution); positives
+from gaps of 0.05-1 cutoff instead of 0.05-0.2 ("wide positives"); and, at the day-scale
+levels, the positive of the anchor's hour nearest in look instead of one day apart ("look
+positives", `loss.period_positive=look`).
 
 Two renderings of the city: seed 0 ("city0", where settings were chosen) and seed 1 with an
 irregular capture ("city1", the report). A model is trained on each rendering's training
@@ -47,7 +49,7 @@ from tlgen.train.trainer import train  # noqa: E402
 SCENES = {"city0": "synthetic:city", "city1": "synthetic:city:seed=1,irregular=1"}
 # Today's defaults, the paper's decoder (every pixel from the bins), its whole recipe, and
 # the decoder that draws each bin alone and sums their contributions, and positives from the
-# whole band below each cutoff instead of its fast end.
+# whole band below each cutoff instead of its fast end, and positives matched in look.
 VARIANTS = {"default": [], "paper decoder": ["model.background=False"],
             "paper recipe": list(PAPER_RECIPE), "additive decoder": ["model.additive=True"],
             "wide positives": ["loss.gap_band=(0.05, 1.0)"],
