@@ -64,10 +64,12 @@ def synth():
 
 
 @pytest.mark.parametrize("mode", tl.MODES)
-def test_timelapse_modes_return_requested_frames_and_source_times(synth, mode):
+def test_timelapse_modes_return_requested_frames_and_source_times(synth, mode, caplog):
     frame_times = synth.frame_times
     out = synth.timelapse(600.0, 2400.0, 7, mode=mode, keyframes=3, remove=3, insert=2,
                           insert_from=60.0)
+    # band 3 is faster than the mask keeps (but for multiscale, which keeps every bin): said
+    assert ("remove band 3: the mask keeps bins 0..2 and drops it already" in caplog.text) == (mode != "multiscale")
     assert out.frames.shape == (7, 16, 16, 3) and out.frames.dtype == np.uint8
     np.testing.assert_allclose(out.times, np.linspace(600, 2400, 7))
     width = {"subsample": 1, "interpolate": 2, "multiscale": 4}[mode]

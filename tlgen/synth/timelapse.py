@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 from typing import Any, Callable, Sequence
 
 import jax
@@ -327,6 +328,11 @@ class Synthesizer:
             codes = mix_bins(self.encode_frames(uniq), jnp.asarray(inverse.reshape(idx.shape)))
             source = self.frame_times[idx]
         if remove is not None:
+            if remove >= keep_bins:
+                logging.getLogger(__name__).warning(
+                    "remove band %d: the mask keeps bins 0..%d and drops it already, so the "
+                    "timelapse is the same without it; keep more bins to see it removed",
+                    remove, keep_bins - 1)
             codes = remove_band(codes, remove)
         if insert is not None:
             ref = insert_from if insert_from is not None else t0
