@@ -2,9 +2,11 @@
 
 import json
 import os
+import stat
 import subprocess
 import sys
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -108,6 +110,31 @@ def test_existing_output_needs_overwrite_and_survives_failure(tmp_path, capsys):
     assert code == 0
     assert json.loads((out / "tlgen.json").read_text())["image_size"] == [12, 12]
     assert sorted(os.listdir(tmp_path)) == ["ds"]
+    assert stat.S_IMODE(os.stat(out).st_mode) == 0o777 & ~_umask()     # not mkdtemp's 0o700
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_overwrite_replaces_only_a_dataset_and_never_the_footage(tmp_path, capsys):
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(8):
+        cv2.imwrite(str(frames / f"2021-06-01T12-{i:02d}-00.png"), np.full((8, 8, 3), i * 20, np.uint8))
+    mine = tmp_path / "mine"                       # a folder of the user's, not a dataset
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    for source, out, says in [(frames, mine, f"--overwrite replaces only a tlgen dataset, and {mine} "
+                                               "is not one (no tlgen.json); choose another --out."),
+                              (frames, frames, f"--out {frames} holds the input {frames}; choose an "
+                                               "--out outside the footage."),
+                              (frames, tmp_path, f"--out {tmp_path} holds the input {frames}")]:
+        code, err = _prepare(capsys, source, "--levels", "1", "--overwrite", "--out", out)
+        assert code == 2 and says in err, err
+    assert (mine / "notes.txt").read_text() == "keep" and len(os.listdir(frames)) == 8
 
 
 @pytest.mark.parametrize("method", ["dis", "farneback"])

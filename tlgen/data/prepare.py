@@ -343,12 +343,22 @@ def _block_table(videos, split, level=0) -> list[dict]:
     return rows
 
 
-def _check_output(out: str, overwrite: bool) -> None:
+def _check_output(out: str, overwrite: bool, inputs: Sequence[str]) -> None:
+    """`out` may be written: new, or (with `overwrite`) a tlgen dataset holding none of the
+    `inputs` (the sources and mask folders, which must survive)."""
+    for path in inputs:
+        path = os.path.abspath(path)
+        if os.path.commonpath([path, out]) == out:
+            raise UserError(f"--out {out} holds the input {path}; choose an --out outside the "
+                            "footage.")
     if os.path.exists(out) and not overwrite:
         raise UserError(f"{out} already exists; pass --overwrite to replace it or choose "
                         "another --out.")
     if os.path.exists(out) and not os.path.isdir(out):
         raise UserError(f"--out {out} is a file, not a dataset folder; choose another --out.")
+    if os.path.exists(out) and not os.path.isfile(os.path.join(out, "tlgen.json")):
+        raise UserError(f"--overwrite replaces only a tlgen dataset, and {out} is not one (no "
+                        "tlgen.json); choose another --out.")
 
 
 def prepare(sources: Sequence[str], out: str, *, size: tuple[int, int] | str | None = None,
@@ -378,7 +388,8 @@ def prepare(sources: Sequence[str], out: str, *, size: tuple[int, int] | str | N
         raise UserError(f"--flow-method {flow_method!r}: choose {' or '.join(FLOW_METHODS)}.")
     size = parse_size(size) if isinstance(size, (str, int)) else size
     out = os.path.abspath(out.rstrip("/"))
-    _check_output(out, overwrite)
+    _check_output(out, overwrite, [x for x in [*sources, *masks]
+                                   if not x.startswith(SYNTHETIC_PREFIX) and x != AUTO_MASKS])
     for source in sources:
         if not source.startswith(SYNTHETIC_PREFIX) and not os.path.exists(source):
             raise UserError(f"{source} does not exist; give video files, image folders or "
@@ -388,6 +399,9 @@ def prepare(sources: Sequence[str], out: str, *, size: tuple[int, int] | str | N
     try:
         metadata = _prepare_into(tmp, sources, size, interval, levels, val_fraction,
                                  flow, flow_method, masks)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)          # mkdtemp's folder is private; a dataset is not
         _publish(tmp, out)
     except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
