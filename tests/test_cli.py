@@ -78,3 +78,18 @@ def test_an_option_of_another_familys_command_names_the_families_that_take_it(tm
         assert exit_info.value.code == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert err[0].startswith("usage: tlgen eval") and err[-1] == f"tlgen eval: error: {says}"
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["generate", "--workdir", "w", "--out", "g.mp4", "--seconds", "inf"], "argument --seconds: 'inf' is not a finite number"),
+    (["generate", "--workdir", "w", "--out", "g.mp4", "--fps", "nan"], "argument --fps: 'nan' is not a finite number"),
+    (["timelapse", "--workdir", "w", "--out", "t.mp4", "--min-period", "-inf"],
+     "argument --min-period: '-inf' is not a finite number"),
+    (["animate", "--workdir", "w", "--image", "i.png", "--out", "a.mp4", "--fps", "fast"],
+     "argument --fps: invalid number value: 'fast'"),
+])
+def test_real_valued_options_refuse_inf_and_nan(argv, says, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == f"tlgen {argv[0]}: error: {says}"

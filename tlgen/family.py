@@ -35,6 +35,15 @@ import numpy as np
 
 from tlgen.errors import UserError
 
+def number(text: str) -> float:
+    """argparse type of the commands' real-valued options: a finite float (inf and nan are
+    refused as bad input, not carried into frame counts and encoders)."""
+    value = float(text)
+    if not np.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
 # User commands a family may implement, with what each asks of it (see `Command`).
 COMMANDS = {
     "eval": "evaluate a run",

@@ -24,6 +24,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from tlgen.family import number
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workdir", required=True,
@@ -32,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output video (.mp4)")
     parser.add_argument("--frames", type=int, default=None,
                         help="number of frames (default: the model's frames per pass)")
-    parser.add_argument("--fps", type=float, default=12.0, help="frame rate of the video (default 12)")
+    parser.add_argument("--fps", type=number, default=12.0, help="frame rate of the video (default 12)")
     parser.add_argument("--step", type=int, default=None, help="checkpoint step (default: the newest)")
     parser.add_argument("--npz", metavar="FILE", help="also save the frames and arrays to this .npz")
     parser.add_argument("--sheet", metavar="PNG", help="also save a contact sheet: 8 frames and, below, "

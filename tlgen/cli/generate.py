@@ -20,6 +20,8 @@ import functools
 import math
 import os
 
+from tlgen.family import number
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workdir", required=True,
@@ -27,13 +29,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output video (.mp4)")
     length = parser.add_mutually_exclusive_group()
     length.add_argument("--frames", type=int, default=None, help="frames per video (default 128)")
-    length.add_argument("--seconds", type=float, default=None,
+    length.add_argument("--seconds", type=number, default=None,
                         help="length of each video in seconds at --fps (instead of --frames)")
     parser.add_argument("--num", type=int, default=1, metavar="V",
                         help="videos (default 1); with V > 1 they are written to OUT_0.mp4 ... OUT_<V-1>.mp4")
     parser.add_argument("--grid", action="store_true", help="tile the --num videos into one video at --out")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--fps", type=float, default=24.0, help="frame rate (default 24)")
+    parser.add_argument("--fps", type=number, default=24.0, help="frame rate (default 24)")
     parser.add_argument("--step", type=int, default=None, help="checkpoint step (default: the newest)")
     parser.add_argument("--npz", metavar="FILE", help="also save the frames (V, N, H, W, 3) to this .npz (held in memory "
                         "until written: for short videos; the mp4 alone streams)")

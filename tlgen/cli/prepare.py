@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 
+from tlgen.family import number
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("sources", nargs="+", metavar="SOURCE",
@@ -25,14 +27,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, metavar="DIR", help="dataset folder to create")
     parser.add_argument("--size", default=None,
                         help="frame size: N or HxW (resize keeping aspect, then center-crop)")
-    parser.add_argument("--interval", type=float, default=None, metavar="SECONDS",
+    parser.add_argument("--interval", type=number, default=None, metavar="SECONDS",
                         help="seconds between frames (videos: instead of 1/fps; image folders "
                              "whose names and EXIF carry no times)")
     parser.add_argument("--levels", default="auto", metavar="N|auto",
                         help="temporal pyramid levels including the frames, periods doubling "
                         "from the frame interval (default auto: up to two days or as many as "
                         "the shortest video holds)")
-    parser.add_argument("--val-fraction", type=float, default=0.1,
+    parser.add_argument("--val-fraction", type=number, default=0.1,
                         help="last fraction of each video held out for validation (default 0.1)")
     parser.add_argument("--flow", action="store_true",
                         help="store optical flow between consecutive frames")

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import argparse
 
+from tlgen.family import number
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workdir", required=True, help="work directory of a `tlgen train` run "
@@ -37,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mode", choices=("subsample", "interpolate", "multiscale"),
                         default="subsample")
     mask = parser.add_mutually_exclusive_group()
-    mask.add_argument("--min-period", type=float, default=None, metavar="SECONDS",
+    mask.add_argument("--min-period", type=number, default=None, metavar="SECONDS",
                       help="drop changes faster than this (default: the output frame interval; "
                            "multiscale keeps every bin)")
     mask.add_argument("--keep-bins", type=int, default=None, metavar="K", help="keep bins 0..K-1")
@@ -59,7 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "beyond the model's period, per hour of the day, the mean over the hours)")
     parser.add_argument("--npz", default=None, metavar="OUT.npz", help="also write frames + source times")
     parser.add_argument("--sheet", default=None, metavar="OUT.png", help="also write a contact sheet")
-    parser.add_argument("--fps", type=float, default=12.0, help="output frame rate (default 12)")
+    parser.add_argument("--fps", type=number, default=12.0, help="output frame rate (default 12)")
 
 
 def check_arguments(args: argparse.Namespace) -> None:

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from tlgen.errors import UserError
+from tlgen.family import number
 from tlgen.families.stylegan_v.training import G
 from tlgen.models import stylegan_v as sv
 from tlgen.models.pixels import to_uint8
@@ -25,7 +26,7 @@ from tlgen.trained import Trained
 
 
 def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--time-scale", type=float, default=1.0, metavar="K",
+    parser.add_argument("--time-scale", type=number, default=1.0, metavar="K",
                         help="StyleGAN-V: model frames per output frame (0.25 = 4x slow motion; default 1)")
     parser.add_argument("--chunk", type=int, default=16,
                         help="StyleGAN-V: frames per video made at once (memory; default 16)")
