@@ -52,6 +52,14 @@ def test_console_script_runs_as_module():
     (["generate", "--workdir", "{tmp}/missing", "--out", "{tmp}/t.mp4"], "{tmp}/missing"),
     (["generate", "--workdir", "{tmp}/missing", "--out", "{tmp}/nofolder/g.mp4"], "does not exist"),
     (["bench", "--config", "configs/timescale_ae_synthetic.py:huge"], "huge"),
+    (["bench", "--config", "configs/timescale_ae_synthetic.py:tiny", "--config.data.dir=", "--json", "{tmp}"],
+     "--json {tmp} is a folder; give a file name."),
+    (["bench", "--config", "configs/timescale_ae_synthetic.py:tiny", "--config.data.dir=", "--layers", "-2"],
+     "--layers must be a number of layers (0 or more), got -2."),
+    (["bench", "--config", "configs/timescale_ae_synthetic.py:tiny", "--config.data.dir=",
+      "--config.data.batch_size=0"], "config.data.batch_size 0 must be a positive number of samples."),
+    (["train", "--config", "configs/timescale_ae_synthetic.py:tiny", "--workdir", "{tmp}/w",
+      "--config.data.batch_size=0"], "config.data.batch_size 0 must be a positive number of samples."),
 ])
 def test_bad_input_is_one_sentence_and_exit_2(argv, expected, tmp_path, capsys):
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]

@@ -1,5 +1,5 @@
-"""Atomic file output (a file appears whole under its final name, or not at all) and the
-sentence for a storage failure."""
+"""Atomic file output (a file appears whole under its final name, or not at all), the check
+of an output path, and the sentence for a storage failure."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import os
 import tempfile
 from collections.abc import Callable
 
-from tlgen.errors import StorageError
+from tlgen.errors import StorageError, UserError
 
 # OSErrors that say the storage failed, not the command: full, over quota, read-only, I/O.
 STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO})
@@ -19,6 +19,15 @@ def storage_sentence(error: OSError, path: str | None = None) -> str:
     where = path or error.filename or "a file"
     return (f"cannot write {where}: {error.strerror or error} (errno {error.errno}); free space "
             "or choose another folder, then run the same command again.")
+
+
+def check_output_file(path: str, flag: str) -> None:
+    """UserError unless the file `path` given by `flag` can be written: not a folder, in a
+    folder that exists (checked before any work)."""
+    if os.path.isdir(path):
+        raise UserError(f"{flag} {path} is a folder; give a file name.")
+    if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+        raise UserError(f"the folder of {path} does not exist; create it first.")
 
 
 def write_atomic(path: str, write: Callable[[str], object]) -> None:

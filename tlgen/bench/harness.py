@@ -46,6 +46,9 @@ def with_batch_size(config: ml_collections.ConfigDict, batch: int | None
                     ) -> ml_collections.ConfigDict:
     """A copy of `config` whose global batch is `batch` (the same config if None)."""
     if batch is None:
+        if int(config.data.batch_size) < 1:
+            raise UserError(f"config.data.batch_size {config.data.batch_size} must be a positive "
+                            "number of samples.")
         return config
     if batch < 1:
         raise UserError(f"--batch must be a positive number of samples, got {batch}.")

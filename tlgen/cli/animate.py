@@ -44,6 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def check_outputs(out: str, npz: str | None, fps: float, sheet: str | None = None) -> None:
     """One sentence for a bad --out / --npz / --fps, before any model is loaded."""
     from tlgen.errors import UserError
+    from tlgen.files import check_output_file
 
     if not out.lower().endswith(".mp4"):
         raise UserError(f"--out {out} must end in .mp4.")
@@ -53,10 +54,9 @@ def check_outputs(out: str, npz: str | None, fps: float, sheet: str | None = Non
         raise UserError(f"--sheet {sheet} must end in .png.")
     if fps <= 0:
         raise UserError(f"--fps {fps} must be positive.")
-    for path in (out, npz, sheet):
-        folder = os.path.dirname(os.path.abspath(path)) if path else None
-        if folder and not os.path.isdir(folder):
-            raise UserError(f"the folder of {path} does not exist; create it first.")
+    for flag, path in (("--out", out), ("--npz", npz), ("--sheet", sheet)):
+        if path:
+            check_output_file(path, flag)
 
 
 def write(out: str, npz: str | None, fps: float, frames, arrays, sheet: str | None = None) -> None:

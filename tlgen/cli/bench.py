@@ -35,9 +35,14 @@ def run(args: argparse.Namespace) -> int:
     from tlgen import config as config_lib
     from tlgen.bench import harness, report
     from tlgen.errors import UserError
+    from tlgen.files import check_output_file
 
     if args.steps < 1:
         raise UserError(f"--steps must be at least 1, got {args.steps}.")
+    if args.layers < 0:
+        raise UserError(f"--layers must be a number of layers (0 or more), got {args.layers}.")
+    if args.json:
+        check_output_file(args.json, "--json")
     config = config_lib.load(args.config, args.config_overrides)
     record = harness.run_benchmark(config, steps=args.steps, batch=args.batch,
                                    layers=args.layers, pipeline=not args.no_pipeline,

@@ -235,6 +235,8 @@ def check_batch(config, mesh) -> None:
     """UserError unless the global batch splits evenly over the mesh and the processes."""
     shards = mesh.shape["data"] * mesh.shape["fsdp"]
     batch = int(config.data.batch_size)
+    if batch < 1:
+        raise UserError(f"config.data.batch_size {batch} must be a positive number of samples.")
     if batch % shards or batch % jax.process_count():
         raise UserError(f"config.data.batch_size {batch} must be divisible by data×fsdp = {shards} "
                         f"and by the {jax.process_count()} processes; change it or config.mesh.")
