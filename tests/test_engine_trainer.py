@@ -164,8 +164,19 @@ def _change_a_value_silently(step_dir):
     checkpointer.wait_until_finished()
 
 
+def _remove_the_data_position(step_dir):
+    for path in glob.glob(os.path.join(step_dir, "data", "process_*.json")):
+        os.remove(path)
+
+
+def _remove_the_state(step_dir):
+    shutil.rmtree(os.path.join(step_dir, "state"))
+
+
 @pytest.mark.parametrize("corrupt,reason", [(_truncate_array_files, "unreadable array data"),
                                             (_garble_metadata, "unreadable metadata"),
+                                            (_remove_the_data_position, "a missing file (File "),
+                                            (_remove_the_state, "a missing file ("),
                                             (_change_a_value_silently, "a checksum mismatch in .params['net']['Dense_0']['bias']")])
 def test_corrupt_checkpoints_are_quarantined_and_the_previous_one_used(reference, tmp_path, caplog,
                                                                       corrupt, reason):

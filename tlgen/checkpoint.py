@@ -65,6 +65,8 @@ RETRY_DELAYS_S = (1.0, 4.0, 16.0)
 OK, CORRUPT, FAILED = 0, 1, 2
 # Status codes (absl / TensorStore) that say the stored data itself is bad or missing, and
 # those that may pass.
+# A checkpoint's part gone: Orbax's "incomplete checkpoint", Grain's "File ... does not exist".
+_MISSING_FILE = re.compile(r"incomplete checkpoint|^File .* does not exist")
 _CORRUPT_STATUS = re.compile(r"\b(NOT_FOUND|OUT_OF_RANGE|DATA_LOSS|FAILED_PRECONDITION)\b")
 _TRANSIENT_STATUS = re.compile(r"\b(UNAVAILABLE|DEADLINE_EXCEEDED|PERMISSION_DENIED|ABORTED|"
                                r"RESOURCE_EXHAUSTED|CANCELLED)\b")
@@ -103,8 +105,8 @@ def corruption(error: BaseException) -> str | None:
     for e in _chain(error):
         if isinstance(e, (json.JSONDecodeError, UnicodeDecodeError)):
             return f"unreadable metadata ({type(e).__name__}: {_first_line(e)})"
-        if isinstance(e, FileNotFoundError) or (isinstance(e, ValueError) and
-                                                "incomplete checkpoint" in str(e)):
+        if (isinstance(e, FileNotFoundError) or isinstance(e, ValueError) and _MISSING_FILE.search(str(e))
+                or isinstance(e, KeyError) and "was not found in the checkpoint" in str(e)):
             return f"a missing file ({_first_line(e)})"
         if isinstance(e, ValueError) and _CORRUPT_STATUS.search(str(e)):
             return f"unreadable array data ({_first_line(e)})"
