@@ -191,14 +191,20 @@ def test_corrupt_checkpoints_are_quarantined_and_the_previous_one_used(reference
         {r["step"]: r["loss"] for r in train_rows(reference[0])}    # steps 9..12 redone bitwise
 
 
-def test_the_inference_loader_checks_checksums_too(reference, tmp_path):
+@pytest.mark.parametrize("corrupt,reason", [(_change_a_value_silently, "a checksum mismatch in params/net/Dense_0/bias"),
+                                            (_truncate_array_files, "unreadable array data"),
+                                            (_remove_the_state, "a missing file")])
+def test_the_inference_loader_names_a_corrupt_checkpoint_and_the_step_before(reference, tmp_path, corrupt, reason):
     from tlgen.errors import StorageError
     from tlgen.trained import load
     workdir = str(tmp_path / "w")
     shutil.copytree(reference[0], workdir)
-    _change_a_value_silently(os.path.join(workdir, "checkpoints", "12"))
-    with pytest.raises(StorageError, match=r"checkpoints/12 is corrupt \(a checksum mismatch in params/net/Dense_0/bias\)"):
+    corrupt(os.path.join(workdir, "checkpoints", "12"))
+    with pytest.raises(StorageError) as error:
         load(workdir)
+    assert str(error.value).startswith(f"checkpoint {workdir}/checkpoints/12 is corrupt ({reason}")
+    assert str(error.value).endswith(f"pass --step 8 for the one before it, or run `tlgen train "
+                                     f"--workdir {workdir}` to set it aside and train on.")
     assert load(workdir, step=8).step == 8
 
 

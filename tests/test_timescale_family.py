@@ -164,7 +164,8 @@ def test_cli_timelapse_and_eval_from_a_trained_workdir(data_dir, tmp_path, capsy
             "interp": ["--mode", "interpolate", "--interp", "lerp", "--keyframes", "3", "--keep-bins", "2"],
             "multi": ["--mode", "multiscale", "--min-period", "2400", "--remove-band", "3",
                       "--insert-band", "0", "--from", "50000"],
-            "nb": ["--render", "neighbours", "--keep-bins", "1", "--npz", str(out / "nb.npz")]}
+            "nb": ["--render", "neighbours", "--keep-bins", "1", "--npz", str(out / "nb.npz")],
+            "first": ["--step", "2"]}
     for name, extra in runs.items():
         assert main(base + ["--out", str(out / f"{name}.mp4")] + extra) == 0, name
         assert os.path.getsize(out / f"{name}.mp4") > 0
@@ -191,6 +192,7 @@ def test_cli_timelapse_and_eval_from_a_trained_workdir(data_dir, tmp_path, capsy
     for extra, says in [(["--out", str(out / "bad.gif")], f"--out {out / 'bad.gif'} must end in .mp4."),
                         (["--out", str(out / "bad.mp4"), "--mode", "interpolate", "--keyframes", "1"],
                          "--keyframes 1: interpolation needs at least 2 keyframes."),
+                        (["--out", str(out / "bad.mp4"), "--step", "1"], f"{workdir} has no checkpoint 1; it has 2."),
                         (["--out", str(out / "bad.mp4"), "--data", other],
                          f"{other} holds 16x16 frames but the run {workdir} takes 32x32; prepare it with --size 32.")]:
         assert main(base + extra) == 2

@@ -391,6 +391,14 @@ def _nest(entries: dict[tuple, Any]) -> dict:
     return tree
 
 
+def _corrupt_for_inference(workdir: str, steps: list[int], chosen: int, reason: str) -> str:
+    """The sentence for a checkpoint a user command cannot read."""
+    older = [s for s in steps if s < chosen]
+    return (f"checkpoint {os.path.join(os.path.abspath(workdir), 'checkpoints', str(chosen))} is corrupt "
+            f"({reason}); " + (f"pass --step {older[-1]} for the one before it, or " if older else "")
+            + f"run `tlgen train --workdir {workdir}` to set it aside and train on.")
+
+
 def restore_networks(workdir: str, networks: tuple[str, ...], *, step: int | None = None,
                      shardings_for: Callable[[Any], Any]) -> tuple[int, dict, dict]:
     """Reads only what inference needs from checkpoint `step` (default: the newest) of a
@@ -430,15 +438,21 @@ def restore_networks(workdir: str, networks: tuple[str, ...], *, step: int | Non
         restored = manager.restore(chosen, args=ocp.args.Composite(state=ocp.args.PyTreeRestore(
             item=abstract, restore_args=ocp.checkpoint_utils.construct_restore_args(abstract),
             partial_restore=True))).state
+        saved = {k: v[2] for k, v in wanted.items() if len(v) > 2}
+        now = {_parse_path(k): v for k, v in jax.device_get(jax.jit(checksums)(restored)).items()}
+        wrong = [k for k, v in saved.items() if int(now[k]) != int(v)]
+        if wrong:
+            raise StorageError(_corrupt_for_inference(
+                workdir, steps, chosen, f"a checksum mismatch in {'/'.join(map(str, wrong[0]))}"))
+    except (UserError, StorageError):
+        raise
+    except Exception as e:  # noqa: BLE001  (a corrupt checkpoint is one sentence; else re-raised)
+        reason = corruption(e)
+        if reason is None:
+            raise
+        raise StorageError(_corrupt_for_inference(workdir, steps, chosen, reason)) from None
     finally:
         manager.close()
-    saved = {k: v[2] for k, v in wanted.items() if len(v) > 2}
-    now = {_parse_path(k): v for k, v in jax.device_get(jax.jit(checksums)(restored)).items()}
-    wrong = [k for k, v in saved.items() if int(now[k]) != int(v)]
-    if wrong:
-        raise StorageError(f"checkpoint {directory}/{chosen} is corrupt (a checksum mismatch in "
-                           f"{'/'.join(map(str, wrong[0]))}); train on to a newer one or restore a "
-                           "good copy.")
     params = {net: (restored["ema"] if "ema" in restored and net in restored["ema"]
                     else restored["params"])[net] for net in networks}
     return int(chosen), params, restored.get("extra", {})

@@ -62,6 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--npz", default=None, metavar="OUT.npz", help="also write frames + source times")
     parser.add_argument("--sheet", default=None, metavar="OUT.png", help="also write a contact sheet")
     parser.add_argument("--fps", type=number, default=12.0, help="output frame rate (default 12)")
+    parser.add_argument("--step", type=int, default=None, help="checkpoint step (default: the newest)")
 
 
 def check_arguments(args: argparse.Namespace) -> None:
@@ -104,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     from tlgen.trained import load
 
     check_arguments(args)
-    trained = load(args.workdir)
+    trained = load(args.workdir, step=args.step)
     timelapse = trained.family.command("timelapse").run(trained, args)
     written = write(args, timelapse)
     logging.getLogger(__name__).info(
