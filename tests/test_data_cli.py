@@ -61,7 +61,11 @@ def _bad_inputs(tmp):
         (["dups"], "duplicate timestamps: 2021-06-01T12-00-00.png, 20210601_120000.png"),
         (["noisy"], "unparseable timestamps in holiday.png"),
         (["unnamed"], "cannot tell when the images were taken"),
-        (["short", "--levels", "4"], "short has 5 frames but --levels 4 needs at least 8"),
+        (["short", "--levels", "4"], "short has 5 frames: its training block (what --val-fraction 0.1 "
+                                     "leaves) holds --levels 3 at most, not 4;"),
+        (["short", "--levels", "99"], "holds --levels 3 at most, not 99;"),
+        (["synthetic:clouds:frames=1", "--size", "8"], "has 1 frame, of which --val-fraction 0.1 leaves none "
+                                                       "for training; use --val-fraction 0 or a longer capture."),
         (["cam", "--levels", "banana"], "--levels 'banana' is neither a number nor auto."),
         (["cam", "--levels", "0"], "--levels 0 must be at least 1"),
         (["full.mp4", "--size", "banana"], "--size 'banana'"),

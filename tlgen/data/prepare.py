@@ -257,13 +257,18 @@ class _Stager:
 
 
 def _split_blocks(video: _Video, val_fraction: float, levels: int) -> None:
-    n, need = len(video.frames), pyramid.frames_needed(levels)
+    n = len(video.frames)
     sizes = pyramid.split_sizes(n, val_fraction, levels)
     if sizes is None:
+        most = next((k for k in range(levels - 1, 0, -1)
+                     if pyramid.split_sizes(n, val_fraction, k) is not None), 0)
+        frames = f"{n} frame{'s' * (n != 1)}"
         raise UserError(
-            f"{video.source} has {n} frames but --levels {levels} needs at least {need} in its "
-            f"training block (what --val-fraction {val_fraction} leaves); use fewer --levels, a "
-            "smaller --val-fraction or a longer capture.")
+            f"{video.source} has {frames}, of which --val-fraction {val_fraction} leaves none for "
+            "training; use --val-fraction 0 or a longer capture." if not most else
+            f"{video.source} has {frames}: its training block (what --val-fraction {val_fraction} "
+            f"leaves) holds --levels {most} at most, not {levels}; use fewer --levels, a smaller "
+            "--val-fraction or a longer capture.")
     n_val = sizes[1]
     video.blocks = {"train": (0, n - n_val)}
     if n_val:
