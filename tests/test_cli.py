@@ -101,3 +101,20 @@ def test_real_valued_options_refuse_inf_and_nan(argv, says, capsys):
         cli.main(argv)
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == f"tlgen {argv[0]}: error: {says}"
+
+
+def test_a_command_the_runs_family_lacks_is_named_before_its_checkpoint_is_looked_for(tmp_path, capsys):
+    import json
+
+    import cv2
+    import numpy as np
+
+    workdir = tmp_path / "run"                     # trained config, no checkpoint yet
+    workdir.mkdir()
+    (workdir / "config.json").write_text(json.dumps({"family": "timescale_ae"}))
+    cv2.imwrite(str(tmp_path / "x.png"), np.zeros((8, 8, 3), np.uint8))
+    assert cli.main(["animate", "--workdir", str(workdir), "--image", str(tmp_path / "x.png"),
+                     "--out", str(tmp_path / "a.mp4")]) == 2
+    assert capsys.readouterr().err.strip().endswith(
+        "the timescale_ae family cannot animate a still image; `tlgen animate` works with runs of "
+        "the dtvnet or fgla or time_flies families.")

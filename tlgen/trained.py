@@ -79,10 +79,14 @@ def load_frozen(config, mesh: Mesh, spec: family_lib.Family) -> dict:
     return place(trees, shardings_for(config, mesh, spec)(trees))
 
 
-def load(workdir: str, *, step: int | None = None, mesh: Mesh | None = None) -> Trained:
-    """Loads checkpoint `step` (default: the newest) of a `tlgen train` work directory."""
+def load(workdir: str, *, step: int | None = None, mesh: Mesh | None = None,
+         command: str | None = None) -> Trained:
+    """Loads checkpoint `step` (default: the newest) of a `tlgen train` work directory; with
+    `command` ("eval", "animate", ...), first checks that the run's family has it."""
     config = checkpoint.run_config(workdir)
     spec = family_lib.of(config)
+    if command is not None:
+        spec.command(command)
     if mesh is None:
         import ml_collections
         mesh = make_mesh(ml_collections.ConfigDict(DEFAULT_MESH))

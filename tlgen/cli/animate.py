@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     if not os.path.isfile(args.image):
         raise UserError(f"--image {args.image} does not exist.")
     args.image_array = read_image(args.image)
-    trained = load(args.workdir, step=args.step)
+    trained = load(args.workdir, step=args.step, command="animate")
     animation = trained.family.command("animate").run(trained, args)
     write(args.out, args.npz, args.fps, animation.frames, animation.arrays, args.sheet)
     h, w = animation.frames.shape[1:3]

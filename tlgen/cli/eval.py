@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from tlgen.trained import load
 
     args.networks = Networks.load(args.inception, args.i3d, args.lpips)
-    trained = load(args.workdir, step=args.step)
+    trained = load(args.workdir, step=args.step, command="eval")
     command = trained.family.command("eval")
     args.out_dir = args.out or os.path.join(args.workdir, "eval")
     report = command.run(trained, args)

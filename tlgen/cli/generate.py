@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     for flag, value in (("--frames", args.frames), ("--num", args.num)):
         if value < 1:
             raise UserError(f"{flag} {value} must be at least 1.")
-    trained = load(args.workdir, step=args.step)
+    trained = load(args.workdir, step=args.step, command="generate")
     chunks = trained.family.command("generate").run(trained, args)
     kept = []
     bar = progress(total=args.frames, unit="frame", desc="generate")

@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     from tlgen.trained import load
 
     check_arguments(args)
-    trained = load(args.workdir, step=args.step)
+    trained = load(args.workdir, step=args.step, command="timelapse")
     timelapse = trained.family.command("timelapse").run(trained, args)
     written = write(args, timelapse)
     logging.getLogger(__name__).info(
