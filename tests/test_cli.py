@@ -118,3 +118,23 @@ def test_a_command_the_runs_family_lacks_is_named_before_its_checkpoint_is_looke
     assert capsys.readouterr().err.strip().endswith(
         "the timescale_ae family cannot animate a still image; `tlgen animate` works with runs of "
         "the dtvnet or fgla or time_flies families.")
+
+
+def test_closed_event_loop_reports_are_dropped_and_other_unraisable_errors_kept(capsys, monkeypatch):
+    import gc
+
+    monkeypatch.setattr(sys, "unraisablehook", sys.__unraisablehook__)
+    cli._drop_closed_event_loop_reports()
+
+    class RaisesWhenCollected:
+        def __init__(self, error):
+            self.error = error
+
+        def __del__(self):
+            raise self.error
+
+    RaisesWhenCollected(RuntimeError("Event loop is closed"))
+    RaisesWhenCollected(ValueError("kept"))
+    gc.collect()
+    err = capsys.readouterr().err
+    assert "Event loop is closed" not in err and "ValueError: kept" in err

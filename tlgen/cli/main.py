@@ -112,6 +112,20 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     return parser
 
 
+def _drop_closed_event_loop_reports() -> None:
+    """A checkpoint read that fails leaves TensorStore callbacks behind that land on Orbax's
+    closed event loop; Python reports each as unraisable (hundreds per failed read) after
+    tlgen has said what failed in one sentence. Those reports are dropped (-v keeps them)."""
+    report = sys.unraisablehook
+
+    def hook(unraisable):
+        error = unraisable.exc_value
+        if not (isinstance(error, RuntimeError) and str(error) == "Event loop is closed"):
+            report(unraisable)
+
+    sys.unraisablehook = hook
+
+
 def _setup_logging(args: argparse.Namespace) -> None:
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
     logging.basicConfig(level=level, stream=sys.stderr,
@@ -122,6 +136,8 @@ def _setup_logging(args: argparse.Namespace) -> None:
     # repeats it; tlgen reports the failure itself, in one sentence. -v shows them all.
     for internal in ("absl", "asyncio"):
         logging.getLogger(internal).setLevel(level if args.verbose else logging.CRITICAL)
+    if not args.verbose:
+        _drop_closed_event_loop_reports()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
