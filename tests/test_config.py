@@ -78,6 +78,17 @@ def test_save_read_and_check(config_file, tmp_path):
         tlconfig.check_matches(changed, path, ignore=["total_steps"])
 
 
+def test_one_folder_spelled_two_ways_is_the_same_config(config_file, tmp_path, monkeypatch):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "other").mkdir()
+    monkeypatch.chdir(tmp_path)
+    path = str(tmp_path / "config.json")
+    tlconfig.save(tlconfig.load(f"{config_file}:tiny", ["data.dir=data"]), path)
+    assert tlconfig.differences(tlconfig.load(f"{config_file}:tiny", [f"data.dir={tmp_path}/data/"]), path) == []
+    assert tlconfig.differences(tlconfig.load(f"{config_file}:tiny", ["data.dir=other"]), path) == ["data.dir"]
+    assert tlconfig.differences(tlconfig.load(f"{config_file}:tiny", ["data.dir=gone"]), path) == ["data.dir"]
+
+
 def test_overrides_from_argv():
     overrides, rest = tlconfig.overrides_from(
         ["--workdir", "w", "--config.a.b=1", "--config.c", "2", "--config=x.py"])

@@ -106,11 +106,15 @@ def test_run_writes_metrics_checkpoints_and_config(reference):
         assert json.load(f)["family"] == "tests.engine_family"
 
 
-def test_resume_extends_and_rejects_a_different_model(reference, tmp_path):
+def test_resume_extends_and_rejects_a_different_model(reference, tmp_path, caplog):
     workdir = str(tmp_path / "w")
     shutil.copytree(reference[0], workdir)
     final = train(make_config(total_steps=14), workdir)             # total_steps may change
     assert final["step"] == 14
+    assert [r["step"] for r in train_rows(workdir)] == list(range(1, 15))
+    assert "nothing to train" not in caplog.text
+    assert train(make_config(total_steps=10), workdir)["step"] == 14     # said, nothing undone
+    assert "the run is at step 14, past total_steps 10: nothing to train" in caplog.text
     assert [r["step"] for r in train_rows(workdir)] == list(range(1, 15))
     with pytest.raises(UserError, match="model.width"):
         train(make_config(model__width=8), workdir)

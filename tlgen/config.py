@@ -164,8 +164,16 @@ def differences(config: ml_collections.ConfigDict, path: str, ignore: Iterable[s
     now = _flatten(to_dict(config))
     ignored = tuple(ignore)
     keys = sorted(set(saved) | set(now))
-    return [k for k in keys if saved.get(k) != now.get(k)
+    return [k for k in keys if not _same(saved.get(k), now.get(k))
             and not any(k == i or k.startswith(i + ".") for i in ignored)]
+
+
+def _same(a, b) -> bool:
+    """Equal values, or two spellings (relative, absolute, a link) of one existing path."""
+    if a == b:
+        return True
+    return (isinstance(a, str) and isinstance(b, str) and bool(a) and bool(b)
+            and os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b))
 
 
 def check_matches(config: ml_collections.ConfigDict, path: str, ignore: Iterable[str] = ()) -> None:

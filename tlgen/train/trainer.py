@@ -319,6 +319,9 @@ def _train(config, workdir, engine, fam, train_iter, eval_data, init_key, sample
             if restored:
                 start, state, local = restored.step, restored.state, restored.first_batch
                 log.info("resumed from %s/%d", ckpt.directory, start)
+                if start >= config.total_steps:
+                    log.warning("the run is at step %d, past total_steps %d: nothing to train "
+                                "(raise --config.total_steps to go on)", start, config.total_steps)
             else:
                 local = next(train_iter)
                 start, state = 0, engine.init(init_key, local)
