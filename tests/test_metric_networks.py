@@ -86,6 +86,7 @@ def test_the_loader_names_every_missing_or_misshaped_layer(tmp_path):
     state = {k: v.numpy() for k, v in ref.LPIPS("alex").state_dict().items()}
     state["features.3.weight"] = state["features.3.weight"][:10]
     del state["lin2.model.1.weight"]
+    state["features.0.bias"][2] = np.nan
     path = str(tmp_path / "broken.safetensors")
     save_file(state, path)
     with pytest.raises(UserError) as error:
@@ -94,6 +95,23 @@ def test_the_loader_names_every_missing_or_misshaped_layer(tmp_path):
     assert message.startswith("--lpips does not hold the expected weights: ")
     assert f"{path}: 'features.3.weight' has shape (10, 64, 5, 5), expected (192, 64, 5, 5)." in message
     assert f"{path} has no array 'lin2.model.1.weight' (expected shape (1, 384, 1, 1))." in message
+    assert f"{path}: 'features.0.bias' holds NaN or infinite values (a damaged file?)." in message
+
+
+def test_convert_weights_refuses_a_folder_a_pickled_module_and_an_out_in_no_folder(tmp_path, capsys):
+    module = str(tmp_path / "module.pth")
+    torch.save(torch.nn.Linear(2, 2), module)          # the module pickled, not its state dict
+    weights = str(tmp_path / "ok.pth")
+    torch.save(torch.nn.Linear(2, 2).state_dict(), weights)
+    for inputs, out, says in [([str(tmp_path)], "x.safetensors", f"{tmp_path} is a folder;"),
+                              ([module], "x.safetensors", "a pickled module is not read (that would "
+                               "run its code): save its state_dict() and convert that."),
+                              ([weights], str(tmp_path / "none" / "x.safetensors"),
+                               f"the folder of {tmp_path}/none/x.safetensors does not exist")]:
+        assert main(["convert-weights", "--kind", "vgg19", *inputs, "--out", out]) == 2
+        err = capsys.readouterr().err.strip()
+        assert says in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "none").exists()
 
 
 def test_features_split_over_the_devices_of_a_mesh(tmp_path):

@@ -59,7 +59,8 @@ def load_weights(path: str, expected: Mapping[str, tuple[int, ...]], *, key: str
 def checked(arrays: Mapping[str, np.ndarray], expected: Mapping[str, tuple[int, ...]], *,
             path: str, key: str, dtype=np.float32) -> dict[str, np.ndarray]:
     """The arrays `expected` names, as `dtype`. Raises one UserError listing, one sentence
-    each, every missing array and every array of another shape (extra arrays are ignored)."""
+    each, every missing array, every array of another shape and every array holding NaN or
+    infinity (extra arrays are ignored)."""
     problems = []
     for name, shape in expected.items():
         if name not in arrays:
@@ -67,6 +68,8 @@ def checked(arrays: Mapping[str, np.ndarray], expected: Mapping[str, tuple[int, 
         elif tuple(arrays[name].shape) != tuple(shape):
             problems.append(f"{path}: {name!r} has shape {tuple(arrays[name].shape)}, expected "
                             f"{tuple(shape)}.")
+        elif not np.all(np.isfinite(arrays[name])):
+            problems.append(f"{path}: {name!r} holds NaN or infinite values (a damaged file?).")
     if problems:
         shown = " ".join(problems[:5]) + (f" And {len(problems) - 5} more." if len(problems) > 5 else "")
         raise UserError(f"{key} does not hold the expected weights: {shown}")

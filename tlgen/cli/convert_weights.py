@@ -43,13 +43,16 @@ def layout(kind: str):
 
 def read_torch(path: str) -> dict:
     """The tensors of a PyTorch file as numpy arrays: a state dict (possibly under
-    "state_dict"), a pickled module or a TorchScript archive."""
+    "state_dict") or a TorchScript archive. A pickled module is refused: unpickling it would
+    run its code."""
     import os
 
     import torch
 
     from tlgen.errors import UserError
 
+    if os.path.isdir(path):
+        raise UserError(f"{path} is a folder; give a .pth/.pt state dict or a TorchScript file.")
     if not os.path.isfile(path):
         raise UserError(f"{path} does not exist; give a .pth/.pt state dict or a TorchScript file.")
     try:
@@ -59,7 +62,8 @@ def read_torch(path: str) -> dict:
             obj = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:  # noqa: BLE001  (any unpickling failure: not a weights file)
             raise UserError(f"{path} is not a PyTorch state dict or TorchScript file "
-                            f"({type(e).__name__}).") from None
+                            f"({type(e).__name__}); a pickled module is not read (that would run "
+                            "its code): save its state_dict() and convert that.") from None
     if isinstance(obj, dict) and "state_dict" in obj:
         obj = obj["state_dict"]
     if not isinstance(obj, dict):
@@ -69,11 +73,12 @@ def read_torch(path: str) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     from tlgen.errors import UserError
-    from tlgen.files import write_atomic
+    from tlgen.files import check_output_file, write_atomic
     from tlgen.weights import checked, torch_layout
 
     if not args.out.endswith(".safetensors"):
         raise UserError(f"--out {args.out} must end in .safetensors.")
+    check_output_file(args.out, "--out")
     try:
         import torch  # noqa: F401
     except ImportError:
