@@ -8,7 +8,8 @@ Examples:
 
 The videos are written as the family makes them, chunk by chunk (memory does not grow with
 their length): --num V videos go to V files, or into one grid with --grid. The same seed
-gives the same videos. The family's own options are listed by
+gives the same videos (StyleGAN-V the same pixels for any --chunk; the long-video stages up to
+float rounding, a level of 1 in a few pixels). The family's own options are listed by
 `tlgen generate --workdir W --help`.
 """
 
