@@ -45,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "'auto' (one for all, or in place of a folder): regions of like motion and "
                         "colour found by clustering, class 0 the stillest, then by speed")
     parser.add_argument("--overwrite", action="store_true",
-                        help="replace DIR once the new dataset is complete")
+                        help="replace DIR, a tlgen dataset, once the new one is complete")
 
 
 def run(args: argparse.Namespace) -> int:
