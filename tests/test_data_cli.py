@@ -184,3 +184,14 @@ def test_subprocess_smoke(tmp_path):
                           "--out", str(tmp_path / "x")], capture_output=True, text=True, env=env)
     assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0
     assert "nope.mkv does not exist" in bad.stderr
+
+
+def test_a_folder_left_by_an_interrupted_prepare_is_named_and_kept(tmp_path, caplog):
+    from tlgen.data.prepare import prepare
+
+    left = tmp_path / ".ds.tmp-k1ll3d"                 # what a SIGKILLed prepare leaves
+    left.mkdir()
+    prepare(["synthetic:clouds:frames=8"], str(tmp_path / "ds"), size=8, levels=1)
+    assert (f"{tmp_path} holds .ds.tmp-k1ll3d, left by an interrupted prepare of {tmp_path / 'ds'}; "
+            "delete it to free the space") in caplog.text
+    assert left.is_dir() and sorted(os.listdir(tmp_path)) == [".ds.tmp-k1ll3d", "ds"]

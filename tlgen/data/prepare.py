@@ -400,7 +400,12 @@ def prepare(sources: Sequence[str], out: str, *, size: tuple[int, int] | str | N
             raise UserError(f"{source} does not exist; give video files, image folders or "
                             "synthetic:<scene>.")
     os.makedirs(os.path.dirname(out), exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out)}.tmp-", dir=os.path.dirname(out))
+    prefix = f".{os.path.basename(out)}.tmp-"
+    left = sorted(n for n in os.listdir(os.path.dirname(out)) if n.startswith(prefix))
+    if left:
+        log.warning("%s holds %s, left by an interrupted prepare of %s; delete %s to free the space",
+                    os.path.dirname(out), ", ".join(left), out, "them" if len(left) > 1 else "it")
+    tmp = tempfile.mkdtemp(prefix=prefix, dir=os.path.dirname(out))
     try:
         metadata = _prepare_into(tmp, sources, size, interval, levels, val_fraction,
                                  flow, flow_method, masks)
