@@ -45,6 +45,8 @@ def _bad_inputs(tmp):
     Image.fromarray(np.zeros((9, 8), np.uint8)).save(mixed / "2021-06-01T12-02-00.png")
     _pngs(tmp / "dups", ["20210601_120000.png", "2021-06-01T12-00-00.png", "20210601_120100.png"])
     _pngs(tmp / "noisy", ["20210601_120000.png", "holiday.png", "20210601_120200.png"])
+    broken = _pngs(tmp / "broken", ["20210601_120000.png", "20210601_120200.png"])
+    (broken / "thumb.png").write_text("not an image")
     _pngs(tmp / "unnamed", ["a.png", "b.png"])
     _pngs(tmp / "short", [f"20210601_1200{i:02d}.png" for i in range(5)])
     _pngs(tmp / "cam", [f"20210601_12{i:02d}00.png" for i in range(8)])
@@ -60,6 +62,7 @@ def _bad_inputs(tmp):
         (["mixed"], "2021-06-01T12-02-00.png is 8x9"),
         (["dups"], "duplicate timestamps: 2021-06-01T12-00-00.png, 20210601_120000.png"),
         (["noisy"], "unparseable timestamps in holiday.png"),
+        (["broken"], "broken: thumb.png cannot be read as an image; re-export it as PNG or JPEG or remove it."),
         (["unnamed"], "cannot tell when the images were taken"),
         (["short", "--levels", "4"], "short has 5 frames: its training block (what --val-fraction 0.1 "
                                      "leaves) holds --levels 3 at most, not 4;"),

@@ -99,6 +99,12 @@ def folder_times(folder: str, paths: list[str], interval: float | None) -> np.nd
                 "2021-06-01T12-00-00.png or pass --interval SECONDS.")
         return np.arange(len(paths), dtype=np.float64) * float(interval)
     if missing:
+        unreadable = [p for p in missing if _decode(p) is None]
+        if unreadable:
+            them = "it" if len(unreadable) == 1 else "them"
+            raise UserError(f"{folder}: {_name_list(unreadable)} cannot be read as "
+                            f"{'an image' if them == 'it' else 'images'}; re-export {them} as PNG "
+                            f"or JPEG or remove {them}.")
         raise UserError(
             f"{folder}: unparseable timestamps in {_name_list(missing)} (other files have times "
             "in their names or EXIF); rename them like 2021-06-01T12-00-00.png or remove them.")
