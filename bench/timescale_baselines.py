@@ -5,8 +5,7 @@ PSNR against the true band-limited frames at each cutoff for the masked reconstr
 the neighbour rendering, the raw frame, the oracle temporal Gaussian (sigma tuned on the
 truth per cutoff), the temporal median, the period mean (median per hour of the day, mean
 over the hours), the nearest frames (in appearance) and the temporal pyramid; for today's
-defaults, the
-paper's decoder (no background image) and the paper's whole recipe (configs/
+defaults, the paper's decoder (no background image) and the paper's whole recipe (configs/
 timescale_ae_synthetic.py PAPER_RECIPE, on the same levels); the additive decoder
 (`model.additive`: each bin decoded alone, masking drops its contribution); positives
 from gaps of 0.05-1 cutoff instead of 0.05-0.2 ("wide positives"); and, at the day-scale

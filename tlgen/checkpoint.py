@@ -63,10 +63,10 @@ def parse_keep_best(spec: str) -> tuple[str, str] | None:
 # Seconds between attempts to read a checkpoint that failed for a reason that may pass.
 RETRY_DELAYS_S = (1.0, 4.0, 16.0)
 OK, CORRUPT, FAILED = 0, 1, 2
-# Status codes (absl / TensorStore) that say the stored data itself is bad or missing, and
-# those that may pass.
 # A checkpoint's part gone: Orbax's "incomplete checkpoint", Grain's "File ... does not exist".
 _MISSING_FILE = re.compile(r"incomplete checkpoint|^File .* does not exist")
+# Status codes (absl / TensorStore) that say the stored data itself is bad or missing, and
+# those that may pass.
 _CORRUPT_STATUS = re.compile(r"\b(NOT_FOUND|OUT_OF_RANGE|DATA_LOSS|FAILED_PRECONDITION)\b")
 _TRANSIENT_STATUS = re.compile(r"\b(UNAVAILABLE|DEADLINE_EXCEEDED|PERMISSION_DENIED|ABORTED|"
                                r"RESOURCE_EXHAUSTED|CANCELLED)\b")

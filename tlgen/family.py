@@ -35,6 +35,7 @@ import numpy as np
 
 from tlgen.errors import UserError
 
+
 def number(text: str) -> float:
     """argparse type of the commands' real-valued options: a finite float (inf and nan are
     refused as bad input, not carried into frame counts and encoders)."""

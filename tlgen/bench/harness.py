@@ -38,22 +38,21 @@ from tlgen.bench.peak import cost_flops, matmul_peak
 from tlgen.bench.timing import median, time_alternating, time_calls
 from tlgen import family as family_lib
 from tlgen.errors import UserError
+from tlgen.train.trainer import check_batch
 
 log = logging.getLogger(__name__)
 
 
 def with_batch_size(config: ml_collections.ConfigDict, batch: int | None
                     ) -> ml_collections.ConfigDict:
-    """A copy of `config` whose global batch is `batch` (the same config if None)."""
-    if batch is None:
-        if int(config.data.batch_size) < 1:
-            raise UserError(f"config.data.batch_size {config.data.batch_size} must be a positive "
-                            "number of samples.")
-        return config
-    if batch < 1:
-        raise UserError(f"--batch must be a positive number of samples, got {batch}.")
-    config = config.copy_and_resolve_references()
-    config.data.batch_size = int(batch)
+    """A copy of `config` whose global batch is `batch` (the same config if None), checked
+    to be positive."""
+    if batch is not None:
+        if batch < 1:
+            raise UserError(f"--batch must be a positive number of samples, got {batch}.")
+        config = config.copy_and_resolve_references()
+        config.data.batch_size = int(batch)
+    check_batch(config)
     return config
 
 

@@ -199,9 +199,9 @@ class _PairElement(_Reader):
         anchor = self.frames[index]
         t = float(block.times[i])
         positives, valid, gaps = [], [], []
+        look = self._same_phase_look(block, i) if self.look_bands else None   # shared by its bands
         for k, (lo, hi) in enumerate(self.bands):
-            j = (self._same_phase_look(block, i) if k in self.look_bands else
-                 self._positive(block, i, lo, hi, rng))
+            j = look if k in self.look_bands else self._positive(block, i, lo, hi, rng)
             valid.append(j is not None)
             j = i if j is None else j
             positives.append(anchor["image"] if j == i else self.frames[block.start + j]["image"])

@@ -231,12 +231,15 @@ def _prepare_workdir(config, workdir: str) -> None:
     _on_lead(write, f"process 0 of this job could not write the config into {workdir}.")
 
 
-def check_batch(config, mesh) -> None:
-    """UserError unless the global batch splits evenly over the mesh and the processes."""
-    shards = mesh.shape["data"] * mesh.shape["fsdp"]
+def check_batch(config, mesh=None) -> None:
+    """UserError unless the global batch is positive and (given the mesh) splits evenly over
+    the mesh and the processes."""
     batch = int(config.data.batch_size)
     if batch < 1:
         raise UserError(f"config.data.batch_size {batch} must be a positive number of samples.")
+    if mesh is None:
+        return
+    shards = mesh.shape["data"] * mesh.shape["fsdp"]
     if batch % shards or batch % jax.process_count():
         raise UserError(f"config.data.batch_size {batch} must be divisible by data×fsdp = {shards} "
                         f"and by the {jax.process_count()} processes; change it or config.mesh.")

@@ -115,7 +115,7 @@ def period_positive(config) -> str:
 def training(config) -> Training:
     """The functions the trainer runs for `config.family = "timescale_ae"`."""
     lv = levels_for(config)
-    period_positive(config)
+    look_bands = lv.period_bands if period_positive(config) == "look" else ()
     if config.mesh.get("axis_types") == "explicit" and not config.loss.one_level_per_anchor:
         raise UserError("config.loss.one_level_per_anchor=False is supported with "
                         "config.mesh.axis_types='auto' only; set one of them.")
@@ -164,7 +164,7 @@ def training(config) -> Training:
                             with_background=bool(config.model.get("background", False)),
                             period_windows=[lv.cutoffs[k - 1] for k in lv.period_levels],
                             period=float(config.loss.period),
-                            look_bands=lv.period_bands if period_positive(config) == "look" else ())
+                            look_bands=look_bands)
 
     return Training(init=init, train_step=train_step, make_pipeline=make_pipeline,
                     eval_step=eval_step, sample=sample)
