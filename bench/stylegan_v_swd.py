@@ -1,8 +1,8 @@
 """StyleGAN-V's quality without downloaded weights: frame SWD and motion SWD (SWD of frame
 differences at the real clips' time gaps) of the EMA generator against the validation clips of
 `synthetic:clouds` at 32², at step 0 and after a CPU `tiny` run, with the discriminator seeing
-the time gaps (the model) and blind to them (StyleGAN-V's ablation), per training seed.
-Lower is better. Writes one record to --out.
+the time gaps (the model) and blind to them (StyleGAN-V's ablation), per training seed
+(`--scene water`: the river scene instead). Lower is better. Writes one record to --out.
 
   python bench/stylegan_v_swd.py --steps 600 --seeds 0 1 2 3 4 5 --out bench/results/stylegan-v-swd-cpu.json
 """
@@ -49,11 +49,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--eval-batches", type=int, default=24)
     parser.add_argument("--work", default=None)
+    parser.add_argument("--scene", choices=("clouds", "water"), default="clouds")
     args = parser.parse_args()
     work = args.work or tempfile.mkdtemp(prefix="tlgen-sgv-swd-")
-    data = os.path.join(work, "clouds32")
+    data = os.path.join(work, f"{args.scene}32")
     if not os.path.exists(data):
-        prepare(["synthetic:clouds"], data, size=32)
+        prepare([f"synthetic:{args.scene}"], data, size=32)
     results = []
     for seed in args.seeds:
         for name, time_conditioning in VARIANTS.items():
@@ -85,7 +86,7 @@ def main() -> None:
             print(row, flush=True)
             results.append(row)
     record = {"kind": "stylegan_v_swd", "date": datetime.datetime.now().isoformat(timespec="seconds"),
-              "config": "configs/stylegan_v_clouds.py:tiny", "data": "synthetic:clouds at 32x32",
+              "config": "configs/stylegan_v_clouds.py:tiny", "data": f"synthetic:{args.scene} at 32x32",
               "steps": args.steps, "eval": f"{args.eval_batches} validation batches of 8 3-frame clips",
               "results": results}
     write_json([record], args.out)

@@ -59,7 +59,8 @@ def _bad_inputs(tmp):
         (["notes.mov"], "notes.mov is not a readable video"),
         (["cut.mp4"], "cut.mp4 is truncated or corrupt: decoded"),
         (["nothing"], "nothing contains no images"),
-        (["mixed"], "2021-06-01T12-02-00.png is 8x9"),
+        (["mixed"], "2021-06-01T12-02-00.png is 9x8 but 2021-06-01T12-00-00.png in the same "
+                    "folder is 8x8 (HxW)"),
         (["dups"], "duplicate timestamps: 2021-06-01T12-00-00.png, 20210601_120000.png"),
         (["noisy"], "unparseable timestamps in holiday.png"),
         (["broken"], "broken: thumb.png cannot be read as an image; re-export it as PNG or JPEG or remove it."),

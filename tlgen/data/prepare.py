@@ -127,8 +127,8 @@ class _Stager:
         if self.size is None:
             self.size = native
         elif native != self.size and not self.explicit:
-            raise UserError(f"{what} is {native[1]}x{native[0]} but earlier sources are "
-                            f"{self.size[1]}x{self.size[0]} (WxH); pass --size to resize all.")
+            raise UserError(f"{what} is {native[0]}x{native[1]} but earlier sources are "
+                            f"{self.size[0]}x{self.size[1]} (HxW); pass --size to resize all.")
         return self.size
 
     def stage(self, vid: int, source: str, masks_dir: str | None) -> _Video:
@@ -187,8 +187,8 @@ class _Stager:
                 native = image.shape[:2]
             elif image.shape[:2] != native and not self.explicit:
                 raise UserError(
-                    f"{path} is {image.shape[1]}x{image.shape[0]} but {os.path.basename(first)} "
-                    f"in the same folder is {native[1]}x{native[0]} (WxH); pass --size to "
+                    f"{path} is {image.shape[0]}x{image.shape[1]} but {os.path.basename(first)} "
+                    f"in the same folder is {native[0]}x{native[1]} (HxW); pass --size to "
                     "resize all frames.")
             out.append(images.resize_crop(image, size))
             self.bar.update(1)
