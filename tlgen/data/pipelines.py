@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import cv2
+import einops
 import grain
 import numpy as np
 
@@ -74,12 +75,11 @@ class _Augment:
 
     def _crop_resize(self, x: np.ndarray, interp) -> np.ndarray:
         y, x0, ch, cw = self.box
-        lead = x.shape[:-3]
-        flat = x.reshape((-1,) + x.shape[-3:])[:, y:y + ch, x0:x0 + cw]
+        flat, lead = einops.pack([x], "* h w c")
         out = np.stack([cv2.resize(np.ascontiguousarray(f), (self.w, self.h), interpolation=interp)
-                        .reshape(self.h, self.w, -1) for f in flat])
+                        .reshape(self.h, self.w, -1) for f in flat[:, y:y + ch, x0:x0 + cw]])
         out = out[:, :, ::-1] if self.flip else out
-        return np.ascontiguousarray(out).reshape(lead + (self.h, self.w, x.shape[-1]))
+        return np.ascontiguousarray(einops.unpack(out, lead, "* h w c")[0])
 
     def images(self, x: np.ndarray) -> np.ndarray:
         """uint8 (..., H, W, 3)."""

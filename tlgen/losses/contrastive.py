@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import einops
 import jax
 import jax.numpy as jnp
 from jax.sharding import PartitionSpec as P
@@ -66,7 +67,7 @@ def contrastive_loss(anchor_w: jax.Array, positive_w: jax.Array, pos_valid: jax.
     """
     b, k = pos_valid.shape
     return pair_contrastive_loss(
-        anchor_w, positive_w.reshape((b * k,) + positive_w.shape[2:]),
+        anchor_w, einops.rearrange(positive_w, "b k ... -> (b k) ..."),
         jnp.repeat(jnp.arange(b), k), jnp.tile(jnp.arange(k), b), pos_valid.reshape(-1),
         levels=levels, temperature=temperature, band_weights=band_weights)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import logging
 
+import einops
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -86,9 +87,7 @@ def _note_scales(size: int, scales: int) -> None:
 def ms_ssim(a: jax.Array, b: jax.Array, max_val: float = 1.0,
             scales: int | None = None) -> jax.Array:
     """Multi-scale SSIM of images (..., H, W, C) -> (...), averaged over channels."""
-    lead = a.shape[:-3]
-    a = a.reshape((-1,) + a.shape[-3:])
-    b = b.reshape((-1,) + b.shape[-3:])
+    (a, lead), (b, _) = (einops.pack([x], "* h w c") for x in (a, b))
     size = min(a.shape[1:3])
     if scales is None:
         scales = ms_ssim_scales(size)
@@ -106,7 +105,7 @@ def ms_ssim(a: jax.Array, b: jax.Array, max_val: float = 1.0,
     positive = terms > 0                    # clamp at 0; keep the gradient finite there
     powered = jnp.where(positive, jnp.where(positive, terms, 1.0) ** weights[:, None, None], 0.0)
     value = jnp.prod(powered, axis=0)
-    return jnp.mean(value, axis=-1).reshape(lead)
+    return einops.unpack(jnp.mean(value, axis=-1), lead, "*")[0]
 
 
 def _avg_pool2(x: jax.Array) -> jax.Array:

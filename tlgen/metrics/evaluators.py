@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import einops
 import jax.numpy as jnp
 import numpy as np
 
@@ -35,7 +36,7 @@ def _frechet(name: str, dim: int, features: Callable, real: Callable, fake: Call
 def fid(real: Callable, fake: Callable) -> Evaluator:
     """"fid" of frames (clips are taken frame by frame), with frozen["inception"]."""
     def features(frozen, x):
-        return perceptual.inception_features(frozen["inception"], x.reshape((-1,) + x.shape[-3:]))
+        return perceptual.inception_features(frozen["inception"], einops.rearrange(x, "... h w c -> (...) h w c"))
     return _frechet("fid", inception_model.FEATURES, features, real, fake)
 
 
@@ -51,7 +52,7 @@ def lpips(real: Callable, fake: Callable) -> Evaluator:
     told apart by its layers)."""
     def compute(state, batch, frozen):
         a, b = (f(state, batch) for f in (fake, real))
-        a, b = (x.reshape((-1,) + x.shape[-3:]) for x in (a, b))
+        a, b = (einops.rearrange(x, "... h w c -> (...) h w c") for x in (a, b))
         net = "vgg" if "conv12" in frozen["lpips"] else "alex"
         return {"lpips": jnp.mean(perceptual.lpips_distance(frozen["lpips"], a, b, net))}
     return mean_of(compute)
@@ -87,7 +88,7 @@ def swd(fake: Callable, times: Callable = lambda batch: batch["time"]) -> Evalua
 
     def finalize(total):
         real, fake_clips, gaps = (np.concatenate(total[k]) for k in ("real", "fake", "time"))
-        flat = lambda x: x.reshape((-1,) + x.shape[2:])
+        flat = lambda x: einops.rearrange(x, "n t h w c -> (n t) h w c")
         return {"swd": distribution.swd(flat(real), flat(fake_clips))["swd"],
                 **distribution.motion_swd(real, fake_clips, gaps)}
     return Evaluator(compute, accumulate, finalize)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 
+import einops
 import jax
 import jax.numpy as jnp
 
@@ -25,10 +26,9 @@ def psnr(a: jax.Array, b: jax.Array, max_val: float = 1.0) -> jax.Array:
 @functools.partial(jax.jit, static_argnames="max_val")
 def ssim(a: jax.Array, b: jax.Array, max_val: float = 1.0) -> jax.Array:
     """Single-scale SSIM (11-tap Gaussian window, sigma 1.5) per image, channel mean."""
-    lead = a.shape[:-3]
-    flat = lambda x: x.reshape((-1,) + x.shape[-3:])
-    full, _ = reconstruction.ssim_components(flat(a), flat(b), max_val)
-    return jnp.mean(full, axis=-1).reshape(lead)
+    (a, lead), (b, _) = (einops.pack([x], "* h w c") for x in (a, b))
+    full, _ = reconstruction.ssim_components(a, b, max_val)
+    return einops.unpack(jnp.mean(full, axis=-1), lead, "*")[0]
 
 
 ms_ssim = jax.jit(reconstruction.ms_ssim, static_argnames=("max_val", "scales"))

@@ -13,6 +13,7 @@ import dataclasses
 import functools
 from typing import Any
 
+import einops
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -41,9 +42,9 @@ def inception_features(params, images, size: int = inception_model.INPUT_SIZE) -
 def i3d_features(params, clips, size: int = i3d_model.INPUT_SIZE) -> jax.Array:
     """FVD's averaged logits (N, 400) of clips (N, T, H, W, 3), uint8 or in [0, 1]: frames
     resized to size x size bilinearly and mapped to [-1, 1] (traceable)."""
-    n, t, h, w, c = clips.shape
-    frames = resize_bilinear(_unit(clips).reshape(n * t, h, w, c), (size, size))
-    return i3d_model.I3D().apply({"params": params}, frames.reshape(n, t, size, size, c) * 2.0 - 1.0)
+    frames = resize_bilinear(einops.rearrange(_unit(clips), "n t h w c -> (n t) h w c"), (size, size))
+    clips = einops.rearrange(frames, "(n t) h w c -> n t h w c", n=clips.shape[0])
+    return i3d_model.I3D().apply({"params": params}, clips * 2.0 - 1.0)
 
 
 def lpips_distance(params, a, b, net: str) -> jax.Array:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import einops
 import numpy as np
 
 from tlgen.metrics import distribution as dist
@@ -76,7 +77,7 @@ def video_metrics(real: np.ndarray, fake: np.ndarray, networks: Networks, *, see
     if real.shape != fake.shape:
         raise ValueError(f"real and generated clips must have one shape, got {real.shape} and {fake.shape}")
     n, t = real.shape[:2]
-    real_frames, fake_frames = real.reshape((-1,) + real.shape[2:]), fake.reshape((-1,) + fake.shape[2:])
+    real_frames, fake_frames = (einops.rearrange(x, "n t h w c -> (n t) h w c") for x in (real, fake))
     scores, missing = {}, {}
     if networks.inception is not None:
         a = dist.FeatureStats(2048, keep=True).update(networks.inception.features(real_frames))

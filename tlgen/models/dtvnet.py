@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import einops
 import jax
 import jax.numpy as jnp
 from flax import linen as nn
@@ -167,9 +168,8 @@ class Generator(nn.Module):
         y = nn.Conv(3 * t, (5, 5), padding="VALID", dtype=dt, name="to_frames")(_reflect_pad(y, 2))
         y = jnp.tanh(y.astype(jnp.float32))
 
-        b, h, w, _ = y.shape
-        video = y.reshape(b, h, w, t, 3).transpose(0, 3, 1, 2, 4)
-        flows = flows.astype(jnp.float32).reshape(b, h // 2, w // 2, t, 2).transpose(0, 3, 1, 2, 4)
+        video = einops.rearrange(y, "b h w (t c) -> b t h w c", c=3)
+        flows = einops.rearrange(flows.astype(jnp.float32), "b h w (t c) -> b t h w c", c=2)
         return video, flows
 
 

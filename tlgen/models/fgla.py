@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import einops
 import jax
 import jax.numpy as jnp
 from flax import linen as nn
@@ -98,8 +99,8 @@ class MotionEncoder(nn.Module):
         if not self.per_region:
             masks = jnp.ones((b, 1) + masks.shape[2:], masks.dtype)
             r = 1
-        x = jnp.repeat(flow.astype(self.dtype) / self.flow_scale, r, axis=0)       # (B*R, H, W, 2)
-        m = masks.reshape((b * r,) + masks.shape[2:]).astype(self.dtype)
+        x = einops.repeat(flow.astype(self.dtype) / self.flow_scale, "b h w c -> (b r) h w c", r=r)
+        m = einops.rearrange(masks, "b r h w -> (b r) h w").astype(self.dtype)
         for i, width in enumerate(self.widths):
             x, m = PartialConv(width, 3, 2, self.dtype, name=f"pconv{i}")(x, m)
             x = _act(x, m) * m[..., None]
@@ -107,7 +108,7 @@ class MotionEncoder(nn.Module):
         pooled = jnp.sum(x * m[..., None], axis=(1, 2)) / jnp.maximum(count, 1.0)
         z = nn.Dense(self.latent_dim, dtype=self.dtype, name="to_latent")(pooled)
         z = jnp.where(count > 0, z, 0.0)                   # an empty region: a zero latent
-        return z.astype(jnp.float32).reshape(b, r, self.latent_dim)
+        return einops.rearrange(z.astype(jnp.float32), "(b r) d -> b r d", b=b)
 
 
 def latent_map(latents: jax.Array, masks: jax.Array) -> jax.Array:

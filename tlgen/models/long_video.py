@@ -34,6 +34,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import einops
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -355,7 +356,7 @@ class Discriminator(nn.Module):
                                           name="from_rgb")(x)), -CLAMP, CLAMP)
         for i, c in enumerate(self.channels):
             x = DBlock3d(c, 1 if i == 0 else self.kernel_time, i > 0, self.dtype, name=f"block{i}")(x)
-        x = x.reshape(b, x.shape[1], -1)                                  # (B, T', H'W'C)
+        x = einops.rearrange(x, "b t h w c -> b t (h w c)")
         for i in range(self.head_convs):
             k = 1 if i == 0 else 3
             kernel = self.param(f"head{i}_kernel", nn.initializers.normal(1.0),

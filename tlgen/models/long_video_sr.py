@@ -160,12 +160,11 @@ def upsample_linear(x: jax.Array, scale: int) -> jax.Array:
     zero-stuffing + triangle filter, zeros beyond the border): (..., h * scale, w * scale, C)."""
     half = np.arange(1, 2 * scale, 2, dtype=np.float64)
     taps = np.concatenate([half, half[::-1]]) / (2 * scale * scale)
-    lead = x.shape[:-3]
-    x = x.reshape((-1,) + x.shape[-3:])
+    x, lead = einops.pack([x], "* h w c")
     n = len(taps)
     pad = ((n + scale - 1) // 2, (n - scale) // 2)
     y = upfirdn(x, taps, up=scale, pads=[pad, pad], gain=scale * scale)
-    return y.reshape(lead + y.shape[1:])
+    return einops.unpack(y, lead, "* h w c")[0]
 
 
 # ----------------------------------------------------------------------------- generator

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 
+import einops
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -156,7 +157,7 @@ def training(config) -> Training:
         lmap = fgla.latent_map(latents, masks)
         step = lambda frame, latent_map: generator.apply({"params": params["generator"]}, frame, latent_map)
         frames, _ = fgla.animate_flows(image, step, jnp.broadcast_to(lmap, (7,) + lmap.shape))
-        video = jnp.concatenate([image[None], frames], axis=0).transpose(1, 0, 2, 3, 4)
+        video = einops.rearrange(jnp.concatenate([image[None], frames], axis=0), "t b h w c -> b t h w c")
         return {"animation": to_uint8(video)}
 
     return Training(init=init, train_step=train_step, make_pipeline=make_pipeline,

@@ -13,6 +13,7 @@ import argparse
 import math
 from collections.abc import Iterator
 
+import einops
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -57,7 +58,7 @@ def make_chunk(gen: sv.Generator, chunk: int, time_scale: float):
             return gen.apply({"params": params}, zi[None], ci[None], tj[None, None], anchor)[0, 0]
         v = z.shape[0]
         flat = (jnp.repeat(z, chunk, axis=0), jnp.repeat(codes, chunk, axis=0), jnp.tile(t, v))
-        return to_uint8(jax.lax.map(frame, flat)).reshape((v, chunk) + (gen.resolution,) * 2 + (3,))
+        return einops.rearrange(to_uint8(jax.lax.map(frame, flat)), "(v t) h w c -> v t h w c", v=v)
     return run
 
 

@@ -76,7 +76,7 @@ def losses(params, batch, *, config, lv: Levels, dtype) -> tuple[jax.Array, dict
                   jnp.broadcast_to(anchor[None], (m,) + anchor.shape))
         for j, k in enumerate(lv.period_levels):
             target = target.at[k - 1].set(batch["period_target"][:, j])
-        target = target.reshape((m * b,) + anchor.shape[1:])
+        target = rearrange(target, "n b ... -> (n b) ...")
         level_of = jax.nn.one_hot(kept - 1, m, dtype=jnp.float32).T     # (M, M*B)
     target = ae.as_model_input(target)
     count = jnp.maximum(jnp.sum(level_of, axis=1), 1.0)
