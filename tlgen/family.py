@@ -135,6 +135,9 @@ class Command:
     """
     run: Callable[[Any, argparse.Namespace], Any]
     add_arguments: Callable[[argparse.ArgumentParser], None] | None = None
+    listed: bool = True
+    """False for a command that only tells where the family's runs go instead (other families'
+    errors then do not offer it)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,7 +167,7 @@ class Family:
         """The family's `name` command, else UserError naming the built-in families that have it."""
         if name in self.commands:
             return self.commands[name]
-        able = [f for f, spec in builtin().items() if name in spec.commands]
+        able = list(offering(name))
         which = (f"runs of the {' or '.join(able)} famil{'y' if len(able) == 1 else 'ies'}"
                  if able else "no built-in family yet")
         raise UserError(f"the {self.name} family cannot {COMMANDS[name]}; `tlgen {name}` works "
@@ -184,6 +187,12 @@ def builtin_names() -> list[str]:
     package = importlib.import_module(BUILTIN_PACKAGE)
     return sorted(m.name for m in pkgutil.iter_modules(package.__path__)
                   if m.ispkg and not m.name.startswith("_"))
+
+
+def offering(name: str) -> dict[str, Command]:
+    """The built-in families' `name` commands by family, those that do the work only."""
+    return {f: spec.commands[name] for f, spec in builtin().items()
+            if name in spec.commands and spec.commands[name].listed}
 
 
 def builtin() -> dict[str, Family]:

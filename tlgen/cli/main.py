@@ -73,9 +73,8 @@ def _unrecognized(name: str, unknown: Sequence[str], argv: Sequence[str]) -> str
     that this run's does not."""
     from tlgen import family as family_lib
     owners: dict[str, list[str]] = {}
-    for fam_name, fam in family_lib.builtin().items():
-        command = fam.commands.get(name)
-        if command and command.add_arguments:
+    for fam_name, command in family_lib.offering(name).items():
+        if command.add_arguments:
             probe = argparse.ArgumentParser(add_help=False)
             command.add_arguments(probe)
             for option in probe._option_string_actions:

@@ -29,7 +29,7 @@ FAMILY = Family(
     training=training.training,
     example_batch=training.example_batch,
     networks=(training.G,),
-    commands={"generate": Command(refuse_generate, generate_arguments)},
+    commands={"generate": Command(refuse_generate, generate_arguments, listed=False)},
 )
 
 __all__ = ["FAMILY"]
