@@ -36,7 +36,8 @@ def _frechet(name: str, dim: int, features: Callable, real: Callable, fake: Call
 def fid(real: Callable, fake: Callable) -> Evaluator:
     """"fid" of frames (clips are taken frame by frame), with frozen["inception"]."""
     def features(frozen, x):
-        return perceptual.inception_features(frozen["inception"], einops.rearrange(x, "... h w c -> (...) h w c"))
+        frames = einops.rearrange(x, "... h w c -> (...) h w c")
+        return perceptual.inception_features(frozen["inception"], frames)
     return _frechet("fid", inception_model.FEATURES, features, real, fake)
 
 
