@@ -310,7 +310,7 @@ def test_stylegan_v_peer_computes_tlgen_frames_and_logits(fused):
     z = rng.normal(size=(4, 64)).astype(np.float32)
     codes = rng.normal(size=(4, gen.codes_for(64.0), 64)).astype(np.float32)
     t = batch["time"] + np.float32(2.5)
-    ours = np.asarray(jax.jit(gen.apply)({"params": state.params["g"]}, z, codes, t))
+    ours = np.array(jax.jit(gen.apply)({"params": state.params["g"]}, z, codes, t))
     ours_logits = np.asarray(jax.jit(disc.apply)({"params": state.params["d"]}, ours, batch["time"]))
     with torch.no_grad():
         frames = peer.g(torch.from_numpy(z), torch.from_numpy(codes), torch.from_numpy(t))
