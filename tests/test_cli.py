@@ -60,14 +60,24 @@ def test_console_script_runs_as_module():
       "--config.data.batch_size=0"], "config.data.batch_size 0 must be a positive number of samples."),
     (["train", "--config", "configs/timescale_ae_synthetic.py:tiny", "--workdir", "{tmp}/w",
       "--config.data.batch_size=0"], "config.data.batch_size 0 must be a positive number of samples."),
+    (["train", "--config", "configs/timescale_ae_synthetic.py:tiny", "--workdir", "{tmp}/w"],
+     "config.data.dir is empty"),
+    (["train", "--config", "configs/timescale_ae_synthetic.py:tiny", "--workdir", "{tmp}/f/w"],
+     "--workdir {tmp}/f/w lies inside {tmp}/f, a file"),
+    (["prepare", "synthetic:city:frames=-5", "--out", "{tmp}/d"], "frames=-5 must be at least 1"),
+    (["prepare", "synthetic:city:interval=nan", "--out", "{tmp}/d"], "must be a positive number"),
+    (["prepare", "synthetic:city", "--size", "100000", "--out", "{tmp}/d"], "larger than 8192"),
+    (["prepare", "synthetic:city", "--out", "{tmp}/f/d"], "--out {tmp}/f/d lies inside {tmp}/f, a file"),
 ])
 def test_bad_input_is_one_sentence_and_exit_2(argv, expected, tmp_path, capsys):
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    (tmp_path / "f").write_text("a file")
     assert cli.main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"tlgen {argv[0]}: error:") and len(err.splitlines()) == 1
     assert expected.replace("{tmp}", str(tmp_path)) in err
     assert not (tmp_path / "t.mp4").exists() and not (tmp_path / "a.mp4").exists()
+    assert not (tmp_path / "d").exists() and not (tmp_path / "w").exists()
 
 
 def test_an_option_of_another_familys_command_names_the_families_that_take_it(tmp_path, capsys):

@@ -89,6 +89,36 @@ def test_one_folder_spelled_two_ways_is_the_same_config(config_file, tmp_path, m
     assert tlconfig.differences(tlconfig.load(f"{config_file}:tiny", ["data.dir=gone"]), path) == ["data.dir"]
 
 
+def test_paths_are_anchored_where_the_run_starts(config_file, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = tlconfig.load(f"{config_file}:tiny", ["data.dir=data/city"])
+    tlconfig.absolute_paths(cfg)
+    assert cfg.data.dir == str(tmp_path / "data" / "city")
+    for kept in ("", "gs://bucket/city", "/abs/city"):
+        cfg = tlconfig.load(f"{config_file}:tiny", [f"data.dir={kept}"])
+        tlconfig.absolute_paths(cfg)
+        assert cfg.data.dir == kept
+
+
+@pytest.mark.parametrize("text, variant, says", [
+    ("def get_config(\n", ":x", "has a syntax error at line 1"),
+    ("def get_config(arg):\n    return None\n", "", "needs a variant"),
+])
+def test_config_files_that_cannot_load(text, variant, says, tmp_path):
+    path = tmp_path / "bad.py"
+    path.write_text(text)
+    with pytest.raises(UserError, match=says):
+        tlconfig.load(f"{path}{variant}")
+    other = tmp_path / "notes.txt"
+    other.write_text("x")
+    with pytest.raises(UserError, match="is not a Python file"):
+        tlconfig.load(str(other))
+    listed = tmp_path / "config.json"
+    listed.write_text("[1, 2]")
+    with pytest.raises(UserError, match="holds a JSON list"):
+        tlconfig.read(str(listed))
+
+
 def test_overrides_from_argv():
     overrides, rest = tlconfig.overrides_from(
         ["--workdir", "w", "--config.a.b=1", "--config.c", "2", "--config=x.py"])

@@ -25,6 +25,7 @@ T0 = calendar.timegm(dt.datetime(2021, 6, 1, 12, 0, 0).timetuple())
     (f"{T0}.png", T0),
     (f"roof_{T0}.25.png", T0 + 0.25),
     ("frame_0001.png", None),
+    ("frame_000000001.png", None),                # a zero-padded counter, not 1970
     ("20210601.png", None),
     ("2021-13-01T12-00-00.png", None),
 ])

@@ -315,6 +315,19 @@ def test_nonfinite_skip_counts_and_keep_best(tmp_path):
         assert all(np.isfinite(x).all() for x in jax.tree.leaves(restored.state.params))
 
 
+def test_keep_best_of_an_unknown_metric_keeps_the_steps_trained(tmp_path):
+    workdir = str(tmp_path / "w")
+    config = make_config(total_steps=6, train__eval_every=2, train__ckpt_every=4,
+                         train__keep_best="max:psnr")
+    with pytest.raises(UserError, match=r"keep_best names 'psnr', but the eval metrics are .*loss.*"
+                                        r"step 2 is saved"):
+        train(config, workdir)
+    assert ckpt_steps(workdir) == [2]
+    final = train(make_config(total_steps=6, train__eval_every=2, train__ckpt_every=4,
+                              train__keep_best="loss"), workdir)
+    assert final["step"] == 6 and ckpt_steps(workdir) == [4, 6]
+
+
 def test_nonfinite_stop_saves_nothing_after_it(tmp_path):
     workdir = str(tmp_path / "w")
     with pytest.raises(NonFiniteError, match="step 6"):

@@ -15,6 +15,7 @@ from tlgen.data.prepare import prepare
 from tlgen.data.synthetic import make_scene
 from tlgen.data.video_io import write_video
 from tlgen.data.regions import kmeans
+from tlgen.errors import UserError
 from tlgen.train.trainer import train
 
 TINY = ["data.image_size=16", "data.batch_size=8", "total_steps=3", "model.encoder_widths=(4, 8)",
@@ -48,6 +49,15 @@ def test_training_steps_update_encoder_and_generator(run):
     params = checkpoint.restore_networks(workdir, ("fgla",), step=3, shardings_for=replicate)[1]["fgla"]
     assert set(params) == {"encoder", "generator"}
     assert "pconv0" in params["encoder"] and "to_flow" in params["generator"]
+
+
+def test_a_dataset_with_more_classes_than_regions_is_refused_before_training(run, tmp_path):
+    root = run[0]
+    config = config_lib.load("configs/fgla_landscape.py:tiny",
+                             TINY + [f"data.dir={root / 'water'}", "model.regions=('ground', 'sky')"])
+    with pytest.raises(UserError, match=r"has 3 mask classes but config.model.regions names 2"):
+        train(config, str(tmp_path / "w"))
+    assert not (tmp_path / "w").exists()
 
 
 def _animate(workdir, image, out, *extra):

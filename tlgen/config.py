@@ -33,6 +33,11 @@ def load(spec: str, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
         config = module.get_config(arg) if arg else module.get_config()
     except (KeyError, ValueError) as e:
         raise UserError(f"config file {path} rejected variant {arg!r}: {e}") from None
+    except TypeError as e:
+        if arg:
+            raise
+        raise UserError(f"config file {path} needs a variant ({e}); pass --config "
+                        f"{path}:VARIANT.") from None
     if not isinstance(config, ml_collections.ConfigDict):
         raise UserError(f"get_config in {path} must return an ml_collections.ConfigDict.")
     apply_overrides(config, overrides)
@@ -58,9 +63,15 @@ def _import_file(path: str):
         sys.path.insert(0, root)
     name = "tlgen_config_" + os.path.splitext(os.path.basename(path))[0]
     spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None:
+        raise UserError(f"config file {path} is not a Python file; pass --config "
+                        "configs/<file>.py:<variant>.")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module   # dataclasses and Flax modules defined in a config need this
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as e:
+        raise UserError(f"config file {path} has a syntax error at line {e.lineno}: {e.msg}.") from None
     return module
 
 
@@ -128,6 +139,23 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: Iterable[str])
             raise UserError(f"config key {key} cannot take {text!r}: {e}") from None
 
 
+# Keys that name a local file or folder; `absolute_paths` anchors them where a run starts.
+PATH_KEYS = ("data.dir", "model.vgg19", "eval.inception", "eval.i3d", "eval.lpips")
+
+
+def absolute_paths(config: ml_collections.ConfigDict) -> None:
+    """Makes the relative paths under PATH_KEYS absolute, so that a work directory's saved
+    config resumes from any current directory (URLs such as gs://... stay as they are)."""
+    for key in PATH_KEYS:
+        *parents, leaf = key.split(".")
+        node = config
+        for part in parents:
+            node = node.get(part) if isinstance(node, ml_collections.ConfigDict) else None
+        value = node.get(leaf) if isinstance(node, ml_collections.ConfigDict) else None
+        if isinstance(value, str) and value and "://" not in value:
+            node[leaf] = os.path.abspath(value)
+
+
 def compute_dtype(config):
     """The activation dtype of `config.dtype` ("float32" or "bfloat16"); parameters stay fp32."""
     import jax.numpy as jnp
@@ -155,6 +183,9 @@ def read(path: str) -> ml_collections.ConfigDict:
             data = json.load(f)
     except (OSError, json.JSONDecodeError) as e:
         raise UserError(f"cannot read config {path}: {e}.") from None
+    if not isinstance(data, dict):
+        raise UserError(f"cannot read config {path}: it holds a JSON {type(data).__name__}, not "
+                        "a config object.")
     return ml_collections.ConfigDict(data)
 
 

@@ -30,6 +30,19 @@ def check_output_file(path: str, flag: str) -> None:
         raise UserError(f"the folder of {path} does not exist; create it first.")
 
 
+def check_output_folder(path: str, flag: str) -> None:
+    """UserError unless the folder `path` given by `flag` can be made or used: named, and
+    neither a file nor inside one."""
+    if not path:
+        raise UserError(f"{flag} is empty; name a folder.")
+    probe = os.path.abspath(path)
+    while not os.path.lexists(probe):
+        probe = os.path.dirname(probe)
+    if not os.path.isdir(probe):
+        where = "is a file" if probe == os.path.abspath(path) else f"lies inside {probe}, a file"
+        raise UserError(f"{flag} {path} {where}; choose a folder.")
+
+
 def write_atomic(path: str, write: Callable[[str], object]) -> None:
     """Calls `write(tmp)` on a temporary file in `path`'s folder (created if missing; same
     extension, so writers that look at it still work), then renames it to `path`. On any

@@ -1,8 +1,8 @@
 """Train a model family; resumes from the work directory's newest checkpoint.
 
 Examples:
-  tlgen train --config configs/timescale_ae_synthetic.py:tiny --workdir runs/tae
-  tlgen train --config configs/timescale_ae_synthetic.py:tiny --workdir runs/tae --config.total_steps=2000
+  tlgen train --config configs/timescale_ae_synthetic.py:tiny --config.data.dir=data/city --workdir runs/tae
+  tlgen train --config configs/timescale_ae_synthetic.py:tiny --config.data.dir=data/city --workdir runs/tae --config.total_steps=2000
   tlgen train --workdir runs/tae --config.total_steps=4000   # resume with the saved config
 
 Writes W/config.json, W/checkpoints/, W/metrics.jsonl, W/tb/ and W/samples/. SIGTERM saves
@@ -34,6 +34,7 @@ def run(args) -> int:
         config.lock()
     else:
         raise UserError(f"{args.workdir} has no config.json to resume from; pass --config FILE.py:VARIANT.")
+    config_lib.absolute_paths(config)
     import jax
 
     from tlgen.train.trainer import train

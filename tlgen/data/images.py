@@ -19,8 +19,9 @@ _ISO = re.compile(r"(?<!\d)(\d{4})-(\d{2})-(\d{2})[T _](\d{2})[-:_](\d{2})[-:_](
                   r"(?:[.,](\d+))?")
 # 20210601_120000, 20210601-120000, IMG_20210601_120000
 _COMPACT = re.compile(r"(?<!\d)(\d{4})(\d{2})(\d{2})[_-](\d{2})(\d{2})(\d{2})(?!\d)")
-# Unix seconds (9-10 digits, optional fraction): 1622548800.png, cam_1622548800.25.jpg
-_UNIX = re.compile(r"(?<![\d.])(\d{9,10})(?:\.(\d+))?(?![\d])")
+# Unix seconds (10 digits, 2001-09-09 to 2286, optional fraction): 1622548800.png,
+# cam_1622548800.25.jpg; shorter numbers are frame counters (frame_000000001.png)
+_UNIX = re.compile(r"(?<![\d.])(\d{10})(?:\.(\d+))?(?![\d])")
 
 _EXIF_IFD = 0x8769
 _DATETIME_ORIGINAL = 36867

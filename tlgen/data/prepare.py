@@ -27,13 +27,17 @@ from tlgen.data import images, pyramid, video_io
 from tlgen.data.layout import FORMAT, FORMAT_VERSION, INDEX_FILE, METADATA_FILE
 from tlgen.data.flow import METHODS as FLOW_METHODS, FlowEstimator
 from tlgen.errors import StorageError, UserError
-from tlgen.files import STORAGE_ERRNOS, storage_sentence
+from tlgen.files import STORAGE_ERRNOS, check_output_folder, storage_sentence
 from tlgen.progress import progress
 
 SPLITS = ("train", "validation")
 SYNTHETIC_PREFIX = "synthetic:"
 AUTO_MASKS = "auto"
 log = logging.getLogger(__name__)
+
+
+# The largest frame side `--size` takes (8K video's width).
+MAX_SIZE = 8192
 
 
 def parse_size(text: str | int | None) -> tuple[int, int] | None:
@@ -46,6 +50,9 @@ def parse_size(text: str | int | None) -> tuple[int, int] | None:
         parts = []
     if len(parts) not in (1, 2) or min(parts) < 2:
         raise UserError(f"--size {text!r} is not a size; use e.g. 64, 128 or 96x128 (HxW).")
+    if max(parts) > MAX_SIZE:
+        raise UserError(f"--size {text!r} is larger than {MAX_SIZE} pixels a side; models train "
+                        "on 32 to 1024 (e.g. --size 256).")
     return (parts[0], parts[-1])
 
 
@@ -110,6 +117,13 @@ def _parse_synthetic(spec: str) -> tuple[str, dict]:
             options[key] = kinds[key](value)
         except ValueError:
             raise UserError(f"{spec}: option {key}={value!r} is not a number.") from None
+    least = {"seed": 0, "frames": 1}
+    for key, value in options.items():
+        if key in least and value < least[key]:
+            raise UserError(f"{spec}: option {key}={value} must be at least {least[key]}.")
+    if "interval" in options and not 0 < options["interval"] < float("inf"):
+        raise UserError(f"{spec}: option interval={options['interval']} must be a positive "
+                        "number of seconds.")
     return name, options
 
 
@@ -392,11 +406,14 @@ def prepare(sources: Sequence[str], out: str, *, size: tuple[int, int] | str | N
     if flow_method not in FLOW_METHODS:       # --flow's estimator, and --masks auto's
         raise UserError(f"--flow-method {flow_method!r}: choose {' or '.join(FLOW_METHODS)}.")
     size = parse_size(size) if isinstance(size, (str, int)) else size
-    out = os.path.abspath(out.rstrip("/"))
+    check_output_folder(out, "--out")
+    out = os.path.abspath(out)
     _check_output(out, overwrite, [x for x in [*sources, *masks]
                                    if not x.startswith(SYNTHETIC_PREFIX) and x != AUTO_MASKS])
     for source in sources:
-        if not source.startswith(SYNTHETIC_PREFIX) and not os.path.exists(source):
+        if source.startswith(SYNTHETIC_PREFIX):
+            _parse_synthetic(source)
+        elif not os.path.exists(source):
             raise UserError(f"{source} does not exist; give video files, image folders or "
                             "synthetic:<scene>.")
     os.makedirs(os.path.dirname(out), exist_ok=True)

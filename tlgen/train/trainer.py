@@ -26,6 +26,7 @@ from tlgen import family as family_lib
 from tlgen import checkpoint as checkpoint_lib
 from tlgen.checkpoint import Checkpointer
 from tlgen.errors import DivergedError, StorageError, TlgenError, UserError
+from tlgen.files import check_output_folder
 from tlgen.lock import WorkdirLock
 from tlgen.parallel import (agree, batch_sharding, compiler_options, gather_params, global_batch,
                             initialize_distributed, is_explicit, make_mesh, param_shardings,
@@ -262,6 +263,7 @@ def train(config, workdir: str) -> dict:
     "step", and "preempted" (True when stopped by SIGTERM / a preemption notice after saving).
     """
     initialize_distributed()
+    check_output_folder(workdir, "--workdir")
     workdir = os.path.abspath(workdir)
     if config.train.nonfinite not in ("skip", "stop"):
         raise UserError(f"config.train.nonfinite is {config.train.nonfinite!r}; use 'skip' or 'stop'.")
@@ -449,8 +451,11 @@ class _Loop:
                 self.last_eval[key] = float(value)
         best = self.ckpt.best
         if best and best[0] not in self.last_eval:
+            self.save(state, step, None)            # the steps trained so far are kept
+            self.ckpt.wait()
             raise UserError(f"config.train.keep_best names {best[0]!r}, but the eval metrics are "
-                            f"{', '.join(sorted(self.last_eval))}.")
+                            f"{', '.join(sorted(self.last_eval))}; step {step} is saved: resume "
+                            "with one of those (--config.train.keep_best=NAME).")
         self.final.update({f"eval/{k}": v for k, v in self.last_eval.items()})
         self.writer.write(step, "eval", self.last_eval)
         return True

@@ -104,6 +104,10 @@ def has_masks(config, run: str | None = None) -> bool:
     if not config.data.dir:
         return True
     ds = open_training_data(config.data.dir, image_size=int(config.data.image_size), flow=True, run=run)
+    classes, regions = int(ds.metadata.get("num_classes", 0)), len(config.model.regions)
+    if ds.metadata.get("has_masks") and classes > regions:
+        raise UserError(f"{config.data.dir} has {classes} mask classes but config.model.regions "
+                        f"names {regions}; name one region per class (class k is regions[k]).")
     if not ds.metadata.get("has_masks"):
         log.warning("%s has no region masks: FGLA trains with one region (%s) covering every "
                     "pixel; prepare it with --masks DIR for per-region motion",
@@ -117,10 +121,10 @@ def training(config) -> Training:
     encoder, generator = networks(config, dtype)
     tx = make_optimizer(config.optim, total_steps=config.total_steps, grad_accum=config.train.grad_accum)
     ema_decay = float(config.train.ema_decay)
-    masked = has_masks(config)
     if not config.model.regions:
         raise UserError("config.model.regions is empty; name the regions of the masks' classes "
                         "(class k is regions[k]).")
+    masked = has_masks(config)
     loss_fn = lambda p, b: losses(p, b, config=config, encoder=encoder, generator=generator,
                                   has_masks=masked)
 

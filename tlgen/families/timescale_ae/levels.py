@@ -52,6 +52,8 @@ class Levels:
 def make_levels(config, level_periods) -> Levels:
     """The bin/level/band layout of `config` on a dataset with `level_periods`."""
     m = int(config.model.num_bins)
+    if m < 2:
+        raise UserError(f"config.model.num_bins is {m}; a timescale code needs at least 2 bins.")
     if len(level_periods) < m:
         raise UserError(f"config.model.num_bins is {m} but the dataset has {len(level_periods)} "
                         f"pyramid levels; prepare it with `--levels {m}` or more, or set "
