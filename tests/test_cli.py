@@ -68,16 +68,25 @@ def test_console_script_runs_as_module():
     (["prepare", "synthetic:city:interval=nan", "--out", "{tmp}/d"], "must be a positive number"),
     (["prepare", "synthetic:city", "--size", "100000", "--out", "{tmp}/d"], "larger than 8192"),
     (["prepare", "synthetic:city", "--out", "{tmp}/f/d"], "--out {tmp}/f/d lies inside {tmp}/f, a file"),
+    (["generate", "--workdir", "{tmp}/missing", "--out", "{tmp}/m.mp4", "--num", "2"],
+     "--out {tmp}/m_1.mp4 is a folder"),
+    (["generate", "--workdir", "{tmp}/missing", "--out", "{tmp}/t.mp4", "--fps", "1e-10"],
+     "--fps 1e-10 must be between 0.001 and 1000 frames/s."),
+    (["eval", "--workdir", "{tmp}/missing", "--out", "{tmp}/f"], "--out {tmp}/f is a file"),
+    (["animate", "--workdir", "{tmp}/missing", "--image", "{tmp}", "--out", "{tmp}/a.mp4"],
+     "--image {tmp} is a folder; give an image file."),
 ])
 def test_bad_input_is_one_sentence_and_exit_2(argv, expected, tmp_path, capsys):
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
     (tmp_path / "f").write_text("a file")
+    (tmp_path / "m_1.mp4").mkdir()
     assert cli.main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"tlgen {argv[0]}: error:") and len(err.splitlines()) == 1
     assert expected.replace("{tmp}", str(tmp_path)) in err
     assert not (tmp_path / "t.mp4").exists() and not (tmp_path / "a.mp4").exists()
     assert not (tmp_path / "d").exists() and not (tmp_path / "w").exists()
+    assert not (tmp_path / "m_0.mp4").exists()
 
 
 def test_an_option_of_another_familys_command_names_the_families_that_take_it(tmp_path, capsys):
@@ -111,6 +120,18 @@ def test_real_valued_options_refuse_inf_and_nan(argv, says, capsys):
         cli.main(argv)
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == f"tlgen {argv[0]}: error: {says}"
+
+
+def test_logging_is_tlgens_even_when_an_import_configured_it_first(monkeypatch):
+    import argparse
+    import logging
+
+    monkeypatch.setattr(logging.root, "handlers", [])
+    monkeypatch.setattr(logging.root, "level", logging.root.level)
+    logging.basicConfig()                          # what absl's vlog does on a family's import
+    cli._setup_logging(argparse.Namespace(verbose=False, quiet=False))
+    (handler,) = logging.root.handlers
+    assert logging.root.level == logging.INFO and "%(asctime)s" in handler.formatter._fmt
 
 
 def test_a_command_the_runs_family_lacks_is_named_before_its_checkpoint_is_looked_for(tmp_path, capsys):

@@ -46,7 +46,7 @@ def test_unknown_key_names_closest(config_file):
 
 
 def test_bad_values_and_files(config_file, tmp_path):
-    with pytest.raises(UserError, match="expects a int"):
+    with pytest.raises(UserError, match="expects an int"):
         tlconfig.load(f"{config_file}:tiny", ["total_steps=many"])
     with pytest.raises(UserError, match="expects a bool"):
         tlconfig.load(f"{config_file}:tiny", ["use_ema=maybe"])

@@ -47,3 +47,13 @@ def test_files_written_together_all_appear_or_none(tmp_path):
     write_atomic_all(paths, lambda tmps: write(tmps, fail=False))
     assert [open(p).read() for p in paths] == ["video 0", "video 1", "video 2"]
     assert sorted(os.listdir(tmp_path)) == ["v_0.mp4", "v_1.mp4", "v_2.mp4"]
+
+
+def test_an_upper_case_extension_gets_the_whole_file(tmp_path):
+    import numpy as np
+
+    path = tmp_path / "FRAMES.NPZ"
+    path.write_text("old")
+    write_atomic(str(path), lambda tmp: np.savez_compressed(tmp, frames=np.arange(5)))
+    np.testing.assert_array_equal(np.load(path)["frames"], np.arange(5))
+    assert os.listdir(tmp_path) == ["FRAMES.NPZ"]

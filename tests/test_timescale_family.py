@@ -186,6 +186,8 @@ def test_cli_timelapse_and_eval_from_a_trained_workdir(data_dir, tmp_path, capsy
     # bad input: one sentence, exit 2, nothing written
     assert main(base[:-4] + ["--start", "500", "--end", "100", "--out", str(out / "bad.mp4")]) == 2
     assert "must be after" in capsys.readouterr().err
+    assert main(base[:-4] + ["--start", "1e9", "--end", "2e9", "--out", str(out / "bad.mp4")]) == 2
+    assert "span 1e+09-2e+09 s lies outside the video's 0-" in capsys.readouterr().err
     assert main(base[:-4] + ["--keep-bins", "5", "--out", str(out / "bad.mp4")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.endswith("keep bins 5 is outside 1..4 (the model has 4 bins).") and len(err.splitlines()) == 1
@@ -267,3 +269,15 @@ def test_config_variants_lay_out_levels_on_a_six_level_dataset(name, variant):
     lv = make_levels(config, [1200.0 * 2 ** i for i in range(6)])
     assert len(lv.gap_bands) == config.model.num_bins - 1
     assert config.model.image_size % 2 ** (len(config.model.widths) - 1) == 0
+
+
+def test_times_are_seconds_or_date_times_and_never_infinite():
+    from tlgen.errors import UserError
+    from tlgen.families.timescale_ae.inference import parse_time
+
+    assert parse_time("90", 0.0, 5.0, "--start") == 90.0
+    assert parse_time(None, 0.0, 5.0, "--start") == 5.0
+    assert parse_time("1970-01-01T00:02:00", 60.0, 0.0, "--end") == 60.0
+    for text in ("inf", "-inf", "nan"):
+        with pytest.raises(UserError, match=f"--from '{text}' is not a finite number of seconds"):
+            parse_time(text, 0.0, 0.0, "--from")

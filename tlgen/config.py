@@ -111,7 +111,9 @@ def _parse_value(text: str, current, key: str):
             value = value if isinstance(value, (tuple, list)) else (value,)
             return type(current)(value)
     except (ValueError, SyntaxError):
-        raise UserError(f"config key {key} expects a {type(current).__name__}, got {text!r}.") from None
+        kind = type(current).__name__
+        raise UserError(f"config key {key} expects {'an' if kind[0] in 'aeiou' else 'a'} {kind}, "
+                        f"got {text!r}.") from None
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):

@@ -58,7 +58,7 @@ def write_atomic_all(paths: list[str], write: Callable[[list[str]], object]) -> 
         for path in paths:
             directory = os.path.dirname(os.path.abspath(path))
             os.makedirs(directory, exist_ok=True)
-            suffix = os.path.splitext(path)[1]
+            suffix = os.path.splitext(path)[1].lower()     # np.savez appends .npz to ".NPZ"
             fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=suffix)
             os.close(fd)
             tmps.append(tmp)

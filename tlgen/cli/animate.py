@@ -41,6 +41,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "the flow into each (hue = direction, brightness = speed)")
 
 
+# The frame rates an output video takes (ffmpeg refuses rates far outside them).
+MIN_FPS, MAX_FPS = 0.001, 1000.0
+
+
 def check_outputs(out: str, npz: str | None, fps: float, sheet: str | None = None) -> None:
     """One sentence for a bad --out / --npz / --fps, before any model is loaded."""
     from tlgen.errors import UserError
@@ -52,8 +56,8 @@ def check_outputs(out: str, npz: str | None, fps: float, sheet: str | None = Non
         raise UserError(f"--npz {npz} must end in .npz.")
     if sheet and not sheet.lower().endswith(".png"):
         raise UserError(f"--sheet {sheet} must end in .png.")
-    if fps <= 0:
-        raise UserError(f"--fps {fps} must be positive.")
+    if not MIN_FPS <= fps <= MAX_FPS:
+        raise UserError(f"--fps {fps:g} must be between {MIN_FPS:g} and {MAX_FPS:g} frames/s.")
     for flag, path in (("--out", out), ("--npz", npz), ("--sheet", sheet)):
         if path:
             check_output_file(path, flag)
@@ -80,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
     from tlgen.trained import load
 
     check_outputs(args.out, args.npz, args.fps, args.sheet)
+    if os.path.isdir(args.image):
+        raise UserError(f"--image {args.image} is a folder; give an image file.")
     if not os.path.isfile(args.image):
         raise UserError(f"--image {args.image} does not exist.")
     args.image_array = read_image(args.image)

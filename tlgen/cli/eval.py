@@ -32,10 +32,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tlgen.files import check_output_folder
     from tlgen.metrics.protocol import Networks
     from tlgen.metrics.report import write_report
     from tlgen.trained import load
 
+    if args.out is not None:
+        check_output_folder(args.out, "--out")
     args.networks = Networks.load(args.inception, args.i3d, args.lpips)
     trained = load(args.workdir, step=args.step, command="eval")
     command = trained.family.command("eval")

@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     from tlgen.cli.animate import check_outputs
     from tlgen.data.video_io import VideoWriter
     from tlgen.errors import UserError
-    from tlgen.files import write_atomic, write_atomic_all
+    from tlgen.files import check_output_file, write_atomic, write_atomic_all
     from tlgen.progress import progress
     from tlgen.trained import load
 
@@ -107,6 +107,8 @@ def run(args: argparse.Namespace) -> int:
     for flag, value in (("--frames", args.frames), ("--num", args.num)):
         if value < 1:
             raise UserError(f"{flag} {value} must be at least 1.")
+    for path in outputs(args.out, args.num, args.grid):
+        check_output_file(path, "--out")
     trained = load(args.workdir, step=args.step, command="generate")
     chunks = trained.family.command("generate").run(trained, args)
     kept = []

@@ -127,6 +127,12 @@ def _drop_closed_event_loop_reports() -> None:
 
 def _setup_logging(args: argparse.Namespace) -> None:
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
+    # Importing a family's modules (for its options) may have called basicConfig already
+    # (absl's vlog does), which would make this call a no-op: that bare handler goes.
+    for handler in list(logging.root.handlers):
+        if (type(handler) is logging.StreamHandler and handler.formatter is not None
+                and handler.formatter._fmt == logging.BASIC_FORMAT):
+            logging.root.removeHandler(handler)
     logging.basicConfig(level=level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     for noisy in ("jax._src", "orbax", "tensorflow_datasets", "grain"):

@@ -53,7 +53,8 @@ def probe_video(path: str) -> VideoInfo:
     """Reads a video's size, frame rate and duration; UserError if it is missing or ffmpeg
     cannot open it."""
     if not os.path.isfile(path):
-        raise UserError(f"{path} does not exist; give the path of a video file.")
+        what = "is a folder" if os.path.isdir(path) else "does not exist"
+        raise UserError(f"{path} {what}; give the path of a video file.")
     if os.path.getsize(path) == 0:
         raise UserError(f"{path} is empty (0 bytes); give a video file or remove it from the "
                         "sources.")

@@ -84,7 +84,7 @@ class Animator:
         """
         t = self.frames_per_pass
         if len(frames) < t:
-            raise UserError(f"the reference video has {len(frames)} frames; the model needs at "
+            raise UserError(f"the reference video has {len(frames)} frame{'s' * (len(frames) != 1)}; the model needs at "
                             f"least {t} (one clip of its {t} frames); use a longer video.")
         fitted = np.stack([fit_image(f, self.image_size)[0] for f in frames[:t + 1]])
         flows = video_flows(fitted, self.flow_method)

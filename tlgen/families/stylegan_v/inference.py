@@ -10,7 +10,6 @@ number of videos changes a video: the same frames, bit for bit.
 from __future__ import annotations
 
 import argparse
-import math
 from collections.abc import Iterator
 
 import einops
@@ -42,22 +41,23 @@ def video_keys(seed: int, num: int) -> tuple[jax.Array, jax.Array]:
 def make_chunk(gen: sv.Generator, chunk: int, time_scale: float):
     """jit-able (params, content keys (V,), motion keys (V,), first frame) -> uint8 frames
     (V, chunk, H, W, 3) of frames first..first+chunk-1."""
-    span = (chunk - 1) * time_scale
-    count = int(math.ceil(span / gen.min_period)) + 2 + 2 * (gen.motion_kernel - 1)
+    count = 2 + 2 * (gen.motion_kernel - 1)          # the motion codes one frame reads
 
     def run(params, content_keys, motion_keys, first):
         t = (first + jnp.arange(chunk, dtype=jnp.float32)) * time_scale
-        anchor = jnp.floor(t[0] / gen.min_period).astype(jnp.int32)
         z = jax.vmap(lambda k: jax.random.normal(k, (gen.z_dim,)))(content_keys)
-        codes = jax.vmap(lambda k: sv.motion_codes(k, anchor, count, gen.z_dim))(motion_keys)
-        # One frame of one video per pass: a frame's program is the same whatever the chunk
-        # and the number of videos, so its pixels are too (XLA's results for a batch of frames
-        # depend on the batch size).
+
+        # One frame of one video per pass, with the motion codes around its own time: a
+        # frame's program and inputs are the same whatever the chunk, the time scale and the
+        # number of videos, so its pixels are too (XLA's results for a batch of frames, or
+        # for a longer run of codes, depend on their count).
         def frame(args):
-            zi, ci, tj = args
-            return gen.apply({"params": params}, zi[None], ci[None], tj[None, None], anchor)[0, 0]
+            zi, key, tj = args
+            anchor = jnp.floor(tj / gen.min_period).astype(jnp.int32)
+            codes = sv.motion_codes(key, anchor, count, gen.z_dim)
+            return gen.apply({"params": params}, zi[None], codes[None], tj[None, None], anchor)[0, 0]
         v = z.shape[0]
-        flat = (jnp.repeat(z, chunk, axis=0), jnp.repeat(codes, chunk, axis=0), jnp.tile(t, v))
+        flat = (jnp.repeat(z, chunk, axis=0), jnp.repeat(motion_keys, chunk, axis=0), jnp.tile(t, v))
         return einops.rearrange(to_uint8(jax.lax.map(frame, flat)), "(v t) h w c -> v t h w c", v=v)
     return run
 

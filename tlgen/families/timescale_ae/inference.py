@@ -57,9 +57,13 @@ def parse_time(text: str | None, start_time: float, default: float, what: str) -
     if text is None:
         return default
     try:
-        return float(text)
+        seconds = float(text)
     except ValueError:
         pass
+    else:
+        if not np.isfinite(seconds):
+            raise UserError(f"{what} {text!r} is not a finite number of seconds.")
+        return seconds
     try:
         when = dt.datetime.fromisoformat(text)
     except ValueError:
@@ -80,6 +84,9 @@ def render_timelapse(synth: Synthesizer, start_time: float, args: argparse.Names
     t1 = parse_time(args.end, start_time, float(times[-1]), "--end")
     if not t1 > t0:
         raise UserError(f"--end ({t1:g} s) must be after --start ({t0:g} s).")
+    if t1 <= times[0] or t0 >= times[-1]:
+        raise UserError(f"--start/--end span {t0:g}-{t1:g} s lies outside the video's "
+                        f"{times[0]:g}-{times[-1]:g} s; choose times within it.")
     if t0 < times[0] or t1 > times[-1]:
         logging.getLogger(__name__).warning(
             "--start/--end span %g-%g s reaches past the video's %g-%g s: frames beyond it show "
