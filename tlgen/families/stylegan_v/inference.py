@@ -41,7 +41,7 @@ def video_keys(seed: int, num: int) -> tuple[jax.Array, jax.Array]:
 def make_chunk(gen: sv.Generator, chunk: int, time_scale: float):
     """jit-able (params, content keys (V,), motion keys (V,), first frame) -> uint8 frames
     (V, chunk, H, W, 3) of frames first..first+chunk-1."""
-    count = 2 + 2 * (gen.motion_kernel - 1)          # the motion codes one frame reads
+    count = gen.codes_for(0.0)                       # the motion codes one frame reads
 
     def run(params, content_keys, motion_keys, first):
         t = (first + jnp.arange(chunk, dtype=jnp.float32)) * time_scale
