@@ -22,6 +22,14 @@ NAME="" PROJECT="" ZONE="" TYPE="" RUNTIME="" REPO="" REF="main" WORKDIR="" BUCK
 SPOT=0 KEEP=0 DRY_RUN=0 MAX_RESTARTS=0 POLL_SECONDS=30
 while [[ $# -gt 0 ]]; do
   case "$1" in
+    --name|--project|--zone|--accelerator-type|--runtime-version|--repo|--ref|--workdir|\
+    --mount-bucket|--max-restarts)
+      if [[ $# -lt 2 || "$2" == --* ]]; then
+        echo "tpu_pod.sh: $1 needs a value (see --help)" >&2
+        exit 2
+      fi ;;
+  esac
+  case "$1" in
     --name) NAME="$2"; shift 2 ;;
     --project) PROJECT="$2"; shift 2 ;;
     --zone) ZONE="$2"; shift 2 ;;
@@ -41,6 +49,10 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 TRAIN_ARGS=("$@")
+if ! [[ "$MAX_RESTARTS" =~ ^[0-9]+$ ]]; then
+  echo "tpu_pod.sh: --max-restarts $MAX_RESTARTS must be a whole number (0 or more)" >&2
+  exit 2
+fi
 for pair in NAME:--name PROJECT:--project ZONE:--zone TYPE:--accelerator-type \
             RUNTIME:--runtime-version REPO:--repo WORKDIR:--workdir; do
   var="${pair%%:*}"
@@ -128,7 +140,8 @@ rm -rf ~/tlgen && git clone -q --depth 1 --branch $REF $REPO ~/tlgen"
 }
 
 train() {
-  local args; args=$(printf '%q ' "${TRAIN_ARGS[@]}")
+  local args=""
+  if [[ ${#TRAIN_ARGS[@]} -gt 0 ]]; then args=$(printf '%q ' "${TRAIN_ARGS[@]}"); fi
   on_all_workers "cd ~/tlgen && TLGEN_DISTRIBUTED=auto python3 -m tlgen train --workdir $(printf '%q' "$WORKDIR") $args"
 }
 

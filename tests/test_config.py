@@ -103,6 +103,7 @@ def test_paths_are_anchored_where_the_run_starts(config_file, tmp_path, monkeypa
 @pytest.mark.parametrize("text, variant, says", [
     ("def get_config(\n", ":x", "has a syntax error at line 1"),
     ("def get_config(arg):\n    return None\n", "", "needs a variant"),
+    ("import nosuchmodule\n", ":x", "failed to load: ModuleNotFoundError: No module named 'nosuchmodule'"),
 ])
 def test_config_files_that_cannot_load(text, variant, says, tmp_path):
     path = tmp_path / "bad.py"
@@ -124,3 +125,18 @@ def test_overrides_from_argv():
         ["--workdir", "w", "--config.a.b=1", "--config.c", "2", "--config=x.py"])
     assert overrides == ["a.b=1", "c=2"]
     assert rest == ["--workdir", "w", "--config=x.py"]
+
+
+def test_a_config_below_the_checkout_imports_its_configs_and_family(tmp_path):
+    """`tlgen train --config tests/toy_family/config.py:tiny` from anywhere: the config imports
+    `configs.common` and names the family `tests.toy_family`, both from its checkout."""
+    import os
+    import subprocess
+    import sys
+
+    checkout = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    code = ("from tlgen import config, family; "
+            f"print(family.of(config.load({checkout + '/tests/toy_family/config.py:tiny'!r})).name)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": ""})
+    assert done.returncode == 0 and done.stdout.strip() == "toy", done.stderr

@@ -57,8 +57,11 @@ def test_an_out_that_is_a_file_or_holds_another_data_folder_is_refused_and_kept(
     file = tmp_path / "webcam.mp4"
     file.write_bytes(b"the user's video")
     assert main(["demo", "--out", str(file), "--steps", "1"]) == 2
+    assert capsys.readouterr().err.strip() == f"tlgen demo: error: --out {file} is a file; choose a folder."
+    assert main(["demo", "--out", str(file / "sub"), "--steps", "1"]) == 2
     assert capsys.readouterr().err.strip() == (
-        f"tlgen demo: error: --out {file} is a file; give a folder for the demo's outputs.")
+        f"tlgen demo: error: --out {file / 'sub'} lies inside {file}, a file; choose a folder.")
+    assert file.read_bytes() == b"the user's video"
     own = tmp_path / "project" / "data"          # a folder of the user's, not a dataset
     own.mkdir(parents=True)
     (own / "notes.txt").write_text("mine")

@@ -57,6 +57,19 @@ def test_tpu_pod_needs_its_flags(tmp_path):
     result = run_script(["bash", "launch/tpu_pod.sh", "--dry-run", *TPU_ARGS[:6]], tmp_path)
     assert result.returncode == 2
     assert "--accelerator-type is required" in result.stderr
+    for args, says in ((["--dry-run", "--name"], "--name needs a value"),
+                       (["--dry-run", *TPU_ARGS[:4], "--zone", "--dry-run"], "--zone needs a value"),
+                       (["--dry-run", *TPU_ARGS, "--max-restarts", "5x"],
+                        "--max-restarts 5x must be a whole number")):
+        result = run_script(["bash", "launch/tpu_pod.sh", *args], tmp_path)
+        assert result.returncode == 2 and result.stderr.startswith(f"tpu_pod.sh: {says}"), result.stderr
+
+
+def test_tpu_pod_resumes_with_the_saved_config_when_nothing_follows(tmp_path):
+    result = run_script(["bash", "launch/tpu_pod.sh", "--dry-run", *TPU_ARGS], tmp_path)
+    assert result.returncode == 0, result.stderr
+    train = result.stdout.strip().splitlines()[3]
+    assert train.endswith("python3 -m tlgen train --workdir /mnt/b/runs/tae '")  # nothing after it
 
 
 def test_slurm_script_runs_one_tlgen_per_task(tmp_path):
@@ -71,9 +84,37 @@ def test_slurm_script_runs_one_tlgen_per_task(tmp_path):
     assert "TLGEN_DISTRIBUTED=auto" in result.stdout
     with open(os.path.join(ROOT, "launch/slurm_gpu.sbatch")) as f:
         directives = [line for line in f if line.startswith("#SBATCH")]
-    assert any("--signal=TERM@" in d for d in directives) and any("--gpus-per-node" in d for d in directives)
+    assert any("--signal=B:USR1@" in d for d in directives) and any("--gpus-per-node" in d for d in directives)
     missing = run_script(["bash", "launch/slurm_gpu.sbatch"], tmp_path)
     assert missing.returncode != 0 and "WORKDIR" in missing.stderr
+    fake_tool(bin_dir, "srun", "exit 3")
+    failed = run_script(["bash", "launch/slurm_gpu.sbatch"], tmp_path, env={"WORKDIR": "/shared/run"})
+    assert failed.returncode == 3
+
+
+def test_slurm_script_stops_training_and_requeues_before_the_time_limit(tmp_path):
+    """SLURM's USR1 (--signal=B:USR1@300): SIGTERM to srun (tlgen saves and exits 0), then
+    `scontrol requeue` of the job; without the signal the job just ends."""
+    import signal
+    import time
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake_tool(bin_dir, "srun", f"trap 'echo stopped > {tmp_path}/srun_stopped; kill $!; exit 0' TERM\n"
+                               f"touch {tmp_path}/srun_started\nsleep 30 & wait")
+    fake_tool(bin_dir, "scontrol", f'echo "$*" > {tmp_path}/scontrol')
+    env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", WORKDIR="/shared/run",
+               SLURM_JOB_ID="42")
+    job = subprocess.Popen(["bash", "launch/slurm_gpu.sbatch"], cwd=ROOT, env=env,
+                           stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 30
+    while not (tmp_path / "srun_started").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    job.send_signal(signal.SIGUSR1)
+    assert job.wait(timeout=30) == 0
+    assert (tmp_path / "srun_stopped").read_text().strip() == "stopped"
+    assert (tmp_path / "scontrol").read_text().strip() == "requeue 42"
+    assert "job 42 is requeued" in job.stderr.read()
 
 
 def test_local_process_env():

@@ -135,6 +135,10 @@ def test_ms_ssim_matches_float64_reference_and_is_one_for_identical_images():
     got = np.asarray(ms_ssim(a.astype(np.float32), b.astype(np.float32)))
     want = [_np_ms_ssim(a[i], b[i], 3) for i in range(2)]
     np.testing.assert_allclose(got, want, rtol=1e-4)
+    two = np.asarray(ms_ssim(a.astype(np.float32), b.astype(np.float32), scales=2))
+    np.testing.assert_allclose(two, [_np_ms_ssim(a[i], b[i], 2) for i in range(2)], rtol=1e-4)
+    with pytest.raises(ValueError, match="images of 48 px take 1 to 3 MS-SSIM scales, not 5"):
+        ms_ssim(a.astype(np.float32), b.astype(np.float32), scales=5)
     np.testing.assert_allclose(ms_ssim(a.astype(np.float32), a.astype(np.float32)), 1.0, atol=1e-5)
     # anti-correlated images: contrast terms clamp at 0 and the gradient stays finite
     neg = jnp.asarray(1 - a, jnp.float32)

@@ -57,8 +57,15 @@ def resolve_path(path: str) -> str:
 
 
 def _import_file(path: str):
-    """Imports a config file; its folder's parent goes on sys.path so `from configs import common` works."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(path)))
+    """Imports a config file. The nearest folder above it that holds a `configs` folder (else
+    its folder's parent) goes on sys.path, so `from configs import common` and dotted family
+    paths such as `tests.toy_family` import from the checkout the file is in."""
+    here = os.path.dirname(os.path.abspath(path))
+    folders = [here]
+    while os.path.dirname(folders[-1]) != folders[-1]:
+        folders.append(os.path.dirname(folders[-1]))
+    root = next((f for f in folders if os.path.isdir(os.path.join(f, "configs"))),
+                os.path.dirname(here))
     if root not in sys.path:
         sys.path.insert(0, root)
     name = "tlgen_config_" + os.path.splitext(os.path.basename(path))[0]
@@ -72,6 +79,8 @@ def _import_file(path: str):
         spec.loader.exec_module(module)
     except SyntaxError as e:
         raise UserError(f"config file {path} has a syntax error at line {e.lineno}: {e.msg}.") from None
+    except Exception as e:  # noqa: BLE001  (whatever a user's file raises is its error)
+        raise UserError(f"config file {path} failed to load: {type(e).__name__}: {e}.") from None
     return module
 
 

@@ -44,17 +44,20 @@ def run(args: argparse.Namespace) -> int:
     from tlgen.data.prepare import prepare
     from tlgen.errors import UserError
     from tlgen.families.timescale_ae import inference
+    from tlgen.files import check_output_folder
     from tlgen.metrics.report import write_report
     from tlgen.trained import load
     from tlgen.train.trainer import train
 
     if args.steps < 1:
         raise UserError(f"--steps {args.steps} must be at least 1.")
+    check_output_folder(args.out, "--out")
     out = os.path.abspath(args.out)
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise UserError(f"--out {args.out} is a file; give a folder for the demo's outputs.")
     data, workdir = os.path.join(out, "data"), os.path.join(out, "run")
-    os.makedirs(out, exist_ok=True)
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"--out {args.out} cannot be made ({e.strerror}); choose another folder.") from None
     if not os.path.exists(data):
         prepare(["synthetic:city"], data)
     try:

@@ -93,6 +93,9 @@ def ms_ssim(a: jax.Array, b: jax.Array, max_val: float = 1.0,
         scales = ms_ssim_scales(size)
         if scales < len(MS_SSIM_WEIGHTS):
             _note_scales(size, scales)
+    elif not 1 <= scales <= ms_ssim_scales(size):
+        raise ValueError(f"images of {size} px take 1 to {ms_ssim_scales(size)} MS-SSIM scales, "
+                         f"not {scales}")
     weights = np.asarray(MS_SSIM_WEIGHTS[:scales], np.float64)
     weights = jnp.asarray(weights / weights.sum(), jnp.float32)
     terms = []
