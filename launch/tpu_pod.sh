@@ -20,26 +20,24 @@ usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 
 NAME="" PROJECT="" ZONE="" TYPE="" RUNTIME="" REPO="" REF="main" WORKDIR="" BUCKET=""
 SPOT=0 KEEP=0 DRY_RUN=0 MAX_RESTARTS=0 POLL_SECONDS=30
+need() {  # need "$@": the flag $1 has a value $2
+  if [[ $# -lt 2 || "$2" == --* ]]; then
+    echo "tpu_pod.sh: $1 needs a value (see --help)" >&2
+    exit 2
+  fi
+}
 while [[ $# -gt 0 ]]; do
   case "$1" in
-    --name|--project|--zone|--accelerator-type|--runtime-version|--repo|--ref|--workdir|\
-    --mount-bucket|--max-restarts)
-      if [[ $# -lt 2 || "$2" == --* ]]; then
-        echo "tpu_pod.sh: $1 needs a value (see --help)" >&2
-        exit 2
-      fi ;;
-  esac
-  case "$1" in
-    --name) NAME="$2"; shift 2 ;;
-    --project) PROJECT="$2"; shift 2 ;;
-    --zone) ZONE="$2"; shift 2 ;;
-    --accelerator-type) TYPE="$2"; shift 2 ;;
-    --runtime-version) RUNTIME="$2"; shift 2 ;;
-    --repo) REPO="$2"; shift 2 ;;
-    --ref) REF="$2"; shift 2 ;;
-    --workdir) WORKDIR="$2"; shift 2 ;;
-    --mount-bucket) BUCKET="$2"; shift 2 ;;
-    --max-restarts) MAX_RESTARTS="$2"; shift 2 ;;
+    --name) need "$@"; NAME="$2"; shift 2 ;;
+    --project) need "$@"; PROJECT="$2"; shift 2 ;;
+    --zone) need "$@"; ZONE="$2"; shift 2 ;;
+    --accelerator-type) need "$@"; TYPE="$2"; shift 2 ;;
+    --runtime-version) need "$@"; RUNTIME="$2"; shift 2 ;;
+    --repo) need "$@"; REPO="$2"; shift 2 ;;
+    --ref) need "$@"; REF="$2"; shift 2 ;;
+    --workdir) need "$@"; WORKDIR="$2"; shift 2 ;;
+    --mount-bucket) need "$@"; BUCKET="$2"; shift 2 ;;
+    --max-restarts) need "$@"; MAX_RESTARTS="$2"; shift 2 ;;
     --spot) SPOT=1; shift ;;
     --keep) KEEP=1; shift ;;
     --dry-run) DRY_RUN=1; shift ;;

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import difflib
 import importlib.util
+import inspect
 import json
 import os
 import sys
@@ -29,15 +30,16 @@ def load(spec: str, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
     module = _import_file(path)
     if not hasattr(module, "get_config"):
         raise UserError(f"config file {path} defines no get_config(arg) function.")
+    if not arg:
+        try:
+            inspect.signature(module.get_config).bind()
+        except TypeError as e:
+            raise UserError(f"config file {path} needs a variant ({e}); pass --config "
+                            f"{path}:VARIANT.") from None
     try:
         config = module.get_config(arg) if arg else module.get_config()
     except (KeyError, ValueError) as e:
         raise UserError(f"config file {path} rejected variant {arg!r}: {e}") from None
-    except TypeError as e:
-        if arg:
-            raise
-        raise UserError(f"config file {path} needs a variant ({e}); pass --config "
-                        f"{path}:VARIANT.") from None
     if not isinstance(config, ml_collections.ConfigDict):
         raise UserError(f"get_config in {path} must return an ml_collections.ConfigDict.")
     apply_overrides(config, overrides)
@@ -129,17 +131,23 @@ def _parse_value(text: str, current, key: str):
         return text
 
 
+def _parent(config: ml_collections.ConfigDict, key: str):
+    """(the group holding dotted `key`, its last part); (None, ...) when a group is missing."""
+    *parents, leaf = key.split(".")
+    node = config
+    for part in parents:
+        node = node.get(part) if isinstance(node, ml_collections.ConfigDict) else None
+    return (node if isinstance(node, ml_collections.ConfigDict) else None), leaf
+
+
 def apply_overrides(config: ml_collections.ConfigDict, overrides: Iterable[str]) -> None:
     """Sets each `a.b=value` in place; values are parsed by the existing field's type."""
     for item in overrides:
         key, sep, text = item.partition("=")
         if not sep or not key:
             raise UserError(f"config override {item!r} must look like key=value.")
-        *parents, leaf = key.split(".")
-        node = config
-        for part in parents:
-            node = node.get(part) if isinstance(node, ml_collections.ConfigDict) else None
-        if not isinstance(node, ml_collections.ConfigDict) or leaf not in node:
+        node, leaf = _parent(config, key)
+        if node is None or leaf not in node:
             raise _unknown_key(config, key)
         current = node[leaf]
         if isinstance(current, ml_collections.ConfigDict):
@@ -158,11 +166,8 @@ def absolute_paths(config: ml_collections.ConfigDict) -> None:
     """Makes the relative paths under PATH_KEYS absolute, so that a work directory's saved
     config resumes from any current directory (URLs such as gs://... stay as they are)."""
     for key in PATH_KEYS:
-        *parents, leaf = key.split(".")
-        node = config
-        for part in parents:
-            node = node.get(part) if isinstance(node, ml_collections.ConfigDict) else None
-        value = node.get(leaf) if isinstance(node, ml_collections.ConfigDict) else None
+        node, leaf = _parent(config, key)
+        value = None if node is None else node.get(leaf)
         if isinstance(value, str) and value and "://" not in value:
             node[leaf] = os.path.abspath(value)
 

@@ -217,7 +217,11 @@ def period_mean(read, times: np.ndarray, period: float) -> np.ndarray:
 
 
 def open_dataset(data_dir: str) -> Dataset:
-    """Opens a folder written by `tlgen prepare`; UserError if it is not one."""
+    """Opens a folder written by `tlgen prepare`; UserError if it is not one (or is unnamed:
+    an empty `config.data.dir` is not the current directory)."""
+    if not data_dir:
+        raise UserError("config.data.dir is empty; pass --config.data.dir=DATASET (a folder "
+                        "written by `tlgen prepare`).")
     path = os.path.join(data_dir, METADATA_FILE)
     try:
         with open(path) as f:
@@ -239,9 +243,6 @@ def open_training_data(data_dir: str, *, image_size: int | tuple[int, int] | Non
     """Opens `config.data.dir` for training, with one-sentence errors when it is empty, not a
     dataset, holds frames of another size than `image_size` (named by `size_key`, or by the
     trained `run` that uses it) or lacks the optical flow the family needs."""
-    if not data_dir:
-        raise UserError("config.data.dir is empty; pass --config.data.dir=DATASET (a folder "
-                        "written by `tlgen prepare`).")
     ds = open_dataset(data_dir)
     if image_size is not None:
         want = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)

@@ -152,10 +152,8 @@ def training(config) -> Training:
         return {"recon_levels": to_uint8(strip)}
 
     def make_pipeline(split: str, shard_index: int, shard_count: int):
-        from tlgen.data.dataset import open_training_data
         from tlgen.data.pipelines import pair_dataset, per_process_batch
 
-        open_training_data(config.data.dir)          # one sentence when it is empty or not one
         return pair_dataset(config.data.dir, split, gap_bands=lv.gap_bands,
                             target_levels=lv.target_levels,
                             batch_size=per_process_batch(int(config.data.batch_size), shard_count),
