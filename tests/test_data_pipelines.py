@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from tlgen.data import open_dataset
-from tlgen.data.dataset import period_mean
+from tlgen.data import dataset
+from tlgen.data.dataset import frame_median, period_mean
 from tlgen.data.pipelines import clip_dataset, pair_dataset, sparse_frames_dataset
 from tlgen.data.prepare import prepare
 from tlgen.errors import UserError
@@ -301,7 +302,34 @@ def test_video_frames_gather_one_video_across_splits_in_time_order(city):
     assert len(times) == len(records) == 60 and len(ds.splits) == 2
     np.testing.assert_allclose(times, np.arange(60) * 600.0)
     np.testing.assert_array_equal(get_frames([59, 0, 7]), np.stack([records[i]["image"] for i in (59, 0, 7)]))
+    returned = get_frames([59])
+    returned[:] = 0                                   # a caller's copy: the kept frame is untouched
+    np.testing.assert_array_equal(get_frames([59])[0], records[59]["image"])
     only_train, _ = ds.video_frames(1, ["train"])
     assert 0 < len(only_train) < 60
     with pytest.raises(UserError, match=r"has no video 5; its videos are \[0, 1\]\."):
         ds.video_frames(5)
+
+
+def test_video_frames_read_each_record_once_up_to_the_cache_size(city, monkeypatch):
+    reads = []
+    read = dataset.RecordSource.__getitem__
+    monkeypatch.setattr(dataset.RecordSource, "__getitem__", lambda self, i: reads.append(i) or read(self, i))
+    _, get_frames = open_dataset(city).video_frames(1)
+    first = get_frames([3, 4, 3])
+    np.testing.assert_array_equal(get_frames([4, 3]), first[1:])
+    assert len(reads) == 2                            # frames 3 and 4, once each
+    monkeypatch.setattr(dataset, "FRAME_CACHE_BYTES", 2 * 16 * 16 * 3)
+    _, get_frames = open_dataset(city).video_frames(1)
+    reads.clear()
+    get_frames([0, 1, 2, 0])                          # two frames kept: frame 0 was dropped
+    assert len(reads) == 4
+
+
+@pytest.mark.parametrize("count", [1, 2, 7, 48])
+def test_frame_median_is_numpys_median(count):
+    frames = np.random.default_rng(count).integers(0, 256, (count, 5, 6, 3), dtype=np.uint8)
+    for x in (frames, frames.astype(np.float32) / 255):
+        got = frame_median(x)
+        assert got.dtype == np.float32 and got.shape == (5, 6, 3)
+        np.testing.assert_array_equal(got, np.median(x.astype(np.float32), axis=0))

@@ -119,7 +119,9 @@ class Dataset:
 
     def video_frames(self, video_id: int = 0, splits=None):
         """All frames of one video across `splits` (default all), in time order: (times (F,)
-        float64 seconds from the video's first frame, get_frames(indices) -> uint8 (N, H, W, 3))."""
+        float64 seconds from the video's first frame, get_frames(indices) -> uint8 (N, H, W, 3)).
+        get_frames keeps the frames it read, up to FRAME_CACHE_BYTES of them (the neighbour
+        renderings read the same frames many times)."""
         parts = []
         for split in splits or self.splits:
             source = self.frames(split)
@@ -131,9 +133,15 @@ class Dataset:
             raise UserError(f"{self.data_dir} has no video {video_id}; its videos are {ids}.")
         parts.sort(key=lambda p: p[0])
         times = np.asarray([p[0] for p in parts])
+        height, width = self.image_size
+
+        @functools.lru_cache(maxsize=max(1, FRAME_CACHE_BYTES // (height * width * 3)))
+        def frame(i: int) -> np.ndarray:
+            _, source, index = parts[i]
+            return source[index]["image"]
 
         def get_frames(indices):
-            return np.stack([parts[int(i)][1][parts[int(i)][2]]["image"] for i in np.asarray(indices)])
+            return np.stack([frame(int(i)) for i in np.asarray(indices)])
         return times, get_frames
 
     def level_at(self, source: RecordSource, block: Block, level: int, t: float) -> np.ndarray:
@@ -146,6 +154,9 @@ class Dataset:
         b = source[block.start + i1]["image"]
         return np.rint((1.0 - w) * a + w * b.astype(np.float32)).astype(np.uint8)
 
+
+# Bytes of decoded frames `Dataset.video_frames` keeps.
+FRAME_CACHE_BYTES = 256 << 20
 
 # Frames a video's (or block's) background image is the median of.
 BACKGROUND_FRAMES = 256
@@ -177,12 +188,23 @@ def cell_means(images: np.ndarray, grid: int = 8) -> np.ndarray:
     return x.reshape(n, grid, h // grid, grid, w // grid, c).mean(axis=(2, 4)).reshape(n, -1)
 
 
+def frame_median(frames: np.ndarray) -> np.ndarray:
+    """float32 (H, W, C): the per-pixel median of frames (n, H, W, C), the value np.median gives
+    (the mean of the two middle values when n is even) at about twice its speed: the frames
+    are laid out pixel by pixel once and partitioned there."""
+    frames = np.asarray(frames)
+    n = len(frames)
+    middle = np.partition(np.ascontiguousarray(frames.reshape(n, -1).T), [(n - 1) // 2, n // 2], axis=1)
+    low, high = (middle[:, k].astype(np.float32) for k in ((n - 1) // 2, n // 2))
+    return ((low + high) / 2).reshape(frames.shape[1:])
+
+
 def nearest_medians(read, dist: np.ndarray, count: int) -> np.ndarray:
     """float32 (n, H, W, 3): for each row of `dist` (n, F), the per-pixel median of the `count`
     frames nearest (read(sorted indices) -> frames (count, H, W, 3))."""
     count = min(int(count), dist.shape[1])
     nearest = np.argpartition(dist, count - 1, axis=1)[:, :count]
-    return np.stack([np.median(read(np.sort(i)).astype(np.float32), axis=0) for i in nearest])
+    return np.stack([frame_median(read(np.sort(i))) for i in nearest])
 
 
 def summary_image(read, count: int, reduce=np.mean, max_frames: int = 32) -> np.ndarray:
@@ -212,8 +234,8 @@ def period_mean(read, times: np.ndarray, period: float) -> np.ndarray:
     medians = []
     for j in np.unique(phase):
         rows = np.flatnonzero(phase == j)
-        medians.append(np.median(read(rows[spread(len(rows), PHASE_FRAMES)]), axis=0))
-    return np.rint(np.mean(medians, axis=0)).astype(np.uint8)
+        medians.append(frame_median(read(rows[spread(len(rows), PHASE_FRAMES)])))
+    return np.rint(np.mean(medians, axis=0, dtype=np.float64)).astype(np.uint8)
 
 
 def open_dataset(data_dir: str) -> Dataset:

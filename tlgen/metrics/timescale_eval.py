@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tlgen.data.dataset import cell_means, nearest_medians, period_mean, squared_distances, within_window
+from tlgen.data.dataset import cell_means, frame_median, nearest_medians, period_mean, squared_distances, within_window
 from tlgen.metrics.image import psnr
 
 
@@ -63,8 +63,7 @@ def oracle_gaussian(times, frames, at, truth, cutoff: float) -> tuple[np.ndarray
 def temporal_median(times: np.ndarray, frames: np.ndarray, at: np.ndarray, window: float) -> np.ndarray:
     """Per-pixel median of the frames captured within `window`/2 seconds of each time in `at`."""
     times = np.asarray(times, np.float64)
-    return np.stack([np.median(frames[within_window(times, t, window)].astype(np.float32), axis=0)
-                     for t in np.asarray(at, np.float64)])
+    return np.stack([frame_median(frames[within_window(times, t, window)]) for t in np.asarray(at, np.float64)])
 
 
 def appearance_neighbours(frames: np.ndarray, query: np.ndarray, count: int, grid: int = 8) -> np.ndarray:
