@@ -3,6 +3,7 @@ loss, the trainer writes a checkpoint, and `tlgen timelapse` / `tlgen eval` run 
 
 import json
 import os
+import shutil
 
 import jax
 import numpy as np
@@ -12,6 +13,7 @@ from tests.conftest import fill_disk
 from tlgen import config as config_lib
 from tlgen.cli.main import main
 from tlgen.data import open_dataset
+from tlgen.data.dataset import data_identity
 from tlgen.data.prepare import prepare
 from tlgen.data.synthetic import make_scene
 from tlgen.families.timescale_ae import FAMILY, make_levels
@@ -142,10 +144,14 @@ def test_look_positives_by_config_and_an_unknown_kind_is_one_sentence(data_dir, 
 
 
 def test_cli_timelapse_and_eval_from_a_trained_workdir(data_dir, tmp_path, capsys, caplog, small_disk):
+    from tlgen.families.timescale_ae.levels import trained_levels
     from tlgen.train.trainer import train
 
-    workdir = str(tmp_path / "run")
-    train(_config(data_dir), workdir)
+    workdir, data_copy = str(tmp_path / "run"), str(tmp_path / "city")
+    shutil.copytree(data_dir, data_copy)                      # its own dataset: prepared again below
+    train(_config(data_copy), workdir)
+    with open(os.path.join(workdir, "data.json")) as f:
+        assert json.load(f) == data_identity(data_copy)
     other = str(tmp_path / "city16")
     prepare(["synthetic:city:frames=40,interval=1200"], other, size=16, levels=4, val_fraction=0.25)
     with open(RECORDED) as f:     # the moved family computes what it did before the move
@@ -246,6 +252,22 @@ def test_cli_timelapse_and_eval_from_a_trained_workdir(data_dir, tmp_path, capsy
     assert flicker[default]["decoder"] == timelapse["subsample (masked)"]["e_tmp"]
     assert flicker[default]["neighbours"] == timelapse["subsample (neighbours)"]["e_tmp"]
     assert (tmp_path / "run" / "eval" / "latent_pca.png").exists()
+
+    # the run's dataset prepared again with other levels: resuming is refused, nothing changed;
+    # the bins keep the periods they trained with
+    prepare(["synthetic:city:frames=160,interval=1200"], data_copy, size=(32, 32), levels=5,
+            val_fraction=0.25, overwrite=True)
+    kept = sorted(os.listdir(workdir))
+    assert main(["train", "--workdir", workdir, "--config.total_steps=3"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"tlgen train: error: {data_copy} is not the dataset the run in {workdir} started on: its "
+        "level_periods, levels, num_pyramid_frames, splits changed since; prepare it as it was, or "
+        "train in a new --workdir.")
+    assert sorted(os.listdir(workdir)) == kept
+    config = config_lib.read(os.path.join(workdir, "config.json"))
+    now = open_dataset(data_copy).level_periods
+    assert trained_levels(config, now).level_periods == (1200.0, 2400.0, 9600.0, 19200.0)
+    assert trained_levels(config, now, workdir).level_periods == (1200.0, 2400.0, 4800.0, 9600.0)
 
 
 def test_bench_runs_on_a_bare_checkout_without_a_dataset(tmp_path, capsys):

@@ -364,6 +364,23 @@ def run_config(workdir: str):
     return config_lib.read(path)
 
 
+# A work directory's record of the dataset its run started on (`data.dataset.data_identity`).
+DATA_RECORD = "data.json"
+
+
+def run_data(workdir: str) -> dict | None:
+    """The record of the dataset a `tlgen train` run started on; None when it has none (it
+    names no dataset, or started before tlgen kept one). UserError when it cannot be read."""
+    path = os.path.join(workdir, DATA_RECORD)
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        raise UserError(f"cannot read {path} ({e}); delete it to use the run without it.") from None
+
+
 _KEY = re.compile(r"\.(\w+)|\['((?:[^'\\]|\\.)*)'\]|\[(\d+)\]")
 
 

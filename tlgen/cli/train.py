@@ -5,7 +5,7 @@ Examples:
   tlgen train --config configs/timescale_ae_synthetic.py:tiny --config.data.dir=data/city --workdir runs/tae --config.total_steps=2000
   tlgen train --workdir runs/tae --config.total_steps=4000   # resume with the saved config
 
-Writes W/config.json, W/checkpoints/, W/metrics.jsonl, W/tb/ and W/samples/. SIGTERM saves
+Writes W/config.json, W/data.json, W/checkpoints/, W/metrics.jsonl, W/tb/ and W/samples/. SIGTERM saves
 a checkpoint and exits 0; the same command then continues where it stopped. Multi-host:
 run it on every host (see launch/); processes find each other automatically on TPU pods
 and SLURM, or through TLGEN_COORDINATOR / TLGEN_NUM_PROCESSES / TLGEN_PROCESS_ID.

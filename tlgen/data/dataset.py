@@ -259,6 +259,19 @@ def open_dataset(data_dir: str) -> Dataset:
     return Dataset(os.path.abspath(data_dir), metadata, index)
 
 
+def data_identity(data_dir: str) -> dict | None:
+    """What makes `data_dir` the dataset it is: its metadata but for when, by which tlgen and
+    from which paths it was prepared (the same sources prepared again with the same options
+    are the same data); None when it is not a readable dataset."""
+    try:
+        metadata = open_dataset(data_dir).metadata
+    except UserError:
+        return None
+    videos = [{k: v for k, v in video.items() if k != "source"} for video in metadata["videos"]]
+    return {**{k: v for k, v in metadata.items() if k not in ("created", "tlgen_version")},
+            "videos": videos}
+
+
 def open_training_data(data_dir: str, *, image_size: int | tuple[int, int] | None = None,
                        size_key: str = "config.data.image_size", flow: bool = False,
                        run: str | None = None) -> Dataset:

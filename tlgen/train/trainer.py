@@ -10,6 +10,7 @@ one does.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 import signal
@@ -25,8 +26,9 @@ from tlgen import config as config_lib
 from tlgen import family as family_lib
 from tlgen import checkpoint as checkpoint_lib
 from tlgen.checkpoint import Checkpointer
+from tlgen.data.dataset import data_identity
 from tlgen.errors import DivergedError, StorageError, TlgenError, UserError
-from tlgen.files import check_output_folder
+from tlgen.files import check_output_folder, write_text
 from tlgen.lock import WorkdirLock
 from tlgen.parallel import (agree, batch_sharding, compiler_options, gather_params, global_batch,
                             initialize_distributed, is_explicit, make_mesh, param_shardings,
@@ -209,6 +211,22 @@ def _check_resumable(config, workdir: str) -> None:
         config_lib.check_matches(config, path, ignore=RESUMABLE_CHANGES)
 
 
+def _check_same_data(config, workdir: str) -> dict | None:
+    """The identity of `config.data.dir` (None without one); UserError when the run in
+    `workdir` started on a dataset that differs from it (prepared again with other options
+    or sources), which would silently change what a resumed run learns."""
+    identity = data_identity(config.data.dir) if config.get("data", {}).get("dir") else None
+    recorded = checkpoint_lib.run_data(workdir) if identity is not None else None
+    if recorded is None:
+        return identity
+    changed = sorted(k for k in set(recorded) | set(identity) if recorded.get(k) != identity.get(k))
+    if changed:
+        raise UserError(f"{config.data.dir} is not the dataset the run in {workdir} started on: its "
+                        f"{', '.join(changed)} changed since; prepare it as it was, or train in a new "
+                        "--workdir.")
+    return identity
+
+
 def _on_lead(fn, elsewhere: str) -> None:
     """Runs `fn()` on process 0 only; when it fails, every process of the job raises (process 0
     its own error, the others one saying so), so no process waits for a peer that gave up."""
@@ -224,11 +242,16 @@ def _on_lead(fn, elsewhere: str) -> None:
                                                else StorageError)(elsewhere)
 
 
-def _prepare_workdir(config, workdir: str) -> None:
-    """Writes the config into `workdir` (once everything it names has been checked)."""
+def _prepare_workdir(config, workdir: str, data: dict | None) -> None:
+    """Writes the config, and the identity of its dataset `data` when the run starts (or is
+    first resumed by a tlgen that records it), into `workdir` once everything they name has
+    been checked."""
     def write():
         os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
         config_lib.save(config, os.path.join(workdir, "config.json"))
+        record = os.path.join(workdir, checkpoint_lib.DATA_RECORD)
+        if data is not None and not os.path.exists(record):
+            write_text(record, json.dumps(data, indent=1, sort_keys=True))
     _on_lead(write, f"process 0 of this job could not write the config into {workdir}.")
 
 
@@ -268,6 +291,7 @@ def train(config, workdir: str) -> dict:
     if config.train.nonfinite not in ("skip", "stop"):
         raise UserError(f"config.train.nonfinite is {config.train.nonfinite!r}; use 'skip' or 'stop'.")
     _check_resumable(config, workdir)
+    data = _check_same_data(config, workdir)
     # Everything the config names (family, mesh, frozen networks' files, dataset) is checked
     # before the workdir is written: bad input leaves nothing behind.
     spec = family_lib.of(config)
@@ -280,7 +304,7 @@ def train(config, workdir: str) -> dict:
     eval_data = _eval_pipeline(config, fam)
     lock = _lock_workdir(workdir)
     try:
-        _prepare_workdir(config, workdir)
+        _prepare_workdir(config, workdir, data)
         return _train(config, workdir, engine, fam, train_iter, eval_data, init_key, sample_key)
     finally:
         lock.release()

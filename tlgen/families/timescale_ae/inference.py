@@ -38,7 +38,7 @@ def open_synthesizer(trained: Trained, data: str | None = None, video: int = 0
     """The trained model over video `video` of its dataset (or of `data`): (Synthesizer, the
     video's start time in seconds since the epoch, 0 when unknown)."""
     ds = open_run_data(trained, data)
-    lv = trained_levels(trained.config, ds.level_periods)
+    lv = trained_levels(trained.config, ds.level_periods, trained.workdir)
     times, get_frames = ds.video_frames(video)
     meta = next((v for v in ds.metadata["videos"] if v["id"] == video), {})
     return synthesizer(trained, lv, get_frames, times), float(meta.get("start_time") or 0.0)
@@ -160,7 +160,7 @@ def evaluate(trained: Trained, out_dir: str, data_dir: str | None = None, *,
     config = trained.config
     data_dir = data_dir or config.data.dir
     ds = open_run_data(trained, data_dir)
-    lv = trained_levels(config, ds.level_periods)
+    lv = trained_levels(config, ds.level_periods, trained.workdir)
     m = lv.num_bins
     split, block, pick = evaluation_block(ds, max_frames)
     source = ds.frames(split)

@@ -114,13 +114,18 @@ def levels_for(config) -> Levels:
     return make_levels(config, ds.level_periods)
 
 
-def trained_levels(config, data_periods) -> Levels:
-    """The layout a trained model's bins learned: on its training dataset (`config.data.dir`)
-    when that is still there, else on the dataset it is used on (`data_periods`). A model
-    used on another capture keeps its bins' periods; the other dataset's pyramid only
-    supplies the nearest levels to compare with."""
+def trained_levels(config, data_periods, workdir: str | None = None) -> Levels:
+    """The layout a trained model's bins learned: on the dataset its run started on (as
+    `tlgen train` recorded it in `workdir`), else on its training dataset
+    (`config.data.dir`) when that is still there, else on the dataset it is used on
+    (`data_periods`). A model used on another capture keeps its bins' periods; the other
+    dataset's pyramid only supplies the nearest levels to compare with."""
+    from tlgen.checkpoint import run_data
     from tlgen.data.dataset import open_dataset
 
+    recorded = run_data(workdir) if workdir else None
+    if recorded:
+        return make_levels(config, recorded["level_periods"])
     try:
         periods = open_dataset(config.data.dir).level_periods
     except UserError:                       # moved, deleted, or never named
