@@ -169,9 +169,16 @@ def test_prepared_flow_matches_the_true_motion(tmp_path, capsys, method):
     assert np.linalg.norm(stored, axis=-1)[:, ~sky & inner].mean() < 0.3   # the ground stays
 
 
-def test_prepare_onto_a_full_disk_is_one_sentence_and_leaves_nothing(small_disk, capsys):
-    disk = small_disk("1m")
-    code, err = _prepare(capsys, "synthetic:city:frames=400", "--size", "32", "--out", disk / "city")
+@pytest.mark.parametrize("size, source", [("1m", "synthetic:city:frames=400"),   # staging fills it
+                                          ("300k", "video")])                        # the records do
+def test_prepare_onto_a_full_disk_is_one_sentence_and_leaves_nothing(small_disk, capsys, tmp_path,
+                                                                      size, source):
+    if source == "video":
+        source = tmp_path / "clip.mp4"
+        video_io.write_video(str(source), np.random.default_rng(0).integers(0, 256, (40, 48, 64, 3),
+                                                                             dtype=np.uint8), fps=10)
+    disk = small_disk(size)
+    code, err = _prepare(capsys, source, "--size", "32", "--out", disk / "city")
     assert code == 4 and len(err.splitlines()) == 1
     assert err.startswith(f"tlgen prepare: error: cannot write {disk}/city: No space left on device")
     assert os.listdir(disk) == []                    # no partial dataset, no temporary folder

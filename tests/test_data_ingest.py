@@ -2,12 +2,16 @@
 
 import calendar
 import datetime as dt
+import logging
 import os
+import subprocess
 
 import cv2
 import numpy as np
 import pytest
 from PIL import Image
+
+import imageio_ffmpeg
 
 from tlgen.data import images, open_dataset, video_io
 from tlgen.data.prepare import prepare
@@ -26,6 +30,10 @@ T0 = calendar.timegm(dt.datetime(2021, 6, 1, 12, 0, 0).timetuple())
     (f"roof_{T0}.25.png", T0 + 0.25),
     ("frame_0001.png", None),
     ("frame_000000001.png", None),                # a zero-padded counter, not 1970
+    ("frame_0000000001.png", None),               # ten digits too
+    ("2021-06-01T14-00-00+02-00.png", T0),         # a UTC offset is applied
+    ("2021-06-01T14:00:00+0200.jpg", T0),
+    ("2021-06-01T10-30-00.5-01-30.png", T0 + 0.5),
     ("20210601.png", None),
     ("2021-13-01T12-00-00.png", None),
 ])
@@ -162,3 +170,99 @@ def test_prepare_mp4_within_codec_tolerance_and_interval(tmp_path):
 def test_open_dataset_rejects_other_folders(tmp_path):
     with pytest.raises(UserError, match="is not a tlgen dataset"):
         open_dataset(str(tmp_path))
+
+
+def _ffmpeg(*args):
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-y", *args], check=True)
+
+
+def _times(out):
+    return open_dataset(out).index("train")["time"]
+
+
+def test_videos_keep_their_frames_own_times(tmp_path, caplog):
+    vfr = str(tmp_path / "vfr.mkv")            # a 0.6 s pause after frame 19 (variable frame rate)
+    _ffmpeg("-f", "lavfi", "-i", "testsrc=s=32x24:r=10:d=4", "-vf", "setpts='(N+5*gte(N\\,20))/10/TB'",
+            "-fps_mode", "vfr", vfr)
+    prepare([vfr], str(tmp_path / "a"), levels=1, val_fraction=0)
+    np.testing.assert_allclose(_times(str(tmp_path / "a"))[17:23], [1.7, 1.8, 1.9, 2.5, 2.6, 2.7])
+    gif = str(tmp_path / "delays.gif")          # per-frame delays of 0.1 s, then 1 s
+    ims = [Image.new("RGB", (16, 16), (20 * i, 0, 0)) for i in range(10)]
+    ims[0].save(gif, save_all=True, append_images=ims[1:], duration=[100] * 5 + [1000] * 5)
+    prepare([gif], str(tmp_path / "b"), levels=1, val_fraction=0)
+    np.testing.assert_allclose(_times(str(tmp_path / "b")), [0, .1, .2, .3, .4, .5, 1.5, 2.5, 3.5, 4.5])
+    prepare([gif], str(tmp_path / "c"), levels=1, val_fraction=0, interval=60)   # --interval wins
+    np.testing.assert_allclose(_times(str(tmp_path / "c")), np.arange(10) * 60.0)
+    audio = str(tmp_path / "audio.mp4")         # 4 s of video, 10 s of sound: not "truncated"
+    _ffmpeg("-f", "lavfi", "-i", "testsrc=s=32x24:r=10:d=4", "-f", "lavfi", "-i", "sine=d=10",
+            "-c:a", "aac", audio)
+    with caplog.at_level(logging.WARNING):
+        prepare([audio], str(tmp_path / "d"), levels=1, val_fraction=0)
+    assert len(_times(str(tmp_path / "d"))) == 40 and "cover 4 s of the 10 s" in caplog.text
+
+
+def test_image_folders_orientation_bmp_and_folders_named_like_images(tmp_path):
+    folder = tmp_path / "cam"
+    folder.mkdir()
+    photo = np.zeros((6, 10, 3), np.uint8)
+    photo[:, :5] = (255, 0, 0)                  # left half red, as stored
+    exif = Image.Exif()
+    exif[0x0112] = 6                            # shown turned 90 degrees clockwise
+    Image.fromarray(photo).save(folder / "2021-06-01T12-00-00.jpg", exif=exif, quality=100)
+    Image.fromarray(np.rot90(photo, -1)).save(folder / "2021-06-01T12-10-00.bmp")
+    (folder / "2021-06-01T12-20-00.png").mkdir()                   # a folder, not an image
+    out = str(tmp_path / "ds")
+    prepare([str(folder)], out, levels=1, val_fraction=0)
+    src = open_dataset(out).frames("train")
+    assert len(src) == 2
+    upright = src[0]["image"]
+    assert upright.shape == (10, 6, 3) and upright[0, 0, 0] > 192 > 64 > upright[-1, 0, 0]  # red on top
+    assert np.abs(upright.astype(int) - np.rot90(photo, -1)).mean() < 20   # JPEG (turned wrong: ~120)
+    np.testing.assert_array_equal(src[1]["image"], np.rot90(photo, -1))
+
+
+def test_masks_palette_binary_and_colour_and_paired_in_name_order(tmp_path):
+    frames, masks = tmp_path / "frames", tmp_path / "masks"
+    frames.mkdir(), masks.mkdir()
+    minutes = [10, 0, 20, 5]                     # IMG_0..3 taken out of name order (EXIF)
+    for i, m in enumerate(minutes):
+        exif = Image.Exif()
+        exif.get_ifd(0x8769)[36867] = f"2021:06:01 12:{m:02d}:00"
+        Image.fromarray(np.full((8, 8, 3), 10 * i, np.uint8)).save(frames / f"IMG_{i}.jpg", exif=exif)
+        palette = Image.fromarray(np.full((8, 8), i % 3, np.uint8), "P")
+        palette.putpalette([0, 0, 0, 128, 0, 0, 0, 128, 0])
+        palette.save(masks / f"mask_{i}.png")
+    out = str(tmp_path / "ds")
+    prepare([str(frames)], out, masks=[str(masks)], levels=1, val_fraction=0)
+    src = open_dataset(out).frames("train")
+    order = np.argsort(minutes)                  # frames in time order, each with its own mask
+    assert [int(src[j]["mask"][0, 0]) for j in range(4)] == [int(i) % 3 for i in order]
+    assert [int(src[j]["image"][0, 0, 0]) // 10 for j in range(4)] == [int(i) for i in order]
+    for i in range(4):                          # black and white: classes 0 and 1
+        Image.fromarray(np.full((8, 8), 255 * (i % 2), np.uint8)).save(masks / f"mask_{i}.png")
+    meta = prepare([str(frames)], out, masks=[str(masks)], levels=1, val_fraction=0, overwrite=True)
+    assert meta["num_classes"] == 2
+    colour = np.zeros((8, 8, 3), np.uint8)
+    colour[:4] = (128, 0, 0)
+    Image.fromarray(colour).save(masks / "mask_2.png")
+    with pytest.raises(UserError, match=r"mask_2.png is a colour image; masks hold one class index per "
+                                        r"pixel: save it as an 8-bit grayscale or palette PNG\."):
+        prepare([str(frames)], str(tmp_path / "bad"), masks=[str(masks)], levels=1, val_fraction=0)
+
+
+def test_flow_on_frames_too_small_for_dis_and_an_incomplete_dataset_are_one_sentence(tmp_path):
+    clip = str(tmp_path / "clip.mp4")
+    video_io.write_video(clip, _frames(6, 16, 24), fps=5)
+    with pytest.raises(UserError, match=r"DIS optical flow cannot take frames of 8x8 .* --flow-method "
+                                        r"farneback\."):
+        prepare([clip], str(tmp_path / "small"), size="8", flow=True, levels=1, val_fraction=0)
+    assert not os.path.exists(tmp_path / "small")
+    out = str(tmp_path / "ds")
+    prepare([clip], out, levels=1, val_fraction=0)
+    for root, _, names in os.walk(out):
+        for name in names:
+            if ".array_record" in name:
+                os.remove(os.path.join(root, name))
+    with pytest.raises(UserError, match=r"cannot be read \(.*\); the dataset is incomplete or damaged: "
+                                        r"prepare it again\."):
+        open_dataset(out).frames("train")[0]

@@ -303,3 +303,15 @@ def test_times_are_seconds_or_date_times_and_never_infinite():
     for text in ("inf", "-inf", "nan"):
         with pytest.raises(UserError, match=f"--from '{text}' is not a finite number of seconds"):
             parse_time(text, 0.0, 0.0, "--from")
+
+
+def test_a_dataset_without_a_validation_split_says_how_to_train_on_it(tmp_path, capsys):
+    data, work = str(tmp_path / "all-train"), tmp_path / "w"
+    prepare(["synthetic:city:frames=160,interval=1200"], data, size=(32, 32), levels=4, val_fraction=0)
+    assert main(["train", "--config", f"{CONFIG}:tiny", "--workdir", str(work), f"--config.data.dir={data}",
+                 *(f"--config.{o}" for o in SMALL), "--config.train.eval_every=1"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"tlgen train: error: {data} cannot feed evaluation ({data} has no split 'validation'; it has "
+        "train); prepare it with a larger --val-fraction, or set --config.train.eval_every=0 and "
+        "--config.train.sample_every=0.")
+    assert not work.exists()

@@ -43,7 +43,11 @@ class RecordSource:
     def __getitem__(self, index: int) -> dict:
         if not -self._length <= index < self._length:
             raise IndexError(f"record {index} out of range for {self.split} ({self._length})")
-        return self._open()[int(index) % self._length]
+        try:
+            return self._open()[int(index) % self._length]
+        except RuntimeError as e:           # ArrayRecord: a file missing, unreadable or cut short
+            raise UserError(f"{self.tfds_dir} cannot be read ({e}); the dataset is incomplete or "
+                            "damaged: prepare it again.") from None
 
     def __getstate__(self):
         return {**self.__dict__, "_source": None}

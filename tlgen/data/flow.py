@@ -9,6 +9,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from tlgen.errors import UserError
+
 METHODS = ("dis", "farneback")
 
 
@@ -31,7 +33,13 @@ class FlowEstimator:
                                                 poly_sigma=1.2, flags=0)
         if self._dis is None:
             self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-        return self._dis.calc(ga, gb, None)
+        try:
+            return self._dis.calc(ga, gb, None)
+        except cv2.error:
+            h, w = ga.shape
+            raise UserError(f"DIS optical flow cannot take frames of {h}x{w} (HxW; it needs about "
+                            "12 pixels a side); use larger frames (--size) or --flow-method "
+                            "farneback.") from None
 
 
 def warp_backward(image: np.ndarray, flow: np.ndarray) -> np.ndarray:

@@ -12,16 +12,17 @@ import numpy as np
 
 from tlgen.errors import UserError
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
 
-# 2021-06-01T12-00-00, 2021-06-01T12:00:00.5Z, 2021-06-01 12_00_00
+# 2021-06-01T12-00-00, 2021-06-01T12:00:00.5Z, 2021-06-01 12_00_00, with a UTC offset:
+# 2021-06-01T12-00-00+02-00 (also +02:00, +0200)
 _ISO = re.compile(r"(?<!\d)(\d{4})-(\d{2})-(\d{2})[T _](\d{2})[-:_](\d{2})[-:_](\d{2})"
-                  r"(?:[.,](\d+))?")
+                  r"(?:[.,](\d+))?(?:([+-])(\d{2})[-:_]?(\d{2})(?!\d))?")
 # 20210601_120000, 20210601-120000, IMG_20210601_120000
 _COMPACT = re.compile(r"(?<!\d)(\d{4})(\d{2})(\d{2})[_-](\d{2})(\d{2})(\d{2})(?!\d)")
 # Unix seconds (10 digits, 2001-09-09 to 2286, optional fraction): 1622548800.png,
-# cam_1622548800.25.jpg; shorter numbers are frame counters (frame_000000001.png)
-_UNIX = re.compile(r"(?<![\d.])(\d{10})(?:\.(\d+))?(?![\d])")
+# cam_1622548800.25.jpg; shorter or zero-padded numbers are frame counters (frame_0000000001.png)
+_UNIX = re.compile(r"(?<![\d.])([1-9]\d{9})(?:\.(\d+))?(?![\d])")
 
 _EXIF_IFD = 0x8769
 _DATETIME_ORIGINAL = 36867
@@ -30,8 +31,8 @@ _SUBSEC_ORIGINAL = 37521
 
 def list_images(folder: str) -> list[str]:
     """Image files of `folder` (by extension, not recursive), sorted by name."""
-    names = sorted(n for n in os.listdir(folder)
-                   if n.lower().endswith(IMAGE_EXTENSIONS) and not n.startswith("."))
+    names = sorted(n for n in os.listdir(folder) if n.lower().endswith(IMAGE_EXTENSIONS)
+                   and not n.startswith(".") and not os.path.isdir(os.path.join(folder, n)))
     return [os.path.join(folder, n) for n in names]
 
 
@@ -46,14 +47,21 @@ def _utc_seconds(y, mo, d, h, mi, s, frac=None) -> float | None:
 def time_from_name(name: str) -> float | None:
     """Unix seconds parsed from a file name, or None.
 
-    Accepts ISO-8601 (`2021-06-01T12-00-00[.fff]`, `:`/`_` separators too), `YYYYMMDD_HHMMSS`
-    and Unix seconds (9-10 digits, optional fraction). Dates without a zone are taken as UTC.
+    Accepts ISO-8601 (`2021-06-01T12-00-00[.fff][+02-00]`, `:`/`_` separators too),
+    `YYYYMMDD_HHMMSS` and Unix seconds (10 digits, optional fraction). Dates without a UTC
+    offset are taken as UTC.
     """
     stem = os.path.splitext(os.path.basename(name))[0]
-    for pattern in (_ISO, _COMPACT):
-        m = pattern.search(stem)
-        if m:
-            return _utc_seconds(*m.groups()[:6], *(m.groups()[6:7] or [None]))
+    m = _ISO.search(stem)
+    if m:
+        seconds = _utc_seconds(*m.groups()[:7])
+        sign, hours, minutes = m.groups()[7:]
+        if seconds is None or not sign:
+            return seconds
+        return seconds - (1 if sign == "+" else -1) * (int(hours) * 3600 + int(minutes) * 60)
+    m = _COMPACT.search(stem)
+    if m:
+        return _utc_seconds(*m.groups())
     m = _UNIX.search(stem)
     if m:
         return float(m.group(1)) + (float("0." + m.group(2)) if m.group(2) else 0.0)
@@ -121,13 +129,37 @@ def folder_times(folder: str, paths: list[str], interval: float | None) -> np.nd
     return times
 
 
-def _decode(path: str) -> np.ndarray | None:
-    """The image file at `path` decoded as stored (any depth and channels), None if it is
-    empty or not an image; UserError if there is no such file."""
+# EXIF orientation -> how the stored pixels turn upright (PIL's exif_transpose).
+_ORIENTATIONS = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+                 5: lambda a: a.swapaxes(0, 1), 6: lambda a: np.rot90(a, -1),
+                 7: lambda a: np.rot90(a, 2).swapaxes(0, 1), 8: lambda a: np.rot90(a, 1)}
+_ORIENTATION = 0x0112
+
+
+def _exif_orientation(path: str) -> int:
+    from PIL import Image
+    try:
+        with Image.open(path) as im:
+            return int(im.getexif().get(_ORIENTATION, 1))
+    except (OSError, ValueError, TypeError):
+        return 1
+
+
+def _check_file(path: str) -> None:
     if not os.path.isfile(path):
-        raise UserError(f"{path} does not exist; give the path of an image file.")
+        what = "is a folder" if os.path.isdir(path) else "does not exist"
+        raise UserError(f"{path} {what}; give the path of an image file.")
+
+
+def _decode(path: str) -> np.ndarray | None:
+    """The image file at `path` decoded as stored (any depth and channels), turned upright by
+    its EXIF orientation; None if it is empty or not an image; UserError if there is no such
+    file."""
+    _check_file(path)
     data = np.fromfile(path, np.uint8)
-    return cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    turn = _ORIENTATIONS.get(_exif_orientation(path)) if image is not None else None
+    return np.ascontiguousarray(turn(image)) if turn else image
 
 
 def read_image(path: str) -> np.ndarray:
@@ -148,15 +180,26 @@ def read_image(path: str) -> np.ndarray:
 
 
 def read_mask(path: str) -> np.ndarray:
-    """Loads a class-index mask as uint8 (H, W) (first channel of a color PNG)."""
-    image = _decode(path)
-    if image is None:
-        raise UserError(f"{path} is not a readable mask image; masks are class-index PNGs.")
-    if image.ndim == 3:
-        image = image[..., 0]
-    if image.max(initial=0) > 255:
+    """Loads a class-index mask as uint8 (H, W): a grayscale PNG's values or a palette PNG's
+    indices (a colour image whose channels are equal is read as grayscale)."""
+    from PIL import Image, ImageOps
+
+    _check_file(path)
+    try:
+        with Image.open(path) as im:
+            mask = np.asarray(ImageOps.exif_transpose(im))
+            mode = im.mode
+    except (OSError, ValueError):
+        raise UserError(f"{path} is not a readable mask image; masks are class-index PNGs.") from None
+    if mask.ndim == 3:
+        mask = mask[..., :1 if mode in ("LA", "PA") else 3]       # alpha is no class
+        if np.any(mask != mask[..., :1]):
+            raise UserError(f"{path} is a colour image; masks hold one class index per pixel: "
+                            "save it as an 8-bit grayscale or palette PNG.")
+        mask = mask[..., 0]
+    if mask.max(initial=0) > 255:
         raise UserError(f"{path} has class indices above 255; masks must be 8-bit class indices.")
-    return image.astype(np.uint8)
+    return mask.astype(np.uint8)
 
 
 def read_labels(path: str, flag: str, shape: tuple[int, int], of: str, classes) -> np.ndarray:

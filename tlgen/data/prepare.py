@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import errno
 import json
 import logging
 import os
@@ -89,6 +90,7 @@ class _Video:
     flow: np.ndarray | None = None   # ground-truth forward flow to the next frame (synthetic)
     synthetic: dict | None = None
     stems: list[str] | None = None   # file stems of an image folder, in time order
+    name_order: np.ndarray | None = None  # each frame's place in the folder's name order
     blocks: dict = dataclasses.field(default_factory=dict)   # split -> (start, stop)
     levels: dict = dataclasses.field(default_factory=dict)   # (split, level) -> (times, values)
 
@@ -171,16 +173,17 @@ class _Stager:
                             "nor a folder of images.")
         info = video_io.probe_video(path)
         size = self._fix_size((info.height, info.width), path)
-        interval = self.interval or (1.0 / info.fps if info.fps > 0 else None)
-        if not interval:
+        if not self.interval and not info.fps > 0:
             raise UserError(f"{path} has no frame rate in its header; pass --interval SECONDS.")
         out = self._writer(vid, "frames", size + (3,), np.uint8)
         resize = size if self.explicit else None
-        for frame in video_io.iter_video_frames(path, resize, info):
+        stored = []                                # the frames' own times: variable rates kept
+        for frame in video_io.iter_video_frames(path, resize, info, times=stored):
             out.append(frame)
             self.bar.update(1)
         frames = out.close()
-        times = np.arange(len(frames), dtype=np.float64) * interval
+        times = (np.arange(len(frames), dtype=np.float64) * self.interval if self.interval
+                 else np.asarray(stored, np.float64))
         return _Video(vid, path, "video", times, 0.0, frames, fps=info.fps or None)
 
     def _folder(self, vid: int, folder: str) -> _Video:
@@ -208,7 +211,8 @@ class _Stager:
             self.bar.update(1)
         return _Video(vid, folder, "images", times - times[0],
                       float(times[0]) if times[0] > 1e8 else 0.0, out.close(),
-                      stems=[os.path.splitext(os.path.basename(p))[0] for p in paths])
+                      stems=[os.path.splitext(os.path.basename(p))[0] for p in paths],
+                      name_order=order)
 
     def _synthetic(self, vid: int, spec: str) -> _Video:
         from tlgen.data.synthetic import make_scene
@@ -264,10 +268,22 @@ class _Stager:
             raise UserError(f"--masks {folder} has {len(paths)} PNGs but {video.source} has "
                             f"{len(video.frames)} frames; give one mask per frame (same file "
                             "stem, or the same count in name order).")
+        elif video.name_order is not None:        # name order to name order, then frames' time order
+            paths = [paths[i] for i in video.name_order]
         out = self._writer(video.id, "masks", self.size, np.uint8)
+        values = set()
         for path in paths:
-            out.append(images.resize_crop(images.read_mask(path), self.size, nearest=True))
-        return out.close()
+            mask = images.resize_crop(images.read_mask(path), self.size, nearest=True)
+            values.update(np.unique(mask).tolist())
+            out.append(mask)
+        masks = out.close()
+        if values == {0, 255}:                    # a binary mask saved as black and white
+            log.info("--masks %s holds only 0 and 255: read as classes 0 and 1", folder)
+            masks = np.memmap(out.path, np.uint8, "r+", shape=masks.shape)
+            masks[masks == 255] = 1
+            masks.flush()
+            masks = np.memmap(out.path, np.uint8, "r", shape=masks.shape)
+        return masks
 
 
 def _split_blocks(video: _Video, val_fraction: float, levels: int) -> None:
@@ -432,6 +448,8 @@ def prepare(sources: Sequence[str], out: str, *, size: tuple[int, int] | str | N
         _publish(tmp, out)
     except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, RuntimeError) and "No space left on device" in str(e):   # ArrayRecord's writer
+            e = OSError(errno.ENOSPC, "No space left on device")
         if isinstance(e, OSError) and e.errno in STORAGE_ERRNOS:
             raise StorageError(storage_sentence(e, out)) from None
         raise

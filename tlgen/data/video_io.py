@@ -17,6 +17,7 @@ import subprocess
 import tempfile
 import warnings
 from collections.abc import Iterable, Iterator
+from fractions import Fraction
 
 import imageio_ffmpeg
 import numpy as np
@@ -35,7 +36,8 @@ class VideoInfo:
     width: int
     height: int
     fps: float
-    duration: float
+    duration: float            # the container's: its longest stream's
+    has_audio: bool = False
 
     @property
     def expected_frames(self) -> int:
@@ -71,7 +73,7 @@ def probe_video(path: str) -> VideoInfo:
     if meta.get("rotate", 0) in (90, 270, -90):
         width, height = height, width
     return VideoInfo(path, int(width), int(height), float(meta.get("fps") or 0.0),
-                     float(meta.get("duration") or 0.0))
+                     float(meta.get("duration") or 0.0), bool(meta.get("audio_codec")))
 
 
 def _scale_filter(size: tuple[int, int]) -> str:
@@ -81,22 +83,25 @@ def _scale_filter(size: tuple[int, int]) -> str:
 
 
 def iter_video_frames(path: str, size: tuple[int, int] | None = None,
-                      info: VideoInfo | None = None) -> Iterator[np.ndarray]:
+                      info: VideoInfo | None = None, times: list | None = None) -> Iterator[np.ndarray]:
     """Yields uint8 (H, W, 3) RGB frames of `path` one at a time.
 
-    `size=(H, W)` resizes keeping aspect (area filter) and center-crops. Raises UserError for
-    unreadable or truncated files (decode errors with fewer frames than the header promises).
+    `size=(H, W)` resizes keeping aspect (area filter) and center-crops. `times`, a list, gets
+    each frame's presentation time (seconds, as stored: variable frame rates and GIF delays
+    kept) once the whole video is decoded. Raises UserError for unreadable or truncated files
+    (decode errors, or frames ending well before the file's duration).
     """
     info = info or probe_video(path)
     h, w = size if size else (info.height, info.width)
-    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-v", "error", "-i", path,
-           "-an", "-sn", "-fps_mode", "passthrough"]
-    if size:
-        cmd += ["-vf", _scale_filter(size)]
-    cmd += ["-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
     frame_bytes = h * w * 3
     count = 0
-    with tempfile.TemporaryFile() as err:
+    with tempfile.TemporaryFile() as err, tempfile.NamedTemporaryFile("r", suffix=".txt") as stamps:
+        cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-v", "error", "-i", path,
+               "-an", "-sn", "-fps_mode", "passthrough"]
+        if size:
+            cmd += ["-vf", _scale_filter(size)]
+        cmd += ["-f", "rawvideo", "-pix_fmt", "rgb24", "-enc_time_base", "demux",
+                "-stats_enc_pre", stamps.name, "-stats_enc_pre_fmt", "{pts} {tb}", "-"]
         proc = _popen(cmd, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL)
         try:
             while True:
@@ -112,16 +117,43 @@ def iter_video_frames(path: str, size: tuple[int, int] | None = None,
             proc.wait()
         err.seek(0)
         errors = err.read().decode(errors="replace")
+        pts = _presentation_times(stamps.read(), count)
     if proc.returncode not in (0, -9):
         raise UserError(f"{path} is not a readable video (ffmpeg: {_ffmpeg_reason(errors)}); "
                         "check that the file is a complete video.")
-    short = info.expected_frames and count < 0.9 * info.expected_frames - 1
-    if count == 0 or short or (errors.strip() and not info.expected_frames):
+    interval = 1.0 / info.fps if info.fps > 0 else 0.0
+    span = pts[-1] - pts[0] + interval if pts is not None else count * interval
+    short = info.duration > 0 and interval and span < 0.9 * info.duration - interval
+    if count == 0 or (short and not info.has_audio) or (errors.strip() and not info.expected_frames):
         raise UserError(f"{path} is truncated or corrupt: decoded {count} of "
-                        f"{info.expected_frames or 'some'} frames ({_ffmpeg_reason(errors)}); "
+                        f"{info.expected_frames or 'some'} frames{_reason(errors)}; "
                         "re-export or re-download the video.")
+    if short:
+        log.warning("%s: its frames cover %.4g s of the %.4g s the file lasts (its audio may be "
+                    "longer, or the video is cut short)", path, span, info.duration)
     if errors.strip():
         log.warning("%s: ffmpeg reported decode errors: %s", path, _ffmpeg_reason(errors))
+    if times is not None:
+        if pts is None:
+            log.warning("%s: ffmpeg gave no increasing frame times; frames are taken 1/%g s apart",
+                        path, info.fps)
+            pts = np.arange(count) * interval
+        times.extend((pts - pts[0]).tolist())
+
+
+def _reason(errors: str) -> str:
+    return f" ({_ffmpeg_reason(errors)})" if errors.strip() else ""
+
+
+def _presentation_times(stats: str, count: int) -> np.ndarray | None:
+    """Seconds (float64) from ffmpeg's per-frame "{pts} {tb}" lines: one per frame decoded,
+    increasing; None when they are not."""
+    try:
+        rows = [line.split() for line in stats.splitlines() if line.strip()]
+        pts = np.asarray([int(p) * Fraction(tb) for p, tb in rows[:count]], np.float64)
+    except (ValueError, ZeroDivisionError):
+        return None
+    return pts if len(pts) == count and count and np.all(np.diff(pts) > 0) else None
 
 
 def first_frames(path: str, size: tuple[int, int], count: int) -> np.ndarray:

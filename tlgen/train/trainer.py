@@ -321,8 +321,9 @@ def _eval_pipeline(config, fam):
     split = tc.get("eval_split", "validation")
     try:
         return fam.make_pipeline(split, jax.process_index(), jax.process_count())
-    except ValueError as e:
-        raise UserError(f"{config.data.dir} cannot feed evaluation ({e}); prepare it with a larger "
+    except (ValueError, UserError) as e:
+        reason = str(e).rstrip(".")
+        raise UserError(f"{config.data.dir} cannot feed evaluation ({reason}); prepare it with a larger "
                         "--val-fraction, or set --config.train.eval_every=0 and "
                         "--config.train.sample_every=0.") from None
 
