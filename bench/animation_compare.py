@@ -124,7 +124,8 @@ def compare(root: str, size: int, stride: int, steps: int, clips: int, frames: i
                 k: {"mean": float(np.mean([r[k] for r in rows])), "std": float(np.std([r[k] for r in rows]))}
                 for k in METRICS if k in rows[0]}})
     return {"results": results, "summary": summary, "notes": [
-        "flow_mse_region<k>: class k of the synthetic masks (0 ground, 1 sky, 2 water)",
+        "flow_mse_region<k>: dx^2 + dy^2 in class k of the synthetic masks (0 ground, 1 sky, "
+        "2 water), twice the scale of flow_mse",
         "masked PSNR/SSIM: static pixels of the real clip (FGLA eq. 14) against its first frame"]}
 
 

@@ -69,6 +69,12 @@ def test_contrastive_loss_matches_numpy_reference():
     loss, per_band = contrastive_loss(anchor, pos, valid, levels=levels, temperature=tau)
     assert float(per_band[2]) == 0.0
     np.testing.assert_allclose(loss, np.mean(np.asarray(per_band[:2])), rtol=1e-6)
+    # levels outside 1..M, or not one per band, are refused (not wrapped, clamped or dropped)
+    for bad, says in [((0, 2, 3), r"levels \(0, 2, 3\) must each keep 1..4 bins"),
+                      ((1, 2, 5), r"levels \(1, 2, 5\) must each keep 1..4 bins"),
+                      ((1, 2), "levels has 2 entries but pos_valid has 3 gap bands")]:
+        with pytest.raises(ValueError, match=says):
+            contrastive_loss(anchor, pos, valid, levels=bad, temperature=tau)
 
 
 def test_contrastive_loss_prefers_matching_slow_bins():
@@ -144,6 +150,8 @@ def test_ms_ssim_matches_float64_reference_and_is_one_for_identical_images():
     neg = jnp.asarray(1 - a, jnp.float32)
     g = jax.grad(lambda x: jnp.sum(ms_ssim(x, neg)))(jnp.asarray(a, jnp.float32))
     assert bool(jnp.all(jnp.isfinite(g)))
+    with pytest.raises(ValueError, match=r"ms_ssim compares images of one shape, got \(2, 64, 64, 3\) and"):
+        ms_ssim(np.zeros((2, 64, 64, 3), np.float32), np.zeros((2, 64, 48, 3), np.float32))
 
 
 def test_reconstruction_loss_mixes_l1_and_ms_ssim():

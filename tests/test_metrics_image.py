@@ -11,6 +11,7 @@ def test_psnr_of_a_constant_offset():
     a = np.zeros((2, 16, 16, 3), np.float32)
     np.testing.assert_allclose(psnr(a, a + 0.1), 20.0, rtol=1e-5)   # 10 log10(1 / 0.01)
     np.testing.assert_allclose(psnr(a * 0, a + 25.5, max_val=255.0), 20.0, rtol=1e-5)
+    np.testing.assert_array_equal(psnr(a, a), [100.0, 100.0])          # identical: capped, not 200
 
 
 def test_ssim_identical_and_mean_shift():

@@ -80,3 +80,41 @@ def test_every_documented_command_parses_with_its_runs_family_options(tmp_path, 
         except SystemExit:
             raise AssertionError(f"documented command `tlgen {' '.join(argv)}` does not parse: "
                                  f"{capsys.readouterr().err.strip()}") from None
+
+
+def _docstring_example(module) -> str:
+    """The indented code block of a module's docstring."""
+    lines = [line[4:] for line in (module.__doc__ or "").splitlines() if line.startswith("    ")]
+    assert lines, f"{module.__name__} has no example in its docstring"
+    return "\n".join(lines)
+
+
+def test_model_docstring_examples_run():
+    """The 'plain functions for other JAX code' examples of the GAN models run as written, on
+    a tiny config's `model`, with the shapes their comments state (traced: `jax.eval_shape`)."""
+    import textwrap
+
+    import jax
+    import jax.numpy as jnp
+
+    from tests.test_long_video_family import TINY, TINY_SR
+    from tests.test_stylegan_v_family import TINY as TINY_SGV
+    from tlgen import config as config_lib
+    from tlgen.models import long_video, long_video_sr, stylegan_v
+
+    def model(name, overrides):
+        keys = [o[len("--config."):] for o in overrides if o.startswith("--config.model.")]
+        return config_lib.load(os.path.join(ROOT, "configs", f"{name}.py:tiny"), keys).model
+
+    cases = [(stylegan_v, model("stylegan_v_clouds", TINY_SGV), "frames"),
+             (long_video, model("long_video_city", TINY), "video"),
+             (long_video_sr, model("long_video_sr_city", TINY_SR), "frames")]
+    for module, cfg, out in cases:
+        source = (f"def example(key):\n{textwrap.indent(_docstring_example(module), '    ')}\n"
+                  f"    return {out}, logits\n")
+        scope = {**vars(module), "jax": jax, "jnp": jnp, "cfg": cfg}
+        exec(compile(source, f"{module.__name__} docstring", "exec"), scope)
+        video, logits = jax.eval_shape(scope["example"], jax.random.PRNGKey(0))
+        size = tuple(cfg.size) if "size" in cfg else (cfg.resolution, cfg.resolution)
+        assert video.shape[0] == 1 and video.shape[2:] == (*size, 3), module.__name__
+        assert logits.shape == (1,) and logits.dtype == jnp.float32, module.__name__

@@ -66,6 +66,9 @@ def contrastive_loss(anchor_w: jax.Array, positive_w: jax.Array, pos_valid: jax.
     Returns (loss, per_band) with per_band (K,) float32 (0 for an empty band).
     """
     b, k = pos_valid.shape
+    if len(levels) != k:
+        raise ValueError(f"levels has {len(levels)} entries but pos_valid has {k} gap bands; give "
+                         "one per band.")
     return pair_contrastive_loss(
         anchor_w, einops.rearrange(positive_w, "b k ... -> (b k) ..."),
         jnp.repeat(jnp.arange(b), k), jnp.tile(jnp.arange(k), b), pos_valid.reshape(-1),
@@ -85,6 +88,9 @@ def pair_contrastive_loss(anchor_w: jax.Array, positive_w: jax.Array, pos_anchor
     Returns (loss, per_band (K,)) with K = len(levels).
     """
     b, p, k = anchor_w.shape[0], positive_w.shape[0], len(levels)
+    m = anchor_w.shape[1]
+    if any(not 1 <= int(level) <= m for level in levels):
+        raise ValueError(f"levels {tuple(levels)} must each keep 1..{m} bins (the codes have {m}).")
     # Negatives come from the whole global batch: gather the embeddings (only).
     cols = jnp.concatenate([_replicated(anchor_w), _replicated(positive_w)], axis=0)
     pos_anchor, pos_band = _replicated(pos_anchor), _replicated(pos_band)

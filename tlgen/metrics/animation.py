@@ -46,7 +46,10 @@ def static_scores(fake: np.ndarray, real: np.ndarray) -> dict:
 
 
 def region_flow_mse(flows: np.ndarray, true: np.ndarray, classes: np.ndarray) -> dict:
-    """Flow-MSE (pixels^2) of flows (T, H, W, 2) against `true` within each region of the
-    class-index mask `classes` (H, W): {"flow_mse_region<k>": ...} for the classes present."""
+    """The squared end-point error (dx^2 + dy^2, pixels^2) of flows (T, H, W, 2) against `true`,
+    averaged within each region of the class-index mask `classes` (H, W):
+    {"flow_mse_region<k>": ...} for the classes present. It sums the two components where
+    `tlgen.metrics.flow.flow_mse` averages them: a flow wrong alike everywhere scores twice its
+    Flow-MSE in every region."""
     error = np.sum((np.asarray(flows, np.float64) - np.asarray(true, np.float64)) ** 2, axis=-1)
     return {f"flow_mse_region{k}": float(error[:, classes == k].mean()) for k in np.unique(classes)}

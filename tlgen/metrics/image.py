@@ -18,9 +18,10 @@ __all__ = ["psnr", "ssim", "ms_ssim"]
 
 @functools.partial(jax.jit, static_argnames="max_val")
 def psnr(a: jax.Array, b: jax.Array, max_val: float = 1.0) -> jax.Array:
-    """Peak signal-to-noise ratio in dB per image: (..., H, W, C) -> (...)."""
+    """Peak signal-to-noise ratio in dB per image: (..., H, W, C) -> (...); identical images
+    score 100 dB (as `tlgen.metrics.animation.masked_psnr`), not infinity."""
     mse = jnp.mean((a.astype(jnp.float32) - b.astype(jnp.float32)) ** 2, axis=(-3, -2, -1))
-    return 10.0 * jnp.log10(max_val ** 2 / jnp.maximum(mse, 1e-20))
+    return jnp.minimum(10.0 * jnp.log10(max_val ** 2 / jnp.maximum(mse, 1e-20)), 100.0)
 
 
 @functools.partial(jax.jit, static_argnames="max_val")

@@ -20,10 +20,13 @@ Discriminator: the clip zero-padded to a square, 3-D residual blocks halving spa
 time after the first), then the features of each remaining frame flattened, a 1-D conv
 stack over time and two dense layers -> one logit per clip (its length is fixed).
 
-    g, d = generator(cfg), discriminator(cfg)
+    g = generator(cfg)                                   # (`cfg` a config's `model`)
+    frames = 2 * g.time_scale
+    d = discriminator(cfg, frames)
     noise = temporal_noise(key, g.first_noise(0), g.noise_length(frames), g.noise_channels)
     gp = g.init(key, noise, frames)["params"]
     video = g.apply({"params": gp}, noise, frames)      # (1, frames, H, W, 3), about [-1, 1]
+    dp = d.init(key, video)["params"]
     logits = d.apply({"params": dp}, video)              # (1,)
 """
 

@@ -15,10 +15,15 @@ frames upsampled (`upsample_linear`) and the high-resolution frames, all stacked
 channel axis, zero-padded to a square; no minibatch-stddev. The training family zeroes the
 low-resolution part for most samples (the paper: 90 %).
 
-    g, d = generator(cfg), discriminator(cfg)
-    gp = g.init(key, lowres, z)["params"]         # lowres (B, T + 2 context, h, w, 3), z (B, z_dim)
+    g, d = generator(cfg), discriminator(cfg)             # (`cfg` a config's `model`)
+    h, w = cfg.size[0] // cfg.scale, cfg.size[1] // cfg.scale
+    lowres = jnp.zeros((1, 2 + 2 * cfg.context, h, w, 3))  # (B, T + 2 context, h, w, 3)
+    z = jax.random.normal(key, (1, cfg.z_dim))
+    gp = g.init(key, lowres, z)["params"]
     frames = g.apply({"params": gp}, lowres, z)   # (B, T, h * scale, w * scale, 3)
-    logits = d.apply({"params": dp}, upsample_linear(lowres_middle, scale), frames)   # (B,)
+    middle = upsample_linear(lowres[:, cfg.context:-cfg.context], cfg.scale)
+    dp = d.init(key, middle, frames)["params"]
+    logits = d.apply({"params": dp}, middle, frames)   # (B,)
 """
 
 from __future__ import annotations

@@ -15,11 +15,15 @@ concatenated along channels; the time differences between the clip's frames (Fou
 features + a learned embedding, through a 2-layer mapping) condition the output by
 projection; minibatch standard deviation.
 
-Plain functions for other JAX code:
+Plain functions for other JAX code (`cfg` a config's `model`):
 
-    g, d = generator(cfg), discriminator(cfg)
-    gp = g.init(key, z, motion_codes(key, 0, g.codes_for(t)), t)["params"]
+    g, d = generator(cfg), discriminator(cfg, num_frames=3)
+    z = jax.random.normal(key, (1, cfg.z_dim))             # (B, z_dim): one video's content
+    t = jnp.array([[0.0, 2.0, 5.5]])                      # (B, F): frame times, in frames
+    codes = motion_codes(key, 0, g.codes_for(5.5), cfg.z_dim)[None]   # (B, L, z_dim)
+    gp = g.init(key, z, codes, t)["params"]
     frames = g.apply({"params": gp}, z, codes, t)        # (B, F, H, W, 3) in about [-1, 1]
+    dp = d.init(key, frames, t)["params"]
     logits = d.apply({"params": dp}, frames, t)           # (B,)
 """
 

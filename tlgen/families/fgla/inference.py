@@ -279,7 +279,8 @@ def evaluate(trained: Trained, out_dir: str, data_dir: str | None = None, *, spl
                   data_dir=os.path.abspath(data_dir), clips=rows, samples=distribution["samples"],
                   protocol=distribution["protocol"], not_computed=distribution["not_computed"],
                   notes=notes + [f"{k}: not computed ({v})" for k, v in distribution["not_computed"].items()]
-                  + ([f"flow_mse_region<k>: Flow-MSE inside class k of the masks ({names})"] if masked else []),
+                  + ([f"flow_mse_region<k>: dx^2 + dy^2 inside class k of the masks ({names}), twice the "
+                     "scale of flow_mse (which averages over dx and dy)"] if masked else []),
                   titles={"clips": "Per clip (the clip's own motion; masked = static pixels vs the first frame)"})
     return report
 
