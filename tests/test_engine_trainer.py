@@ -115,6 +115,8 @@ def test_resume_extends_and_rejects_a_different_model(reference, tmp_path, caplo
     assert "nothing to train" not in caplog.text
     assert train(make_config(total_steps=10), workdir)["step"] == 14     # said, nothing undone
     assert "the run is at step 14, past total_steps 10: nothing to train" in caplog.text
+    assert train(make_config(total_steps=14), workdir)["step"] == 14
+    assert "the run has done its total_steps 14: nothing to train" in caplog.text
     assert [r["step"] for r in train_rows(workdir)] == list(range(1, 15))
     with pytest.raises(UserError, match="model.width"):
         train(make_config(model__width=8), workdir)

@@ -4,6 +4,8 @@ sharding rules and the generic loader work for it as for the built-in families."
 
 import json
 import os
+import subprocess
+import sys
 
 import cv2
 import jax
@@ -76,6 +78,22 @@ def test_eval_command_writes_the_family_report(run, capsys):
     report = json.loads(open(printed[0]).read())
     assert report["step"] == 6 and len(report["videos"]) == 4 and report["feature_distance"] >= 0
     assert cv2.imread(printed[2]).shape == (8 * 8, 8 * 8, 3)
+
+
+def test_a_saved_runs_commands_import_its_family_from_any_folder(run, tmp_path):
+    """`tlgen eval --workdir W` of a family outside tlgen, from another folder and without
+    PYTHONPATH: the family is imported from where its config file was (config.family_path)."""
+    _, workdir, _ = run
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    assert json.loads(open(os.path.join(workdir, "config.json")).read())["family_path"] == root
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    plain = subprocess.run([sys.executable, "-c", "import tests.toy_family"], cwd=tmp_path, env=env,
+                           capture_output=True, text=True)
+    assert plain.returncode == 1 and "No module named 'tests" in plain.stderr
+    done = subprocess.run([sys.executable, "-m", "tlgen", "eval", "--workdir", workdir], cwd=tmp_path,
+                          env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[0] == os.path.join(workdir, "eval", "report.json")
 
 
 def test_generate_streams_chunks_equal_to_one_shot_rendering(run, tmp_path, capsys):

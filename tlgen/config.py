@@ -27,7 +27,7 @@ def load(spec: str, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
     """Loads `file.py[:arg]`, applies `key=value` overrides and returns the locked config."""
     path, _, arg = spec.partition(":")
     path = resolve_path(path)
-    module = _import_file(path)
+    module, root = _import_file(path)
     if not hasattr(module, "get_config"):
         raise UserError(f"config file {path} defines no get_config(arg) function.")
     if not arg:
@@ -42,6 +42,9 @@ def load(spec: str, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
         raise UserError(f"config file {path} rejected variant {arg!r}: {e}") from None
     if not isinstance(config, ml_collections.ConfigDict):
         raise UserError(f"get_config in {path} must return an ml_collections.ConfigDict.")
+    if "." in str(config.get("family", "")):      # a family outside tlgen: a saved run's commands
+        with config.unlocked():                   # import it from where the config file did
+            config.family_path = root
     apply_overrides(config, overrides)
     config.lock()
     return config
@@ -59,9 +62,10 @@ def resolve_path(path: str) -> str:
 
 
 def _import_file(path: str):
-    """Imports a config file. The nearest folder above it that holds a `configs` folder (else
-    its folder's parent) goes on sys.path, so `from configs import common` and dotted family
-    paths such as `tests.toy_family` import from the checkout the file is in."""
+    """Imports a config file: (module, root). The root, the nearest folder above it that holds
+    a `configs` folder (else its folder's parent), goes on sys.path, so `from configs import
+    common` and dotted family paths such as `tests.toy_family` import from the checkout the
+    file is in."""
     here = os.path.dirname(os.path.abspath(path))
     folders = [here]
     while os.path.dirname(folders[-1]) != folders[-1]:
@@ -83,7 +87,7 @@ def _import_file(path: str):
         raise UserError(f"config file {path} has a syntax error at line {e.lineno}: {e.msg}.") from None
     except Exception as e:  # noqa: BLE001  (whatever a user's file raises is its error)
         raise UserError(f"config file {path} failed to load: {type(e).__name__}: {e}.") from None
-    return module
+    return module, root
 
 
 def flat_keys(config: ml_collections.ConfigDict, prefix: str = "") -> list[str]:

@@ -28,6 +28,7 @@ import argparse
 import dataclasses
 import importlib
 import pkgutil
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -200,11 +201,18 @@ def builtin() -> dict[str, Family]:
     return {name: get(name) for name in builtin_names()}
 
 
-def get(name: str) -> Family:
-    """The spec of family `name` (a built-in name or a dotted module path); UserError if none."""
+def get(name: str, path: str | None = None) -> Family:
+    """The spec of family `name` (a built-in name or a dotted module path, imported from the
+    folder `path` when it is not importable as it is); UserError if none."""
     target = module_name(str(name))
     try:
-        module = importlib.import_module(target)
+        try:
+            module = importlib.import_module(target)
+        except ModuleNotFoundError:
+            if not path or path in sys.path:
+                raise
+            sys.path.insert(0, path)
+            module = importlib.import_module(target)
     except ModuleNotFoundError as e:
         if e.name and target.startswith(e.name):
             raise UserError(f"config.family {name!r} is unknown; built-in families: "
@@ -219,5 +227,5 @@ def get(name: str) -> Family:
 
 
 def of(config) -> Family:
-    """The spec of `config.family`."""
-    return get(config.family)
+    """The spec of `config.family` (from `config.family_path` when the config file set it)."""
+    return get(config.family, config.get("family_path"))

@@ -37,9 +37,9 @@ exit codes (errors are one sentence on stderr, internal errors a traceback):
   130 interrupted"""
 
 
-def _workdir_family(argv: Sequence[str]) -> str | None:
-    """The family of the run whose --workdir argv names, when its config.json is readable
-    (else None: the command itself reports a bad workdir)."""
+def _workdir_family(argv: Sequence[str]) -> tuple[str, str | None] | None:
+    """The family (name, path) of the run whose --workdir argv names, when its config.json is
+    readable (else None: the command itself reports a bad workdir)."""
     workdir = None
     for i, item in enumerate(argv):
         if item == "--workdir" and i + 1 < len(argv):
@@ -51,8 +51,9 @@ def _workdir_family(argv: Sequence[str]) -> str | None:
         return None
     try:
         with open(path) as f:
-            return str(json.load(f)["family"])
-    except (OSError, ValueError, KeyError, TypeError):
+            saved = json.load(f)
+        return str(saved["family"]), saved.get("family_path")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
 
@@ -62,7 +63,7 @@ def _family_arguments(name: str, argv: Sequence[str]):
     from tlgen.family import COMMANDS as FAMILY_COMMANDS
     family = _workdir_family(argv) if name in FAMILY_COMMANDS else None
     try:
-        command = family_lib.get(family).commands.get(name) if family else None
+        command = family_lib.get(*family).commands.get(name) if family else None
     except UserError:
         return None
     return command.add_arguments if command else None

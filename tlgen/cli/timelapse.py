@@ -4,7 +4,7 @@ Examples:
   tlgen timelapse --workdir runs/tae --out day.mp4 --start 0 --end 86400 --frames 48
   tlgen timelapse --workdir runs/tae --out lerp.mp4 --mode interpolate --interp lerp --keyframes 6
   tlgen timelapse --workdir runs/tae --out ms.mp4 --mode multiscale --start 2021-06-01T06:00 --end 2021-06-03T06:00
-  tlgen timelapse --workdir runs/tae --out calm.mp4 --remove-band 5 --sheet calm.png --npz calm.npz
+  tlgen timelapse --workdir runs/tae --out calm.mp4 --start 0 --end 604800 --frames 96 --remove-band 4 --sheet calm.png --npz calm.npz
   tlgen timelapse --workdir runs/tae --out night.mp4 --insert-band 0 --from 79200
   tlgen timelapse --workdir runs/tae --out clean.mp4 --render neighbours --min-period 7200
 

@@ -40,10 +40,12 @@ from tlgen.train.writers import MetricWriter, write_samples
 
 log = logging.getLogger(__name__)
 
-# Config keys a resumed run may change (frequencies, length, housekeeping).
+# Config keys a resumed run may change (frequencies, length, housekeeping, where the family
+# imports from).
 RESUMABLE_CHANGES = ("total_steps", "train.log_every", "train.eval_every", "train.eval_batches",
                      "train.sample_every", "train.ckpt_every", "train.keep_checkpoints",
-                     "train.keep_best", "train.deterministic", "data.worker_count", "eval")
+                     "train.keep_best", "train.deterministic", "data.worker_count", "eval",
+                     "family_path")
 INIT_CPU_COMPILER_OPTIONS = {"xla_backend_optimization_level": 0}
 class NonFiniteError(DivergedError):
     """The loss or gradients became non-finite with `config.train.nonfinite = "stop"`."""
@@ -350,8 +352,10 @@ def _train(config, workdir, engine, fam, train_iter, eval_data, init_key, sample
                 start, state, local = restored.step, restored.state, restored.first_batch
                 log.info("resumed from %s/%d", ckpt.directory, start)
                 if start >= config.total_steps:
-                    log.warning("the run is at step %d, past total_steps %d: nothing to train "
-                                "(raise --config.total_steps to go on)", start, config.total_steps)
+                    reached = (f"has done its total_steps {start}" if start == config.total_steps else
+                               f"is at step {start}, past total_steps {config.total_steps}")
+                    log.warning("the run %s: nothing to train (raise --config.total_steps to go on)",
+                                reached)
             else:
                 local = next(train_iter)
                 start, state = 0, engine.init(init_key, local)
