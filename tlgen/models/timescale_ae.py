@@ -170,9 +170,14 @@ class TimescaleAE(nn.Module):
 
 
 def as_model_input(frames: jax.Array) -> jax.Array:
-    """uint8 frames -> float32 in [-1, 1]; float frames are taken as already in [-1, 1]."""
+    """uint8 frames -> float32 in [-1, 1]; float frames are taken as already in [-1, 1];
+    ValueError for other integer types (0..255 in int64 is not [-1, 1]: cast to uint8)."""
     frames = jnp.asarray(frames)
-    return to_model_range(frames) if frames.dtype == jnp.uint8 else frames
+    if frames.dtype == jnp.uint8:
+        return to_model_range(frames)
+    if not jnp.issubdtype(frames.dtype, jnp.floating):
+        raise ValueError(f"frames of dtype {frames.dtype}: give uint8 (0..255) or floats in [-1, 1]")
+    return frames
 
 
 def model_from_config(cfg, dtype: Any = jnp.float32) -> TimescaleAE:
