@@ -41,7 +41,7 @@ import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as policies
 
 from tlgen.errors import StorageError, UserError
-from tlgen.files import STORAGE_ERRNOS, storage_sentence
+from tlgen.files import STORAGE_ERRNOS, storage_sentence, write_text
 from tlgen.parallel import agree
 
 log = logging.getLogger(__name__)
@@ -379,6 +379,13 @@ def run_data(workdir: str) -> dict | None:
             return json.load(f)
     except (OSError, ValueError) as e:
         raise UserError(f"cannot read {path} ({e}); delete it to use the run without it.") from None
+
+
+def record_data(workdir: str, identity: dict) -> None:
+    """Writes the record of the dataset a run starts on (once: a resumed run keeps it)."""
+    path = os.path.join(workdir, DATA_RECORD)
+    if not os.path.exists(path):
+        write_text(path, json.dumps(identity, indent=1, sort_keys=True))
 
 
 _KEY = re.compile(r"\.(\w+)|\['((?:[^'\\]|\\.)*)'\]|\[(\d+)\]")

@@ -242,18 +242,23 @@ def period_mean(read, times: np.ndarray, period: float) -> np.ndarray:
     return np.rint(np.mean(medians, axis=0, dtype=np.float64)).astype(np.uint8)
 
 
+def _read_metadata(data_dir: str) -> dict:
+    """The dataset's METADATA_FILE; OSError / ValueError when it is not a tlgen dataset's."""
+    with open(os.path.join(data_dir, METADATA_FILE)) as f:
+        metadata = json.load(f)
+    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
+        raise ValueError(f"{data_dir} is not a tlgen dataset")
+    return metadata
+
+
 def open_dataset(data_dir: str) -> Dataset:
     """Opens a folder written by `tlgen prepare`; UserError if it is not one (or is unnamed:
     an empty `config.data.dir` is not the current directory)."""
     if not data_dir:
         raise UserError("config.data.dir is empty; pass --config.data.dir=DATASET (a folder "
                         "written by `tlgen prepare`).")
-    path = os.path.join(data_dir, METADATA_FILE)
     try:
-        with open(path) as f:
-            metadata = json.load(f)
-        if metadata.get("format") != FORMAT:
-            raise ValueError
+        metadata = _read_metadata(data_dir)
         with np.load(os.path.join(data_dir, INDEX_FILE)) as npz:
             index = {k: npz[k] for k in npz.files}
     except (OSError, ValueError, KeyError):
@@ -268,8 +273,8 @@ def data_identity(data_dir: str) -> dict | None:
     from which paths it was prepared (the same sources prepared again with the same options
     are the same data); None when it is not a readable dataset."""
     try:
-        metadata = open_dataset(data_dir).metadata
-    except UserError:
+        metadata = _read_metadata(data_dir)
+    except (OSError, ValueError):
         return None
     videos = [{k: v for k, v in video.items() if k != "source"} for video in metadata["videos"]]
     return {**{k: v for k, v in metadata.items() if k not in ("created", "tlgen_version")},

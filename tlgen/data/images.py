@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import io
 import os
 import re
 
@@ -136,10 +137,11 @@ _ORIENTATIONS = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda 
 _ORIENTATION = 0x0112
 
 
-def _exif_orientation(path: str) -> int:
+def _exif_orientation(data: np.ndarray) -> int:
+    """The EXIF orientation (1..8) of an image file's bytes; 1 when it has none."""
     from PIL import Image
     try:
-        with Image.open(path) as im:
+        with Image.open(io.BytesIO(data)) as im:
             return int(im.getexif().get(_ORIENTATION, 1))
     except (OSError, ValueError, TypeError):
         return 1
@@ -158,7 +160,7 @@ def _decode(path: str) -> np.ndarray | None:
     _check_file(path)
     data = np.fromfile(path, np.uint8)
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    turn = _ORIENTATIONS.get(_exif_orientation(path)) if image is not None else None
+    turn = _ORIENTATIONS.get(_exif_orientation(data)) if image is not None else None
     return np.ascontiguousarray(turn(image)) if turn else image
 
 

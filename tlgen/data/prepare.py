@@ -281,8 +281,6 @@ class _Stager:
             log.info("--masks %s holds only 0 and 255: read as classes 0 and 1", folder)
             masks = np.memmap(out.path, np.uint8, "r+", shape=masks.shape)
             masks[masks == 255] = 1
-            masks.flush()
-            masks = np.memmap(out.path, np.uint8, "r", shape=masks.shape)
         return masks
 
 

@@ -10,7 +10,6 @@ one does.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import os
 import signal
@@ -28,7 +27,7 @@ from tlgen import checkpoint as checkpoint_lib
 from tlgen.checkpoint import Checkpointer
 from tlgen.data.dataset import data_identity
 from tlgen.errors import DivergedError, StorageError, TlgenError, UserError
-from tlgen.files import check_output_folder, write_text
+from tlgen.files import check_output_folder
 from tlgen.lock import WorkdirLock
 from tlgen.parallel import (agree, batch_sharding, compiler_options, gather_params, global_batch,
                             initialize_distributed, is_explicit, make_mesh, param_shardings,
@@ -251,9 +250,8 @@ def _prepare_workdir(config, workdir: str, data: dict | None) -> None:
     def write():
         os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
         config_lib.save(config, os.path.join(workdir, "config.json"))
-        record = os.path.join(workdir, checkpoint_lib.DATA_RECORD)
-        if data is not None and not os.path.exists(record):
-            write_text(record, json.dumps(data, indent=1, sort_keys=True))
+        if data is not None:
+            checkpoint_lib.record_data(workdir, data)
     _on_lead(write, f"process 0 of this job could not write the config into {workdir}.")
 
 
