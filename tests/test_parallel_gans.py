@@ -1,5 +1,7 @@
 """The GAN families' training steps (generator, discriminator and R1 updates, the clips'
-augmentation) sharded over 8 fake devices (data x fsdp) equal the single-device steps."""
+augmentation) sharded over 8 fake devices (data x fsdp) equal the single-device steps. R1 runs
+at every step: each step then holds every update (the steps without R1 hold a subset of its
+program, and the trainer's choice between the two is tested in test_engine_trainer)."""
 
 import pytest
 
@@ -24,5 +26,6 @@ def test_gan_sharded_steps_match_single_device(family, tmp_path):
     # SGD: Adam's normalization turns the rounding noise of a gradient near zero (which differs
     # between reduction orders) into an update of up to lr, hiding what is compared here
     config = config_lib.load(config_file, overrides + [f"data.dir={data}", "mesh.fsdp_min_bytes=0",
-                                                       "optim.g.name=sgd", "optim.d.name=sgd"])
+                                                       "optim.g.name=sgd", "optim.d.name=sgd",
+                                                       "loss.r1_every=1"])
     assert_sharded_matches_single_device(config, atol=2e-5)
