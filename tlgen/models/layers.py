@@ -228,10 +228,7 @@ def fir_blur(x: jax.Array, pad: tuple[int, int], gain: float = 1.0, axes=(1, 2))
 def downsample2(x: jax.Array, axes=(1, 2)) -> jax.Array:
     """StyleGAN2's 2x downsampling (`upfirdn2d.downsample2d`): [1, 3, 3, 1] low-pass, keep
     every other pixel. (N, H, W, C) -> (N, H/2, W/2, C); or along other `axes`."""
-    x = fir_blur(x, (1, 1), axes=axes)
-    for axis in axes:
-        x = jax.lax.slice_in_dim(x, 0, None, 2, axis=axis)
-    return x
+    return upfirdn(x, FIR, down=2, pads=[(1, 1)] * len(axes), axes=axes)
 
 
 def upsample2_fir(x: jax.Array, axes=(1, 2)) -> jax.Array:
