@@ -34,8 +34,10 @@ def run(tmp_path_factory):
     rng = np.random.default_rng(0)
     save_file({"projection": rng.normal(size=(192, 16)).astype(np.float32), "unused": np.zeros(3)}, weights)
     workdir = str(root / "run")
-    assert main(["train", "--config", CONFIG, "--workdir", workdir,
-                 f"--config.model.features={weights}"]) == 0
+    # keep_best by the largest feature distance, the first eval's (it falls): so the best
+    # checkpoint is not also the newest one
+    assert main(["train", "--config", CONFIG, "--workdir", workdir, f"--config.model.features={weights}",
+                 "--config.train.keep_best=max:feature_distance"]) == 0
     return root, workdir, weights
 
 
@@ -46,9 +48,9 @@ def test_trains_with_an_evaluator_on_a_frozen_network_that_drives_keep_best(run)
     evals = {r["step"]: r for r in rows if r["split"] == "eval"}
     assert len(train) == 6 and train[-1] < train[0]
     assert sorted(evals) == [3, 6] and all({"mse", "feature_distance"} <= set(r) for r in evals.values())
-    best = min(evals, key=lambda s: evals[s]["feature_distance"])
+    best = max(evals, key=lambda s: evals[s]["feature_distance"])
     kept = sorted(int(d) for d in os.listdir(os.path.join(workdir, "checkpoints")) if d.isdigit())
-    assert kept == sorted({6, best})            # keep_checkpoints=1 + the best by the evaluator
+    assert best != 6 and kept == sorted({6, best})            # keep_checkpoints=1 + the best by the evaluator
     with open(os.path.join(workdir, "checkpoints", "6", "shapes", "metadata")) as f:
         saved = json.load(f)
     assert not any("projection" in k or "features" in k for k in saved)   # never checkpointed
