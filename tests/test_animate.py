@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from tlgen.errors import UserError
+from tlgen.metrics.flow import video_flows
 from tlgen.models import dtvnet
 from tlgen.synth.animate import Animator, fit_image, segments_needed
 
@@ -55,6 +56,8 @@ def test_motion_from_reference_video(animator):
     exactly_t = animator.motion_from_reference(frames[:4])     # T frames: last flow repeated
     left = animator.motion_from_reference(frames[::-1])          # the opposite motion
     assert exactly_t.shape == (1, 8) and float(jnp.abs(left - motion).max()) > 1e-3
+    flows = video_flows(np.stack([fit_image(f, animator.image_size)[0] for f in frames[:4]]), animator.flow_method)
+    np.testing.assert_array_equal(exactly_t, animator.motion_from_flows(np.concatenate([flows, flows[-1:]])[None]))
     with pytest.raises(UserError, match="has 3 frames; the model needs at least 4"):
         animator.motion_from_reference(frames[:3])
 

@@ -88,8 +88,9 @@ def test_flow_to_rgb_hue_and_brightness():
     flow = np.zeros((3, 2, 2, 2), np.float32)
     flow[0, ..., 0] = 2.0    # right, full magnitude
     flow[1, ..., 0] = -1.0   # left, half magnitude
-    rgb = flow_to_rgb(flow).astype(int)
-    assert rgb.shape == (3, 2, 2, 3) and rgb.dtype == np.int64
+    raw = flow_to_rgb(flow)
+    assert raw.shape == (3, 2, 2, 3) and raw.dtype == np.uint8
+    rgb = raw.astype(int)
     assert rgb[0, 0, 0].max() == 255 and abs(rgb[1, 0, 0].max() - 127) <= 1
     assert rgb[0, 0, 0, 0] == 255 and rgb[0, 0, 0, 2] == 0      # right: red
     assert rgb[1, 0, 0, 2] > rgb[1, 0, 0, 0]                    # left: the opposite hue

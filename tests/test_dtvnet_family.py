@@ -104,27 +104,27 @@ def test_the_lpips_evaluator_runs_beside_the_eval_step_and_is_never_checkpointed
 def test_eval_command_writes_the_report_and_its_plot(run, capsys):
     root, workdir, _ = run
     inception = random_weights.write(str(root / "inception.safetensors"), inception_model.abstract_params())
-    assert main(["eval", "--workdir", workdir, "--num-clips", "1", "--inception", inception,
+    assert main(["eval", "--workdir", workdir, "--num-clips", "2", "--inception", inception,
                  "--lpips", str(root / "lpips_vgg.safetensors")]) == 0
     printed = capsys.readouterr().out.split()
     eval_dir = os.path.join(workdir, "eval")
     assert printed == [os.path.join(eval_dir, f) for f in ("report.json", "report.md", "clips.png")]
     with open(printed[0]) as f:
         report = json.load(f)
-    assert report["step"] == 3 and report["num_clips"] == 1 and len(report["clips"]) == 1
+    assert report["step"] == 3 and report["num_clips"] == 2 and len(report["clips"]) == 2
     for key in ("psnr", "ssim", "flow_mse", "e_tmp", "e_tmp_real"):
         assert np.isfinite(report[key]), key
         np.testing.assert_allclose(report[key], np.mean([c[key] for c in report["clips"]]))
     assert -1 <= report["ssim"] <= 1 and report["flow_mse"] >= 0 and report["e_tmp_real"] > 0
     assert "| psnr |" in open(printed[1]).read()
-    for key in ("fid", "kid", "lpips", "swd"):                     # 1 clip of 5 frames
+    for key in ("fid", "kid", "lpips", "swd"):                     # 2 clips of 5 frames
         assert np.isfinite(report[key]) and report[key] >= 0 or key == "kid", key
-    assert report["samples"] == {"clips": 1, "frames_per_clip": 5, "frames": 5}
+    assert report["samples"] == {"clips": 2, "frames_per_clip": 5, "frames": 10}
     assert report["not_computed"] == {"fvd": "give --i3d FILE (see `tlgen convert-weights`)"}
     assert set(report["protocol"]) == {"fid", "kid", "lpips", "swd", "seed"}
     assert "the validation split has no clip of 16 frames" in report["notes"][0]
     picture = cv2.imread(printed[2])
-    assert picture.shape == (2 * 16, 4 * 16, 3)      # (real, generated) x 4 frames
+    assert picture.shape == (2 * 2 * 16, 4 * 16, 3)  # (real, generated) x 2 clips, 4 frames each
 
 
 def test_help_with_a_workdir_lists_the_family_options(run, capsys):

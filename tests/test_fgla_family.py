@@ -19,7 +19,7 @@ from tlgen.errors import UserError
 from tlgen.train.trainer import train
 
 TINY = ["data.image_size=16", "data.batch_size=8", "total_steps=3", "model.encoder_widths=(4, 8)",
-        "model.generator_widths=(4, 8)", "train.log_every=1", "train.ckpt_every=3",
+        "model.generator_widths=(4, 8)", "train.log_every=1", "train.ckpt_every=1",
         "train.eval_every=3", "train.eval_batches=1", "train.sample_every=3"]
 
 
@@ -46,9 +46,14 @@ def test_training_steps_update_encoder_and_generator(run):
     for key in ("loss", "frame_l1", "flow_l1", "tv", "flow_epe", "eval/flow_epe"):
         assert np.isfinite(metrics[key]), key
     replicate = lambda tree: jax.tree.map(lambda _: jax.sharding.SingleDeviceSharding(jax.devices()[0]), tree)
-    params = checkpoint.restore_networks(workdir, ("fgla",), step=3, shardings_for=replicate)[1]["fgla"]
+    first, params = (checkpoint.restore_networks(workdir, ("fgla",), step=s, shardings_for=replicate)[1]["fgla"]
+                     for s in (1, 3))
     assert set(params) == {"encoder", "generator"}
     assert "pconv0" in params["encoder"] and "to_flow" in params["generator"]
+    for net in ("encoder", "generator"):                   # steps 2 and 3 changed both networks
+        change = jax.tree.map(lambda a, b: float(np.abs(np.asarray(a) - np.asarray(b)).max()),
+                              params[net], first[net])
+        assert max(jax.tree.leaves(change)) > 0, net
 
 
 def test_a_dataset_with_more_classes_than_regions_is_refused_before_training(run, tmp_path):

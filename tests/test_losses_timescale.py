@@ -150,6 +150,7 @@ def test_ms_ssim_matches_float64_reference_and_is_one_for_identical_images():
     neg = jnp.asarray(1 - a, jnp.float32)
     g = jax.grad(lambda x: jnp.sum(ms_ssim(x, neg)))(jnp.asarray(a, jnp.float32))
     assert bool(jnp.all(jnp.isfinite(g)))
+    np.testing.assert_array_equal(ms_ssim(jnp.asarray(a, jnp.float32), neg), 0.0)
     with pytest.raises(ValueError, match=r"ms_ssim compares images of one shape, got \(2, 64, 64, 3\) and"):
         ms_ssim(np.zeros((2, 64, 64, 3), np.float32), np.zeros((2, 64, 48, 3), np.float32))
 

@@ -30,6 +30,12 @@ def test_bin_clocks_speed_up_slow_bins_and_keep_fast_bins_near_real_time():
     steps = np.diff(clocks, axis=0)[0]
     np.testing.assert_allclose(steps, [1000, 1000 * 240 / 480, 1000 * 120 / 480, 1000 * 60 / 480])
     np.testing.assert_allclose(clocks[3], 3000.0)
+    # output interval 400 s, segments of 3 frames centred on the slow clock (400, 1600, 2400 s):
+    # bin 2 steps by 400 * 120 / 240 = 200 s, bin 3's 100 s is raised to the source's 150 s
+    clocks = tl.bin_clocks(0.0, 2400.0, 7, PERIODS, 4, source_interval=150.0, segment_frames=3)
+    np.testing.assert_allclose(clocks[:, 0], np.linspace(0, 2400, 7))
+    np.testing.assert_allclose(clocks[:, 2], [200, 400, 600, 1400, 1600, 1800, 2400])
+    np.testing.assert_allclose(clocks[:, 3], [250, 400, 550, 1450, 1600, 1750, 2400])
 
 
 def test_band_edits():

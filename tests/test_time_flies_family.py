@@ -15,6 +15,7 @@ from tlgen.cli.main import main
 from tlgen.data.prepare import prepare
 from tlgen.data.synthetic import make_scene
 from tlgen.data.video_io import read_video, write_video
+from tlgen.families.time_flies import inference
 from tlgen.families.time_flies.inference import Animator
 from tlgen.models import vgg19
 from tlgen.trained import load
@@ -64,15 +65,16 @@ def test_animate_by_a_reference_is_deterministic_and_chunk_free(run, capsys):
     assert main(args + ["--out", path("c.mp4"), "--npz", path("c.npz"), "--seed", "5", "--frames", "9"]) == 0
     a, b, c = (np.load(path(f"{n}.npz"))["frames"] for n in "abc")
     assert a.shape == (14, 16, 16, 3)
-    np.testing.assert_array_equal(a[:9], b)       # chunks of 8 or 9 frames: the same frames
+    np.testing.assert_array_equal(a[:9], b)       # the first 9 of 14 frames: a 9-frame animation
     assert np.any(b != c)                         # another noise seed, another video
     video, _ = read_video(path("a.mp4"))
     assert video.shape == (14, 16, 16, 3)
 
 
-def test_last_frames_repeat_the_reference_end(run):
+def test_last_frames_repeat_the_reference_end_whatever_the_chunks(run, monkeypatch):
     """Frame t comes from (F_t, F_t+1, F_t+2), the last frame repeated past the end: the last
-    two frames equal those of a reference that really repeats its last frame."""
+    two frames equal those of a reference that really repeats its last frame. In chunks of 4
+    frames instead of 8, the same frames (the noise volume is one over the whole video)."""
     tmp, workdir, _, _ = run
     anim = Animator(load(workdir))
     scene = make_scene(name="city", seed=5, size=16)
@@ -83,6 +85,8 @@ def test_last_frames_repeat_the_reference_end(run):
                           labels, seed=1)
     assert short.shape == (6, 16, 16, 3)
     np.testing.assert_array_equal(short, longer[:6])
+    monkeypatch.setattr(inference, "CHUNK", 4)
+    np.testing.assert_array_equal(anim.animate(image, labels[0], reference, labels[:6], seed=1), short)
 
 
 def test_animate_takes_other_vgg19_weights(run, tmp_path, capsys):

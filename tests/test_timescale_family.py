@@ -135,6 +135,12 @@ def test_look_positives_by_config_and_an_unknown_kind_is_one_sentence(data_dir, 
     lv = make_levels(config, open_dataset(data_dir).level_periods)
     assert lv.period_bands and all(batch["gap"][:, j][batch["pos_valid"][:, j]].min() >= 6000 * 47 / 48
                                    for j in lv.period_bands)
+    # at the anchor's phase (within 1/48 of the period), and not always one period away (as
+    # "apart" takes them): some nearest look lies several periods off
+    bands = list(lv.period_bands)
+    gaps = batch["gap"][:, bands][batch["pos_valid"][:, bands]]
+    assert np.all(np.abs(np.mod(gaps + 3000, 6000) - 3000) <= 6000 / 48)
+    assert gaps.max() > 6000 * 49 / 48
     work = tmp_path / "w"
     assert main(["train", "--config", f"{CONFIG}:tiny", "--workdir", str(work), f"--config.data.dir={data_dir}",
                  *(f"--config.{o}" for o in SMALL), "--config.loss.period_positive=nearest"]) == 2
