@@ -14,7 +14,8 @@ def test_every_subcommand_has_help_with_examples(capsys):
             cli.main([name, "--help"])
         assert exit_info.value.code == 0
         out = capsys.readouterr().out
-        assert f"usage: tlgen {name}" in out and "Examples:" in out and "tlgen " + name in out
+        assert f"usage: tlgen {name}" in out and "Examples:" in out
+        assert f"\n  tlgen {name} " in out.split("Examples:")[1], name      # an example of the command
 
 
 def test_config_overrides_rejected_where_not_accepted(capsys):
@@ -45,13 +46,16 @@ def test_console_script_runs_as_module():
 @pytest.mark.parametrize("argv, expected", [
     (["train", "--config", "configs/timescale_ae_synthetic.py:tiny", "--workdir", "{tmp}/w",
       "--config.loss.temprature=0.2"], "loss.temperature"),
-    (["train", "--config", "configs/nosuch.py:tiny", "--workdir", "{tmp}/w"], "does not exist"),
-    (["timelapse", "--workdir", "{tmp}/missing", "--out", "{tmp}/t.mp4"], "{tmp}/missing"),
-    (["animate", "--workdir", "{tmp}/missing", "--image", "{tmp}/x.png", "--out", "{tmp}/a.mp4"], "{tmp}/"),
-    (["eval", "--workdir", "{tmp}/missing"], "{tmp}/missing"),
-    (["generate", "--workdir", "{tmp}/missing", "--out", "{tmp}/t.mp4"], "{tmp}/missing"),
-    (["generate", "--workdir", "{tmp}/missing", "--out", "{tmp}/nofolder/g.mp4"], "does not exist"),
-    (["bench", "--config", "configs/timescale_ae_synthetic.py:huge"], "huge"),
+    (["train", "--config", "configs/nosuch.py:tiny", "--workdir", "{tmp}/w"],
+     "config file configs/nosuch.py does not exist"),
+    (["timelapse", "--workdir", "{tmp}/missing", "--out", "{tmp}/t.mp4"], "{tmp}/missing has no config.json"),
+    (["animate", "--workdir", "{tmp}/missing", "--image", "{tmp}/x.png", "--out", "{tmp}/a.mp4"],
+     "--image {tmp}/x.png does not exist."),
+    (["eval", "--workdir", "{tmp}/missing"], "{tmp}/missing has no config.json"),
+    (["generate", "--workdir", "{tmp}/missing", "--out", "{tmp}/t.mp4"], "{tmp}/missing has no config.json"),
+    (["generate", "--workdir", "{tmp}/missing", "--out", "{tmp}/nofolder/g.mp4"],
+     "the folder of {tmp}/nofolder/g.mp4 does not exist"),
+    (["bench", "--config", "configs/timescale_ae_synthetic.py:huge"], "unknown variant 'huge'; choose from tiny"),
     (["bench", "--config", "configs/timescale_ae_synthetic.py:tiny", "--config.data.dir=", "--json", "{tmp}"],
      "--json {tmp} is a folder; give a file name."),
     (["bench", "--config", "configs/timescale_ae_synthetic.py:tiny", "--config.data.dir=", "--layers", "-2"],

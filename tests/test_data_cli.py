@@ -112,8 +112,11 @@ def test_existing_output_needs_overwrite_and_survives_failure(tmp_path, capsys):
     before = json.loads((out / "tlgen.json").read_text())
     code, err = _prepare(capsys, src, "--out", out)
     assert code == 2 and "already exists; pass --overwrite" in err
-    code, _ = _prepare(capsys, tmp_path / "missing", "--overwrite", "--out", out)
+    code, _ = _prepare(capsys, tmp_path / "missing", "--overwrite", "--out", out)   # refused at once
     assert code == 2 and json.loads((out / "tlgen.json").read_text()) == before
+    code, err = _prepare(capsys, "synthetic:clouds:frames=1", "--size", "8", "--overwrite", "--out", out)
+    assert code == 2 and "leaves none for training" in err                          # fails in the build
+    assert json.loads((out / "tlgen.json").read_text()) == before
     code, _ = _prepare(capsys, src, "--size", "12", "--levels", "1", "--overwrite", "--out", out)
     assert code == 0
     assert json.loads((out / "tlgen.json").read_text())["image_size"] == [12, 12]

@@ -39,9 +39,9 @@ def test_files_written_together_all_appear_or_none(tmp_path):
             with open(tmp, "w") as f:
                 f.write(f"video {i}")
         if fail:
-            raise OSError(errno.ENOSPC, "No space left on device", tmps[2])
+            raise OSError(errno.ENOSPC, "No space left on device", tmps[0])
 
-    with pytest.raises(StorageError, match=f"cannot write {paths[2]}: No space left on device"):
+    with pytest.raises(StorageError, match=f"cannot write {paths[0]}: No space left on device"):
         write_atomic_all(paths, lambda tmps: write(tmps, fail=True))
     assert os.listdir(tmp_path) == ["v_1.mp4"] and open(paths[1]).read() == "old"
     write_atomic_all(paths, lambda tmps: write(tmps, fail=False))

@@ -7,6 +7,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -132,6 +133,25 @@ def test_local_fails_when_a_process_fails(tmp_path):
          "--workdir", str(tmp_path / "w")], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert "config file missing.py does not exist" in result.stderr
+
+
+def test_local_stops_the_others_when_one_process_fails(tmp_path, monkeypatch):
+    """Process 1 fails alone (exit 5) while process 0 would run on: process 0 gets SIGTERM, and
+    the launcher exits with the failed process's code. The processes are a stand-in script."""
+    stopped = tmp_path / "rank0_stopped"
+    script = tmp_path / "fake_python"
+    script.write_text("#!/bin/bash\n"
+                      'if [ "$TLGEN_PROCESS_ID" = 1 ]; then sleep 0.5; exit 5; fi\n'
+                      'trap \'touch "$STOPPED"; kill $! 2>/dev/null; exit 0\' TERM\n'
+                      "sleep 60 & wait $!\n")
+    script.chmod(0o755)
+    monkeypatch.setenv("STOPPED", str(stopped))
+    monkeypatch.setattr(local.sys, "executable", str(script))
+    monkeypatch.setattr(local.signal, "signal", lambda *args: None)    # keep pytest's handlers
+    monkeypatch.setattr(local, "GRACE_SECONDS", 5)
+    start = time.monotonic()
+    assert local.main(["-n", "2", "--", "--workdir", str(tmp_path / "w")]) == 5
+    assert stopped.exists() and time.monotonic() - start < 5
 
 
 @pytest.mark.parametrize("argv,message", [(["-n", "0", "--", "--workdir", "w"], "--num-processes must be >= 1"),

@@ -2,6 +2,7 @@
 command (README, configs) parsing."""
 
 import os
+import subprocess
 import re
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -17,7 +18,11 @@ def test_ci_runs_the_readme_test_command():
     command = _block("test-command").strip()
     assert command.startswith("pip install -e '.[test]'") and "pytest" in command
     ci = open(os.path.join(ROOT, ".ci", "run")).read()
-    assert "test-command" in ci and 'eval "$cmd"' in ci
+    assert 'eval "$cmd"' in ci
+    # the command CI extracts from the README is the whole of the README's (one line, not a part)
+    extract = next(line for line in ci.splitlines() if line.startswith("cmd=$("))
+    done = subprocess.run(["bash", "-c", f'{extract}; printf %s "$cmd"'], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout == command
 
 
 def test_import_snippet_runs():
