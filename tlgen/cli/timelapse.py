@@ -48,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keyframes", type=int, default=8, metavar="N",
                         help="keyframes for --mode interpolate (default 8)")
     parser.add_argument("--segment", type=int, default=16, metavar="N",
-                        help="multiscale: frames per real-speed segment of the fast bins (default 16)")
+                        help="multiscale: frames per segment of the fast bins' own clocks, each centred on the slow clock (default 16)")
     parser.add_argument("--remove-band", type=int, default=None, metavar="K",
                         help="replace bin K by its time average")
     parser.add_argument("--insert-band", type=int, default=None, metavar="K",

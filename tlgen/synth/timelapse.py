@@ -7,10 +7,12 @@ Modes, each producing `n` output frames spanning source times [t0, t1]:
 * interpolate: keyframes encoded and masked, each bin interpolated (slerp or lerp)
   between neighbouring keyframes at every output time, decoded.
 * multiscale (motion normalization): every bin runs on its own clock
-  (`bin_clocks`). Slow bins are sped up to span [t0, t1]; faster bins advance by
-  proportionally shorter steps down to the source frame interval, in segments
-  centred on the slow clock, so fast motion plays near real speed around each
-  moment. Every bin's code comes from the real frame nearest its clock.
+  (`bin_clocks`). Slow bins are sped up to span [t0, t1]; each bin faster than the
+  output interval d advances by a step in proportion to its band's period (d * P_b / P_c,
+  P_c the slowest such band's period; at least the source frame interval), in segments
+  centred on the slow clock, so fast motion plays sped up by d / P_c (1 to 4 times real
+  speed where the bands are 2 to 4 times apart), not by the timelapse's factor. Every
+  bin's code comes from the real frame nearest its clock.
 
 Edits on any code sequence: `remove_band` (replace a bin by its time average) and
 `insert_band` (a bin taken from one other frame).
