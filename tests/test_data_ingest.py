@@ -84,6 +84,19 @@ def test_resize_crop_keeps_aspect_and_centers():
     assert out.shape == (10, 10, 3) and out.min() == 255
 
 
+@pytest.mark.parametrize("shape, side", [((72, 128), 26), ((100, 224), 64), ((100, 220), 64)])
+def test_video_frames_are_cropped_where_images_are(tmp_path, shape, side):
+    """A video fitted to a square by ffmpeg and the same picture fitted by resize_crop (as
+    label maps and stills are) put a vertical edge in the same column, odd excess included."""
+    image = np.zeros(shape + (3,), np.uint8)
+    image[:, shape[1] // 2:] = 255
+    path = str(tmp_path / "edge.mp4")
+    video_io.write_video(path, np.stack([image] * 2), fps=10, quality_crf=0)
+    decoded = video_io.first_frames(path, (side, side), 1)[0][side // 2, :, 0].astype(float)
+    fitted = images.resize_crop(image, (side, side))[side // 2, :, 0].astype(float)
+    assert abs(decoded.sum() - fitted.sum()) / 255 < 0.25        # the edge within a quarter pixel
+
+
 def _frames(n, h=16, w=24, seed=0):
     rng = np.random.default_rng(seed)
     base = rng.integers(0, 256, (h, w, 3)).astype(np.float64)

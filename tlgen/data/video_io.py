@@ -77,9 +77,12 @@ def probe_video(path: str) -> VideoInfo:
 
 
 def _scale_filter(size: tuple[int, int]) -> str:
+    """ffmpeg's resize-and-center-crop to size=(H, W), cropping where `images.resize_crop`
+    does (the excess halved and rounded down, at any pixel: `exact`), so a video's frames
+    and the label maps or stills fitted beside them line up to the pixel."""
     h, w = size
     return (f"scale=w={w}:h={h}:force_original_aspect_ratio=increase:flags=area,"
-            f"crop={w}:{h}")
+            f"crop={w}:{h}:trunc((iw-{w})/2):trunc((ih-{h})/2):exact=1")
 
 
 def iter_video_frames(path: str, size: tuple[int, int] | None = None,
