@@ -16,7 +16,9 @@ from tlgen.data.synthetic import make_scene
 from tlgen.data.video_io import write_video
 from tlgen.data.regions import kmeans
 from tlgen.errors import UserError
+from tlgen.families.fgla.inference import RegionAnimator
 from tlgen.train.trainer import train
+from tlgen.trained import load
 
 TINY = ["data.image_size=16", "data.batch_size=8", "total_steps=3", "model.encoder_widths=(4, 8)",
         "model.generator_widths=(4, 8)", "train.log_every=1", "train.ckpt_every=1",
@@ -91,6 +93,23 @@ def test_animate_with_a_region_reference_speed_and_npz(run, capsys):
     assert np.abs(water["latents"][:, 2] - base["latents"][0, 2]).max() > 0
     # Speed scales every step's flow: the first step's (same image, same latent) doubles.
     np.testing.assert_allclose(fast["flows"][0], 2 * base["flows"][0], rtol=1e-5, atol=1e-6)
+
+
+def test_a_reference_shorter_than_the_stride_keeps_its_speed(run, caplog):
+    """The encoder reads flows over `data.stride` (4) frames: a 2- or 3-frame reference's flow
+    over the frames it has is scaled to the stride, so a texture moving 0.5 px a frame (at the
+    model's 16²) gives the same 2 px as a longer reference, with a warning."""
+    _, workdir, *_ = run
+    anim = RegionAnimator(load(workdir))
+    rng = np.random.default_rng(0)
+    texture = cv2.GaussianBlur(rng.integers(0, 256, (64, 128, 3)).astype(np.float32), (0, 0), 3)
+    texture = (texture - texture.min()) / (texture.max() - texture.min()) * 255
+    frames = np.stack([np.roll(texture, 2 * i, axis=1)[:, :64] for i in range(9)]).astype(np.uint8)
+    for count in (2, 3, 5, 9):
+        flows = anim.reference_flows(frames[:count])
+        assert len(flows) == max(1, (count - 1) // 4)
+        np.testing.assert_allclose(flows[..., 0].mean(), -2.0, atol=0.1)    # warping flow: -forward
+    assert "has 2 frames, fewer than the 5 that span the run's stride" in caplog.text
 
 
 def test_animate_bad_input_is_one_sentence_and_writes_nothing(run, capsys):

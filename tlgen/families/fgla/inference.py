@@ -79,17 +79,29 @@ class RegionAnimator:
         return np.asarray(_encode(self.params, jnp.asarray(flows, jnp.float32),
                                   jnp.asarray(masks, jnp.float32), encoder=self.encoder))
 
-    def reference_latents(self, frames: np.ndarray, masks: np.ndarray | None,
-                          source: str = "a reference video") -> np.ndarray:
-        """Per-step latents (P, R, D) of a reference clip: one per pair of frames `stride`
-        apart; `masks` (R, H, W) splits its motion by region (None: its whole frame);
-        `source` names the clip in errors."""
+    def reference_flows(self, frames: np.ndarray, source: str = "a reference video") -> np.ndarray:
+        """Warping flows (P, H, W, 2) of a reference clip (fitted to the model's size), one per
+        pair of frames `stride` apart, as the encoder was trained on. A clip of stride frames
+        or fewer has no such pair: its flow over the frames it has is scaled up to the stride
+        (its motion taken as steady), with a warning."""
         if len(frames) < 2:
             raise UserError(f"{source} has {len(frames)} frame; a reference video needs at least 2.")
         fitted = np.stack([fit_image(f, self.size)[0] for f in frames])
         step = min(self.stride, len(fitted) - 1)
         flows = np.stack([-video_flows(fitted[i:i + step + 1:step])[0]
                           for i in range(0, len(fitted) - step, step)])
+        if step < self.stride:
+            log.warning("%s has %d frames, fewer than the %d that span the run's stride: its motion "
+                        "over %d frame(s) is scaled by %g", source, len(frames), self.stride + 1,
+                        step, self.stride / step)
+            flows = flows * (self.stride / step)
+        return flows
+
+    def reference_latents(self, frames: np.ndarray, masks: np.ndarray | None,
+                          source: str = "a reference video") -> np.ndarray:
+        """Per-step latents (P, R, D) of a reference clip (`reference_flows`); `masks` (R, H, W)
+        splits its motion by region (None: its whole frame); `source` names the clip in errors."""
+        flows = self.reference_flows(frames, source)
         full = np.ones((len(self.regions),) + self.size, np.float32)
         region = full if masks is None else masks
         return self.encode(flows, np.broadcast_to(region, (len(flows),) + region.shape))
