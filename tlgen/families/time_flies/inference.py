@@ -94,14 +94,15 @@ class Animator:
         if not self.classwise:
             image_masks, reference_masks = np.zeros_like(image_masks), np.zeros_like(reference_masks)
         last = np.minimum(np.arange(count)[:, None] + np.arange(WINDOW), count - 1)    # (N, 3)
-        windows, reference_masks = reference[last].astype(np.float32) / 255.0, reference_masks[last[:, 0]]
+        reference_masks = reference_masks[last[:, 0]]
         params, vgg = self.trained.params[G], self.trained.frozen["vgg19"]
         encoded = self._encode(vgg, jnp.asarray(image[None], jnp.float32) / 255.0)   # once per animation
         out = []
         for first in range(0, count, CHUNK):
             idx = np.arange(first, first + CHUNK).clip(max=count - 1)      # a full chunk: one program
             chunk = self._frames(params, encoded, jnp.asarray(image_masks[None], jnp.int32),
-                                 windows[idx], jnp.asarray(reference_masks[idx], jnp.int32),
+                                 reference[last[idx]].astype(np.float32) / 255.0,   # a chunk's windows
+                                 jnp.asarray(reference_masks[idx], jnp.int32),
                                  jax.random.key(seed), first)
             out.append(np.asarray(chunk)[:min(CHUNK, count - first)])
             if progress is not None:
