@@ -201,18 +201,24 @@ def builtin() -> dict[str, Family]:
     return {name: get(name) for name in builtin_names()}
 
 
+def _import(target: str, path: str | None):
+    """Module `target`, imported again with the folder `path` first on sys.path when it is not
+    found as it is."""
+    try:
+        return importlib.import_module(target)
+    except ModuleNotFoundError:
+        if not path or path in sys.path:
+            raise
+    sys.path.insert(0, path)
+    return importlib.import_module(target)
+
+
 def get(name: str, path: str | None = None) -> Family:
     """The spec of family `name` (a built-in name or a dotted module path, imported from the
     folder `path` when it is not importable as it is); UserError if none."""
     target = module_name(str(name))
     try:
-        try:
-            module = importlib.import_module(target)
-        except ModuleNotFoundError:
-            if not path or path in sys.path:
-                raise
-            sys.path.insert(0, path)
-            module = importlib.import_module(target)
+        module = _import(target, path)
     except ModuleNotFoundError as e:
         if e.name and target.startswith(e.name):
             raise UserError(f"config.family {name!r} is unknown; built-in families: "

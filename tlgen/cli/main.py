@@ -80,7 +80,8 @@ def _unrecognized(name: str, unknown: Sequence[str], argv: Sequence[str]) -> str
             command.add_arguments(probe)
             for option in probe._option_string_actions:
                 owners.setdefault(option, []).append(fam_name)
-    family = (_workdir_family(argv) or (None,))[0]
+    saved = _workdir_family(argv)
+    family = saved[0] if saved else None
     for item in unknown:
         option = item.split("=", 1)[0]
         if family and option in owners and family not in owners[option]:
