@@ -69,11 +69,12 @@ def test_modulated_conv_against_numpy(fused, up):
     styles = rng.normal(size=(2, 3))
     w = kernel[None] * styles[:, None, None, :, None]
     w = w / np.sqrt(np.sum(w ** 2, axis=(1, 2, 3), keepdims=True) + 1e-8)      # demodulated
-    if up:   # zeros inserted, the transposed conv's padding, then the gain-4 low-pass
+    if up:   # StyleGAN2: zeros inserted, the whole transposed conv (11 x 11), the gain-4 low-pass
         dilated = np.zeros((2, 9, 9, 3))
         dilated[:, ::2, ::2] = x
-        want = _np_blur(_np_conv(np.pad(dilated, ((0, 0), (1, 2), (1, 2), (0, 0))), w, (0, 0)),
-                        (2, 1), gain=4.0)
+        whole = _np_conv(dilated, w, (2, 2))
+        assert whole.shape[1:3] == (11, 11)
+        want = _np_blur(whole, (1, 1), gain=4.0)
     else:
         want = _np_conv(x, w, (1, 1))
     got = layers.modulated_conv(jnp.asarray(x, jnp.float32), jnp.asarray(kernel, jnp.float32),
@@ -195,9 +196,19 @@ def test_augmentation_is_identical_across_a_clips_frames():
     clips = jax.random.uniform(jax.random.key(8), (4, 3, 16, 16, 3), minval=-1, maxval=1)
     key = jax.random.key(9)
     out = augment_clips(key, clips)
-    for f in range(3):      # one frame alone gets exactly what it gets inside its clip
-        np.testing.assert_allclose(np.asarray(augment_clips(key, clips[:, f:f + 1]))[:, 0],
-                                   np.asarray(out[:, f]), rtol=1e-6, atol=1e-6)
+    moved = augment_clips(key, clips, ops=("translation", "cutout"))
+    for f in range(3):      # one frame alone is moved and cut exactly as inside its clip
+        np.testing.assert_allclose(np.asarray(augment_clips(key, clips[:, f:f + 1], ops=("translation", "cutout")))[:, 0],
+                                   np.asarray(moved[:, f]), rtol=1e-6, atol=1e-6)
+    # colour is one affine map per clip: a frame 0.1 brighter stays uniformly brighter, by 0.1
+    # times the clip's own contrast factor in [0.5, 1.5] (centring each frame on its own mean
+    # would keep it exactly 0.1)
+    brighter = jnp.concatenate([clips[:, :1], clips[:, :1] + 0.1], axis=1)
+    colour = np.asarray(augment_clips(key, brighter, ops=("color",)), np.float64)
+    step = colour[:, 1] - colour[:, 0]
+    np.testing.assert_allclose(step, np.broadcast_to(step[:, :1, :1, :1], step.shape), atol=1e-5)
+    factor = step[:, 0, 0, 0] / 0.1
+    assert np.all((factor >= 0.5 - 1e-4) & (factor <= 1.5 + 1e-4)) and np.ptp(factor) > 0.1
     same = jnp.broadcast_to(clips[:, :1], clips.shape)
     aug_same = np.asarray(augment_clips(key, same))
     np.testing.assert_array_equal(aug_same[:, 1], aug_same[:, 0])

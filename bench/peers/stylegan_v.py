@@ -101,19 +101,19 @@ def modulated_conv(x, kernel, styles, demodulate=True, up=False, fused=False):
         xg = x.reshape(1, b * cin, *x.shape[2:])
         if up:
             wt = ws.transpose(1, 2).flip(3, 4).reshape(b * cin, -1, k, k)
-            y = F.conv_transpose2d(xg, wt, stride=2, padding=1, output_padding=1, groups=b)
+            y = F.conv_transpose2d(xg, wt, stride=2, groups=b)            # (2H + 1, 2W + 1)
         else:
             y = F.conv2d(xg, ws.reshape(-1, cin, k, k), padding=k // 2, groups=b)
         y = y.reshape(b, -1, *y.shape[2:])
     else:
         xs = x * styles[:, :, None, None]
         if up:
-            y = F.conv_transpose2d(xs, w.transpose(0, 1).flip(2, 3), stride=2, padding=1, output_padding=1)
+            y = F.conv_transpose2d(xs, w.transpose(0, 1).flip(2, 3), stride=2)
         else:
             y = F.conv2d(xs, w, padding=k // 2)
         if d is not None:
             y = y * d[:, :, None, None]
-    return fir_blur(y, (2, 1), gain=4.0) if up else y
+    return fir_blur(y, (1, 1), gain=4.0) if up else y
 
 
 def minibatch_stddev(x, group_size):
@@ -320,7 +320,7 @@ def augment_clips(clips):
     x = clips + (r() - 0.5)
     mean = x.mean(2, keepdim=True)
     x = (x - mean) * (r() * 2) + mean
-    mean = x.mean((2, 3, 4), keepdim=True)
+    mean = x.mean((1, 2, 3, 4), keepdim=True)
     x = (x - mean) * (r() + 0.5) + mean
     sy, sx = int(h * 0.125 + 0.5), int(w * 0.125 + 0.5)
     dy = torch.randint(0, 2 * sy + 1, (b,), device=dev)
@@ -351,7 +351,8 @@ class Peer(AdversarialPeer):
         self.start(config, batch, device, Generator(m), Discriminator(m, batch["frames"].shape[1]), compile)
         self.t = torch.from_numpy(batch["time"]).to(device).float()
         b = self.batch
-        self.gamma = float(lc.r1_gamma) if float(lc.r1_gamma) >= 0 else 0.0002 * int(m.resolution) ** 2 / b
+        gamma = float(lc.r1_gamma) if float(lc.r1_gamma) >= 0 else 0.0002 * int(m.resolution) ** 2 / b
+        self.gamma = gamma / batch["frames"].shape[1]       # R1 averaged over a clip's frames
         self.max_frames, self.z_dim = float(m.max_frames), int(m.z_dim)
         self.n_codes = int(math.floor(self.max_frames / float(m.min_period))) + 2 + 2 * (int(m.motion_kernel) - 1)
         self.augment = lc.augment != "none"

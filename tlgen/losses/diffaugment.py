@@ -1,7 +1,8 @@
 """Differentiable augmentation of video clips for GAN discriminators (DiffAugment, Zhao et al.
 2020), applied identically to every frame of a clip and to real and fake clips alike.
 
-`augment_clips(key, clips, p)`: each of colour (brightness, saturation, contrast), translation
+`augment_clips(key, clips, p)`: each of colour (brightness, saturation, contrast about the
+clip's mean), translation
 (up to 1/8 of the size, zero fill) and cutout (a zeroed half-size square) is applied to a
 clip with probability `p`, one draw of its parameters per clip. p = 1 is DiffAugment; an
 adaptive p (ADA's heuristic, `ada_update`) raises p while the discriminator overfits.
@@ -31,7 +32,7 @@ def augment_clips(key: jax.Array, clips: jax.Array, p=1.0, ops=OPS) -> jax.Array
             y = x + per_clip(jax.random.uniform(k_a, (b,)) - 0.5)
             mean = jnp.mean(y, axis=-1, keepdims=True)
             y = (y - mean) * per_clip(jax.random.uniform(k_b, (b,)) * 2) + mean
-            mean = jnp.mean(y, axis=(2, 3, 4), keepdims=True)
+            mean = jnp.mean(y, axis=(1, 2, 3, 4), keepdims=True)          # the clip's mean
             y = (y - mean) * per_clip(jax.random.uniform(k_c, (b,)) + 0.5) + mean
         elif op == "translation":
             sy, sx = int(h * 0.125 + 0.5), int(w * 0.125 + 0.5)

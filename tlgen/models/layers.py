@@ -352,13 +352,17 @@ def modulated_conv(x: jax.Array, kernel: jax.Array, styles: jax.Array, *, demodu
     per sample by `styles` (N, Cin), SAME padding; with `demodulate` each output channel is
     divided by the norm of its modulated weights (unit output variance for unit input).
 
-    `up`: a 3x3 stride-2 transposed conv then the [1, 3, 3, 1] low-pass with gain 4 (StyleGAN2's
-    upsampling conv), (H, W) -> (2H, 2W). `fused`: per-sample weights (a grouped conv);
+    `up`: StyleGAN2's upsampling conv (`conv2d_resample`, up=2), (H, W) -> (2H, 2W): the whole
+    output of a 3x3 stride-2 transposed conv, (2H + 1, 2W + 1), then the [1, 3, 3, 1] low-pass
+    with gain 4 and one zero of padding on each side. `fused`: per-sample weights (a grouped conv);
     otherwise the input is scaled, convolved with the shared kernel and the output rescaled,
     the same function (measure which is faster: `bench/stylegan_v_modconv.py`).
     """
     styles = styles.astype(x.dtype)
     kernel = kernel.astype(x.dtype)
+    if up:   # conv_transpose2x omits the whole output's first row/column; one zero row and
+        # column in front of x put it back: y = [0, whole output] on both axes
+        x = jnp.pad(x, ((0, 0), (1, 0), (1, 0), (0, 0)))
     dcoefs = None
     if demodulate:
         sq = jnp.sum(jnp.square(kernel.astype(jnp.float32)), axis=(0, 1))           # (Cin, Cout)
@@ -375,7 +379,7 @@ def modulated_conv(x: jax.Array, kernel: jax.Array, styles: jax.Array, *, demodu
         y = conv(x * styles[:, None, None, :], kernel)
         if dcoefs is not None:
             y = y * dcoefs[:, None, None, :].astype(y.dtype)
-    return fir_blur(y, (2, 1), gain=4.0) if up else y
+    return fir_blur(y, (0, 1), gain=4.0) if up else y
 
 
 def minibatch_stddev(x: jax.Array, group_size: int, num_channels: int = 1) -> jax.Array:

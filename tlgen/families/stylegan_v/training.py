@@ -6,8 +6,8 @@ probability in `extra["augment_p"]`.
 
 One train step: the generator runs once (content code z, motion noise codes, the real clips'
 frame times shifted by a random fractional offset in [0, max_frames - span)), then
-`tlgen.train.gan.adversarial_update` (D step, lazy R1 every `loss.r1_every` steps, G step
-through the same forward pass, EMA). Both networks see the clips through the same
+`tlgen.train.gan.adversarial_update` (D step, lazy R1 every `loss.r1_every` steps averaged
+over a clip's frames, G step through the same forward pass, EMA). Both networks see the clips through the same
 augmentation (`loss.augment`: "diffaugment", "ada" or "none"), drawn once per clip and
 applied to all its frames.
 """
@@ -70,7 +70,8 @@ def training(config) -> Training:
     lc = config.loss
     every = checked_loss(lc, AUGMENTS)
     ops = () if lc.augment == "none" else OPS
-    gamma = r1_gamma(config)
+    # R1 per frame, averaged over a clip's frames as StyleGAN-V does (the penalty sums a clip)
+    gamma = r1_gamma(config) / int(config.data.num_frames)
     batch_size = int(config.data.batch_size)
     max_frames = float(config.model.max_frames)
     g_tx, d_tx = optimizers(config, every)
