@@ -109,7 +109,8 @@ class Generator(nn.Module):
 class Conv3dPyramid(nn.Module):
     """Strided 3-D convs (B, C, T, H, W) -> (B, out), the same schedule as tlgen's."""
 
-    def __init__(self, cin, shape, base_width, max_width, out_features, norm, activate_first):
+    def __init__(self, cin, shape, base_width, max_width, out_features, norm, activate_first,
+                 last_slope=0.2):
         super().__init__()
         t, h, w = shape
         layers = [nn.Conv3d(cin, base_width, (3, 4, 4), (1, 2, 2), 1, bias=False)]
@@ -122,7 +123,7 @@ class Conv3dPyramid(nn.Module):
             tk, ts = (4, 2) if t >= 4 else (3, 1)
             layers.append(nn.Conv3d(width, new, (tk, 4, 4), (ts, 2, 2), 1, bias=False))
             layers.append(nn.BatchNorm3d(new) if norm == "batch" else nn.InstanceNorm3d(new))
-            layers.append(nn.LeakyReLU(0.2, inplace=True))
+            layers.append(nn.LeakyReLU(last_slope if min(h, w) <= 8 else 0.2, inplace=True))
             width, t, h, w = new, (t + 2 - tk) // ts + 1, h // 2, w // 2
         layers.append(nn.Conv3d(width, out_features, (t, h, w), bias=False))
         self.net = nn.Sequential(*layers)
@@ -148,7 +149,7 @@ class VideoDiscriminator(nn.Module):
 
     def __init__(self, shape, base_width=32, max_width=512):
         super().__init__()
-        self.pyramid = Conv3dPyramid(3, shape, base_width, max_width, 1, "instance", True)
+        self.pyramid = Conv3dPyramid(3, shape, base_width, max_width, 1, "instance", True, 0.01)
 
     def forward(self, video):
         return self.pyramid(video)[:, 0].float()

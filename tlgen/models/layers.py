@@ -476,6 +476,7 @@ class Conv3dPyramid(nn.Module):
     a (3, 4, 4) kernel once fewer than 4 frames remain) with `norm` and LeakyReLU 0.2, doubling
     the width up to `max_width`, while the short spatial side exceeds 4; a last "valid" conv
     whose kernel spans what remains. No biases. At 128^2 x 32 this is the paper's layout.
+    `last_slope`: the LeakyReLU slope after the last strided block (DTVNet's critic: 0.01).
     """
     base_width: int
     max_width: int
@@ -483,6 +484,7 @@ class Conv3dPyramid(nn.Module):
     norm: str  # "batch" (BatchNorm3d) or "instance" (InstanceNorm3d, no affine)
     activate_first: bool
     dtype: Dtype = jnp.float32
+    last_slope: float = 0.2
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
@@ -500,19 +502,21 @@ class Conv3dPyramid(nn.Module):
                                  dtype=self.dtype, name=f"bn{i}")(x)
             else:
                 x = instance_norm(x, axes=(1, 2, 3))
-            x = nn.leaky_relu(x, 0.2)
+            x = nn.leaky_relu(x, self.last_slope if min(x.shape[2], x.shape[3]) <= 4 else 0.2)
         x = Conv3d(self.out_features, x.shape[1:4], dtype=self.dtype, name="head")(x)
         return x.reshape(x.shape[0], self.out_features)
 
 
 class VideoDiscriminator(nn.Module):
-    """Video critic: clip (B, T, H, W, 3) in [-1, 1] -> one fp32 logit per clip (B,)."""
+    """Video critic: clip (B, T, H, W, 3) in [-1, 1] -> one fp32 logit per clip (B,);
+    `last_slope` as in `Conv3dPyramid`."""
     base_width: int = 32
     max_width: int = 512
     dtype: Dtype = jnp.float32
+    last_slope: float = 0.2
 
     @nn.compact
     def __call__(self, video: jax.Array) -> jax.Array:
-        x = Conv3dPyramid(self.base_width, self.max_width, 1, norm="instance",
-                          activate_first=True, dtype=self.dtype, name="pyramid")(video, False)
+        x = Conv3dPyramid(self.base_width, self.max_width, 1, norm="instance", activate_first=True,
+                          dtype=self.dtype, last_slope=self.last_slope, name="pyramid")(video, False)
         return x[:, 0].astype(jnp.float32)

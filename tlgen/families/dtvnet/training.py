@@ -43,7 +43,9 @@ def networks(config, dtype=jnp.float32):
         mapping_layers=m.mapping_layers, style_layers=m.style_layers, dtype=dtype)
     enc = dtvnet.FlowEncoder(base_width=m.encoder_width, max_width=m.encoder_max_width,
                              motion_dim=m.motion_dim, dtype=dtype)
-    disc = dtvnet.VideoDiscriminator(base_width=m.disc_width, max_width=m.disc_max_width, dtype=dtype)
+    # the public critic's last LeakyReLU has PyTorch's default slope, 0.01
+    disc = dtvnet.VideoDiscriminator(base_width=m.disc_width, max_width=m.disc_max_width, dtype=dtype,
+                                     last_slope=0.01)
     return gen, enc, disc
 
 
