@@ -25,7 +25,10 @@ def test_filter_bank_frequency_response_and_fft_filtering():
     bank = lv.filter_bank(count, lo, hi)
     periods = 2.0 ** np.linspace(np.log2(lo), np.log2(hi), count)
     freqs = np.fft.rfftfreq(1 << 16)
+    assert bank.shape == (count, 512)
     for f, p in zip(bank, periods):
+        n = int(np.ceil(p))      # right-aligned, as the public bank: zeros, then ceil(p) taps
+        assert np.all(f[:512 - n] == 0) and f[512 - n] != 0 and f[-1] != 0
         response = np.abs(np.fft.rfft(f, 1 << 16))
         assert np.sum(f ** 2) == pytest.approx(1.0)            # unit variance out of white noise
         assert response[0] == pytest.approx(1 / np.linalg.norm(f[f != 0]) * np.sum(f))
@@ -43,6 +46,10 @@ def test_filter_bank_frequency_response_and_fft_filtering():
             direct = np.correlate(noise[1, :, c].astype(np.float64), bank[i], mode="valid")
             np.testing.assert_allclose(out[1, :, c * count + i], direct, atol=2e-4)
     assert 0.85 < out[..., ::count].std() < 1.15    # white noise in, unit variance out (fastest filter)
+    # filters of different lengths read different stretches of the noise: nearly uncorrelated
+    long = rng.standard_normal((1, 20_000 + bank.shape[1] - 1, 1)).astype(np.float32)
+    feats = np.asarray(lv.filter_noise(jnp.asarray(long), bank))[0]
+    assert abs(np.corrcoef(feats[:, 0], feats[:, count - 1])[0, 1]) < 0.1
 
 
 def test_temporal_resampling_against_numpy():

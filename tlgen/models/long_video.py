@@ -59,16 +59,16 @@ def filter_bank(count: int, min_period: float, max_period: float) -> np.ndarray:
     """(count, taps) float64 low-pass filters, filter i cutting off at a period of p_i frames,
     p_i log-spaced from min_period to max_period: a Kaiser-windowed sinc of ceil(p_i) taps and
     transition width 6 / p_i cycles per frame (`scipy.signal.firwin`), scaled to unit L2
-    norm (white noise of unit variance in, unit variance out), centred in `taps` =
-    ceil(max_period) (+1 to make it odd) columns."""
+    norm (white noise of unit variance in, unit variance out), in the last ceil(p_i) of
+    `taps` = ceil(max_period) columns, as the public code aligns them (so filters of different
+    lengths see different stretches of the noise and their outputs are nearly uncorrelated)."""
     periods = 2.0 ** np.linspace(np.log2(min_period), np.log2(max_period), count)
-    taps = int(math.ceil(max_period)) | 1
+    taps = int(math.ceil(max_period))
     bank = np.zeros((count, taps))
     for i, p in enumerate(periods):
         n = int(math.ceil(p))
         f = scipy.signal.firwin(n, 1.0 / p, width=6.0 / p, fs=1.0)
-        start = (taps - n) // 2
-        bank[i, start:start + n] = f / np.linalg.norm(f)
+        bank[i, taps - n:] = f / np.linalg.norm(f)
     return bank
 
 
