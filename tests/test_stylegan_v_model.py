@@ -216,6 +216,17 @@ def test_augmentation_is_identical_across_a_clips_frames():
     np.testing.assert_array_equal(np.asarray(augment_clips(key, clips, p=0.0)), np.asarray(clips))
 
 
+def test_translation_shift_bounds_each_axis():
+    clips = np.zeros((64, 2, 24, 24, 3), np.float32)
+    clips[:, :, 12, 12] = 1.0                 # one lit pixel, the same in both frames
+    out = np.asarray(augment_clips(jax.random.key(3), jnp.asarray(clips), ops=("translation",), shift=(2, 6)))
+    offsets = np.array([np.argwhere(o[0, ..., 0] == 1.0)[0] - 12 for o in out])
+    np.testing.assert_array_equal(out[:, 0], out[:, 1])
+    assert np.abs(offsets[:, 0]).max() == 2 and np.abs(offsets[:, 1]).max() == 6
+    default = np.asarray(augment_clips(jax.random.key(3), jnp.asarray(clips), ops=("translation",)))
+    assert max(np.abs(np.argwhere(o[0, ..., 0] == 1.0)[0] - 12).max() for o in default) == 3   # 1/8 of 24
+
+
 def test_ema_rampup_values():
     beta = lambda step, rampup=0.05: float(gan.ema_beta(step, 8, 2.5, rampup))
     assert beta(0) == 0.0                                      # the first step copies G

@@ -277,10 +277,12 @@ class Peer(AdversarialPeer):
         self.made = training.generated_frames(gen, self.clip)
         self.noise_shape = (gen.noise_length(self.made), gen.noise_channels)
         self.augment, self.rescale = lc.augment != "none", bool(lc.time_rescale)
+        shift = round(max(int(v) for v in config.model.size) / 4)
+        self.shift = (shift, shift)
         self.frames_per_generate = self.made
 
     def critic(self, clips):
-        clips = augment_clips(clips) if self.augment else clips
+        clips = augment_clips(clips, self.shift) if self.augment else clips
         return self.d(rescale_time(clips) if self.rescale else clips)
 
     def fake(self):

@@ -312,8 +312,9 @@ class Discriminator(nn.Module):
         return (self.b4_out(x) * cmap).sum(-1) / math.sqrt(cmap.shape[-1])
 
 
-def augment_clips(clips):
-    """DiffAugment (colour, translation 1/8, cutout 1/2), one draw per clip: (B, F, C, H, W)."""
+def augment_clips(clips, shift=None):
+    """DiffAugment (colour, translation up to `shift` (rows, columns), default 1/8 of each side,
+    cutout 1/2), one draw per clip: (B, F, C, H, W)."""
     b, _, _, h, w = clips.shape
     dev = clips.device
     r = lambda: torch.rand(b, 1, 1, 1, 1, device=dev)
@@ -322,7 +323,7 @@ def augment_clips(clips):
     x = (x - mean) * (r() * 2) + mean
     mean = x.mean((1, 2, 3, 4), keepdim=True)
     x = (x - mean) * (r() + 0.5) + mean
-    sy, sx = int(h * 0.125 + 0.5), int(w * 0.125 + 0.5)
+    sy, sx = shift or (int(h * 0.125 + 0.5), int(w * 0.125 + 0.5))
     dy = torch.randint(0, 2 * sy + 1, (b,), device=dev)
     dx = torch.randint(0, 2 * sx + 1, (b,), device=dev)
     padded = F.pad(x, (sx, sx, sy, sy))

@@ -2,8 +2,7 @@
 2020), applied identically to every frame of a clip and to real and fake clips alike.
 
 `augment_clips(key, clips, p)`: each of colour (brightness, saturation, contrast about the
-clip's mean), translation
-(up to 1/8 of the size, zero fill) and cutout (a zeroed half-size square) is applied to a
+clip's mean), translation (up to 1/8 of each side by default, zero fill) and cutout (a zeroed half-size square) is applied to a
 clip with probability `p`, one draw of its parameters per clip. p = 1 is DiffAugment; an
 adaptive p (ADA's heuristic, `ada_update`) raises p while the discriminator overfits.
 """
@@ -16,8 +15,9 @@ import jax.numpy as jnp
 OPS = ("color", "translation", "cutout")
 
 
-def augment_clips(key: jax.Array, clips: jax.Array, p=1.0, ops=OPS) -> jax.Array:
-    """clips (B, F, H, W, C) in [-1, 1] -> augmented clips of the same shape (float32)."""
+def augment_clips(key: jax.Array, clips: jax.Array, p=1.0, ops=OPS, shift=None) -> jax.Array:
+    """clips (B, F, H, W, C) in [-1, 1] -> augmented clips of the same shape (float32);
+    `shift`: the largest translation (rows, columns), default 1/8 of each side."""
     unknown = set(ops) - set(OPS)
     if unknown:
         raise ValueError(f"unknown augmentations {sorted(unknown)}; choose from {OPS}")
@@ -35,7 +35,7 @@ def augment_clips(key: jax.Array, clips: jax.Array, p=1.0, ops=OPS) -> jax.Array
             mean = jnp.mean(y, axis=(1, 2, 3, 4), keepdims=True)          # the clip's mean
             y = (y - mean) * per_clip(jax.random.uniform(k_c, (b,)) + 0.5) + mean
         elif op == "translation":
-            sy, sx = int(h * 0.125 + 0.5), int(w * 0.125 + 0.5)
+            sy, sx = shift or (int(h * 0.125 + 0.5), int(w * 0.125 + 0.5))
             dy = jax.random.randint(k_a, (b,), 0, 2 * sy + 1)
             dx = jax.random.randint(k_b, (b,), 0, 2 * sx + 1)
             padded = jnp.pad(x, ((0, 0), (0, 0), (sy, sy), (sx, sx), (0, 0)))

@@ -130,6 +130,7 @@ def training(config) -> Training:
     clip = int(config.data.num_frames)
     made = generated_frames(gen, clip)
     room = made - clip + 1
+    shift = round(max(int(v) for v in config.model.size) / 4)
     batch_size = int(config.data.batch_size)
     g_tx, d_tx = optimizers(config, every)
     ema_kimg, rampup = float(config.ema.kimg), float(config.ema.rampup)
@@ -147,8 +148,8 @@ def training(config) -> Training:
 
     def critic(d_params, clips, key):
         k_aug, k_time = jax.random.split(key)
-        if lc.augment == "diffaugment":
-            clips = augment_clips(k_aug, clips, 1.0, OPS)
+        if lc.augment == "diffaugment":   # shifts up to 1/4 of the longer side, as the public code
+            clips = augment_clips(k_aug, clips, 1.0, OPS, shift=(shift, shift))
         if lc.time_rescale:
             clips = rescale_time(k_time, clips)
         return disc.apply({"params": d_params}, clips)
