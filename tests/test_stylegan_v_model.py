@@ -227,6 +227,24 @@ def test_translation_shift_bounds_each_axis():
     assert max(np.abs(np.argwhere(o[0, ..., 0] == 1.0)[0] - 12).max() for o in default) == 3   # 1/8 of 24
 
 
+def test_activations_clamp_at_256_in_reduced_precision_only():
+    x = jax.random.normal(jax.random.key(4), (1, 4, 4, 8))
+    w = jax.random.normal(jax.random.key(5), (1, 16))
+    peaks = {}
+    for dtype in (jnp.float32, jnp.bfloat16):
+        layer = sv.SynthesisLayer(8, dtype=dtype)
+        params = layer.init(jax.random.key(6), x, w)
+        params = jax.tree_util.tree_map_with_path(      # a bias of 1000: lrelu gives ~1414
+            lambda path, v: v + 1000.0 if path[-1].key == "bias" and v.ndim == 1 and v.shape[0] == 8 else v, params)
+        peaks[dtype] = float(jnp.max(layer.apply(params, x, w)))
+    assert peaks[jnp.bfloat16] == 256.0 and peaks[jnp.float32] > 1000.0
+    big = jnp.full((1, 8, 8, 4), 1000.0)
+    conv = lambda n, k, name, **kw: (lambda v: jnp.mean(v, -1, keepdims=True).repeat(n, -1)[:, ::2, ::2]
+                                     if kw.get("down") else jnp.mean(v, -1, keepdims=True).repeat(n, -1))
+    out = sv.residual_down_block(conv, big, "b", 4, 4, bound=256.0)   # skip and conv1 each at 256
+    np.testing.assert_allclose(np.asarray(out), 2 * 256.0 * np.sqrt(0.5), rtol=1e-6)
+
+
 def test_ema_rampup_values():
     beta = lambda step, rampup=0.05: float(gan.ema_beta(step, 8, 2.5, rampup))
     assert beta(0) == 0.0                                      # the first step copies G

@@ -45,10 +45,9 @@ import scipy.signal
 from flax import linen as nn
 
 from tlgen.models.layers import EqualizedDense, conv3d, downsample2, upfirdn, upsample2_fir
-from tlgen.models.stylegan_v import Mapping, lrelu
+from tlgen.models.stylegan_v import CLAMP, Mapping, lrelu
 
 Dtype = Any
-CLAMP = 256.0
 NOISE_BLOCK = 256     # frames of noise drawn from one key (chunks draw whole blocks)
 
 

@@ -42,7 +42,7 @@ from flax import linen as nn
 
 from tlgen.models.layers import EqualizedConv, EqualizedDense, modulated_conv, upfirdn
 from tlgen.models.long_video import CLAMP, kaiser_taps, pad_square
-from tlgen.models.stylegan_v import SQRT2, Mapping, channels, lrelu, residual_down_block
+from tlgen.models.stylegan_v import CLAMP, SQRT2, Mapping, channels, clamp, lrelu, residual_down_block
 
 Dtype = Any
 
@@ -255,11 +255,11 @@ class Discriminator(nn.Module):
         x = pad_square(x.astype(self.dtype), res)
         ch = lambda r: channels(r, self.channel_base, self.channel_max)
         conv = lambda n, k, name, **kw: EqualizedConv(n, k, gain=1.0, dtype=self.dtype, name=name, **kw)
-        x = lrelu(conv(ch(res), 1, "fromrgb")(x))
+        x = clamp(lrelu(conv(ch(res), 1, "fromrgb")(x)), CLAMP)       # the public clamps at any precision
         while res > 4:
-            x = residual_down_block(conv, x, f"b{res}", ch(res), ch(res // 2))
+            x = residual_down_block(conv, x, f"b{res}", ch(res), ch(res // 2), CLAMP)
             res //= 2
-        x = lrelu(conv(ch(4), 3, "b4_conv")(x))
+        x = clamp(lrelu(conv(ch(4), 3, "b4_conv")(x)), CLAMP)
         x = lrelu(EqualizedDense(ch(4), gain=1.0, dtype=self.dtype, name="b4_fc")(
             einops.rearrange(x, "b h w c -> b (h w c)")))
         return EqualizedDense(1, gain=1.0, dtype=self.dtype, name="b4_out")(x)[:, 0].astype(jnp.float32)

@@ -43,11 +43,23 @@ from tlgen.models.layers import (EqualizedConv, EqualizedDense, minibatch_stddev
 
 Dtype = Any
 SQRT2 = math.sqrt(2.0)
+CLAMP = 256.0      # StyleGAN2's activation clamp (`conv_clamp`)
 
 
 def lrelu(x: jax.Array) -> jax.Array:
     """StyleGAN's activation: leaky ReLU (slope 0.2) with gain sqrt(2)."""
     return nn.leaky_relu(x, 0.2) * jnp.asarray(SQRT2, x.dtype)
+
+
+def clamp(x: jax.Array, bound: float | None) -> jax.Array:
+    """x clipped to +-bound; None: x unchanged."""
+    return x if bound is None else jnp.clip(x, -bound, bound)
+
+
+def conv_clamp(dtype: Dtype) -> float | None:
+    """StyleGAN-V's activation clamp for compute `dtype`: +-256 in reduced precision (the public
+    code clamps when it trains in mixed precision, its default), none in float32."""
+    return None if jnp.dtype(dtype) == jnp.float32 else CLAMP
 
 
 def normalize_2nd_moment(x: jax.Array, eps: float = 1e-8) -> jax.Array:
@@ -154,7 +166,8 @@ class SynthesisLayer(nn.Module):
         styles = EqualizedDense(cin, gain=1.0, bias_init=nn.initializers.ones, name="affine")(w)
         kernel = self.param("kernel", nn.initializers.normal(1.0), (3, 3, cin, self.features))
         y = modulated_conv(x.astype(self.dtype), kernel, styles, up=self.up, fused=self.fused)
-        return lrelu(y + self.param("bias", nn.initializers.zeros, (self.features,)).astype(y.dtype))
+        y = lrelu(y + self.param("bias", nn.initializers.zeros, (self.features,)).astype(y.dtype))
+        return clamp(y, conv_clamp(self.dtype))
 
 
 class ToRGB(nn.Module):
@@ -169,7 +182,8 @@ class ToRGB(nn.Module):
         kernel = self.param("kernel", nn.initializers.normal(1.0), (1, 1, cin, 3))
         y = modulated_conv(x.astype(self.dtype), kernel, styles / math.sqrt(cin), demodulate=False,
                            fused=self.fused)
-        return (y + self.param("bias", nn.initializers.zeros, (3,)).astype(y.dtype)).astype(jnp.float32)
+        y = clamp(y + self.param("bias", nn.initializers.zeros, (3,)).astype(y.dtype), conv_clamp(self.dtype))
+        return y.astype(jnp.float32)
 
 
 class Generator(nn.Module):
@@ -224,13 +238,14 @@ def log_spaced_coefficients(max_frames: int) -> np.ndarray:
     return (np.pi * 2.0 ** np.arange(int(np.log2(res))) / res).astype(np.float32)
 
 
-def residual_down_block(conv, x: jax.Array, name: str, mid: int, out: int) -> jax.Array:
+def residual_down_block(conv, x: jax.Array, name: str, mid: int, out: int,
+                        bound: float | None = None) -> jax.Array:
     """StyleGAN2's residual discriminator block: 3x3 conv + lrelu, downsampling 3x3 conv + lrelu,
-    plus a downsampling 1x1 skip without bias, / sqrt(2). conv(features, kernel, name, **kw)
-    makes an `EqualizedConv`; (N, H, W, C) -> (N, H/2, W/2, out)."""
-    skip = conv(out, 1, f"{name}_skip", use_bias=False, down=True)(x)
-    x = lrelu(conv(mid, 3, f"{name}_conv0")(x))
-    x = lrelu(conv(out, 3, f"{name}_conv1", down=True)(x))
+    plus a downsampling 1x1 skip without bias, each clamped to +-`bound`, / sqrt(2).
+    conv(features, kernel, name, **kw) makes an `EqualizedConv`; (N, H, W, C) -> (N, H/2, W/2, out)."""
+    skip = clamp(conv(out, 1, f"{name}_skip", use_bias=False, down=True)(x), bound)
+    x = clamp(lrelu(conv(mid, 3, f"{name}_conv0")(x)), bound)
+    x = clamp(lrelu(conv(out, 3, f"{name}_conv1", down=True)(x)), bound)
     return (skip + x) * jnp.asarray(math.sqrt(0.5), x.dtype)
 
 
@@ -257,16 +272,17 @@ class Discriminator(nn.Module):
             raise ValueError(f"concat_res {self.concat_res} must be a block resolution from 8 to half "
                              f"the resolution {self.resolution} (which must be 16 or more)")
         conv = lambda n, k, name, **kw: EqualizedConv(n, k, gain=1.0, dtype=self.dtype, name=name, **kw)
-        x = lrelu(conv(ch(self.resolution), 1, "fromrgb")(x))
+        bound = conv_clamp(self.dtype)
+        x = clamp(lrelu(conv(ch(self.resolution), 1, "fromrgb")(x)), bound)
         res = self.resolution
         while res > 4:
             if res == self.concat_res:
                 x = einops.rearrange(x, "(b f) h w c -> b h w (f c)", f=f)
             out = ch(res // 2) // (self.frames_div if res // 2 == self.concat_res else 1)
-            x = residual_down_block(conv, x, f"b{res}", ch(res), out)
+            x = residual_down_block(conv, x, f"b{res}", ch(res), out, bound)
             res //= 2
         x = minibatch_stddev(x.astype(jnp.float32), self.mbstd_group)
-        x = lrelu(EqualizedConv(ch(4), 3, gain=1.0, name="b4_conv")(x))
+        x = clamp(lrelu(EqualizedConv(ch(4), 3, gain=1.0, name="b4_conv")(x)), bound)
         x = lrelu(EqualizedDense(ch(4), gain=1.0, name="b4_fc")(einops.rearrange(x, "b h w c -> b (h w c)")))
         cmap = Mapping(ch(4), 2, embed=True, name="time_mapping")(self.time_features(t))
         out = EqualizedDense(ch(4), gain=1.0, name="b4_out")(x)
