@@ -275,6 +275,7 @@ class Peer(AdversarialPeer):
         self.gamma = float(lc.r1_gamma)
         self.clip = self.real.shape[1]
         self.made = training.generated_frames(gen, self.clip)
+        self.room = gen.time_scale
         self.noise_shape = (gen.noise_length(self.made), gen.noise_channels)
         self.augment, self.rescale = lc.augment != "none", bool(lc.time_rescale)
         shift = round(max(int(v) for v in config.model.size) / 4)
@@ -288,7 +289,7 @@ class Peer(AdversarialPeer):
     def fake(self):
         b = self.batch
         video = self.g_fwd(torch.randn(b, *self.noise_shape, device=self.device), self.made)   # (B, 3, F, H, W)
-        starts = torch.randint(0, self.made - self.clip + 1, (b,), device=self.device)
+        starts = torch.randint(0, self.room, (b,), device=self.device)
         idx = (starts[:, None] + torch.arange(self.clip, device=self.device))[:, None, :, None, None]
         return torch.gather(video, 2, idx.expand(-1, 3, -1, *video.shape[3:])).permute(0, 2, 1, 3, 4)
 

@@ -129,7 +129,7 @@ def training(config) -> Training:
     every = checked_loss(lc, AUGMENTS)
     clip = int(config.data.num_frames)
     made = generated_frames(gen, clip)
-    room = made - clip + 1
+    room = gen.time_scale       # starts 0 .. scale - 1: every phase of the time scale once
     shift = round(max(int(v) for v in config.model.size) / 4)
     batch_size = int(config.data.batch_size)
     g_tx, d_tx = optimizers(config, every)
