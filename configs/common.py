@@ -47,7 +47,7 @@ def optimizer(lr: float, **overrides) -> ml_collections.ConfigDict:
     """Adam-family optimizer with a schedule (`config.optim` or one of its entries)."""
     cfg = ml_collections.ConfigDict(dict(
         name="adam", lr=lr, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0,
-        schedule="constant", warmup_steps=0, grad_clip=0.0))
+        schedule="constant", warmup_steps=0, hold=0.0, grad_clip=0.0))
     cfg.update(overrides)
     return cfg
 

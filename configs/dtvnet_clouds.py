@@ -42,8 +42,9 @@ def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
     cfg.loss = ml_collections.ConfigDict(dict(
         frame_l1_weight=100.0, flow_l1_weight=1.0, adv_weight=1.0, gp_weight=10.0, critic_steps=1))
     cfg.optim = ml_collections.ConfigDict(dict(
-        g=common.optimizer(3e-4),             # generator + flow encoder
-        d=common.optimizer(3e-5, eps=1e-7),
+        # the public schedule: constant for the first half, then linear decay to 0; eps 1e-7
+        g=common.optimizer(3e-4, eps=1e-7, schedule="linear", hold=0.5),   # generator + flow encoder
+        d=common.optimizer(3e-5, eps=1e-7, schedule="linear", hold=0.5),
     ))
     # Dataset-level metrics during training (logged as eval/fid, eval/fvd, eval/lpips; usable
     # by train.keep_best): the weights files of their networks (`tlgen convert-weights`).

@@ -29,6 +29,9 @@ def test_schedules_by_hand():
     linear = make_schedule(optim(schedule="linear"), total_steps=100)
     assert float(linear(25)) == pytest.approx(0.075)
     assert float(make_schedule(optim())(1000)) == pytest.approx(0.1)
+    held = make_schedule(optim(schedule="linear", hold=0.5, warmup_steps=20), total_steps=220)
+    assert [float(held(s)) for s in (10, 60, 120)] == pytest.approx([0.05, 0.1, 0.1])   # warm-up, then 100 at 0.1
+    assert float(held(170)) == pytest.approx(0.05) and float(held(220)) == pytest.approx(0.0, abs=1e-7)
     with pytest.raises(UserError, match="schedule"):
         make_schedule(optim(schedule="step"))
     with pytest.raises(UserError, match="total_steps"):

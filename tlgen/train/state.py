@@ -64,8 +64,9 @@ def ema_update(ema, params, decay):
 
 
 def make_schedule(optim_cfg, total_steps: int | None = None) -> optax.Schedule:
-    """Learning-rate schedule: "constant", "cosine" or "linear" decay, after an optional
-    linear warm-up of `warmup_steps` optimizer updates."""
+    """Learning-rate schedule: "constant", "cosine" or "linear" decay to 0 at `total_steps`,
+    after an optional linear warm-up of `warmup_steps` optimizer updates; a decay starts once
+    the fraction `hold` (default 0) of the updates after warm-up has run at the full rate."""
     lr = float(optim_cfg.lr)
     kind = optim_cfg.get("schedule", "constant")
     warmup = int(optim_cfg.get("warmup_steps", 0))
@@ -74,9 +75,12 @@ def make_schedule(optim_cfg, total_steps: int | None = None) -> optax.Schedule:
     elif kind in ("cosine", "linear"):
         if not total_steps:
             raise UserError(f"the {kind} learning-rate schedule needs config.total_steps > 0.")
-        decay_steps = max(total_steps - warmup, 1)
+        hold = round(float(optim_cfg.get("hold", 0.0)) * max(total_steps - warmup, 0))
+        decay_steps = max(total_steps - warmup - hold, 1)
         main = (optax.cosine_decay_schedule(lr, decay_steps) if kind == "cosine"
                 else optax.linear_schedule(lr, 0.0, decay_steps))
+        if hold > 0:
+            main = optax.join_schedules([optax.constant_schedule(lr), main], [hold])
     else:
         raise UserError(f"unknown learning-rate schedule {kind!r}; use constant, cosine or linear.")
     if warmup <= 0:

@@ -91,11 +91,12 @@ def training(config) -> Training:
     gen, enc, disc = networks(config, dtype)
     t = int(config.data.num_frames)
     accum = int(config.train.grad_accum)
-    g_tx = make_optimizer(config.optim.g, total_steps=config.total_steps, grad_accum=accum)
-    d_tx = make_optimizer(config.optim.d, total_steps=config.total_steps, grad_accum=accum)
     loss_cfg = config.loss
     if int(loss_cfg.critic_steps) < 1:
         raise UserError(f"config.loss.critic_steps is {loss_cfg.critic_steps}; use 1 or more.")
+    g_tx = make_optimizer(config.optim.g, total_steps=config.total_steps, grad_accum=accum)
+    d_tx = make_optimizer(config.optim.d, total_steps=config.total_steps * int(loss_cfg.critic_steps),
+                          grad_accum=accum)     # the critic's schedule counts its own updates
     ema_decay = float(config.train.ema_decay)
 
     def make_pipeline(split, shard_index, shard_count):
