@@ -54,6 +54,7 @@ def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
         augment="ada",                    # "ada" (adaptive p), "diffaugment" or "none"
         ada_target=0.6,
         ada_kimg=256.0,                   # ADA: images for p to move by 1
+        ada_max_p=0.5,                    # p's cap, as the public super-resolution trainer's
         lowres_prob=0.1,                  # share of samples whose low-res frames the D sees
     ))
     # G EMA: a half-life of 4,620 steps (beta 0.99985; tiny: 100 steps), ramped up over the

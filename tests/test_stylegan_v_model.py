@@ -289,3 +289,4 @@ def test_ada_probability_moves_towards_the_target():
     assert float(ada_update(jnp.float32(0.5), overfit, images=8, speed_kimg=0.08)) == pytest.approx(0.6)
     assert float(ada_update(jnp.float32(0.5), confident, images=8, speed_kimg=0.08)) == pytest.approx(0.4)
     assert float(ada_update(jnp.float32(0.0), confident, images=8, speed_kimg=0.08)) == 0.0   # clipped
+    assert float(ada_update(jnp.float32(0.45), overfit, images=8, speed_kimg=0.08, max_p=0.5)) == pytest.approx(0.5)

@@ -54,8 +54,8 @@ def augment_clips(key: jax.Array, clips: jax.Array, p=1.0, ops=OPS, shift=None) 
 
 
 def ada_update(p: jax.Array, real_logits: jax.Array, *, target: float = 0.6, images: int,
-               speed_kimg: float = 500.0) -> jax.Array:
+               speed_kimg: float = 500.0, max_p: float = 1.0) -> jax.Array:
     """ADA's adaptive probability: p moves by images / (speed_kimg * 1000) towards more
-    augmentation while E[sign(D(real))] exceeds `target`, towards less below it; in [0, 1]."""
+    augmentation while E[sign(D(real))] exceeds `target`, towards less below it; in [0, max_p]."""
     rt = jnp.mean(jnp.sign(real_logits.astype(jnp.float32)))
-    return jnp.clip(p + jnp.sign(rt - target) * images / (speed_kimg * 1000.0), 0.0, 1.0)
+    return jnp.clip(p + jnp.sign(rt - target) * images / (speed_kimg * 1000.0), 0.0, max_p)

@@ -57,11 +57,12 @@ def initial_augment_p(lc):
 
 def adapt_augment(state, metrics: dict, real_logits, lc, batch_size: int):
     """(state, metrics + "augment_p") after ADA's update of state.extra["augment_p"] when
-    `lc.augment` is "ada" (target `lc.ada_target`, speed `lc.ada_kimg`)."""
+    `lc.augment` is "ada" (target `lc.ada_target`, speed `lc.ada_kimg`, at most `lc.ada_max_p`,
+    default 1)."""
     p = state.extra["augment_p"]
     if lc.augment == "ada":
         p = ada_update(p, real_logits, target=float(lc.ada_target), images=batch_size,
-                       speed_kimg=float(lc.ada_kimg))
+                       speed_kimg=float(lc.ada_kimg), max_p=float(lc.get("ada_max_p", 1.0)))
         state = state.replace(extra={**state.extra, "augment_p": p})
     return state, {**metrics, "augment_p": p}
 
