@@ -26,6 +26,7 @@ def test_filter_bank_frequency_response_and_fft_filtering():
     periods = 2.0 ** np.linspace(np.log2(lo), np.log2(hi), count)
     freqs = np.fft.rfftfreq(1 << 16)
     assert bank.shape == (count, 512)
+    assert lv.filter_bank(8, 8.0, 300.0).shape == (8, 300)    # 2 ** log2(300) > 300: clipped
     for f, p in zip(bank, periods):
         n = int(np.ceil(p))      # right-aligned, as the public bank: zeros, then ceil(p) taps
         assert np.all(f[:512 - n] == 0) and f[512 - n] != 0 and f[-1] != 0

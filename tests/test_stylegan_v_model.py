@@ -241,8 +241,8 @@ def test_activations_clamp_at_256_in_reduced_precision_only():
     big = jnp.full((1, 8, 8, 4), 1000.0)
     conv = lambda n, k, name, **kw: (lambda v: jnp.mean(v, -1, keepdims=True).repeat(n, -1)[:, ::2, ::2]
                                      if kw.get("down") else jnp.mean(v, -1, keepdims=True).repeat(n, -1))
-    out = sv.residual_down_block(conv, big, "b", 4, 4, bound=256.0)   # skip and conv1 each at 256
-    np.testing.assert_allclose(np.asarray(out), 2 * 256.0 * np.sqrt(0.5), rtol=1e-6)
+    out = sv.residual_down_block(conv, big, "b", 4, 4, bound=256.0)   # conv1 at 256, the skip not
+    np.testing.assert_allclose(np.asarray(out), (1000.0 + 256.0) * np.sqrt(0.5), rtol=1e-6)
 
 
 def test_ema_rampup_values():

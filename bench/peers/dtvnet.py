@@ -123,7 +123,7 @@ class Conv3dPyramid(nn.Module):
             tk, ts = (4, 2) if t >= 4 else (3, 1)
             layers.append(nn.Conv3d(width, new, (tk, 4, 4), (ts, 2, 2), 1, bias=False))
             layers.append(nn.BatchNorm3d(new) if norm == "batch" else nn.InstanceNorm3d(new))
-            layers.append(nn.LeakyReLU(last_slope if min(h, w) <= 8 else 0.2, inplace=True))
+            layers.append(nn.LeakyReLU(last_slope if min(h, w) // 2 <= 4 else 0.2, inplace=True))
             width, t, h, w = new, (t + 2 - tk) // ts + 1, h // 2, w // 2
         layers.append(nn.Conv3d(width, out_features, (t, h, w), bias=False))
         self.net = nn.Sequential(*layers)

@@ -61,7 +61,8 @@ def filter_bank(count: int, min_period: float, max_period: float) -> np.ndarray:
     norm (white noise of unit variance in, unit variance out), in the last ceil(p_i) of
     `taps` = ceil(max_period) columns, as the public code aligns them (so filters of different
     lengths see different stretches of the noise and their outputs are nearly uncorrelated)."""
-    periods = 2.0 ** np.linspace(np.log2(min_period), np.log2(max_period), count)
+    periods = np.clip(2.0 ** np.linspace(np.log2(min_period), np.log2(max_period), count),
+                      min_period, max_period)        # 2 ** log2(300) is 300.0000000000001
     taps = int(math.ceil(max_period))
     bank = np.zeros((count, taps))
     for i, p in enumerate(periods):

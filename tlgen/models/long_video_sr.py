@@ -41,7 +41,7 @@ import scipy.signal
 from flax import linen as nn
 
 from tlgen.models.layers import EqualizedConv, EqualizedDense, modulated_conv, upfirdn
-from tlgen.models.long_video import CLAMP, kaiser_taps, pad_square
+from tlgen.models.long_video import kaiser_taps, pad_square
 from tlgen.models.stylegan_v import CLAMP, SQRT2, Mapping, channels, clamp, lrelu, residual_down_block
 
 Dtype = Any

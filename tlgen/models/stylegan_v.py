@@ -241,9 +241,9 @@ def log_spaced_coefficients(max_frames: int) -> np.ndarray:
 def residual_down_block(conv, x: jax.Array, name: str, mid: int, out: int,
                         bound: float | None = None) -> jax.Array:
     """StyleGAN2's residual discriminator block: 3x3 conv + lrelu, downsampling 3x3 conv + lrelu,
-    plus a downsampling 1x1 skip without bias, each clamped to +-`bound`, / sqrt(2).
+    each clamped to +-`bound`, plus a downsampling 1x1 skip without bias (not clamped), / sqrt(2).
     conv(features, kernel, name, **kw) makes an `EqualizedConv`; (N, H, W, C) -> (N, H/2, W/2, out)."""
-    skip = clamp(conv(out, 1, f"{name}_skip", use_bias=False, down=True)(x), bound)
+    skip = conv(out, 1, f"{name}_skip", use_bias=False, down=True)(x)
     x = clamp(lrelu(conv(mid, 3, f"{name}_conv0")(x)), bound)
     x = clamp(lrelu(conv(out, 3, f"{name}_conv1", down=True)(x)), bound)
     return (skip + x) * jnp.asarray(math.sqrt(0.5), x.dtype)
