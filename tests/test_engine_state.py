@@ -36,6 +36,8 @@ def test_schedules_by_hand():
         make_schedule(optim(schedule="step"))
     with pytest.raises(UserError, match="total_steps"):
         make_schedule(optim(schedule="cosine"))
+    with pytest.raises(UserError, match=r"hold is 1.0; use a fraction in \[0, 1\)"):
+        make_schedule(optim(schedule="linear", hold=1.0), total_steps=100)
 
 
 def test_adam_matches_optax_and_bad_names_are_user_errors():

@@ -45,7 +45,7 @@ import scipy.signal
 from flax import linen as nn
 
 from tlgen.models.layers import EqualizedDense, conv3d, downsample2, upfirdn, upsample2_fir
-from tlgen.models.stylegan_v import CLAMP, Mapping, lrelu
+from tlgen.models.stylegan_v import CLAMP, Mapping, clamp, lrelu
 
 Dtype = Any
 NOISE_BLOCK = 256     # frames of noise drawn from one key (chunks draw whole blocks)
@@ -168,7 +168,7 @@ class ResBlock3d(nn.Module):
         b0 = self.param("bias0", nn.initializers.zeros, (cin,))
         b1 = self.param("bias1", nn.initializers.zeros, (self.features,))
         h = modulated_conv3d(x, k0, affine("affine0")(w))
-        h = jnp.clip(lrelu(h + b0.astype(h.dtype)), -CLAMP, CLAMP)
+        h = clamp(lrelu(h + b0.astype(h.dtype)), CLAMP)
         h = modulated_conv3d(h, k1, affine("affine1")(w))
         h = (h + x @ (skip / math.sqrt(cin)).astype(x.dtype)) * jnp.asarray(math.sqrt(0.5), h.dtype)
         if self.time_up:
@@ -177,7 +177,7 @@ class ResBlock3d(nn.Module):
         if self.space_up:
             h = upsample2_fir(h, axes=(2, 3))
         h = center_crop(center_crop(h, self.out_size[0], 2), self.out_size[1], 3)
-        return jnp.clip(lrelu(h + b1.astype(h.dtype)), -CLAMP, CLAMP)
+        return clamp(lrelu(h + b1.astype(h.dtype)), CLAMP)
 
 
 class ToRGB(nn.Module):
@@ -191,7 +191,7 @@ class ToRGB(nn.Module):
         kernel = self.param("kernel", nn.initializers.normal(1.0), (1, 1, 1, cin, 3))
         bias = self.param("bias", nn.initializers.zeros, (3,))
         y = modulated_conv3d(x, kernel, styles, demodulate=False)
-        return jnp.clip(y + bias.astype(y.dtype), -CLAMP, CLAMP) * self.output_scale
+        return clamp(y + bias.astype(y.dtype), CLAMP) * self.output_scale
 
 
 class Generator(nn.Module):
@@ -330,11 +330,11 @@ class DBlock3d(nn.Module):
             return y, self.param(f"{name}_bias", nn.initializers.zeros, (cout,)).astype(self.dtype)
 
         h, b = conv(x, cin, kt, "conv0")
-        h = jnp.clip(lrelu(h + b), -CLAMP, CLAMP)
+        h = clamp(lrelu(h + b), CLAMP)
         h, b = conv(h, self.features, kt, "conv1")
-        h = jnp.clip(lrelu(downsample2(h, axes) + b), -CLAMP, CLAMP)
+        h = clamp(lrelu(downsample2(h, axes) + b), CLAMP)
         skip = self.param("skip", nn.initializers.normal(1.0), (cin, self.features))
-        s = jnp.clip(downsample2(x, axes) @ (skip / math.sqrt(cin)).astype(self.dtype), -CLAMP, CLAMP)
+        s = clamp(downsample2(x, axes) @ (skip / math.sqrt(cin)).astype(self.dtype), CLAMP)
         return (h + s) * jnp.asarray(math.sqrt(0.5), h.dtype)
 
 
@@ -355,8 +355,8 @@ class Discriminator(nn.Module):
         if t != self.frames:
             raise ValueError(f"the discriminator takes clips of {self.frames} frames, not {t}")
         x = pad_square(video.astype(self.dtype), self.max_edge, axes=(2, 3))
-        x = jnp.clip(lrelu(EqualizedDense(self.input_channels, gain=1.0, dtype=self.dtype,
-                                          name="from_rgb")(x)), -CLAMP, CLAMP)
+        x = clamp(lrelu(EqualizedDense(self.input_channels, gain=1.0, dtype=self.dtype,
+                                       name="from_rgb")(x)), CLAMP)
         for i, c in enumerate(self.channels):
             x = DBlock3d(c, 1 if i == 0 else self.kernel_time, i > 0, self.dtype, name=f"block{i}")(x)
         x = einops.rearrange(x, "b t h w c -> b t (h w c)")

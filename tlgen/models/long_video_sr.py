@@ -42,7 +42,7 @@ from flax import linen as nn
 
 from tlgen.models.layers import EqualizedConv, EqualizedDense, modulated_conv, upfirdn
 from tlgen.models.long_video import kaiser_taps, pad_square
-from tlgen.models.stylegan_v import CLAMP, SQRT2, Mapping, channels, clamp, lrelu, residual_down_block
+from tlgen.models.stylegan_v import CLAMP, Mapping, channels, clamp, lrelu, residual_down_block
 
 Dtype = Any
 
@@ -225,11 +225,11 @@ class Generator(nn.Module):
             bias = self.param(f"layer{i}_bias", nn.initializers.zeros, (spec.features,)).astype(self.dtype)
             if spec.to_rgb:
                 x = modulated_conv(x, kernel, styles / math.sqrt(cin), demodulate=False)
-                x = jnp.clip(x + bias, -CLAMP, CLAMP)
+                x = clamp(x + bias, CLAMP)
                 continue
             x = modulated_conv(jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0))), kernel, styles)
             x = upfirdn(x + bias, spec.up_taps, up=spec.up, pads=spec.pads, gain=spec.up ** 2)
-            x = jnp.clip(nn.leaky_relu(x, 0.2) * jnp.asarray(SQRT2, x.dtype), -CLAMP, CLAMP)
+            x = clamp(lrelu(x), CLAMP)
             x = upfirdn(x, spec.down_taps, down=spec.down)
         x = x * self.output_scale
         return einops.rearrange(x, "(b t) h w c -> b t h w c", b=b).astype(jnp.float32)

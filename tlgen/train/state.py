@@ -75,7 +75,11 @@ def make_schedule(optim_cfg, total_steps: int | None = None) -> optax.Schedule:
     elif kind in ("cosine", "linear"):
         if not total_steps:
             raise UserError(f"the {kind} learning-rate schedule needs config.total_steps > 0.")
-        hold = round(float(optim_cfg.get("hold", 0.0)) * max(total_steps - warmup, 0))
+        fraction = float(optim_cfg.get("hold", 0.0))
+        if not 0.0 <= fraction < 1.0:
+            raise UserError(f"config.optim hold is {fraction}; use a fraction in [0, 1) of the steps "
+                            "after warm-up.")
+        hold = round(fraction * max(total_steps - warmup, 0))
         decay_steps = max(total_steps - warmup - hold, 1)
         main = (optax.cosine_decay_schedule(lr, decay_steps) if kind == "cosine"
                 else optax.linear_schedule(lr, 0.0, decay_steps))
