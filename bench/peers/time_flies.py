@@ -89,8 +89,9 @@ def classwise_adain(x, y, wx, wy, noise=None):
     mx, vx, _ = class_stats(x, wx)
     my, vy, cy = class_stats(y, wy)
     present = (cy >= 1.0)[..., None]
-    my = torch.where(present, my, mx)
-    scale = torch.where(present, (vy + EPS).sqrt(), (vx + EPS).sqrt()) * (vx + EPS).rsqrt()
+    my = torch.where(present, my, y.mean((2, 3))[:, None])
+    vy = torch.where(present, vy, y.var((2, 3), unbiased=False)[:, None])
+    scale = (vy + EPS).sqrt() * (vx + EPS).rsqrt()
     mix = lambda v: torch.einsum("bshw,bsc->bchw", wx, v)
     return mix(scale) * x - mix(scale * mx) + mix(my) * (1.0 if noise is None else noise)
 

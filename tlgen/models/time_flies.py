@@ -13,9 +13,9 @@ class in V. The noise z_t of NoiseAdaIN is N(1, σ_z) noise smoothed over (t, y,
 Gaussian, so that it varies smoothly between consecutive frames.
 
 Classes are integer label maps (B, H, W) turned into per-class weights at each feature size
-(`class_weights`: the share of each class in a feature pixel). A class absent from V keeps I's
-own statistics (AdaIN with I's mean and std: the identity up to the noise); a class absent
-from I has no pixels to change.
+(`class_weights`: the share of each class in a feature pixel). A class absent from V takes the
+statistics of V's whole feature map (the paper, below its eq. 2); a class absent from I has no
+pixels to change.
 """
 
 from __future__ import annotations
@@ -54,12 +54,14 @@ def classwise_adain(x: jax.Array, y: jax.Array, wx: jax.Array, wy: jax.Array,
     """Classwise AdaIN (eq. 2), or NoiseAdaIN (eq. 3) with `noise` z (B, H, W, C): each class s
     of x (B, H, W, C) gets σ(y_s) (x_s − μ(x_s)) / σ(x_s) + μ(y_s) z, with the statistics of
     y (B, h, w, C) over its own class weights `wy`; `wx` are x's. A class that y lacks (less
-    than one pixel) keeps x's statistics."""
+    than one pixel) takes the statistics of the whole of y, as the paper does below its eq. 2."""
     mx, vx, _ = class_stats(x, wx)
     my, vy, cy = class_stats(y, wy)
+    yf = y.astype(jnp.float32)
     present = (cy >= 1.0)[..., None]
-    my = jnp.where(present, my, mx)
-    scale = jnp.where(present, jnp.sqrt(vy + EPS), jnp.sqrt(vx + EPS)) * jax.lax.rsqrt(vx + EPS)
+    my = jnp.where(present, my, jnp.mean(yf, axis=(1, 2))[:, None])
+    vy = jnp.where(present, vy, jnp.var(yf, axis=(1, 2))[:, None])
+    scale = jnp.sqrt(vy + EPS) * jax.lax.rsqrt(vx + EPS)
     # sum_s w_s (a_s x - a_s mu_x,s + mu_y,s z), as three per-pixel mixtures of class values
     mix = lambda v: jnp.einsum("bhws,bsc->bhwc", wx, v)
     z = 1.0 if noise is None else noise.astype(jnp.float32)
