@@ -4,7 +4,7 @@ differences at the real clips' time gaps) of the EMA generator against the valid
 the time gaps (the model) and blind to them (StyleGAN-V's ablation), per training seed
 (`--scene water`: the river scene instead). Lower is better. Writes one record to --out.
 
-  python bench/stylegan_v_swd.py --steps 600 --seeds 0 1 2 3 --out bench/results/stylegan-v-swd-cpu.json
+  python bench/stylegan_v_swd.py --steps 600 --seeds 0 1 2 3 4 5 --out bench/results/stylegan-v-swd-cpu.json
 """
 
 from __future__ import annotations

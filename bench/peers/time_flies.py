@@ -88,9 +88,9 @@ def class_stats(x, w):
 def classwise_adain(x, y, wx, wy, noise=None):
     mx, vx, _ = class_stats(x, wx)
     my, vy, cy = class_stats(y, wy)
+    mall, vall, _ = class_stats(y, torch.ones_like(y[:, :1]))
     present = (cy >= 1.0)[..., None]
-    my = torch.where(present, my, y.mean((2, 3))[:, None])
-    vy = torch.where(present, vy, y.var((2, 3), unbiased=False)[:, None])
+    my, vy = torch.where(present, my, mall), torch.where(present, vy, vall)
     scale = (vy + EPS).sqrt() * (vx + EPS).rsqrt()
     mix = lambda v: torch.einsum("bshw,bsc->bchw", wx, v)
     return mix(scale) * x - mix(scale * mx) + mix(my) * (1.0 if noise is None else noise)

@@ -57,10 +57,9 @@ def classwise_adain(x: jax.Array, y: jax.Array, wx: jax.Array, wy: jax.Array,
     than one pixel) takes the statistics of the whole of y, as the paper does below its eq. 2."""
     mx, vx, _ = class_stats(x, wx)
     my, vy, cy = class_stats(y, wy)
-    yf = y.astype(jnp.float32)
+    mall, vall, _ = class_stats(y, jnp.ones_like(y[..., :1], jnp.float32))   # all of y: (B, 1, C)
     present = (cy >= 1.0)[..., None]
-    my = jnp.where(present, my, jnp.mean(yf, axis=(1, 2))[:, None])
-    vy = jnp.where(present, vy, jnp.var(yf, axis=(1, 2))[:, None])
+    my, vy = jnp.where(present, my, mall), jnp.where(present, vy, vall)
     scale = jnp.sqrt(vy + EPS) * jax.lax.rsqrt(vx + EPS)
     # sum_s w_s (a_s x - a_s mu_x,s + mu_y,s z), as three per-pixel mixtures of class values
     mix = lambda v: jnp.einsum("bhws,bsc->bhwc", wx, v)
