@@ -229,8 +229,11 @@ class Synthesizer:
         return self._batched(self._decode, codes)
 
     def encode_frames(self, indices: np.ndarray) -> jax.Array:
-        """Codes (N, M, h, w, c) of the source frames at `indices` (each encoded once)."""
+        """Codes (N, M, h, w, c) of the source frames at `indices` (each encoded once; read
+        from `frame_codes` once that has been computed)."""
         indices = np.asarray(indices)
+        if "frame_codes" in self.__dict__:                  # the cached_property's value
+            return jnp.asarray(self.frame_codes[indices.reshape(-1)])
         uniq, inverse = np.unique(indices, return_inverse=True)
         # Frames are read one batch at a time (the padded last batch also reads frame 0).
         codes = self._batched(lambda params, batch: self._encode(params, self.get_frames(batch)),

@@ -289,7 +289,8 @@ def band_fidelity(scene, at, times, times_all, get_frames, cutoffs, candidates: 
     blurs, sigmas = zip(*(rep.oracle_gaussian(times_all, frames, times, t, c) for t, c in zip(truth, cutoffs)))
     medians = [rep.temporal_median(times_all, frames, times, c) for c in cutoffs]
     means = [rep.temporal_period_mean(times_all, frames_u8, times, c, DAY) / 255.0 for c in cutoffs]
-    nearest = [rep.appearance_neighbours(frames, raw, count) for count in counts]
+    by_count = {count: rep.appearance_neighbours(frames, raw, count) for count in set(counts)}
+    nearest = [by_count[count] for count in counts]
     rows = rep.band_fidelity_rows(cutoffs, truth, {
         **candidates, "raw": [raw] * len(cutoffs), "oracle blur": blurs, "median": medians,
         "period mean": means, "nearest frames": nearest})
