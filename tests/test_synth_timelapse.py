@@ -94,6 +94,21 @@ def test_bins_outside_the_model_are_refused(synth, edit):
         synth.timelapse(0.0, 600.0, 3, **edit)
 
 
+def test_once_every_frame_is_encoded_encode_frames_reads_those_codes(synth):
+    reads = []
+    s = tl.Synthesizer(synth.params, CFG, lambda i: reads.append(len(i)) or synth.get_frames(i),
+                       synth.frame_times, PERIODS, batch_size=4)
+    idx = np.array([7, 3, 3, 49, 0])
+    encoded = np.asarray(s.encode_frames(idx))
+    every = s.frame_codes
+    count = len(reads)
+    again = np.asarray(s.encode_frames(idx))
+    assert len(reads) == count                           # no frame read (or encoded) again
+    np.testing.assert_array_equal(again, every[idx])
+    # encoded in batches of other frames: the same codes up to float rounding
+    np.testing.assert_allclose(encoded, every[idx], rtol=0, atol=1e-5)
+
+
 def test_neighbour_rendering_is_the_median_of_the_frames_whose_kept_bins_are_nearest(synth):
     frames = np.random.default_rng(2).integers(0, 256, (50, 16, 16, 3), dtype=np.uint8)
     s = tl.Synthesizer(synth.params, CFG, lambda i: frames[i], synth.frame_times, PERIODS)
