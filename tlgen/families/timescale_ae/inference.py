@@ -170,12 +170,12 @@ def evaluate(trained: Trained, out_dir: str, data_dir: str | None = None, *,
     times_all, get_frames = ds.video_frames(block.video_id, [split])
     synth = synthesizer(trained, lv, get_frames, times_all)
     w = synth.encode(raw_u8)
-    full = np.asarray(synth.decode(w) + 1) / 2
+    masked = [np.asarray(synth.decode(ae.mask(w, k)) + 1) / 2 for k in range(1, m + 1)]
+    full = masked[-1]                                       # every bin kept
     decoded, detail, pyramid = [], [], []
     recon_rows = []
-    for k in range(1, m + 1):
+    for k, dk in enumerate(masked, 1):
         level = nearest_level(ds.level_periods, lv.level_periods[m - k])
-        dk = np.asarray(synth.decode(ae.mask(w, k)) + 1) / 2
         decoded.append(np.clip(dk, 0, 1))
         detail.append(np.clip(raw - (full - dk), 0, 1))
         if level == 0:
