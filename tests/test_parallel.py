@@ -5,14 +5,16 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import pytest
-from jax.sharding import AxisType, PartitionSpec as P
+from jax.sharding import AxisType, NamedSharding, PartitionSpec as P
 
 from tests import engine_config
 from tlgen.errors import UserError
-from tlgen.parallel import (batch_sharding, constrain, global_batch, logical_spec, make_mesh,
-                            param_shardings)
+from tlgen.checkpoint import checksums
+from tlgen.parallel import (alike_leaves, batch_sharding, constrain, global_batch, logical_spec,
+                            make_mesh, param_shardings, place)
 from tlgen.parallel.mesh import axis_sizes
 from tlgen import family as family_lib
+from tlgen.train.state import all_finite
 from tlgen.train.trainer import Engine
 
 
@@ -54,6 +56,56 @@ def test_param_shardings_fsdp_rules():
     assert specs["bias"] == P() and specs["count"] == P() and specs["key"] == P()
     no_model = make_mesh(mesh_cfg(data=2, fsdp=4))
     assert param_shardings(tree, no_model, min_bytes=2 ** 20)["kernel"].spec == P(None, None, None, "fsdp")
+
+
+def sharded_state():
+    """A state-like tree on 8 devices: leaves of one shape in two shardings, and others."""
+    mesh = make_mesh(mesh_cfg(data=2, fsdp=4))
+    rows, whole = NamedSharding(mesh, P("fsdp", None)), NamedSharding(mesh, P())
+    rng = np.random.default_rng(0)
+    values = {"w": rng.normal(size=(8, 6)), "mu": rng.normal(size=(8, 6)), "ema": rng.normal(size=(8, 6)),
+              "other": rng.normal(size=(8, 6)), "half": rng.normal(size=(8, 6)).astype(jnp.bfloat16),
+              "b": rng.normal(size=(6,)), "n": np.arange(5, dtype=np.int32), "on": np.array([True, False])}
+    values = {k: v.astype(np.float32) if v.dtype == np.float64 else v for k, v in values.items()}
+    shardings = {k: rows if k in ("w", "mu", "ema") else whole for k in values}
+    return mesh, values, shardings
+
+
+def test_alike_leaves_group_by_shape_dtype_and_sharding():
+    _, values, shardings = sharded_state()
+    names = sorted(values)                  # jax.tree.leaves order of a dict
+    named = lambda groups: sorted(sorted(names[i] for i in g) for g in groups)
+    assert named(alike_leaves(values, shardings)) == [["b"], ["ema", "mu", "w"], ["half"], ["n"], ["on"], ["other"]]
+    assert named(alike_leaves(values)) == [["b"], ["ema", "mu", "other", "w"], ["half"], ["n"], ["on"]]
+
+
+def numpy_checksum(x: np.ndarray) -> int:
+    """The checksum's definition in NumPy: words times (position * 2654435761 + 1), summed,
+    modulo 2^32 (uint64 arithmetic wraps modulo 2^64, a multiple of 2^32)."""
+    x = np.asarray(x).astype(np.uint8) if np.asarray(x).dtype == bool else np.asarray(x)
+    words = x.view({1: np.uint8, 2: np.uint16}.get(x.dtype.itemsize, np.uint32)).ravel().astype(np.uint64)
+    weights = (np.arange(words.size, dtype=np.uint64) * 2654435761 + 1) % 2 ** 32
+    return int(np.sum(words * weights) % 2 ** 32)
+
+
+def test_finiteness_and_checksums_of_alike_leaves_on_a_sharded_state():
+    """Both reduce alike leaves together: each leaf still counts on its own, wherever its shards lie."""
+    mesh, values, shardings = sharded_state()
+    state = place(values, shardings)
+    finite = jax.jit(lambda t: all_finite(t, shardings), in_shardings=(shardings,))
+    sums = jax.jit(lambda t: checksums(t, shardings), in_shardings=(shardings,))
+    assert bool(finite(state))
+    expected = {f"['{k}']": numpy_checksum(v) for k, v in values.items()}
+    assert {k: int(v) for k, v in sums(state).items()} == expected
+    assert {k: int(v) for k, v in jax.jit(checksums)(values).items()} == expected     # one device
+    for name in ("w", "mu", "ema", "other", "half", "b"):
+        for bad in (np.inf, np.nan):
+            broken = dict(values, **{name: values[name].copy()})
+            broken[name].reshape(-1)[-1] = bad
+            assert not bool(finite(place(broken, shardings))), (name, bad)
+        swapped = dict(values, **{name: values[name][::-1].copy()})
+        changed = {k for k, v in sums(place(swapped, shardings)).items() if int(v) != expected[k]}
+        assert changed == {f"['{name}']"}
 
 
 def test_global_batch_rows_land_on_their_devices():

