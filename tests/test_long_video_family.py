@@ -128,11 +128,18 @@ def test_superres_streams_without_seams_and_through_generate(run, sr_run):
     pieces = np.array_split(video, [3, 4, 11, 17], axis=1)         # uneven low-res chunks
     streamed = list(upscale(sr, iter(pieces), num=2, seed=3, frames=4))
     assert [c.shape[1] for c in streamed] == [4] * 5 + [1]
-    np.testing.assert_array_equal(np.concatenate(streamed, axis=1), whole)
+    streamed = np.concatenate(streamed, axis=1)
+    at_once = np.concatenate(list(upscale(sr, iter([video]), num=2, seed=3, frames=4)), axis=1)
+    np.testing.assert_array_equal(streamed, at_once)          # how the low-res video arrives: no trace
+    # Passes of 4 frames against one of 21: the same frames up to float rounding (each pass
+    # shape is its own XLA program), so a uint8 value may round the other way, rarely.
+    off = np.abs(streamed.astype(int) - whole)
+    assert off.max() <= 1 and np.mean(off > 0) < 1e-3, (off.max(), np.mean(off > 0))
     out = str(tmp / "up.npz")
     assert main(["generate", "--workdir", lowres_dir, "--superres", sr_dir, "--frames", "21", "--num", "2",
                  "--seed", "3", "--chunk", "8", "--out", str(tmp / "up.mp4"), "--npz", out]) == 0
-    np.testing.assert_array_equal(np.load(out)["frames"], whole)
+    default_passes = np.concatenate(list(upscale(sr, iter([video]), num=2, seed=3)), axis=1)
+    np.testing.assert_array_equal(np.load(out)["frames"], default_passes)
     assert np.abs(whole[0].astype(int) - whole[1]).mean() > 1       # each video its own z and frames
 
 
