@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import sys
 import tempfile
@@ -72,7 +73,9 @@ def main() -> None:
             workdir = os.path.join(work, f"run-{seed}-{int(time_conditioning)}")
             timing = os.path.join(workdir, "train_seconds.txt")
             if os.path.exists(timing):       # a finished run in --work is only scored again
-                metrics, seconds = {}, float(open(timing).read())
+                with open(os.path.join(workdir, "metrics.jsonl")) as f:
+                    metrics = [r for r in map(json.loads, f) if r["split"] == "train"][-1]
+                seconds = float(open(timing).read())
             else:
                 start = time.perf_counter()
                 metrics = train(config, workdir)
