@@ -74,7 +74,8 @@ def test_animate_by_a_reference_is_deterministic_and_chunk_free(run, capsys):
 def test_last_frames_repeat_the_reference_end_whatever_the_chunks(run, monkeypatch):
     """Frame t comes from (F_t, F_t+1, F_t+2), the last frame repeated past the end: the last
     two frames equal those of a reference that really repeats its last frame. In chunks of 4
-    frames instead of 8, the same frames (the noise volume is one over the whole video)."""
+    frames instead of 8, the same frames up to float rounding (the noise volume is one over
+    the whole video)."""
     tmp, workdir, _, _ = run
     anim = Animator(load(workdir))
     scene = make_scene(name="city", seed=5, size=16)
@@ -86,7 +87,10 @@ def test_last_frames_repeat_the_reference_end_whatever_the_chunks(run, monkeypat
     assert short.shape == (6, 16, 16, 3)
     np.testing.assert_array_equal(short, longer[:6])
     monkeypatch.setattr(inference, "CHUNK", 4)
-    np.testing.assert_array_equal(anim.animate(image, labels[0], reference, labels[:6], seed=1), short)
+    # Chunks of 4 are another XLA program than chunks of 8: equal up to float rounding, so a
+    # uint8 value may round the other way, rarely (a wrong noise offset would change them all).
+    off = np.abs(anim.animate(image, labels[0], reference, labels[:6], seed=1).astype(int) - short)
+    assert off.max() <= 1 and np.mean(off > 0) < 1e-3, (off.max(), np.mean(off > 0))
 
 
 def test_animate_takes_other_vgg19_weights(run, tmp_path, capsys):
