@@ -113,16 +113,17 @@ def place(tree, shardings):
 
 def alike_leaves(tree, shardings=None) -> list[list[int]]:
     """Positions of `tree`'s leaves (in `jax.tree.leaves` order) grouped by shape, dtype and
-    sharding (`shardings`: a tree matching `tree`, e.g. a state's; None: all alike). A check
-    or reduction over every leaf done per group (stacked, or combined elementwise) is one
-    kernel per group instead of one per leaf, and moves no shard: a state holds the same
-    shapes over and over (parameters, their optimizer moments, their EMA)."""
+    sharding (`shardings`: a tree matching `tree`, e.g. a state's, and on an Explicit mesh the
+    sharding in each leaf's type). A check or reduction over every leaf done per group
+    (stacked, or combined elementwise) is one kernel per group instead of one per leaf, and
+    moves no shard: a state holds the same shapes over and over (parameters, their optimizer
+    moments, their EMA)."""
     leaves = jax.tree.leaves(tree)
     kinds = (jax.tree.structure(tree).flatten_up_to(shardings) if shardings is not None
              else [None] * len(leaves))
     groups: dict = {}
     for i, (x, kind) in enumerate(zip(leaves, kinds)):
-        groups.setdefault((tuple(x.shape), x.dtype, kind), []).append(i)
+        groups.setdefault((tuple(x.shape), x.dtype, kind, jax.typeof(x).sharding), []).append(i)
     return list(groups.values())
 
 
