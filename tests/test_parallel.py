@@ -58,9 +58,9 @@ def test_param_shardings_fsdp_rules():
     assert param_shardings(tree, no_model, min_bytes=2 ** 20)["kernel"].spec == P(None, None, None, "fsdp")
 
 
-def sharded_state():
+def sharded_state(axis_types="auto"):
     """A state-like tree on 8 devices: leaves of one shape in two shardings, and others."""
-    mesh = make_mesh(mesh_cfg(data=2, fsdp=4))
+    mesh = make_mesh(mesh_cfg(data=2, fsdp=4, axis_types=axis_types))
     rows, whole = NamedSharding(mesh, P("fsdp", None)), NamedSharding(mesh, P())
     rng = np.random.default_rng(0)
     values = {"w": rng.normal(size=(8, 6)), "mu": rng.normal(size=(8, 6)), "ema": rng.normal(size=(8, 6)),
@@ -88,9 +88,10 @@ def numpy_checksum(x: np.ndarray) -> int:
     return int(np.sum(words * weights) % 2 ** 32)
 
 
-def test_finiteness_and_checksums_of_alike_leaves_on_a_sharded_state():
+@pytest.mark.parametrize("axis_types", ["auto", "explicit"])
+def test_finiteness_and_checksums_of_alike_leaves_on_a_sharded_state(axis_types):
     """Both reduce alike leaves together: each leaf still counts on its own, wherever its shards lie."""
-    mesh, values, shardings = sharded_state()
+    mesh, values, shardings = sharded_state(axis_types)
     state = place(values, shardings)
     finite = jax.jit(lambda t: all_finite(t, shardings), in_shardings=(shardings,))
     sums = jax.jit(lambda t: checksums(t, shardings), in_shardings=(shardings,))
