@@ -101,10 +101,7 @@ def checksums(tree, shardings=None) -> dict[str, jax.Array]:
     sums = {}
     for group in alike_leaves(tree, shardings):
         stacked = jnp.stack([words(flat[i][1]) for i in group])
-        shape = stacked.shape[1:]
-        strides = [int(np.prod(shape[axis + 1:])) % 2 ** 32 for axis in range(len(shape))]
-        position = sum((jax.lax.broadcasted_iota(jnp.uint32, shape, axis) * jnp.uint32(stride)
-                        for axis, stride in enumerate(strides)), jnp.zeros(shape, jnp.uint32))
+        position = jnp.arange(stacked[0].size, dtype=jnp.uint32).reshape(stacked.shape[1:])
         weights = position * jnp.uint32(2654435761) + jnp.uint32(1)
         totals = jnp.sum(stacked * weights, axis=tuple(range(1, stacked.ndim)), dtype=jnp.uint32)
         sums.update({i: totals[k] for k, i in enumerate(group)})

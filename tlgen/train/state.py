@@ -152,5 +152,5 @@ def all_finite(tree, shardings=None) -> jax.Array:
     leaves = jax.tree.leaves(tree)
     flags = [jnp.all(functools.reduce(jnp.logical_and, [jnp.isfinite(leaves[i]) for i in group]))
              for group in alike_leaves(tree, shardings)
-             if jnp.issubdtype(jnp.asarray(leaves[group[0]]).dtype, jnp.inexact)]
+             if jnp.issubdtype(leaves[group[0]].dtype, jnp.inexact)]
     return jnp.all(jnp.stack(flags)) if flags else jnp.array(True)
