@@ -55,9 +55,11 @@ def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
     cfg.loss = ml_collections.ConfigDict(dict(
         r1_gamma=-1.0,                   # < 0: 0.0002 * resolution^2 / batch
         r1_every=16,                     # lazy R1
-        augment="diffaugment",           # "diffaugment", "ada" (adaptive p) or "none"
+        augment="diffaugment",           # "diffaugment" (p = 1), "ada" (adaptive p) or "none"
+        augment_ops="diffaugment",       # DiffAugment's, or "bgc": ADA's (the public default)
         ada_target=0.6,
-        ada_kimg=500.0,                  # ADA: images for p to move by 1
+        ada_kimg=100.0,                  # ADA: thousands of images for p to move by 1 (the public launcher's
+                                         # for runs not resumed)
     ))
     cfg.ema = ml_collections.ConfigDict(dict(kimg=batch * 10 / 32, rampup=0.05))
     cfg.optim = ml_collections.ConfigDict(dict(

@@ -356,6 +356,9 @@ class Peer(AdversarialPeer):
         self.gamma = gamma / batch["frames"].shape[1]       # R1 averaged over a clip's frames
         self.max_frames, self.z_dim = float(m.max_frames), int(m.z_dim)
         self.n_codes = int(math.floor(self.max_frames / float(m.min_period))) + 2 + 2 * (int(m.motion_kernel) - 1)
+        if lc.augment != "none" and lc.get("augment_ops", "diffaugment") != "diffaugment":
+            raise ValueError("the StyleGAN-V peer augments with DiffAugment only; "
+                             "benchmark with --config.loss.augment_ops=diffaugment")
         self.augment = lc.augment != "none"
         self.frames_per_generate = 16
 

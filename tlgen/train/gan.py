@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from tlgen.errors import UserError
-from tlgen.losses import adversarial
+from tlgen.losses import ada_augment, adversarial, diffaugment
 from tlgen.losses.diffaugment import ada_update
 from tlgen.train.state import make_optimizer
 
@@ -53,6 +53,19 @@ def optimizers(config, every: int):
 def initial_augment_p(lc):
     """The augmentation probability a run starts with: 1 for DiffAugment, 0 for ADA (and none)."""
     return jnp.float32(1.0 if lc.augment == "diffaugment" else 0.0)
+
+
+AUGMENT_OPS = {"diffaugment": diffaugment.augment_clips, "bgc": ada_augment.augment_clips}
+
+
+def clip_augmentation(lc) -> Callable | None:
+    """augment(key, clips, p) of `lc.augment_ops` ("diffaugment": DiffAugment's colour,
+    translation and cutout; "bgc": ADA's blit, geometric and colour pipeline), None when
+    `lc.augment` is "none"."""
+    name = lc.get("augment_ops", "diffaugment")
+    if name not in AUGMENT_OPS:
+        raise UserError(f"config.loss.augment_ops is {name!r}; use one of {', '.join(AUGMENT_OPS)}.")
+    return None if lc.augment == "none" else AUGMENT_OPS[name]
 
 
 def adapt_augment(state, metrics: dict, real_logits, lc, batch_size: int):

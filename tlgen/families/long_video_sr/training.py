@@ -5,8 +5,8 @@ conditioned on the whole clip reduced `model.scale` times (`downsample_area`, wh
 low-resolution stage trains on) and makes the middle `data.num_frames` frames, which the
 discriminator compares with the real ones. The discriminator sees the low-resolution frames
 too (upsampled) for a share `loss.lowres_prob` of the samples, zeros for the others (drawn
-per sample and pass); the augmentation (DiffAugment's ops, adaptive p with "ada") is drawn
-once per sample for its low- and high-resolution frames alike. Then
+per sample and pass); the augmentation (`loss.augment_ops`: ADA's "bgc" or DiffAugment's, adaptive p with "ada")
+is drawn once per sample for its low- and high-resolution frames alike. Then
 `tlgen.train.gan.adversarial_update` (lazy R1 on the high-resolution frames).
 
 State: params {"g", "d"}, one Adam each, an EMA copy of "g", extra {"augment_p"}.
@@ -22,13 +22,12 @@ from tlgen.config import compute_dtype
 from tlgen.errors import UserError
 from tlgen.families.long_video.training import clip_batch, clip_pipeline
 from tlgen.family import Evaluator, Training
-from tlgen.losses.diffaugment import OPS, augment_clips
 from tlgen.metrics import evaluators
 from tlgen.metrics.image import psnr
 from tlgen.models import long_video_sr as sr
 from tlgen.models.pixels import to_model_range, to_uint8
-from tlgen.train.gan import (D, G, adapt_augment, adversarial_update, checked_loss, ema_beta,
-                             initial_augment_p, optimizers)
+from tlgen.train.gan import (D, G, adapt_augment, adversarial_update, checked_loss,
+                             clip_augmentation, ema_beta, initial_augment_p, optimizers)
 from tlgen.train.state import TrainState
 
 AUGMENTS = ("ada", "diffaugment", "none")
@@ -71,7 +70,7 @@ def training(config) -> Training:
     gen, disc = networks(config, dtype)
     lc = config.loss
     every = checked_loss(lc, AUGMENTS)
-    ops = () if lc.augment == "none" else OPS
+    augment = clip_augmentation(lc)
     count, context, scale = int(config.data.num_frames), gen.context, gen.scale
     clip = count + 2 * context
     batch_size = int(config.data.batch_size)
@@ -105,8 +104,8 @@ def training(config) -> Training:
         def critic(d_params, frames, key):
             k_aug, k_keep = jax.random.split(key)
             both = jnp.concatenate([lowres_up, frames], axis=1)
-            if ops:
-                both = augment_clips(k_aug, both, p, ops)
+            if augment:
+                both = augment(k_aug, both, p)
             keep = jax.random.uniform(k_keep, (frames.shape[0], 1, 1, 1, 1)) < lowres_prob
             return disc.apply({"params": d_params}, both[:, :count] * keep, both[:, count:])
 

@@ -8,8 +8,9 @@ One train step: the generator runs once (content code z, motion noise codes, the
 frame times shifted by a random fractional offset in [0, max_frames - span)), then
 `tlgen.train.gan.adversarial_update` (D step, lazy R1 every `loss.r1_every` steps averaged
 over a clip's frames, G step through the same forward pass, EMA). Both networks see the clips through the same
-augmentation (`loss.augment`: "diffaugment", "ada" or "none"), drawn once per clip and
-applied to all its frames.
+augmentation (`loss.augment`: "diffaugment" (p = 1), "ada" (adaptive p) or "none"; its
+operations `loss.augment_ops`: DiffAugment's or ADA's "bgc"), drawn once per clip and applied
+to all its frames.
 """
 
 from __future__ import annotations
@@ -21,12 +22,11 @@ import numpy as np
 from tlgen.config import compute_dtype
 from tlgen.errors import UserError
 from tlgen.family import Training
-from tlgen.losses.diffaugment import OPS, augment_clips
 from tlgen.metrics import evaluators
 from tlgen.models import stylegan_v as sv
 from tlgen.models.pixels import to_model_range, to_uint8
-from tlgen.train.gan import (D, G, adapt_augment, adversarial_update, checked_loss, ema_beta,
-                             initial_augment_p, optimizers)
+from tlgen.train.gan import (D, G, adapt_augment, adversarial_update, checked_loss,
+                             clip_augmentation, ema_beta, initial_augment_p, optimizers)
 from tlgen.train.state import TrainState
 
 AUGMENTS = ("diffaugment", "ada", "none")
@@ -69,7 +69,7 @@ def training(config) -> Training:
     gen, disc = networks(config, dtype)
     lc = config.loss
     every = checked_loss(lc, AUGMENTS)
-    ops = () if lc.augment == "none" else OPS
+    augment = clip_augmentation(lc)
     # R1 per frame, averaged over a clip's frames as StyleGAN-V does (the penalty sums a clip)
     gamma = r1_gamma(config) / int(config.data.num_frames)
     batch_size = int(config.data.batch_size)
@@ -114,7 +114,7 @@ def training(config) -> Training:
         p = state.extra["augment_p"]
 
         def critic(d_params, clips, key):
-            clips = augment_clips(key, clips, p, ops) if ops else clips
+            clips = augment(key, clips, p) if augment else clips
             return disc.apply({"params": d_params}, clips, t_real)
 
         fake, pullback = jax.vjp(lambda gp: gen.apply({"params": gp}, z, codes, t_fake), state.params[G])
