@@ -52,7 +52,7 @@ def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
         r1_gamma=1.0,
         r1_every=16,
         augment="ada",                    # "ada" (adaptive p), "diffaugment" (p = 1) or "none"
-        # ADA's "bgc" operations as the public trainer (tiny: DiffAugment's, ~20x cheaper on a CPU)
+        # ADA's "bgc" operations as the public trainer (tiny: DiffAugment's; bgc doubles its CPU step)
         augment_ops="diffaugment" if tiny else "bgc",
         ada_target=0.6,
         ada_kimg=256.0,                   # ADA: images for p to move by 1
