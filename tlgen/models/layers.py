@@ -253,20 +253,39 @@ def upfirdn(x: jax.Array, taps, *, up: int = 1, down: int = 1, pads=None, gain: 
     after every sample, pad (before, after) zeros (negative: crop; `pads` one pair per axis,
     default none), convolve with `taps` times gain^(1/len(axes)), keep every down-th sample.
     Length n -> (n * up + before + after - len(taps)) // down + 1. Upsampling alone runs
-    polyphase: each output phase is a short filter over the input, no zeros inserted."""
-    taps = np.asarray(taps, np.float64)[::-1] * gain ** (1 / len(axes))
+    polyphase: each output phase is a short filter over the input, no zeros inserted. The
+    gradient is the transposed filter run the same way (up and down swapped), not XLA's
+    transpose of the slices (reverse mode only, as StyleGAN's own)."""
+    taps = tuple(float(t) for t in np.asarray(taps, np.float64)[::-1] * gain ** (1 / len(axes)))
     pads = pads or [(0, 0)] * len(axes)
     for axis, (before, after) in zip(axes, pads):
-        n_out = (x.shape[axis] * up + before + after - len(taps)) // down + 1
+        x = _upfirdn_axis(x, taps, up, down, int(before), int(after), axis % x.ndim)
+    return x
+
+
+def _upfirdn_axis(x: jax.Array, taps: tuple, up: int, down: int, before: int, after: int,
+                  axis: int) -> jax.Array:
+    """`upfirdn` along one axis with correlation taps, and its transpose as its gradient."""
+    n = x.shape[axis]
+
+    @jax.custom_vjp
+    def apply(x):
+        n_out = (n * up + before + after - len(taps)) // down + 1
         if up > 1 and down == 1:
-            x = _polyphase_up(x, taps, up, before, n_out, axis)
-            continue
+            return _polyphase_up(x, np.asarray(taps), up, before, n_out, axis)
         if up > 1:
-            n = x.shape[axis]
             stuffed = jnp.stack([x] + [jnp.zeros_like(x)] * (up - 1), axis=axis + 1)
             x = stuffed.reshape(x.shape[:axis] + (n * up,) + x.shape[axis + 1:])
-        x = _fir(_pad(x, axis, before, after), taps, n_out, down, axis)
-    return x
+        return _fir(_pad(x, axis, before, after), np.asarray(taps), n_out, down, axis)
+
+    def transpose(_, g):
+        # stuff by down, pad K - 1 - before, correlate with the reversed taps, keep every up-th
+        k = len(taps)
+        return (_upfirdn_axis(g, taps[::-1], down, up, k - 1 - before,
+                              n * up + before - g.shape[axis] * down, axis),)
+
+    apply.defvjp(lambda x: (apply(x), None), transpose)
+    return apply(x)
 
 
 def _pad(x: jax.Array, axis: int, before: int, after: int) -> jax.Array:
