@@ -33,6 +33,29 @@ def test_upfirdn_equals_scipy_on_both_axes(up, down, taps):
     np.testing.assert_allclose(np.asarray(cropped), 4 * np.asarray(padded)[:, 1:], rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("up, down, taps, pads", [(2, 1, 12, ((6, 5), (6, 5))), (1, 2, 12, ((-1, -1), (5, 5))),
+                                                   (4, 2, 7, ((3, 2), (0, 0))), (2, 2, 4, ((5, -2), (1, 3)))])
+def test_upfirdn_gradients_equal_its_matrix_transpose(up, down, taps, pads):
+    """upfirdn is linear, y = A x: its gradient (the transposed filter, a rule of its own) is
+    A^T g, with A built column by column from unit inputs; second order (as R1 takes it)
+    equals the same function written with A."""
+    rng = np.random.default_rng(up * 100 + down * 10 + taps)
+    f = rng.normal(size=taps)
+    x = jnp.asarray(rng.normal(size=(1, 14, 11, 2)), jnp.float32)
+    op = lambda v: upfirdn(v, f, up=up, down=down, pads=list(pads), gain=2.0)
+    y = jax.eval_shape(op, x)
+    basis = jnp.eye(x.size, dtype=jnp.float32).reshape((x.size,) + x.shape)
+    a = np.asarray(jax.jit(jax.vmap(lambda e: op(e[None])[0]))(basis[:, 0]), np.float64).reshape(x.size, -1).T
+    g = rng.normal(size=y.shape)
+    (grad,) = jax.jit(lambda v, c: jax.vjp(op, v)[1](c))(x, jnp.asarray(g, jnp.float32))
+    np.testing.assert_allclose(np.asarray(grad).ravel(), a.T @ g.ravel(), rtol=1e-5, atol=1e-5)
+    w = jnp.asarray(rng.normal(size=y.shape), jnp.float32)
+    a32 = jnp.asarray(a, jnp.float32)
+    r1 = lambda fn: jax.jit(jax.grad(lambda v: jnp.sum(jax.grad(lambda z: jnp.sum(jnp.sin(fn(z)) * w))(v) ** 2)))(x)
+    got, ref = np.asarray(r1(op)), np.asarray(r1(lambda v: (a32 @ v.ravel()).reshape(y.shape)))
+    assert np.linalg.norm(got - ref) < 1e-5 * np.linalg.norm(ref)              # float32 sums
+
+
 def test_public_schedule_and_parameter_counts():
     cfg = long_video_sr_city.get_config("base").model
     specs = sr.layer_specs((144, 256), 32768, 512)
