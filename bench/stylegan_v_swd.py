@@ -2,7 +2,8 @@
 differences at the real clips' time gaps) of the EMA generator against the validation clips of
 `synthetic:clouds` at 32², at step 0 and after a CPU `tiny` run, with the discriminator seeing
 the time gaps (the model) and blind to them (StyleGAN-V's ablation), per training seed
-(`--scene water`: the river scene instead). Lower is better. Writes one record to --out.
+(`--scene water`: the river scene instead; `--override key=value ...`: config overrides for every
+run, e.g. `loss.augment=ada loss.augment_ops=bgc`). Lower is better. Writes one record to --out.
 
   python bench/stylegan_v_swd.py --steps 600 --seeds 0 1 2 3 4 5 --out bench/results/stylegan-v-swd-cpu.json
 """
@@ -51,6 +52,7 @@ def main() -> None:
     parser.add_argument("--eval-batches", type=int, default=24)
     parser.add_argument("--work", default=None)
     parser.add_argument("--scene", choices=("clouds", "water"), default="clouds")
+    parser.add_argument("--override", nargs="*", default=[], help="config key=value for every run")
     args = parser.parse_args()
     work = args.work or tempfile.mkdtemp(prefix="tlgen-sgv-swd-")
     data = os.path.join(work, f"{args.scene}32")
@@ -62,7 +64,7 @@ def main() -> None:
             config = config_lib.load("configs/stylegan_v_clouds.py:tiny", [
                 f"data.dir={data}", f"total_steps={args.steps}", f"seed={seed}",
                 f"model.time_conditioning={time_conditioning}", "train.eval_every=0",
-                "train.sample_every=0", f"train.ckpt_every={args.steps}"])
+                "train.sample_every=0", f"train.ckpt_every={args.steps}"] + args.override)
             from tlgen.data.pipelines import sparse_frames_dataset
             pipeline = sparse_frames_dataset(data, "validation", spans=tuple(config.data.spans),
                                              batch_size=8, seed=123)
@@ -90,7 +92,8 @@ def main() -> None:
             results.append(row)
     record = {"kind": "stylegan_v_swd", "date": datetime.datetime.now().isoformat(timespec="seconds"),
               "config": "configs/stylegan_v_clouds.py:tiny", "data": f"synthetic:{args.scene} at 32x32",
-              "steps": args.steps, "eval": f"{args.eval_batches} validation batches of 8 3-frame clips",
+              "steps": args.steps, "overrides": args.override,
+              "eval": f"{args.eval_batches} validation batches of 8 3-frame clips",
               "results": results}
     write_json([record], args.out)
 

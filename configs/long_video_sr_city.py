@@ -55,7 +55,7 @@ def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
         # ADA's "bgc" operations as the public trainer (tiny: DiffAugment's; bgc doubles its CPU step)
         augment_ops="diffaugment" if tiny else "bgc",
         ada_target=0.6,
-        ada_kimg=256.0,                   # ADA: images for p to move by 1
+        ada_kimg=256.0,                   # ADA: thousands of images for p to move by 1
         ada_max_p=0.5,                    # p's cap, as the public super-resolution trainer's
         lowres_prob=0.1,                  # share of samples whose low-res frames the D sees
     ))

@@ -68,7 +68,8 @@ def test_geometry_equals_adas_steps_per_clip(size):
     """Every clip equals ADA's pipeline run on that clip alone (its own margin), to float32
     rounding, for transforms drawn at p = 1 and p = 0.5 (identity among them)."""
     h, w = size
-    clips = np.asarray(jax.random.uniform(jax.random.key(0), (6, 2, h, w, 3), minval=-1, maxval=1), np.float64)
+    clips = np.asarray(jax.random.uniform(jax.random.key(0), (6, 2, h, w, 3), minval=-1, maxval=1),
+                       np.float64)
     for p, seed in ((1.0, 1), (0.5, 2)):
         g_inv, _ = ada.bgc_transforms(jax.random.key(seed), 6, p, size)
         out = np.asarray(apply_transforms(jnp.asarray(clips, jnp.float32), g_inv, None))
@@ -114,7 +115,8 @@ def test_draw_probabilities():
     hue and saturation keep the grey axis; every draw is off at p = 0."""
     n = 20000
     for p in (1.0, 0.4):
-        g_inv, colour = (np.asarray(a, np.float64) for a in ada.bgc_transforms(jax.random.key(7), n, p, (32, 32)))
+        drawn = ada.bgc_transforms(jax.random.key(7), n, p, (32, 32))
+        g_inv, colour = (np.asarray(a, np.float64) for a in drawn)
         mirrored = np.mean(np.linalg.det(g_inv[:, :2, :2]) < 0)
         luma_flipped = np.mean(np.linalg.det(colour[:, :3, :3]) < 0)
         tol = 4 * np.sqrt(0.25 / n)

@@ -75,8 +75,11 @@ def bgc_transforms(key: jax.Array, batch: int, p, size: tuple[int, int]) -> tupl
     keys = iter(jax.random.split(key, 26))
     uniform = lambda shape=(batch,): jax.random.uniform(next(keys), shape)
     normal = lambda shape=(batch,): jax.random.normal(next(keys), shape)
-    gate = lambda value, default, prob=p: jnp.where(uniform(jnp.shape(value)[:1] + (1,) * (jnp.ndim(value) - 1))
-                                                    < prob, value, default)
+
+    def gate(value, default, prob=p):
+        """value where a clip's draw falls under prob (one draw per clip), else default."""
+        return jnp.where(uniform((batch,) + (1,) * (jnp.ndim(value) - 1)) < prob, value, default)
+
     g = jnp.broadcast_to(jnp.eye(3), (batch, 3, 3))
     flip = gate(jnp.floor(uniform() * 2), 0.0)
     g = g @ _scale(1 - 2 * flip, 1)                                        # its own inverse
@@ -127,7 +130,8 @@ def _warp(image: jax.Array, g_inv: jax.Array) -> jax.Array:
     cx, cy = (w - 1) / 2, (h - 1) / 2
     corners = jnp.array([[-cx, -cy, 1.0], [cx, -cy, 1.0], [cx, cy, 1.0], [-cx, cy, 1.0]]) @ g_inv.T
     xy = corners[:, :2]
-    margin = jnp.concatenate([jnp.max(-xy, 0), jnp.max(xy, 0)]) + jnp.array([2 * _PAD - cx, 2 * _PAD - cy] * 2)
+    margin = (jnp.concatenate([jnp.max(-xy, 0), jnp.max(xy, 0)])
+              + jnp.array([2 * _PAD - cx, 2 * _PAD - cy] * 2))
     mx0, my0, mx1, my1 = jnp.ceil(jnp.clip(margin, 0, jnp.array([w - 1, h - 1] * 2)))
     # The largest margin, statically; zeros beyond this clip's margin, as in a padded frame.
     canvas = jnp.pad(image, ((h - 1, h - 1), (w - 1, w - 1), (0, 0)), mode="reflect")

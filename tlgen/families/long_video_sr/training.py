@@ -5,9 +5,9 @@ conditioned on the whole clip reduced `model.scale` times (`downsample_area`, wh
 low-resolution stage trains on) and makes the middle `data.num_frames` frames, which the
 discriminator compares with the real ones. The discriminator sees the low-resolution frames
 too (upsampled) for a share `loss.lowres_prob` of the samples, zeros for the others (drawn
-per sample and pass); the augmentation (`loss.augment_ops`: ADA's "bgc" or DiffAugment's, adaptive p with "ada")
-is drawn once per sample for its low- and high-resolution frames alike. Then
-`tlgen.train.gan.adversarial_update` (lazy R1 on the high-resolution frames).
+per sample and pass); the augmentation (`loss.augment_ops`: ADA's "bgc" or DiffAugment's;
+adaptive p with "ada") is drawn once per sample for its low- and high-resolution frames alike.
+Then `tlgen.train.gan.adversarial_update` (lazy R1 on the high-resolution frames).
 
 State: params {"g", "d"}, one Adam each, an EMA copy of "g", extra {"augment_p"}.
 """
