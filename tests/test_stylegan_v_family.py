@@ -104,3 +104,8 @@ def test_other_commands_and_single_images_are_refused(run, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "has no clip to train StyleGAN-V on" in err and "not single images" in err
     assert not os.path.exists(tmp_path / "r" / "checkpoints")
+    assert main(["train", "--config", "configs/stylegan_v_clouds.py:tiny", "--workdir",
+                 str(tmp_path / "r"), f"--config.data.dir={data}", *TINY, "--config.loss.augment_ops=bcg"]) == 2
+    err = capsys.readouterr().err
+    assert "config.loss.augment_ops is 'bcg'; use one of diffaugment, bgc." in err and "Traceback" not in err
+    assert not os.path.exists(tmp_path / "r" / "checkpoints")

@@ -111,7 +111,9 @@ def bgc_transforms(key: jax.Array, batch: int, p, size: tuple[int, int]) -> tupl
 
 
 def _bilinear(image: jax.Array, iy: jax.Array, ix: jax.Array) -> jax.Array:
-    """image (H, W, K) at fractional pixel indices (h, w) -> (h, w, K); zeros outside."""
+    """image (H, W, K) at fractional pixel indices (h, w) -> (h, w, K); zeros outside.
+    `jax.scipy.ndimage.map_coordinates` gives the same values, per channel: its gradient took
+    twice as long here (831 against 407 ms at 144×256, 24 channels)."""
     y0, x0 = jnp.floor(iy), jnp.floor(ix)
     out = 0.0
     for dy, wy in ((0, 1 - (iy - y0)), (1, iy - y0)):
@@ -133,15 +135,19 @@ def _warp(image: jax.Array, g_inv: jax.Array) -> jax.Array:
     margin = (jnp.concatenate([jnp.max(-xy, 0), jnp.max(xy, 0)])
               + jnp.array([2 * _PAD - cx, 2 * _PAD - cy] * 2))
     mx0, my0, mx1, my1 = jnp.ceil(jnp.clip(margin, 0, jnp.array([w - 1, h - 1] * 2)))
+
+    def within_margin(x: jax.Array, step: int) -> jax.Array:
+        """x (canvas, or canvas upsampled `step` times) zeroed beyond this clip's margin."""
+        rows = jnp.arange(x.shape[0]) // step - (h - 1)
+        cols = jnp.arange(x.shape[1]) // step - (w - 1)
+        inside = ((rows >= -my0) & (rows < h + my1))[:, None] & ((cols >= -mx0) & (cols < w + mx1))[None]
+        return x * inside[:, :, None]
+
     # The largest margin, statically; zeros beyond this clip's margin, as in a padded frame.
     canvas = jnp.pad(image, ((h - 1, h - 1), (w - 1, w - 1), (0, 0)), mode="reflect")
-    rows, cols = jnp.arange(3 * h - 2) - (h - 1), jnp.arange(3 * w - 2) - (w - 1)
-    inside = (((rows >= -my0) & (rows < h + my1))[:, None] & ((cols >= -mx0) & (cols < w + mx1))[None])
-    up = upfirdn(canvas[None] * inside[None, :, :, None], SYM6, up=2,
+    up = upfirdn(within_margin(canvas, 1)[None], SYM6, up=2,
                  pads=[(len(SYM6) // 2, len(SYM6) // 2 - 1)] * 2, gain=4.0)[0]
-    rows, cols = jnp.arange(up.shape[0]) // 2 - (h - 1), jnp.arange(up.shape[1]) // 2 - (w - 1)
-    inside = (((rows >= -my0) & (rows < h + my1))[:, None] & ((cols >= -mx0) & (cols < w + mx1))[None])
-    up = up * inside[:, :, None]
+    up = within_margin(up, 2)
     # Output pixel centres (upsampled, centred) -> input (upsampled, centred): 2 G((X + ½) / 2) - ½.
     ho, wo = 2 * (h + 2 * _PAD), 2 * (w + 2 * _PAD)
     yo, xo = jnp.meshgrid(jnp.arange(ho) + 0.5 - ho / 2, jnp.arange(wo) + 0.5 - wo / 2, indexing="ij")
