@@ -87,7 +87,8 @@ def main() -> None:
             after = score(config, load(workdir).params[family.G], batches)
             row = {"seed": seed, "variant": name, "time_conditioning": time_conditioning,
                    "step0": before, "trained": after, "train_s": round(seconds, 1),
-                   "final_loss_d": round(float(metrics["loss_d"]), 4) if "loss_d" in metrics else None}
+                   "final_loss_d": round(float(metrics["loss_d"]), 4) if "loss_d" in metrics else None,
+                   "final_augment_p": round(float(metrics["augment_p"]), 4) if "augment_p" in metrics else None}
             print(row, flush=True)
             results.append(row)
     record = {"kind": "stylegan_v_swd", "date": datetime.datetime.now().isoformat(timespec="seconds"),
