@@ -1,7 +1,7 @@
 """ADA's `bgc` augmentation of clips: the geometric stage against ADA's own steps written in
 PyTorch (reflect padding by the margin, sym6 upsampling, `affine_grid` + `grid_sample`,
 downsampling), exact blits, one transform for every frame of a clip, the probabilities of the
-draws, and the configuration that selects it."""
+draws, sharding over clips, and the configuration that selects it."""
 
 import os
 
@@ -107,6 +107,21 @@ def test_one_transform_for_every_frame_of_a_clip():
     rgb = np.asarray(clips, np.float64)
     expected = np.einsum("bij,bfhwj->bfhwi", colour[:, :3, :3], rgb) + colour[:, None, None, None, :3, 3]
     np.testing.assert_allclose(np.asarray(apply_transforms(clips, None, colour)), expected, atol=2e-6)
+
+
+def test_sharded_over_clips_equals_one_device():
+    """On 8 devices with the clips sharded, a step's augmentation (value and the gradient a
+    generator gets through it) is the one device's: each clip is warped on its own."""
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+    clips = jax.random.uniform(jax.random.key(8), (8, 2, 12, 12, 3), minval=-1, maxval=1)
+    key = jax.random.key(9)
+    value_and_grad = jax.jit(jax.value_and_grad(lambda x: jnp.sum(jnp.sin(ada.augment_clips(key, x, 1.0)))))
+    one = value_and_grad(clips)
+    mesh = Mesh(np.array(jax.devices()[:8]), ("data",))
+    sharded = value_and_grad(jax.device_put(clips, NamedSharding(mesh, P("data"))))
+    assert len(sharded[1].sharding.device_set) == 8
+    np.testing.assert_allclose(float(sharded[0]), float(one[0]), rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(sharded[1]), np.asarray(one[1]), rtol=1e-5, atol=1e-5)   # float sums
 
 
 def test_draw_probabilities():

@@ -1,5 +1,5 @@
 """The GAN families' training steps (generator, discriminator and R1 updates, the clips'
-augmentation: ADA's `bgc` for StyleGAN-V, DiffAugment for the long videos) sharded over 8 fake devices (data x fsdp) equal the single-device steps. R1 runs
+augmentation) sharded over 8 fake devices (data x fsdp) equal the single-device steps. R1 runs
 at every step: each step then holds every update (the steps without R1 hold a subset of its
 program, and the trainer's choice between the two is tested in test_engine_trainer)."""
 
@@ -12,8 +12,7 @@ from tlgen import config as config_lib
 from tlgen.data.prepare import prepare
 
 CASES = {
-    "stylegan_v": ("configs/stylegan_v_clouds.py:tiny", "synthetic:clouds:frames=48", (16, 16),
-                   STYLEGAN_V_TINY + ["--config.loss.augment_ops=bgc"]),
+    "stylegan_v": ("configs/stylegan_v_clouds.py:tiny", "synthetic:clouds:frames=48", (16, 16), STYLEGAN_V_TINY),
     "long_video": ("configs/long_video_city.py:tiny", "synthetic:city:frames=60", (16, 32), LONG_VIDEO_TINY),
 }
 
