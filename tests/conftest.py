@@ -49,6 +49,19 @@ def small_disk(tmp_path):
         subprocess.run(["umount", "-l", str(path)], capture_output=True)
 
 
+@pytest.fixture
+def read_only_disk(tmp_path):
+    """A read-only tmpfs mounted at tmp_path/"ro": a real file system that refuses writes
+    (EROFS). Mounting needs root; elsewhere the test is skipped."""
+    path = tmp_path / "ro"
+    path.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(path)],
+                                           capture_output=True).returncode:
+        pytest.skip("mounting a read-only tmpfs needs root")
+    yield path
+    subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
 def fill_disk(path, leave_kib: int = 0) -> None:
     """Fills the filesystem of `path` with a file `path/filler`, leaving `leave_kib` KiB."""
     stats = os.statvfs(path)

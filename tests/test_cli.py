@@ -48,16 +48,34 @@ def test_console_script_runs_as_module():
       "--config.loss.temprature=0.2"], "loss.temperature"),
     (["train", "--config", "configs/nosuch.py:tiny", "--workdir", "{tmp}/w"],
      "config file configs/nosuch.py does not exist"),
-    (["timelapse", "--workdir", "{tmp}/missing", "--out", "{tmp}/t.mp4"], "{tmp}/missing has no config.json"),
+    (["timelapse", "--workdir", "{tmp}/missing", "--out", "{tmp}/t.mp4"], "--workdir {tmp}/missing does not exist"),
+    (["timelapse", "--workdir", "{tmp}/f", "--out", "{tmp}/t.mp4"], "--workdir {tmp}/f is a file"),
+    (["timelapse", "--workdir", "{tmp}/partial", "--out", "{tmp}/t.mp4"],
+     "{tmp}/partial/config.json has no variant, seed, total_steps, dtype, train, mesh, data, model: "
+     "it is not a whole `tlgen train` config"),
+    (["train", "--workdir", "{tmp}/partial"], "{tmp}/partial/config.json has no variant"),
+    (["timelapse", "--workdir", "{tmp}/missing", "--out", "{tmp}/t.mp4", "--min-period", "0"],
+     "--min-period 0 must be a positive number of seconds."),
+    (["timelapse", "--workdir", "{tmp}/missing", "--out", "{tmp}/t.mp4", "--mode", "multiscale",
+      "--segment", "0"], "--segment 0 must be at least 1 frame."),
+    (["timelapse", "--workdir", "{tmp}/missing", "--out", "{tmp}/t.mp4", "--mode", "interpolate",
+      "--frames", "8", "--keyframes", "9"], "--keyframes 9: interpolation needs from 2 keyframes up to --frames (8)."),
     (["animate", "--workdir", "{tmp}/missing", "--image", "{tmp}/x.png", "--out", "{tmp}/a.mp4"],
      "--image {tmp}/x.png does not exist."),
-    (["eval", "--workdir", "{tmp}/missing"], "{tmp}/missing has no config.json"),
-    (["generate", "--workdir", "{tmp}/missing", "--out", "{tmp}/t.mp4"], "{tmp}/missing has no config.json"),
+    (["eval", "--workdir", "{tmp}/missing"], "--workdir {tmp}/missing does not exist"),
+    (["eval", "--workdir", "{tmp}/m_1.mp4"], "{tmp}/m_1.mp4 has no config.json"),
+    (["generate", "--workdir", "{tmp}/missing", "--out", "{tmp}/t.mp4"], "--workdir {tmp}/missing does not exist"),
     (["generate", "--workdir", "{tmp}/missing", "--out", "{tmp}/nofolder/g.mp4"],
      "the folder of {tmp}/nofolder/g.mp4 does not exist"),
-    (["bench", "--config", "configs/timescale_ae_synthetic.py:huge"], "unknown variant 'huge'; choose from tiny"),
+    (["bench", "--config", "configs/timescale_ae_synthetic.py:huge"],
+     "config file configs/timescale_ae_synthetic.py: unknown variant 'huge'; choose from tiny, base, large."),
+    (["prepare", "{tmp}/dataset", "--out", "{tmp}/d"], "{tmp}/dataset is a prepared tlgen dataset, not footage"),
     (["bench", "--config", "configs/timescale_ae_synthetic.py:tiny", "--config.data.dir=", "--json", "{tmp}"],
      "--json {tmp} is a folder; give a file name."),
+    (["bench", "--config", "configs/timescale_ae_synthetic.py:tiny", "--config.data.dir=", "--json", "{tmp}/b.txt"],
+     "--json {tmp}/b.txt must end in .json."),
+    (["bench", "--config", "configs/timescale_ae_synthetic.py:tiny", "--config.data.dir={tmp}/nosuch"],
+     "--config.data.dir {tmp}/nosuch is not a folder; give a prepared dataset"),
     (["bench", "--config", "configs/timescale_ae_synthetic.py:tiny", "--config.data.dir=", "--layers", "-2"],
      "--layers must be a number of layers (0 or more), got -2."),
     (["bench", "--config", "configs/timescale_ae_synthetic.py:tiny", "--config.data.dir=",
@@ -66,11 +84,18 @@ def test_console_script_runs_as_module():
       "--config.data.batch_size=0"], "config.data.batch_size 0 must be a positive number of samples."),
     (["train", "--config", "configs/timescale_ae_synthetic.py:tiny", "--workdir", "{tmp}/w"],
      "config.data.dir is empty"),
+    (["train", "--config", "configs/timescale_ae_synthetic.py:tiny", "--workdir", "{tmp}/w",
+      "--config.total_steps=-5"], "config.total_steps is -5; train for 1 step or more."),
+    (["train", "--config", "configs/timescale_ae_synthetic.py:tiny", "--workdir", "{tmp}/w",
+      "--config.train.log_every=-1"], "config.train.log_every is -1; use 0 (never) or a positive"),
+    (["train", "--config", "configs/timescale_ae_synthetic.py:tiny", "--workdir", "{tmp}/dataset"],
+     "--workdir {tmp}/dataset is a prepared dataset; give the run a folder of its own."),
     (["train", "--config", "configs/timescale_ae_synthetic.py:tiny", "--workdir", "{tmp}/f/w"],
      "--workdir {tmp}/f/w lies inside {tmp}/f, a file"),
     (["prepare", "synthetic:city:frames=-5", "--out", "{tmp}/d"], "frames=-5 must be at least 1"),
     (["prepare", "synthetic:city:interval=nan", "--out", "{tmp}/d"], "must be a positive number"),
     (["prepare", "synthetic:city", "--size", "100000", "--out", "{tmp}/d"], "larger than 8192"),
+    (["prepare", "synthetic:city", "--size", "2", "--out", "{tmp}/d"], "--size '2' is smaller than 8 pixels a side"),
     (["prepare", "synthetic:city", "--out", "{tmp}/f/d"], "--out {tmp}/f/d lies inside {tmp}/f, a file"),
     (["generate", "--workdir", "{tmp}/missing", "--out", "{tmp}/m.mp4", "--num", "2"],
      "--out {tmp}/m_1.mp4 is a folder"),
@@ -84,6 +109,10 @@ def test_bad_input_is_one_sentence_and_exit_2(argv, expected, tmp_path, capsys):
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
     (tmp_path / "f").write_text("a file")
     (tmp_path / "m_1.mp4").mkdir()
+    (tmp_path / "partial").mkdir()
+    (tmp_path / "partial" / "config.json").write_text('{"family": "timescale_ae"}')
+    (tmp_path / "dataset").mkdir()
+    (tmp_path / "dataset" / "tlgen.json").write_text("{}")
     assert cli.main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"tlgen {argv[0]}: error:") and len(err.splitlines()) == 1
@@ -91,6 +120,8 @@ def test_bad_input_is_one_sentence_and_exit_2(argv, expected, tmp_path, capsys):
     assert not (tmp_path / "t.mp4").exists() and not (tmp_path / "a.mp4").exists()
     assert not (tmp_path / "d").exists() and not (tmp_path / "w").exists()
     assert not (tmp_path / "m_0.mp4").exists()
+    assert [p.name for p in (tmp_path / "dataset").iterdir()] == ["tlgen.json"]
+    assert [p.name for p in (tmp_path / "partial").iterdir()] == ["config.json"]
 
 
 def test_an_option_of_another_familys_command_names_the_families_that_take_it(tmp_path, capsys):
@@ -139,14 +170,14 @@ def test_logging_is_tlgens_even_when_an_import_configured_it_first(monkeypatch):
 
 
 def test_a_command_the_runs_family_lacks_is_named_before_its_checkpoint_is_looked_for(tmp_path, capsys):
-    import json
-
     import cv2
     import numpy as np
 
+    from tlgen import config as config_lib
+
     workdir = tmp_path / "run"                     # trained config, no checkpoint yet
     workdir.mkdir()
-    (workdir / "config.json").write_text(json.dumps({"family": "timescale_ae"}))
+    config_lib.save(config_lib.load("configs/timescale_ae_synthetic.py:tiny"), str(workdir / "config.json"))
     cv2.imwrite(str(tmp_path / "x.png"), np.zeros((8, 8, 3), np.uint8))
     assert cli.main(["animate", "--workdir", str(workdir), "--image", str(tmp_path / "x.png"),
                      "--out", str(tmp_path / "a.mp4")]) == 2

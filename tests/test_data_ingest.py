@@ -255,6 +255,18 @@ def test_masks_palette_binary_and_colour_and_paired_in_name_order(tmp_path):
         Image.fromarray(np.full((8, 8), 255 * (i % 2), np.uint8)).save(masks / f"mask_{i}.png")
     meta = prepare([str(frames)], out, masks=[str(masks)], levels=1, val_fraction=0, overwrite=True)
     assert meta["num_classes"] == 2
+    for i in range(4):                          # half the frames' size: resized as they are
+        Image.fromarray(np.full((4, 4), i % 2, np.uint8)).save(masks / f"mask_{i}.png")
+    prepare([str(frames)], out, masks=[str(masks)], levels=1, val_fraction=0, overwrite=True)
+    src = open_dataset(out).frames("train")
+    assert [src[j]["mask"].shape for j in range(4)] == [(8, 8)] * 4
+    assert [int(src[j]["mask"][7, 7]) for j in range(4)] == [int(i) % 2 for i in order]
+    Image.fromarray(np.zeros((4, 8), np.uint8)).save(masks / "mask_1.png")
+    with pytest.raises(UserError, match=r"mask_1.png is 4x8 but the frames of .*frames are 8x8 \(HxW\); "
+                                        r"give masks of the frames' size \(or of their aspect\)\."):
+        prepare([str(frames)], str(tmp_path / "bad"), masks=[str(masks)], levels=1, val_fraction=0)
+    assert not (tmp_path / "bad").exists()
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(masks / "mask_1.png")
     colour = np.zeros((8, 8, 3), np.uint8)
     colour[:4] = (128, 0, 0)
     Image.fromarray(colour).save(masks / "mask_2.png")

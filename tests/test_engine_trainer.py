@@ -211,6 +211,10 @@ def test_the_inference_loader_names_a_corrupt_checkpoint_and_the_step_before(ref
     assert str(error.value).endswith(f"pass --step 8 for the one before it, or run `tlgen train "
                                      f"--workdir {workdir}` to set it aside and train on.")
     assert load(workdir, step=8).step == 8
+    corrupt(os.path.join(workdir, "checkpoints", "8"))
+    with pytest.raises(StorageError, match=r"checkpoints/8 is corrupt .*; pass --step 12 for another "
+                                           r"checkpoint of the run\.$"):
+        load(workdir, step=8)
 
 
 def test_storage_errors_are_retried_then_stop_without_losing_anything(reference, tmp_path, monkeypatch,

@@ -65,6 +65,9 @@ def test_missing_weights_are_one_sentence_naming_the_config_key(tmp_path, capsys
     err = capsys.readouterr().err.strip()
     assert err == (f"tlgen train: error: config.model.features: the weights file {tmp_path}/none."
                    "safetensors does not exist; give the path of a .safetensors or .npz file.")
+    assert main(argv[:-1] + [f"--config.model.features={tmp_path}"]) == 2
+    assert (f"config.model.features: the weights file {tmp_path} is a folder; give the path of"
+            in capsys.readouterr().err)
     bad = str(tmp_path / "bad.safetensors")
     save_file({"projection": np.zeros((10, 16), np.float32)}, bad)
     assert main(argv[:-1] + [f"--config.model.features={bad}"]) == 2

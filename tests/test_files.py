@@ -57,3 +57,31 @@ def test_an_upper_case_extension_gets_the_whole_file(tmp_path):
     write_atomic(str(path), lambda tmp: np.savez_compressed(tmp, frames=np.arange(5)))
     np.testing.assert_array_equal(np.load(path)["frames"], np.arange(5))
     assert os.listdir(tmp_path) == ["FRAMES.NPZ"]
+
+
+def test_a_storage_failure_says_what_to_do_about_that_failure():
+    from tlgen.files import storage_sentence
+
+    full = storage_sentence(OSError(errno.ENOSPC, "No space left on device"), "a/b.mp4")
+    read_only = storage_sentence(OSError(errno.EROFS, "Read-only file system"), "a/b.mp4")
+    assert full.startswith("cannot write a/b.mp4: No space left on device (errno 28); free space")
+    assert "writable file system" in read_only and "free space" not in read_only
+
+
+def test_outputs_on_a_read_only_file_system_are_refused_before_any_work(read_only_disk, tmp_path, capsys):
+    from tlgen.cli import main as cli
+    from tlgen.errors import UserError
+    from tlgen.files import check_output_file, check_output_folder
+
+    with pytest.raises(UserError, match=r"cannot be written \(a read-only file system\); choose another folder"):
+        check_output_file(str(read_only_disk / "x.png"), "--sheet")
+    with pytest.raises(UserError, match=r"cannot be written \(a read-only file system\)"):
+        check_output_folder(str(read_only_disk / "new" / "run"), "--workdir")
+    check_output_file(str(tmp_path / "x.png"), "--sheet")          # a writable folder passes
+    # the video would be written first and the npz fail after it: both are checked up front
+    argv = ["generate", "--workdir", str(tmp_path / "missing"), "--out", str(tmp_path / "g.mp4"),
+            "--npz", str(read_only_disk / "g.npz")]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"--npz {read_only_disk / 'g.npz'}: its folder" in err
+    assert not (tmp_path / "g.mp4").exists()

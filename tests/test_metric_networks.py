@@ -98,14 +98,21 @@ def test_the_loader_names_every_missing_or_misshaped_layer(tmp_path):
     assert f"{path}: 'features.0.bias' holds NaN or infinite values (a damaged file?)." in message
 
 
-def test_convert_weights_refuses_a_folder_a_pickled_module_and_an_out_in_no_folder(tmp_path, capsys):
+def test_convert_weights_refuses_a_folder_a_pickled_module_a_non_pickle_and_an_out_in_no_folder(tmp_path, capsys):
     module = str(tmp_path / "module.pth")
     torch.save(torch.nn.Linear(2, 2), module)          # the module pickled, not its state dict
     weights = str(tmp_path / "ok.pth")
     torch.save(torch.nn.Linear(2, 2).state_dict(), weights)
+    empty, text = str(tmp_path / "empty.pth"), str(tmp_path / "notes.pth")
+    open(empty, "w").close()
+    with open(text, "w") as f:
+        f.write("not weights")
     for inputs, out, says in [([str(tmp_path)], "x.safetensors", f"{tmp_path} is a folder;"),
-                              ([module], "x.safetensors", "a pickled module is not read (that would "
-                               "run its code): save its state_dict() and convert that."),
+                              ([module], "x.safetensors", f"{module} is a pickled module, which is not "
+                               "read (that would run its code): save its state_dict() and convert that."),
+                              ([empty], "x.safetensors", f"{empty} is empty (0 bytes); give a state "
+                               "dict saved by torch.save or a TorchScript file."),
+                              ([text], "x.safetensors", f"{text} is not a PyTorch save ("),
                               ([weights], str(tmp_path / "none" / "x.safetensors"),
                                f"the folder of {tmp_path}/none/x.safetensors does not exist")]:
         assert main(["convert-weights", "--kind", "vgg19", *inputs, "--out", out]) == 2

@@ -368,9 +368,12 @@ def run_config(workdir: str):
     from tlgen import config as config_lib
 
     path = os.path.join(workdir, "config.json")
+    if not os.path.isdir(workdir):
+        what = "is a file" if os.path.exists(workdir) else "does not exist"
+        raise UserError(f"--workdir {workdir} {what}; pass the work directory of a `tlgen train` run.")
     if not os.path.exists(path):
         raise UserError(f"{workdir} has no config.json; pass the --workdir of a `tlgen train` run.")
-    return config_lib.read(path)
+    return config_lib.read_run(path)
 
 
 # A work directory's record of the dataset its run started on (`data.dataset.data_identity`).
@@ -426,10 +429,16 @@ def _nest(entries: dict[tuple, Any]) -> dict:
 
 def _corrupt_for_inference(workdir: str, steps: list[int], chosen: int, reason: str) -> str:
     """The sentence for a checkpoint a user command cannot read."""
-    older = [s for s in steps if s < chosen]
-    return (f"checkpoint {os.path.join(os.path.abspath(workdir), 'checkpoints', str(chosen))} is corrupt "
-            f"({reason}); " + (f"pass --step {older[-1]} for the one before it, or " if older else "")
-            + f"run `tlgen train --workdir {workdir}` to set it aside and train on.")
+    older, others = [s for s in steps if s < chosen], [s for s in steps if s != chosen]
+    if older:
+        remedy = (f"pass --step {older[-1]} for the one before it, or run `tlgen train --workdir "
+                  f"{workdir}` to set it aside and train on.")
+    elif others:
+        remedy = f"pass --step {others[-1]} for another checkpoint of the run."
+    else:
+        remedy = "the run has no other checkpoint: train it again in a new --workdir."
+    return (f"checkpoint {os.path.join(os.path.abspath(workdir), 'checkpoints', str(chosen))} is "
+            f"corrupt ({reason}); {remedy}")
 
 
 def restore_networks(workdir: str, networks: tuple[str, ...], *, step: int | None = None,

@@ -39,7 +39,9 @@ def load(spec: str, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
     try:
         config = module.get_config(arg) if arg else module.get_config()
     except (KeyError, ValueError) as e:
-        raise UserError(f"config file {path} rejected variant {arg!r}: {e}") from None
+        said = str(e).strip("'\"").rstrip(".")
+        raise UserError(f"config file {path}: {said}." if repr(arg) in said else
+                        f"config file {path} rejected variant {arg!r}: {said}.") from None
     if not isinstance(config, ml_collections.ConfigDict):
         raise UserError(f"get_config in {path} must return an ml_collections.ConfigDict.")
     if "." in str(config.get("family", "")):      # a family outside tlgen: a saved run's commands
@@ -58,7 +60,8 @@ def resolve_path(path: str) -> str:
     candidate = os.path.join(checkout, path)
     if not os.path.isabs(path) and os.path.isfile(candidate):
         return candidate
-    raise UserError(f"config file {path} does not exist; pass --config configs/<file>.py:<variant>.")
+    what = "is a folder" if os.path.isdir(path) else "does not exist"
+    raise UserError(f"config file {path} {what}; pass --config configs/<file>.py:<variant>.")
 
 
 def _import_file(path: str):
@@ -207,6 +210,20 @@ def read(path: str) -> ml_collections.ConfigDict:
         raise UserError(f"cannot read config {path}: it holds a JSON {type(data).__name__}, not "
                         "a config object.")
     return ml_collections.ConfigDict(data)
+
+
+# The sections of every run's config: configs/common.py's `base`, and the family's data and model.
+RUN_SECTIONS = ("family", "variant", "seed", "total_steps", "dtype", "train", "mesh", "data", "model")
+
+
+def read_run(path: str) -> ml_collections.ConfigDict:
+    """`read` of a run's saved config, checked to hold every section of a family's config."""
+    config = read(path)
+    missing = [key for key in RUN_SECTIONS if key not in config]
+    if missing:
+        raise UserError(f"{path} has no {', '.join(missing)}: it is not a whole `tlgen train` "
+                        "config; restore it, or train in a new --workdir.")
+    return config
 
 
 def differences(config: ml_collections.ConfigDict, path: str, ignore: Iterable[str] = ()) -> list[str]:

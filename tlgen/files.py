@@ -14,25 +14,45 @@ from tlgen.errors import StorageError, UserError
 STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO})
 
 
+# What to do about each storage failure.
+_REMEDIES = {errno.EROFS: "choose a folder on a writable file system",
+             errno.EIO: "check the disk (its system log names the fault) or choose another folder"}
+
+
 def storage_sentence(error: OSError, path: str | None = None) -> str:
     """One sentence for a storage failure while writing `path` (or the error's file)."""
     where = path or error.filename or "a file"
-    return (f"cannot write {where}: {error.strerror or error} (errno {error.errno}); free space "
-            "or choose another folder, then run the same command again.")
+    remedy = _REMEDIES.get(error.errno, "free space or choose another folder")
+    return (f"cannot write {where}: {error.strerror or error} (errno {error.errno}); {remedy}, "
+            "then run the same command again.")
 
 
 def check_output_file(path: str, flag: str) -> None:
     """UserError unless the file `path` given by `flag` can be written: not a folder, in a
-    folder that exists (checked before any work)."""
+    folder that exists and takes new files (checked before any work)."""
     if os.path.isdir(path):
         raise UserError(f"{flag} {path} is a folder; give a file name.")
-    if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
         raise UserError(f"the folder of {path} does not exist; create it first.")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UserError(f"{flag} {path}: its folder {folder} cannot be written "
+                        f"({_access_error(folder)}); choose another folder.")
+
+
+def _access_error(folder: str) -> str:
+    """Why `folder` cannot be written: a read-only file system or no permission."""
+    try:
+        if os.statvfs(folder).f_flag & os.ST_RDONLY:
+            return "a read-only file system"
+    except OSError:
+        pass
+    return "no permission"
 
 
 def check_output_folder(path: str, flag: str) -> None:
-    """UserError unless the folder `path` given by `flag` can be made or used: named, and
-    neither a file nor inside one."""
+    """UserError unless the folder `path` given by `flag` can be made or used: named, neither
+    a file nor inside one, and writable (its nearest existing folder)."""
     if not path:
         raise UserError(f"{flag} is empty; name a folder.")
     probe = os.path.abspath(path)
@@ -41,6 +61,9 @@ def check_output_folder(path: str, flag: str) -> None:
     if not os.path.isdir(probe):
         where = "is a file" if probe == os.path.abspath(path) else f"lies inside {probe}, a file"
         raise UserError(f"{flag} {path} {where}; choose a folder.")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UserError(f"{flag} {path}: {probe} cannot be written ({_access_error(probe)}); "
+                        "choose another folder.")
 
 
 def write_atomic(path: str, write: Callable[[str], object]) -> None:

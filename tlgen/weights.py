@@ -33,7 +33,8 @@ def read_arrays(path: str, key: str) -> dict[str, np.ndarray]:
         raise UserError(f"{key} is empty; set it to a {' or '.join(FORMATS)} weights file "
                         "(tlgen downloads none).")
     if not os.path.isfile(path):
-        raise UserError(f"{key}: the weights file {path} does not exist; give the path of a "
+        what = "is a folder" if os.path.isdir(path) else "does not exist"
+        raise UserError(f"{key}: the weights file {path} {what}; give the path of a "
                         f"{' or '.join(FORMATS)} file.")
     from safetensors import SafetensorError
     from safetensors.numpy import load_file

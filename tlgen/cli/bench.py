@@ -8,8 +8,10 @@ Examples:
   tlgen bench --config configs/timescale_ae_synthetic.py:tiny --config.data.dir=data/city --layers
                           # + the input pipeline's frames/s and a per-layer cost table
 
-Without a dataset (empty config.data.dir) the step runs on a synthetic batch of the
-family's example shapes; with one, on its first batch, and the input pipeline is measured.
+Without a dataset (empty config.data.dir, or a config's default folder that is not there)
+the step runs on a synthetic batch of the family's example shapes; with one, on its first
+batch, and the input pipeline is measured. A --config.data.dir that is not a folder is an
+error.
 """
 
 from __future__ import annotations
@@ -43,7 +45,13 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--layers must be a number of layers (0 or more), got {args.layers}.")
     if args.json:
         check_output_file(args.json, "--json")
+        if not args.json.lower().endswith(".json"):
+            raise UserError(f"--json {args.json} must end in .json.")
     config = config_lib.load(args.config, args.config_overrides)
+    named = any(o.startswith("data.dir=") for o in args.config_overrides) and config.data.dir
+    if named and not harness.has_dataset(config):
+        raise UserError(f"--config.data.dir {config.data.dir} is not a folder; give a prepared "
+                        "dataset, or leave the key out to time a synthetic batch.")
     record = harness.run_benchmark(config, steps=args.steps, batch=args.batch,
                                    layers=args.layers, pipeline=not args.no_pipeline,
                                    inference=not args.no_inference)

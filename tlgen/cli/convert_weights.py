@@ -61,9 +61,13 @@ def read_torch(path: str) -> dict:
         try:
             obj = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:  # noqa: BLE001  (any unpickling failure: not a weights file)
-            raise UserError(f"{path} is not a PyTorch state dict or TorchScript file "
-                            f"({type(e).__name__}); a pickled module is not read (that would run "
-                            "its code): save its state_dict() and convert that.") from None
+            if "Unsupported global" in str(e):         # a pickled object, not tensors
+                raise UserError(f"{path} is a pickled module, which is not read (that would run "
+                                "its code): save its state_dict() and convert that.") from None
+            what = "is empty (0 bytes)" if os.path.getsize(path) == 0 else (
+                f"is not a PyTorch save ({type(e).__name__})")
+            raise UserError(f"{path} {what}; give a state dict saved by torch.save or a "
+                            "TorchScript file.") from None
     if isinstance(obj, dict) and "state_dict" in obj:
         obj = obj["state_dict"]
     if not isinstance(obj, dict):

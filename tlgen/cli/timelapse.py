@@ -71,8 +71,13 @@ def check_arguments(args: argparse.Namespace) -> None:
     from tlgen.errors import UserError
     if args.frames < 2:
         raise UserError(f"--frames {args.frames}: a timelapse needs at least 2 frames.")
-    if args.mode == "interpolate" and args.keyframes < 2:
-        raise UserError(f"--keyframes {args.keyframes}: interpolation needs at least 2 keyframes.")
+    if args.mode == "interpolate" and not 2 <= args.keyframes <= args.frames:
+        raise UserError(f"--keyframes {args.keyframes}: interpolation needs from 2 keyframes up to "
+                        f"--frames ({args.frames}).")
+    if args.min_period is not None and args.min_period <= 0:
+        raise UserError(f"--min-period {args.min_period:g} must be a positive number of seconds.")
+    if args.segment < 1:
+        raise UserError(f"--segment {args.segment} must be at least 1 frame.")
     if (args.insert_band is None) != (args.insert_from is None):
         raise UserError("--insert-band K and --from T go together.")
     check_outputs(args.out, args.npz, args.fps, args.sheet)

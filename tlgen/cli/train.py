@@ -29,7 +29,7 @@ def run(args) -> int:
     if args.config:
         config = config_lib.load(args.config, overrides)
     elif os.path.exists(saved):
-        config = config_lib.read(saved)
+        config = config_lib.read_run(saved)
         config_lib.apply_overrides(config, overrides)
         config.lock()
     else:

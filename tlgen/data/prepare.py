@@ -25,7 +25,7 @@ import numpy as np
 
 from tlgen.data import builder as builder_lib
 from tlgen.data import images, pyramid, video_io
-from tlgen.data.layout import FORMAT, FORMAT_VERSION, INDEX_FILE, METADATA_FILE
+from tlgen.data.layout import FORMAT, FORMAT_VERSION, INDEX_FILE, METADATA_FILE, is_dataset
 from tlgen.data.flow import METHODS as FLOW_METHODS, FlowEstimator
 from tlgen.errors import StorageError, UserError
 from tlgen.files import STORAGE_ERRNOS, check_output_folder, storage_sentence
@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 
 # The largest frame side `--size` takes (8K video's width).
-MAX_SIZE = 8192
+MIN_SIZE, MAX_SIZE = 8, 8192
 
 
 def parse_size(text: str | int | None) -> tuple[int, int] | None:
@@ -49,8 +49,11 @@ def parse_size(text: str | int | None) -> tuple[int, int] | None:
         parts = [int(p) for p in str(text).lower().split("x")]
     except ValueError:
         parts = []
-    if len(parts) not in (1, 2) or min(parts) < 2:
+    if len(parts) not in (1, 2):
         raise UserError(f"--size {text!r} is not a size; use e.g. 64, 128 or 96x128 (HxW).")
+    if min(parts) < MIN_SIZE:
+        raise UserError(f"--size {text!r} is smaller than {MIN_SIZE} pixels a side; use e.g. 64, "
+                        "128 or 96x128 (HxW).")
     if max(parts) > MAX_SIZE:
         raise UserError(f"--size {text!r} is larger than {MAX_SIZE} pixels a side; models train "
                         "on 32 to 1024 (e.g. --size 256).")
@@ -91,6 +94,7 @@ class _Video:
     synthetic: dict | None = None
     stems: list[str] | None = None   # file stems of an image folder, in time order
     name_order: np.ndarray | None = None  # each frame's place in the folder's name order
+    native: tuple[int, int] | None = None  # the source's frame size (H, W) before resizing
     blocks: dict = dataclasses.field(default_factory=dict)   # split -> (start, stop)
     levels: dict = dataclasses.field(default_factory=dict)   # (split, level) -> (times, values)
 
@@ -127,6 +131,17 @@ def _parse_synthetic(spec: str) -> tuple[str, dict]:
         raise UserError(f"{spec}: option interval={options['interval']} must be a positive "
                         "number of seconds.")
     return name, options
+
+
+def _check_mask_covers(shape: tuple[int, int], video: _Video, path: str) -> None:
+    """UserError unless a mask of `shape` covers `video`'s frames: their size, or their aspect
+    at another resolution (then resized as the frames are)."""
+    if video.native is None or tuple(shape) == tuple(video.native):
+        return
+    (h, w), (fh, fw) = shape, video.native
+    if abs(h * fw - w * fh) > max(fh, fw):          # off by more than a pixel's rounding
+        raise UserError(f"{path} is {h}x{w} but the frames of {video.source} are {fh}x{fw} "
+                        "(HxW); give masks of the frames' size (or of their aspect).")
 
 
 class _Stager:
@@ -184,10 +199,14 @@ class _Stager:
         frames = out.close()
         times = (np.arange(len(frames), dtype=np.float64) * self.interval if self.interval
                  else np.asarray(stored, np.float64))
-        return _Video(vid, path, "video", times, 0.0, frames, fps=info.fps or None)
+        return _Video(vid, path, "video", times, 0.0, frames, fps=info.fps or None,
+                      native=(info.height, info.width))
 
     def _folder(self, vid: int, folder: str) -> _Video:
         paths = images.list_images(folder)
+        if not paths and is_dataset(folder):
+            raise UserError(f"{folder} is a prepared tlgen dataset, not footage; train on it with "
+                            "--config.data.dir, or prepare the footage it came from.")
         if not paths:
             raise UserError(f"{folder} contains no images ({', '.join(images.IMAGE_EXTENSIONS)}); "
                             "point to a folder of frames.")
@@ -212,7 +231,7 @@ class _Stager:
         return _Video(vid, folder, "images", times - times[0],
                       float(times[0]) if times[0] > 1e8 else 0.0, out.close(),
                       stems=[os.path.splitext(os.path.basename(p))[0] for p in paths],
-                      name_order=order)
+                      name_order=order, native=native)
 
     def _synthetic(self, vid: int, spec: str) -> _Video:
         from tlgen.data.synthetic import make_scene
@@ -273,7 +292,9 @@ class _Stager:
         out = self._writer(video.id, "masks", self.size, np.uint8)
         values = set()
         for path in paths:
-            mask = images.resize_crop(images.read_mask(path), self.size, nearest=True)
+            mask = images.read_mask(path)
+            _check_mask_covers(mask.shape, video, path)
+            mask = images.resize_crop(mask, self.size, nearest=True)
             values.update(np.unique(mask).tolist())
             out.append(mask)
         masks = out.close()
@@ -389,7 +410,7 @@ def _check_output(out: str, overwrite: bool, inputs: Sequence[str]) -> None:
                         "another --out.")
     if os.path.exists(out) and not os.path.isdir(out):
         raise UserError(f"--out {out} is a file, not a dataset folder; choose another --out.")
-    if os.path.exists(out) and not os.path.isfile(os.path.join(out, "tlgen.json")):
+    if os.path.exists(out) and not is_dataset(out):
         raise UserError(f"--overwrite replaces only a tlgen dataset, and {out} is not one (no "
                         "tlgen.json); choose another --out.")
 

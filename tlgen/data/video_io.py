@@ -58,8 +58,7 @@ def probe_video(path: str) -> VideoInfo:
         what = "is a folder" if os.path.isdir(path) else "does not exist"
         raise UserError(f"{path} {what}; give the path of a video file.")
     if os.path.getsize(path) == 0:
-        raise UserError(f"{path} is empty (0 bytes); give a video file or remove it from the "
-                        "sources.")
+        raise UserError(f"{path} is empty (0 bytes); give a complete video file.")
     reader = imageio_ffmpeg.read_frames(path)
     try:
         with _exec_follows_fork():

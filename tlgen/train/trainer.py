@@ -26,6 +26,7 @@ from tlgen import family as family_lib
 from tlgen import checkpoint as checkpoint_lib
 from tlgen.checkpoint import Checkpointer
 from tlgen.data.dataset import data_identity
+from tlgen.data.layout import is_dataset
 from tlgen.errors import DivergedError, StorageError, TlgenError, UserError
 from tlgen.files import check_output_folder
 from tlgen.lock import WorkdirLock
@@ -205,6 +206,21 @@ class Engine:
         return self._sample(state, batch, rng, self.frozen)
 
 
+def _check_loop(config, workdir: str) -> None:
+    """UserError for loop settings no run can follow (steps, frequencies, `nonfinite`) and for
+    a `workdir` that is a prepared dataset."""
+    if int(config.total_steps) < 1:
+        raise UserError(f"config.total_steps is {config.total_steps}; train for 1 step or more.")
+    tc = config.train
+    for key in ("log_every", "ckpt_every", "eval_every", "eval_batches", "sample_every"):
+        if int(tc[key]) < 0:
+            raise UserError(f"config.train.{key} is {tc[key]}; use 0 (never) or a positive number of steps.")
+    if tc.nonfinite not in ("skip", "stop"):
+        raise UserError(f"config.train.nonfinite is {tc.nonfinite!r}; use 'skip' or 'stop'.")
+    if is_dataset(workdir):
+        raise UserError(f"--workdir {workdir} is a prepared dataset; give the run a folder of its own.")
+
+
 def _check_resumable(config, workdir: str) -> None:
     """UserError when `workdir` holds a run of another config (keys that may change aside)."""
     path = os.path.join(workdir, "config.json")
@@ -288,8 +304,7 @@ def train(config, workdir: str) -> dict:
     initialize_distributed()
     check_output_folder(workdir, "--workdir")
     workdir = os.path.abspath(workdir)
-    if config.train.nonfinite not in ("skip", "stop"):
-        raise UserError(f"config.train.nonfinite is {config.train.nonfinite!r}; use 'skip' or 'stop'.")
+    _check_loop(config, workdir)
     _check_resumable(config, workdir)
     data = _check_same_data(config, workdir)
     # Everything the config names (family, mesh, frozen networks' files, dataset) is checked

@@ -93,6 +93,9 @@ def render_timelapse(synth: Synthesizer, start_time: float, args: argparse.Names
             "its nearest end", t0, t1, times[0], times[-1])
     insert_from = (parse_time(args.insert_from, start_time, 0.0, "--from")
                    if args.insert_from is not None else None)
+    if insert_from is not None and not times[0] <= insert_from <= times[-1]:
+        raise UserError(f"--from {insert_from:g} s lies outside the video's {times[0]:g}-"
+                        f"{times[-1]:g} s; take the band from a time within it.")
     try:
         return synth.timelapse(t0, t1, args.frames, mode=args.mode, keep_bins=args.keep_bins,
                                min_period=args.min_period, interp=args.interp,
