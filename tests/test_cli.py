@@ -54,6 +54,10 @@ def test_console_script_runs_as_module():
      "{tmp}/partial/config.json has no variant, seed, total_steps, dtype, train, mesh, data, model: "
      "it is not a whole `tlgen train` config"),
     (["train", "--workdir", "{tmp}/partial"], "{tmp}/partial/config.json has no variant"),
+    (["timelapse", "--workdir", "{tmp}/missing", "--out", "{tmp}/t.mp4", "--interp", "lerp"],
+     "--interp goes with --mode interpolate; this timelapse is --mode subsample."),
+    (["timelapse", "--workdir", "{tmp}/missing", "--out", "{tmp}/t.mp4", "--mode", "interpolate",
+      "--segment", "4"], "--segment goes with --mode multiscale; this timelapse is --mode interpolate."),
     (["timelapse", "--workdir", "{tmp}/missing", "--out", "{tmp}/t.mp4", "--min-period", "0"],
      "--min-period 0 must be a positive number of seconds."),
     (["timelapse", "--workdir", "{tmp}/missing", "--out", "{tmp}/t.mp4", "--mode", "multiscale",

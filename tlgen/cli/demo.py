@@ -90,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
             argv += ["--sheet", os.path.join(out, "contact_sheet.png"),
                      "--npz", os.path.join(out, "timelapse_subsample.npz")]
         args = parser.parse_args(argv)
+        timelapse_cli.check_arguments(args)
         timelapse_cli.write(args, inference.render_timelapse(synth, start_time, args))
         paths.append(target)
     eval_dir = os.path.join(workdir, "eval")

@@ -43,11 +43,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="drop changes faster than this (default: the output frame interval; "
                            "multiscale keeps every bin)")
     mask.add_argument("--keep-bins", type=int, default=None, metavar="K", help="keep bins 0..K-1")
-    parser.add_argument("--interp", choices=("slerp", "lerp"), default="slerp",
+    parser.add_argument("--interp", choices=("slerp", "lerp"), default=None,
                         help="interpolation for --mode interpolate (default slerp)")
-    parser.add_argument("--keyframes", type=int, default=8, metavar="N",
+    parser.add_argument("--keyframes", type=int, default=None, metavar="N",
                         help="keyframes for --mode interpolate (default 8)")
-    parser.add_argument("--segment", type=int, default=16, metavar="N",
+    parser.add_argument("--segment", type=int, default=None, metavar="N",
                         help="multiscale: frames per segment of the fast bins' own clocks, each centred on the slow clock (default 16)")
     parser.add_argument("--remove-band", type=int, default=None, metavar="K",
                         help="replace bin K by its time average")
@@ -71,6 +71,12 @@ def check_arguments(args: argparse.Namespace) -> None:
     from tlgen.errors import UserError
     if args.frames < 2:
         raise UserError(f"--frames {args.frames}: a timelapse needs at least 2 frames.")
+    for flag, value, mode, default in (("--interp", args.interp, "interpolate", "slerp"),
+                                       ("--keyframes", args.keyframes, "interpolate", 8),
+                                       ("--segment", args.segment, "multiscale", 16)):
+        if value is not None and args.mode != mode:
+            raise UserError(f"{flag} goes with --mode {mode}; this timelapse is --mode {args.mode}.")
+        setattr(args, flag[2:], default if value is None else value)
     if args.mode == "interpolate" and not 2 <= args.keyframes <= args.frames:
         raise UserError(f"--keyframes {args.keyframes}: interpolation needs from 2 keyframes up to "
                         f"--frames ({args.frames}).")
