@@ -326,10 +326,21 @@ def test_video_frames_read_each_record_once_up_to_the_cache_size(city, monkeypat
     assert len(reads) == 4
 
 
-@pytest.mark.parametrize("count", [1, 2, 7, 48])
+@pytest.mark.parametrize("count", [1, 2, 7, 48, 100, 256])
 def test_frame_median_is_numpys_median(count):
     frames = np.random.default_rng(count).integers(0, 256, (count, 5, 6, 3), dtype=np.uint8)
+    frames[:, 0, 0] = 7                                              # ties
     for x in (frames, frames.astype(np.float32) / 255):
         got = frame_median(x)
         assert got.dtype == np.float32 and got.shape == (5, 6, 3)
         np.testing.assert_array_equal(got, np.median(x.astype(np.float32), axis=0))
+
+
+def test_the_median_network_finds_the_middle_of_every_binary_sequence():
+    """The 0-1 principle: a compare-exchange network puts the right values in the middle places
+    for every input when it does for every sequence of zeros and ones (all 2^n, n <= 14)."""
+    for n in range(1, 15):
+        bits = ((np.arange(2 ** n)[None] >> np.arange(n)[:, None]) & 1).astype(np.uint8)  # (n, 2^n)
+        want = np.sort(bits, axis=0)[[(n - 1) // 2, n // 2]]
+        got = frame_median(bits[:, :, None, None]).reshape(-1)
+        np.testing.assert_array_equal(got, want.astype(np.float32).mean(axis=0), err_msg=f"n={n}")

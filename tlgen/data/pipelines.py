@@ -24,8 +24,8 @@ import grain
 import numpy as np
 
 from tlgen.data import flow as flow_lib
-from tlgen.data.dataset import (BACKGROUND_FRAMES, Block, cell_means, open_dataset, period_mean,
-                                squared_distances, summary_image, within_window)
+from tlgen.data.dataset import (BACKGROUND_FRAMES, Block, cell_means, frame_median, open_dataset,
+                                period_mean, squared_distances, summary_image, within_window)
 from tlgen.errors import UserError
 
 
@@ -142,7 +142,7 @@ class _PairElement(_Reader):
         n = BACKGROUND_FRAMES
         spans = [(0, block.count)] + [(a, min(a + n, block.count))
                                       for a in range(0, max(block.count - n, 0) + 1, n // 2)]
-        return [(a, z, summary_image(self.reader(block.start + a), z - a, np.median, n))
+        return [(a, z, summary_image(self.reader(block.start + a), z - a, frame_median, n))
                 for a, z in dict.fromkeys(spans)]
 
     def _period_means(self, block: Block, window: float, period: float):

@@ -42,8 +42,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tlgen.data.dataset import (BACKGROUND_FRAMES, PHASE_FRAMES, nearest_medians, period_mean,
-                                period_phase, squared_distances, summary_image)
+from tlgen.data.dataset import (BACKGROUND_FRAMES, PHASE_FRAMES, frame_median, nearest_medians,
+                                period_mean, period_phase, squared_distances, summary_image)
 from tlgen.models import timescale_ae as ae
 from tlgen.models.pixels import to_uint8
 
@@ -204,7 +204,7 @@ class Synthesizer:
         if not model.background:
             self.background = None
         elif self.background is None:
-            self.background = summary_image(self.get_frames, len(self.frame_times), np.median,
+            self.background = summary_image(self.get_frames, len(self.frame_times), frame_median,
                                             BACKGROUND_FRAMES)
         self._encode = functools.partial(_apply, model, ae.TimescaleAE.encode)
         self._decode = lambda params, codes: _apply(model, ae.TimescaleAE.decode, params, codes,
