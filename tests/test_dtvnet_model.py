@@ -94,6 +94,13 @@ def test_warp_zero_flow_is_identity_and_integer_shift_moves_pixels():
     np.testing.assert_allclose(half[:, :, :6], (img[:, :, :6] + img[:, :, 1:]) / 2, atol=1e-6)
 
 
+def test_a_bfloat16_flow_samples_where_its_float32_copy_does_on_wide_frames():
+    columns = jnp.broadcast_to(jnp.arange(600.0)[None, :, None], (4, 600, 1))  # bf16 holds no 257
+    flow = jax.random.normal(jax.random.key(1), (4, 600, 2)).astype(jnp.bfloat16)
+    np.testing.assert_array_equal(warp(columns, jnp.zeros_like(flow)), columns)
+    np.testing.assert_array_equal(warp(columns, flow), warp(columns, flow.astype(jnp.float32)))
+
+
 def test_resize_flow_rescales_vectors():
     flow = jnp.broadcast_to(jnp.array([2.0, 4.0]), (3, 32, 16, 2))
     out = resize_flow(flow, (16, 4))

@@ -54,6 +54,10 @@ def _blur(x: jax.Array) -> jax.Array:
 def ssim_components(a: jax.Array, b: jax.Array, max_val: float = 1.0):
     """Mean luminance-contrast-structure SSIM and contrast-structure term, per
     image and channel: two arrays of shape (N, C) for inputs (N, H, W, C)."""
+    if a.shape != b.shape:
+        raise ValueError(f"SSIM compares images of one shape, got {a.shape} and {b.shape}")
+    if min(a.shape[1:3]) < WINDOW_SIZE:
+        raise ValueError(f"images of {a.shape[1:3]} px are smaller than the {WINDOW_SIZE}-px SSIM window")
     c1 = (0.01 * max_val) ** 2
     c2 = (0.03 * max_val) ** 2
     a = a.astype(jnp.float32)

@@ -39,7 +39,7 @@ from flax import linen as nn
 
 from tlgen.models.layers import (Conv3dPyramid, EqualizedDense, SubpixelConvTranspose,
                                  VideoDiscriminator, adain, instance_norm)  # noqa: F401  (DTVNet's critic)
-from tlgen.models.pixels import to_model_range, to_uint8  # noqa: F401  (part of this module's API)
+from tlgen.models.pixels import check_pixels, to_model_range, to_uint8  # noqa: F401  (part of this module's API)
 
 Dtype = Any
 Variables = dict
@@ -124,6 +124,7 @@ class Generator(nn.Module):
 
     @nn.compact
     def __call__(self, image: jax.Array, motion: jax.Array, train: bool = False):
+        check_pixels(image, "image", "(B, H, W, 3)")
         if image.shape[1] % 2 or image.shape[2] % 2:
             raise ValueError(f"image height and width must be even, got {image.shape[1:3]}")
         dt, t = self.dtype, self.num_frames
@@ -182,6 +183,7 @@ class FlowEncoder(nn.Module):
 
     @nn.compact
     def __call__(self, flows: jax.Array, train: bool = False) -> jax.Array:
+        check_pixels(flows, "flows", "(B, T, H, W, 2)", scale="pixels")
         x = Conv3dPyramid(self.base_width, self.max_width, self.max_width, norm="batch",
                           activate_first=False, dtype=self.dtype, name="pyramid")(flows, train)
         x = nn.Dense(self.motion_dim, dtype=self.dtype, name="fc")(x)

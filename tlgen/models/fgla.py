@@ -29,6 +29,7 @@ from flax import linen as nn
 
 from tlgen.models.flow_ops import warp
 from tlgen.models.layers import instance_norm
+from tlgen.models.pixels import check_pixels
 
 Dtype = Any
 
@@ -95,6 +96,10 @@ class MotionEncoder(nn.Module):
 
     @nn.compact
     def __call__(self, flow, masks):
+        check_pixels(flow, "flow", "(B, H, W, 2)", scale="pixels")
+        if masks.ndim != 4 or masks.shape[0] != flow.shape[0] or masks.shape[2:] != flow.shape[1:3]:
+            raise ValueError(f"masks must be (B, R, H, W) for flow {tuple(flow.shape)}; got shape "
+                             f"{tuple(masks.shape)}.")
         b, r = masks.shape[:2]
         if not self.per_region:
             masks = jnp.ones((b, 1) + masks.shape[2:], masks.dtype)
@@ -133,6 +138,11 @@ class MotionGenerator(nn.Module):
 
     @nn.compact
     def __call__(self, image, latents_map):
+        check_pixels(image, "image", "(B, H, W, 3)")
+        step = 2 ** (len(self.widths) - 1)
+        if image.shape[1] % step or image.shape[2] % step:
+            raise ValueError(f"image height and width must be multiples of {step} (one halving per "
+                             f"width after the first); got {image.shape[1:3]}.")
         conv = lambda f, name, s=1: nn.Conv(f, (3, 3), (s, s), padding=((1, 1), (1, 1)),
                                             dtype=self.dtype, name=name)
         x = jnp.concatenate([image, latents_map], axis=-1).astype(self.dtype)

@@ -17,8 +17,11 @@ def warp(image: jax.Array, flow: jax.Array) -> jax.Array:
     Border handling: sample coordinates are clamped to the image ("replicate" border), so
     pixels pulled from outside the frame repeat the nearest edge pixel. Shapes: image
     (..., H, W, C), flow (..., H, W, 2); leading axes must match. Differentiable in both.
+    Sample positions are computed in float32 at least (bfloat16 cannot hold pixel positions
+    past 256).
     """
     height, width = image.shape[-3], image.shape[-2]
+    flow = flow.astype(jnp.promote_types(flow.dtype, jnp.float32))
     ys, xs = jnp.meshgrid(jnp.arange(height, dtype=flow.dtype),
                           jnp.arange(width, dtype=flow.dtype), indexing="ij")
     x = jnp.clip(xs + flow[..., 0], 0, width - 1)

@@ -45,6 +45,7 @@ import scipy.signal
 from flax import linen as nn
 
 from tlgen.models.layers import EqualizedDense, conv3d, downsample2, upfirdn, upsample2_fir
+from tlgen.models.pixels import check_pixels
 from tlgen.models.stylegan_v import CLAMP, Mapping, clamp, lrelu
 
 Dtype = Any
@@ -351,6 +352,7 @@ class Discriminator(nn.Module):
 
     @nn.compact
     def __call__(self, video: jax.Array) -> jax.Array:
+        check_pixels(video, "video", "(B, T, H, W, 3)")
         b, t, h, w, _ = video.shape
         if t != self.frames:
             raise ValueError(f"the discriminator takes clips of {self.frames} frames, not {t}")

@@ -42,6 +42,7 @@ from flax import linen as nn
 
 from tlgen.models.layers import EqualizedConv, EqualizedDense, modulated_conv, upfirdn
 from tlgen.models.long_video import kaiser_taps, pad_square
+from tlgen.models.pixels import check_pixels
 from tlgen.models.stylegan_v import CLAMP, Mapping, channels, clamp, lrelu, residual_down_block
 
 Dtype = Any
@@ -201,6 +202,11 @@ class Generator(nn.Module):
 
     @nn.compact
     def __call__(self, lowres: jax.Array, z: jax.Array) -> jax.Array:
+        check_pixels(lowres, "lowres", "(B, T, h, w, 3)")
+        if lowres.shape[1] < 2 * self.context + 1:
+            raise ValueError(f"lowres has {lowres.shape[1]} frames; each output frame needs "
+                             f"{self.context} low-res frames of context on either side, so give "
+                             f"at least {2 * self.context + 1}.")
         b, t_in, h, w, _ = lowres.shape
         if (h, w) != self.lowres_size:
             raise ValueError(f"low-resolution frames are {h}x{w}, the generator takes "
@@ -246,6 +252,8 @@ class Discriminator(nn.Module):
 
     @nn.compact
     def __call__(self, lowres_up: jax.Array, frames: jax.Array) -> jax.Array:
+        check_pixels(frames, "frames", "(B, T, H, W, 3)")
+        check_pixels(lowres_up, "lowres_up", "(B, T, H, W, 3)")
         x = einops.rearrange(jnp.concatenate([lowres_up, frames], axis=-1), "b f h w c -> b h w (c f)")
         _, h, w, _ = x.shape
         res = max(h, w)

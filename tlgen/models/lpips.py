@@ -70,6 +70,9 @@ class LPIPS(nn.Module):
     def __call__(self, a, b):
         n = a.shape[0]
         taps = self.features(jnp.concatenate([a, b], axis=0).astype(jnp.float32))
+        if any(0 in f.shape[1:3] for f in taps):
+            raise ValueError(f"images of {a.shape[1]}x{a.shape[2]} px leave LPIPS-{self.net}'s deepest "
+                             "features empty; give larger images.")
         total = 0.0
         for i, f in enumerate(taps):
             f = f / (jnp.sqrt(jnp.sum(f * f, axis=-1, keepdims=True)) + 1e-10)

@@ -10,6 +10,19 @@ def to_model_range(images: jax.Array | np.ndarray) -> jax.Array:
     return jnp.asarray(images, jnp.float32) / 127.5 - 1.0
 
 
+def check_pixels(x: jax.Array, what: str, layout: str, scale: str = "[-1, 1]") -> None:
+    """ValueError unless `x` has the rank of `layout` (e.g. "(B, 3, H, W, 3)", and its sizes
+    where the layout names a number); TypeError unless it holds floats (uint8 values would run through a
+    network unchanged). `scale` is the range the caller takes, named in the message."""
+    sizes = [s.strip() for s in layout.strip("()").split(",")]
+    if x.ndim != len(sizes) or any(s.isdigit() and n != int(s) for s, n in zip(sizes, x.shape)):
+        raise ValueError(f"{what} must be {layout}; got shape {tuple(x.shape)}.")
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        convert = ("tlgen.models.pixels.to_model_range converts uint8" if scale == "[-1, 1]"
+                   else "divide uint8 by 255")
+        raise TypeError(f"{what} holds {x.dtype}; give floats in {scale} ({convert}).")
+
+
 def to_uint8(x: jax.Array) -> jax.Array:
     """Model output in [-1, 1] -> uint8 in [0, 255] (rounded, clipped)."""
     return jnp.clip(jnp.round((x.astype(jnp.float32) + 1.0) * 127.5), 0, 255).astype(jnp.uint8)

@@ -40,6 +40,7 @@ from flax import linen as nn
 
 from tlgen.models.layers import (EqualizedConv, EqualizedDense, minibatch_stddev,
                                  modulated_conv, upsample2_fir)
+from tlgen.models.pixels import check_pixels
 
 Dtype = Any
 SQRT2 = math.sqrt(2.0)
@@ -98,12 +99,28 @@ def linspaced_frequencies(num: int, min_period: float, max_period: float) -> np.
     return (2 * np.pi / periods)[::-1].astype(np.float32)
 
 
+def _check_covered(idx: jax.Array, anchors: int, min_period: float, first) -> None:
+    """ValueError when concrete anchor indices `idx` (the left anchor of each time) fall
+    outside the `anchors` the codes make (each time needs its left and right anchor)."""
+    if isinstance(idx, jax.core.Tracer) or isinstance(first, jax.core.Tracer) or not idx.size:
+        return
+    lo, hi = int(jnp.min(idx)), int(jnp.max(idx))
+    if lo < 0 or hi + 1 >= anchors:
+        first = int(first)
+        raise ValueError(
+            f"times from {(lo + first) * min_period:g} to {(hi + first + 1) * min_period:g} frames "
+            f"need the motion codes of anchors {lo + first}..{hi + first + 1}; the codes given "
+            f"(from index {first}) make anchors {first}..{first + anchors - 1}: pass "
+            f"`codes_for(t_max)` codes from index floor(t_min / min_period).")
+
+
 class Motion(nn.Module):
     """Motion noise codes + frame times -> the acyclic positional embedding v(t), (B, F, 2*dim).
 
     codes (B, L, z_dim): the noise codes with indices first..first+L-1 (anchor k sits at time
     k * min_period); t (B, F) float times in frames, with first * min_period <= t and
-    L >= floor(t / min_period) - first + 2 + 2 * (kernel - 1).
+    L >= floor(t / min_period) - first + 2 + 2 * (kernel - 1). Called outside `jax.jit`, times
+    the codes do not cover raise ValueError (under jit they give NaN frames).
     """
     z_dim: int = 512
     dim: int = 256
@@ -122,6 +139,7 @@ class Motion(nn.Module):
         t = t.astype(jnp.float32)
         left = jnp.floor(t / d)
         idx = (left - jnp.asarray(first, jnp.float32)).astype(jnp.int32)          # (B, F)
+        _check_covered(idx, codes.shape[1] - 2 * (self.kernel - 1), d, first)
         u_left = jnp.take_along_axis(traj, idx[..., None], axis=1).astype(jnp.float32)
         u_right = jnp.take_along_axis(traj, idx[..., None] + 1, axis=1).astype(jnp.float32)
         t_left = left * d
@@ -208,6 +226,9 @@ class Generator(nn.Module):
     @nn.compact
     def __call__(self, z: jax.Array, codes: jax.Array, t: jax.Array,
                  first: jax.Array | int = 0) -> jax.Array:
+        if t.ndim != 2 or codes.ndim != 3:
+            raise ValueError(f"t must be (B, F) frame times and codes (B, L, z_dim); got "
+                             f"{t.shape} and {codes.shape}.")
         b, f = t.shape
         w = Mapping(self.w_dim, self.mapping_layers, dtype=self.dtype, name="mapping")(z)
         v = Motion(codes.shape[-1], self.time_dim, self.motion_kernel, self.min_period,
@@ -265,6 +286,7 @@ class Discriminator(nn.Module):
 
     @nn.compact
     def __call__(self, frames: jax.Array, t: jax.Array) -> jax.Array:
+        check_pixels(frames, "frames", "(B, F, H, W, 3)")
         b, f = frames.shape[:2]
         ch = lambda res: channels(res, self.channel_base, self.channel_max)
         x = einops.rearrange(frames, "b f h w c -> (b f) h w c").astype(self.dtype)

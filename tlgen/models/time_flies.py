@@ -27,6 +27,7 @@ from flax import linen as nn
 
 from tlgen.models import vgg19
 from tlgen.models.layers import haar_unpool
+from tlgen.models.pixels import check_pixels
 
 EPS = 1e-5
 
@@ -98,6 +99,7 @@ class VideoEncoder(nn.Module):
 
     @nn.compact
     def __call__(self, clip: jax.Array) -> tuple[jax.Array, jax.Array]:
+        check_pixels(clip, "clip", "(B, 3, H, W, 3)", scale="[0, 1]")
         x = einops.rearrange(vgg19.normalize(clip.astype(jnp.float32)), "b f h w c -> b h w (f c)")
         relu1_1 = nn.relu(vgg19.conv3x3(x.astype(self.dtype), 64, "conv1_1", "zero", self.dtype))
         x = nn.relu(vgg19.conv3x3(relu1_1, 64, "conv1_2", "zero", self.dtype))

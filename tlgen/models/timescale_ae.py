@@ -116,6 +116,8 @@ class TimescaleAE(nn.Module):
 
     def encode(self, frames: jax.Array) -> jax.Array:
         """(B, H, W, 3) uint8 or float in [-1, 1] -> w (B, M, h, w, c) float32."""
+        if jnp.ndim(frames) != 4 or jnp.shape(frames)[-1] != 3:
+            raise ValueError(f"frames must be (B, H, W, 3); got shape {tuple(jnp.shape(frames))}.")
         x = as_model_input(frames).astype(self.dtype)
         x = self.enc_stem(x)
         for i, blocks in enumerate(self.enc_blocks):

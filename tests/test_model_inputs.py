@@ -1,0 +1,81 @@
+"""What the model functions say about inputs they cannot take: a readable sentence at the call,
+not an XLA shape error deep in the network, NaN frames, or uint8 values run through a network
+that takes floats in [-1, 1]."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from tlgen import config as config_lib
+from tlgen.models import fgla, long_video_sr, stylegan_v, timescale_ae
+from tlgen.models.pixels import check_pixels
+
+
+def test_check_pixels_names_the_layout_the_shape_and_the_conversion():
+    check_pixels(jnp.zeros((2, 3, 8, 8, 3)), "clip", "(B, 3, H, W, 3)")
+    with pytest.raises(ValueError, match=r"^clip must be \(B, 3, H, W, 3\); got shape \(2, 2, 8, 8, 3\)\.$"):
+        check_pixels(jnp.zeros((2, 2, 8, 8, 3)), "clip", "(B, 3, H, W, 3)")
+    with pytest.raises(ValueError, match=r"got shape \(8, 8, 3\)"):
+        check_pixels(jnp.zeros((8, 8, 3)), "image", "(B, H, W, 3)")
+    with pytest.raises(TypeError, match=r"^image holds uint8; give floats in \[-1, 1\] "
+                                        r"\(tlgen.models.pixels.to_model_range converts uint8\)\.$"):
+        check_pixels(jnp.zeros((1, 8, 8, 3), jnp.uint8), "image", "(B, H, W, 3)")
+    with pytest.raises(TypeError, match=r"give floats in \[0, 1\] \(divide uint8 by 255\)"):
+        check_pixels(jnp.zeros((1, 3, 8, 8, 3), jnp.uint8), "clip", "(B, 3, H, W, 3)", scale="[0, 1]")
+
+
+def test_stylegan_v_refuses_times_its_motion_codes_do_not_cover_outside_jit():
+    cfg = config_lib.load("configs/stylegan_v_clouds.py:tiny").model
+    g = stylegan_v.generator(cfg)
+    key = jax.random.key(0)
+    z = jax.random.normal(key, (1, cfg.z_dim))
+    codes = stylegan_v.motion_codes(key, 0, g.codes_for(5.5), cfg.z_dim)[None]
+    params = g.init(key, z, codes, jnp.array([[0.0, 5.5]]))["params"]          # covered: fine
+    anchors = codes.shape[1] - 2 * (cfg.motion_kernel - 1)
+    late = anchors * cfg.min_period                     # the first time past the last anchor pair
+    for t in ([[0.0, late]], [[-1.0]]):
+        with pytest.raises(ValueError, match=r"need the motion codes of anchors .*pass `codes_for\(t_max\)`"):
+            g.apply({"params": params}, z, codes, jnp.array(t))
+    with pytest.raises(ValueError, match=r"t must be \(B, F\) frame times and codes \(B, L, z_dim\); got \(2,\)"):
+        g.apply({"params": params}, z, codes, jnp.array([0.0, 1.0]))
+    d = stylegan_v.discriminator(cfg, num_frames=3)
+    frames = jnp.zeros((1, 3, cfg.resolution, cfg.resolution, 3), jnp.uint8)
+    with pytest.raises(TypeError, match="frames holds uint8"):
+        d.init(key, frames, jnp.zeros((1, 3)))
+
+
+def test_the_super_resolution_generator_needs_its_context_and_fgla_its_masks_and_sizes():
+    cfg = config_lib.load("configs/long_video_sr_city.py:tiny").model
+    g = long_video_sr.generator(cfg)
+    h, w = cfg.size[0] // cfg.scale, cfg.size[1] // cfg.scale
+    short = jnp.zeros((1, 2 * g.context, h, w, 3))
+    with pytest.raises(ValueError, match=f"lowres has {2 * g.context} frames; .* at least {2 * g.context + 1}"):
+        jax.eval_shape(lambda x: g.init(jax.random.key(0), x, jnp.zeros((1, cfg.z_dim))), short)
+    encoder = fgla.MotionEncoder(widths=(8, 16))
+    flow = jnp.zeros((2, 16, 16, 2))
+    with pytest.raises(ValueError, match=r"masks must be \(B, R, H, W\) for flow \(2, 16, 16, 2\); got shape \(2, 16, 16\)"):
+        jax.eval_shape(lambda: encoder.init(jax.random.key(0), flow, jnp.zeros((2, 16, 16))))
+    generator = fgla.MotionGenerator(widths=(8, 16, 32))
+    with pytest.raises(ValueError, match=r"multiples of 4 .* got \(18, 18\)"):
+        jax.eval_shape(lambda: generator.init(jax.random.key(0), jnp.zeros((1, 18, 18, 3)), jnp.zeros((1, 18, 18, 2))))
+
+
+def test_timescale_encode_names_the_frames_layout():
+    cfg = config_lib.load("configs/timescale_ae_synthetic.py:tiny").model
+    params = jax.eval_shape(lambda: timescale_ae.init(jax.random.key(0), cfg))
+    with pytest.raises(ValueError, match=r"frames must be \(B, H, W, 3\); got shape \(1, 2, 64, 64, 3\)\."):
+        jax.eval_shape(lambda p: timescale_ae.encode(p, jnp.zeros((1, 2, 64, 64, 3)), cfg=cfg), params)
+
+
+def test_ssim_and_lpips_refuse_what_they_cannot_measure():
+    from tlgen.metrics.image import ssim
+    from tlgen.models.lpips import LPIPS
+    with pytest.raises(ValueError, match="smaller than the 11-px SSIM window"):
+        ssim(jnp.zeros((1, 8, 8, 3)), jnp.zeros((1, 8, 8, 3)))
+    with pytest.raises(ValueError, match=r"SSIM compares images of one shape"):
+        ssim(jnp.zeros((2, 16, 16, 3)), jnp.zeros((1, 16, 16, 3)))
+    x = jnp.zeros((1, 16, 16, 3))
+    with pytest.raises(ValueError, match="16x16 px leave LPIPS-alex's deepest features empty"):
+        jax.eval_shape(lambda: LPIPS("alex").init(jax.random.key(0), x, x))
+    assert np.isfinite(float(ssim(jnp.ones((1, 16, 16, 3)), jnp.ones((1, 16, 16, 3)))[0]))
