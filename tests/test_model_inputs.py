@@ -26,23 +26,22 @@ def test_check_pixels_names_the_layout_the_shape_and_the_conversion():
 
 
 def test_stylegan_v_refuses_times_its_motion_codes_do_not_cover_outside_jit():
-    cfg = config_lib.load("configs/stylegan_v_clouds.py:tiny").model
-    g = stylegan_v.generator(cfg)
+    motion = stylegan_v.Motion(z_dim=4, dim=4, kernel=3, min_period=8.0, max_period=64.0)
     key = jax.random.key(0)
-    z = jax.random.normal(key, (1, cfg.z_dim))
-    codes = stylegan_v.motion_codes(key, 0, g.codes_for(5.5), cfg.z_dim)[None]
-    params = g.init(key, z, codes, jnp.array([[0.0, 5.5]]))["params"]          # covered: fine
-    anchors = codes.shape[1] - 2 * (cfg.motion_kernel - 1)
-    late = anchors * cfg.min_period                     # the first time past the last anchor pair
-    for t in ([[0.0, late]], [[-1.0]]):
+    codes = stylegan_v.motion_codes(key, 0, 8, 4)[None]          # 8 codes: anchors 0..3
+    params = motion.init(key, codes, jnp.array([[0.0, 23.5]]))["params"]  # anchors 0..3: fine
+    for t in ([[0.0, 24.0]], [[-1.0]]):                          # anchors 3..4, -1..0
         with pytest.raises(ValueError, match=r"need the motion codes of anchors .*pass `codes_for\(t_max\)`"):
-            g.apply({"params": params}, z, codes, jnp.array(t))
+            motion.apply({"params": params}, codes, jnp.array(t))
+    assert jnp.all(jnp.isfinite(jax.jit(lambda c, t: motion.apply({"params": params}, c, t))(
+        codes, jnp.array([[0.0, 23.5]]))))
+    cfg = config_lib.load("configs/stylegan_v_clouds.py:tiny").model
+    z, t = jnp.zeros((1, cfg.z_dim)), jnp.array([0.0, 1.0])
     with pytest.raises(ValueError, match=r"t must be \(B, F\) frame times and codes \(B, L, z_dim\); got \(2,\)"):
-        g.apply({"params": params}, z, codes, jnp.array([0.0, 1.0]))
-    d = stylegan_v.discriminator(cfg, num_frames=3)
+        jax.eval_shape(lambda: stylegan_v.generator(cfg).init(key, z, jnp.zeros((1, 30, cfg.z_dim)), t))
     frames = jnp.zeros((1, 3, cfg.resolution, cfg.resolution, 3), jnp.uint8)
     with pytest.raises(TypeError, match="frames holds uint8"):
-        d.init(key, frames, jnp.zeros((1, 3)))
+        jax.eval_shape(lambda: stylegan_v.discriminator(cfg, num_frames=3).init(key, frames, jnp.zeros((1, 3))))
 
 
 def test_the_super_resolution_generator_needs_its_context_and_fgla_its_masks_and_sizes():
