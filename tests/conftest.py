@@ -72,13 +72,15 @@ def fill_disk(path, leave_kib: int = 0) -> None:
 
 # The slowest files first (longest-first packing): with `--dist loadfile --no-loadscope-reorder`
 # xdist hands files to the workers in this order, so no long file starts when the rest is done.
-SLOWEST_FIRST = ("test_long_video_family.py", "test_dtvnet_family.py", "test_stylegan_v_model.py",
-                 "test_engine_trainer.py", "test_stylegan_v_family.py", "test_colab_quickstart.py",
-                 "test_bench_peers.py", "test_time_flies_family.py", "test_demo.py",
-                 "test_engine_multihost.py", "test_colab_generate.py", "test_metric_statistics.py",
-                 "test_timescale_family.py", "test_long_video_sr_model.py", "test_colab_animate.py",
-                 "test_fgla_family.py", "test_colab_fgla.py", "test_time_flies_model.py",
-                 "test_metric_networks.py")
+SLOWEST_FIRST = ("test_long_video_family.py", "test_bench_peers.py", "test_stylegan_v_family.py",
+                 "test_parallel_gans.py", "test_dtvnet_family.py", "test_colab_quickstart.py",
+                 "test_timescale_family.py", "test_metric_statistics.py", "test_demo.py",
+                 "test_engine_trainer.py", "test_time_flies_family.py", "test_engine_multihost.py",
+                 "test_colab_generate.py", "test_stylegan_v_model.py", "test_colab_animate.py",
+                 "test_colab_fgla.py", "test_fgla_family.py", "test_losses_timescale.py",
+                 "test_metric_networks.py", "test_ada_augment.py", "test_readme.py",
+                 "test_long_video_sr_model.py", "test_long_video_model.py", "test_parallel_timescale.py",
+                 "test_family_interface.py", "test_time_flies_model.py", "test_dtvnet_model.py")
 
 
 def pytest_collection_modifyitems(items):
