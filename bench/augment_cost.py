@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import sys
 
@@ -23,7 +22,7 @@ import jax.numpy as jnp  # noqa: E402
 
 from tlgen.bench.harness import environment  # noqa: E402
 from tlgen.bench.peak import cost_flops, matmul_peak  # noqa: E402
-from tlgen.bench.report import write_json  # noqa: E402
+from tlgen.bench.report import append_json  # noqa: E402
 from tlgen.bench.timing import median, time_calls  # noqa: E402
 from tlgen.train.gan import AUGMENT_OPS  # noqa: E402
 
@@ -55,8 +54,7 @@ def main() -> int:
                   f"gradient {row['gradient']['median_s'] * 1e3:8.1f} ms", flush=True)
     record = {"date": datetime.date.today().isoformat(), "environment": environment(), "peak": peak,
               "steps": args.steps, "rows": rows}
-    old = json.load(open(args.out)) if os.path.exists(args.out) else []
-    write_json(old + [record], args.out)
+    append_json(record, args.out)
     return 0
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import sys
 
@@ -21,7 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 
 from tlgen.bench.harness import environment  # noqa: E402
-from tlgen.bench.report import write_json  # noqa: E402
+from tlgen.bench.report import append_json  # noqa: E402
 from tlgen.bench.timing import median, time_calls  # noqa: E402
 from tlgen.data.dataset import frame_median  # noqa: E402
 
@@ -56,8 +55,7 @@ def main() -> int:
             print(row, flush=True)
     record = {"date": datetime.date.today().isoformat(), "environment": environment(),
               "calls": args.calls, "rows": rows}
-    old = json.load(open(args.out)) if os.path.exists(args.out) else []
-    write_json(old + [record], args.out)
+    append_json(record, args.out)
     return 0
 
 

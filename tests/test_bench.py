@@ -207,3 +207,12 @@ def test_gpu_script_refuses_bad_input_in_one_sentence_before_any_work(tmp_path, 
                           cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     assert done.returncode == 2 and says in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_append_json_keeps_the_records_before_it(tmp_path):
+    from tlgen.bench.report import append_json
+    path = str(tmp_path / "records.json")
+    append_json({"run": 1}, path)
+    append_json({"run": 2}, path)
+    with open(path) as f:
+        assert json.load(f) == [{"run": 1}, {"run": 2}]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 from tlgen.files import write_text
 
@@ -10,6 +11,15 @@ from tlgen.files import write_text
 def write_json(record, path: str) -> None:
     """Writes `record` (one dict or a list of them) to `path` atomically."""
     write_text(path, json.dumps(record, indent=1, sort_keys=True, default=str) + "\n")
+
+
+def append_json(record: dict, path: str) -> None:
+    """Appends `record` to the list of records in `path` (a new list when there is none)."""
+    old = []
+    if os.path.exists(path):
+        with open(path) as f:
+            old = json.load(f)
+    write_json(old + [record], path)
 
 
 def _fmt(value, spec: str, missing: str = "-") -> str:
