@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 import ml_collections
 
 from tlgen.errors import UserError
-from tlgen.files import write_text
+from tlgen.files import not_a_file, write_text
 
 
 def load(spec: str, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
@@ -60,8 +60,7 @@ def resolve_path(path: str) -> str:
     candidate = os.path.join(checkout, path)
     if not os.path.isabs(path) and os.path.isfile(candidate):
         return candidate
-    what = "is a folder" if os.path.isdir(path) else "does not exist"
-    raise UserError(f"config file {path} {what}; pass --config configs/<file>.py:<variant>.")
+    raise UserError(f"config file {path} {not_a_file(path)}; pass --config configs/<file>.py:<variant>.")
 
 
 def _import_file(path: str):

@@ -27,6 +27,11 @@ def storage_sentence(error: OSError, path: str | None = None) -> str:
             "then run the same command again.")
 
 
+def not_a_file(path: str) -> str:
+    """Why `path`, which is not a file, cannot be read as one: "is a folder" or "does not exist"."""
+    return "is a folder" if os.path.isdir(path) else "does not exist"
+
+
 def check_output_file(path: str, flag: str) -> None:
     """UserError unless the file `path` given by `flag` can be written: not a folder, in a
     folder that exists and takes new files (checked before any work)."""

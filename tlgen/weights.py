@@ -23,6 +23,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from tlgen.errors import UserError
+from tlgen.files import not_a_file
 
 FORMATS = (".safetensors", ".npz")
 
@@ -33,8 +34,7 @@ def read_arrays(path: str, key: str) -> dict[str, np.ndarray]:
         raise UserError(f"{key} is empty; set it to a {' or '.join(FORMATS)} weights file "
                         "(tlgen downloads none).")
     if not os.path.isfile(path):
-        what = "is a folder" if os.path.isdir(path) else "does not exist"
-        raise UserError(f"{key}: the weights file {path} {what}; give the path of a "
+        raise UserError(f"{key}: the weights file {path} {not_a_file(path)}; give the path of a "
                         f"{' or '.join(FORMATS)} file.")
     from safetensors import SafetensorError
     from safetensors.numpy import load_file

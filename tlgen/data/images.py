@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from tlgen.errors import UserError
+from tlgen.files import not_a_file
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
 
@@ -149,8 +150,7 @@ def _exif_orientation(data: np.ndarray) -> int:
 
 def _check_file(path: str) -> None:
     if not os.path.isfile(path):
-        what = "is a folder" if os.path.isdir(path) else "does not exist"
-        raise UserError(f"{path} {what}; give the path of an image file.")
+        raise UserError(f"{path} {not_a_file(path)}; give the path of an image file.")
 
 
 def _decode(path: str) -> np.ndarray | None:

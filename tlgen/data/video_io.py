@@ -23,6 +23,7 @@ import imageio_ffmpeg
 import numpy as np
 
 from tlgen.errors import UserError
+from tlgen.files import not_a_file
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +56,7 @@ def probe_video(path: str) -> VideoInfo:
     """Reads a video's size, frame rate and duration; UserError if it is missing or ffmpeg
     cannot open it."""
     if not os.path.isfile(path):
-        what = "is a folder" if os.path.isdir(path) else "does not exist"
-        raise UserError(f"{path} {what}; give the path of a video file.")
+        raise UserError(f"{path} {not_a_file(path)}; give the path of a video file.")
     if os.path.getsize(path) == 0:
         raise UserError(f"{path} is empty (0 bytes); give a complete video file.")
     reader = imageio_ffmpeg.read_frames(path)
