@@ -156,13 +156,14 @@ def tiny_trained():
     return types.SimpleNamespace(config=cfg, dtype=jnp.float32, params={"g": params["params"]})
 
 
-def test_chunked_generation_equals_one_shot_bitwise(tiny_trained):
-    gen = lambda seed=7, frames=40, **kw: np.concatenate(
-        list(inference.generate(tiny_trained, frames, num=2, seed=seed, **kw)), axis=1)
+def test_chunk_size_number_of_videos_and_time_scale_change_no_pixel(tiny_trained):
+    gen = lambda seed=7, frames=40, num=2, **kw: np.concatenate(
+        list(inference.generate(tiny_trained, frames, num=num, seed=seed, **kw)), axis=1)
     whole = gen(chunk=40)
     assert whole.shape == (2, 40, 16, 16, 3)
     for chunk in (1, 3, 7, 16):
         np.testing.assert_array_equal(gen(chunk=chunk), whole)
+    np.testing.assert_array_equal(gen(chunk=1, num=1), whole[:1])     # video 0 alone, frame by frame
     assert not np.array_equal(whole[0], whole[1])          # two videos, two contents/motions
     assert not np.array_equal(gen(chunk=4, seed=8), whole)   # another seed, other videos
     # continuous time: at a quarter of the speed, output frame 4i is model frame i

@@ -2,9 +2,9 @@
 
 Video v of seed s has content code z and motion noise codes from keys folded from (s, v);
 frame i shows model time i * time_scale (frames), so `--time-scale 0.25` is the same video
-4x slower. A chunk draws only the motion codes its frames need (code k from its own key),
-and each frame of each video is made in a pass of its own, so neither the chunk size nor the
-number of videos changes a video: the same frames, bit for bit.
+4x slower. A frame draws only the motion codes around its time (code k from its own key),
+and every frame of every video is made by one compiled program, so neither the chunk size,
+the time scale nor the number of videos changes a video: the same frames, bit for bit.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 from collections.abc import Iterator
 
-import einops
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -38,28 +37,28 @@ def video_keys(seed: int, num: int) -> tuple[jax.Array, jax.Array]:
     return keys[:, 0], keys[:, 1]
 
 
-def make_chunk(gen: sv.Generator, chunk: int, time_scale: float):
-    """jit-able (params, content keys (V,), motion keys (V,), first frame) -> uint8 frames
-    (V, chunk, H, W, 3) of frames first..first+chunk-1."""
+def make_frame(gen: sv.Generator):
+    """Compiled (params, content key, motion key, model time (frames)) -> one uint8 frame
+    (H, W, 3), drawn from its video's content code and the motion codes around its time."""
     count = gen.codes_for(0.0)                       # the motion codes one frame reads
 
-    def run(params, content_keys, motion_keys, first):
-        t = (first + jnp.arange(chunk, dtype=jnp.float32)) * time_scale
-        z = jax.vmap(lambda k: jax.random.normal(k, (gen.z_dim,)))(content_keys)
+    @jax.jit
+    def frame(params, content, motion, t):
+        anchor = jnp.floor(t / gen.min_period).astype(jnp.int32)
+        z = jax.random.normal(content, (1, gen.z_dim))
+        codes = sv.motion_codes(motion, anchor, count, gen.z_dim)
+        return to_uint8(gen.apply({"params": params}, z, codes[None], t[None, None], anchor)[0, 0])
+    return frame
 
-        # One frame of one video per pass, with the motion codes around its own time: a
-        # frame's program and inputs are the same whatever the chunk, the time scale and the
-        # number of videos, so its pixels are too (XLA's results for a batch of frames, or
-        # for a longer run of codes, depend on their count).
-        def frame(args):
-            zi, key, tj = args
-            anchor = jnp.floor(tj / gen.min_period).astype(jnp.int32)
-            codes = sv.motion_codes(key, anchor, count, gen.z_dim)
-            return gen.apply({"params": params}, zi[None], codes[None], tj[None, None], anchor)[0, 0]
-        v = z.shape[0]
-        flat = (jnp.repeat(z, chunk, axis=0), jnp.repeat(motion_keys, chunk, axis=0), jnp.tile(t, v))
-        return einops.rearrange(to_uint8(jax.lax.map(frame, flat)), "(v t) h w c -> v t h w c", v=v)
-    return run
+
+def render(frame, params, keys: list, times: np.ndarray) -> np.ndarray:
+    """uint8 (V, len(times), H, W, 3): frame `times` (model frames) of the videos of `keys`, a
+    list of (content key, motion key). One compiled program makes every frame, so that no
+    chunk size, time scale or number of videos changes a pixel (XLA's results for a batch of
+    frames, or for a loop over them, depend on the count); the frames are dispatched together
+    and run while the next are queued."""
+    out = [[frame(params, content, motion, np.float32(t)) for t in times] for content, motion in keys]
+    return np.stack([np.stack([np.asarray(f) for f in video]) for video in out])
 
 
 def generate(trained: Trained, frames: int, *, num: int = 1, seed: int = 0, time_scale: float = 1.0,
@@ -69,13 +68,10 @@ def generate(trained: Trained, frames: int, *, num: int = 1, seed: int = 0, time
         raise UserError(f"--time-scale {time_scale:g} must be positive.")
     if chunk < 1:
         raise UserError(f"--chunk {chunk} must be at least 1.")
-    gen = sv.generator(trained.config.model, trained.dtype)
-    run = jax.jit(make_chunk(gen, min(chunk, frames), time_scale))
-    content, motion = video_keys(seed, num)
-    params = trained.params[G]
+    frame = make_frame(sv.generator(trained.config.model, trained.dtype))
+    keys = list(zip(*video_keys(seed, num)))
     for first in range(0, frames, chunk):
-        out = np.asarray(run(params, content, motion, jnp.float32(first)))
-        yield out[:, :min(chunk, frames - first)]
+        yield render(frame, trained.params[G], keys, np.arange(first, min(first + chunk, frames)) * time_scale)
 
 
 def generate_command(trained: Trained, args: argparse.Namespace):
@@ -86,8 +82,6 @@ def generate_command(trained: Trained, args: argparse.Namespace):
 
 def generator_benchmark(trained: Trained, batch: dict):
     """`tlgen bench`'s inference figure: one 16-frame chunk of as many videos as the batch has clips."""
-    gen = sv.generator(trained.config.model, trained.dtype)
-    run = jax.jit(make_chunk(gen, 16, 1.0))
-    content, motion = video_keys(0, batch["frames"].shape[0])
-    params = trained.params[G]
-    return (lambda: run(params, content, motion, jnp.float32(0))), 16 * int(content.shape[0]), "16 frames per video"
+    frame = make_frame(sv.generator(trained.config.model, trained.dtype))
+    keys = list(zip(*video_keys(0, batch["frames"].shape[0])))
+    return (lambda: render(frame, trained.params[G], keys, np.arange(16.0))), 16 * len(keys), "16 frames per video"
