@@ -103,7 +103,7 @@ def main() -> None:
     record = {"kind": "stylegan_v_generate", "date": datetime.datetime.now().isoformat(timespec="seconds"),
               "threads": args.threads, "frames_per_measure": FRAMES,
               "rates": rates, "rates_note": "base widths (channel_base 16384) at each resolution, random "
-              "weights; tlgen: inference.generate, one frame per pass, chunks of 16; PyTorch: the peer's "
+              "weights; tlgen: inference.generate, one frame per loop pass, chunks of 16; PyTorch: the peer's "
               "generator, eager, all 32 frames in one batch",
               "memory": memory, "memory_note": "tlgen generate (the CLI) of a 256² generator with narrow "
               "widths (channel_base 512) trained one step; the loop and the writer are the base model's"}

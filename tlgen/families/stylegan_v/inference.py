@@ -37,28 +37,43 @@ def video_keys(seed: int, num: int) -> tuple[jax.Array, jax.Array]:
     return keys[:, 0], keys[:, 1]
 
 
-def make_frame(gen: sv.Generator):
-    """Compiled (params, content key, motion key, model time (frames)) -> one uint8 frame
-    (H, W, 3), drawn from its video's content code and the motion codes around its time."""
-    count = gen.codes_for(0.0)                       # the motion codes one frame reads
+BLOCK = 16           # frames per call of the compiled program
+
+
+def make_block(gen: sv.Generator):
+    """Compiled (params, content keys (BLOCK,), motion keys (BLOCK,), model times (BLOCK,),
+    count) -> uint8 frames (BLOCK, H, W, 3), of which the first `count` are made: frame i from
+    its video's content code and the motion codes around its time."""
+    codes_per_frame = gen.codes_for(0.0)
 
     @jax.jit
-    def frame(params, content, motion, t):
-        anchor = jnp.floor(t / gen.min_period).astype(jnp.int32)
-        z = jax.random.normal(content, (1, gen.z_dim))
-        codes = sv.motion_codes(motion, anchor, count, gen.z_dim)
-        return to_uint8(gen.apply({"params": params}, z, codes[None], t[None, None], anchor)[0, 0])
-    return frame
+    def block(params, contents, motions, times, count):
+        def frame(i):
+            t = times[i]
+            anchor = jnp.floor(t / gen.min_period).astype(jnp.int32)
+            z = jax.random.normal(contents[i], (1, gen.z_dim))
+            codes = sv.motion_codes(motions[i], anchor, codes_per_frame, gen.z_dim)
+            return to_uint8(gen.apply({"params": params}, z, codes[None], t[None, None], anchor)[0, 0])
+        one = jax.eval_shape(frame, 0)
+        return jax.lax.fori_loop(0, count, lambda i, out: out.at[i].set(frame(i)),
+                                 jnp.zeros((BLOCK, *one.shape), one.dtype))
+    return block
 
 
-def render(frame, params, keys: list, times: np.ndarray) -> np.ndarray:
-    """uint8 (V, len(times), H, W, 3): frame `times` (model frames) of the videos of `keys`, a
-    list of (content key, motion key). One compiled program makes every frame, so that no
-    chunk size, time scale or number of videos changes a pixel (XLA's results for a batch of
-    frames, or for a loop over them, depend on the count); the frames are dispatched together
-    and run while the next are queued."""
-    out = [[frame(params, content, motion, np.float32(t)) for t in times] for content, motion in keys]
-    return np.stack([np.stack([np.asarray(f) for f in video]) for video in out])
+def render(block, params, content_keys: jax.Array, motion_keys: jax.Array, times: np.ndarray) -> np.ndarray:
+    """uint8 (V, len(times), H, W, 3): frames at model `times` of the V videos of the keys.
+
+    Every frame is made by the same program, in a loop whose length is an argument: no chunk
+    size, time scale or number of videos changes a pixel (XLA's results for a batch of
+    frames, or for a loop of known length, depend on the count)."""
+    videos, steps = np.divmod(np.arange(len(content_keys) * len(times)), len(times))
+    out = []
+    for first in range(0, len(videos), BLOCK):
+        pick = np.resize(np.arange(first, min(first + BLOCK, len(videos))), BLOCK)  # padded by repeats
+        out.append(block(params, content_keys[videos[pick]], motion_keys[videos[pick]],
+                         np.float32(times[steps[pick]]), np.int32(min(BLOCK, len(videos) - first))))
+    frames = np.concatenate([np.asarray(f) for f in out])[:len(videos)]
+    return frames.reshape(len(content_keys), len(times), *frames.shape[1:])
 
 
 def generate(trained: Trained, frames: int, *, num: int = 1, seed: int = 0, time_scale: float = 1.0,
@@ -68,10 +83,10 @@ def generate(trained: Trained, frames: int, *, num: int = 1, seed: int = 0, time
         raise UserError(f"--time-scale {time_scale:g} must be positive.")
     if chunk < 1:
         raise UserError(f"--chunk {chunk} must be at least 1.")
-    frame = make_frame(sv.generator(trained.config.model, trained.dtype))
-    keys = list(zip(*video_keys(seed, num)))
+    block = make_block(sv.generator(trained.config.model, trained.dtype))
+    keys = video_keys(seed, num)
     for first in range(0, frames, chunk):
-        yield render(frame, trained.params[G], keys, np.arange(first, min(first + chunk, frames)) * time_scale)
+        yield render(block, trained.params[G], *keys, np.arange(first, min(first + chunk, frames)) * time_scale)
 
 
 def generate_command(trained: Trained, args: argparse.Namespace):
@@ -82,6 +97,6 @@ def generate_command(trained: Trained, args: argparse.Namespace):
 
 def generator_benchmark(trained: Trained, batch: dict):
     """`tlgen bench`'s inference figure: one 16-frame chunk of as many videos as the batch has clips."""
-    frame = make_frame(sv.generator(trained.config.model, trained.dtype))
-    keys = list(zip(*video_keys(0, batch["frames"].shape[0])))
-    return (lambda: render(frame, trained.params[G], keys, np.arange(16.0))), 16 * len(keys), "16 frames per video"
+    block = make_block(sv.generator(trained.config.model, trained.dtype))
+    keys = video_keys(0, batch["frames"].shape[0])
+    return (lambda: render(block, trained.params[G], *keys, np.arange(16.0))), 16 * len(keys[0]), "16 frames per video"
