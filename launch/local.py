@@ -8,9 +8,10 @@ process simulates --devices-per-process devices (collectives over gloo); with
 
   python launch/local.py -n 2 -- --config configs/timescale_ae_synthetic.py:tiny --workdir runs/x
 
-Everything after `--` goes to `tlgen train`. SIGTERM/SIGINT are forwarded to every process
-(they save a checkpoint and stop); if any process fails, the others are stopped and the
-exit code is non-zero.
+Everything after `--` goes to `tlgen train`. SIGTERM and SIGINT (Ctrl-C) reach every
+process as SIGTERM: they save a checkpoint and stop (exit 75; the processes ignore the
+terminal's own SIGINT, which would stop them without saving). If any process fails, the
+others are stopped and the exit code is non-zero.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import socket
 import subprocess
 import sys
 import time
+
+from tlgen.errors import STOPPED
 
 GRACE_SECONDS = 30
 
@@ -40,8 +43,9 @@ def process_env(rank: int, count: int, port: int, platform: str, devices: int) -
                  if not f.startswith("--xla_force_host_platform_device_count")]
         env["XLA_FLAGS"] = " ".join(flags + [f"--xla_force_host_platform_device_count={devices}"])
         env["JAX_PLATFORMS"] = "cpu"
-    else:
-        env["CUDA_VISIBLE_DEVICES"] = str(rank)
+    else:       # the rank-th of the GPUs this shell already selected, or GPU `rank`
+        visible = [g for g in env.get("CUDA_VISIBLE_DEVICES", "").split(",") if g.strip()]
+        env["CUDA_VISIBLE_DEVICES"] = visible[rank] if visible else str(rank)
     return env
 
 
@@ -65,25 +69,29 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--num-processes must be >= 1")
     if args.devices_per_process < 1:
         parser.error("--devices-per-process must be >= 1")
+    visible = [g for g in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if g.strip()]
+    if args.platform == "gpu" and visible and args.num_processes > len(visible):
+        parser.error(f"-n {args.num_processes} processes need as many GPUs, but CUDA_VISIBLE_DEVICES "
+                     f"selects {len(visible)}")
     if not train_args:
         parser.error("give the tlgen train arguments after --, e.g. -- --config FILE.py:tiny "
                      "--workdir W")
     port = free_port()
     command = [sys.executable, "-m", "tlgen", "train", *train_args]
+    ignore_interrupt = lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)  # noqa: E731
     procs = [subprocess.Popen(command, env=process_env(rank, args.num_processes, port, args.platform,
-                                                       args.devices_per_process))
+                                                       args.devices_per_process),
+                              preexec_fn=ignore_interrupt)
              for rank in range(args.num_processes)]
-    forwarded = []
 
     def forward(signum, frame):
-        forwarded.append(signum)
-        stop(procs, signum)
+        stop(procs, signal.SIGTERM)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, forward)
 
     failed = None
     while any(p.poll() is None for p in procs):
-        bad = [p for p in procs if p.poll() not in (None, 0)]
+        bad = [p for p in procs if p.poll() not in (None, 0, STOPPED)]
         if bad and failed is None:
             failed = bad[0]
             print(f"launch/local.py: process {procs.index(failed)} exited with {failed.returncode}; "

@@ -133,14 +133,17 @@ sudo apt-get update -q && sudo apt-get install -y -q gcsfuse; fi && \
 sudo mkdir -p /mnt/$BUCKET && sudo chown \$USER /mnt/$BUCKET && \
 (mountpoint -q /mnt/$BUCKET || gcsfuse --implicit-dirs $BUCKET /mnt/$BUCKET) && "
   fi
-  on_all_workers "set -e; ${mount}pip install -q -U 'jax[tpu]' 'git+$REPO@$REF' && \
+  # tlgen needs Python >= 3.11; the TPU VM images have Ubuntu's (3.10 on 22.04): uv brings one.
+  on_all_workers "set -e; ${mount}curl -LsSf https://astral.sh/uv/install.sh | sh -s -- -q && \
+~/.local/bin/uv venv -q --allow-existing --python 3.11 ~/tlgen-env && \
+~/.local/bin/uv pip install -q --python ~/tlgen-env/bin/python -U 'jax[tpu]' 'git+$REPO@$REF' && \
 rm -rf ~/tlgen && git clone -q --depth 1 --branch $REF $REPO ~/tlgen"
 }
 
 train() {
   local args=""
   if [[ ${#TRAIN_ARGS[@]} -gt 0 ]]; then args=$(printf '%q ' "${TRAIN_ARGS[@]}"); fi
-  on_all_workers "cd ~/tlgen && TLGEN_DISTRIBUTED=auto python3 -m tlgen train --workdir $(printf '%q' "$WORKDIR") $args"
+  on_all_workers "cd ~/tlgen && TLGEN_DISTRIBUTED=auto ~/tlgen-env/bin/python -m tlgen train --workdir $(printf '%q' "$WORKDIR") $args"
 }
 
 attempt=0
@@ -148,16 +151,21 @@ while true; do
   create
   wait_active
   install
-  if train; then
+  code=0
+  train || code=$?
+  if [[ "$code" == 0 ]]; then
     [[ "$DRY_RUN" == 1 ]] || echo "tpu_pod.sh: training finished" >&2
     exit 0
   fi
-  status=$([[ "$DRY_RUN" == 1 ]] && echo ACTIVE || state || echo UNKNOWN)
-  if [[ "$attempt" -ge "$MAX_RESTARTS" || "$status" == ACTIVE ]]; then
-    echo "tpu_pod.sh: training failed (slice $NAME is $status)" >&2
+  # 75: tlgen saved a checkpoint and stopped (a preemption notice); a slice that is no longer
+  # ACTIVE was taken away. Either way the next slice resumes from the newest checkpoint.
+  status=$(state || echo UNKNOWN)
+  if [[ "$attempt" -ge "$MAX_RESTARTS" || ("$status" == ACTIVE && "$code" != 75) ]]; then
+    echo "tpu_pod.sh: training stopped (exit $code; slice $NAME is $status)" >&2
     exit 1
   fi
   attempt=$((attempt + 1))
-  echo "tpu_pod.sh: slice $NAME is $status (preempted?); recreating it, restart $attempt of $MAX_RESTARTS" >&2
+  echo "tpu_pod.sh: training stopped (exit $code; slice $NAME is $status); recreating the slice," \
+    "restart $attempt of $MAX_RESTARTS" >&2
   delete
 done

@@ -88,7 +88,7 @@ def test_two_processes_match_one_through_a_lost_process_a_bad_shard_and_preempti
         wait_for_step(job, workdir, 1)
     job.send_signal(signal.SIGTERM)                                  # forwarded to both
     output = job.communicate(timeout=120)[0]
-    assert job.returncode == 0, output
+    assert job.returncode == 75, output                             # both saved and stopped
     assert f"checkpoints/{newest} is corrupt (unreadable metadata" in output
     assert os.path.isdir(os.path.join(workdir, "checkpoints_bad", str(newest)))
     assert "preempted=True" in output
@@ -104,3 +104,15 @@ def test_two_processes_match_one_through_a_lost_process_a_bad_shard_and_preempti
         got = train_rows(workdir, split)
         assert [r["step"] for r in got] == [r["step"] for r in ref]
         np.testing.assert_allclose([r["loss"] for r in got], [r["loss"] for r in ref], rtol=1e-5)
+
+
+def test_a_model_axis_across_processes_is_refused(tmp_path):
+    """2 processes × 1 device with mesh.model=2: each process would read its own rows into
+    one shared batch shard (a silently wrong batch); refused with one sentence, exit 2."""
+    command = [sys.executable, "launch/local.py", "-n", "2", "--", *_train_args(str(tmp_path / "w"), 0),
+               "--config.mesh.model=2", "--config.mesh.data=1"]
+    done = subprocess.run(command, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert ("config.mesh.model 2 spans processes (each has 1 device), so they would share batch "
+            "shards while each reads its own rows; set config.mesh.model to a divisor of 1.") in done.stderr
+    assert not os.path.exists(tmp_path / "w") or os.listdir(tmp_path / "w") == [], os.listdir(tmp_path / "w")

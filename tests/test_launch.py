@@ -4,6 +4,7 @@ srun line, and launch/local.py's per-process environment and failure handling.
 
 import importlib.util
 import os
+import signal
 import stat
 import subprocess
 import sys
@@ -48,8 +49,10 @@ def test_tpu_pod_dry_run_prints_every_gcloud_command(tmp_path):
     assert describe.startswith(f"gcloud compute tpus queued-resources describe tl-test {location}")
     for line in (install, train):
         assert line.startswith(f"gcloud compute tpus tpu-vm ssh tl-test {location} --worker=all '--command=")
-    assert "pip install -q -U '\\''jax[tpu]'\\'' '\\''git+https://example.com/tlgen.git@main'\\''" in install
-    assert ("TLGEN_DISTRIBUTED=auto python3 -m tlgen train --workdir /mnt/b/runs/tae "
+    assert "uv venv -q --allow-existing --python 3.11 ~/tlgen-env" in install        # Python >= 3.11
+    assert ("uv pip install -q --python ~/tlgen-env/bin/python -U '\\''jax[tpu]'\\'' "
+            "'\\''git+https://example.com/tlgen.git@main'\\''") in install
+    assert ("TLGEN_DISTRIBUTED=auto ~/tlgen-env/bin/python -m tlgen train --workdir /mnt/b/runs/tae "
             "--config configs/timescale_ae_synthetic.py:base --config.total_steps=100") in train
     assert delete == f"gcloud compute tpus queued-resources delete tl-test {location} --force --quiet"
 
@@ -70,7 +73,7 @@ def test_tpu_pod_resumes_with_the_saved_config_when_nothing_follows(tmp_path):
     result = run_script(["bash", "launch/tpu_pod.sh", "--dry-run", *TPU_ARGS], tmp_path)
     assert result.returncode == 0, result.stderr
     train = result.stdout.strip().splitlines()[3]
-    assert train.endswith("python3 -m tlgen train --workdir /mnt/b/runs/tae '")  # nothing after it
+    assert train.endswith("/bin/python -m tlgen train --workdir /mnt/b/runs/tae '")  # nothing after it
 
 
 def test_slurm_script_runs_one_tlgen_per_task(tmp_path):
@@ -83,6 +86,9 @@ def test_slurm_script_runs_one_tlgen_per_task(tmp_path):
     assert ("srun --kill-on-bad-exit=1 --cpu-bind=none python -m tlgen train --workdir /shared/run "
             "--config configs/x.py:large") in result.stdout
     assert "TLGEN_DISTRIBUTED=auto" in result.stdout
+    tasks = run_script(["bash", "launch/slurm_gpu.sbatch"], tmp_path,
+                       env={"WORKDIR": "/shared/run", "SLURM_CPUS_PER_TASK": "12"})
+    assert "srun --kill-on-bad-exit=1 --cpu-bind=none --cpus-per-task=12 python -m tlgen train" in tasks.stdout
     with open(os.path.join(ROOT, "launch/slurm_gpu.sbatch")) as f:
         directives = [line for line in f if line.startswith("#SBATCH")]
     assert any("--signal=B:USR1@" in d for d in directives) and any("--gpus-per-node" in d for d in directives)
@@ -94,14 +100,14 @@ def test_slurm_script_runs_one_tlgen_per_task(tmp_path):
 
 
 def test_slurm_script_stops_training_and_requeues_before_the_time_limit(tmp_path):
-    """SLURM's USR1 (--signal=B:USR1@300): SIGTERM to srun (tlgen saves and exits 0), then
+    """SLURM's USR1 (--signal=B:USR1@300): SIGTERM to srun (tlgen saves and exits 75), then
     `scontrol requeue` of the job; without the signal the job just ends."""
     import signal
     import time
 
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    fake_tool(bin_dir, "srun", f"trap 'echo stopped > {tmp_path}/srun_stopped; kill $!; exit 0' TERM\n"
+    fake_tool(bin_dir, "srun", f"trap 'echo stopped > {tmp_path}/srun_stopped; kill $!; exit 75' TERM\n"
                                f"touch {tmp_path}/srun_started\nsleep 30 & wait")
     fake_tool(bin_dir, "scontrol", f'echo "$*" > {tmp_path}/scontrol')
     env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", WORKDIR="/shared/run",
@@ -162,3 +168,63 @@ def test_local_rejects_bad_counts(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
         local.main(argv)
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_local_turns_ctrl_c_into_a_save_and_stop(tmp_path):
+    """Ctrl-C reaches the launcher's whole process group, as a terminal sends it: the processes
+    ignore that SIGINT and get SIGTERM from the launcher instead (tlgen saves, exits 75), and
+    the launcher exits 75. The processes are a stand-in script that records its signals."""
+    script = tmp_path / "fake_python"
+    script.write_text("#!/bin/bash\n"
+                      f'trap \'echo TERM >> "{tmp_path}/signals_$TLGEN_PROCESS_ID"; kill $! 2>/dev/null; exit 75\' TERM\n'
+                      f'touch "{tmp_path}/started_$TLGEN_PROCESS_ID"\n'
+                      "sleep 60 & wait $!\n")
+    script.chmod(0o755)
+    runner = (f"import sys; sys.path.insert(0, {ROOT!r}); import launch.local as local; "
+              f"local.sys.executable = {str(script)!r}; "
+              "sys.exit(local.main(['-n', '2', '--', '--workdir', 'w']))")
+    job = subprocess.Popen([sys.executable, "-c", runner], cwd=ROOT, start_new_session=True)
+    deadline = time.monotonic() + 30
+    while not all((tmp_path / f"started_{r}").exists() for r in (0, 1)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(job.pid, signal.SIGINT)
+    assert job.wait(timeout=30) == 75
+    for rank in (0, 1):
+        assert (tmp_path / f"signals_{rank}").read_text().split() == ["TERM"]
+
+
+@pytest.mark.parametrize("codes,restarts,exit_code,says", [
+    ([75, 0], 1, 0, "restart 1 of 1"),              # saved at a preemption notice: a new slice resumes
+    ([75], 0, 1, "training stopped (exit 75; slice tl-test is ACTIVE)"),
+    ([3], 1, 1, "training stopped (exit 3; slice tl-test is ACTIVE)")])   # a failure on a live slice
+def test_tpu_pod_restarts_after_a_saved_stop(tmp_path, codes, restarts, exit_code, says):
+    """gcloud is a stand-in: the slice is ACTIVE, and the workers' `tlgen train` exits with
+    `codes` one run after the other."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (tmp_path / "codes").write_text("\n".join(map(str, codes)) + "\n")
+    fake_tool(bin_dir, "gcloud", f'case "$*" in\n'
+                                 f'  *"queued-resources describe"*) echo ACTIVE ;;\n'
+                                 f'  *"tlgen train"*) code=$(head -n 1 {tmp_path}/codes); '
+                                 f'sed -i 1d {tmp_path}/codes; exit "$code" ;;\n'
+                                 f'esac')
+    env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}")
+    result = subprocess.run(["bash", "launch/tpu_pod.sh", *TPU_ARGS, "--max-restarts", str(restarts)],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == exit_code and says in result.stderr, result.stderr
+    assert (tmp_path / "codes").read_text() == ""                   # every run happened
+
+
+@pytest.mark.parametrize("env,says", [
+    ({"TLGEN_DISTRIBUTED": "auto"}, "TLGEN_DISTRIBUTED=auto, but JAX found no cluster here (coordinator_address "
+                                    "should be defined); unset it to run one process, or set TLGEN_COORDINATOR, "
+                                    "TLGEN_NUM_PROCESSES and TLGEN_PROCESS_ID."),
+    ({"TLGEN_COORDINATOR": "127.0.0.1:1", "TLGEN_NUM_PROCESSES": "two", "TLGEN_PROCESS_ID": "0"},
+     "TLGEN_NUM_PROCESSES='two' must be a whole number.")])
+def test_a_job_environment_that_cannot_start_is_one_sentence(tmp_path, env, says):
+    workdir = tmp_path / "w"
+    done = subprocess.run([sys.executable, "-m", "tlgen", "train", "--config", "tests/engine_config.py:regression",
+                           "--workdir", str(workdir)], cwd=ROOT, env=dict(os.environ, **env),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stderr.strip() == f"tlgen train: error: {says}", done.stderr
+    assert not workdir.exists()

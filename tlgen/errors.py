@@ -5,11 +5,14 @@ Exit codes of `tlgen`: 0 success; 1 internal error (a bug: a traceback is printe
 (`DivergedError`: the loss or gradients became non-finite with `train.nonfinite=stop`);
 4 storage or cluster failure (`StorageError`: a disk full, an unreadable checkpoint store,
 another process of the job failed — the same command can succeed once that is fixed);
-130 interrupted.
+75 training stopped by SIGTERM or a preemption notice after saving a checkpoint (the same
+command continues it); 130 interrupted.
 """
 
+STOPPED = 75      # EX_TEMPFAIL: saved and stopped early; the same command continues the run
 EXIT_CODES = {0: "success", 1: "internal error", 2: "bad input", 3: "training diverged",
-              4: "storage or cluster failure", 130: "interrupted"}
+              4: "storage or cluster failure", STOPPED: "stopped early, checkpoint saved",
+              130: "interrupted"}
 
 
 class TlgenError(Exception):

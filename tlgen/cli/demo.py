@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from tlgen.cli import timelapse as timelapse_cli
     from tlgen.data import open_dataset
     from tlgen.data.prepare import prepare
-    from tlgen.errors import UserError
+    from tlgen.errors import STOPPED, UserError
     from tlgen.families.timescale_ae import inference
     from tlgen.files import check_output_folder
     from tlgen.metrics.report import write_report
@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     if metrics.get("preempted"):
         print(f"training stopped at step {metrics['step']} (checkpoint saved); run the same "
               "command again to continue.")
-        return 0
+        return STOPPED
 
     paths = []
     trained = load(workdir)

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 from tlgen import __version__
 from tlgen.config import overrides_from
-from tlgen.errors import StorageError, TlgenError, UserError
+from tlgen.errors import STOPPED, StorageError, TlgenError, UserError
 from tlgen.files import STORAGE_ERRNOS, storage_sentence
 
 COMMANDS = ("prepare", "train", "timelapse", "animate", "generate", "eval", "bench", "demo",
@@ -34,6 +34,8 @@ exit codes (errors are one sentence on stderr, internal errors a traceback):
   3 training diverged (non-finite loss or gradients with --config.train.nonfinite=stop)
   4 storage or cluster failure (disk full, unreadable storage, another process of the
     job failed): the same command can succeed once that is fixed
+  75 training stopped by SIGTERM or a preemption notice after saving a checkpoint: the
+    same command continues it
   130 interrupted"""
 
 
@@ -184,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BaseException:
         _exit_now_if_multiprocess(1, traceback=True)
         raise
-    if code:
+    if code and code != STOPPED:        # stopped: every process agreed and saved; shut down
         _exit_now_if_multiprocess(code)
     return code
 

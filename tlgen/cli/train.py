@@ -5,10 +5,12 @@ Examples:
   tlgen train --config configs/timescale_ae_synthetic.py:tiny --config.data.dir=data/city --workdir runs/tae --config.total_steps=2000
   tlgen train --workdir runs/tae --config.total_steps=4000   # resume with the saved config
 
-Writes W/config.json, W/data.json, W/checkpoints/, W/metrics.jsonl, W/tb/ and W/samples/. SIGTERM saves
-a checkpoint and exits 0; the same command then continues where it stopped. Multi-host:
-run it on every host (see launch/); processes find each other automatically on TPU pods
-and SLURM, or through TLGEN_COORDINATOR / TLGEN_NUM_PROCESSES / TLGEN_PROCESS_ID.
+Writes W/config.json, W/data.json, W/checkpoints/, W/metrics.jsonl, W/tb/ and W/samples/.
+SIGTERM (or a preemption notice) saves a checkpoint and exits 75; the same command then
+continues where it stopped. Multi-host: run it on every host (see launch/); processes find
+each other automatically in a SLURM step or a GKE TPU pod, with TLGEN_DISTRIBUTED=auto on
+Cloud TPU VMs (launch/tpu_pod.sh sets it), or through TLGEN_COORDINATOR /
+TLGEN_NUM_PROCESSES / TLGEN_PROCESS_ID.
 """
 
 import os
@@ -22,7 +24,7 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     from tlgen import config as config_lib
-    from tlgen.errors import UserError
+    from tlgen.errors import STOPPED, UserError
 
     overrides = getattr(args, "config_overrides", [])
     saved = os.path.join(args.workdir, "config.json")
@@ -43,4 +45,4 @@ def run(args) -> int:
         shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                           for k, v in metrics.items())
         print(f"tlgen train: {args.workdir}: {shown}")
-    return 0
+    return STOPPED if metrics.get("preempted") else 0

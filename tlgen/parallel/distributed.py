@@ -22,6 +22,16 @@ ENV_HEARTBEAT = "TLGEN_HEARTBEAT_TIMEOUT"
 DEFAULT_HEARTBEAT_S = 30
 
 
+def _int_env(name: str, default: int | None = None) -> int | None:
+    value = os.environ.get(name)
+    if not value:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise UserError(f"{name}={value!r} must be a whole number.") from None
+
+
 def _cluster_detected() -> bool:
     if int(os.environ.get("SLURM_NTASKS", "1")) > 1 and "SLURM_STEP_ID" in os.environ:
         return True
@@ -35,24 +45,25 @@ def initialize_distributed(coordinator: str | None = None, num_processes: int | 
 
     Explicit: `coordinator` ("host:port"), `num_processes`, `process_id`, or the env vars
     TLGEN_COORDINATOR / TLGEN_NUM_PROCESSES / TLGEN_PROCESS_ID (set by launch/local.py).
-    Automatic: on a multi-host TPU slice or inside a multi-task SLURM step (or with
-    TLGEN_DISTRIBUTED=auto / `auto=True`) `jax.distributed.initialize()` finds its peers.
+    Automatic: inside a multi-task SLURM step or a GKE TPU pod (TPU_WORKER_HOSTNAMES), or with
+    TLGEN_DISTRIBUTED=auto / `auto=True` (Cloud TPU VMs: launch/tpu_pod.sh sets it),
+    `jax.distributed.initialize()` finds its peers.
     CPU collectives use gloo. Must run before anything queries devices; a second call is a
     no-op. Returns (process_index, process_count).
     """
     if jax.distributed.is_initialized():
         return jax.process_index(), jax.process_count()
     coordinator = coordinator or os.environ.get(ENV_COORDINATOR)
-    if num_processes is None and os.environ.get(ENV_NUM_PROCESSES):
-        num_processes = int(os.environ[ENV_NUM_PROCESSES])
-    if process_id is None and os.environ.get(ENV_PROCESS_ID):
-        process_id = int(os.environ[ENV_PROCESS_ID])
+    if num_processes is None:
+        num_processes = _int_env(ENV_NUM_PROCESSES)
+    if process_id is None:
+        process_id = _int_env(ENV_PROCESS_ID)
     if auto is None:
         auto = os.environ.get(ENV_AUTO, "").lower() == "auto" or _cluster_detected()
     if not (coordinator or auto):
         return 0, 1
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    heartbeat = int(os.environ.get(ENV_HEARTBEAT, DEFAULT_HEARTBEAT_S))
+    heartbeat = _int_env(ENV_HEARTBEAT, DEFAULT_HEARTBEAT_S)
     if coordinator:
         if num_processes is None or process_id is None:
             raise UserError(f"{ENV_COORDINATOR} is set, so {ENV_NUM_PROCESSES} and "
@@ -62,7 +73,13 @@ def initialize_distributed(coordinator: str | None = None, num_processes: int | 
         jax.distributed.initialize(coordinator, num_processes=num_processes, process_id=process_id,
                                    heartbeat_timeout_seconds=heartbeat)
     else:
-        jax.distributed.initialize(heartbeat_timeout_seconds=heartbeat)
+        try:
+            jax.distributed.initialize(heartbeat_timeout_seconds=heartbeat)
+        except ValueError as e:     # JAX found no cluster to join
+            why = str(e).rstrip(".")
+            raise UserError(f"{ENV_AUTO}=auto, but JAX found no cluster here ({why}); unset it to "
+                            f"run one process, or set {ENV_COORDINATOR}, {ENV_NUM_PROCESSES} and "
+                            f"{ENV_PROCESS_ID}.") from None
     log.info("process %d of %d, %d local / %d global devices", jax.process_index(),
              jax.process_count(), jax.local_device_count(), jax.device_count())
     return jax.process_index(), jax.process_count()

@@ -273,7 +273,8 @@ def _prepare_workdir(config, workdir: str, data: dict | None) -> None:
 
 def check_batch(config, mesh=None) -> None:
     """UserError unless the global batch is positive and (given the mesh) splits evenly over
-    the mesh and the processes."""
+    the mesh and the processes, and each process's devices hold batch shards of their own
+    (each process reads its own rows: a `model` axis across processes would mix them)."""
     batch = int(config.data.batch_size)
     if batch < 1:
         raise UserError(f"config.data.batch_size {batch} must be a positive number of samples.")
@@ -283,6 +284,12 @@ def check_batch(config, mesh=None) -> None:
     if batch % shards or batch % jax.process_count():
         raise UserError(f"config.data.batch_size {batch} must be divisible by data×fsdp = {shards} "
                         f"and by the {jax.process_count()} processes; change it or config.mesh.")
+    owners = np.vectorize(lambda d: d.process_index)(mesh.devices)      # (data, fsdp, model)
+    if np.any(owners != owners[..., :1]):
+        local = jax.local_device_count()
+        raise UserError(f"config.mesh.model {mesh.shape['model']} spans processes (each has {local} "
+                        f"device{'s' * (local != 1)}), so they would share batch shards while each "
+                        f"reads its own rows; set config.mesh.model to a divisor of {local}.")
 
 
 def _fetch(tree):

@@ -99,4 +99,5 @@ def generator_benchmark(trained: Trained, batch: dict):
     """`tlgen bench`'s inference figure: one 16-frame chunk of as many videos as the batch has clips."""
     block = make_block(sv.generator(trained.config.model, trained.dtype))
     keys = video_keys(0, batch["frames"].shape[0])
-    return (lambda: render(block, trained.params[G], *keys, np.arange(16.0))), 16 * len(keys[0]), "16 frames per video"
+    call = lambda: render(block, trained.params[G], *keys, np.arange(16.0))  # noqa: E731
+    return call, 16 * len(keys[0]), "16 frames per video"
