@@ -66,9 +66,14 @@ def _jitted(fn, mesh, arrays: int, **static):
 
 @dataclasses.dataclass
 class _Network:
-    """A network's parameters, applied batch by batch (the batch split over `mesh`)."""
+    """A network's parameters, applied batch by batch (the batch split over `mesh`). The
+    parameters go to the devices once, not with every batch; the batches are all dispatched
+    before the first result is fetched."""
     params: Any
     mesh: jax.sharding.Mesh | None = None
+
+    def __post_init__(self):
+        self.params = jax.device_put(self.params, None if self.mesh is None else replicated(self.mesh))
 
     def _apply(self, fn, *arrays: np.ndarray, **static) -> np.ndarray:
         jitted = _jitted(fn, self.mesh, len(arrays), **static)
@@ -79,8 +84,8 @@ class _Network:
             chunk = [np.asarray(a[start:start + size]) for a in arrays]
             pad = size - len(chunk[0])
             chunk = [np.concatenate([c, np.repeat(c[-1:], pad, axis=0)]) if pad else c for c in chunk]
-            out.append(np.asarray(jitted(self.params, *chunk))[:size - pad])
-        return np.concatenate(out)
+            out.append((jitted(self.params, *chunk), size - pad))
+        return np.concatenate([np.asarray(y)[:n] for y, n in out])
 
 
 class Inception(_Network):
