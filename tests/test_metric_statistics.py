@@ -128,3 +128,30 @@ def test_fvd_tells_real_clips_from_the_same_clips_shuffled_in_time(tmp_path):
     a = stats(real)
     assert dist.frechet_from_stats(a, stats(real.copy())) == pytest.approx(0.0, abs=1e-6)
     assert dist.frechet_from_stats(a, stats(shuffled)) > 1.5 * dist.frechet_from_stats(a, stats(later))
+
+
+def test_the_network_metrics_share_one_generator_pass_per_batch(tmp_path):
+    """FID and LPIPS from one evaluator: the family's `fake` is made once per batch (traced
+    once), and each network gets the real and the generated images."""
+    import jax
+
+    from tests import random_weights
+    from tlgen.metrics import evaluators
+    from tlgen.models import inception as inception_model
+    from tlgen.models import lpips as lpips_model
+    paths = {"inception": random_weights.write(str(tmp_path / "inception.safetensors"),
+                                               inception_model.abstract_params()),
+             "lpips": random_weights.write(str(tmp_path / "lpips.safetensors"), lpips_model.abstract_params("alex"),
+                                           lpips_model.torch_prefixes("alex"))}
+    calls = []
+
+    def fake(state, batch):
+        calls.append(1)
+        return batch["real"][::-1]
+    (name, combined), = evaluators.metric_evaluators(paths, lambda state, batch: batch["real"], fake).items()
+    frozen = {key: load() for key, load in evaluators.frozen_networks(paths).items()}
+    batch = {"real": jax.ShapeDtypeStruct((2, 64, 64, 3), np.float32)}
+    shapes = jax.eval_shape(lambda b, f: combined.compute(None, b, f), batch, frozen)
+    assert name == "networks" and len(calls) == 1
+    assert {k: v.shape for k, v in shapes["inception"].items()} == {"real": (2, 2048), "fake": (2, 2048)}
+    assert shapes["lpips"]["lpips"].shape == ()

@@ -69,9 +69,25 @@ def frozen_networks(paths) -> dict[str, Callable[[], dict]]:
 
 
 def metric_evaluators(paths, real: Callable, fake: Callable) -> dict[str, Evaluator]:
-    """The evaluators of the networks `paths` names (see `frozen_networks`)."""
-    makers = {"inception": ("fid", fid), "i3d": ("fvd", fvd), "lpips": ("lpips", lpips)}
-    return {name: make(real, fake) for key, (name, make) in makers.items() if paths.get(key)}
+    """The metrics of the networks `paths` names (see `frozen_networks`) as one evaluator,
+    "networks": the real and generated images of a batch are made once and go to each."""
+    makers = {"inception": fid, "i3d": fvd, "lpips": lpips}
+    parts = {key: make(lambda state, pair: pair[0], lambda state, pair: pair[1])
+             for key, make in makers.items() if paths.get(key)}
+    if not parts:
+        return {}
+
+    def compute(state, batch, frozen):
+        pair = (real(state, batch), fake(state, batch))
+        return {key: part.compute(state, pair, frozen) for key, part in parts.items()}
+
+    def accumulate(total, out):
+        total = total or dict.fromkeys(parts)
+        return {key: part.accumulate(total[key], out[key]) for key, part in parts.items()}
+
+    def finalize(total):
+        return {name: value for key, part in parts.items() for name, value in part.finalize(total[key]).items()}
+    return {"networks": Evaluator(compute, accumulate, finalize)}
 
 
 def swd(fake: Callable, times: Callable = lambda batch: batch["time"]) -> Evaluator:
