@@ -41,6 +41,7 @@ setup(
         "tensorboardX>=2.6,<3",
         "tqdm>=4.66",
         "safetensors>=0.4",
+        "filelock>=3.12",      # JAX's compilation cache evicts under a file lock
     ],
     extras_require={
         "test": ["pytest>=8", "pytest-xdist>=3.8", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6"],

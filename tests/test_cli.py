@@ -1,5 +1,6 @@
 """The `tlgen` command line: help, exit codes, user errors."""
 
+import os
 import subprocess
 import sys
 
@@ -208,3 +209,23 @@ def test_closed_event_loop_reports_are_dropped_and_other_unraisable_errors_kept(
     gc.collect()
     err = capsys.readouterr().err
     assert "Event loop is closed" not in err and "ValueError: kept" in err
+
+
+def test_the_commands_keep_compiled_programs_in_a_cache_folder(tmp_path, monkeypatch):
+    for name in ("JAX_COMPILATION_CACHE_DIR", "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS",
+                 "JAX_COMPILATION_CACHE_MAX_SIZE", "TLGEN_XLA_CACHE"):
+        monkeypatch.setenv(name, "")                      # restored after the test
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    cli._compilation_cache()
+    assert os.environ["JAX_COMPILATION_CACHE_DIR"] == str(tmp_path / "cache" / "tlgen" / "xla")
+    assert os.path.isdir(tmp_path / "cache" / "tlgen" / "xla")
+    assert os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] == "0"
+    assert int(os.environ["JAX_COMPILATION_CACHE_MAX_SIZE"]) == 2 << 30
+    cli._compilation_cache()                               # a folder already set is kept
+    assert os.environ["JAX_COMPILATION_CACHE_DIR"] == str(tmp_path / "cache" / "tlgen" / "xla")
+    (tmp_path / "file").write_text("")
+    for setting in ("off", str(tmp_path / "file" / "xla")):   # off, or a folder that cannot be made
+        monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", "")
+        monkeypatch.setenv("TLGEN_XLA_CACHE", setting)
+        cli._compilation_cache()
+        assert os.environ["JAX_COMPILATION_CACHE_DIR"] == ""

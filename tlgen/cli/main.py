@@ -129,6 +129,30 @@ def _drop_closed_event_loop_reports() -> None:
     sys.unraisablehook = hook
 
 
+# JAX's persistent compilation cache for the commands: a command run again (a resumed
+# `train`, another `timelapse` or `generate` of a run) loads its compiled programs instead of
+# compiling them. TLGEN_XLA_CACHE names the folder ("off": none); JAX_COMPILATION_CACHE_DIR,
+# when set, wins. Least recently used programs go past 2 GiB.
+ENV_XLA_CACHE = "TLGEN_XLA_CACHE"
+XLA_CACHE_BYTES = 2 << 30
+
+
+def _compilation_cache() -> None:
+    if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        return
+    folder = os.environ.get(ENV_XLA_CACHE) or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "tlgen", "xla")
+    if folder == "off":
+        return
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError:
+        return                  # an unwritable home: every program is compiled, as without a cache
+    # read by JAX when it is imported (a program that imported it already keeps its settings)
+    os.environ.update({"JAX_COMPILATION_CACHE_DIR": folder, "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+                       "JAX_COMPILATION_CACHE_MAX_SIZE": str(XLA_CACHE_BYTES)})
+
+
 def _setup_logging(args: argparse.Namespace) -> None:
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
     # Importing a family's modules (for its options) may have called basicConfig already
@@ -157,6 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     then stops the other processes within its heartbeat timeout.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
+    _compilation_cache()        # before a family's modules (and JAX) are imported for its options
     try:
         overrides, argv = overrides_from(argv)
     except UserError as e:
