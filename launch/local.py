@@ -35,6 +35,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def visible_gpus(environ) -> list[str]:
+    """The GPUs CUDA_VISIBLE_DEVICES selects in `environ` (empty: none selected, all usable)."""
+    return [g.strip() for g in environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if g.strip()]
+
+
 def process_env(rank: int, count: int, port: int, platform: str, devices: int) -> dict:
     env = dict(os.environ, TLGEN_COORDINATOR=f"127.0.0.1:{port}", TLGEN_NUM_PROCESSES=str(count),
                TLGEN_PROCESS_ID=str(rank))
@@ -44,7 +49,7 @@ def process_env(rank: int, count: int, port: int, platform: str, devices: int) -
         env["XLA_FLAGS"] = " ".join(flags + [f"--xla_force_host_platform_device_count={devices}"])
         env["JAX_PLATFORMS"] = "cpu"
     else:       # the rank-th of the GPUs this shell already selected, or GPU `rank`
-        visible = [g for g in env.get("CUDA_VISIBLE_DEVICES", "").split(",") if g.strip()]
+        visible = visible_gpus(env)
         env["CUDA_VISIBLE_DEVICES"] = visible[rank] if visible else str(rank)
     return env
 
@@ -69,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--num-processes must be >= 1")
     if args.devices_per_process < 1:
         parser.error("--devices-per-process must be >= 1")
-    visible = [g for g in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if g.strip()]
+    visible = visible_gpus(os.environ)
     if args.platform == "gpu" and visible and args.num_processes > len(visible):
         parser.error(f"-n {args.num_processes} processes need as many GPUs, but CUDA_VISIBLE_DEVICES "
                      f"selects {len(visible)}")

@@ -133,6 +133,16 @@ def test_local_process_env():
     assert local.process_env(1, 2, 1234, "gpu", 1)["CUDA_VISIBLE_DEVICES"] == "1"
 
 
+def test_local_gpus_are_the_ones_the_shell_selected(monkeypatch, capsys):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4, 6")
+    assert [local.process_env(r, 2, 1234, "gpu", 1)["CUDA_VISIBLE_DEVICES"] for r in (0, 1)] == ["4", "6"]
+    with pytest.raises(SystemExit) as exit_info:
+        local.main(["-n", "3", "--platform", "gpu", "--", "--workdir", "w"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().endswith(
+        "error: -n 3 processes need as many GPUs, but CUDA_VISIBLE_DEVICES selects 2")
+
+
 def test_local_fails_when_a_process_fails(tmp_path):
     result = subprocess.run(
         [sys.executable, "launch/local.py", "-n", "2", "--", "--config", "missing.py:tiny",
