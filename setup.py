@@ -7,6 +7,8 @@ from setuptools import find_packages, setup
 with open("tlgen/__init__.py") as f:
     version = re.search(r'__version__ = "([^"]+)"', f.read()).group(1)
 
+JAX = ">=0.10,<0.13"
+
 with open("README.md") as f:
     long_description = f.read()
 
@@ -21,7 +23,7 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=["tlgen", "tlgen.*"]),
     install_requires=[
-        "jax>=0.10,<0.13",
+        f"jax{JAX}",
         "flax>=0.12,<0.13",
         "optax>=0.2.5,<0.3",
         "orbax-checkpoint>=0.12,<0.13",
@@ -43,7 +45,10 @@ setup(
         "safetensors>=0.4",
         "filelock>=3.12",      # JAX's compilation cache evicts under a file lock
     ],
-    extras_require={
+    extras_require={   # the JAX build for an accelerator, in tlgen's range of versions
+        "cuda12": [f"jax[cuda12]{JAX}"],
+        "cuda13": [f"jax[cuda13]{JAX}"],
+        "tpu": [f"jax[tpu]{JAX}"],
         "test": ["pytest>=8", "pytest-xdist>=3.8", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6"],
     },
     entry_points={"console_scripts": ["tlgen=tlgen.cli.main:main"]},

@@ -50,3 +50,33 @@ def literal_braces(source: str) -> list[str]:
 
 def test_a_doubled_brace_in_an_f_string_is_found():
     assert literal_braces('x = f"--dir={{DATA}}"') and not literal_braces('x = f"--dir={DATA}"; y = "{{}}"')
+
+
+def test_on_colab_the_install_cell_takes_the_jax_build_of_the_runtime(monkeypatch, tmp_path):
+    """Without tlgen installed, every notebook clones it and installs it with the setup.py extra
+    of the runtime's accelerator: Colab's GPU runtime has a CUDA plugin built for its own JAX,
+    and a plain install that moves JAX into tlgen's range would leave JAX on the CPU."""
+    import glob
+    import importlib.metadata
+    import importlib.util
+    import shutil
+    import subprocess
+    import sys
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
+    extras = set(importlib.metadata.metadata("tlgen").get_all("Provides-Extra"))
+    for nvidia_smi, devices, extra in (("/usr/bin/nvidia-smi", [], "[cuda12]"),
+                                       (None, ["/dev/vfio/0"], "[tpu]"), (None, [], "")):
+        monkeypatch.setattr(shutil, "which", lambda cmd: nvidia_smi if cmd == "nvidia-smi" else None)
+        monkeypatch.setattr(glob, "glob", lambda pattern: devices if pattern.startswith("/dev/vfio") else [])
+        for name in ("quickstart.ipynb", "animate.ipynb", "fgla.ipynb", "generate.ipynb"):
+            book = nbformat.read(os.path.join(COLAB, name), as_version=4)
+            install, = (c for c in book.cells if c.source.startswith("# Install tlgen"))
+            commands = []
+            monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: commands.append(cmd))
+            exec(install.source, {"REPO": "https://example.com/tlgen"})
+            clone, pip = commands
+            assert clone[:2] == ["git", "clone"] and clone[-2:] == ["https://example.com/tlgen", "tlgen-src"]
+            assert pip[1:] == ["-m", "pip", "install", "-q", "-e", "tlgen-src" + extra]
+            assert extra.strip("[]") in extras | {""}
