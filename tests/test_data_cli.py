@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import cv2
+import imageio_ffmpeg
 import numpy as np
 import pytest
 from PIL import Image
@@ -39,8 +40,16 @@ def _bad_inputs(tmp):
     (tmp / "notes.mov").write_text("not a video at all")
     full = _mp4(tmp / "full.mp4", n=30).read_bytes()
     (tmp / "cut.mp4").write_bytes(full[: len(full) // 2])
+    ffmpeg = [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i"]
+    subprocess.run([*ffmpeg, "testsrc=s=32x24:r=10:d=6", "-f", "lavfi", "-i", "sine=d=6", "-c:a", "aac",
+                    "-movflags", "+faststart", tmp / "sound.mp4"], check=True)
+    sound = (tmp / "sound.mp4").read_bytes()     # with sound lasting longer than the frames decoded
+    (tmp / "cut_sound.mp4").write_bytes(sound[: len(sound) // 2])
+    subprocess.run([*ffmpeg, "sine=d=2", "-c:a", "aac", tmp / "song.m4a.mp4"], check=True)
     (tmp / "nothing").mkdir()
     (tmp / "nothing" / "readme.txt").write_text("x")
+    (tmp / "clips").mkdir()
+    (tmp / "clips" / "a.MOV").write_bytes(full)
     mixed = _pngs(tmp / "mixed", ["2021-06-01T12-00-00.png", "2021-06-01T12-01-00.png"])
     Image.fromarray(np.zeros((9, 8), np.uint8)).save(mixed / "2021-06-01T12-02-00.png")
     _pngs(tmp / "dups", ["20210601_120000.png", "2021-06-01T12-00-00.png", "20210601_120100.png"])
@@ -58,7 +67,10 @@ def _bad_inputs(tmp):
         (["empty.mp4"], "empty.mp4 is empty"),
         (["notes.mov"], "notes.mov is not a readable video"),
         (["cut.mp4"], "cut.mp4 is truncated or corrupt: decoded"),
+        (["cut_sound.mp4"], "cut_sound.mp4 is truncated or corrupt: decoded"),
+        (["song.m4a.mp4"], "song.m4a.mp4 has no video stream (audio only); give a video file."),
         (["nothing"], "nothing contains no images"),
+        (["clips"], "clips holds videos, not frames; give the videos as sources (e.g. clips/*.MOV)."),
         (["mixed"], "2021-06-01T12-02-00.png is 9x8 but 2021-06-01T12-00-00.png in the same "
                     "folder is 8x8 (HxW)"),
         (["dups"], "duplicate timestamps: 2021-06-01T12-00-00.png, 20210601_120000.png"),
@@ -138,14 +150,21 @@ def test_overwrite_replaces_only_a_dataset_and_never_the_footage(tmp_path, capsy
     mine = tmp_path / "mine"                       # a folder of the user's, not a dataset
     mine.mkdir()
     (mine / "notes.txt").write_text("keep")
-    for source, out, says in [(frames, mine, f"--overwrite replaces only a tlgen dataset, and {mine} "
-                                               "is not one (no tlgen.json); choose another --out."),
+    for source, out, says in [(frames, mine, f"--out {mine} holds other files, not a tlgen dataset (no "
+                                               "tlgen.json), and prepare replaces only a dataset; "
+                                               "choose another --out."),
                               (frames, frames, f"--out {frames} holds the input {frames}; choose an "
                                                "--out outside the footage."),
                               (frames, tmp_path, f"--out {tmp_path} holds the input {frames}")]:
         code, err = _prepare(capsys, source, "--levels", "1", "--overwrite", "--out", out)
         assert code == 2 and says in err, err
     assert (mine / "notes.txt").read_text() == "keep" and len(os.listdir(frames)) == 8
+    code, _ = _prepare(capsys, source, "--levels", "1", "--out", mine)               # without --overwrite
+    assert code == 2 and (mine / "notes.txt").read_text() == "keep"
+    empty = tmp_path / "empty"                     # made beforehand, as many users do
+    empty.mkdir()
+    assert _prepare(capsys, frames, "--levels", "1", "--out", empty)[0] == 0
+    assert json.loads((empty / "tlgen.json").read_text())["num_frames"] == 8
 
 
 @pytest.mark.parametrize("method", ["dis", "farneback"])
@@ -209,3 +228,23 @@ def test_a_folder_left_by_an_interrupted_prepare_is_named_and_kept(tmp_path, cap
     assert (f"{tmp_path} holds .ds.tmp-k1ll3d, left by an interrupted prepare of {tmp_path / 'ds'}; "
             "delete it to free the space") in caplog.text
     assert left.is_dir() and sorted(os.listdir(tmp_path)) == [".ds.tmp-k1ll3d", "ds"]
+
+
+def test_sigterm_removes_what_prepare_was_writing_and_keeps_the_old_dataset(tmp_path, capsys):
+    """`timeout`, `docker stop` and schedulers send SIGTERM: it unwinds as Ctrl-C does."""
+    import signal
+    import time
+    out = tmp_path / "ds"
+    assert _prepare(capsys, "synthetic:clouds:frames=8", "--size", "8", "--levels", "1", "--out", out)[0] == 0
+    before = (out / "tlgen.json").read_text()
+    job = subprocess.Popen([sys.executable, "-m", "tlgen", "prepare", "synthetic:city:frames=4000",
+                            "--size", "64", "--flow", "--overwrite", "--out", str(out)],
+                           stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not any(n.startswith(".ds.tmp-") for n in os.listdir(tmp_path)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)                                  # in the middle of writing frames
+    job.send_signal(signal.SIGTERM)
+    err = job.communicate(timeout=60)[1]
+    assert job.returncode == 143 and err.strip().endswith("tlgen prepare: terminated"), err
+    assert sorted(os.listdir(tmp_path)) == ["ds"] and (out / "tlgen.json").read_text() == before

@@ -61,8 +61,21 @@ def test_folder_times_errors_name_files(tmp_path):
         Image.fromarray(np.zeros((4, 4), np.uint8)).save(p)
     with pytest.raises(UserError, match="unparseable timestamps in oops.png"):
         images.folder_times(str(tmp_path), mixed, None)
-    np.testing.assert_array_equal(images.folder_times(str(tmp_path), [mixed[1]] * 3, 2.5),
-                                  [0.0, 2.5, 5.0])
+    for given in ([mixed[1]] * 3, paths + mixed[1:]):   # --interval: evenly, whatever the names say
+        np.testing.assert_array_equal(images.folder_times(str(tmp_path), given, 2.5), [0.0, 2.5, 5.0])
+
+
+def test_a_folder_of_numbered_frames_is_read_in_the_numbers_order(tmp_path):
+    folder = tmp_path / "numbered"
+    folder.mkdir()
+    for i in (1, 2, 3, 10, 11, 20):                          # img10 sorts before img2 as text
+        Image.fromarray(np.full((4, 4, 3), i, np.uint8)).save(folder / f"img{i}.png")
+    out = str(tmp_path / "ds")
+    prepare([str(folder)], out, interval=60.0, levels=1, val_fraction=0)
+    frames = open_dataset(out).frames("train")
+    assert [int(frames[i]["image"][0, 0, 0]) for i in range(6)] == [1, 2, 3, 10, 11, 20]
+    assert sorted(["b10", "b9", "a10", "B1", "b09x"], key=images.name_order) == ["B1", "a10", "b9",
+                                                                                 "b09x", "b10"]
 
 
 def test_read_image_depths_and_channels(tmp_path):
@@ -214,6 +227,21 @@ def test_videos_keep_their_frames_own_times(tmp_path, caplog):
     assert len(_times(str(tmp_path / "d"))) == 40 and "cover 4 s of the 10 s" in caplog.text
 
 
+def test_a_phones_rotated_video_is_stored_upright_without_a_warning(tmp_path, caplog):
+    stored = str(tmp_path / "stored.mp4")          # 32 wide, 24 high as stored, shown turned
+    _ffmpeg("-f", "lavfi", "-i", "testsrc=s=32x24:r=10:d=1", stored)
+    turned = str(tmp_path / "turned.mp4")
+    _ffmpeg("-display_rotation", "90", "-i", stored, "-c", "copy", turned)
+    info = video_io.probe_video(turned)
+    with caplog.at_level(logging.WARNING):
+        prepare([turned], str(tmp_path / "ds"), levels=1, val_fraction=0)
+    assert (info.height, info.width) == (32, 24) and caplog.text == ""
+    upright = open_dataset(str(tmp_path / "ds")).frames("train")[0]["image"]
+    first = video_io.first_frames(stored, (24, 32), 1)[0]
+    assert upright.shape == (32, 24, 3)
+    assert min(np.abs(upright.astype(int) - np.rot90(first, k).astype(int)).mean() for k in (1, -1)) < 8
+
+
 def test_image_folders_orientation_bmp_and_folders_named_like_images(tmp_path):
     folder = tmp_path / "cam"
     folder.mkdir()
@@ -288,6 +316,12 @@ def test_flow_on_frames_too_small_for_dis_and_an_incomplete_dataset_are_one_sent
         for name in names:
             if ".array_record" in name:
                 os.remove(os.path.join(root, name))
+    with pytest.raises(UserError, match=r"cannot be read \(.*\); the dataset is incomplete or damaged: "
+                                        r"prepare it again\."):
+        open_dataset(out).frames("train")[0]
+    for root, _, names in os.walk(out):             # TFDS's own description of the dataset gone
+        if "dataset_info.json" in names:
+            os.remove(os.path.join(root, "dataset_info.json"))
     with pytest.raises(UserError, match=r"cannot be read \(.*\); the dataset is incomplete or damaged: "
                                         r"prepare it again\."):
         open_dataset(out).frames("train")[0]

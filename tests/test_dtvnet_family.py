@@ -262,3 +262,16 @@ def test_a_validation_split_too_short_for_a_clip_is_refused_before_the_workdir_i
     assert main(argv + ["--config.train.eval_every=0", "--config.train.sample_every=0",
                         "--config.total_steps=1"]) == 0
     assert load(str(work)).step == 1
+
+
+def test_a_train_split_too_short_for_a_clip_is_one_sentence(tmp_path, capsys):
+    data = str(tmp_path / "shorter")
+    prepare(["synthetic:clouds:frames=4"], data, size=(16, 16), flow=True, levels=1, val_fraction=0.0)
+    work = tmp_path / "w"
+    assert main(["train", "--config", "configs/dtvnet_clouds.py:tiny", "--workdir", str(work),
+                 f"--config.data.dir={data}", *(f"--config.{o}" for o in TINY)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"tlgen train: error: {data} cannot feed training (no train block of {data} holds a "
+                   "clip of 5 frames with stride 1 (the longest has 4)); prepare it from longer "
+                   "footage, or shorten the config's clips.")
+    assert not work.exists()

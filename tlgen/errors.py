@@ -6,13 +6,13 @@ Exit codes of `tlgen`: 0 success; 1 internal error (a bug: a traceback is printe
 4 storage or cluster failure (`StorageError`: a disk full, an unreadable checkpoint store,
 another process of the job failed — the same command can succeed once that is fixed);
 75 training stopped by SIGTERM or a preemption notice after saving a checkpoint (the same
-command continues it); 130 interrupted.
+command continues it); 130 interrupted (Ctrl-C); 143 terminated (SIGTERM outside training).
 """
 
 STOPPED = 75      # EX_TEMPFAIL: saved and stopped early; the same command continues the run
 EXIT_CODES = {0: "success", 1: "internal error", 2: "bad input", 3: "training diverged",
               4: "storage or cluster failure", STOPPED: "stopped early, checkpoint saved",
-              130: "interrupted"}
+              130: "interrupted", 143: "terminated"}
 
 
 class TlgenError(Exception):

@@ -15,7 +15,9 @@ import importlib
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 from tlgen import __version__
@@ -36,7 +38,9 @@ exit codes (errors are one sentence on stderr, internal errors a traceback):
     job failed): the same command can succeed once that is fixed
   75 training stopped by SIGTERM or a preemption notice after saving a checkpoint: the
     same command continues it
-  130 interrupted"""
+  130 interrupted (Ctrl-C)
+  143 terminated by SIGTERM outside training
+  (on 130 and 143 what the command was writing is removed; what was there is kept)"""
 
 
 def _workdir_family(argv: Sequence[str]) -> tuple[str, str | None] | None:
@@ -173,6 +177,15 @@ def _setup_logging(args: argparse.Namespace) -> None:
         _drop_closed_event_loop_reports()
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (`timeout`, `docker stop`, a scheduler) outside training's own handler: it
+    unwinds as Ctrl-C does, so what a command was writing is removed."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs `tlgen` with `argv` (default: sys.argv[1:]) and returns the exit code.
 
@@ -194,6 +207,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"`tlgen {args.command}` takes no --config.* overrides")
     args.config_overrides = overrides
     _setup_logging(args)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
         code = int(args.module.run(args) or 0)
     except TlgenError as e:
@@ -205,12 +220,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"tlgen {args.command}: error: {storage_sentence(e)}", file=sys.stderr)
         code = StorageError.exit_code
-    except KeyboardInterrupt:
-        print(f"tlgen {args.command}: interrupted", file=sys.stderr)
-        code = 130
+    except KeyboardInterrupt as e:
+        terminated = isinstance(e, Terminated)
+        print(f"tlgen {args.command}: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
+        code = 143 if terminated else 130
     except BaseException:
         _exit_now_if_multiprocess(1, traceback=True)
         raise
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
     if code and code != STOPPED:        # stopped: every process agreed and saved; shut down
         _exit_now_if_multiprocess(code)
     return code

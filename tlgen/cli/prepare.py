@@ -9,10 +9,11 @@ Examples:
   tlgen prepare lake.mp4 --flow --masks auto --out data/lake  # + regions of like motion (FGLA)
 
 Sources: video files (mp4 mov mkv avi webm gif; each frame at its own time, so variable
-frame rates and GIF delays are kept, unless --interval), folders of images (png jpg tif webp
-bmp; times from file names like 2021-06-01T12-00-00.png, 2021-06-01T12-00-00+02-00.png,
-20210601_120000.jpg or 1622548800.png, else EXIF, else --interval), or synthetic:<city|clouds|water>[:seed=N,frames=N,interval=S,
-irregular=1]. The output appears only when complete.
+frame rates and GIF delays are kept), folders of images (png jpg tif webp bmp; times from
+file names like 2021-06-01T12-00-00.png, 2021-06-01T12-00-00+02-00.png, 20210601_120000.jpg
+or 1622548800.png, else EXIF), or synthetic:<city|clouds|water>[:seed=N,frames=N,interval=S,
+irregular=1]. --interval spaces a video's or a folder's frames evenly instead (a folder's in
+name order, numbers by value: img2 before img10). The output appears only when complete.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", default=None,
                         help="frame size: N or HxW (resize keeping aspect, then center-crop)")
     parser.add_argument("--interval", type=number, default=None, metavar="SECONDS",
-                        help="seconds between frames (videos: instead of their frames' own times; "
-                             "image folders whose names and EXIF carry no times)")
+                        help="seconds between frames, instead of their own times (a video's "
+                             "timestamps; an image folder's file names or EXIF, in name order)")
     parser.add_argument("--levels", default="auto", metavar="N|auto",
                         help="temporal pyramid levels including the frames, periods doubling "
                         "from the frame interval (default auto: up to two days or as many as "

@@ -13,6 +13,7 @@ import numpy as np
 from tlgen.data import pyramid
 from tlgen.data.layout import FORMAT, INDEX_FILE, METADATA_FILE, builder_dir
 from tlgen.errors import UserError
+from tlgen.files import STORAGE_ERRNOS
 
 
 class RecordSource:
@@ -34,7 +35,14 @@ class RecordSource:
             with self._opening:
                 if self._source is None:
                     import tensorflow_datasets as tfds
-                    self._source = tfds.builder_from_directory(self.tfds_dir).as_data_source(self.split)
+                    try:
+                        builder = tfds.builder_from_directory(self.tfds_dir)
+                    except OSError as e:    # TFDS: dataset_info.json or features.json gone or cut
+                        if e.errno in STORAGE_ERRNOS:
+                            raise
+                        raise UserError(f"{self.tfds_dir} cannot be read ({e}); the dataset is "
+                                        "incomplete or damaged: prepare it again.") from None
+                    self._source = builder.as_data_source(self.split)
         return self._source
 
     def __len__(self) -> int:

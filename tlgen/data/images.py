@@ -31,10 +31,15 @@ _DATETIME_ORIGINAL = 36867
 _SUBSEC_ORIGINAL = 37521
 
 
+def name_order(name: str) -> tuple:
+    """Sort key of file names with numbers by value: img2 before img10 (and img02 before img10)."""
+    return tuple(int(part) if i % 2 else part for i, part in enumerate(re.split(r"(\d+)", name))), name
+
+
 def list_images(folder: str) -> list[str]:
-    """Image files of `folder` (by extension, not recursive), sorted by name."""
-    names = sorted(n for n in os.listdir(folder) if n.lower().endswith(IMAGE_EXTENSIONS)
-                   and not n.startswith(".") and not os.path.isdir(os.path.join(folder, n)))
+    """Image files of `folder` (by extension, not recursive), in name order (`name_order`)."""
+    names = sorted((n for n in os.listdir(folder) if n.lower().endswith(IMAGE_EXTENSIONS)
+                    and not n.startswith(".") and not os.path.isdir(os.path.join(folder, n))), key=name_order)
     return [os.path.join(folder, n) for n in names]
 
 
@@ -95,20 +100,21 @@ def _name_list(paths: list[str], limit: int = 3) -> str:
 def folder_times(folder: str, paths: list[str], interval: float | None) -> np.ndarray:
     """Capture times (Unix seconds, float64) of `paths`, in the given order.
 
-    Per file: the file name, else EXIF DateTimeOriginal. If no file has a time, frames are
-    `interval` seconds apart in name order. Partly missing or duplicate times are a UserError
-    naming the files.
+    With an `interval`, frames are that many seconds apart in the given (name) order, as a
+    video's frames are with --interval. Else per file: the file name, else EXIF
+    DateTimeOriginal; none at all, partly missing or duplicate times are a UserError naming
+    the files.
     """
+    if interval is not None:
+        return np.arange(len(paths), dtype=np.float64) * float(interval)
     times = [time_from_name(p) for p in paths]
     times = [t if t is not None else time_from_exif(p) for p, t in zip(paths, times)]
     missing = [p for p, t in zip(paths, times) if t is None]
     if len(missing) == len(paths):
-        if interval is None:
-            raise UserError(
-                f"{folder}: cannot tell when the images were taken ({_name_list(paths)} have no "
-                "time in their names and no EXIF DateTimeOriginal); name them like "
-                "2021-06-01T12-00-00.png or pass --interval SECONDS.")
-        return np.arange(len(paths), dtype=np.float64) * float(interval)
+        raise UserError(
+            f"{folder}: cannot tell when the images were taken ({_name_list(paths)} have no "
+            "time in their names and no EXIF DateTimeOriginal); name them like "
+            "2021-06-01T12-00-00.png or pass --interval SECONDS.")
     if missing:
         unreadable = [p for p in missing if _decode(p) is None]
         if unreadable:
@@ -118,7 +124,8 @@ def folder_times(folder: str, paths: list[str], interval: float | None) -> np.nd
                             f"or JPEG or remove {them}.")
         raise UserError(
             f"{folder}: unparseable timestamps in {_name_list(missing)} (other files have times "
-            "in their names or EXIF); rename them like 2021-06-01T12-00-00.png or remove them.")
+            "in their names or EXIF); rename them like 2021-06-01T12-00-00.png, remove them, or "
+            "pass --interval SECONDS to space the frames evenly in name order.")
     times = np.asarray(times, np.float64)
     order = np.argsort(times, kind="stable")
     dup = np.flatnonzero(np.diff(times[order]) == 0)
@@ -127,7 +134,8 @@ def folder_times(folder: str, paths: list[str], interval: float | None) -> np.nd
         same = [p for p, t in zip(paths, times) if t == times[i]]
         stamp = dt.datetime.fromtimestamp(times[i], dt.timezone.utc)
         raise UserError(f"{folder}: duplicate timestamps: {_name_list(same)} all have time "
-                        f"{stamp:%Y-%m-%dT%H:%M:%S}; remove the duplicates.")
+                        f"{stamp:%Y-%m-%dT%H:%M:%S}; remove the duplicates, or pass --interval "
+                        "SECONDS to space the frames evenly in name order.")
     return times
 
 

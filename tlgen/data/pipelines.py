@@ -33,9 +33,9 @@ def _finish(ds: grain.MapDataset, fn, *, batch_size: int, seed: int, shard_index
             shard_count: int, worker_count: int) -> grain.IterDataset:
     if not 0 <= shard_index < shard_count:
         raise ValueError(f"shard_index {shard_index} not in [0, {shard_count})")
+    if len(ds) <= shard_index:
+        raise ValueError(f"its {len(ds)} samples leave none for process {shard_index} of {shard_count}")
     ds = ds[shard_index::shard_count]
-    if len(ds) == 0:
-        raise ValueError("this shard has no elements; the split is too small for the request")
     ds = ds.seed(seed).shuffle().repeat(None).random_map(fn)
     # Batches are prefetched by a few threads (Grain's default buffer of 500 is for records).
     it = ds.batch(batch_size, drop_remainder=True).to_iter_dataset(
@@ -270,6 +270,10 @@ def pair_dataset(data_dir: str, split: str, *, gap_bands: Sequence[tuple[float, 
                    worker_count=worker_count)
 
 
+def _longest(blocks: Sequence[Block]) -> str:
+    return f" (the longest has {max(b.count for b in blocks)})" if blocks else " (it has none)"
+
+
 def _starts(blocks: Sequence[Block], span: int) -> np.ndarray:
     """Record indices where `span` consecutive records stay inside one block."""
     parts = [np.arange(b.start, b.stop - span + 1) for b in blocks if b.count >= span]
@@ -280,9 +284,9 @@ class _ClipElement(_Reader):
     def __init__(self, data_dir, split, length, stride, with_flow, with_masks, augment, with_mean=False):
         super().__init__(data_dir, split)
         if with_flow and not self.metadata["has_flow"]:
-            raise ValueError(f"{data_dir} has no flow; prepare it with --flow")
+            raise UserError(f"{data_dir} has no flow; prepare it with --flow.")
         if with_masks and not self.metadata["has_masks"]:
-            raise ValueError(f"{data_dir} has no masks; prepare it with --masks")
+            raise UserError(f"{data_dir} has no masks; prepare it with --masks.")
         self.length, self.stride = length, stride
         self.with_flow, self.with_masks, self.augment = with_flow, with_masks, augment
         self.starts = _starts(self.blocks, (length - 1) * stride + 1)
@@ -328,7 +332,7 @@ def clip_dataset(data_dir: str, split: str, *, length: int, stride: int = 1, bat
     element = _ClipElement(data_dir, split, length, stride, with_flow, with_masks, augment, with_mean)
     if len(element.starts) == 0:
         raise ValueError(f"no {split} block of {data_dir} holds a clip of {length} frames "
-                         f"with stride {stride}")
+                         f"with stride {stride}{_longest(element.blocks)}")
     return _finish(grain.MapDataset.range(len(element.starts)), element, batch_size=batch_size,
                    seed=seed, shard_index=shard_index, shard_count=shard_count,
                    worker_count=worker_count)
@@ -369,7 +373,8 @@ def sparse_frames_dataset(data_dir: str, split: str, *, num_frames: int = 3,
                          f"{num_frames}, {tuple(spans)}")
     element = _SparseElement(data_dir, split, num_frames, spans, augment)
     if len(element.starts) == 0:
-        raise ValueError(f"no {split} block of {data_dir} has {num_frames} frames")
+        raise ValueError(f"no {split} block of {data_dir} has {num_frames} frames"
+                         f"{_longest(element.blocks)}")
     return _finish(grain.MapDataset.range(len(element.starts)), element, batch_size=batch_size,
                    seed=seed, shard_index=shard_index, shard_count=shard_count,
                    worker_count=worker_count)

@@ -207,6 +207,10 @@ class _Stager:
         if not paths and is_dataset(folder):
             raise UserError(f"{folder} is a prepared tlgen dataset, not footage; train on it with "
                             "--config.data.dir, or prepare the footage it came from.")
+        videos = [n for n in os.listdir(folder) if n.lower().endswith(video_io.VIDEO_EXTENSIONS)]
+        if not paths and videos:
+            raise UserError(f"{folder} holds videos, not frames; give the videos as sources "
+                            f"(e.g. {os.path.join(folder, '*' + os.path.splitext(videos[0])[1])}).")
         if not paths:
             raise UserError(f"{folder} contains no images ({', '.join(images.IMAGE_EXTENSIONS)}); "
                             "point to a folder of frames.")
@@ -398,21 +402,23 @@ def _block_table(videos, split, level=0) -> list[dict]:
 
 
 def _check_output(out: str, overwrite: bool, inputs: Sequence[str]) -> None:
-    """`out` may be written: new, or (with `overwrite`) a tlgen dataset holding none of the
-    `inputs` (the sources and mask folders, which must survive)."""
+    """`out` may be written: new, an empty folder, or (with `overwrite`) a tlgen dataset
+    holding none of the `inputs` (the sources and mask folders, which must survive)."""
     for path in inputs:
         path = os.path.abspath(path)
         if os.path.commonpath([path, out]) == out:
             raise UserError(f"--out {out} holds the input {path}; choose an --out outside the "
                             "footage.")
-    if os.path.exists(out) and not overwrite:
-        raise UserError(f"{out} already exists; pass --overwrite to replace it or choose "
-                        "another --out.")
     if os.path.exists(out) and not os.path.isdir(out):
         raise UserError(f"--out {out} is a file, not a dataset folder; choose another --out.")
-    if os.path.exists(out) and not is_dataset(out):
-        raise UserError(f"--overwrite replaces only a tlgen dataset, and {out} is not one (no "
-                        "tlgen.json); choose another --out.")
+    if not os.path.exists(out) or not os.listdir(out):
+        return
+    if not is_dataset(out):
+        raise UserError(f"--out {out} holds other files, not a tlgen dataset (no tlgen.json), and "
+                        "prepare replaces only a dataset; choose another --out.")
+    if not overwrite:
+        raise UserError(f"{out} already exists; pass --overwrite to replace it or choose "
+                        "another --out.")
 
 
 def prepare(sources: Sequence[str], out: str, *, size: tuple[int, int] | str | None = None,

@@ -48,8 +48,19 @@ class VideoInfo:
 
 def _ffmpeg_reason(text: str) -> str:
     lines = [re.sub(r"^(\[[^\]]*\]\s*)+", "", line).strip() for line in text.splitlines()]
-    lines = [line for line in lines if line]
+    lines = [line for line in lines if line and not line.startswith("frame=")]   # not progress
     return lines[-1] if lines else "no video stream found"
+
+
+class _SourceSize(logging.Filter):
+    """Drops imageio-ffmpeg's warning that a rotated video's upright frames differ in size from
+    its stored ones: that is what ffmpeg's autorotation gives, and `probe_video` reports."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "is different from the source frame size" not in record.getMessage()
+
+
+logging.getLogger("imageio_ffmpeg").addFilter(_SourceSize())
 
 
 def probe_video(path: str) -> VideoInfo:
@@ -64,13 +75,13 @@ def probe_video(path: str) -> VideoInfo:
         with _exec_follows_fork():
             meta = next(reader)
     except (OSError, RuntimeError, StopIteration) as e:
+        if " Audio: " in str(e) and " Video: " not in str(e):
+            raise UserError(f"{path} has no video stream (audio only); give a video file.") from None
         raise UserError(f"{path} is not a readable video (ffmpeg: {_ffmpeg_reason(str(e))}); "
                         "check that the file is a complete video.") from None
     finally:
         reader.close()
-    width, height = meta["size"]
-    if meta.get("rotate", 0) in (90, 270, -90):
-        width, height = height, width
+    width, height = meta["size"]       # of the frames ffmpeg gives: upright, rotation applied
     return VideoInfo(path, int(width), int(height), float(meta.get("fps") or 0.0),
                      float(meta.get("duration") or 0.0), bool(meta.get("audio_codec")))
 
@@ -126,7 +137,10 @@ def iter_video_frames(path: str, size: tuple[int, int] | None = None,
     interval = 1.0 / info.fps if info.fps > 0 else 0.0
     span = pts[-1] - pts[0] + interval if pts is not None else count * interval
     short = info.duration > 0 and interval and span < 0.9 * info.duration - interval
-    if count == 0 or (short and not info.has_audio) or (errors.strip() and not info.expected_frames):
+    # Frames ending early are a cut file, unless an audio track lasts longer and ffmpeg decoded
+    # the frames there are without complaint.
+    if count == 0 or (short and (not info.has_audio or errors.strip())) or (
+            errors.strip() and not info.expected_frames):
         raise UserError(f"{path} is truncated or corrupt: decoded {count} of "
                         f"{info.expected_frames or 'some'} frames{_reason(errors)}; "
                         "re-export or re-download the video.")

@@ -322,7 +322,11 @@ def train(config, workdir: str) -> dict:
     check_batch(config, mesh)
     engine = Engine(spec, fam, mesh, config)
     init_key, sample_key = init_and_sample_keys(config.seed)
-    train_iter = iter(fam.make_pipeline("train", jax.process_index(), jax.process_count()))
+    try:
+        train_iter = iter(fam.make_pipeline("train", jax.process_index(), jax.process_count()))
+    except ValueError as e:   # a split too short for the config's clips, as for evaluation below
+        raise UserError(f"{config.data.dir} cannot feed training ({str(e).rstrip('.')}); prepare it "
+                        "from longer footage, or shorten the config's clips.") from None
     eval_data = _eval_pipeline(config, fam)
     lock = _lock_workdir(workdir)
     try:

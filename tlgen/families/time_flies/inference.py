@@ -6,7 +6,7 @@ frame repeated past its end, so a reference of N frames gives N frames (or the f
 through the generator in chunks; NoiseAdaIN's noise for frame t comes from its own key
 (`time_flies.smoothed_noise`), so the chunking changes nothing and a seed fixes the video.
 Labels: `--image-mask` (a class-index PNG of the image's size) and `--reference-masks` (one
-PNG for every frame of a static camera, or a folder of one PNG per frame, sorted by name);
+PNG for every frame of a static camera, or a folder of one PNG per frame in name order);
 without them every pixel is class 0 (one region: plain AdaIN / NoiseAdaIN).
 """
 
@@ -37,7 +37,7 @@ def add_animate_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Time Flies: class-index labels of --image, at its size (default: one class)")
     parser.add_argument("--reference-masks", metavar="PATH",
                         help="Time Flies: labels of the reference: one PNG for all frames, or a folder of "
-                             "one PNG per frame (sorted by name)")
+                             "one PNG per frame (in name order: m2 before m10)")
     parser.add_argument("--seed", type=int, default=0, help="Time Flies: seed of NoiseAdaIN's noise")
     parser.add_argument("--vgg19", metavar="FILE",
                         help="Time Flies: VGG-19 weights for the image encoder (default: the run's "
@@ -54,10 +54,11 @@ def _labels(path: str, shape: tuple[int, int], size: tuple[int, int], classes: i
 
 def reference_labels(path: str | None, count: int, shape, size, classes: int) -> np.ndarray:
     """(count, H, W) labels of the reference's first `count` frames."""
+    from tlgen.data.images import name_order
     if path is None:
         return np.zeros((count,) + tuple(size), np.uint8)
     if os.path.isdir(path):
-        files = sorted(f for f in os.listdir(path) if f.lower().endswith(".png"))
+        files = sorted((f for f in os.listdir(path) if f.lower().endswith(".png")), key=name_order)
         if len(files) < count:
             raise UserError(f"--reference-masks {path} has {len(files)} PNGs but the reference's "
                             f"{count} frames need one each.")
