@@ -71,7 +71,7 @@ def test_console_script_runs_as_module():
     (["eval", "--workdir", "{tmp}/m_1.mp4"], "{tmp}/m_1.mp4 has no config.json"),
     (["generate", "--workdir", "{tmp}/missing", "--out", "{tmp}/t.mp4"], "--workdir {tmp}/missing does not exist"),
     (["generate", "--workdir", "{tmp}/missing", "--out", "{tmp}/nofolder/g.mp4"],
-     "the folder of {tmp}/nofolder/g.mp4 does not exist"),
+     "--out {tmp}/nofolder/g.mp4: its folder {tmp}/nofolder does not exist; create it first."),
     (["bench", "--config", "configs/timescale_ae_synthetic.py:huge"],
      "config file configs/timescale_ae_synthetic.py: unknown variant 'huge'; choose from tiny, base, large."),
     (["prepare", "{tmp}/dataset", "--out", "{tmp}/d"], "{tmp}/dataset is a prepared tlgen dataset, not footage"),
@@ -229,3 +229,13 @@ def test_the_commands_keep_compiled_programs_in_a_cache_folder(tmp_path, monkeyp
         monkeypatch.setenv("TLGEN_XLA_CACHE", setting)
         cli._compilation_cache()
         assert os.environ["JAX_COMPILATION_CACHE_DIR"] == ""
+
+
+def test_help_examples_continued_with_a_backslash_keep_their_line_breaks():
+    import importlib
+    import inspect
+    for name in cli.COMMANDS:
+        module = importlib.import_module(f"tlgen.cli.{name.replace('-', '_')}")
+        source = inspect.getsource(module)
+        written = source[:source.index('"""', source.index('"""') + 3)]      # the docstring as typed
+        assert module.__doc__.count("\\\n") == written.count("\\\n"), name

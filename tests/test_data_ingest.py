@@ -196,6 +196,16 @@ def test_prepare_mp4_within_codec_tolerance_and_interval(tmp_path):
 def test_open_dataset_rejects_other_folders(tmp_path):
     with pytest.raises(UserError, match="is not a tlgen dataset"):
         open_dataset(str(tmp_path))
+    (tmp_path / "week.mp4").write_bytes(b"")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text("{}")
+    for path, says in ((tmp_path / "gone", "does not exist; give a dataset folder written by `tlgen prepare`"),
+                       (tmp_path / "week.mp4", "is a file, not a dataset folder; prepare footage into "
+                                               f"one first: tlgen prepare {tmp_path / 'week.mp4'} --out DIR."),
+                       (tmp_path / "run", "is a training work directory, not a dataset")):
+        with pytest.raises(UserError) as error:
+            open_dataset(str(path))
+        assert str(error.value).startswith(f"{path} {says}")
 
 
 def _ffmpeg(*args):

@@ -275,3 +275,22 @@ def test_a_train_split_too_short_for_a_clip_is_one_sentence(tmp_path, capsys):
                    "clip of 5 frames with stride 1 (the longest has 4)); prepare it from longer "
                    "footage, or shorten the config's clips.")
     assert not work.exists()
+
+
+def test_eval_scores_each_clip_once_however_many_are_asked_for(run, capsys):
+    from tlgen.data.pipelines import clip_count
+    from tlgen.metrics.protocol import eval_clips
+    root, workdir, _ = run
+    data = str(root / "clouds")
+    available = clip_count(data, "validation", 5)
+    assert 1 < available < 50
+    batches, length, notes = eval_clips(data, "validation", lengths=(16, 5), stride=1, num_clips=50,
+                                        with_masks=False)
+    firsts = {batch["frames"][0].tobytes() for batch in batches}
+    assert length == 5 and len(batches) == len(firsts) == available
+    assert notes[1] == (f"the validation split holds {available} distinct clips of 5 frames: "
+                        f"{available} scored, not 50")
+    with pytest.raises(SystemExit) as exit_info:                  # refused before any work
+        main(["eval", "--workdir", workdir, "--flow-method", "raft"])
+    assert exit_info.value.code == 2
+    assert "argument --flow-method: invalid choice: 'raft'" in capsys.readouterr().err

@@ -186,3 +186,21 @@ def test_registry_lists_the_builtin_families_and_their_commands():
     assert set(specs["time_flies"].commands) == {"animate"}
     assert set(specs["timescale_ae"].commands) == {"eval", "timelapse"}
     assert family_lib.get("tests.toy_family") is toy_family.FAMILY
+
+
+def test_a_run_whose_dataset_moved_asks_for_data(tmp_path):
+    import ml_collections
+
+    from tlgen.trained import Trained
+    data = tmp_path / "city"
+    data.mkdir()
+    config = ml_collections.ConfigDict({"data": {"dir": str(data)}})
+    trained = Trained(config, None, 0, {}, {}, None, workdir=str(tmp_path / "run"))
+    assert trained.data_dir() == str(data) and trained.data_dir("elsewhere") == "elsewhere"
+    data.rmdir()                                   # moved away after training
+    with pytest.raises(UserError) as error:
+        trained.data_dir()
+    assert str(error.value) == (f"{data}, the dataset {tmp_path / 'run'} was trained on (its "
+                                "config.data.dir), is not there any more; pass --data DIR with where it "
+                                "is now, or another prepared dataset.")
+    assert trained.data_dir(str(tmp_path)) == str(tmp_path)

@@ -3,6 +3,7 @@ published module names) from the same random weights, through `tlgen convert-wei
 loader rejects a file with a missing or mis-shaped layer in one sentence per problem."""
 
 import os
+import re
 
 import jax
 import numpy as np
@@ -96,6 +97,13 @@ def test_the_loader_names_every_missing_or_misshaped_layer(tmp_path):
     assert f"{path}: 'features.3.weight' has shape (10, 64, 5, 5), expected (192, 64, 5, 5)." in message
     assert f"{path} has no array 'lin2.model.1.weight' (expected shape (1, 384, 1, 1))." in message
     assert f"{path}: 'features.0.bias' holds NaN or infinite values (a damaged file?)." in message
+    other = str(tmp_path / "other.safetensors")            # another network's file: one sentence
+    save_file({"conv.weight": np.zeros((2, 2), np.float32)}, other)
+    with pytest.raises(UserError) as error:
+        LPIPS.load(other, key="--lpips")
+    assert re.fullmatch(f"--lpips does not hold the expected weights: {re.escape(other)} has none of "
+                        r"the 15 arrays they need \(such as 'features\.0\.\w+'\); is it the file of "
+                        "another network\\?", str(error.value)), str(error.value)
 
 
 def test_convert_weights_refuses_a_folder_a_pickled_module_a_non_pickle_and_an_out_in_no_folder(tmp_path, capsys):
@@ -114,7 +122,7 @@ def test_convert_weights_refuses_a_folder_a_pickled_module_a_non_pickle_and_an_o
                                "dict saved by torch.save or a TorchScript file."),
                               ([text], "x.safetensors", f"{text} is not a PyTorch save ("),
                               ([weights], str(tmp_path / "none" / "x.safetensors"),
-                               f"the folder of {tmp_path}/none/x.safetensors does not exist")]:
+                               f"--out {tmp_path}/none/x.safetensors: its folder {tmp_path}/none does not exist")]:
         assert main(["convert-weights", "--kind", "vgg19", *inputs, "--out", out]) == 2
         err = capsys.readouterr().err.strip()
         assert says in err and len(err.splitlines()) == 1, err

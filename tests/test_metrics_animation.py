@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tlgen.metrics.animation import masked_psnr, region_flow_mse, static_mask
+from tlgen.metrics.animation import masked_psnr, masked_ssim, region_flow_mse, static_mask, static_scores
 from tlgen.metrics.flow import flow_mse
 
 
@@ -22,6 +22,14 @@ def test_masked_psnr_counts_only_the_masked_pixels_and_caps_a_perfect_frame():
     mask = np.array([[False, True], [True, True]])
     want = (100.0 + 10 * np.log10(255.0 ** 2 / (225 / 3))) / 2
     assert masked_psnr(frames, reference, mask) == pytest.approx(want)
+
+
+def test_a_clip_without_still_pixels_has_no_masked_score():
+    real = np.zeros((3, 2, 2, 3), np.uint8)
+    real[1] = 200                         # every pixel changes
+    none = np.zeros((2, 2), bool)
+    assert np.isnan(masked_psnr(real, real[0], none)) and np.isnan(masked_ssim(real, real[0], none))
+    assert static_scores(real, real) == {"static_share": 0.0}    # not 100 dB, nothing to average
 
 
 def test_region_flow_error_sums_the_components_where_flow_mse_averages_them():

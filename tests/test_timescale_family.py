@@ -170,7 +170,7 @@ def test_cli_timelapse_and_eval_from_a_trained_workdir(data_dir, tmp_path, capsy
     out = tmp_path / "out"
     base = ["timelapse", "--workdir", workdir, "--frames", "5", "--start", "0", "--end", "100000"]
     assert main(base + ["--out", str(out / "sub.mp4")]) == 2            # no such folder yet
-    assert capsys.readouterr().err.strip().endswith(f"the folder of {out / 'sub.mp4'} does not exist; create it first.")
+    assert capsys.readouterr().err.strip().endswith(f"--out {out / 'sub.mp4'}: its folder {out} does not exist; create it first.")
     out.mkdir()
     runs = {"sub": ["--mode", "subsample", "--npz", str(out / "sub.npz"), "--sheet", str(out / "sub.png")],
             "interp": ["--mode", "interpolate", "--interp", "lerp", "--keyframes", "3", "--keep-bins", "2"],
@@ -202,8 +202,13 @@ def test_cli_timelapse_and_eval_from_a_trained_workdir(data_dir, tmp_path, capsy
     assert "span 1e+09-2e+09 s lies outside the video's 0-" in capsys.readouterr().err
     assert main(base[:-4] + ["--keep-bins", "5", "--out", str(out / "bad.mp4")]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.endswith("keep bins 5 is outside 1..4 (the model has 4 bins).") and len(err.splitlines()) == 1
+    assert err.endswith("error: --keep-bins 5 is outside 1..4 (the model has 4 bins).") and len(err.splitlines()) == 1
+    band = ["--out", str(out / "bad.mp4"), "--from", "50000", "--insert-band"]
     for extra, says in [(["--out", str(out / "bad.gif")], f"--out {out / 'bad.gif'} must end in .mp4."),
+                        (band + ["3", "--keep-bins", "2"],                # a mask given is not widened
+                         "--insert-band 3 is not among the bins kept (0..1); keep at least 4."),
+                        (band + ["1", "--remove-band", "1"],
+                         "--remove-band 1 is also the insert band; edit two different bins."),
                         (["--out", str(out / "bad.mp4"), "--mode", "interpolate", "--keyframes", "1"],
                          "--keyframes 1: interpolation needs from 2 keyframes up to --frames (5)."),
                         (["--out", str(out / "bad.mp4"), "--insert-band", "0", "--from", "1e9"],
@@ -243,6 +248,16 @@ def test_cli_timelapse_and_eval_from_a_trained_workdir(data_dir, tmp_path, capsy
         assert row["raw"] == pytest.approx(np.mean(10 * np.log10(1 / mse)), abs=2e-3)
         assert row["oracle blur"] >= row["raw"] - 1e-3 and row["oracle_sigma_s"] >= 0   # sigma 0 = raw
         assert np.isfinite(row["median"]) and np.isfinite(row["neighbours"])
+        best = max(row[b] for b in ("raw", "oracle blur", "median", "period mean", "nearest frames"))
+        assert row["neighbours - best baseline"] == pytest.approx(row["neighbours"] - best, abs=2e-3)
+    assert report["plots"] == ["band_fidelity.png", "latent_pca.png"]
+    span = block.times[-1] - block.times[0]           # a block shorter than a cutoff is said so
+    longer = [f"{c:g}s" for c in (9600.0, 4800.0, 2400.0, 1200.0) if c > span]
+    assert [n for n in report["notes"] if " lasts " in n] == ([
+        f"the evaluated block (validation, video 0) lasts {span:g} s, less than the cutoffs "
+        f"{', '.join(longer)}: within it those bins hardly change, so their rows say little; evaluate "
+        "on a longer capture (--data, or prepare with a larger --val-fraction)."] if longer else [])
+    assert report["samples"]["frames"] == len(pick)
     # leakage: cutoffs 9600 .. 1200 s; the day cycle belongs in bin 0, vans (1 h) in bin 2,
     # passers-by faster than the frame interval in the fastest bin
     leak = {r["component"]: r for r in report["leakage"]}

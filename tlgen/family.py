@@ -126,7 +126,8 @@ class Command:
 
     run(trained, args) -> the command's result, by command:
       "eval": a report dict (tables are lists of row dicts; "notes" a list of sentences),
-        plots already written into `args.out_dir`; the CLI writes report.json / report.md.
+        its PNG plots written into `args.out_dir` (a folder of this report's alone); the CLI
+        puts them beside report.json / report.md.
         `args.networks` holds the metric networks the user gave (`tlgen.metrics.protocol`);
       "generate": an iterable of uint8 chunks (videos, frames, H, W, 3), in time order;
       "animate": a `tlgen.family.Animation`;

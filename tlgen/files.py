@@ -39,7 +39,7 @@ def check_output_file(path: str, flag: str) -> None:
         raise UserError(f"{flag} {path} is a folder; give a file name.")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
-        raise UserError(f"the folder of {path} does not exist; create it first.")
+        raise UserError(f"{flag} {path}: its folder {folder} does not exist; create it first.")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise UserError(f"{flag} {path}: its folder {folder} cannot be written "
                         f"({_access_error(folder)}); choose another folder.")

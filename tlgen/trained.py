@@ -20,6 +20,7 @@ from jax.sharding import Mesh
 from tlgen import checkpoint
 from tlgen import config as config_lib
 from tlgen import family as family_lib
+from tlgen.errors import UserError
 from tlgen.parallel import make_mesh, param_shardings, place
 
 # The inference mesh when none is given: every device on the data axis.
@@ -51,6 +52,18 @@ class Trained:
     @functools.cached_property
     def frozen(self) -> dict:
         return load_frozen(self.config, self.mesh, self.family)
+
+    def data_dir(self, given: str | None = None) -> str:
+        """The dataset a command reads: `given` (its --data), else the one the run trained on,
+        which may have moved since: then one sentence asking for --data."""
+        if given:
+            return given
+        own = self.config.data.dir
+        if own and not os.path.exists(own):
+            raise UserError(f"{own}, the dataset {self.workdir or 'the run'} was trained on "
+                            "(its config.data.dir), is not there any more; pass --data DIR with "
+                            "where it is now, or another prepared dataset.")
+        return own
 
     @classmethod
     def from_state(cls, config, state, mesh: Mesh, *, step: int = 0, frozen: dict | None = None

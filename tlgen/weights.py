@@ -62,6 +62,11 @@ def checked(arrays: Mapping[str, np.ndarray], expected: Mapping[str, tuple[int, 
     """The arrays `expected` names, as `dtype`. Raises one UserError listing, one sentence
     each, every missing array, every array of another shape and every array holding NaN or
     infinity (extra arrays are ignored)."""
+    if expected and not any(name in arrays for name in expected):      # another network's file
+        first = next(iter(expected))
+        raise UserError(f"{key} does not hold the expected weights: {path} has none of the "
+                        f"{len(expected)} arrays they need (such as {first!r}); is it the file of "
+                        "another network?")
     problems = []
     for name, shape in expected.items():
         if name not in arrays:

@@ -1,4 +1,4 @@
-"""Animate a still image with a trained run of an animation family (DTVNet, FGLA, Time Flies).
+r"""Animate a still image with a trained run of an animation family (DTVNet, FGLA, Time Flies).
 
 Examples:
   tlgen animate --workdir runs/dtv --image sky.jpg --out sky.mp4 --seed 3     # random motion

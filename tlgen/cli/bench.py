@@ -1,4 +1,4 @@
-"""Benchmark a config: compile time, step time, FLOPs, MFU, memory, pipeline and inference rates.
+r"""Benchmark a config: compile time, step time, FLOPs, MFU, memory, pipeline and inference rates.
 
 Examples:
   tlgen bench --config configs/dtvnet_clouds.py:tiny --config.data.dir= --steps 5

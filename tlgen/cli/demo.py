@@ -20,7 +20,8 @@ DEMO_STEPS = 1000
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", default="./tlgen-demo", metavar="DIR", help="output folder")
+    parser.add_argument("--out", default="./tlgen-demo", metavar="DIR",
+                        help="output folder (default ./tlgen-demo; a second call resumes there)")
     parser.add_argument("--steps", type=int, default=DEMO_STEPS,
                         help=f"training steps (default {DEMO_STEPS}: about 5 minutes on 2 CPU cores)")
 
@@ -94,9 +95,10 @@ def run(args: argparse.Namespace) -> int:
         timelapse_cli.write(args, inference.render_timelapse(synth, start_time, args))
         paths.append(target)
     eval_dir = os.path.join(workdir, "eval")
-    report = inference.evaluate(trained, eval_dir, data)
-    write_report(eval_dir, report)
-    print(f"training: {metrics.get('step')} steps, final loss {metrics.get('loss', float('nan')):.4f}")
+    report, _ = write_report(eval_dir, lambda plots_dir: inference.evaluate(trained, plots_dir, data))
+    print(f"training: {metrics.get('step')} steps, final loss {metrics['loss']:.4f}" if "loss" in metrics
+          else f"training: the run was at step {metrics.get('step')} already; nothing trained (a "
+               "larger --steps trains on)")
     rows = report.get("band_fidelity", [])
     for row in rows:
         print(f"cutoff {row['cutoff_s'] / 3600:6.2f} h: masked reconstruction {row['decode']:.2f} dB, "

@@ -1,4 +1,4 @@
-"""Evaluate a trained run with its family's protocol; writes W/eval/report.{json,md} and plots.
+r"""Evaluate a trained run with its family's protocol; writes W/eval/report.{json,md} and plots.
 
 Examples:
   tlgen eval --workdir runs/tae                       # the run's own dataset
@@ -42,7 +42,10 @@ def run(args: argparse.Namespace) -> int:
     args.networks = Networks.load(args.inception, args.i3d, args.lpips)
     trained = load(args.workdir, step=args.step, command="eval")
     command = trained.family.command("eval")
-    args.out_dir = args.out or os.path.join(args.workdir, "eval")
-    report = command.run(trained, args)
-    print("\n".join(write_report(args.out_dir, report)))
+
+    def evaluate(plots_dir: str) -> dict:
+        args.out_dir = plots_dir
+        return command.run(trained, args)
+    _, paths = write_report(args.out or os.path.join(args.workdir, "eval"), evaluate)
+    print("\n".join(paths))
     return 0

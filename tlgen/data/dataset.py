@@ -299,10 +299,23 @@ def open_dataset(data_dir: str) -> Dataset:
         with np.load(os.path.join(data_dir, INDEX_FILE)) as npz:
             index = {k: npz[k] for k in npz.files}
     except (OSError, ValueError, KeyError):
-        raise UserError(f"{data_dir} is not a tlgen dataset (no readable {METADATA_FILE} / "
-                        f"{INDEX_FILE}); create one with `tlgen prepare SOURCE --out "
-                        f"{data_dir}`.") from None
+        raise UserError(_not_a_dataset(data_dir)) from None
     return Dataset(os.path.abspath(data_dir), metadata, index)
+
+
+def _not_a_dataset(path: str) -> str:
+    """What `path`, which is not a readable dataset, is instead, and what to do."""
+    if not os.path.exists(path):
+        return (f"{path} does not exist; give a dataset folder written by `tlgen prepare` "
+                "(tlgen prepare SOURCE --out DIR).")
+    if os.path.isfile(path):
+        return (f"{path} is a file, not a dataset folder; prepare footage into one first: "
+                f"tlgen prepare {path} --out DIR.")
+    if os.path.isfile(os.path.join(path, "config.json")):
+        return (f"{path} is a training work directory, not a dataset; give the dataset folder "
+                "it trained on (its config.data.dir) or another one written by `tlgen prepare`.")
+    return (f"{path} is not a tlgen dataset (no readable {METADATA_FILE} / {INDEX_FILE}); "
+            f"create one with `tlgen prepare SOURCE --out {path}`.")
 
 
 def data_identity(data_dir: str) -> dict | None:

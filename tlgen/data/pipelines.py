@@ -338,6 +338,11 @@ def clip_dataset(data_dir: str, split: str, *, length: int, stride: int = 1, bat
                    worker_count=worker_count)
 
 
+def clip_count(data_dir: str, split: str, length: int, stride: int = 1) -> int:
+    """The distinct clips `clip_dataset` draws from; its first pass shows each once."""
+    return len(_starts(open_dataset(data_dir).blocks(split, 0), (length - 1) * stride + 1))
+
+
 class _SparseElement(_Reader):
     def __init__(self, data_dir, split, num_frames, spans, augment):
         super().__init__(data_dir, split)

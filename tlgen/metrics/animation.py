@@ -22,15 +22,19 @@ def static_mask(real: np.ndarray, threshold: float = 2.5) -> np.ndarray:
 
 def masked_psnr(frames: np.ndarray, reference: np.ndarray, mask: np.ndarray) -> float:
     """Mean over frames (T, H, W, 3) of the PSNR (dB, 0-255) against `reference` (H, W, 3) on
-    the pixels of `mask` (H, W); inf-free (a perfect frame scores 100 dB)."""
+    the pixels of `mask` (H, W); inf-free (a perfect frame scores 100 dB); NaN for an empty mask."""
+    if not mask.any():
+        return float("nan")
     diff = (np.asarray(frames, np.float64) - np.asarray(reference, np.float64)[None]) ** 2
-    mse = diff[:, mask].mean(axis=(1, 2)) if mask.any() else np.zeros(len(frames))
+    mse = diff[:, mask].mean(axis=(1, 2))
     return float(np.mean(np.where(mse > 0, 10 * np.log10(255.0 ** 2 / np.maximum(mse, 1e-20)), 100.0)))
 
 
 def masked_ssim(frames: np.ndarray, reference: np.ndarray, mask: np.ndarray) -> float:
     """Mean SSIM of frames against `reference`, with the non-static pixels of both set to the
-    reference's (so only static pixels can differ)."""
+    reference's (so only static pixels can differ); NaN for an empty mask."""
+    if not mask.any():
+        return float("nan")
     f = np.asarray(frames, np.float32) / 255.0
     r = np.asarray(reference, np.float32) / 255.0
     f = np.where(mask[None, ..., None], f, r[None])
@@ -39,8 +43,11 @@ def masked_ssim(frames: np.ndarray, reference: np.ndarray, mask: np.ndarray) -> 
 
 def static_scores(fake: np.ndarray, real: np.ndarray) -> dict:
     """Masked PSNR / SSIM of generated frames 1.. of `fake` (T, H, W, 3) against the first real
-    frame over the pixels the real clip `real` keeps still, and the share of those pixels."""
+    frame over the pixels the real clip `real` keeps still, and the share of those pixels;
+    without a still pixel only the share (0), so that means over clips skip the clip."""
     still = static_mask(real)
+    if not still.any():
+        return {"static_share": 0.0}
     return {"masked_psnr": masked_psnr(fake[1:], real[0], still),
             "masked_ssim": masked_ssim(fake[1:], real[0], still), "static_share": float(still.mean())}
 

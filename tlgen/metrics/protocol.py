@@ -51,6 +51,31 @@ PROTOCOL = {
 FLAGS = {"fid": "--inception", "kid": "--inception", "fvd": "--i3d", "lpips": "--lpips"}
 
 
+def eval_clips(data_dir: str, split: str, *, lengths: tuple[int, ...], stride: int, num_clips: int,
+               with_masks: bool) -> tuple[list[dict], int, list[str]]:
+    """The clips an animation family's `tlgen eval` scores, batch 1 with flow (and masks): up
+    to `num_clips` distinct ones, drawn with `CLIP_SEED`, of the first of `lengths` frames
+    (`stride` records apart) the split holds. Returns (batches, length, notes); UserError when
+    it holds none."""
+    from tlgen.data.pipelines import clip_count, clip_dataset
+    from tlgen.errors import UserError
+
+    length = next((n for n in lengths if clip_count(data_dir, split, n, stride)), None)
+    if length is None:
+        raise UserError(f"the {split} split of {data_dir} has no clip of {lengths[-1]} frames "
+                        f"{stride} apart; prepare it with a larger --val-fraction or from longer footage.")
+    notes = [] if length == lengths[0] else [
+        f"the {split} split has no clip of {lengths[0]} frames: the clips scored, and the "
+        f"distribution metrics, have {length}"]
+    available = clip_count(data_dir, split, length, stride)
+    if available < num_clips:
+        notes.append(f"the {split} split holds {available} distinct clips of {length} frames: "
+                     f"{available} scored, not {num_clips}")
+    batches = iter(clip_dataset(data_dir, split, length=length, stride=stride, batch_size=1,
+                                seed=CLIP_SEED, with_flow=True, with_masks=with_masks))
+    return [next(batches) for _ in range(min(num_clips, available))], length, notes
+
+
 @dataclasses.dataclass(frozen=True)
 class Networks:
     """The metric networks a user supplied (None: not given)."""

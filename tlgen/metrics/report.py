@@ -2,13 +2,16 @@
 
 A report is a dict. In report.md, its scalar entries form the summary table, each list of
 row dicts becomes a table (titled by `report["titles"][key]` when given), `notes` become
-bullets and the PNG files of the folder are shown.
+bullets and the PNG plots the family wrote are shown.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
+from collections.abc import Callable
 
 import numpy as np
 
@@ -46,15 +49,37 @@ def markdown(report: dict, plots: list[str]) -> str:
     return "\n".join(md) + "\n"
 
 
-def write_report(out_dir: str, report: dict) -> list[str]:
-    """Writes report.json and report.md into `out_dir` (atomically) beside the PNG plots the
-    family wrote there; returns the paths of all three kinds of files."""
+def write_report(out_dir: str, evaluate: Callable[[str], dict]) -> tuple[dict, list[str]]:
+    """Runs `evaluate(plots_dir)` -> report, which writes its PNG plots into a folder of its
+    own, and puts report.json, report.md and those plots into `out_dir` together: the previous
+    report's plots go, other files stay, and an evaluation that fails or is interrupted leaves
+    the previous report whole. Returns the report and the paths written."""
     os.makedirs(out_dir, exist_ok=True)
-    plots = sorted(p for p in os.listdir(out_dir) if p.endswith(".png"))
-    report = {**report, "plots": plots}
-    write_text(os.path.join(out_dir, "report.json"), json.dumps(report, indent=2))
-    write_text(os.path.join(out_dir, "report.md"), markdown(report, plots))
-    return [os.path.join(out_dir, name) for name in ["report.json", "report.md"] + plots]
+    staging = tempfile.mkdtemp(prefix=".report-", dir=out_dir)
+    try:
+        report = evaluate(staging)
+        plots = sorted(p for p in os.listdir(staging) if p.endswith(".png"))
+        report = {**report, "plots": plots}
+        write_text(os.path.join(staging, "report.md"), markdown(report, plots))
+        write_text(os.path.join(staging, "report.json"), json.dumps(report, indent=2))
+        old = set(_previous_plots(out_dir)) - set(plots)
+        for name in plots + ["report.md", "report.json"]:        # the report last: it lists the rest
+            os.replace(os.path.join(staging, name), os.path.join(out_dir, name))
+        for name in old:
+            if os.path.isfile(os.path.join(out_dir, name)):
+                os.remove(os.path.join(out_dir, name))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return report, [os.path.join(out_dir, name) for name in ["report.json", "report.md"] + plots]
+
+
+def _previous_plots(out_dir: str) -> list[str]:
+    try:
+        with open(os.path.join(out_dir, "report.json")) as f:
+            plots = json.load(f).get("plots", [])
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [p for p in plots if isinstance(p, str) and p.endswith(".png") and os.path.basename(p) == p]
 
 
 def save_png(path: str, image: np.ndarray) -> None:

@@ -17,20 +17,11 @@ def band_fidelity_rows(cutoffs, truth, candidates: dict) -> list[dict]:
     """One row per cutoff: PSNR of each candidate stack against the ground-truth stack.
 
     cutoffs: (L,) seconds; truth: L stacks (N, H, W, 3) in [0, 1]; candidates:
-    {name: L stacks}. Adds `margin_<name>` = PSNR(name) - PSNR("pyramid") when a
-    "pyramid" candidate is given.
+    {name: L stacks}.
     """
-    rows = []
-    for i, cutoff in enumerate(cutoffs):
-        row = {"cutoff_s": float(cutoff)}
-        for name, stacks in candidates.items():
-            row[name] = round(mean_psnr(stacks[i], truth[i]), 3)
-        if "pyramid" in candidates:
-            for name in candidates:
-                if name != "pyramid":
-                    row[f"margin_{name}"] = round(row[name] - row["pyramid"], 3)
-        rows.append(row)
-    return rows
+    return [{"cutoff_s": float(cutoff), **{name: round(mean_psnr(stacks[i], truth[i]), 3)
+                                           for name, stacks in candidates.items()}}
+            for i, cutoff in enumerate(cutoffs)]
 
 
 # Blur widths the oracle tries, as fractions of the cutoff; 0 is the raw (nearest) frame.

@@ -296,7 +296,8 @@ class Synthesizer:
         keep_bins / min_period choose the mask (default: drop changes faster than
         the output frame interval; multiscale keeps all bins). `remove` replaces
         that bin by its time average; `insert` takes that bin from the frame
-        nearest `insert_from` (the mask then keeps at least bins 0..insert).
+        nearest `insert_from` (a default mask then keeps at least bins 0..insert; a given
+        `keep_bins` must).
         """
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
@@ -304,6 +305,7 @@ class Synthesizer:
             raise ValueError(f"unknown render {render!r}: use one of {', '.join(RENDERS)}")
         times = output_times(t0, t1, n)
         m = self.num_bins
+        given_keep = keep_bins is not None
         if keep_bins is None:
             if min_period is None:
                 min_period = (t1 - t0) / max(n - 1, 1) if mode != "multiscale" else 0.0
@@ -313,8 +315,13 @@ class Synthesizer:
         for name, band in (("remove", remove), ("insert", insert)):
             if band is not None and not 0 <= band < m:
                 raise ValueError(f"{name} band {band} is outside 0..{m - 1}")
-        if insert is not None:
-            keep_bins = max(keep_bins, insert + 1)
+        if insert is not None and insert == remove:
+            raise ValueError(f"remove band {remove} is also the insert band; edit two different bins")
+        if insert is not None and insert >= keep_bins:
+            if given_keep:
+                raise ValueError(f"insert band {insert} is not among the bins kept (0..{keep_bins - 1}); "
+                                 f"keep at least {insert + 1}")
+            keep_bins = insert + 1
         if mode == "subsample":
             idx = nearest_frames(self.frame_times, times)
             codes = self.encode_frames(idx)

@@ -61,7 +61,7 @@ def animate_command(trained: Trained, args: argparse.Namespace) -> Animation:
 def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", default="validation", help="DTVNet: dataset split (default validation)")
     parser.add_argument("--num-clips", type=int, default=16, help="DTVNet: clips to score (default 16)")
-    parser.add_argument("--flow-method", default="dis", metavar="{dis,farneback}",
+    parser.add_argument("--flow-method", default="dis", choices=("dis", "farneback"),
                         help="DTVNet: flow estimator for Flow-MSE (default dis)")
 
 
@@ -78,30 +78,22 @@ def evaluate(trained: Trained, out_dir: str, data_dir: str | None = None, *,
     `tlgen.metrics.protocol` (SWD always; FID/KID, FVD, LPIPS with their networks). Writes
     clips.png (real above generated)."""
     from tlgen.data.dataset import open_training_data
-    from tlgen.data.pipelines import clip_dataset
     from tlgen.metrics.animation import region_flow_mse, static_scores
-    from tlgen.metrics.protocol import CLIP_SEED, FVD_FRAMES, video_metrics
+    from tlgen.metrics.protocol import FVD_FRAMES, eval_clips, video_metrics
     from tlgen.metrics.report import save_png, video_strips
 
     if num_clips < 1:
         raise UserError(f"--num-clips {num_clips} must be at least 1.")
     config = trained.config
-    data_dir = data_dir or config.data.dir
+    data_dir = trained.data_dir(data_dir)
     masked = bool(open_training_data(data_dir, image_size=int(config.data.image_size),
                                      flow=True, run=trained.workdir).metadata.get("has_masks"))
     t = int(config.data.num_frames)
     gen, enc, _ = networks_of(config, trained.dtype)
-    clips = lambda length: iter(clip_dataset(data_dir, split, length=length, stride=config.data.stride,
-                                             batch_size=1, seed=CLIP_SEED,
-                                             with_flow=True, with_masks=masked))
-    notes, length = [], max(t + 1, FVD_FRAMES)
-    try:
-        batches = clips(length)
-    except ValueError:                 # no clip that long in the split: the model's own length
-        length = t + 1
-        batches = clips(length)
-        notes.append(f"the {split} split has no clip of {FVD_FRAMES} frames: the distribution "
-                     f"metrics use {length}-frame clips")
+    # FVD's clip length, else the model's own (the distribution metrics then use it)
+    batches, length, notes = eval_clips(data_dir, split, lengths=(max(t + 1, FVD_FRAMES), t + 1),
+                                        stride=int(config.data.stride), num_clips=num_clips,
+                                        with_masks=masked)
     anim = animator(trained)
 
     @jax.jit
@@ -110,8 +102,7 @@ def evaluate(trained: Trained, out_dir: str, data_dir: str | None = None, *,
         return dtvnet.to_uint8(video[0]), scores(video, real)
 
     rows, real_clips, fake_clips = [], [], []
-    for i in range(num_clips):
-        batch = next(batches)
+    for i, batch in enumerate(batches):
         own = {"frames": batch["frames"][:, :t + 1], "flow": batch["flow"][:, :t]}
         frames, clip = jax.device_get(run(trained.params[G], trained.extra, own))
         fake_flows = video_flows(frames, flow_method)
@@ -131,7 +122,7 @@ def evaluate(trained: Trained, out_dir: str, data_dir: str | None = None, *,
     keys = sorted({key for r in rows for key in r} - {"clip"})
     report = {key: float(np.mean([r[key] for r in rows if key in r])) for key in keys}
     report.update(distribution["scores"])
-    report.update(workdir=trained.workdir, step=trained.step, split=split, num_clips=num_clips,
+    report.update(workdir=trained.workdir, step=trained.step, split=split, num_clips=len(rows),
                   data_dir=os.path.abspath(data_dir), flow_method=flow_method, clips=rows,
                   samples=distribution["samples"], protocol=distribution["protocol"],
                   not_computed=distribution["not_computed"],

@@ -229,11 +229,10 @@ def evaluate(trained: Trained, out_dir: str, data_dir: str | None = None, *, spl
     and real clips; then the protocol's distribution metrics on the 16-frame clips. The
     clips are drawn as DTVNet's `tlgen eval` draws them (same length, stride and seed: the
     same clips of the same dataset). Writes clips.png (real above generated)."""
-    from tlgen.data.pipelines import clip_dataset
     from tlgen.families.fgla.training import has_masks, split_batch
     from tlgen.metrics.animation import region_flow_mse, static_scores
     from tlgen.metrics.flow import flow_mse
-    from tlgen.metrics.protocol import CLIP_SEED, FVD_FRAMES, Networks, video_metrics
+    from tlgen.metrics.protocol import FVD_FRAMES, Networks, eval_clips, video_metrics
     from tlgen.metrics.report import save_png, video_strips
     from tlgen.metrics.temporal import e_tmp
 
@@ -241,29 +240,15 @@ def evaluate(trained: Trained, out_dir: str, data_dir: str | None = None, *, spl
         raise UserError(f"--num-clips {num_clips} must be at least 1.")
     if frames < 2:
         raise UserError(f"--frames {frames} must be at least 2.")
-    data_dir = data_dir or trained.config.data.dir
+    data_dir = trained.data_dir(data_dir)
     config = trained.config.copy_and_resolve_references()
     config.data.dir = data_dir
     anim = RegionAnimator(trained)
     masked = has_masks(config, trained.workdir)
-    clips = lambda length: iter(clip_dataset(data_dir, split, length=length, stride=anim.stride,
-                                             batch_size=1, seed=CLIP_SEED,
-                                             with_flow=True, with_masks=masked))
-    notes, length = [], max(frames, FVD_FRAMES)
-    try:
-        batches = clips(length)
-    except ValueError:
-        length = frames
-        notes.append(f"the {split} split has no clip of {FVD_FRAMES} frames: the distribution "
-                     f"metrics use {length}-frame clips")
-        try:
-            batches = clips(length)
-        except ValueError:
-            raise UserError(f"the {split} split of {data_dir} has no clip of {frames} frames "
-                            f"{anim.stride} apart; lower --frames.") from None
+    batches, length, notes = eval_clips(data_dir, split, lengths=(max(frames, FVD_FRAMES), frames),
+                                        stride=anim.stride, num_clips=num_clips, with_masks=masked)
     rows, real_clips, fake_clips = [], [], []
-    for i in range(num_clips):
-        batch = next(batches)
+    for i, batch in enumerate(batches):
         real, true = batch["frames"][0], batch["flow"][0]
         pair = {"frames": batch["frames"][:, :2], "flow": batch["flow"][:, :1],
                 **({"masks": batch["masks"][:, :1]} if masked else {})}
@@ -286,7 +271,7 @@ def evaluate(trained: Trained, out_dir: str, data_dir: str | None = None, *, spl
     report = {key: float(np.mean([r[key] for r in rows if key in r])) for key in keys}
     report.update(distribution["scores"])
     names = ", ".join(f"{k} {name}" for k, name in enumerate(anim.regions))
-    report.update(workdir=trained.workdir, step=trained.step, split=split, num_clips=num_clips,
+    report.update(workdir=trained.workdir, step=trained.step, split=split, num_clips=len(rows),
                   frames=frames, stride=anim.stride, per_region=anim.per_region,
                   data_dir=os.path.abspath(data_dir), clips=rows, samples=distribution["samples"],
                   protocol=distribution["protocol"], not_computed=distribution["not_computed"],

@@ -29,7 +29,7 @@ from tlgen.trained import Trained
 
 def open_run_data(trained: Trained, data: str | None):
     """The dataset `data` (default: the run's own), checked to hold frames of the run's size."""
-    return open_training_data(data or trained.config.data.dir,
+    return open_training_data(trained.data_dir(data),
                               image_size=int(trained.config.model.image_size), run=trained.workdir)
 
 
@@ -77,25 +77,41 @@ def parse_time(text: str | None, start_time: float, default: float, what: str) -
     return when.timestamp() - start_time
 
 
+def _when(t: float, start_time: float) -> str:
+    """Seconds from the video's first frame, as a date-time when the video has one."""
+    if not start_time:
+        return f"{t:g} s"
+    return dt.datetime.fromtimestamp(start_time + t, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S UTC")
+
+
+def _span(t0: float, t1: float, start_time: float) -> str:
+    return f"{t0:g}-{t1:g} s" if not start_time else f"{_when(t0, start_time)} to {_when(t1, start_time)}"
+
+
+# The synthesizer's words for its arguments -> the flags that give them
+_FLAGS = {"keep bins": "--keep-bins", "remove band": "--remove-band", "insert band": "--insert-band"}
+
+
 def render_timelapse(synth: Synthesizer, start_time: float, args: argparse.Namespace) -> Timelapse:
     """The timelapse of `tlgen timelapse`'s arguments (span, mode, mask, band edits)."""
     times = synth.frame_times
     t0 = parse_time(args.start, start_time, float(times[0]), "--start")
     t1 = parse_time(args.end, start_time, float(times[-1]), "--end")
+    video = _span(float(times[0]), float(times[-1]), start_time)
     if not t1 > t0:
         raise UserError(f"--end ({t1:g} s) must be after --start ({t0:g} s).")
     if t1 <= times[0] or t0 >= times[-1]:
-        raise UserError(f"--start/--end span {t0:g}-{t1:g} s lies outside the video's "
-                        f"{times[0]:g}-{times[-1]:g} s; choose times within it.")
+        raise UserError(f"--start/--end span {_span(t0, t1, start_time)} lies outside the video's "
+                        f"{video}; choose times within it.")
     if t0 < times[0] or t1 > times[-1]:
         logging.getLogger(__name__).warning(
-            "--start/--end span %g-%g s reaches past the video's %g-%g s: frames beyond it show "
-            "its nearest end", t0, t1, times[0], times[-1])
+            "--start/--end span %s reaches past the video's %s: frames beyond it show its nearest "
+            "end", _span(t0, t1, start_time), video)
     insert_from = (parse_time(args.insert_from, start_time, 0.0, "--from")
                    if args.insert_from is not None else None)
     if insert_from is not None and not times[0] <= insert_from <= times[-1]:
-        raise UserError(f"--from {insert_from:g} s lies outside the video's {times[0]:g}-"
-                        f"{times[-1]:g} s; take the band from a time within it.")
+        raise UserError(f"--from {_when(insert_from, start_time)} lies outside the video's {video}; "
+                        "take the band from a time within it.")
     try:
         return synth.timelapse(t0, t1, args.frames, mode=args.mode, keep_bins=args.keep_bins,
                                min_period=args.min_period, interp=args.interp,
@@ -103,7 +119,9 @@ def render_timelapse(synth: Synthesizer, start_time: float, args: argparse.Names
                                remove=args.remove_band, insert=args.insert_band,
                                insert_from=insert_from, render=args.render)
     except ValueError as e:
-        raise UserError(f"{e}.") from None
+        message = str(e)
+        words = next((w for w in _FLAGS if message.startswith(w)), None)
+        raise UserError(f"{_FLAGS[words] + message[len(words):] if words else message}.") from None
 
 
 def timelapse_command(trained: Trained, args: argparse.Namespace) -> Timelapse:
@@ -161,7 +179,7 @@ def evaluate(trained: Trained, out_dir: str, data_dir: str | None = None, *,
     networks; FVD does not apply to single frames).
     """
     config = trained.config
-    data_dir = data_dir or config.data.dir
+    data_dir = trained.data_dir(data_dir)
     ds = open_run_data(trained, data_dir)
     lv = trained_levels(config, ds.level_periods, trained.workdir)
     m = lv.num_bins
@@ -200,10 +218,19 @@ def evaluate(trained: Trained, out_dir: str, data_dir: str | None = None, *,
     report = {"workdir": trained.workdir, "data_dir": os.path.abspath(data_dir),
               "step": trained.step, "split": split, "num_frames": int(len(pick)),
               **{f"recon_{k}": v for k, v in distribution["scores"].items()},
-              "reconstruction": recon_rows, "protocol": distribution["protocol"],
+              "reconstruction": recon_rows, "samples": distribution["samples"],
+              "protocol": distribution["protocol"],
               "not_computed": {**distribution["not_computed"], "fvd": "FVD compares clips; this "
                                "evaluation reconstructs single frames"}}
     report["notes"] = [f"recon_{k}: not computed ({v})" for k, v in report["not_computed"].items()]
+    span = float(block.times[-1] - block.times[0])
+    longer = [c for c in lv.cutoffs if c > span]
+    if longer:
+        report["notes"].append(
+            f"the evaluated block ({split}, video {block.video_id}) lasts {span:g} s, less than the "
+            f"cutoffs {', '.join(f'{c:g}s' for c in longer)}: within it those bins hardly change, "
+            "so their rows say little; evaluate on a longer capture (--data, or prepare with a "
+            "larger --val-fraction).")
     synthetic = synthetic_scene(ds, block.video_id)
     if synthetic:
         scene, start_time = synthetic
@@ -299,6 +326,9 @@ def band_fidelity(scene, at, times, times_all, get_frames, cutoffs, candidates: 
         "period mean": means, "nearest frames": nearest})
     for row, sigma in zip(rows, sigmas):
         row["oracle_sigma_s"] = round(sigma, 1)
+        for name in ("decode", "neighbours"):
+            if name in row:
+                row[f"{name} - best baseline"] = round(margin_over_baselines(row, name), 3)
     return rows
 
 
