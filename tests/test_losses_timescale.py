@@ -146,6 +146,9 @@ def test_ms_ssim_matches_float64_reference_and_is_one_for_identical_images():
     with pytest.raises(ValueError, match="images of 48 px take 1 to 3 MS-SSIM scales, not 5"):
         ms_ssim(a.astype(np.float32), b.astype(np.float32), scales=5)
     np.testing.assert_allclose(ms_ssim(a.astype(np.float32), a.astype(np.float32)), 1.0, atol=1e-5)
+    a8, b8 = (np.round(x * 255).astype(np.uint8) for x in (a, b))   # uint8 in [0, 255]: no wrap-around
+    np.testing.assert_allclose(ms_ssim(a8, b8, 255.0), [_np_ms_ssim(a8[i] / 255, b8[i] / 255, 3) for i in range(2)],
+                               rtol=1e-4)
     # anti-correlated images: contrast terms clamp at 0 and the gradient stays finite
     neg = jnp.asarray(1 - a, jnp.float32)
     g = jax.grad(lambda x: jnp.sum(ms_ssim(x, neg)))(jnp.asarray(a, jnp.float32))

@@ -26,7 +26,7 @@ def test_encode_decode_shapes_and_dtypes(params):
     # uint8 input is the same as its [-1, 1] float version
     w_float = encode(params, frames.astype(np.float32) / 127.5 - 1)
     np.testing.assert_allclose(w, w_float, atol=1e-5)
-    with pytest.raises(ValueError, match=r"frames of dtype int(32|64): give uint8 \(0..255\) or floats in \[-1, 1\]"):
+    with pytest.raises(TypeError, match=r"frames of dtype int(32|64): give uint8 \(0..255\) or floats in \[-1, 1\]"):
         encode(params, frames.astype(np.int64))                 # not silently read as [-1, 1]
     x = decode(params, w, jnp.float32)
     assert x.shape == (2, 32, 32, 3) and x.dtype == jnp.float32

@@ -17,7 +17,6 @@ from typing import Any
 
 from jax.sharding import Mesh
 
-from tlgen import checkpoint
 from tlgen import config as config_lib
 from tlgen import family as family_lib
 from tlgen.errors import UserError
@@ -51,6 +50,7 @@ class Trained:
 
     @functools.cached_property
     def frozen(self) -> dict:
+        """{name: parameter pytree} of the family's frozen networks, read on first use."""
         return load_frozen(self.config, self.mesh, self.family)
 
     def data_dir(self, given: str | None = None) -> str:
@@ -96,6 +96,8 @@ def load(workdir: str, *, step: int | None = None, mesh: Mesh | None = None,
          command: str | None = None) -> Trained:
     """Loads checkpoint `step` (default: the newest) of a `tlgen train` work directory; with
     `command` ("eval", "animate", ...), first checks that the run's family has it."""
+    from tlgen import checkpoint       # Orbax: imported when a run is loaded, not with this module
+
     config = checkpoint.run_config(workdir)
     spec = family_lib.of(config)
     if command is not None:

@@ -90,10 +90,11 @@ def _note_scales(size: int, scales: int) -> None:
 
 def ms_ssim(a: jax.Array, b: jax.Array, max_val: float = 1.0,
             scales: int | None = None) -> jax.Array:
-    """Multi-scale SSIM of images (..., H, W, C) -> (...), averaged over channels."""
+    """Multi-scale SSIM of images (..., H, W, C) -> (...), averaged over channels (in float32,
+    whatever the images' dtype: uint8 with max_val=255 too)."""
     if a.shape != b.shape:
         raise ValueError(f"ms_ssim compares images of one shape, got {a.shape} and {b.shape}")
-    (a, lead), (b, _) = (einops.pack([x], "* h w c") for x in (a, b))
+    (a, lead), (b, _) = (einops.pack([jnp.asarray(x, jnp.float32)], "* h w c") for x in (a, b))
     size = min(a.shape[1:3])
     if scales is None:
         scales = ms_ssim_scales(size)

@@ -25,6 +25,7 @@ class FeatureStats:
         self.kept: list[np.ndarray] | None = [] if keep else None
 
     def update(self, features: np.ndarray) -> "FeatureStats":
+        """Adds features (..., dim) (float64 sums; kept as float32 when `keep`)."""
         f = np.asarray(features, np.float64).reshape(-1, self.sum.shape[0])
         self.count += len(f)
         self.sum += f.sum(axis=0)
@@ -34,6 +35,7 @@ class FeatureStats:
         return self
 
     def merge(self, other: "FeatureStats") -> "FeatureStats":
+        """Adds another process's or batch's statistics of the same features."""
         self.count += other.count
         self.sum += other.sum
         self.outer += other.outer
@@ -43,6 +45,7 @@ class FeatureStats:
 
     @property
     def mean(self) -> np.ndarray:
+        """The features' mean (dim,) float64."""
         return self.sum / max(self.count, 1)
 
     @property
@@ -55,6 +58,7 @@ class FeatureStats:
 
     @property
     def features(self) -> np.ndarray:
+        """The kept features (count, dim) float32 (KID needs them; FID does not)."""
         if self.kept is None:
             raise ValueError("these statistics keep no features (FeatureStats(keep=True))")
         return np.concatenate(self.kept) if self.kept else np.zeros((0, len(self.sum)), np.float32)

@@ -93,6 +93,7 @@ class Inception(_Network):
 
     @classmethod
     def load(cls, path: str, key: str = "--inception", mesh=None) -> "Inception":
+        """pytorch-fid's Inception-v3 from a safetensors / .npz file (`key` names it in errors)."""
         return cls(load_torch_weights(path, inception_model.abstract_params(), key=key), mesh)
 
     def features(self, images, size: int = inception_model.INPUT_SIZE) -> np.ndarray:
@@ -106,6 +107,7 @@ class I3D(_Network):
 
     @classmethod
     def load(cls, path: str, key: str = "--i3d", mesh=None) -> "I3D":
+        """I3D (Kinetics-400) from a safetensors / .npz file (`key` names it in errors)."""
         return cls(load_torch_weights(path, i3d_model.abstract_params(), key=key), mesh)
 
     def features(self, clips, size: int = i3d_model.INPUT_SIZE) -> np.ndarray:

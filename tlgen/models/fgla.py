@@ -60,6 +60,8 @@ def partial_conv(x: jax.Array, mask: jax.Array, kernel: jax.Array, bias: jax.Arr
 
 
 class PartialConv(nn.Module):
+    """(x (B, H, W, C), mask (B, H, W) of 0/1) -> (features, updated mask): a convolution over
+    the masked pixels only, renormalized by their share of the window (`partial_conv`)."""
     features: int
     kernel: int = 3
     stride: int = 1

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 from tlgen.models.layers import Conv3d, FrozenBatchNorm
+from tlgen.models.pixels import check_pixels
 
 NUM_CLASSES = 400
 CLIP_FRAMES = 16
@@ -84,6 +85,7 @@ class I3D(nn.Module):
 
     @nn.compact
     def __call__(self, clips):
+        check_pixels(clips, "clips", "(N, T, H, W, 3)")
         x = Unit3D(64, (7, 7, 7), (2, 2, 2), name="Conv3d_1a_7x7")(clips.astype(jnp.float32))
         x = max_pool_same(x, (1, 3, 3), (1, 2, 2))
         x = Unit3D(64, name="Conv3d_2b_1x1")(x)

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 from tlgen.models.layers import FrozenBatchNorm, resize_bilinear
+from tlgen.models.pixels import check_pixels
 
 INPUT_SIZE = 299
 FEATURES = 2048
@@ -127,6 +128,7 @@ class FIDInception(nn.Module):
 
     @nn.compact
     def __call__(self, images):
+        check_pixels(images, "images", "(N, H, W, 3)", scale="[0, 1]")
         x = resize_bilinear(images.astype(jnp.float32), (self.input_size,) * 2) * 2.0 - 1.0
         x = ConvBN(32, (3, 3), (2, 2), name="Conv2d_1a_3x3")(x)
         x = ConvBN(32, (3, 3), name="Conv2d_2a_3x3")(x)

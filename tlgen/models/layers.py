@@ -407,6 +407,9 @@ def minibatch_stddev(x: jax.Array, group_size: int, num_channels: int = 1) -> ja
     averaged over pixels and channel groups. N must be divisible by min(group_size, N)."""
     n, h, w, c = x.shape
     g = min(group_size, n)
+    if n % g or c % num_channels:
+        raise ValueError(f"minibatch stddev: a batch of {n} does not split into groups of {g}, or "
+                         f"{c} channels into {num_channels}; use a batch divisible by the group size")
     y = x.astype(jnp.float32).reshape(g, n // g, h, w, num_channels, c // num_channels)
     y = jnp.sqrt(jnp.var(y, axis=0) + 1e-8)                       # (n/G, H, W, F, c/F)
     y = jnp.mean(y, axis=(1, 2, 4))                               # (n/G, F)

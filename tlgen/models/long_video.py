@@ -70,6 +70,7 @@ def filter_bank(count: int, min_period: float, max_period: float) -> np.ndarray:
         n = int(math.ceil(p))
         f = scipy.signal.firwin(n, 1.0 / p, width=6.0 / p, fs=1.0)
         bank[i, taps - n:] = f / np.linalg.norm(f)
+    bank.flags.writeable = False                 # cached: one array for every caller
     return bank
 
 
@@ -102,7 +103,9 @@ def temporal_noise(key: jax.Array, first, count: int, channels: int) -> jax.Arra
 def kaiser_taps(scale: int = 2) -> np.ndarray:
     """The 6 * scale-tap Kaiser low-pass of resampling by `scale` (cutoff 1 / (2 scale) cycle
     per sample of the finer rate, unit DC gain)."""
-    return scipy.signal.firwin(6 * scale, 1.0, width=6.0, fs=4.0 * scale)
+    taps = scipy.signal.firwin(6 * scale, 1.0, width=6.0, fs=4.0 * scale)
+    taps.flags.writeable = False                 # cached: one array for every caller
+    return taps
 
 
 def kaiser_downsample2(x: jax.Array, axis: int = 1) -> jax.Array:
@@ -216,6 +219,7 @@ class Generator(nn.Module):
 
     @property
     def time_scale(self) -> int:
+        """Output frames per temporal latent: 2 per temporal upsampling."""
         return 2 ** sum(map(bool, self.temporal_time_up))
 
     def whole_scales(self, frames: int) -> int:
@@ -224,6 +228,7 @@ class Generator(nn.Module):
 
     @property
     def noise_channels(self) -> int:
+        """White-noise channels: each goes through every filter of the bank."""
         if self.latent_dim % self.filters:
             raise ValueError(f"latent_dim {self.latent_dim} is not a multiple of filters {self.filters}")
         return self.latent_dim // self.filters
@@ -253,6 +258,7 @@ class Generator(nn.Module):
         return -(-need // self.time_scale) * self.time_scale
 
     def bank(self) -> np.ndarray:
+        """The low-pass filter bank of the temporal latents (`filter_bank`)."""
         return filter_bank(self.filters, self.min_period, self.max_period)
 
     def noise_length(self, frames: int) -> int:
@@ -356,6 +362,9 @@ class Discriminator(nn.Module):
         b, t, h, w, _ = video.shape
         if t != self.frames:
             raise ValueError(f"the discriminator takes clips of {self.frames} frames, not {t}")
+        if max(h, w) > self.max_edge:
+            raise ValueError(f"frames of {h}x{w} px: the discriminator takes up to {self.max_edge} px "
+                             "a side (max_edge)")
         x = pad_square(video.astype(self.dtype), self.max_edge, axes=(2, 3))
         x = clamp(lrelu(EqualizedDense(self.input_channels, gain=1.0, dtype=self.dtype,
                                        name="from_rgb")(x)), CLAMP)

@@ -80,6 +80,8 @@ def layer_specs(size: tuple[int, int], channel_base: int, channel_max: int, num_
     grow geometrically from `first_cutoff` to half the resolution max(size) over the
     non-critical layers, sampling rates are the powers of two above twice the stopbands,
     sizes the rate (scaled to the aspect) plus `margin` per side, the last two exactly `size`."""
+    if not 0 <= num_critical < num_layers:
+        raise ValueError(f"num_critical {num_critical} must be from 0 to num_layers - 1 ({num_layers - 1})")
     res = max(size)
     e = np.minimum(np.arange(num_layers + 1) / (num_layers - num_critical), 1.0)
     cutoffs = first_cutoff * (res / 2 / first_cutoff) ** e
@@ -197,6 +199,7 @@ class Generator(nn.Module):
         return tuple(s // self.scale for s in self.size)
 
     def specs(self) -> tuple[LayerSpec, ...]:
+        """The layers' sizes, sampling rates and filters (`layer_specs`)."""
         return layer_specs(tuple(self.size), self.channel_base, self.channel_max, self.num_layers,
                            margin=self.margin)
 

@@ -16,6 +16,8 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
+from tlgen.models.pixels import check_pixels
+
 SHIFT = (-0.030, -0.088, -0.188)
 SCALE = (0.458, 0.448, 0.450)
 # (width, kernel, stride, padding, max-pool before) per conv; the taps are the ReLUs of
@@ -50,6 +52,7 @@ class LPIPS(nn.Module):
     net: str = "alex"
 
     def features(self, x):
+        """The backbone's tapped ReLU features of images in [0, 1]."""
         x = (x * 2.0 - 1.0 - jnp.asarray(SHIFT)) / jnp.asarray(SCALE)
         taps = []
         if self.net == "alex":
@@ -68,6 +71,8 @@ class LPIPS(nn.Module):
 
     @nn.compact
     def __call__(self, a, b):
+        for what, x in (("a", a), ("b", b)):
+            check_pixels(x, what, "(N, H, W, 3)", scale="[0, 1]")
         n = a.shape[0]
         taps = self.features(jnp.concatenate([a, b], axis=0).astype(jnp.float32))
         if any(0 in f.shape[1:3] for f in taps):

@@ -18,8 +18,8 @@ def check_pixels(x: jax.Array, what: str, layout: str, scale: str = "[-1, 1]") -
     if x.ndim != len(sizes) or any(s.isdigit() and n != int(s) for s, n in zip(sizes, x.shape)):
         raise ValueError(f"{what} must be {layout}; got shape {tuple(x.shape)}.")
     if not jnp.issubdtype(x.dtype, jnp.floating):
-        convert = ("tlgen.models.pixels.to_model_range converts uint8" if scale == "[-1, 1]"
-                   else "divide uint8 by 255")
+        convert = {"[-1, 1]": "tlgen.models.pixels.to_model_range converts uint8",
+                   "[0, 1]": "divide uint8 by 255"}.get(scale, "cast to float32")
         raise TypeError(f"{what} holds {x.dtype}; give floats in {scale} ({convert}).")
 
 

@@ -64,6 +64,7 @@ def conv_clamp(dtype: Dtype) -> float | None:
 
 
 def normalize_2nd_moment(x: jax.Array, eps: float = 1e-8) -> jax.Array:
+    """x scaled to unit mean square over its last axis (StyleGAN's latent normalization)."""
     return x * jax.lax.rsqrt(jnp.mean(jnp.square(x), axis=-1, keepdims=True) + eps)
 
 
@@ -139,7 +140,9 @@ class Motion(nn.Module):
         t = t.astype(jnp.float32)
         left = jnp.floor(t / d)
         idx = (left - jnp.asarray(first, jnp.float32)).astype(jnp.int32)          # (B, F)
-        _check_covered(idx, codes.shape[1] - 2 * (self.kernel - 1), d, first)
+        anchors = codes.shape[1] - 2 * (self.kernel - 1)
+        _check_covered(idx, anchors, d, first)
+        covered = ((idx >= 0) & (idx + 1 < anchors))[..., None]         # else NaN (a gather would wrap)
         u_left = jnp.take_along_axis(traj, idx[..., None], axis=1).astype(jnp.float32)
         u_right = jnp.take_along_axis(traj, idx[..., None] + 1, axis=1).astype(jnp.float32)
         t_left = left * d
@@ -157,7 +160,7 @@ class Motion(nn.Module):
 
         remove = embed(t_left) * (1 - alpha) + embed(t_left + d) * alpha
         add = aligners(u_left) * (1 - alpha) + aligners(u_right) * alpha
-        return embed(t) - remove + add
+        return jnp.where(covered, embed(t) - remove + add, jnp.nan)
 
 
 def _conv1d(x, features, kernel, *, name, dtype, parent):
@@ -286,7 +289,8 @@ class Discriminator(nn.Module):
 
     @nn.compact
     def __call__(self, frames: jax.Array, t: jax.Array) -> jax.Array:
-        check_pixels(frames, "frames", "(B, F, H, W, 3)")
+        res = self.resolution
+        check_pixels(frames, "frames", f"(B, {self.num_frames}, {res}, {res}, 3)")
         b, f = frames.shape[:2]
         ch = lambda res: channels(res, self.channel_base, self.channel_max)
         x = einops.rearrange(frames, "b f h w c -> (b f) h w c").astype(self.dtype)

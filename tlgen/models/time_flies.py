@@ -158,4 +158,5 @@ class Generator(nn.Module):
         return self.decoder(taps["relu4_1"], highs, relu1_1, relu2_1, image_masks, clip_masks, noise)
 
     def encode_video(self, clip):
+        """E_GV's (relu1_1, relu2_1) features of a clip (B, 3, H, W, 3) in [0, 1]."""
         return self.video_encoder(clip)

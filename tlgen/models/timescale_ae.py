@@ -93,6 +93,7 @@ class TimescaleAE(nn.Module):
 
     @property
     def latent_size(self) -> int:
+        """Height = width of each bin's code map."""
         return self.image_size // 2 ** (len(self.widths) - 1)
 
     def setup(self):
@@ -115,9 +116,11 @@ class TimescaleAE(nn.Module):
             self.dec_out = nn.Conv(3, (3, 3), dtype=d)
 
     def encode(self, frames: jax.Array) -> jax.Array:
-        """(B, H, W, 3) uint8 or float in [-1, 1] -> w (B, M, h, w, c) float32."""
-        if jnp.ndim(frames) != 4 or jnp.shape(frames)[-1] != 3:
-            raise ValueError(f"frames must be (B, H, W, 3); got shape {tuple(jnp.shape(frames))}.")
+        """(B, H, W, 3) uint8 or float in [-1, 1] -> w (B, M, h, w, c) float32; H = W = image_size."""
+        size = self.image_size
+        if jnp.ndim(frames) != 4 or jnp.shape(frames)[1:] != (size, size, 3):
+            raise ValueError(f"frames must be (B, {size}, {size}, 3) (image_size {size}); got shape "
+                             f"{tuple(jnp.shape(frames))}.")
         x = as_model_input(frames).astype(self.dtype)
         x = self.enc_stem(x)
         for i, blocks in enumerate(self.enc_blocks):
@@ -131,6 +134,12 @@ class TimescaleAE(nn.Module):
     def decode(self, w: jax.Array, background: jax.Array | None = None) -> jax.Array:
         """w (B, M, h, w, c) [+ background ([B,] H, W, 3), uint8 or float in [-1, 1]] ->
         frames (B, H, W, 3) float32 in [-1, 1] (with a background they may step outside)."""
+        latent = (self.num_bins, self.latent_size, self.latent_size, self.bin_channels)
+        if jnp.ndim(w) != 5 or tuple(jnp.shape(w)[1:]) != latent:
+            raise ValueError(f"w must be (B, {', '.join(map(str, latent))}) (bins, latent size, bin "
+                             f"channels), as encode makes it; got shape {tuple(jnp.shape(w))}.")
+        if not jnp.issubdtype(w.dtype, jnp.floating):
+            raise TypeError(f"w holds {w.dtype}; give the float codes encode makes.")
         b, m = w.shape[:2]
         if self.additive:
             # Every bin alone, beside a one-hot of its index: (B*M, h, w, c + M).
@@ -173,12 +182,12 @@ class TimescaleAE(nn.Module):
 
 def as_model_input(frames: jax.Array) -> jax.Array:
     """uint8 frames -> float32 in [-1, 1]; float frames are taken as already in [-1, 1];
-    ValueError for other integer types (0..255 in int64 is not [-1, 1]: cast to uint8)."""
+    TypeError for other integer types (0..255 in int64 is not [-1, 1]: cast to uint8)."""
     frames = jnp.asarray(frames)
     if frames.dtype == jnp.uint8:
         return to_model_range(frames)
     if not jnp.issubdtype(frames.dtype, jnp.floating):
-        raise ValueError(f"frames of dtype {frames.dtype}: give uint8 (0..255) or floats in [-1, 1]")
+        raise TypeError(f"frames of dtype {frames.dtype}: give uint8 (0..255) or floats in [-1, 1]")
     return frames
 
 

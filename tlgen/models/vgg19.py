@@ -15,6 +15,7 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 from tlgen.models.layers import conv2d, haar_pool
+from tlgen.models.pixels import check_pixels
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
@@ -69,6 +70,14 @@ class VGG19(nn.Module):
 
     @nn.compact
     def __call__(self, images: jax.Array) -> tuple[dict[str, jax.Array], list[jax.Array]]:
+        check_pixels(images, "images", "(N, H, W, 3)", scale="[0, 1]")
+        names = [name for name, _, _ in LAYERS]
+        used = names[:names.index(self.last.replace("relu", "conv")) + 1]
+        pools = sum(1 for name in used[1:] if name.endswith("_1"))     # one before each block
+        if self.pool == "haar" and any(n % 2 ** pools for n in images.shape[1:3]):
+            raise ValueError(f"images of {images.shape[1]}x{images.shape[2]} px: Haar pooling up to "
+                             f"{self.last} halves them {pools} times, so H and W must be multiples of "
+                             f"{2 ** pools}.")
         x = normalize(images.astype(jnp.float32)).astype(self.dtype)
         taps, highs = {}, []
         for name, width, _ in LAYERS:
