@@ -52,6 +52,14 @@ def test_bad_values_and_files(config_file, tmp_path):
         tlconfig.load(f"{config_file}:tiny", ["use_ema=maybe"])
     with pytest.raises(UserError, match="is a group"):
         tlconfig.load(f"{config_file}:tiny", ["data=3"])
+    for override, says in (("lr=nan", "config key lr expects a finite float, got 'nan'."),
+                           ("lr=-inf", "config key lr expects a finite float, got '-inf'."),
+                           ("widths=('a', 8)", "config key widths holds whole numbers, got 'a'."),
+                           ("widths=(4.5, 8)", "config key widths holds whole numbers, got 4.5.")):
+        with pytest.raises(UserError) as error:
+            tlconfig.load(f"{config_file}:tiny", [override])
+        assert str(error.value) == says
+    assert tlconfig.load(f"{config_file}:tiny", ["widths=(4.0, 8)"]).widths == (4, 8)
     with pytest.raises(UserError, match="does not exist"):
         tlconfig.load(str(tmp_path / "missing.py"))
     with pytest.raises(UserError, match="rejected variant"):

@@ -183,7 +183,14 @@ def test_animate_command_with_a_reference_video_and_bad_input(run, capsys):
 
     bad_out = str(root / "bad.mp4")
     assert main(["animate", "--workdir", workdir, "--image", image, "--out", bad_out, "--reference", short]) == 2
-    assert "has 3 frames; the model needs at least 4" in capsys.readouterr().err
+    assert f"error: --reference {short} has 3 frames; the model needs at least 4" in capsys.readouterr().err
+    for extra, flag, used, reads in ((["--out", reference, "--reference", reference], "--out", reference, "--reference"),
+                                     (["--out", bad_out, "--sheet", image], "--sheet", image, "--image")):
+        before = open(used, "rb").read()                          # an output that is an input: refused
+        assert main(["animate", "--workdir", workdir, "--image", image, *extra]) == 2
+        assert capsys.readouterr().err.strip() == (f"tlgen animate: error: {flag} {used} is the file "
+                                                   f"{reads} reads; write the output to another file.")
+        assert open(used, "rb").read() == before
     missing = str(root / "none.mp4")
     assert main(["animate", "--workdir", workdir, "--image", image, "--out", bad_out, "--reference", missing]) == 2
     assert capsys.readouterr().err.strip() == (f"tlgen animate: error: {missing} does not exist; give the "

@@ -77,6 +77,19 @@ def test_grad_accum_averages_micro_batches():
     np.testing.assert_allclose(upd2["w"], ref_upd["w"], rtol=1e-6)
     with pytest.raises(UserError, match="grad_accum"):
         make_optimizer(optim(), grad_accum=0)
+    with pytest.raises(UserError, match=r"^config.total_steps 1 with config.train.grad_accum 3 makes no "
+                                        r"optimizer update; train at least grad_accum steps\.$"):
+        make_optimizer(optim(schedule="linear"), total_steps=1, grad_accum=3)
+
+
+def test_the_gan_families_refuse_gradient_accumulation():
+    from tlgen import config as config_lib
+    from tlgen import family as family_lib
+    for name in ("stylegan_v", "time_flies"):
+        config = config_lib.load(f"configs/{name}_{'clouds' if name == 'stylegan_v' else 'city'}.py:tiny",
+                                 ["train.grad_accum=2"])
+        with pytest.raises(UserError, match=rf"^config.train.grad_accum is 2, but {name} alternates "):
+            family_lib.of(config).training(config)
 
 
 def test_train_state_two_networks_and_ema():

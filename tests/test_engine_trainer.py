@@ -124,6 +124,32 @@ def test_resume_extends_and_rejects_a_different_model(reference, tmp_path, caplo
         train(make_config(model__width=8), workdir)
 
 
+def test_a_run_that_stopped_before_its_first_checkpoint_starts_again_with_the_new_config(reference, tmp_path):
+    workdir = tmp_path / "w"
+    workdir.mkdir()                                   # a first attempt wrote its config, then failed
+    shutil.copy(os.path.join(reference[0], "config.json"), workdir / "config.json")
+    (workdir / "checkpoints" / "4.orbax-checkpoint-tmp-1").mkdir(parents=True)   # an unfinished save
+    assert train(make_config(model__width=8, total_steps=2), str(workdir))["step"] == 2
+    assert json.loads((workdir / "config.json").read_text())["model"]["width"] == 8
+    with pytest.raises(UserError, match="model.width"):               # from now on it is a run
+        train(make_config(total_steps=4), str(workdir))
+
+
+def test_resuming_names_another_familys_run_and_a_stretched_schedule(reference, tmp_path, caplog):
+    workdir = tmp_path / "w"
+    shutil.copytree(reference[0], workdir)
+    saved = json.loads((workdir / "config.json").read_text())
+    (workdir / "config.json").write_text(json.dumps({**saved, "family": "dtvnet"}))
+    with pytest.raises(UserError, match=rf"^{workdir} holds a dtvnet run, not tests.engine_family; give "
+                                        "this run a --workdir of its own.$"):
+        train(make_config(), str(workdir))
+    saved["optim"]["schedule"] = "linear"            # as if it had trained with a linear decay
+    (workdir / "config.json").write_text(json.dumps(saved))
+    assert train(make_config(total_steps=13, optim__schedule="linear"), str(workdir))["step"] == 13
+    assert ("total_steps 12 -> 13: the linear learning-rate schedule now spans the new total, so the "
+            "rate jumps where the run resumes") in caplog.text
+
+
 def test_corrupt_newest_checkpoint_falls_back_to_previous(reference, tmp_path, caplog):
     workdir = str(tmp_path / "w")
     shutil.copytree(reference[0], workdir)
@@ -156,6 +182,10 @@ def _garble_metadata(step_dir):
         f.write("{not json")
 
 
+def _remove_the_state_metadata(step_dir):
+    os.remove(os.path.join(step_dir, "state", "_METADATA"))
+
+
 def _change_a_value_silently(step_dir):
     """Rewrites the state with one parameter changed (bit rot the storage did not notice):
     it reads back fine, to other values than were saved."""
@@ -180,6 +210,7 @@ def _remove_the_state(step_dir):
 
 @pytest.mark.parametrize("corrupt,reason", [(_truncate_array_files, "unreadable array data"),
                                             (_garble_metadata, "unreadable metadata"),
+                                            (_remove_the_state_metadata, "unreadable metadata (the state's tree"),
                                             (_remove_the_data_position, "a missing file (File "),
                                             (_remove_the_state, "a missing file ("),
                                             (_change_a_value_silently, "a checksum mismatch in .params['net']['Dense_0']['bias']")])

@@ -132,7 +132,9 @@ def test_animate_bad_input_is_one_sentence_and_writes_nothing(run, capsys):
               "has class 7, but the run knows 3 regions (ground, sky, water)"),
              (["--reference-mask", mask], "labels the --reference video; give that video too"),
              (["--speed", "0"], "--speed 0.0 must be positive"),
-             (["--region-reference", f"sky={root / 'none.mp4'}"], f"{root / 'none.mp4'} does not exist")]
+             (["--region-reference", f"sky={root / 'none.mp4'}"], f"{root / 'none.mp4'} does not exist"),
+             (["--region-reference", f"sky={clip}", "--region-reference", f"sky={clip}"],
+              "--region-reference names sky 2 times; give each region one reference video.")]
     for extra, message in cases:
         assert _animate(workdir, image, out, *extra) == 2
         err = capsys.readouterr().err.strip()

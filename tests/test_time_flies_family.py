@@ -119,11 +119,13 @@ def test_animate_takes_other_vgg19_weights(run, tmp_path, capsys):
     (["--reference", "{tmp}/ref.mp4", "--reference-masks", "{tmp}/small.png"],
      "is 8x8 but the reference video is 24x24"),
     (["--reference", "{tmp}/ref.mp4", "--image-mask", "{tmp}/none.png"], "none.png does not exist"),
+    (["--reference", "{tmp}/one.mp4"], "one.mp4 has 1 frame; a reference video needs at least 2."),
 ])
 def test_bad_animate_input_is_one_sentence(run, capsys, extra, message):
     tmp, workdir, _, _ = run
     cv2.imwrite(str(tmp / "small.png"), np.zeros((8, 8), np.uint8))
     cv2.imwrite(str(tmp / "class9.png"), np.full((24, 24), 9, np.uint8))
+    write_video(str(tmp / "one.mp4"), read_video(str(tmp / "ref.mp4"))[0][:1], fps=4)
     out = str(tmp / "bad.mp4")
     argv = ["animate", "--workdir", workdir, "--image", str(tmp / "image.png"), "--out", out]
     assert main(argv + [e.format(tmp=tmp) for e in extra]) == 2

@@ -292,6 +292,9 @@ def test_cli_timelapse_and_eval_from_a_trained_workdir(data_dir, tmp_path, capsy
     now = open_dataset(data_copy).level_periods
     assert trained_levels(config, now).level_periods == (1200.0, 2400.0, 9600.0, 19200.0)
     assert trained_levels(config, now, workdir).level_periods == (1200.0, 2400.0, 4800.0, 9600.0)
+    # the same data in another folder (a dataset moved): the run resumes on it
+    assert main(["train", "--workdir", workdir, "--config.total_steps=3", f"--config.data.dir={data_dir}"]) == 0
+    assert config_lib.read(os.path.join(workdir, "config.json")).data.dir == data_dir
 
 
 def test_bench_runs_on_a_bare_checkout_without_a_dataset(tmp_path, capsys):

@@ -119,6 +119,10 @@ def corruption(error: BaseException) -> str | None:
             return f"a missing file ({_first_line(e)})"
         if isinstance(e, ValueError) and _CORRUPT_STATUS.search(str(e)):
             return f"unreadable array data ({_first_line(e)})"
+        if isinstance(e, ValueError) and str(e).startswith("pytree structure error"):
+            # Orbax without the state's _METADATA: a tree of dicts where the state was saved
+            # (a config's own mismatch is refused before, by the saved shape table)
+            return f"unreadable metadata (the state's tree: {_first_line(e)})"
     return None
 
 
@@ -380,6 +384,13 @@ def run_config(workdir: str):
 DATA_RECORD = "data.json"
 
 
+def started(workdir: str) -> bool:
+    """Whether the run in `workdir` has saved a checkpoint (a step folder; Orbax's temporary
+    folders of an unfinished save do not count): until then there is nothing to resume."""
+    folder = os.path.join(workdir, "checkpoints")
+    return os.path.isdir(folder) and any(name.isdigit() for name in os.listdir(folder))
+
+
 def run_data(workdir: str) -> dict | None:
     """The record of the dataset a `tlgen train` run started on; None when it has none (it
     names no dataset, or started before tlgen kept one). UserError when it cannot be read."""
@@ -394,9 +405,10 @@ def run_data(workdir: str) -> dict | None:
 
 
 def record_data(workdir: str, identity: dict) -> None:
-    """Writes the record of the dataset a run starts on (once: a resumed run keeps it)."""
+    """Writes the record of the dataset a run starts on (once it has a checkpoint, a resumed
+    run keeps it)."""
     path = os.path.join(workdir, DATA_RECORD)
-    if not os.path.exists(path):
+    if not os.path.exists(path) or not started(workdir):
         write_text(path, json.dumps(identity, indent=1, sort_keys=True))
 
 

@@ -13,6 +13,7 @@ import difflib
 import importlib.util
 import inspect
 import json
+import math
 import os
 import sys
 from collections.abc import Iterable, Sequence
@@ -110,6 +111,21 @@ def _unknown_key(config, key: str) -> UserError:
     return UserError(f"unknown config key {key!r}.{hint}")
 
 
+def _like(item, example, key: str):
+    """A tuple override's element as the default's elements are: ints stay ints, floats take
+    numbers; other kinds (nested tuples, strings) are checked by their users."""
+    number = isinstance(item, (int, float)) and not isinstance(item, bool)
+    if isinstance(example, int) and not isinstance(example, bool):
+        if not (number and float(item).is_integer()):
+            raise UserError(f"config key {key} holds whole numbers, got {item!r}.")
+        return int(item)
+    if isinstance(example, float):
+        if not number or not math.isfinite(item):
+            raise UserError(f"config key {key} holds finite numbers, got {item!r}.")
+        return float(item)
+    return item
+
+
 def _parse_value(text: str, current, key: str):
     try:
         if isinstance(current, bool):
@@ -120,15 +136,19 @@ def _parse_value(text: str, current, key: str):
         if isinstance(current, int):
             return int(text)
         if isinstance(current, float):
-            return float(text)
+            value = float(text)
+            if not math.isfinite(value):
+                raise ValueError
+            return value
         if isinstance(current, str):
             return text
         if isinstance(current, (tuple, list)):
             value = ast.literal_eval(text)
             value = value if isinstance(value, (tuple, list)) else (value,)
-            return type(current)(value)
+            return type(current)(_like(item, current[0], key) for item in value) if current else type(current)(value)
     except (ValueError, SyntaxError):
         kind = type(current).__name__
+        kind = "finite float" if kind == "float" else kind
         raise UserError(f"config key {key} expects {'an' if kind[0] in 'aeiou' else 'a'} {kind}, "
                         f"got {text!r}.") from None
     try:
@@ -227,8 +247,8 @@ def read_run(path: str) -> ml_collections.ConfigDict:
 
 def differences(config: ml_collections.ConfigDict, path: str, ignore: Iterable[str] = ()) -> list[str]:
     """Dotted keys whose values differ between `config` and the one saved at `path`."""
-    saved = _flatten(to_dict(read(path)))
-    now = _flatten(to_dict(config))
+    saved = flatten(to_dict(read(path)))
+    now = flatten(to_dict(config))
     ignored = tuple(ignore)
     keys = sorted(set(saved) | set(now))
     return [k for k in keys if not _same(saved.get(k), now.get(k))
@@ -252,11 +272,12 @@ def check_matches(config: ml_collections.ConfigDict, path: str, ignore: Iterable
                         "config or use a new --workdir.")
 
 
-def _flatten(data, prefix: str = "") -> dict:
+def flatten(data, prefix: str = "") -> dict:
+    """{dotted key: value} of the leaves of a nested dict (`to_dict` of a config)."""
     flat = {}
     for key, value in data.items():
         if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
+            flat.update(flatten(value, f"{prefix}{key}."))
         else:
             flat[prefix + key] = value
     return flat

@@ -63,6 +63,29 @@ def check_outputs(out: str, npz: str | None, fps: float, sheet: str | None = Non
             check_output_file(path, flag)
 
 
+OUTPUTS = ("out", "npz", "sheet")
+
+
+def check_not_an_input(args: argparse.Namespace) -> None:
+    """UserError when an output file (--out, --npz, --sheet) is one of the files the command
+    reads (--image, a reference video, a mask; `NAME=PATH` values too): it would be replaced."""
+    from tlgen.errors import UserError
+
+    outputs = [(f"--{key}", args.__dict__.get(key)) for key in OUTPUTS]
+    outputs = [(flag, path) for flag, path in outputs if path and os.path.isfile(path)]
+    for key, value in vars(args).items():
+        if key in OUTPUTS:
+            continue
+        for item in value if isinstance(value, list) else [value]:
+            if not isinstance(item, str):
+                continue
+            path = item if os.path.exists(item) or "=" not in item else item.split("=", 1)[1]
+            for flag, out in outputs:
+                if os.path.isfile(path) and os.path.samefile(path, out):
+                    raise UserError(f"{flag} {out} is the file --{key.replace('_', '-')} reads; "
+                                    "write the output to another file.")
+
+
 def write(out: str, npz: str | None, fps: float, frames, arrays, sheet: str | None = None) -> None:
     """The mp4 (and npz, contact sheet) written atomically: each appears whole or not at all."""
     import numpy as np
@@ -84,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
     from tlgen.trained import load
 
     check_outputs(args.out, args.npz, args.fps, args.sheet)
+    check_not_an_input(args)
     if os.path.isdir(args.image):
         raise UserError(f"--image {args.image} is a folder; give an image file.")
     if not os.path.isfile(args.image):

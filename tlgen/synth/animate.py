@@ -76,15 +76,16 @@ class Animator:
         """One motion vector (1, D) drawn from N(0, I) with `seed`."""
         return dtvnet.sample_motion(jax.random.key(seed), 1, self.motion_dim)
 
-    def motion_from_reference(self, frames: np.ndarray) -> jax.Array:
+    def motion_from_reference(self, frames: np.ndarray, name: str = "the reference video") -> jax.Array:
         """One motion vector (1, D) encoded from the flows of a reference clip.
 
         frames: uint8 (N, H, W, 3), any size (fitted like the image); the first T+1 frames
         give the T flows the encoder reads. With exactly T frames the last flow is repeated.
+        `name` says which video in errors.
         """
         t = self.frames_per_pass
         if len(frames) < t:
-            raise UserError(f"the reference video has {len(frames)} frame{'s' * (len(frames) != 1)}; the model needs at "
+            raise UserError(f"{name} has {len(frames)} frame{'s' * (len(frames) != 1)}; the model needs at "
                             f"least {t} (one clip of its {t} frames); use a longer video.")
         fitted = np.stack([fit_image(f, self.image_size)[0] for f in frames[:t + 1]])
         flows = video_flows(fitted, self.flow_method)

@@ -43,9 +43,19 @@ def lazy_optimizer(optim_cfg, every: int):
     return cfg
 
 
+def no_grad_accum(config) -> None:
+    """UserError unless `config.train.grad_accum` is 1: a GAN's generator and discriminator
+    steps alternate, and these families accumulate no gradients."""
+    if int(config.train.grad_accum) != 1:
+        raise UserError(f"config.train.grad_accum is {config.train.grad_accum}, but {config.family} "
+                        "alternates generator and discriminator steps without accumulating "
+                        "gradients; keep 1 and set the batch with config.data.batch_size.")
+
+
 def optimizers(config, every: int):
     """(g_tx, d_tx) of `config.optim.g` and `config.optim.d`, the latter regularized lazily
     every `every` steps (`lazy_optimizer`), over `config.total_steps`."""
+    no_grad_accum(config)
     return (make_optimizer(config.optim.g, total_steps=config.total_steps),
             make_optimizer(lazy_optimizer(config.optim.d, every), total_steps=config.total_steps))
 

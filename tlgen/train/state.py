@@ -108,6 +108,9 @@ def make_optimizer(optim_cfg, *, total_steps: int | None = None,
     if grad_accum < 1:
         raise UserError(f"config.train.grad_accum must be >= 1, got {grad_accum}.")
     updates = total_steps // grad_accum if total_steps else None
+    if total_steps and not updates:
+        raise UserError(f"config.total_steps {total_steps} with config.train.grad_accum {grad_accum} "
+                        "makes no optimizer update; train at least grad_accum steps.")
     schedule = make_schedule(optim_cfg, updates)
     kwargs = dict(b1=float(optim_cfg.get("b1", 0.9)), b2=float(optim_cfg.get("b2", 0.999)),
                   eps=float(optim_cfg.get("eps", 1e-8)))

@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 RESUMABLE_CHANGES = ("total_steps", "train.log_every", "train.eval_every", "train.eval_batches",
                      "train.sample_every", "train.ckpt_every", "train.keep_checkpoints",
                      "train.keep_best", "train.deterministic", "data.worker_count", "eval",
-                     "family_path")
+                     "family_path", "data.dir")     # a moved dataset: its content is checked
 INIT_CPU_COMPILER_OPTIONS = {"xla_backend_optimization_level": 0}
 class NonFiniteError(DivergedError):
     """The loss or gradients became non-finite with `config.train.nonfinite = "stop"`."""
@@ -222,10 +222,22 @@ def _check_loop(config, workdir: str) -> None:
 
 
 def _check_resumable(config, workdir: str) -> None:
-    """UserError when `workdir` holds a run of another config (keys that may change aside)."""
+    """UserError when `workdir` holds a run of another config (keys that may change aside); a
+    run that failed or stopped before its first checkpoint starts again with the new config."""
     path = os.path.join(workdir, "config.json")
-    if os.path.exists(path):
-        config_lib.check_matches(config, path, ignore=RESUMABLE_CHANGES)
+    if not (os.path.exists(path) and checkpoint_lib.started(workdir)):
+        return
+    saved = config_lib.read(path)
+    if saved.get("family") != config.family:
+        raise UserError(f"{workdir} holds a {saved.get('family')} run, not {config.family}; give this "
+                        "run a --workdir of its own.")
+    config_lib.check_matches(config, path, ignore=RESUMABLE_CHANGES)
+    schedules = sorted({str(v) for k, v in config_lib.flatten(config_lib.to_dict(config)).items()
+                        if k.startswith("optim.") and k.endswith("schedule") and v != "constant"})
+    if schedules and int(saved.get("total_steps", config.total_steps)) != int(config.total_steps):
+        log.warning("total_steps %d -> %d: the %s learning-rate schedule now spans the new total, so "
+                    "the rate jumps where the run resumes", int(saved.total_steps),
+                    int(config.total_steps), " and ".join(schedules))
 
 
 def _check_same_data(config, workdir: str) -> dict | None:
@@ -233,7 +245,8 @@ def _check_same_data(config, workdir: str) -> dict | None:
     `workdir` started on a dataset that differs from it (prepared again with other options
     or sources), which would silently change what a resumed run learns."""
     identity = data_identity(config.data.dir) if config.get("data", {}).get("dir") else None
-    recorded = checkpoint_lib.run_data(workdir) if identity is not None else None
+    recorded = (checkpoint_lib.run_data(workdir) if identity is not None and checkpoint_lib.started(workdir)
+                else None)
     if recorded is None:
         return identity
     changed = sorted(k for k in set(recorded) | set(identity) if recorded.get(k) != identity.get(k))

@@ -50,7 +50,8 @@ def animate_command(trained: Trained, args: argparse.Namespace) -> Animation:
     if args.reference:
         # Only the first T + 1 frames are read, decoded at the model's size by ffmpeg.
         reference = list(first_frames(args.reference, size, anim.frames_per_pass + 1))
-        motion, source = anim.motion_from_reference(reference), f"reference {args.reference}"
+        motion = anim.motion_from_reference(reference, f"--reference {args.reference}")
+        source = f"reference {args.reference}"
     else:
         motion, source = anim.motion_from_seed(args.seed), f"seed {args.seed}"
     frames, flows = anim.animate(fitted, motion, args.frames)

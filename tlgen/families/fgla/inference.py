@@ -194,11 +194,15 @@ def animate_command(trained: Trained, args: argparse.Namespace) -> Animation:
     if args.region_reference and not anim.per_region:
         raise UserError(f"{trained.workdir} encodes one global latent (model.per_region=False); "
                         "--region-reference needs a per-region run.")
+    named = [item.partition("=")[0] for item in args.region_reference]
     for item in args.region_reference:
         name, sep, path = item.partition("=")
         if not sep or name not in anim.regions:
             raise UserError(f"--region-reference {item}: give NAME=VIDEO with NAME one of the run's "
                             f"regions: {', '.join(anim.regions)}.")
+        if named.count(name) > 1:
+            raise UserError(f"--region-reference names {name} {named.count(name)} times; give each "
+                            "region one reference video.")
         region = anim.reference_latents(first_frames(path, anim.size, needed), None,
                                         f"--region-reference {item}")
         steps = max(len(latents), len(region))

@@ -127,6 +127,9 @@ def animate_command(trained: Trained, args: argparse.Namespace) -> Animation:
     size = (anim.size, anim.size)
     info = probe_video(args.reference)
     reference = first_frames(args.reference, size, args.frames + WINDOW - 1 if args.frames else 1 << 30)
+    if len(reference) < 2:
+        raise UserError(f"--reference {args.reference} has {len(reference)} frame; a reference video "
+                        "needs at least 2.")
     if args.frames and len(reference) < args.frames:
         raise UserError(f"--reference {args.reference} has {len(reference)} frames; --frames "
                         f"{args.frames} needs as many (one output frame per reference frame).")

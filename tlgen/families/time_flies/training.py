@@ -36,6 +36,7 @@ from tlgen.models import time_flies as tf
 from tlgen.models import vgg19
 from tlgen.models.layers import VideoDiscriminator
 from tlgen.models.pixels import to_uint8
+from tlgen.train.gan import no_grad_accum
 from tlgen.train.state import TrainState, make_optimizer
 from tlgen.weights import load_torch_weights
 
@@ -118,6 +119,7 @@ def training(config) -> Training:
     gen = tf.Generator(classes, dtype)
     disc = VideoDiscriminator(int(config.model.d_width), int(config.model.d_max_width), dtype)
     lc = config.loss
+    no_grad_accum(config)
     g_tx = optax.multi_transform(
         {"video_encoder": make_optimizer(config.optim.e, total_steps=config.total_steps),
          "decoder": make_optimizer(config.optim.g, total_steps=config.total_steps)},
