@@ -385,10 +385,11 @@ DATA_RECORD = "data.json"
 
 
 def started(workdir: str) -> bool:
-    """Whether the run in `workdir` has saved a checkpoint (a step folder; Orbax's temporary
-    folders of an unfinished save do not count): until then there is nothing to resume."""
-    folder = os.path.join(workdir, "checkpoints")
-    return os.path.isdir(folder) and any(name.isdigit() for name in os.listdir(folder))
+    """Whether the run in `workdir` has saved a checkpoint (a step folder in checkpoints/, or
+    one set aside in checkpoints_bad/; Orbax's temporary folders of an unfinished save do not
+    count): until then there is nothing to resume."""
+    folders = [os.path.join(workdir, name) for name in ("checkpoints", "checkpoints_bad")]
+    return any(os.path.isdir(f) and any(name.isdigit() for name in os.listdir(f)) for f in folders)
 
 
 def run_data(workdir: str) -> dict | None:

@@ -145,7 +145,9 @@ def _parse_value(text: str, current, key: str):
         if isinstance(current, (tuple, list)):
             value = ast.literal_eval(text)
             value = value if isinstance(value, (tuple, list)) else (value,)
-            return type(current)(_like(item, current[0], key) for item in value) if current else type(current)(value)
+            if not current:
+                return type(current)(value)
+            return type(current)(_like(item, current[0], key) for item in value)
     except (ValueError, SyntaxError):
         kind = type(current).__name__
         kind = "finite float" if kind == "float" else kind

@@ -228,7 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _exit_now_if_multiprocess(1, traceback=True)
         raise
     finally:
-        if in_main_thread:
+        if previous is not None:            # None: not ours to restore (a handler set in C)
             signal.signal(signal.SIGTERM, previous)
     if code and code != STOPPED:        # stopped: every process agreed and saved; shut down
         _exit_now_if_multiprocess(code)

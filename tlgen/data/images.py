@@ -38,8 +38,9 @@ def name_order(name: str) -> tuple:
 
 def list_images(folder: str) -> list[str]:
     """Image files of `folder` (by extension, not recursive), in name order (`name_order`)."""
-    names = sorted((n for n in os.listdir(folder) if n.lower().endswith(IMAGE_EXTENSIONS)
-                    and not n.startswith(".") and not os.path.isdir(os.path.join(folder, n))), key=name_order)
+    names = [n for n in os.listdir(folder) if n.lower().endswith(IMAGE_EXTENSIONS)
+             and not n.startswith(".") and not os.path.isdir(os.path.join(folder, n))]
+    names.sort(key=name_order)
     return [os.path.join(folder, n) for n in names]
 
 
