@@ -3,6 +3,7 @@ commands."""
 
 import json
 import os
+import re
 
 import cv2
 import jax
@@ -191,6 +192,10 @@ def test_animate_command_with_a_reference_video_and_bad_input(run, capsys):
         assert capsys.readouterr().err.strip() == (f"tlgen animate: error: {flag} {used} is the file "
                                                    f"{reads} reads; write the output to another file.")
         assert open(used, "rb").read() == before
+    assert main(["animate", "--workdir", workdir, "--image", image, "--out", bad_out, "--frames", "1000000000"]) == 2
+    assert re.search(r"error: --frames 1000000000 would hold about [\d.e+]+ GB of 16x16 frames in memory until "
+                     r"they are written, more than this machine's [\d.e+]+ GB; ask for fewer frames\.$",
+                     capsys.readouterr().err.strip())
     missing = str(root / "none.mp4")
     assert main(["animate", "--workdir", workdir, "--image", image, "--out", bad_out, "--reference", missing]) == 2
     assert capsys.readouterr().err.strip() == (f"tlgen animate: error: {missing} does not exist; give the "

@@ -214,6 +214,8 @@ def test_cli_timelapse_and_eval_from_a_trained_workdir(data_dir, tmp_path, capsy
                         (["--out", str(out / "bad.mp4"), "--insert-band", "0", "--from", "1e9"],
                          "--from 1e+09 s lies outside the video's 0-"),
                         (["--out", str(out / "bad.mp4"), "--step", "1"], f"{workdir} has no checkpoint 1; it has 2."),
+                        (["--out", str(out / "bad.mp4"), "--frames", "10000000000"],
+                         "--frames 10000000000 would hold about 1.84e+05 GB of 32x32 frames in memory"),
                         (["--out", str(out / "bad.mp4"), "--data", other],
                          f"{other} holds 16x16 frames but the run {workdir} takes 32x32; prepare it with --size 32.")]:
         assert main(base + extra) == 2

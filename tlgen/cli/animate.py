@@ -66,6 +66,23 @@ def check_outputs(out: str, npz: str | None, fps: float, sheet: str | None = Non
 OUTPUTS = ("out", "npz", "sheet")
 
 
+def check_memory(frames: int, config, per_pixel: int) -> None:
+    """UserError when `frames` frames of the run's size, held at `per_pixel` bytes a pixel until
+    they are written, would need more than this machine's memory (a sure failure, minutes in)."""
+    from tlgen.errors import UserError
+
+    size = config.data.get("image_size") or config.get("model", {}).get("image_size")
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        return
+    need = frames * int(size) ** 2 * per_pixel if size else 0
+    if need > memory:
+        raise UserError(f"--frames {frames} would hold about {need / 1e9:.3g} GB of {size}x{size} frames "
+                        f"in memory until they are written, more than this machine's "
+                        f"{memory / 1e9:.3g} GB; ask for fewer frames.")
+
+
 def check_not_an_input(args: argparse.Namespace) -> None:
     """UserError when an output file (--out, --npz, --sheet) is one of the files the command
     reads (--image, a reference video, a mask; `NAME=PATH` values too): it would be replaced."""
@@ -114,6 +131,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--image {args.image} does not exist.")
     args.image_array = read_image(args.image)
     trained = load(args.workdir, step=args.step, command="animate")
+    if args.frames:
+        check_memory(args.frames, trained.config, per_pixel=3 + 8 + 12)   # frames, flows, float frames
     animation = trained.family.command("animate").run(trained, args)
     write(args.out, args.npz, args.fps, animation.frames, animation.arrays, args.sheet)
     h, w = animation.frames.shape[1:3]

@@ -113,10 +113,12 @@ def write(args: argparse.Namespace, timelapse) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     import logging
 
+    from tlgen.cli.animate import check_memory
     from tlgen.trained import load
 
     check_arguments(args)
     trained = load(args.workdir, step=args.step, command="timelapse")
+    check_memory(args.frames, trained.config, per_pixel=2 * 3 + 12)    # frames, raw frames, decoded
     timelapse = trained.family.command("timelapse").run(trained, args)
     written = write(args, timelapse)
     logging.getLogger(__name__).info(
