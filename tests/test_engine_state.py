@@ -126,3 +126,18 @@ def test_compute_dtype_and_all_finite():
     assert bool(all_finite({"a": jnp.ones(2), "n": jnp.array(3)}))
     assert not bool(all_finite({"a": jnp.array([1.0, jnp.inf]), "n": jnp.array(3)}))
     assert bool(all_finite({"n": jnp.array(3)}))
+
+
+def test_sizes_no_network_can_have_are_one_sentence():
+    from tlgen import config as config_lib
+    from tlgen import family as family_lib
+    from tlgen.data.pipelines import sparse_frames_dataset
+    for override, says in (("model.motion_dim=0", "config.model.motion_dim is 0; use 1 or more."),
+                           ("data.num_frames=0", "config.data.num_frames is 0; use 2 or more.")):
+        config = config_lib.load("configs/dtvnet_clouds.py:tiny", [override])
+        with pytest.raises(UserError) as error:
+            family_lib.of(config).training(config)
+        assert str(error.value) == says
+    with pytest.raises(UserError, match=r"sparse clips need num_frames >= 2 and every span >= num_frames - 1, "
+                                        r"got 3 and \(1, 4\)"):
+        sparse_frames_dataset("unused", "train", num_frames=3, spans=(1, 4), batch_size=1, seed=0)

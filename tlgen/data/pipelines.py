@@ -374,8 +374,8 @@ def sparse_frames_dataset(data_dir: str, split: str, *, num_frames: int = 3,
     (B,F,H,W,3) u8, time (B,F) f32 = frame-index offsets from the first frame.
     """
     if num_frames < 2 or not spans or min(spans) < num_frames - 1:
-        raise ValueError(f"need num_frames >= 2 and spans >= num_frames - 1, got "
-                         f"{num_frames}, {tuple(spans)}")
+        raise UserError(f"sparse clips need num_frames >= 2 and every span >= num_frames - 1, got "
+                        f"{num_frames} and {tuple(spans)} (config.data); change them.")
     element = _SparseElement(data_dir, split, num_frames, spans, augment)
     if len(element.starts) == 0:
         raise ValueError(f"no {split} block of {data_dir} has {num_frames} frames"

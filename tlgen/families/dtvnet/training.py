@@ -87,6 +87,11 @@ def scores(video, real) -> dict:
 
 def training(config) -> Training:
     """The functions the trainer runs for `config.family = "dtvnet"`."""
+    for key, least in (("data.num_frames", 2), ("data.image_size", 8), ("model.motion_dim", 1),
+                       ("model.base_width", 1), ("model.decoder_width", 1), ("model.encoder_width", 1)):
+        group, name = key.split(".")
+        if int(config[group][name]) < least:
+            raise UserError(f"config.{key} is {config[group][name]}; use {least} or more.")
     dtype = compute_dtype(config)
     gen, enc, disc = networks(config, dtype)
     t = int(config.data.num_frames)
