@@ -128,7 +128,7 @@ def test_compute_dtype_and_all_finite():
     assert bool(all_finite({"n": jnp.array(3)}))
 
 
-def test_sizes_no_network_can_have_are_one_sentence():
+def test_sizes_no_network_can_have_are_one_sentence(tmp_path):
     from tlgen import config as config_lib
     from tlgen import family as family_lib
     from tlgen.data.pipelines import sparse_frames_dataset
@@ -141,3 +141,11 @@ def test_sizes_no_network_can_have_are_one_sentence():
     with pytest.raises(UserError, match=r"sparse clips need num_frames >= 2 and every span >= num_frames - 1, "
                                         r"got 3 and \(1, 4\)"):
         sparse_frames_dataset("unused", "train", num_frames=3, spans=(1, 4), batch_size=1, seed=0)
+    config = config_lib.load("configs/stylegan_v_clouds.py:tiny", ["data.batch_size=0"])
+    from tlgen.train.trainer import train
+    with pytest.raises(UserError, match=r"^config.data.batch_size 0 must be a positive number of samples\."):
+        train(config, str(tmp_path / "w"))                    # refused before the family divides by it
+    assert not (tmp_path / "w").exists()
+    from tlgen.data.dataset import open_training_data
+    with pytest.raises(UserError, match=r"^config.model.resolution is 0x0; give the frames' size in pixels\.$"):
+        open_training_data("unused", image_size=0, size_key="config.model.resolution")

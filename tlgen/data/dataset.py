@@ -337,9 +337,12 @@ def open_training_data(data_dir: str, *, image_size: int | tuple[int, int] | Non
     """Opens `config.data.dir` for training, with one-sentence errors when it is empty, not a
     dataset, holds frames of another size than `image_size` (named by `size_key`, or by the
     trained `run` that uses it) or lacks the optical flow the family needs."""
-    ds = open_dataset(data_dir)
     if image_size is not None:
         want = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+        if min(want) < 1:
+            raise UserError(f"{size_key} is {'x'.join(map(str, want))}; give the frames' size in pixels.")
+    ds = open_dataset(data_dir)
+    if image_size is not None:
         if tuple(ds.image_size) != want:
             (h, w), (wh, ww) = ds.image_size, want
             size = wh if wh == ww else f"{wh}x{ww}"

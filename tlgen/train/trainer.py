@@ -330,6 +330,7 @@ def train(config, workdir: str) -> dict:
     # Everything the config names (family, mesh, frozen networks' files, dataset) is checked
     # before the workdir is written: bad input leaves nothing behind.
     spec = family_lib.of(config)
+    check_batch(config)                      # before the family divides by it
     fam = spec.training(config)
     mesh = make_mesh(config.mesh)
     check_batch(config, mesh)
