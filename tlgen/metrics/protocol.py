@@ -60,14 +60,15 @@ def eval_clips(data_dir: str, split: str, *, lengths: tuple[int, ...], stride: i
     from tlgen.data.pipelines import clip_count, clip_dataset
     from tlgen.errors import UserError
 
-    length = next((n for n in lengths if clip_count(data_dir, split, n, stride)), None)
+    counts = {n: clip_count(data_dir, split, n, stride) for n in dict.fromkeys(lengths)}
+    length = next((n for n in lengths if counts[n]), None)
     if length is None:
         raise UserError(f"the {split} split of {data_dir} has no clip of {lengths[-1]} frames "
                         f"{stride} apart; prepare it with a larger --val-fraction or from longer footage.")
     notes = [] if length == lengths[0] else [
         f"the {split} split has no clip of {lengths[0]} frames: the clips scored, and the "
         f"distribution metrics, have {length}"]
-    available = clip_count(data_dir, split, length, stride)
+    available = counts[length]
     if available < num_clips:
         notes.append(f"the {split} split holds {available} distinct clips of {length} frames: "
                      f"{available} scored, not {num_clips}")

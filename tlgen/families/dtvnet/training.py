@@ -88,7 +88,8 @@ def scores(video, real) -> dict:
 def training(config) -> Training:
     """The functions the trainer runs for `config.family = "dtvnet"`."""
     for key, least in (("data.num_frames", 2), ("data.image_size", 8), ("model.motion_dim", 1),
-                       ("model.base_width", 1), ("model.decoder_width", 1), ("model.encoder_width", 1)):
+                       ("model.base_width", 1), ("model.decoder_width", 1), ("model.encoder_width", 1),
+                       ("loss.critic_steps", 1)):
         group, name = key.split(".")
         if int(config[group][name]) < least:
             raise UserError(f"config.{key} is {config[group][name]}; use {least} or more.")
@@ -97,8 +98,6 @@ def training(config) -> Training:
     t = int(config.data.num_frames)
     accum = int(config.train.grad_accum)
     loss_cfg = config.loss
-    if int(loss_cfg.critic_steps) < 1:
-        raise UserError(f"config.loss.critic_steps is {loss_cfg.critic_steps}; use 1 or more.")
     g_tx = make_optimizer(config.optim.g, total_steps=config.total_steps, grad_accum=accum)
     d_tx = make_optimizer(config.optim.d, total_steps=config.total_steps * int(loss_cfg.critic_steps),
                           grad_accum=accum)     # the critic's schedule counts its own updates
