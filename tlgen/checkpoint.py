@@ -215,7 +215,8 @@ class Checkpointer:
         """A StorageError naming the checkpoint folder for a failed write, else `error`."""
         for e in _chain(error):
             if isinstance(e, OSError) and e.errno in STORAGE_ERRNOS:
-                return StorageError(f"saving a checkpoint failed: {storage_sentence(e, self.directory)} "
+                return StorageError(f"saving a checkpoint in {self.directory} failed: "
+                                    f"{storage_sentence(e, self.directory)} "
                                     f"The newest complete checkpoint in {self.directory} is kept.")
             if "No space left" in str(e):
                 return StorageError(f"saving a checkpoint in {self.directory} failed: no space "
