@@ -79,6 +79,11 @@ def test_console_script_runs_as_module():
      "--json {tmp} is a folder; give a file name."),
     (["bench", "--config", "configs/timescale_ae_synthetic.py:tiny", "--config.data.dir=", "--json", "{tmp}/b.txt"],
      "--json {tmp}/b.txt must end in .json."),
+    (["bench", "--config", "configs/timescale_ae_synthetic.py:tiny", "--config.data.dir=", "--json",
+      "{tmp}/dataset/tlgen.json"], "--json {tmp}/dataset/tlgen.json holds a JSON dict, not a list of "
+     "records; give a new file or a list of benchmark records."),
+    (["bench", "--config", "configs/timescale_ae_synthetic.py:tiny", "--config.data.dir=", "--json",
+      "/proc/b.json"], "--json /proc/b.json: its folder /proc cannot be written (it takes no new files"),
     (["bench", "--config", "configs/timescale_ae_synthetic.py:tiny", "--config.data.dir={tmp}/nosuch"],
      "--config.data.dir {tmp}/nosuch is not a folder; give a prepared dataset"),
     (["bench", "--config", "configs/timescale_ae_synthetic.py:tiny", "--config.data.dir=", "--layers", "-2"],
@@ -126,6 +131,7 @@ def test_bad_input_is_one_sentence_and_exit_2(argv, expected, tmp_path, capsys):
     assert not (tmp_path / "d").exists() and not (tmp_path / "w").exists()
     assert not (tmp_path / "m_0.mp4").exists()
     assert [p.name for p in (tmp_path / "dataset").iterdir()] == ["tlgen.json"]
+    assert (tmp_path / "dataset" / "tlgen.json").read_text() == "{}"
     assert [p.name for p in (tmp_path / "partial").iterdir()] == ["config.json"]
 
 

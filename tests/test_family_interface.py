@@ -133,7 +133,7 @@ def test_bench_runs_from_the_example_batch(run, tmp_path, capsys):
     out = str(tmp_path / "bench.json")
     assert main(["bench", "--config", CONFIG, f"--config.model.features={weights}", "--steps", "2",
                  "--json", out]) == 0
-    record = json.loads(open(out).read())
+    [record] = json.loads(open(out).read())   # a list of records
     assert record["data"] == "synthetic" and record["family"] == "tests.toy_family"
     assert record["step"]["flops"] > 0 and 0 < record["mfu"] and record["parameters"] == {"net": (4 * 32 + 32) + (32 * 192 + 192)}
     assert record["inference"]["what"] == "sample" and record["inference"]["frames"] == 8 * 8

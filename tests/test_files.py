@@ -77,7 +77,8 @@ def test_outputs_on_a_read_only_file_system_are_refused_before_any_work(read_onl
         check_output_file(str(read_only_disk / "x.png"), "--sheet")
     with pytest.raises(UserError, match=r"cannot be written \(a read-only file system\)"):
         check_output_folder(str(read_only_disk / "new" / "run"), "--workdir")
-    check_output_file(str(tmp_path / "x.png"), "--sheet")          # a writable folder passes
+    check_output_file(str(tmp_path / "x.png"), "--sheet")          # a writable folder passes,
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tlgen")]   # its probe removed
     # the video would be written first and the npz fail after it: both are checked up front
     argv = ["generate", "--workdir", str(tmp_path / "missing"), "--out", str(tmp_path / "g.mp4"),
             "--npz", str(read_only_disk / "g.npz")]

@@ -306,7 +306,7 @@ def test_bench_runs_on_a_bare_checkout_without_a_dataset(tmp_path, capsys):
                  "--config.model.widths=(8, 16)", "--config.model.blocks=0", "--config.model.num_bins=3",
                  "--config.loss.gap_bands=()", "--config.data.batch_size=8", "--steps", "1",
                  "--json", out]) == 0
-    record = json.loads(open(out).read())
+    [record] = json.loads(open(out).read())   # a list of records
     assert record["data"] == "synthetic" and "pipeline" not in record
     assert record["step"]["frames_per_step"] == 8 * (1 + 2 + 1 + 1)  # anchor, 2 positives, target, background
     assert record["inference"]["what"] == "decoder: codes -> frames" and record["inference"]["frames"] == 8

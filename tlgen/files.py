@@ -40,19 +40,27 @@ def check_output_file(path: str, flag: str) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise UserError(f"{flag} {path}: its folder {folder} does not exist; create it first.")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise UserError(f"{flag} {path}: its folder {folder} cannot be written "
-                        f"({_access_error(folder)}); choose another folder.")
+    why = _cannot_create(folder)
+    if why:
+        raise UserError(f"{flag} {path}: its folder {folder} cannot be written ({why}); "
+                        "choose another folder.")
 
 
-def _access_error(folder: str) -> str:
-    """Why `folder` cannot be written: a read-only file system or no permission."""
+def _cannot_create(folder: str) -> str | None:
+    """Why no file can be created in `folder` (a read-only file system, no permission, ...),
+    found by creating and removing one; None when it can. Permission bits alone do not tell:
+    root passes them everywhere, and /proc or a full quota refuse files all the same."""
     try:
-        if os.statvfs(folder).f_flag & os.ST_RDONLY:
-            return "a read-only file system"
-    except OSError:
-        pass
-    return "no permission"
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".tlgen-probe-")
+    except OSError as e:
+        if e.errno in STORAGE_ERRNOS - {errno.EROFS}:
+            raise StorageError(storage_sentence(e, folder)) from None
+        reasons = {errno.EROFS: "a read-only file system", errno.EACCES: "no permission",
+                   errno.EPERM: "no permission"}
+        return reasons.get(e.errno, f"it takes no new files: {e.strerror or e}")
+    os.close(fd)
+    os.unlink(probe)
+    return None
 
 
 def check_output_folder(path: str, flag: str) -> None:
@@ -66,9 +74,9 @@ def check_output_folder(path: str, flag: str) -> None:
     if not os.path.isdir(probe):
         where = "is a file" if probe == os.path.abspath(path) else f"lies inside {probe}, a file"
         raise UserError(f"{flag} {path} {where}; choose a folder.")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise UserError(f"{flag} {path}: {probe} cannot be written ({_access_error(probe)}); "
-                        "choose another folder.")
+    why = _cannot_create(probe)
+    if why:
+        raise UserError(f"{flag} {path}: {probe} cannot be written ({why}); choose another folder.")
 
 
 def write_atomic(path: str, write: Callable[[str], object]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 
+from tlgen.errors import UserError
 from tlgen.files import write_text
 
 
@@ -13,13 +14,26 @@ def write_json(record, path: str) -> None:
     write_text(path, json.dumps(record, indent=1, sort_keys=True, default=str) + "\n")
 
 
+def read_records(path: str, flag: str = "--out") -> list:
+    """The list of records in `path` ([] when it does not exist); UserError for a file that
+    holds anything else, which a record must not replace."""
+    if not os.path.exists(path):
+        return []
+    try:
+        with open(path) as f:
+            records = json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        records = e
+    if not isinstance(records, list):
+        what = "cannot be read as JSON" if isinstance(records, Exception) else \
+            f"holds a JSON {type(records).__name__}, not a list of records"
+        raise UserError(f"{flag} {path} {what}; give a new file or a list of benchmark records.")
+    return records
+
+
 def append_json(record: dict, path: str) -> None:
     """Appends `record` to the list of records in `path` (a new list when there is none)."""
-    old = []
-    if os.path.exists(path):
-        with open(path) as f:
-            old = json.load(f)
-    write_json(old + [record], path)
+    write_json(read_records(path) + [record], path)
 
 
 def _fmt(value, spec: str, missing: str = "-") -> str:

@@ -4,7 +4,8 @@ Examples:
   tlgen bench --config configs/dtvnet_clouds.py:tiny --config.data.dir= --steps 5
                           # synthetic batch (no dataset needed), prints a summary
   tlgen bench --config configs/dtvnet_clouds.py:base --config.data.dir= --batch 8 \
-      --config.dtype=bfloat16 --json out.json   # one JSON record: device, versions, config
+      --config.dtype=bfloat16 --json out.json   # adds a JSON record (device, versions, config)
+                                                # to the list in out.json
   tlgen bench --config configs/timescale_ae_synthetic.py:tiny --config.data.dir=data/city --layers
                           # + the input pipeline's frames/s and a per-layer cost table
 
@@ -25,7 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
     parser.add_argument("--steps", type=int, default=10, help="timed steps (median reported)")
     parser.add_argument("--batch", type=int, default=None, help="global batch (default: config's)")
-    parser.add_argument("--json", metavar="OUT", help="write the record as JSON to OUT")
+    parser.add_argument("--json", metavar="OUT", help="add the record to the JSON list of records in OUT (a new list "
+                        "when OUT does not exist), as the files of bench/results/ hold them")
     parser.add_argument("--layers", type=int, nargs="?", const=16, default=0, metavar="N",
                         help="time the N (default 16) costliest conv/dense layers alone "
                              "(forward+backward) and report their FLOP rate against the matmul peak")
@@ -47,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
         check_output_file(args.json, "--json")
         if not args.json.lower().endswith(".json"):
             raise UserError(f"--json {args.json} must end in .json.")
+        report.read_records(args.json, "--json")
     config = config_lib.load(args.config, args.config_overrides)
     named = any(o.startswith("data.dir=") for o in args.config_overrides) and config.data.dir
     if named and not harness.has_dataset(config):
@@ -57,5 +60,5 @@ def run(args: argparse.Namespace) -> int:
                                    inference=not args.no_inference)
     print(report.summary(record))
     if args.json:
-        report.write_json(record, args.json)
+        report.append_json(record, args.json)
     return 0
