@@ -94,6 +94,8 @@ def test_console_script_runs_as_module():
       "--config.data.batch_size=0"], "config.data.batch_size 0 must be a positive number of samples."),
     (["train", "--config", "configs/timescale_ae_synthetic.py:tiny", "--workdir", "{tmp}/w"],
      "config.data.dir is empty"),
+    (["train", "--config", "configs/stylegan_v_clouds.py:tiny", "--workdir", "{tmp}/w",
+      "--config.model.concat_res=32"], "config.model.concat_res 32 must be a power of two from 8 to 16"),
     (["train", "--config", "configs/timescale_ae_synthetic.py:tiny", "--workdir", "{tmp}/w",
       "--config.total_steps=-5"], "config.total_steps is -5; train for 1 step or more."),
     (["train", "--config", "configs/timescale_ae_synthetic.py:tiny", "--workdir", "{tmp}/w",

@@ -132,9 +132,27 @@ def test_sizes_no_network_can_have_are_one_sentence(tmp_path):
     from tlgen import config as config_lib
     from tlgen import family as family_lib
     from tlgen.data.pipelines import sparse_frames_dataset
-    for override, says in (("model.motion_dim=0", "config.model.motion_dim is 0; use 1 or more."),
-                           ("data.num_frames=0", "config.data.num_frames is 0; use 2 or more.")):
-        config = config_lib.load("configs/dtvnet_clouds.py:tiny", [override])
+    for name, override, says in (
+            ("dtvnet_clouds", "model.motion_dim=0", "config.model.motion_dim is 0; use 1 or more."),
+            ("dtvnet_clouds", "data.num_frames=0", "config.data.num_frames is 0; use 2 or more."),
+            ("stylegan_v_clouds", "model.z_dim=0", "config.model.z_dim is 0; use 1 or more."),
+            ("stylegan_v_clouds", "model.max_period=4", "config.model.max_period 4 must be at least "
+             "config.model.min_period 8 (both positive, in frames)."),
+            ("stylegan_v_clouds", "model.resolution=48", "config.model.resolution 48 must be a power of two from 16."),
+            ("stylegan_v_clouds", "model.concat_res=4", "config.model.concat_res 4 must be a power of two from "
+             "8 to 16 (half of config.model.resolution), where D joins the frames."),
+            ("long_video_city", "data.stride=0", "config.data.stride is 0; use 1 or more."),
+            ("long_video_city", "model.d_channels=(32, 0, 64, 128)",
+             "config.model.d_channels is (32, 0, 64, 128); use 1 or more in each entry."),
+            ("long_video_city", "model.min_period=0", "config.model.min_period is 0.0; use 1 or more."),
+            ("long_video_sr_city", "model.channel_max=0", "config.model.channel_max is 0; use 1 or more."),
+            ("time_flies_city", "model.num_classes=0", "config.model.num_classes is 0; use 1 or more."),
+            ("time_flies_city", "data.image_size=0", "config.data.image_size is 0; use 8 or more."),
+            ("fgla_landscape", "model.flow_divisor=0", "config.model.flow_divisor is 0.0; use a positive number."),
+            ("timescale_ae_synthetic", "loss.temperature=0", "config.loss.temperature is 0.0; use a positive number."),
+            ("timescale_ae_synthetic", "model.image_size=60", "config.model.image_size 60 must be divisible by 8: "
+             "the encoder halves it once per entry of config.model.widths after the first.")):
+        config = config_lib.load(f"configs/{name}.py:tiny", [override])
         with pytest.raises(UserError) as error:
             family_lib.of(config).training(config)
         assert str(error.value) == says

@@ -16,7 +16,7 @@ import json
 import math
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import ml_collections
 
@@ -198,6 +198,24 @@ def absolute_paths(config: ml_collections.ConfigDict) -> None:
         value = None if node is None else node.get(leaf)
         if isinstance(value, str) and value and "://" not in value:
             node[leaf] = os.path.abspath(value)
+
+
+def check_at_least(config: ml_collections.ConfigDict, least: Mapping[str, float],
+                   positive: Iterable[str] = ()) -> None:
+    """UserError naming the first dotted key of `least` whose value in `config` (a number, or
+    each number of a tuple) is below its least value, or of `positive` that is not above 0:
+    sizes, counts, periods and scales a model cannot be built with."""
+    for key in positive:
+        node, leaf = _parent(config, key)
+        if not node[leaf] > 0:
+            raise UserError(f"config.{key} is {node[leaf]}; use a positive number.")
+    for key, bound in least.items():
+        node, leaf = _parent(config, key)
+        value = node[leaf]
+        values = value if isinstance(value, (tuple, list)) else (value,)
+        if not all(v >= bound for v in values):
+            each = " in each entry" if values is value else ""
+            raise UserError(f"config.{key} is {value}; use {bound:g} or more{each}.")
 
 
 def compute_dtype(config):

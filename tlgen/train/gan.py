@@ -100,6 +100,14 @@ def checked_loss(lc, augments) -> int:
     return every
 
 
+def check_periods(config) -> None:
+    """UserError unless config.model's max_period is at least its min_period (both > 0)."""
+    m = config.model
+    if not 0 < float(m.min_period) <= float(m.max_period):
+        raise UserError(f"config.model.max_period {m.max_period:g} must be at least "
+                        f"config.model.min_period {m.min_period:g} (both positive, in frames).")
+
+
 def clean(grads):
     """StyleGAN2's gradient guard: NaN -> 0, +-inf -> +-1e5."""
     return jax.tree.map(functools.partial(jnp.nan_to_num, nan=0.0, posinf=1e5, neginf=-1e5), grads)

@@ -21,14 +21,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tlgen.errors import UserError
 from tlgen.family import Training
 from tlgen.losses import adversarial
 from tlgen.metrics.evaluators import frozen_networks, metric_evaluators
 from tlgen.metrics.image import psnr, ssim
 from tlgen.models import dtvnet
 from tlgen.models.flow_ops import resize_flow
-from tlgen.config import compute_dtype
+from tlgen.config import check_at_least, compute_dtype
 from tlgen.train.state import TrainState, critic_steps, make_optimizer
 
 G = "g"   # generator + flow encoder: what inference needs
@@ -87,12 +86,9 @@ def scores(video, real) -> dict:
 
 def training(config) -> Training:
     """The functions the trainer runs for `config.family = "dtvnet"`."""
-    for key, least in (("data.num_frames", 2), ("data.image_size", 8), ("model.motion_dim", 1),
-                       ("model.base_width", 1), ("model.decoder_width", 1), ("model.encoder_width", 1),
-                       ("loss.critic_steps", 1)):
-        group, name = key.split(".")
-        if int(config[group][name]) < least:
-            raise UserError(f"config.{key} is {config[group][name]}; use {least} or more.")
+    check_at_least(config, {"data.num_frames": 2, "data.image_size": 8, "model.motion_dim": 1,
+                            "model.base_width": 1, "model.decoder_width": 1, "model.encoder_width": 1,
+                            "loss.critic_steps": 1})
     dtype = compute_dtype(config)
     gen, enc, disc = networks(config, dtype)
     t = int(config.data.num_frames)

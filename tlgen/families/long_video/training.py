@@ -18,14 +18,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tlgen.config import compute_dtype
+from tlgen.config import check_at_least, compute_dtype
 from tlgen.errors import UserError
 from tlgen.family import Training
 from tlgen.losses.diffaugment import OPS, augment_clips
 from tlgen.metrics import evaluators
 from tlgen.models import long_video as lv
 from tlgen.models.pixels import to_model_range, to_uint8
-from tlgen.train.gan import D, G, adversarial_update, checked_loss, ema_beta, optimizers
+from tlgen.train.gan import D, G, adversarial_update, check_periods, checked_loss, ema_beta, optimizers
 from tlgen.train.state import TrainState
 
 AUGMENTS = ("diffaugment", "none")
@@ -69,6 +69,11 @@ def networks(config, dtype=jnp.float32):
     """(Generator, Discriminator) of `config.model` for `config.data.num_frames`-frame clips,
     after checking the config."""
     m = config.model
+    check_at_least(config, {"data.stride": 1, "model.input_channels": 1, "model.kernel_time": 1,
+                            "model.temporal_channels": 1, "model.spatial_channels": 1,
+                            "model.d_input_channels": 1, "model.d_channels": 1,
+                            "model.d_kernel_time": 1, "model.d_head_channels": 1, "model.min_period": 1})
+    check_periods(config)
     latent, filters = int(m.latent_dim), int(m.filters)
     if filters < 1 or latent < filters or latent % filters:
         raise UserError(f"config.model.latent_dim {latent} is not a positive multiple of config.model.filters "

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tlgen.config import compute_dtype
+from tlgen.config import check_at_least, compute_dtype
 from tlgen.errors import UserError
 from tlgen.families.long_video.training import clip_batch, clip_pipeline
 from tlgen.family import Evaluator, Training
@@ -36,6 +36,9 @@ AUGMENTS = ("ada", "diffaugment", "none")
 def networks(config, dtype=jnp.float32):
     """(Generator, Discriminator) of `config.model`, after checking the config."""
     m = config.model
+    check_at_least(config, {"data.stride": 1, "model.z_dim": 1, "model.w_dim": 1, "model.channel_base": 1,
+                            "model.d_channel_base": 1, "model.channel_max": 1, "model.context": 0,
+                            "model.margin": 0})
     h, w = (int(s) for s in m.size)
     scale = int(m.scale)
     if scale < 1 or h % scale or w % scale:

@@ -19,13 +19,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tlgen.config import compute_dtype
+from tlgen.config import check_at_least, compute_dtype
 from tlgen.errors import UserError
 from tlgen.family import Training
 from tlgen.metrics import evaluators
 from tlgen.models import stylegan_v as sv
 from tlgen.models.pixels import to_model_range, to_uint8
-from tlgen.train.gan import (D, G, adapt_augment, adversarial_update, checked_loss,
+from tlgen.train.gan import (D, G, adapt_augment, adversarial_update, check_periods, checked_loss,
                              clip_augmentation, ema_beta, initial_augment_p, optimizers)
 from tlgen.train.state import TrainState
 
@@ -41,7 +41,20 @@ def r1_gamma(config) -> float:
 
 
 def networks(config, dtype=jnp.float32):
-    """(Generator, Discriminator) of `config.model` for `config.data.num_frames`-frame clips."""
+    """(Generator, Discriminator) of `config.model` for `config.data.num_frames`-frame clips,
+    after checking the config."""
+    m = config.model
+    check_at_least(config, {"data.num_frames": 2, "model.z_dim": 1, "model.w_dim": 1,
+                            "model.channel_base": 1, "model.d_channel_base": 1, "model.channel_max": 1,
+                            "model.motion_kernel": 1, "model.min_period": 1, "model.max_frames": 2,
+                            "model.frames_div": 1, "model.mbstd_group": 1})
+    check_periods(config)
+    res, concat = int(m.resolution), int(m.concat_res)
+    if res < 16 or res & (res - 1):
+        raise UserError(f"config.model.resolution {res} must be a power of two from 16.")
+    if concat < 8 or concat >= res or concat & (concat - 1):
+        raise UserError(f"config.model.concat_res {concat} must be a power of two from 8 to "
+                        f"{res // 2} (half of config.model.resolution), where D joins the frames.")
     return sv.generator(config.model, dtype), sv.discriminator(config.model, int(config.data.num_frames), dtype)
 
 

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from tlgen.config import compute_dtype
+from tlgen.config import check_at_least, compute_dtype
 from tlgen.errors import UserError
 from tlgen.family import Training
 from tlgen.losses import adversarial, style
@@ -114,6 +114,9 @@ def example_batch(config, batch_size: int) -> dict:
 
 def training(config) -> Training:
     """The functions the trainer runs for `config.family = "time_flies"`."""
+    check_at_least(config, {"data.image_size": 8, "data.stride": 1, "model.num_classes": 1,
+                            "model.d_width": 1, "model.d_max_width": 1, "model.noise_blur": 0,
+                            "model.sigma_z": 0})
     dtype = compute_dtype(config)
     classes, classwise = int(config.model.num_classes), bool(config.model.classwise)
     gen = tf.Generator(classes, dtype)
