@@ -99,6 +99,8 @@ def test_console_script_runs_as_module():
     (["train", "--config", "configs/timescale_ae_synthetic.py:tiny", "--workdir", "{tmp}/w",
       "--config.total_steps=-5"], "config.total_steps is -5; train for 1 step or more."),
     (["train", "--config", "configs/timescale_ae_synthetic.py:tiny", "--workdir", "{tmp}/w",
+      "--config.seed=-1"], "config.seed is -1; use a seed from 0 to 4294967295."),
+    (["train", "--config", "configs/timescale_ae_synthetic.py:tiny", "--workdir", "{tmp}/w",
       "--config.train.log_every=-1"], "config.train.log_every is -1; use 0 (never) or a positive"),
     (["train", "--config", "configs/timescale_ae_synthetic.py:tiny", "--workdir", "{tmp}/dataset"],
      "--workdir {tmp}/dataset is a prepared dataset; give the run a folder of its own."),
@@ -162,8 +164,12 @@ def test_an_option_of_another_familys_command_names_the_families_that_take_it(tm
      "argument --min-period: 'inf' is not a finite number"),
     (["animate", "--workdir", "w", "--image", "i.png", "--out", "a.mp4", "--fps", "fast"],
      "argument --fps: invalid number value: 'fast'"),
+    (["generate", "--workdir", "w", "--out", "g.mp4", "--seed", "-1"],
+     "argument --seed: -1 is not a seed from 0 to 4294967295"),       # JAX keys hold 32 bits:
+    (["generate", "--workdir", "w", "--out", "g.mp4", "--seed", str(2 ** 32)],   # 2**32 would be seed 0
+     f"argument --seed: {2 ** 32} is not a seed from 0 to 4294967295"),
 ])
-def test_real_valued_options_refuse_inf_and_nan(argv, says, capsys):
+def test_numeric_options_refuse_values_out_of_range(argv, says, capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(argv)
     assert exit_info.value.code == 2

@@ -145,6 +145,11 @@ def test_sizes_no_network_can_have_are_one_sentence(tmp_path):
             ("long_video_city", "model.d_channels=(32, 0, 64, 128)",
              "config.model.d_channels is (32, 0, 64, 128); use 1 or more in each entry."),
             ("long_video_city", "model.min_period=0", "config.model.min_period is 0.0; use 1 or more."),
+            ("long_video_city", "model.padding=2", "config.model.padding 2 is below 3, the frames a side that a "
+             "temporal block's two 3-frame convolutions and its upsampling corrupt: chunked generation would "
+             "differ from one pass; raise it."),
+            ("stylegan_v_clouds", "model.max_frames=16", "config.data.spans reach 32 frames, but D embeds time "
+             "differences below config.model.max_frames 16; raise it or shorten the spans."),
             ("long_video_sr_city", "model.channel_max=0", "config.model.channel_max is 0; use 1 or more."),
             ("time_flies_city", "model.num_classes=0", "config.model.num_classes is 0; use 1 or more."),
             ("time_flies_city", "data.image_size=0", "config.data.image_size is 0; use 8 or more."),

@@ -116,6 +116,27 @@ def test_generate_streams_chunks_equal_to_one_shot_rendering(run, tmp_path, caps
     assert video.shape == (40, 16, 16, 3) and fps == 10  # 3 videos tiled 2 x 2
 
 
+def test_generate_publishes_its_videos_and_npz_together_or_neither(run, tmp_path, monkeypatch, capsys):
+    _, workdir, _ = run
+    out, npz = tmp_path / "g.mp4", tmp_path / "g.npz"
+    out.write_text("old video")
+    npz.write_text("old frames")
+
+    def interrupted(*args, **kwargs):        # Ctrl-C while the npz is written, after the video
+        raise KeyboardInterrupt
+    monkeypatch.setattr(np, "savez_compressed", interrupted)
+    assert main(["generate", "--workdir", workdir, "--out", str(out), "--frames", "20", "--npz", str(npz)]) == 130
+    assert out.read_text() == "old video" and npz.read_text() == "old frames"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.mp4", "g.npz"]
+    monkeypatch.undo()
+    # frames that --npz would hold past this machine's memory are refused at the first chunk
+    assert main(["generate", "--workdir", workdir, "--out", str(out), "--frames", str(2 ** 40),
+                 "--npz", str(npz)]) == 2
+    err = capsys.readouterr().err
+    assert f"--frames {2 ** 40} would hold about" in err and "or leave out --npz" in err
+    assert out.read_text() == "old video" and npz.read_text() == "old frames"
+
+
 def test_generate_onto_a_full_disk_is_one_sentence_and_leaves_nothing(run, small_disk, capsys):
     _, workdir, _ = run
     disk = small_disk("64k")

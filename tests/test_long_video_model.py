@@ -69,7 +69,7 @@ def test_temporal_resampling_against_numpy():
 
 
 def test_chunked_generation_equals_one_pass():
-    gen = lv.Generator(**SMALL)
+    gen = lv.Generator(**SMALL, padding=3)     # the least the trainer accepts for 3-frame kernels
     key = jax.random.key(1)
     noise = lv.temporal_noise(key, 0, gen.noise_length(8), gen.noise_channels)
     params = jax.jit(gen.init, static_argnums=2)(jax.random.key(0), noise, 8)["params"]

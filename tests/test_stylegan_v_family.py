@@ -77,6 +77,8 @@ def test_generate_writes_any_length_deterministically(run):
     (["--num", "0"], "--num 0 must be at least 1."),
     (["--time-scale", "0"], "--time-scale 0 must be positive."),
     (["--chunk", "0"], "--chunk 0 must be at least 1."),
+    (["--frames", "3", "--time-scale", "1e12"], "--frames 3 at --time-scale 1e+12 reach model time 2e+12, past "
+     "the 16777216 frames that float32 times resolve; lower either."),
     (["--out", "{tmp}/nofolder/x.mp4"], "does not exist"),
 ])
 def test_bad_generate_arguments_are_one_sentence(run, capsys, extra, message):

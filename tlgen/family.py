@@ -46,6 +46,18 @@ def number(text: str) -> float:
     return value
 
 
+SEEDS = 2 ** 32      # JAX's keys hold 32 bits of a seed: larger ones repeat smaller ones
+
+
+def seed(text: str) -> int:
+    """argparse type of the commands' --seed: a whole number from 0 to 2**32 - 1 (each gives
+    its own draws; outside that range seeds would repeat or fail)."""
+    value = int(text)
+    if not 0 <= value < SEEDS:
+        raise argparse.ArgumentTypeError(f"{text} is not a seed from 0 to {SEEDS - 1}")
+    return value
+
+
 # User commands a family may implement, with what each asks of it (see `Command`).
 COMMANDS = {
     "eval": "evaluate a run",

@@ -66,21 +66,27 @@ def check_outputs(out: str, npz: str | None, fps: float, sheet: str | None = Non
 OUTPUTS = ("out", "npz", "sheet")
 
 
-def check_memory(frames: int, config, per_pixel: int) -> None:
-    """UserError when `frames` frames of the run's size, held at `per_pixel` bytes a pixel until
-    they are written, would need more than this machine's memory (a sure failure, minutes in)."""
+def check_memory(frames: int, config, per_pixel: int, size: tuple[int, int] | None = None,
+                 remedy: str = "ask for fewer frames") -> None:
+    """UserError when `frames` frames of `size` (H, W; default the run's image size), held at
+    `per_pixel` bytes a pixel until they are written, would need more than this machine's
+    memory (a sure failure, minutes or hours in)."""
     from tlgen.errors import UserError
 
-    size = config.data.get("image_size") or config.get("model", {}).get("image_size")
+    if size is None:
+        side = config.data.get("image_size") or config.get("model", {}).get("image_size")
+        if not side:
+            return
+        size = (int(side), int(side))
     try:
         memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError):
         return
-    need = frames * int(size) ** 2 * per_pixel if size else 0
+    need = frames * size[0] * size[1] * per_pixel
     if need > memory:
-        raise UserError(f"--frames {frames} would hold about {need / 1e9:.3g} GB of {size}x{size} frames "
-                        f"in memory until they are written, more than this machine's "
-                        f"{memory / 1e9:.3g} GB; ask for fewer frames.")
+        raise UserError(f"--frames {frames} would hold about {need / 1e9:.3g} GB of {size[0]}x{size[1]} "
+                        f"frames in memory until they are written, more than this machine's "
+                        f"{memory / 1e9:.3g} GB; {remedy}.")
 
 
 def check_not_an_input(args: argparse.Namespace) -> None:

@@ -21,13 +21,15 @@ import functools
 import math
 import os
 
-from tlgen.family import number
+from tlgen.family import number, seed
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workdir", required=True,
                         help="work directory of a `tlgen train` run of a generative family")
-    parser.add_argument("--out", required=True, help="output video (.mp4)")
+    parser.add_argument("--out", required=True, help="output video (.mp4; H.264 takes even sizes, so "
+                        "an odd height or width gains a copy of its last row or column, which --npz "
+                        "leaves out)")
     length = parser.add_mutually_exclusive_group()
     length.add_argument("--frames", type=int, default=None, help="frames per video (default 128)")
     length.add_argument("--seconds", type=number, default=None,
@@ -35,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num", type=int, default=1, metavar="V",
                         help="videos (default 1); with V > 1 they are written to OUT_0.mp4 ... OUT_<V-1>.mp4")
     parser.add_argument("--grid", action="store_true", help="tile the --num videos into one video at --out")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--seed", type=seed, default=0, help="random seed, 0 to 2**32 - 1 (default 0)")
     parser.add_argument("--fps", type=number, default=24.0, help="frame rate (default 24)")
     parser.add_argument("--step", type=int, default=None, help="checkpoint step (default: the newest)")
     parser.add_argument("--npz", metavar="FILE", help="also save the frames (V, N, H, W, 3) to this .npz (held in memory "
@@ -90,16 +92,16 @@ def _release_free_heap() -> None:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from tlgen.cli.animate import check_outputs
+    from tlgen.cli.animate import check_memory, check_outputs
     from tlgen.data.video_io import VideoWriter
     from tlgen.errors import UserError
-    from tlgen.files import check_output_file, write_atomic, write_atomic_all
+    from tlgen.files import check_output_file, write_atomic_all
     from tlgen.progress import progress
     from tlgen.trained import load
 
     check_outputs(args.out, args.npz, args.fps)
     if args.seconds is not None:
-        args.frames = round(args.seconds * args.fps)
+        args.frames = math.floor(args.seconds * args.fps + 0.5)     # halves round up
         if args.frames < 1:
             raise UserError(f"--seconds {args.seconds:g} at --fps {args.fps:g} is less than one frame.")
     elif args.frames is None:
@@ -117,11 +119,15 @@ def run(args: argparse.Namespace) -> int:
 
     def write(tmps):
         made = 0
+        videos = tmps[:-1] if args.npz else tmps
         with contextlib.ExitStack() as stack:
-            writers = [stack.enter_context(VideoWriter(p, args.fps)) for p in tmps]
+            writers = [stack.enter_context(VideoWriter(p, args.fps)) for p in videos]
             for chunk in chunks:
                 chunk = np.asarray(chunk)
                 if args.npz:
+                    if not kept:        # held until the end, then copied once by concatenate
+                        check_memory(args.frames, trained.config, per_pixel=6 * args.num,
+                                     size=chunk.shape[2:4], remedy="ask for fewer, or leave out --npz")
                     kept.append(chunk)
                 if made // TRIM_EVERY != (made + chunk.shape[1]) // TRIM_EVERY:
                     _release_free_heap()
@@ -132,13 +138,13 @@ def run(args: argparse.Namespace) -> int:
                         writer.write(frame)
             if made != args.frames:
                 raise RuntimeError(f"the {trained.family.name} family made {made} of {args.frames} frames")
+        if args.npz:
+            np.savez_compressed(tmps[-1], frames=np.concatenate(kept, axis=1))
 
-    try:
-        write_atomic_all(paths, write)
+    try:     # the videos and the npz appear together, or none of them
+        write_atomic_all(paths + ([args.npz] if args.npz else []), write)
     finally:
         bar.close()
-    if args.npz:
-        write_atomic(args.npz, lambda p: np.savez_compressed(p, frames=np.concatenate(kept, axis=1)))
     wrote = paths[0] if len(paths) == 1 else f"{paths[0]} ... {os.path.basename(paths[-1])}"
     print(f"tlgen generate: wrote {wrote}: {args.num} video(s) of {args.frames} frames at "
           f"{args.fps:g} fps (seed {args.seed}; checkpoint {trained.step})"

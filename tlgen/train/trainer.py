@@ -211,6 +211,8 @@ def _check_loop(config, workdir: str) -> None:
     a `workdir` that is a prepared dataset."""
     if int(config.total_steps) < 1:
         raise UserError(f"config.total_steps is {config.total_steps}; train for 1 step or more.")
+    if not 0 <= int(config.seed) < family_lib.SEEDS:
+        raise UserError(f"config.seed is {config.seed}; use a seed from 0 to {family_lib.SEEDS - 1}.")
     tc = config.train
     for key in ("log_every", "ckpt_every", "eval_every", "eval_batches", "sample_every"):
         if int(tc[key]) < 0:

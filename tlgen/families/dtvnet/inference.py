@@ -14,7 +14,7 @@ import jax
 import numpy as np
 
 from tlgen.errors import UserError
-from tlgen.family import Animation
+from tlgen.family import Animation, seed
 from tlgen.families.dtvnet.training import G, reconstruct, scores, variables
 from tlgen.families.dtvnet.training import networks as networks_of
 from tlgen.metrics.flow import flow_mse, video_flows
@@ -36,7 +36,7 @@ def add_animate_arguments(parser: argparse.ArgumentParser) -> None:
     motion = parser.add_mutually_exclusive_group()
     motion.add_argument("--reference", metavar="VIDEO",
                         help="DTVNet: take the motion from this video's optical flow")
-    motion.add_argument("--seed", type=int, default=0,
+    motion.add_argument("--seed", type=seed, default=0,
                         help="DTVNet: seed of the random motion vector (default 0)")
 
 

@@ -28,7 +28,7 @@ import numpy as np
 from tlgen.data.regions import kmeans
 from tlgen.data.video_io import first_frames
 from tlgen.errors import UserError
-from tlgen.family import Animation, number
+from tlgen.family import Animation, number, seed
 from tlgen.families.fgla.training import NET, networks, region_masks
 from tlgen.metrics.flow import video_flows
 from tlgen.models import fgla
@@ -153,7 +153,7 @@ def add_animate_arguments(parser: argparse.ArgumentParser) -> None:
                         help="FGLA: region NAME moves like VIDEO (repeat for several regions)")
     parser.add_argument("--mask", metavar="PNG", help="FGLA: class-index mask of --image (its size)")
     parser.add_argument("--speed", type=number, default=1.0, help="FGLA: motion speed factor (default 1)")
-    parser.add_argument("--seed", type=int, default=0, help="FGLA: codebook choice without references")
+    parser.add_argument("--seed", type=seed, default=0, help="FGLA: codebook choice without references")
 
 
 def animate_command(trained: Trained, args: argparse.Namespace) -> Animation:

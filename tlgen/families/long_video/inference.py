@@ -38,7 +38,10 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
                              "generator's time scale; default 128)")
     parser.add_argument("--superres", metavar="SR_WORKDIR",
                         help="long_video: upscale the videos with this super-resolution "
-                             "(long_video_sr) run, trained for this run's frame size")
+                             "(long_video_sr) run, trained for this run's frame size, from its newest "
+                             "checkpoint (--step picks the low-resolution run's); output frame t "
+                             "upscales low-resolution frame t + its config.model.context, the frames "
+                             "before and after serving as context")
 
 
 def video_keys(seed: int, num: int) -> jax.Array:

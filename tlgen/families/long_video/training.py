@@ -74,6 +74,11 @@ def networks(config, dtype=jnp.float32):
                             "model.d_input_channels": 1, "model.d_channels": 1,
                             "model.d_kernel_time": 1, "model.d_head_channels": 1, "model.min_period": 1})
     check_periods(config)
+    kt, padding = int(m.kernel_time), int(m.padding)
+    if padding < 2 * (kt // 2) + 1:
+        raise UserError(f"config.model.padding {padding} is below {2 * (kt // 2) + 1}, the frames a side that "
+                        f"a temporal block's two {kt}-frame convolutions and its upsampling corrupt: "
+                        "chunked generation would differ from one pass; raise it.")
     latent, filters = int(m.latent_dim), int(m.filters)
     if filters < 1 or latent < filters or latent % filters:
         raise UserError(f"config.model.latent_dim {latent} is not a positive multiple of config.model.filters "

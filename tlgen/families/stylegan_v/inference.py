@@ -38,6 +38,7 @@ def video_keys(seed: int, num: int) -> tuple[jax.Array, jax.Array]:
 
 
 BLOCK = 16           # frames per call of the compiled program
+LATEST = 2 ** 24     # model times are float32: past this, neighbouring frames share a time
 
 
 def make_block(gen: sv.Generator):
@@ -83,6 +84,10 @@ def generate(trained: Trained, frames: int, *, num: int = 1, seed: int = 0, time
         raise UserError(f"--time-scale {time_scale:g} must be positive.")
     if chunk < 1:
         raise UserError(f"--chunk {chunk} must be at least 1.")
+    if (frames - 1) * time_scale >= LATEST:
+        raise UserError(f"--frames {frames} at --time-scale {time_scale:g} reach model time "
+                        f"{(frames - 1) * time_scale:.3g}, past the {LATEST} frames that float32 "
+                        "times resolve; lower either.")
     block = make_block(sv.generator(trained.config.model, trained.dtype))
     keys = video_keys(seed, num)
     for first in range(0, frames, chunk):

@@ -49,6 +49,10 @@ def networks(config, dtype=jnp.float32):
                             "model.motion_kernel": 1, "model.min_period": 1, "model.max_frames": 2,
                             "model.frames_div": 1, "model.mbstd_group": 1})
     check_periods(config)
+    longest = max((int(s) for s in config.data.spans), default=0)
+    if longest >= int(m.max_frames):
+        raise UserError(f"config.data.spans reach {longest} frames, but D embeds time differences "
+                        f"below config.model.max_frames {m.max_frames}; raise it or shorten the spans.")
     res, concat = int(m.resolution), int(m.concat_res)
     if res < 16 or res & (res - 1):
         raise UserError(f"config.model.resolution {res} must be a power of two from 16.")

@@ -21,7 +21,7 @@ import numpy as np
 
 from tlgen.errors import UserError
 from tlgen.families.time_flies.training import G, image_encoder
-from tlgen.family import Animation
+from tlgen.family import Animation, seed
 from tlgen.models import time_flies as tf
 from tlgen.models.pixels import to_uint8
 from tlgen.trained import Trained
@@ -38,7 +38,7 @@ def add_animate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reference-masks", metavar="PATH",
                         help="Time Flies: labels of the reference: one PNG for all frames, or a folder of "
                              "one PNG per frame (in name order: m2 before m10)")
-    parser.add_argument("--seed", type=int, default=0, help="Time Flies: seed of NoiseAdaIN's noise")
+    parser.add_argument("--seed", type=seed, default=0, help="Time Flies: seed of NoiseAdaIN's noise")
     parser.add_argument("--vgg19", metavar="FILE",
                         help="Time Flies: VGG-19 weights for the image encoder (default: the run's "
                              "config.model.vgg19, the file it was trained with)")
