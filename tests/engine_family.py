@@ -106,4 +106,4 @@ def example_batch(config, batch_size):
 
 
 FAMILY = Family(name="tests.engine_family", training=training, example_batch=example_batch,
-                networks=("net",))
+                networks=("net",), explicit_mesh=True)

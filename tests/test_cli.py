@@ -96,6 +96,9 @@ def test_console_script_runs_as_module():
      "config.data.dir is empty"),
     (["train", "--config", "configs/stylegan_v_clouds.py:tiny", "--workdir", "{tmp}/w",
       "--config.model.concat_res=32"], "config.model.concat_res 32 must be a power of two from 8 to 16"),
+    (["train", "--config", "configs/stylegan_v_clouds.py:tiny", "--workdir", "{tmp}/w",
+      "--config.mesh.axis_types=explicit"], "config.mesh.axis_types is 'explicit', which the stylegan_v "
+     "family does not support (the timescale_ae family does); use 'auto'."),
     (["train", "--config", "configs/timescale_ae_synthetic.py:tiny", "--workdir", "{tmp}/w",
       "--config.total_steps=-5"], "config.total_steps is -5; train for 1 step or more."),
     (["train", "--config", "configs/timescale_ae_synthetic.py:tiny", "--workdir", "{tmp}/w",
@@ -168,8 +171,11 @@ def test_an_option_of_another_familys_command_names_the_families_that_take_it(tm
      "argument --seed: -1 is not a seed from 0 to 4294967295"),       # JAX keys hold 32 bits:
     (["generate", "--workdir", "w", "--out", "g.mp4", "--seed", str(2 ** 32)],   # 2**32 would be seed 0
      f"argument --seed: {2 ** 32} is not a seed from 0 to 4294967295"),
+    # a family's option with a --workdir that is no run: the workdir is what is wrong
+    (["animate", "--workdir", "nowhere", "--image", "i.png", "--out", "a.mp4", "--reference", "r.mp4"],
+     "--workdir nowhere does not exist; pass the work directory of a `tlgen train` run"),
 ])
-def test_numeric_options_refuse_values_out_of_range(argv, says, capsys):
+def test_argument_errors_are_the_parsers_last_line(argv, says, capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(argv)
     assert exit_info.value.code == 2

@@ -62,7 +62,8 @@ def reference(tmp_path_factory):
 
 
 def tensorboard_scalars(folder) -> dict[str, list[tuple[int, float]]]:
-    """{tag: [(step, value)]} read back from the TFRecord event files in `folder`."""
+    """{tag: [(step, value)]} read back from the TFRecord event files in `folder`, as TensorBoard
+    shows them: a session restarted at step s (a START session log) drops the steps >= s before it."""
     import struct
 
     from tensorboardX.proto import event_pb2
@@ -74,6 +75,8 @@ def tensorboard_scalars(folder) -> dict[str, list[tuple[int, float]]]:
             (length,) = struct.unpack("<Q", data[pos:pos + 8])
             event = event_pb2.Event.FromString(data[pos + 12:pos + 12 + length])
             pos += 12 + length + 4                       # length, its crc, record, its crc
+            if event.session_log.status == event_pb2.SessionLog.START:
+                scalars = {tag: [(s, v) for s, v in points if s < event.step] for tag, points in scalars.items()}
             for value in event.summary.value:
                 scalars.setdefault(value.tag, []).append((event.step, value.simple_value))
     return scalars
@@ -335,7 +338,7 @@ def test_nonfinite_skip_counts_and_keep_best(tmp_path):
     final = train(config, workdir)
     rows = train_rows(workdir)
     assert [r["skipped"] for r in rows] == [0, 0, 1, 0, 0, 0, 0, 0]   # state.step 2 = step 3
-    assert math.isnan(rows[2]["loss"]) and all(math.isfinite(r["loss"]) for r in rows[3:])
+    assert "loss" not in rows[2] and all(math.isfinite(r["loss"]) for r in rows[3:])
     assert math.isfinite(final["loss"])
     evals = {r["step"]: r["loss"] for r in train_rows(workdir, "eval")}
     best = max(evals, key=evals.get)
@@ -348,6 +351,40 @@ def test_nonfinite_skip_counts_and_keep_best(tmp_path):
         got, nets, _ = checkpoint.restore_networks(
             workdir, ("net",), step=step, shardings_for=lambda t: jax.tree.map(lambda _: one_device, t))
         assert got == step and all(np.isfinite(x).all() for x in jax.tree.leaves(nets))
+
+
+def test_a_logged_mean_leaves_out_skipped_steps(tmp_path):
+    every_step = str(tmp_path / "every")
+    train(make_config(total_steps=4, model__nan_step=2, train__eval_every=0), every_step)
+    by_two = str(tmp_path / "by_two")
+    train(make_config(total_steps=4, model__nan_step=2, train__eval_every=0, train__log_every=2), by_two)
+    rows = {r["step"]: r for r in train_rows(every_step)}
+    assert [(r["step"], r["skipped"]) for r in train_rows(by_two)] == [(2, 0), (4, 1)]
+    assert train_rows(by_two)[1]["loss"] == np.float32(rows[4]["loss"])     # step 3 left out
+
+
+def test_keep_best_ranks_every_evaluation_not_only_the_checkpointed_ones(tmp_path):
+    workdir = str(tmp_path / "w")
+    # checkpoints every 5 steps, evals every 2: the highest eval loss (the loss falls) is step 2's
+    train(make_config(total_steps=7, train__eval_every=2, train__ckpt_every=5, train__keep_checkpoints=1,
+                      train__keep_best="max:eval/loss"), workdir)      # "eval/" as the metric is logged
+    evals = {r["step"]: r["loss"] for r in train_rows(workdir, "eval")}
+    assert max(evals, key=evals.get) == 2 and ckpt_steps(workdir) == [2, 7]
+
+
+def test_a_resume_between_log_rows_logs_what_the_uninterrupted_run_logs(tmp_path):
+    """Checkpoints every 3 steps, rows every 4: a run that dies after step 9 resumes from
+    checkpoint 6 with steps 5 and 6 still to be logged; its rows (and TensorBoard's) equal
+    those of a run never interrupted."""
+    settings = dict(train__log_every=4, train__ckpt_every=3, train__eval_every=0, train__keep_checkpoints=4)
+    whole, resumed = str(tmp_path / "whole"), str(tmp_path / "resumed")
+    train(make_config(**settings), whole)
+    train(make_config(**settings, total_steps=9), resumed)
+    shutil.rmtree(os.path.join(resumed, "checkpoints", "9"))           # died before it was complete
+    train(make_config(**settings), resumed)
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "steps_per_sec"} for r in rows]
+    assert strip(train_rows(resumed)) == strip(train_rows(whole))
+    assert [s for s, _ in tensorboard_scalars(os.path.join(resumed, "tb"))["train/loss"]] == [4, 8, 12]
 
 
 def test_keep_best_of_an_unknown_metric_keeps_the_steps_trained(tmp_path):

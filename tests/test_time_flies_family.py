@@ -67,6 +67,13 @@ def test_animate_by_a_reference_is_deterministic_and_chunk_free(run, capsys):
     assert a.shape == (14, 16, 16, 3)
     np.testing.assert_array_equal(a[:9], b)       # the first 9 of 14 frames: a 9-frame animation
     assert np.any(b != c)                         # another noise seed, another video
+    folder = tmp / "masks"                        # a folder of one mask per frame: 9 for 9 frames
+    os.makedirs(folder, exist_ok=True)
+    for name in [f"m{i}.png" for i in range(1, 10)] + [".hidden.png"]:
+        shutil.copy(path("labels.png"), folder / name)
+    assert main(args[:-1] + [str(folder), "--out", path("d.mp4"), "--npz", path("d.npz"), "--seed", "4",
+                             "--frames", "9"]) == 0
+    np.testing.assert_array_equal(np.load(path("d.npz"))["frames"], b)
     video, _ = read_video(path("a.mp4"))
     assert video.shape == (14, 16, 16, 3)
 
@@ -109,28 +116,42 @@ def test_animate_takes_other_vgg19_weights(run, tmp_path, capsys):
     assert ("config.model.vgg19 (`tlgen animate`: --vgg19), VGG-19's ImageNet weights" in err
             and f"the weights file {tmp_path}/moved.safetensors does not exist" in err
             and "Traceback" not in err and not os.path.exists(out))
+    _, _, _, data = run                           # an output into the run's dataset is refused
+    assert main(args + ["--out", os.path.join(data, "x.mp4")]) == 2
+    assert "lies in the folder config.data.dir of the run reads" in capsys.readouterr().err
+    assert not os.path.exists(os.path.join(data, "x.mp4"))
 
 
 @pytest.mark.parametrize("extra, message", [
     ([], "give --reference VIDEO"),
     (["--reference", "{tmp}/ref.mp4", "--frames", "20"], "has 14 frames; --frames 20 needs as many"),
-    (["--reference", "{tmp}/ref.mp4", "--image-mask", "{tmp}/small.png"], "is 8x8 but --image is 24x24"),
-    (["--reference", "{tmp}/ref.mp4", "--reference-masks", "{tmp}/class9.png"], "has class 9, but the run knows 5"),
-    (["--reference", "{tmp}/ref.mp4", "--reference-masks", "{tmp}/small.png"],
+    (["--reference", "{tmp}/ref.mp4", "--image-mask", "{tmp}/small.png", "--reference-masks", "{tmp}/labels.png"],
+     "is 8x8 but --image is 24x24"),
+    (["--reference", "{tmp}/ref.mp4", "--image-mask", "{tmp}/labels.png", "--reference-masks", "{tmp}/class9.png"],
+     "has class 9, but the run knows 5"),
+    (["--reference", "{tmp}/ref.mp4", "--image-mask", "{tmp}/labels.png", "--reference-masks", "{tmp}/small.png"],
      "is 8x8 but the reference video is 24x24"),
-    (["--reference", "{tmp}/ref.mp4", "--image-mask", "{tmp}/none.png"], "none.png does not exist"),
+    (["--reference", "{tmp}/ref.mp4", "--image-mask", "{tmp}/none.png", "--reference-masks", "{tmp}/labels.png"],
+     "none.png does not exist"),
+    (["--reference", "{tmp}/ref.mp4", "--reference-masks", "{tmp}/labels.png"],
+     "--reference-masks goes with --image-mask: classes are matched between the image and the reference"),
+    (["--reference", "{tmp}/ref.mp4", "--image-mask", "{tmp}/labels.png", "--reference-masks", "{tmp}/few"],
+     "--reference-masks {tmp}/few has 2 PNGs but the 14 reference frames animated need one each."),
     (["--reference", "{tmp}/one.mp4"], "one.mp4 has 1 frame; a reference video needs at least 2."),
 ])
 def test_bad_animate_input_is_one_sentence(run, capsys, extra, message):
     tmp, workdir, _, _ = run
     cv2.imwrite(str(tmp / "small.png"), np.zeros((8, 8), np.uint8))
     cv2.imwrite(str(tmp / "class9.png"), np.full((24, 24), 9, np.uint8))
+    os.makedirs(tmp / "few", exist_ok=True)
+    for name in ("m1.png", "m2.png", ".m0.png"):           # a hidden file is not a mask
+        shutil.copy(tmp / "labels.png", tmp / "few" / name)
     write_video(str(tmp / "one.mp4"), read_video(str(tmp / "ref.mp4"))[0][:1], fps=4)
     out = str(tmp / "bad.mp4")
     argv = ["animate", "--workdir", workdir, "--image", str(tmp / "image.png"), "--out", out]
     assert main(argv + [e.format(tmp=tmp) for e in extra]) == 2
     err = capsys.readouterr().err
-    assert message in err and "Traceback" not in err and not os.path.exists(out)
+    assert message.format(tmp=tmp) in err and "Traceback" not in err and not os.path.exists(out)
 
 
 def test_missing_weights_or_masks_are_one_sentence(run, tmp_path, capsys):
@@ -150,3 +171,12 @@ def test_missing_weights_or_masks_are_one_sentence(run, tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"{plain} has no region masks" in err and "--masks DIR" in err
     assert not os.path.exists(tmp_path / "w")
+    # one class (plain AdaIN) needs no masks: the batches come without, every label 0
+    from tlgen import config as config_lib
+    from tlgen.families.time_flies import training as tf_training
+    config = config_lib.load(CONFIG, [o[len("--config."):] for o in SMALL] + [
+        f"data.dir={plain}", f"model.vgg19={vgg}", "model.classwise=False"])
+    batch = next(iter(tf_training.training(config).make_pipeline("train", 0, 1)))
+    assert "masks" not in batch
+    frames, masks, _, image_masks = tf_training.split_batch(batch, classwise=False)
+    assert masks.shape == frames.shape[:4] and not np.any(masks) and not np.any(image_masks)

@@ -47,14 +47,16 @@ from tlgen.parallel import agree, alike_leaves
 
 log = logging.getLogger(__name__)
 
-ITEMS = ("state", "data", "config", "shapes")
+ITEMS = ("state", "data", "config", "shapes", "pending")
 
 
 def parse_keep_best(spec: str) -> tuple[str, str] | None:
-    """"loss" / "min:loss" -> ("loss", "min"); "max:psnr" -> ("psnr", "max"); "" -> None."""
+    """"loss" / "min:loss" -> ("loss", "min"); "max:psnr" -> ("psnr", "max"); "" -> None. A
+    name may carry the "eval/" its metric is logged under."""
     if not spec:
         return None
     mode, _, name = spec.rpartition(":")
+    name = name.removeprefix("eval/")
     mode = mode or "min"
     if mode not in ("min", "max") or not name:
         raise UserError(f"config.train.keep_best is {spec!r}; use a metric name, 'min:NAME' or 'max:NAME'.")
@@ -151,6 +153,7 @@ class Restored:
     state: Any
     first_batch: Any   # the next batch of the restored data iterator
     table: dict        # the saved shape table (with checksums)
+    pending: list      # [step, {metric: value}] of the steps trained since the last log row
 
 
 def _state_writer() -> ocp.PyTreeCheckpointHandler:
@@ -189,7 +192,7 @@ class Checkpointer:
         writers = ocp.handlers.DefaultCheckpointHandlerRegistry()
         writers.add("state", ocp.args.PyTreeSave, _state_writer())
         for item, args in (("data", grain.checkpoint.CheckpointSave), ("config", ocp.args.JsonSave),
-                           ("shapes", ocp.args.JsonSave)):
+                           ("shapes", ocp.args.JsonSave), ("pending", ocp.args.JsonSave)):
             writers.add(item, args)
         self._manager = ocp.CheckpointManager(self.directory, options=options, handler_registry=writers)
 
@@ -197,17 +200,19 @@ class Checkpointer:
         return sorted(self._manager.all_steps())
 
     def save(self, step: int, state, data_iter, *, config: dict, metrics: dict | None = None,
-             checksums: dict | None = None) -> None:
-        """Starts saving `state`, the iterator position, `config` and the state's shapes (with
-        `checksums`, if given) as checkpoint `step`. A storage failure of this or an earlier
-        background save is a `StorageError`; the checkpoints already on disk stay restorable."""
+             checksums: dict | None = None, pending: list | None = None) -> None:
+        """Starts saving `state`, the iterator position, `config`, the state's shapes (with
+        `checksums`, if given) and the `pending` metrics not yet logged as checkpoint `step`.
+        A storage failure of this or an earlier background save is a `StorageError`; the
+        checkpoints already on disk stay restorable."""
         table = shape_table(state, checksums)
         try:
             self._manager.save(step, metrics=metrics, force=True, args=ocp.args.Composite(
                 state=ocp.args.PyTreeSave(state),
                 data=grain.checkpoint.CheckpointSave(data_iter),
                 config=ocp.args.JsonSave(config),
-                shapes=ocp.args.JsonSave(table)))
+                shapes=ocp.args.JsonSave(table),
+                pending=ocp.args.JsonSave(pending or [])))
         except Exception as e:  # noqa: BLE001  (classified: anything else re-raised)
             raise self._save_failure(e) from None
 
@@ -282,15 +287,18 @@ class Checkpointer:
         for attempt, delay in enumerate((0.0,) + tuple(RETRY_DELAYS_S)):
             time.sleep(delay)
             try:
+                logged = os.path.isdir(os.path.join(path, "pending"))    # not in older checkpoints
                 meta = reader.restore(step, args=ocp.args.Composite(
                     shapes=ocp.args.JsonRestore(),
-                    data=grain.checkpoint.CheckpointRestore(data_iter)))
+                    data=grain.checkpoint.CheckpointRestore(data_iter),
+                    **({"pending": ocp.args.JsonRestore()} if logged else {})))
                 first = next(data_iter)
                 abstract = abstract_state_for(first)
                 _check_shapes(shape_table(abstract), meta.shapes, path)
                 state = reader.restore(step, args=ocp.args.Composite(
                     state=ocp.args.StandardRestore(abstract))).state
-                return OK, None, Restored(step, state, first, meta.shapes)
+                return OK, None, Restored(step, state, first, meta.shapes,
+                                          meta.pending if logged else [])
             except UserError:
                 raise
             except Exception as e:  # noqa: BLE001  (classified; anything else re-raised)

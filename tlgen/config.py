@@ -190,13 +190,23 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: Iterable[str])
 PATH_KEYS = ("data.dir", "model.vgg19", "eval.inception", "eval.i3d", "eval.lpips")
 
 
-def absolute_paths(config: ml_collections.ConfigDict) -> None:
-    """Makes the relative paths under PATH_KEYS absolute, so that a work directory's saved
-    config resumes from any current directory (URLs such as gs://... stay as they are)."""
+def named_paths(config: ml_collections.ConfigDict) -> dict[str, str]:
+    """{key: path} of the PATH_KEYS that `config` sets (to a non-empty string)."""
+    found = {}
     for key in PATH_KEYS:
         node, leaf = _parent(config, key)
         value = None if node is None else node.get(leaf)
-        if isinstance(value, str) and value and "://" not in value:
+        if isinstance(value, str) and value:
+            found[key] = value
+    return found
+
+
+def absolute_paths(config: ml_collections.ConfigDict) -> None:
+    """Makes the relative paths under PATH_KEYS absolute, so that a work directory's saved
+    config resumes from any current directory (URLs such as gs://... stay as they are)."""
+    for key, value in named_paths(config).items():
+        if "://" not in value:
+            node, leaf = _parent(config, key)
             node[leaf] = os.path.abspath(value)
 
 

@@ -19,7 +19,8 @@ What a spec holds:
   checkpointed, optimized or finite-checked;
 * `sharding_rules`: (regex, partition spec) pairs that override the size rule per parameter;
 * `commands`: what the family does for the user commands ("eval", "generate", "animate",
-  "timelapse"), each a `Command`.
+  "timelapse"), each a `Command`;
+* `explicit_mesh`: whether it trains on a mesh of Explicit axis types.
 """
 
 from __future__ import annotations
@@ -176,6 +177,10 @@ class Family:
     inference_benchmark: Callable[[Any, dict], tuple[Callable[[], Any], int, str]] | None = None
     """(trained, batch) -> (call, frames per call, what it measures) for `tlgen bench`;
     without it the bench times `sample`."""
+    explicit_mesh: bool = False
+    """Whether the family's functions run on a mesh of Explicit axis types (`config.mesh.
+    axis_types = "explicit"`, where every reshape and concatenation must say how its output is
+    sharded); runs of other families with it are refused."""
 
     def command(self, name: str) -> Command:
         """The family's `name` command, else UserError naming the built-in families that have it."""

@@ -33,12 +33,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image", required=True, help="still image to animate (PNG, JPEG, ...)")
     parser.add_argument("--out", required=True, help="output video (.mp4)")
     parser.add_argument("--frames", type=int, default=None,
-                        help="number of frames (default: the model's frames per pass)")
+                        help="number of frames (default: the model's frames per pass; with a "
+                             "reference video, one per reference frame)")
     parser.add_argument("--fps", type=number, default=12.0, help="frame rate of the video (default 12)")
     parser.add_argument("--step", type=int, default=None, help="checkpoint step (default: the newest)")
     parser.add_argument("--npz", metavar="FILE", help="also save the frames and arrays to this .npz")
-    parser.add_argument("--sheet", metavar="PNG", help="also save a contact sheet: 8 frames and, below, "
-                        "the flow into each (hue = direction, brightness = speed)")
+    parser.add_argument("--sheet", metavar="PNG", help="also save a contact sheet: 8 frames and, for "
+                        "the flow-based families, below them the flow into each (hue = direction, "
+                        "brightness = speed)")
 
 
 # The frame rates an output video takes (ffmpeg refuses rates far outside them).
@@ -64,6 +66,8 @@ def check_outputs(out: str, npz: str | None, fps: float, sheet: str | None = Non
 
 
 OUTPUTS = ("out", "npz", "sheet")
+# Inputs that are folders of files read one by one (their own files may not be outputs).
+FOLDERS_READ = ("--reference-masks", "config.data.dir of the run")
 
 
 def check_memory(frames: int, config, per_pixel: int, size: tuple[int, int] | None = None,
@@ -89,42 +93,50 @@ def check_memory(frames: int, config, per_pixel: int, size: tuple[int, int] | No
                         f"{memory / 1e9:.3g} GB; {remedy}.")
 
 
-def check_not_an_input(args: argparse.Namespace) -> None:
+def check_not_an_input(args: argparse.Namespace, run_files: dict[str, str] | None = None) -> None:
     """UserError when an output file (--out, --npz, --sheet) is one of the files the command
-    reads (--image, a reference video, a mask; `NAME=PATH` values too): it would be replaced."""
+    reads (--image, a reference video, a mask; `NAME=PATH` values too) or lies in a folder it
+    reads (--reference-masks DIR), or is one of `run_files` ({config key: path}, the files the
+    run was trained with): it would be replaced."""
     from tlgen.errors import UserError
 
     outputs = [(f"--{key}", args.__dict__.get(key)) for key in OUTPUTS]
-    outputs = [(flag, path) for flag, path in outputs if path and os.path.isfile(path)]
-    for key, value in vars(args).items():
-        if key in OUTPUTS:
-            continue
-        for item in value if isinstance(value, list) else [value]:
-            if not isinstance(item, str):
-                continue
-            path = item if os.path.exists(item) or "=" not in item else item.split("=", 1)[1]
-            for flag, out in outputs:
-                if os.path.isfile(path) and os.path.samefile(path, out):
-                    raise UserError(f"{flag} {out} is the file --{key.replace('_', '-')} reads; "
-                                    "write the output to another file.")
+    outputs = [(flag, os.path.abspath(path)) for flag, path in outputs if path]
+    inputs = [(f"--{key.replace('_', '-')}", item) for key, value in vars(args).items() if key not in OUTPUTS
+              for item in (value if isinstance(value, list) else [value]) if isinstance(item, str)]
+    inputs += [(f"config.{key} of the run", path) for key, path in (run_files or {}).items()]
+    for flag, item in inputs:
+        path = os.path.abspath(item if os.path.exists(item) or "=" not in item else item.split("=", 1)[1])
+        for out_flag, out in outputs:
+            if os.path.isfile(path) and os.path.isfile(out) and os.path.samefile(path, out):
+                raise UserError(f"{out_flag} {out} is the file {flag} reads; write the output to another file.")
+            if (flag in FOLDERS_READ and os.path.isdir(path) and not os.path.isdir(out)
+                    and os.path.samefile(path, os.path.dirname(out))):
+                raise UserError(f"{out_flag} {out} lies in the folder {flag} reads; write the output "
+                                "to another folder.")
 
 
 def write(out: str, npz: str | None, fps: float, frames, arrays, sheet: str | None = None) -> None:
     """The mp4 (and npz, contact sheet) written atomically: each appears whole or not at all."""
     import numpy as np
 
-    from tlgen.data.video_io import write_video
-    from tlgen.files import write_atomic
-    from tlgen.metrics.report import contact_sheet, save_png
+    from PIL import Image
 
-    write_atomic(out, lambda p: write_video(p, frames, fps))
-    if npz:
-        write_atomic(npz, lambda p: np.savez_compressed(p, **arrays))
-    if sheet:
-        save_png(sheet, contact_sheet(frames, arrays.get("flows")))
+    from tlgen.data.video_io import write_video
+    from tlgen.files import write_atomic_all
+    from tlgen.metrics.report import contact_sheet
+
+    def write_all(tmps):
+        write_video(tmps[0], frames, fps)
+        if npz:
+            np.savez_compressed(tmps[1], **arrays)
+        if sheet:
+            Image.fromarray(contact_sheet(frames, arrays.get("flows"))).save(tmps[-1], format="PNG")
+    write_atomic_all([p for p in (out, npz, sheet) if p], write_all)   # all of them, or none
 
 
 def run(args: argparse.Namespace) -> int:
+    from tlgen.config import named_paths
     from tlgen.data.images import read_image
     from tlgen.errors import UserError
     from tlgen.trained import load
@@ -137,6 +149,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--image {args.image} does not exist.")
     args.image_array = read_image(args.image)
     trained = load(args.workdir, step=args.step, command="animate")
+    check_not_an_input(args, named_paths(trained.config))       # e.g. its VGG-19 weights
     if args.frames:
         check_memory(args.frames, trained.config, per_pixel=3 + 8 + 12)   # frames, flows, float frames
     animation = trained.family.command("animate").run(trained, args)

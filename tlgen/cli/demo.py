@@ -2,7 +2,7 @@
 
 Examples:
   tlgen demo                          # ./tlgen-demo: data, training run, timelapses, report
-  tlgen demo --out /tmp/demo --steps 100
+  tlgen demo --out /tmp/demo --steps 300
 
 Synthesizes and prepares the city scene (42 days every 20 minutes, 64x64), trains the
 tiny timescale autoencoder (a few CPU minutes; a second call resumes), writes a timelapse

@@ -43,15 +43,21 @@ exit codes (errors are one sentence on stderr, internal errors a traceback):
   (on 130 and 143 what the command was writing is removed; what was there is kept)"""
 
 
-def _workdir_family(argv: Sequence[str]) -> tuple[str, str | None] | None:
-    """The family (name, path) of the run whose --workdir argv names, when its config.json is
-    readable (else None: the command itself reports a bad workdir)."""
+def _workdir(argv: Sequence[str]) -> str | None:
+    """The --workdir argv names, if any."""
     workdir = None
     for i, item in enumerate(argv):
         if item == "--workdir" and i + 1 < len(argv):
             workdir = argv[i + 1]
         elif item.startswith("--workdir="):
             workdir = item.split("=", 1)[1]
+    return workdir
+
+
+def _workdir_family(argv: Sequence[str]) -> tuple[str, str | None] | None:
+    """The family (name, path) of the run whose --workdir argv names, when its config.json is
+    readable (else None: the command itself reports a bad workdir)."""
+    workdir = _workdir(argv)
     path = os.path.join(workdir or "", "config.json")
     if not workdir or not os.path.isfile(path):
         return None
@@ -90,6 +96,12 @@ def _unrecognized(name: str, unknown: Sequence[str], argv: Sequence[str]) -> str
     family = saved[0] if saved else None
     for item in unknown:
         option = item.split("=", 1)[0]
+        if saved is None and option in owners and _workdir(argv):
+            from tlgen.checkpoint import run_config     # the family's options come from the run:
+            try:                                        # what is wrong is its --workdir
+                run_config(_workdir(argv))
+            except UserError as e:
+                return str(e).rstrip(".")
         if family and option in owners and family not in owners[option]:
             return (f"{option} is an option of `tlgen {name}` on {' and '.join(owners[option])} runs; "
                     f"this run is {family}'s (see `tlgen {name} --workdir ... --help`)")

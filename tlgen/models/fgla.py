@@ -28,7 +28,7 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 from tlgen.models.flow_ops import warp
-from tlgen.models.layers import instance_norm
+from tlgen.models.layers import instance_norm, upsample2
 from tlgen.models.pixels import check_pixels
 
 Dtype = Any
@@ -155,9 +155,7 @@ class MotionGenerator(nn.Module):
             x = _act(conv(width, f"down{i}", 2)(x))
             x = _act(conv(width, f"down{i}_conv")(x))
         for i, skip in reversed(list(enumerate(skips))):
-            n, h, w, c = x.shape
-            x = jnp.broadcast_to(x[:, :, None, :, None], (n, h, 2, w, 2, c)).reshape(n, 2 * h, 2 * w, c)
-            x = _act(conv(skip.shape[-1], f"up{i}")(x))
+            x = _act(conv(skip.shape[-1], f"up{i}")(upsample2(x)))
             x = _act(conv(skip.shape[-1], f"up{i}_conv")(jnp.concatenate([x, skip], axis=-1)))
         flow = jnp.tanh(conv(2, "to_flow")(x).astype(jnp.float32)) / self.flow_divisor
         h, w = image.shape[1:3]

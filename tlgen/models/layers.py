@@ -175,11 +175,9 @@ class EqualizedConv(nn.Module):
 # ----------------------------------------------------------------------------- resampling
 
 def upsample2(x: jax.Array) -> jax.Array:
-    """Nearest-neighbour 2x upsampling of (N, H, W, C) by broadcasting (its gradient is a
-    2x2 sum; `jax.image.resize` gathers and scatters)."""
-    n, h, w, c = x.shape
-    x = jnp.broadcast_to(x[:, :, None, :, None, :], (n, h, 2, w, 2, c))
-    return x.reshape(n, 2 * h, 2 * w, c)
+    """Nearest-neighbour 2x upsampling of (N, H, W, C) by repeats, a broadcast (its gradient is
+    a 2x2 sum; `jax.image.resize` gathers and scatters) that explicit sharding can follow."""
+    return jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
 
 
 def haar_pool(x: jax.Array) -> tuple[jax.Array, jax.Array]:

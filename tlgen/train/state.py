@@ -8,6 +8,7 @@ EMA copies, and `extra` model state that gradients do not train (BatchNorm stati
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -18,6 +19,8 @@ import optax
 
 from tlgen.errors import UserError
 from tlgen.parallel import alike_leaves
+
+log = logging.getLogger(__name__)
 
 
 @flax.struct.dataclass
@@ -72,6 +75,11 @@ def make_schedule(optim_cfg, total_steps: int | None = None) -> optax.Schedule:
     lr = float(optim_cfg.lr)
     kind = optim_cfg.get("schedule", "constant")
     warmup = int(optim_cfg.get("warmup_steps", 0))
+    if warmup < 0:
+        raise UserError(f"config.optim warmup_steps is {warmup}; use 0 (none) or more.")
+    if total_steps and warmup >= total_steps:
+        log.warning("config.optim warmup_steps %d is not below the run's %d optimizer updates: the "
+                    "learning rate never reaches its lr %g (lower warmup_steps)", warmup, total_steps, lr)
     if kind == "constant":
         main = optax.constant_schedule(lr)
     elif kind in ("cosine", "linear"):
@@ -126,6 +134,8 @@ def make_optimizer(optim_cfg, *, total_steps: int | None = None,
     else:
         raise UserError(f"unknown optimizer {name!r} in config.optim; use adam, adamw or sgd.")
     clip = float(optim_cfg.get("grad_clip", 0.0))
+    if clip < 0:
+        raise UserError(f"config.optim grad_clip is {clip:g}; use 0 (no clipping) or a positive norm.")
     if clip > 0:
         tx = optax.chain(optax.clip_by_global_norm(clip), tx)
     if grad_accum > 1:

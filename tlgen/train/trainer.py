@@ -91,6 +91,11 @@ class Engine:
     def __init__(self, spec: family_lib.Family, fam: family_lib.Training, mesh, config):
         self.spec, self.fam, self.mesh, self.config = spec, fam, mesh, config
         self.explicit = is_explicit(mesh)
+        if self.explicit and not spec.explicit_mesh:
+            able = [name for name, other in family_lib.builtin().items() if other.explicit_mesh]
+            raise UserError(f"config.mesh.axis_types is 'explicit', which the {spec.name} family does not "
+                            f"support (the {', '.join(able)} famil{'y' if len(able) == 1 else 'ies'} "
+                            "does); use 'auto'.")
         self.batch_sharding = batch_sharding(mesh)
         self.min_shard_bytes = int(config.mesh.get("fsdp_min_bytes", 2 ** 20))
         self.abstract = self.shardings = None
@@ -109,6 +114,11 @@ class Engine:
             return state.replace(params=gather_params(state.params), ema=gather_params(state.ema))
         return gather_params(state)
 
+    def _init(self, rng, batch, frozen):
+        """The family's init; on an Explicit mesh it sees the batch replicated (families take
+        an example row from it, a slice sharded rows cannot give)."""
+        return self.fam.init(rng, gather_params(batch) if self.explicit else batch, **self._frozen(frozen))
+
     def _frozen(self, frozen) -> dict:
         """Keyword arguments that hand the frozen networks to a family function (none if it
         has none); they are jit arguments, not constants baked into the program."""
@@ -126,8 +136,7 @@ class Engine:
         """ShapeDtypeStructs (with shardings) of the state `init` makes for this batch shape."""
         if self.abstract is None:
             batch = self.abstract_batch(local_batch)
-            shapes = jax.eval_shape(lambda r, b, f: self.fam.init(r, b, **self._frozen(f)),
-                                    jax.random.PRNGKey(0), batch, self.frozen)
+            shapes = jax.eval_shape(self._init, jax.random.PRNGKey(0), batch, self.frozen)
             self.shardings = param_shardings(shapes, self.mesh, min_bytes=self.min_shard_bytes,
                                              rules=self.spec.sharding_rules)
             self.abstract = jax.tree.map(
@@ -143,8 +152,7 @@ class Engine:
         self.abstract_state(local_batch)
         batch = global_batch(local_batch, self.mesh)
         frozen = jax.tree.map(lambda x: x.sharding, self.frozen)
-        init = jax.jit(lambda r, b, f: self.fam.init(r, b, **self._frozen(f)),
-                       in_shardings=(replicated(self.mesh), self.batch_sharding, frozen),
+        init = jax.jit(self._init, in_shardings=(replicated(self.mesh), self.batch_sharding, frozen),
                        out_shardings=self.shardings).lower(rng, batch, self.frozen)
         # Init runs once: on CPU, LLVM optimization would cost ~10x its compile time.
         options = INIT_CPU_COMPILER_OPTIONS if jax.default_backend() == "cpu" else None
@@ -216,9 +224,20 @@ def _check_loop(config, workdir: str) -> None:
     tc = config.train
     for key in ("log_every", "ckpt_every", "eval_every", "eval_batches", "sample_every"):
         if int(tc[key]) < 0:
-            raise UserError(f"config.train.{key} is {tc[key]}; use 0 (never) or a positive number of steps.")
+            unit = "batches" if key == "eval_batches" else "steps"
+            raise UserError(f"config.train.{key} is {tc[key]}; use 0 (never) or a positive number of {unit}.")
+    if tc.get("eval_split", "validation") not in ("validation", "train"):
+        raise UserError(f"config.train.eval_split is {tc.eval_split!r}; use validation or train.")
     if tc.nonfinite not in ("skip", "stop"):
         raise UserError(f"config.train.nonfinite is {tc.nonfinite!r}; use 'skip' or 'stop'.")
+    if int(tc.keep_checkpoints) < 1:
+        raise UserError(f"config.train.keep_checkpoints is {tc.keep_checkpoints}; keep 1 or more.")
+    if checkpoint_lib.parse_keep_best(tc.keep_best) and not (tc.eval_every > 0 and tc.eval_batches > 0):
+        raise UserError(f"config.train.keep_best {tc.keep_best!r} ranks evaluations, but the run has "
+                        "none; set config.train.eval_every and eval_batches above 0.")
+    decay = float(tc.get("ema_decay", 0.0))
+    if not 0.0 <= decay < 1.0:
+        raise UserError(f"config.train.ema_decay is {decay:g}; use 0 (no EMA) up to below 1.")
     if is_dataset(workdir):
         raise UserError(f"--workdir {workdir} is a prepared dataset; give the run a folder of its own.")
 
@@ -388,8 +407,10 @@ def _train(config, workdir, engine, fam, train_iter, eval_data, init_key, sample
     try:
         with jax.set_mesh(mesh):
             restored = ckpt.restore(train_iter, engine.abstract_state, engine.checksums)
+            pending = []
             if restored:
                 start, state, local = restored.step, restored.state, restored.first_batch
+                pending = [(int(s), {k: np.float32(v) for k, v in m.items()}) for s, m in restored.pending]
                 log.info("resumed from %s/%d", ckpt.directory, start)
                 if start >= config.total_steps:
                     reached = (f"has done its total_steps {start}" if start == config.total_steps else
@@ -407,6 +428,7 @@ def _train(config, workdir, engine, fam, train_iter, eval_data, init_key, sample
             writer = MetricWriter(workdir, enabled=lead, resume_step=start)
             bar = progress(total=config.total_steps, initial=start, unit="step", desc="train") if lead else None
             loop = _Loop(config, workdir, fam, engine, ckpt, writer, train_iter, eval_data, sample_key)
+            loop.pending = pending     # the steps a stopped run trained after its last log row
             return loop.run(state, start, local, preemption, bar)
     finally:
         preemption.close()
@@ -453,8 +475,9 @@ class _Loop:
             evaluated = _every(done, tc.eval_every, last) and self.evaluate(state, done)
             if _every(done, tc.sample_every, last) and self.fam.sample is not None:
                 self.write_samples(state, done)
-            if _every(done, tc.ckpt_every) or last:
-                self.save(state, done, self.last_eval if evaluated else None)
+            if _every(done, tc.ckpt_every) or last or (evaluated and self.ckpt.best):
+                self.save(state, done, self.last_eval if evaluated else None)   # every eval a
+                # candidate for keep_best
             if preemption.reached(done) and not last:
                 self.save(state, done, None)
                 self.ckpt.wait()
@@ -487,12 +510,13 @@ class _Loop:
         now = time.perf_counter()
         t0, s0 = self.timer
         self.timer = (now, step)
-        means = {k: float(np.mean([m[k] for m in values])) for k in values[0] if k != "skipped"}
+        kept = [m for m in values if not m["skipped"] > 0]     # a skipped step's values are not finite
+        means = {k: float(np.mean([m[k] for m in kept])) for k in kept[0] if k != "skipped"} if kept else {}
         means["skipped"] = len(skipped)
         means["steps_per_sec"] = (step - s0) / max(now - t0, 1e-9)
         self.final.update(means)
         self.writer.write(step, "train", means)
-        if bar is not None:
+        if bar is not None and "loss" in means:
             bar.set_postfix(loss=f"{means['loss']:.4g}", refresh=False)
 
     def eval_batches(self):
@@ -542,6 +566,8 @@ class _Loop:
         # Raises before saving when a pending step was non-finite ("stop"); the guarded
         # step never keeps a non-finite state, so what is saved is finite.
         self.check_finite()
+        pending = [[s, {k: float(v) for k, v in m.items()}] for s, m in self.pending]   # fetched
         self.ckpt.save(step, state, self.train_iter, config=config_lib.to_dict(self.config),
-                       metrics=metrics, checksums=jax.device_get(self.engine.checksums(state)))
+                       metrics=metrics, checksums=jax.device_get(self.engine.checksums(state)),
+                       pending=pending)
         self.saved_step = step

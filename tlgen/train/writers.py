@@ -29,7 +29,8 @@ class MetricWriter:
         if not enabled:
             return
         _truncate_after(self.path, resume_step)
-        self._tb = _summary_writer()(os.path.join(workdir, "tb"))
+        # TensorBoard drops the events a died run wrote after `resume_step`, as the file above
+        self._tb = _summary_writer()(os.path.join(workdir, "tb"), purge_step=resume_step + 1 if resume_step else None)
 
     def write(self, step: int, split: str, metrics: dict) -> None:
         if not self.enabled:

@@ -58,10 +58,11 @@ def reference_labels(path: str | None, count: int, shape, size, classes: int) ->
     if path is None:
         return np.zeros((count,) + tuple(size), np.uint8)
     if os.path.isdir(path):
-        files = sorted((f for f in os.listdir(path) if f.lower().endswith(".png")), key=name_order)
+        files = sorted((f for f in os.listdir(path) if f.lower().endswith(".png") and not f.startswith(".")),
+                       key=name_order)
         if len(files) < count:
-            raise UserError(f"--reference-masks {path} has {len(files)} PNGs but the reference's "
-                            f"{count} frames need one each.")
+            raise UserError(f"--reference-masks {path} has {len(files)} PNGs but the {count} reference "
+                            "frames animated need one each.")
         return np.stack([_labels(os.path.join(path, f), shape, size, classes, "--reference-masks")
                          for f in files[:count]])
     return np.repeat(_labels(path, shape, size, classes, "--reference-masks")[None], count, axis=0)
@@ -89,13 +90,13 @@ class Animator:
 
     def animate(self, image: np.ndarray, image_masks: np.ndarray, reference: np.ndarray,
                 reference_masks: np.ndarray, seed: int = 0, progress=None) -> np.ndarray:
-        """uint8 (N, H, W, 3) from image (H, W, 3) u8, labels (H, W), reference (N, H, W, 3)
-        u8 and its labels (N, H, W)."""
-        count = len(reference)
+        """uint8 (N, H, W, 3) from image (H, W, 3) u8, labels (H, W), reference (N + 2 or fewer,
+        H, W, 3) u8 (frame t takes the window t, t+1, t+2, the last frame repeated at the end)
+        and the labels (N, H, W) of its first N frames."""
+        count = len(reference_masks)
         if not self.classwise:
             image_masks, reference_masks = np.zeros_like(image_masks), np.zeros_like(reference_masks)
-        last = np.minimum(np.arange(count)[:, None] + np.arange(WINDOW), count - 1)    # (N, 3)
-        reference_masks = reference_masks[last[:, 0]]
+        last = np.minimum(np.arange(count)[:, None] + np.arange(WINDOW), len(reference) - 1)    # (N, 3)
         params, vgg = self.trained.params[G], self.trained.frozen["vgg19"]
         encoded = self._encode(vgg, jnp.asarray(image[None], jnp.float32) / 255.0)   # once per animation
         out = []
@@ -121,6 +122,14 @@ def animate_command(trained: Trained, args: argparse.Namespace) -> Animation:
         raise UserError("Time Flies animates an image by a reference time-lapse: give --reference VIDEO.")
     if args.frames is not None and args.frames < 1:
         raise UserError(f"--frames {args.frames} must be at least 1.")
+    m = trained.config.model
+    if not m.classwise and (args.image_mask or args.reference_masks):
+        raise UserError(f"{trained.workdir} was trained without classes (config.model.classwise=False): "
+                        "--image-mask and --reference-masks would change nothing; leave them out.")
+    if bool(args.image_mask) != bool(args.reference_masks):
+        given, other = ("--image-mask", "--reference-masks") if args.image_mask else ("--reference-masks", "--image-mask")
+        raise UserError(f"{given} goes with {other}: classes are matched between the image and the "
+                        f"reference, and without {other} that side is one class (0); give both or neither.")
     if args.vgg19:
         trained.config.model.vgg19 = args.vgg19
     anim = Animator(trained)
@@ -137,11 +146,11 @@ def animate_command(trained: Trained, args: argparse.Namespace) -> Animation:
     image_masks = (np.zeros(size, np.uint8) if not args.image_mask else
                    _labels(args.image_mask, args.image_array.shape[:2], size, anim.classes, "--image-mask",
                            "--image"))
-    ref_masks = reference_labels(args.reference_masks, len(reference), (info.height, info.width), size,
-                                 anim.classes)
-    bar = progress(total=len(reference), unit="frame", desc="animate")
+    count = args.frames or len(reference)
+    ref_masks = reference_labels(args.reference_masks, count, (info.height, info.width), size, anim.classes)
+    bar = progress(total=count, unit="frame", desc="animate")
     try:
-        frames = anim.animate(image, image_masks, reference, ref_masks, args.seed, bar)[:args.frames]
+        frames = anim.animate(image, image_masks, reference, ref_masks, args.seed, bar)
     finally:
         bar.close()
     return Animation(frames, {"frames": frames},

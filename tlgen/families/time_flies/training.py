@@ -87,7 +87,8 @@ def split_batch(batch: dict, classwise: bool = True):
     """-> (reference frames (B, 5, H, W, 3) in [0, 1], labels (B, 5, H, W), I (B, H, W, 3), I's
     labels); without `classwise` every label is 0 (one region: plain AdaIN)."""
     frames = batch["frames"].astype(jnp.float32) / 255.0
-    masks = batch["masks"].astype(jnp.int32) * int(classwise)
+    masks = (batch["masks"].astype(jnp.int32) * int(classwise) if "masks" in batch
+             else jnp.zeros(frames.shape[:4], jnp.int32))       # a dataset without masks
     image = flip(batch["mean"].astype(jnp.float32) / 255.0)
     return frames, masks, image, flip_labels(masks[:, 0])
 
@@ -115,8 +116,8 @@ def example_batch(config, batch_size: int) -> dict:
 def training(config) -> Training:
     """The functions the trainer runs for `config.family = "time_flies"`."""
     check_at_least(config, {"data.image_size": 8, "data.stride": 1, "model.num_classes": 1,
-                            "model.d_width": 1, "model.d_max_width": 1, "model.noise_blur": 0,
-                            "model.sigma_z": 0})
+                            "model.d_width": 1, "model.d_max_width": 1, "model.sigma_z": 0},
+                   positive=("model.noise_blur",))
     dtype = compute_dtype(config)
     classes, classwise = int(config.model.num_classes), bool(config.model.classwise)
     gen = tf.Generator(classes, dtype)
@@ -138,17 +139,18 @@ def training(config) -> Training:
         from tlgen.data.pipelines import clip_dataset, per_process_batch
 
         ds = open_training_data(config.data.dir, image_size=size)
-        if not ds.metadata.get("has_masks"):
+        if classwise and not ds.metadata.get("has_masks"):
             raise UserError(f"{config.data.dir} has no region masks; Time Flies transfers appearance "
-                            "class by class: prepare it with --masks DIR (or a synthetic scene).")
-        if int(ds.metadata["num_classes"]) > classes:
+                            "class by class: prepare it with --masks DIR or --masks auto (or use a "
+                            "synthetic scene), or train one class with config.model.classwise=False.")
+        if classwise and int(ds.metadata["num_classes"]) > classes:
             raise UserError(f"{config.data.dir} has {ds.metadata['num_classes']} mask classes but "
                             f"config.model.num_classes is {classes}; raise it.")
         try:
             return clip_dataset(config.data.dir, split, length=CLIP, stride=int(config.data.stride),
                                 batch_size=per_process_batch(int(config.data.batch_size), shard_count),
                                 seed=int(config.seed) + (split != "train"), shard_index=shard_index,
-                                shard_count=shard_count, with_masks=True, with_mean=True,
+                                shard_count=shard_count, with_masks=classwise, with_mean=True,
                                 augment=bool(config.data.augment) and split == "train",
                                 worker_count=int(config.data.worker_count))
         except ValueError as e:

@@ -18,6 +18,7 @@ FAMILY = Family(
     commands={"eval": Command(inference.eval_command),
               "timelapse": Command(inference.timelapse_command)},
     inference_benchmark=inference.decode_benchmark,
+    explicit_mesh=True,
 )
 
 __all__ = ["FAMILY", "Levels", "levels_for", "make_levels"]
