@@ -67,7 +67,7 @@ def test_an_out_that_is_a_file_or_holds_another_data_folder_is_refused_and_kept(
     assert file.read_bytes() == b"the user's video"
     assert main(["demo", "--out", "/proc/tlgen-demo", "--steps", "1"]) == 2    # cannot be made
     assert capsys.readouterr().err.strip().startswith(
-        "tlgen demo: error: --out /proc/tlgen-demo cannot be made (")
+        "tlgen demo: error: --out /proc/tlgen-demo: /proc cannot be written (")
     own = tmp_path / "project" / "data"          # a folder of the user's, not a dataset
     own.mkdir(parents=True)
     (own / "notes.txt").write_text("mine")
