@@ -8,7 +8,7 @@ def trainer(**overrides) -> ml_collections.ConfigDict:
 
     Frequencies count steps (0 = never); the last step always logs and saves, and evaluates
     and samples when those are on. keep_best: also keep the best checkpoint by an eval metric ("loss" = lowest,
-    "max:psnr" = highest; every evaluation is saved as a candidate). nonfinite: "skip" drops a
+    "max:psnr" = highest; every evaluation is saved as a candidate: a checkpoint per evaluation). nonfinite: "skip" drops a
     step whose loss or gradients are not finite (counted as `skipped`, left out of the logged
     means), "stop" ends training with an error (exit code 3).
     deterministic: on GPU, deterministic kernels (needed there for a bitwise-exact resume;

@@ -154,6 +154,7 @@ def test_sizes_no_network_can_have_are_one_sentence(tmp_path):
             ("time_flies_city", "model.num_classes=0", "config.model.num_classes is 0; use 1 or more."),
             ("time_flies_city", "data.image_size=0", "config.data.image_size is 0; use 8 or more."),
             ("fgla_landscape", "model.flow_divisor=0", "config.model.flow_divisor is 0.0; use a positive number."),
+            ("fgla_landscape", "model.encoder_widths=()", "config.model.encoder_widths is empty; give at least one entry."),
             ("timescale_ae_synthetic", "loss.temperature=0", "config.loss.temperature is 0.0; use a positive number."),
             ("timescale_ae_synthetic", "model.image_size=60", "config.model.image_size 60 must be divisible by 8: "
              "the encoder halves it once per entry of config.model.widths after the first.")):

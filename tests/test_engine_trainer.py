@@ -338,7 +338,7 @@ def test_nonfinite_skip_counts_and_keep_best(tmp_path):
     final = train(config, workdir)
     rows = train_rows(workdir)
     assert [r["skipped"] for r in rows] == [0, 0, 1, 0, 0, 0, 0, 0]   # state.step 2 = step 3
-    assert "loss" not in rows[2] and all(math.isfinite(r["loss"]) for r in rows[3:])
+    assert math.isnan(rows[2]["loss"]) and all(math.isfinite(r["loss"]) for r in rows[3:])   # no finite step
     assert math.isfinite(final["loss"])
     evals = {r["step"]: r["loss"] for r in train_rows(workdir, "eval")}
     best = max(evals, key=evals.get)
@@ -385,6 +385,15 @@ def test_a_resume_between_log_rows_logs_what_the_uninterrupted_run_logs(tmp_path
     strip = lambda rows: [{k: v for k, v in r.items() if k != "steps_per_sec"} for r in rows]
     assert strip(train_rows(resumed)) == strip(train_rows(whole))
     assert [s for s, _ in tensorboard_scalars(os.path.join(resumed, "tb"))["train/loss"]] == [4, 8, 12]
+    # a checkpoint written before they were kept resumes too, its first row over fewer steps
+    older = str(tmp_path / "older")
+    train(make_config(**settings, total_steps=9), older)
+    shutil.rmtree(os.path.join(older, "checkpoints", "9"))
+    shutil.rmtree(os.path.join(older, "checkpoints", "6", "pending"))
+    train(make_config(**settings), older)
+    rows, whole_rows = strip(train_rows(older)), strip(train_rows(whole))
+    assert [r["step"] for r in rows] == [4, 8, 12] and rows[0] == whole_rows[0] and rows[2] == whole_rows[2]
+    assert rows[1]["loss"] != whole_rows[1]["loss"]                   # the mean of steps 7 and 8
 
 
 def test_keep_best_of_an_unknown_metric_keeps_the_steps_trained(tmp_path):

@@ -180,7 +180,7 @@ class Checkpointer:
         self.directory = os.path.abspath(directory)
         self.best = parse_keep_best(keep_best)
         if keep < 1:
-            raise UserError(f"config.train.keep_checkpoints must be >= 1, got {keep}.")
+            raise UserError(f"config.train.keep_checkpoints is {keep}; keep 1 or more.")
         preserve = [policies.LatestN(n=keep)]
         if self.best:
             name, mode = self.best
@@ -287,18 +287,15 @@ class Checkpointer:
         for attempt, delay in enumerate((0.0,) + tuple(RETRY_DELAYS_S)):
             time.sleep(delay)
             try:
-                logged = os.path.isdir(os.path.join(path, "pending"))    # not in older checkpoints
                 meta = reader.restore(step, args=ocp.args.Composite(
                     shapes=ocp.args.JsonRestore(),
-                    data=grain.checkpoint.CheckpointRestore(data_iter),
-                    **({"pending": ocp.args.JsonRestore()} if logged else {})))
+                    data=grain.checkpoint.CheckpointRestore(data_iter)))
                 first = next(data_iter)
                 abstract = abstract_state_for(first)
                 _check_shapes(shape_table(abstract), meta.shapes, path)
                 state = reader.restore(step, args=ocp.args.Composite(
                     state=ocp.args.StandardRestore(abstract))).state
-                return OK, None, Restored(step, state, first, meta.shapes,
-                                          meta.pending if logged else [])
+                return OK, None, Restored(step, state, first, meta.shapes, self._pending(reader, step, path))
             except UserError:
                 raise
             except Exception as e:  # noqa: BLE001  (classified; anything else re-raised)
@@ -311,6 +308,19 @@ class Checkpointer:
                 log.warning("reading checkpoint %s failed (%s); attempt %d of %d", path, last,
                             attempt + 1, len(RETRY_DELAYS_S) + 1)
         return FAILED, last, None
+
+    @staticmethod
+    def _pending(reader, step: int, path: str) -> list:
+        """The metrics of steps not yet logged that checkpoint `step` holds ([] when it has
+        none, as older ones, or they cannot be read: they only complete a log row)."""
+        if not os.path.isdir(os.path.join(path, "pending")):
+            return []
+        try:
+            return reader.restore(step, args=ocp.args.Composite(pending=ocp.args.JsonRestore())).pending
+        except Exception as e:  # noqa: BLE001  (logging data: the state is what matters)
+            log.warning("checkpoint %s: the metrics of its unlogged steps cannot be read (%s); the "
+                        "first row after it covers fewer steps", path, _first_line(e))
+            return []
 
     def _checksum_mismatch(self, restored: Restored, checksums_of) -> str | None:
         """The first leaf whose checksum differs from the saved one (None if all match or the

@@ -215,17 +215,16 @@ def check_at_least(config: ml_collections.ConfigDict, least: Mapping[str, float]
     """UserError naming the first dotted key of `least` whose value in `config` (a number, or
     each number of a tuple) is below its least value, or of `positive` that is not above 0:
     sizes, counts, periods and scales a model cannot be built with."""
-    for key in positive:
-        node, leaf = _parent(config, key)
-        if not node[leaf] > 0:
-            raise UserError(f"config.{key} is {node[leaf]}; use a positive number.")
-    for key, bound in least.items():
+    for key, bound in [(k, None) for k in positive] + list(least.items()):
         node, leaf = _parent(config, key)
         value = node[leaf]
         values = value if isinstance(value, (tuple, list)) else (value,)
-        if not all(v >= bound for v in values):
+        if not values:
+            raise UserError(f"config.{key} is empty; give at least one entry.")
+        if not all(v > 0 if bound is None else v >= bound for v in values):
             each = " in each entry" if values is value else ""
-            raise UserError(f"config.{key} is {value}; use {bound:g} or more{each}.")
+            use = "a positive number" if bound is None else f"{bound:g} or more"
+            raise UserError(f"config.{key} is {value}; use {use}{each}.")
 
 
 def compute_dtype(config):

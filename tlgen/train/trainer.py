@@ -94,8 +94,8 @@ class Engine:
         if self.explicit and not spec.explicit_mesh:
             able = [name for name, other in family_lib.builtin().items() if other.explicit_mesh]
             raise UserError(f"config.mesh.axis_types is 'explicit', which the {spec.name} family does not "
-                            f"support (the {', '.join(able)} famil{'y' if len(able) == 1 else 'ies'} "
-                            "does); use 'auto'.")
+                            f"support (the {', '.join(able)} "
+                            f"{'family does' if len(able) == 1 else 'families do'}); use 'auto'.")
         self.batch_sharding = batch_sharding(mesh)
         self.min_shard_bytes = int(config.mesh.get("fsdp_min_bytes", 2 ** 20))
         self.abstract = self.shardings = None
@@ -234,7 +234,8 @@ def _check_loop(config, workdir: str) -> None:
         raise UserError(f"config.train.keep_checkpoints is {tc.keep_checkpoints}; keep 1 or more.")
     if checkpoint_lib.parse_keep_best(tc.keep_best) and not (tc.eval_every > 0 and tc.eval_batches > 0):
         raise UserError(f"config.train.keep_best {tc.keep_best!r} ranks evaluations, but the run has "
-                        "none; set config.train.eval_every and eval_batches above 0.")
+                        "none; set config.train.eval_every and eval_batches above 0, or clear it with "
+                        "--config.train.keep_best=.")
     decay = float(tc.get("ema_decay", 0.0))
     if not 0.0 <= decay < 1.0:
         raise UserError(f"config.train.ema_decay is {decay:g}; use 0 (no EMA) up to below 1.")
@@ -511,12 +512,14 @@ class _Loop:
         t0, s0 = self.timer
         self.timer = (now, step)
         kept = [m for m in values if not m["skipped"] > 0]     # a skipped step's values are not finite
-        means = {k: float(np.mean([m[k] for m in kept])) for k in kept[0] if k != "skipped"} if kept else {}
+        keys = sorted({k for m in values for k in m} - {"skipped"})
+        means = {k: float(np.mean([m[k] for m in kept if k in m])) if any(k in m for m in kept)
+                 else float("nan") for k in keys}                 # nan: no finite step to show
         means["skipped"] = len(skipped)
         means["steps_per_sec"] = (step - s0) / max(now - t0, 1e-9)
         self.final.update(means)
         self.writer.write(step, "train", means)
-        if bar is not None and "loss" in means:
+        if bar is not None:
             bar.set_postfix(loss=f"{means['loss']:.4g}", refresh=False)
 
     def eval_batches(self):
@@ -566,7 +569,10 @@ class _Loop:
         # Raises before saving when a pending step was non-finite ("stop"); the guarded
         # step never keeps a non-finite state, so what is saved is finite.
         self.check_finite()
-        pending = [[s, {k: float(v) for k, v in m.items()}] for s, m in self.pending]   # fetched
+        # The steps not yet logged, so a resumed run logs them (at most log_every of them;
+        # with no logging but the last step's, not kept: a whole run's worth each save).
+        pending = ([[s, {k: float(v) for k, v in m.items()}] for s, m in self.pending]
+                   if self.config.train.log_every > 0 else [])
         self.ckpt.save(step, state, self.train_iter, config=config_lib.to_dict(self.config),
                        metrics=metrics, checksums=jax.device_get(self.engine.checksums(state)),
                        pending=pending)

@@ -30,7 +30,7 @@ class MetricWriter:
             return
         _truncate_after(self.path, resume_step)
         # TensorBoard drops the events a died run wrote after `resume_step`, as the file above
-        self._tb = _summary_writer()(os.path.join(workdir, "tb"), purge_step=resume_step + 1 if resume_step else None)
+        self._tb = _summary_writer()(os.path.join(workdir, "tb"), purge_step=resume_step + 1)
 
     def write(self, step: int, split: str, metrics: dict) -> None:
         if not self.enabled:
