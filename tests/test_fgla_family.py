@@ -134,7 +134,11 @@ def test_animate_bad_input_is_one_sentence_and_writes_nothing(run, capsys):
              (["--speed", "0"], "--speed 0.0 must be positive"),
              (["--region-reference", f"sky={root / 'none.mp4'}"], f"{root / 'none.mp4'} does not exist"),
              (["--region-reference", f"sky={clip}", "--region-reference", f"sky={clip}"],
-              "--region-reference names sky 2 times; give each region one reference video.")]
+              "--region-reference names sky 2 times; give each region one reference video."),
+             (["--reference", clip, "--seed", "3"], "--seed picks the motion from the codebook, which "
+              "--reference replaces; give one of them."),
+             (["--region-reference", f"water={clip}"], f"--region-reference water={clip}: the image has no "
+              "water pixels (without --mask it is all sky), so it would not move")]
     for extra, message in cases:
         assert _animate(workdir, image, out, *extra) == 2
         err = capsys.readouterr().err.strip()

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from tlgen.metrics.animation import masked_psnr, masked_ssim, region_flow_mse, static_mask, static_scores
+from tlgen.metrics.animation import (masked_psnr, masked_ssim, region_flow_mse, static_mask, static_scores,
+                                     still_notes)
 from tlgen.metrics.flow import flow_mse
 
 
@@ -30,6 +31,11 @@ def test_a_clip_without_still_pixels_has_no_masked_score():
     none = np.zeros((2, 2), bool)
     assert np.isnan(masked_psnr(real, real[0], none)) and np.isnan(masked_ssim(real, real[0], none))
     assert static_scores(real, real) == {"static_share": 0.0}    # not 100 dB, nothing to average
+    rows = [{"static_share": 0.0}, {"masked_psnr": 30.0, "masked_ssim": 0.9, "static_share": 0.5}]
+    assert still_notes(rows[1:]) == []                              # the report says which clips count
+    assert still_notes(rows) == ["masked_psnr, masked_ssim: the mean over the 1 of 2 clips with still pixels"]
+    assert still_notes(rows[:1]) == ["masked_psnr, masked_ssim: not computed (no clip has still pixels: "
+                                     "static_share 0)"]
 
 
 def test_region_flow_error_sums_the_components_where_flow_mse_averages_them():

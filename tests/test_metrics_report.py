@@ -42,3 +42,7 @@ def test_an_evaluation_that_fails_leaves_the_previous_report_whole(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         write_report(str(out), interrupted)
     assert {n: (out / n).read_bytes() for n in os.listdir(out)} == before
+    # a first evaluation that fails leaves no folder of its own behind
+    with pytest.raises(KeyboardInterrupt):
+        write_report(str(tmp_path / "new" / "eval"), interrupted)
+    assert os.listdir(tmp_path / "new") == []

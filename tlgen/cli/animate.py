@@ -33,8 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image", required=True, help="still image to animate (PNG, JPEG, ...)")
     parser.add_argument("--out", required=True, help="output video (.mp4)")
     parser.add_argument("--frames", type=int, default=None,
-                        help="number of frames (default: the model's frames per pass; with a "
-                             "reference video, one per reference frame)")
+                        help="number of frames (default: the family's: DTVNet one pass of its "
+                             "clip length, FGLA 32, Time Flies one per reference frame)")
     parser.add_argument("--fps", type=number, default=12.0, help="frame rate of the video (default 12)")
     parser.add_argument("--step", type=int, default=None, help="checkpoint step (default: the newest)")
     parser.add_argument("--npz", metavar="FILE", help="also save the frames and arrays to this .npz")

@@ -52,6 +52,16 @@ def static_scores(fake: np.ndarray, real: np.ndarray) -> dict:
             "masked_ssim": masked_ssim(fake[1:], real[0], still), "static_share": float(still.mean())}
 
 
+def still_notes(rows: list[dict]) -> list[str]:
+    """The report's sentence on clips without still pixels (rows of `static_scores`), if any."""
+    have = sum("masked_psnr" in r for r in rows)
+    if have == len(rows):
+        return []
+    if not have:
+        return ["masked_psnr, masked_ssim: not computed (no clip has still pixels: static_share 0)"]
+    return [f"masked_psnr, masked_ssim: the mean over the {have} of {len(rows)} clips with still pixels"]
+
+
 def region_flow_mse(flows: np.ndarray, true: np.ndarray, classes: np.ndarray) -> dict:
     """The squared end-point error (dx^2 + dy^2, pixels^2) of flows (T, H, W, 2) against `true`,
     averaged within each region of the class-index mask `classes` (H, W):

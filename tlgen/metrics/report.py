@@ -53,9 +53,12 @@ def write_report(out_dir: str, evaluate: Callable[[str], dict]) -> tuple[dict, l
     """Runs `evaluate(plots_dir)` -> report, which writes its PNG plots into a folder of its
     own, and puts report.json, report.md and those plots into `out_dir` together: the previous
     report's plots go, other files stay, and an evaluation that fails or is interrupted leaves
-    the previous report whole. Returns the report and the paths written."""
+    the previous report whole (an `out_dir` it made is removed again). Returns the report
+    and the paths written."""
+    made = not os.path.exists(out_dir)
     os.makedirs(out_dir, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".report-", dir=out_dir)
+    done = False
     try:
         report = evaluate(staging)
         plots = sorted(p for p in os.listdir(staging) if p.endswith(".png"))
@@ -68,8 +71,11 @@ def write_report(out_dir: str, evaluate: Callable[[str], dict]) -> tuple[dict, l
         for name in old:
             if os.path.isfile(os.path.join(out_dir, name)):
                 os.remove(os.path.join(out_dir, name))
+        done = True
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        if made and not done:
+            shutil.rmtree(out_dir, ignore_errors=True)
     return report, [os.path.join(out_dir, name) for name in ["report.json", "report.md"] + plots]
 
 

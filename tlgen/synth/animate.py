@@ -102,7 +102,8 @@ class Animator:
         """Animates a uint8 image (H, W, 3) of `image_size` with motion (1, D).
 
         Returns uint8 frames (num_frames, H, W, 3) (frame 0 = the generator's rendering of the
-        input) and the generator's low-resolution flows (passes * T, H/2, W/2, 2) in pixels.
+        input) and the generator's low-resolution flow into each (num_frames, H/2, W/2, 2) in
+        pixels.
         """
         if image.shape[:2] != tuple(self.image_size):
             raise ValueError(f"image is {image.shape[:2]}, expected {self.image_size}; use fit_image")
@@ -112,7 +113,7 @@ class Animator:
         for k in range(segments_needed(num_frames, t)):
             video, low = _generate(self.generator, dtvnet.to_model_range(start), motion, dtype=self.dtype)
             video = np.asarray(dtvnet.to_uint8(video[0]))
-            frames.append(video if k == 0 else video[1:])
-            flows.append(np.asarray(low[0]))
+            frames.append(video if k == 0 else video[1:])        # a pass starts at the last frame
+            flows.append(np.asarray(low[0]) if k == 0 else np.asarray(low[0, 1:]))
             start = jnp.asarray(video[-1:])
-        return np.concatenate(frames)[:num_frames], np.concatenate(flows)
+        return np.concatenate(frames)[:num_frames], np.concatenate(flows)[:num_frames]

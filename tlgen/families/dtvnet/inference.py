@@ -79,7 +79,7 @@ def evaluate(trained: Trained, out_dir: str, data_dir: str | None = None, *,
     `tlgen.metrics.protocol` (SWD always; FID/KID, FVD, LPIPS with their networks). Writes
     clips.png (real above generated)."""
     from tlgen.data.dataset import open_training_data
-    from tlgen.metrics.animation import region_flow_mse, static_scores
+    from tlgen.metrics.animation import region_flow_mse, static_scores, still_notes
     from tlgen.metrics.protocol import FVD_FRAMES, eval_clips, video_metrics
     from tlgen.metrics.report import save_png, video_strips
 
@@ -127,8 +127,8 @@ def evaluate(trained: Trained, out_dir: str, data_dir: str | None = None, *,
                   data_dir=os.path.abspath(data_dir), flow_method=flow_method, clips=rows,
                   samples=distribution["samples"], protocol=distribution["protocol"],
                   not_computed=distribution["not_computed"],
-                  notes=notes + [f"{name}: not computed ({why})" for name, why in
-                                 distribution["not_computed"].items()],
+                  notes=notes + still_notes(rows) + [f"{name}: not computed ({why})" for name, why in
+                                                     distribution["not_computed"].items()],
                   titles={"clips": "Per clip (encoded motion; PSNR/SSIM on frames 1..T-1)"})
     return report
 

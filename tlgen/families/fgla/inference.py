@@ -153,7 +153,8 @@ def add_animate_arguments(parser: argparse.ArgumentParser) -> None:
                         help="FGLA: region NAME moves like VIDEO (repeat for several regions)")
     parser.add_argument("--mask", metavar="PNG", help="FGLA: class-index mask of --image (its size)")
     parser.add_argument("--speed", type=number, default=1.0, help="FGLA: motion speed factor (default 1)")
-    parser.add_argument("--seed", type=seed, default=0, help="FGLA: codebook choice without references")
+    parser.add_argument("--seed", type=seed, default=None,
+                        help="FGLA: codebook choice without --reference (default 0)")
 
 
 def animate_command(trained: Trained, args: argparse.Namespace) -> Animation:
@@ -164,6 +165,10 @@ def animate_command(trained: Trained, args: argparse.Namespace) -> Animation:
     anim = RegionAnimator(trained)
     if args.speed <= 0:
         raise UserError(f"--speed {args.speed} must be positive.")
+    if args.reference and args.seed is not None:
+        raise UserError("--seed picks the motion from the codebook, which --reference replaces; "
+                        "give one of them.")
+    args.seed = args.seed or 0
     num_frames = 32 if args.frames is None else args.frames
     image, note = fit_image(args.image_array, anim.size)
     mask = None
@@ -203,6 +208,11 @@ def animate_command(trained: Trained, args: argparse.Namespace) -> Animation:
         if named.count(name) > 1:
             raise UserError(f"--region-reference names {name} {named.count(name)} times; give each "
                             "region one reference video.")
+        if not masks[anim.regions.index(name)].any():
+            raise UserError(f"--region-reference {item}: the image has no {name} pixels ("
+                            + (f"--mask {args.mask}" if args.mask else
+                               f"without --mask it is all {trained.config.model.get('unmasked_region', anim.regions[-1])}")
+                            + f"), so it would not move; label its {name} with --mask, or leave the reference out.")
         region = anim.reference_latents(first_frames(path, anim.size, needed), None,
                                         f"--region-reference {item}")
         steps = max(len(latents), len(region))
@@ -234,7 +244,7 @@ def evaluate(trained: Trained, out_dir: str, data_dir: str | None = None, *, spl
     clips are drawn as DTVNet's `tlgen eval` draws them (same length, stride and seed: the
     same clips of the same dataset). Writes clips.png (real above generated)."""
     from tlgen.families.fgla.training import has_masks, split_batch
-    from tlgen.metrics.animation import region_flow_mse, static_scores
+    from tlgen.metrics.animation import region_flow_mse, static_scores, still_notes
     from tlgen.metrics.flow import flow_mse
     from tlgen.metrics.protocol import FVD_FRAMES, Networks, eval_clips, video_metrics
     from tlgen.metrics.report import save_png, video_strips
@@ -279,7 +289,8 @@ def evaluate(trained: Trained, out_dir: str, data_dir: str | None = None, *, spl
                   frames=frames, stride=anim.stride, per_region=anim.per_region,
                   data_dir=os.path.abspath(data_dir), clips=rows, samples=distribution["samples"],
                   protocol=distribution["protocol"], not_computed=distribution["not_computed"],
-                  notes=notes + [f"{k}: not computed ({v})" for k, v in distribution["not_computed"].items()]
+                  notes=notes + still_notes(rows)
+                  + [f"{k}: not computed ({v})" for k, v in distribution["not_computed"].items()]
                   + ([f"flow_mse_region<k>: dx^2 + dy^2 inside class k of the masks ({names}), twice the "
                      "scale of flow_mse (which averages over dx and dy)"] if masked else []),
                   titles={"clips": "Per clip (the clip's own motion; masked = static pixels vs the first frame)"})
