@@ -135,8 +135,6 @@ def test_animate_bad_input_is_one_sentence_and_writes_nothing(run, capsys):
              (["--region-reference", f"sky={root / 'none.mp4'}"], f"{root / 'none.mp4'} does not exist"),
              (["--region-reference", f"sky={clip}", "--region-reference", f"sky={clip}"],
               "--region-reference names sky 2 times; give each region one reference video."),
-             (["--reference", clip, "--seed", "3"], "--seed picks the motion from the codebook, which "
-              "--reference replaces; give one of them."),
              (["--region-reference", f"water={clip}"], f"--region-reference water={clip}: the image has no "
               "water pixels (without --mask it is all sky), so it would not move")]
     for extra, message in cases:
@@ -145,6 +143,11 @@ def test_animate_bad_input_is_one_sentence_and_writes_nothing(run, capsys):
         assert message in err and len(err.splitlines()) == 1, err
     assert _animate(workdir, str(broken), out) == 2
     assert "is not a readable image" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:                  # a seed picks codebook motion,
+        _animate(workdir, image, out, "--reference", clip, "--seed", "3")    # which a reference replaces
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "tlgen animate: error: argument --seed: not allowed with argument --reference")
     assert not [f for f in os.listdir(root) if f.startswith("bad")]
 
 

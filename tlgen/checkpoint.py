@@ -50,6 +50,14 @@ log = logging.getLogger(__name__)
 ITEMS = ("state", "data", "config", "shapes", "pending")
 
 
+def check_keep(keep: int, keep_best: str) -> tuple[str, str] | None:
+    """UserError unless `keep` (config.train.keep_checkpoints) is 1 or more; the parsed
+    `keep_best` (`parse_keep_best`)."""
+    if keep < 1:
+        raise UserError(f"config.train.keep_checkpoints is {keep}; keep 1 or more.")
+    return parse_keep_best(keep_best)
+
+
 def parse_keep_best(spec: str) -> tuple[str, str] | None:
     """"loss" / "min:loss" -> ("loss", "min"); "max:psnr" -> ("psnr", "max"); "" -> None. A
     name may carry the "eval/" its metric is logged under."""
@@ -178,9 +186,7 @@ class Checkpointer:
 
     def __init__(self, directory: str, *, keep: int = 3, keep_best: str = ""):
         self.directory = os.path.abspath(directory)
-        self.best = parse_keep_best(keep_best)
-        if keep < 1:
-            raise UserError(f"config.train.keep_checkpoints is {keep}; keep 1 or more.")
+        self.best = check_keep(keep, keep_best)
         preserve = [policies.LatestN(n=keep)]
         if self.best:
             name, mode = self.best

@@ -120,18 +120,16 @@ def write(out: str, npz: str | None, fps: float, frames, arrays, sheet: str | No
     """The mp4 (and npz, contact sheet) written atomically: each appears whole or not at all."""
     import numpy as np
 
-    from PIL import Image
-
     from tlgen.data.video_io import write_video
     from tlgen.files import write_atomic_all
-    from tlgen.metrics.report import contact_sheet
+    from tlgen.metrics.report import contact_sheet, write_png
 
     def write_all(tmps):
         write_video(tmps[0], frames, fps)
         if npz:
             np.savez_compressed(tmps[1], **arrays)
         if sheet:
-            Image.fromarray(contact_sheet(frames, arrays.get("flows"))).save(tmps[-1], format="PNG")
+            write_png(tmps[-1], contact_sheet(frames, arrays.get("flows")))
     write_atomic_all([p for p in (out, npz, sheet) if p], write_all)   # all of them, or none
 
 
@@ -142,7 +140,6 @@ def run(args: argparse.Namespace) -> int:
     from tlgen.trained import load
 
     check_outputs(args.out, args.npz, args.fps, args.sheet)
-    check_not_an_input(args)
     if os.path.isdir(args.image):
         raise UserError(f"--image {args.image} is a folder; give an image file.")
     if not os.path.isfile(args.image):

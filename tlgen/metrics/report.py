@@ -88,10 +88,15 @@ def _previous_plots(out_dir: str) -> list[str]:
     return [p for p in plots if isinstance(p, str) and p.endswith(".png") and os.path.basename(p) == p]
 
 
+def write_png(path: str, image: np.ndarray) -> None:
+    """Writes a uint8 (H, W, 3) image as PNG to `path` (whatever its name ends in)."""
+    from PIL import Image
+    Image.fromarray(np.asarray(image, np.uint8)).save(path, format="PNG")
+
+
 def save_png(path: str, image: np.ndarray) -> None:
     """Writes a uint8 (H, W, 3) image as PNG, atomically."""
-    from PIL import Image
-    write_atomic(path, lambda tmp: Image.fromarray(np.asarray(image, np.uint8)).save(tmp, format="PNG"))
+    write_atomic(path, lambda tmp: write_png(tmp, image))
 
 
 def video_strips(videos: list[np.ndarray], max_frames: int = 8) -> np.ndarray:

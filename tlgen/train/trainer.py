@@ -230,9 +230,7 @@ def _check_loop(config, workdir: str) -> None:
         raise UserError(f"config.train.eval_split is {tc.eval_split!r}; use validation or train.")
     if tc.nonfinite not in ("skip", "stop"):
         raise UserError(f"config.train.nonfinite is {tc.nonfinite!r}; use 'skip' or 'stop'.")
-    if int(tc.keep_checkpoints) < 1:
-        raise UserError(f"config.train.keep_checkpoints is {tc.keep_checkpoints}; keep 1 or more.")
-    if checkpoint_lib.parse_keep_best(tc.keep_best) and not (tc.eval_every > 0 and tc.eval_batches > 0):
+    if checkpoint_lib.check_keep(int(tc.keep_checkpoints), tc.keep_best) and not (tc.eval_every > 0 and tc.eval_batches > 0):
         raise UserError(f"config.train.keep_best {tc.keep_best!r} ranks evaluations, but the run has "
                         "none; set config.train.eval_every and eval_batches above 0, or clear it with "
                         "--config.train.keep_best=.")
@@ -428,8 +426,7 @@ def _train(config, workdir, engine, fam, train_iter, eval_data, init_key, sample
                      config.data.batch_size, start, config.total_steps)
             writer = MetricWriter(workdir, enabled=lead, resume_step=start)
             bar = progress(total=config.total_steps, initial=start, unit="step", desc="train") if lead else None
-            loop = _Loop(config, workdir, fam, engine, ckpt, writer, train_iter, eval_data, sample_key)
-            loop.pending = pending     # the steps a stopped run trained after its last log row
+            loop = _Loop(config, workdir, fam, engine, ckpt, writer, train_iter, eval_data, sample_key, pending)
             return loop.run(state, start, local, preemption, bar)
     finally:
         preemption.close()
@@ -443,12 +440,13 @@ def _train(config, workdir, engine, fam, train_iter, eval_data, init_key, sample
 class _Loop:
     """The step loop with its periodic work (logging, eval, samples, checkpoints)."""
 
-    def __init__(self, config, workdir, fam, engine, ckpt, writer, train_iter, eval_data, sample_key):
+    def __init__(self, config, workdir, fam, engine, ckpt, writer, train_iter, eval_data, sample_key,
+                 pending: list):
         self.config, self.workdir, self.fam, self.engine = config, workdir, fam, engine
         self.ckpt, self.writer, self.train_iter, self.sample_key = ckpt, writer, train_iter, sample_key
         self.eval_data = eval_data        # None when the run does not evaluate
         self.step_key = jax.random.PRNGKey(config.seed)
-        self.pending: list[tuple[int, dict]] = []
+        self.pending: list[tuple[int, dict]] = pending   # (step, metrics) not yet logged
         self.final: dict = {}
         self.last_eval: dict = {}
 

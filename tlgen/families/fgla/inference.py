@@ -146,15 +146,16 @@ class RegionAnimator:
 # ----------------------------------------------------------------------------- `tlgen animate`
 
 def add_animate_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--reference", metavar="VIDEO", help="FGLA: motion of this video, region by region")
+    motion = parser.add_mutually_exclusive_group()     # as DTVNet's: a reference or a seed
+    motion.add_argument("--reference", metavar="VIDEO", help="FGLA: motion of this video, region by region")
+    motion.add_argument("--seed", type=seed, default=0,
+                        help="FGLA: codebook choice without --reference (default 0)")
     parser.add_argument("--reference-mask", metavar="PNG", help="FGLA: class-index mask of --reference's "
                         "regions (default: the input image's)")
     parser.add_argument("--region-reference", action="append", default=[], metavar="NAME=VIDEO",
                         help="FGLA: region NAME moves like VIDEO (repeat for several regions)")
     parser.add_argument("--mask", metavar="PNG", help="FGLA: class-index mask of --image (its size)")
     parser.add_argument("--speed", type=number, default=1.0, help="FGLA: motion speed factor (default 1)")
-    parser.add_argument("--seed", type=seed, default=None,
-                        help="FGLA: codebook choice without --reference (default 0)")
 
 
 def animate_command(trained: Trained, args: argparse.Namespace) -> Animation:
@@ -165,10 +166,6 @@ def animate_command(trained: Trained, args: argparse.Namespace) -> Animation:
     anim = RegionAnimator(trained)
     if args.speed <= 0:
         raise UserError(f"--speed {args.speed} must be positive.")
-    if args.reference and args.seed is not None:
-        raise UserError("--seed picks the motion from the codebook, which --reference replaces; "
-                        "give one of them.")
-    args.seed = args.seed or 0
     num_frames = 32 if args.frames is None else args.frames
     image, note = fit_image(args.image_array, anim.size)
     mask = None

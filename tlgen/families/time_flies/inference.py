@@ -54,17 +54,15 @@ def _labels(path: str, shape: tuple[int, int], size: tuple[int, int], classes: i
 
 def reference_labels(path: str | None, count: int, shape, size, classes: int) -> np.ndarray:
     """(count, H, W) labels of the reference's first `count` frames."""
-    from tlgen.data.images import name_order
+    from tlgen.data.images import list_images
     if path is None:
         return np.zeros((count,) + tuple(size), np.uint8)
     if os.path.isdir(path):
-        files = sorted((f for f in os.listdir(path) if f.lower().endswith(".png") and not f.startswith(".")),
-                       key=name_order)
+        files = [f for f in list_images(path) if f.lower().endswith(".png")]
         if len(files) < count:
             raise UserError(f"--reference-masks {path} has {len(files)} PNGs but the {count} reference "
                             "frames animated need one each.")
-        return np.stack([_labels(os.path.join(path, f), shape, size, classes, "--reference-masks")
-                         for f in files[:count]])
+        return np.stack([_labels(f, shape, size, classes, "--reference-masks") for f in files[:count]])
     return np.repeat(_labels(path, shape, size, classes, "--reference-masks")[None], count, axis=0)
 
 
