@@ -5,6 +5,7 @@ import datetime as dt
 import logging
 import os
 import subprocess
+import tempfile
 
 import cv2
 import numpy as np
@@ -130,7 +131,10 @@ def test_write_read_video_roundtrip(tmp_path):
     assert np.abs(odd[:, 15].astype(int) - odd[:, 14]).mean() < 6        # the padded row repeats the last
 
 
-def test_prepare_png_folder_reads_back_exactly(tmp_path):
+def test_prepare_png_folder_reads_back_exactly(tmp_path, monkeypatch):
+    scratch = tmp_path / "scratch"      # the system's temporary folder while preparing
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     folder = tmp_path / "cam"
     folder.mkdir()
     frames = _frames(12)
@@ -144,6 +148,7 @@ def test_prepare_png_folder_reads_back_exactly(tmp_path):
         Image.fromarray(np.full((16, 24), i % 3, np.uint8)).save(masks / name)
     out = str(tmp_path / "ds")
     meta = prepare([str(folder)], out, levels=2, val_fraction=0.25, masks=[str(masks)])
+    assert os.listdir(scratch) == []    # nothing left behind in it
     ds = open_dataset(out)
     assert meta["videos"][0]["start_time"] == T0 and meta["level_periods"] == [60.0, 120.0]
     train, val = ds.frames("train"), ds.frames("validation")

@@ -57,8 +57,12 @@ class TlgenFrames(tfds.core.GeneratorBasedBuilder):
         if c.with_masks:
             features["mask"] = tfds.features.Tensor(shape=(c.height, c.width), dtype=np.uint8,
                                                     encoding=_BYTES)
-        return self.dataset_info_from_configs(features=tfds.features.FeaturesDict(features),
+        info = self.dataset_info_from_configs(features=tfds.features.FeaturesDict(features),
                                               disable_shuffling=True)
+        # A new dataset's info would be looked up in TFDS's public bucket, leaving an empty
+        # temporary folder behind on every build; tlgen's datasets are never there.
+        info.initialize_from_bucket = lambda: None
+        return info
 
     # TFDS prints these two lines to stdout; tlgen shows its own progress bar instead.
     def _log_download_bytes(self) -> None:
