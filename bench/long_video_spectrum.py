@@ -81,61 +81,63 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=2048)
     parser.add_argument("--seed", type=int, default=1, help="the generated videos' seed")
     parser.add_argument("--interval", type=float, default=3600.0, help="the capture's seconds between frames")
-    parser.add_argument("--work", default=None)
+    parser.add_argument("--work", default=None, help="folder for the datasets and the runs, kept "
+                        "(default: a temporary folder, removed at the end)")
     args = parser.parse_args()
-    work = args.work or tempfile.mkdtemp(prefix="tlgen-lv-spectrum-")
-    bands = tuple(h * 3600.0 / args.interval for h in BAND_HOURS)
-    day = DAY_S / args.interval
-    record = {"kind": "long_video_spectrum", "date": datetime.datetime.now().isoformat(timespec="seconds"),
-              "segment": SEGMENT, "bands_periods_frames": bands, "frame_interval_s": args.interval,
-              "videos": args.videos, "frames": args.frames, "seed": args.seed, "models": {}}
-    spectra = {}
-    for (name, (config, size)), steps in zip(MODELS.items(), args.steps):
-        data, workdir = os.path.join(work, f"data{size}"), os.path.join(work, name)
-        if not os.path.exists(data):
-            tlgen("prepare", f"synthetic:city:interval={args.interval:g}", "--size", size, "--levels", "1", "--out", data)
-        real = capture(data)
-        if "real" not in spectra:
-            spectra["real"] = temporal.power_spectrum(temporal.frame_statistics(real)[None], SEGMENT)
-            record["real_frames"] = int(len(real))
-        tlgen("train", "--config", config, "--workdir", workdir, f"--config.data.dir={data}",
-              f"--config.total_steps={steps}", "--config.train.eval_every=0", "--config.train.sample_every=0")
-        npz = os.path.join(work, f"{name}.npz")
-        tlgen("generate", "--workdir", workdir, "--frames", str(args.frames), "--num", str(args.videos),
-              "--seed", str(args.seed), "--grid", "--out", os.path.join(work, f"{name}.mp4"), "--npz", npz)
-        videos = np.load(npz)["frames"]
-        stats = np.stack([temporal.frame_statistics(v) for v in videos])
-        spectra[name] = temporal.power_spectrum(stats, SEGMENT)
-        clips = np.concatenate([windows(v, 32, 64 // len(videos), seed=i) for i, v in enumerate(videos)])
-        real_clips = windows(real, 32, len(clips), seed=0)
-        times = np.broadcast_to(np.arange(32, dtype=np.float32), (len(clips), 32))
-        flat = lambda x: x.reshape((-1,) + x.shape[2:])
-        record["models"][name] = {
-            "config": config, "steps": steps, "train_s": round(training_seconds(workdir), 1), "size": size,
-            "swd": round(distribution.swd(flat(real_clips), flat(clips))["swd"], 2),
-            "motion_swd": round(distribution.motion_swd(real_clips, clips, times)["motion_swd"], 2),
-            **describe(*spectra[name], spectra["real"][1], bands)}
-        print(name, record["models"][name], flush=True)
-    record["real"] = describe(*spectra["real"], None, bands)
-    write_json([record], args.out)
-    if args.plot:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), sharey=True)
-        for ax, name in zip(axes, ("real", *MODELS)):
-            freqs, power = spectra[name]
-            ax.loglog(1 / freqs[1:], power[1:, 0], label="brightness")
-            ax.loglog(1 / freqs[1:], power[1:, 4], label="contrast", alpha=0.7)
-            ax.axvline(day, color="gray", lw=0.8, ls="--")
-            ax.set_title({"real": "capture (synthetic city)", "long_video": "long_video (tiny)",
-                          "stylegan_v": "StyleGAN-V (tiny)"}[name])
-            ax.set_xlabel("period (frames; dashed: one day)")
-            ax.invert_xaxis()
-        axes[0].set_ylabel("power")
-        axes[0].legend()
-        fig.tight_layout()
-        fig.savefig(args.plot, dpi=110)
+    with tempfile.TemporaryDirectory(prefix="tlgen-lv-spectrum-") as scratch:
+        work = args.work or scratch
+        bands = tuple(h * 3600.0 / args.interval for h in BAND_HOURS)
+        day = DAY_S / args.interval
+        record = {"kind": "long_video_spectrum", "date": datetime.datetime.now().isoformat(timespec="seconds"),
+                  "segment": SEGMENT, "bands_periods_frames": bands, "frame_interval_s": args.interval,
+                  "videos": args.videos, "frames": args.frames, "seed": args.seed, "models": {}}
+        spectra = {}
+        for (name, (config, size)), steps in zip(MODELS.items(), args.steps):
+            data, workdir = os.path.join(work, f"data{size}"), os.path.join(work, name)
+            if not os.path.exists(data):
+                tlgen("prepare", f"synthetic:city:interval={args.interval:g}", "--size", size, "--levels", "1", "--out", data)
+            real = capture(data)
+            if "real" not in spectra:
+                spectra["real"] = temporal.power_spectrum(temporal.frame_statistics(real)[None], SEGMENT)
+                record["real_frames"] = int(len(real))
+            tlgen("train", "--config", config, "--workdir", workdir, f"--config.data.dir={data}",
+                  f"--config.total_steps={steps}", "--config.train.eval_every=0", "--config.train.sample_every=0")
+            npz = os.path.join(work, f"{name}.npz")
+            tlgen("generate", "--workdir", workdir, "--frames", str(args.frames), "--num", str(args.videos),
+                  "--seed", str(args.seed), "--grid", "--out", os.path.join(work, f"{name}.mp4"), "--npz", npz)
+            videos = np.load(npz)["frames"]
+            stats = np.stack([temporal.frame_statistics(v) for v in videos])
+            spectra[name] = temporal.power_spectrum(stats, SEGMENT)
+            clips = np.concatenate([windows(v, 32, 64 // len(videos), seed=i) for i, v in enumerate(videos)])
+            real_clips = windows(real, 32, len(clips), seed=0)
+            times = np.broadcast_to(np.arange(32, dtype=np.float32), (len(clips), 32))
+            flat = lambda x: x.reshape((-1,) + x.shape[2:])
+            record["models"][name] = {
+                "config": config, "steps": steps, "train_s": round(training_seconds(workdir), 1), "size": size,
+                "swd": round(distribution.swd(flat(real_clips), flat(clips))["swd"], 2),
+                "motion_swd": round(distribution.motion_swd(real_clips, clips, times)["motion_swd"], 2),
+                **describe(*spectra[name], spectra["real"][1], bands)}
+            print(name, record["models"][name], flush=True)
+        record["real"] = describe(*spectra["real"], None, bands)
+        write_json([record], args.out)
+        if args.plot:
+            import matplotlib
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+            fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), sharey=True)
+            for ax, name in zip(axes, ("real", *MODELS)):
+                freqs, power = spectra[name]
+                ax.loglog(1 / freqs[1:], power[1:, 0], label="brightness")
+                ax.loglog(1 / freqs[1:], power[1:, 4], label="contrast", alpha=0.7)
+                ax.axvline(day, color="gray", lw=0.8, ls="--")
+                ax.set_title({"real": "capture (synthetic city)", "long_video": "long_video (tiny)",
+                              "stylegan_v": "StyleGAN-V (tiny)"}[name])
+                ax.set_xlabel("period (frames; dashed: one day)")
+                ax.invert_xaxis()
+            axes[0].set_ylabel("power")
+            axes[0].legend()
+            fig.tight_layout()
+            fig.savefig(args.plot, dpi=110)
 
 
 if __name__ == "__main__":

@@ -41,34 +41,34 @@ def main() -> int:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    folder = tempfile.mkdtemp()
-    rng = np.random.default_rng(0)
-    rows = []
-    with torch.no_grad():
-        images = rng.integers(0, 256, (16, 64, 64, 3), dtype=np.uint8)
-        net = ref.randomize_batch_norms(ref.FIDInceptionV3())
-        ours = Inception.load(_weights(net, folder, "inception"))
-        nchw = torch.from_numpy(images.astype(np.float32) / 255).permute(0, 3, 1, 2)
-        rows.append(measure("inception (64x64 -> 299x299)", lambda: ours.features(images),
-                            lambda: net(nchw), 16, args.steps))
-        clips = rng.integers(0, 256, (2, 16, 224, 224, 3), dtype=np.uint8)
-        net = ref.randomize_batch_norms(ref.InceptionI3d())
-        ours_i3d = I3D.load(_weights(net, folder, "i3d"))
-        x = torch.from_numpy(clips.astype(np.float32) / 127.5 - 1).permute(0, 4, 1, 2, 3)
-        rows.append(measure("i3d (16x224x224 clips)", lambda: ours_i3d.features(clips),
-                            lambda: net(x), 2, args.steps))
-        a, b = (rng.integers(0, 256, (16, 128, 128, 3), dtype=np.uint8) for _ in range(2))
-        net = ref.LPIPS("alex").eval()
-        ours_lpips = LPIPS.load(_weights(net, folder, "lpips"))
-        ta, tb = (torch.from_numpy(v.astype(np.float32) / 255).permute(0, 3, 1, 2) for v in (a, b))
-        rows.append(measure("lpips-alex (128x128 pairs)", lambda: ours_lpips.distance(a, b),
-                            lambda: net(ta, tb), 16, args.steps))
-    record = {"date": datetime.date.today().isoformat(), "environment": environment(),
-              "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "rows": rows,
-              "note": "random weights; the same inputs and weights for both; ratio = median over "
-                      "steps of tlgen time / PyTorch time (below 1: tlgen faster)"}
-    write_json([record], args.out)
-    return 0
+    with tempfile.TemporaryDirectory() as folder:
+        rng = np.random.default_rng(0)
+        rows = []
+        with torch.no_grad():
+            images = rng.integers(0, 256, (16, 64, 64, 3), dtype=np.uint8)
+            net = ref.randomize_batch_norms(ref.FIDInceptionV3())
+            ours = Inception.load(_weights(net, folder, "inception"))
+            nchw = torch.from_numpy(images.astype(np.float32) / 255).permute(0, 3, 1, 2)
+            rows.append(measure("inception (64x64 -> 299x299)", lambda: ours.features(images),
+                                lambda: net(nchw), 16, args.steps))
+            clips = rng.integers(0, 256, (2, 16, 224, 224, 3), dtype=np.uint8)
+            net = ref.randomize_batch_norms(ref.InceptionI3d())
+            ours_i3d = I3D.load(_weights(net, folder, "i3d"))
+            x = torch.from_numpy(clips.astype(np.float32) / 127.5 - 1).permute(0, 4, 1, 2, 3)
+            rows.append(measure("i3d (16x224x224 clips)", lambda: ours_i3d.features(clips),
+                                lambda: net(x), 2, args.steps))
+            a, b = (rng.integers(0, 256, (16, 128, 128, 3), dtype=np.uint8) for _ in range(2))
+            net = ref.LPIPS("alex").eval()
+            ours_lpips = LPIPS.load(_weights(net, folder, "lpips"))
+            ta, tb = (torch.from_numpy(v.astype(np.float32) / 255).permute(0, 3, 1, 2) for v in (a, b))
+            rows.append(measure("lpips-alex (128x128 pairs)", lambda: ours_lpips.distance(a, b),
+                                lambda: net(ta, tb), 16, args.steps))
+        record = {"date": datetime.date.today().isoformat(), "environment": environment(),
+                  "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "rows": rows,
+                  "note": "random weights; the same inputs and weights for both; ratio = median over "
+                          "steps of tlgen time / PyTorch time (below 1: tlgen faster)"}
+        write_json([record], args.out)
+        return 0
 
 
 if __name__ == "__main__":

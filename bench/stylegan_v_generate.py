@@ -82,32 +82,32 @@ def main() -> None:
                "pytorch_frames_per_s": round(peer_rate(config, args.threads), 2)}
         print(row, flush=True)
         rates.append(row)
-    work = tempfile.mkdtemp(prefix="tlgen-sgv-gen-")
-    data, workdir = os.path.join(work, "data"), os.path.join(work, "run")
-    narrow = ["--config.model.resolution=256", "--config.model.channel_base=512",
-              "--config.model.d_channel_base=512", "--config.model.concat_res=16"]
-    subprocess.run([sys.executable, "-m", "tlgen", "prepare", "synthetic:clouds:frames=40",
-                    "--size", "256", "--levels", "1", "--out", data], check=True, capture_output=True)
-    subprocess.run([sys.executable, "-m", "tlgen", "train", "--config", "configs/stylegan_v_clouds.py:tiny",
-                    "--workdir", workdir, f"--config.data.dir={data}", "--config.total_steps=1", *narrow],
-                   check=True, capture_output=True)
-    memory = []
-    for frames in args.lengths:
-        start = time.perf_counter()
-        rss = peak_rss_mib([sys.executable, "-m", "tlgen", "generate", "--workdir", workdir,
-                            "--frames", str(frames), "--out", os.path.join(work, f"g{frames}.mp4")])
-        row = {"frames": frames, "resolution": 256, "peak_rss_mib": round(rss, 1),
-               "seconds": round(time.perf_counter() - start, 1)}
-        print(row, flush=True)
-        memory.append(row)
-    record = {"kind": "stylegan_v_generate", "date": datetime.datetime.now().isoformat(timespec="seconds"),
-              "threads": args.threads, "frames_per_measure": FRAMES,
-              "rates": rates, "rates_note": "base widths (channel_base 16384) at each resolution, random "
-              "weights; tlgen: inference.generate, one frame per loop pass, chunks of 16; PyTorch: the peer's "
-              "generator, eager, all 32 frames in one batch",
-              "memory": memory, "memory_note": "tlgen generate (the CLI) of a 256² generator with narrow "
-              "widths (channel_base 512) trained one step; the loop and the writer are the base model's"}
-    write_json([record], args.out)
+    with tempfile.TemporaryDirectory(prefix="tlgen-sgv-gen-") as work:
+        data, workdir = os.path.join(work, "data"), os.path.join(work, "run")
+        narrow = ["--config.model.resolution=256", "--config.model.channel_base=512",
+                  "--config.model.d_channel_base=512", "--config.model.concat_res=16"]
+        subprocess.run([sys.executable, "-m", "tlgen", "prepare", "synthetic:clouds:frames=40",
+                        "--size", "256", "--levels", "1", "--out", data], check=True, capture_output=True)
+        subprocess.run([sys.executable, "-m", "tlgen", "train", "--config", "configs/stylegan_v_clouds.py:tiny",
+                        "--workdir", workdir, f"--config.data.dir={data}", "--config.total_steps=1", *narrow],
+                       check=True, capture_output=True)
+        memory = []
+        for frames in args.lengths:
+            start = time.perf_counter()
+            rss = peak_rss_mib([sys.executable, "-m", "tlgen", "generate", "--workdir", workdir,
+                                "--frames", str(frames), "--out", os.path.join(work, f"g{frames}.mp4")])
+            row = {"frames": frames, "resolution": 256, "peak_rss_mib": round(rss, 1),
+                   "seconds": round(time.perf_counter() - start, 1)}
+            print(row, flush=True)
+            memory.append(row)
+        record = {"kind": "stylegan_v_generate", "date": datetime.datetime.now().isoformat(timespec="seconds"),
+                  "threads": args.threads, "frames_per_measure": FRAMES,
+                  "rates": rates, "rates_note": "base widths (channel_base 16384) at each resolution, random "
+                  "weights; tlgen: inference.generate, one frame per loop pass, chunks of 16; PyTorch: the peer's "
+                  "generator, eager, all 32 frames in one batch",
+                  "memory": memory, "memory_note": "tlgen generate (the CLI) of a 256² generator with narrow "
+                  "widths (channel_base 512) trained one step; the loop and the writer are the base model's"}
+        write_json([record], args.out)
 
 
 if __name__ == "__main__":

@@ -50,53 +50,55 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--eval-batches", type=int, default=24)
-    parser.add_argument("--work", default=None)
+    parser.add_argument("--work", default=None, help="folder for the datasets and the runs, kept "
+                        "(default: a temporary folder, removed at the end)")
     parser.add_argument("--scene", choices=("clouds", "water"), default="clouds")
     parser.add_argument("--override", nargs="*", default=[], help="config key=value for every run")
     args = parser.parse_args()
-    work = args.work or tempfile.mkdtemp(prefix="tlgen-sgv-swd-")
-    data = os.path.join(work, f"{args.scene}32")
-    if not os.path.exists(data):
-        prepare([f"synthetic:{args.scene}"], data, size=32)
-    results = []
-    for seed in args.seeds:
-        for name, time_conditioning in VARIANTS.items():
-            config = config_lib.load("configs/stylegan_v_clouds.py:tiny", [
-                f"data.dir={data}", f"total_steps={args.steps}", f"seed={seed}",
-                f"model.time_conditioning={time_conditioning}", "train.eval_every=0",
-                "train.sample_every=0", f"train.ckpt_every={args.steps}"] + args.override)
-            from tlgen.data.pipelines import sparse_frames_dataset
-            pipeline = sparse_frames_dataset(data, "validation", spans=tuple(config.data.spans),
-                                             batch_size=8, seed=123)
-            it = iter(pipeline)
-            batches = [next(it) for _ in range(args.eval_batches)]
-            init = family.training(config).init(jax.random.PRNGKey(seed), batches[0])
-            before = score(config, init.for_inference(family.G), batches)
-            workdir = os.path.join(work, f"run-{seed}-{int(time_conditioning)}")
-            timing = os.path.join(workdir, "train_seconds.txt")
-            if os.path.exists(timing):       # a finished run in --work is only scored again
-                with open(os.path.join(workdir, "metrics.jsonl")) as f:
-                    metrics = [r for r in map(json.loads, f) if r["split"] == "train"][-1]
-                seconds = float(open(timing).read())
-            else:
-                start = time.perf_counter()
-                metrics = train(config, workdir)
-                seconds = time.perf_counter() - start
-                with open(timing, "w") as f:
-                    f.write(f"{seconds:.1f}")
-            after = score(config, load(workdir).params[family.G], batches)
-            row = {"seed": seed, "variant": name, "time_conditioning": time_conditioning,
-                   "step0": before, "trained": after, "train_s": round(seconds, 1),
-                   "final_loss_d": round(float(metrics["loss_d"]), 4) if "loss_d" in metrics else None,
-                   "final_augment_p": round(float(metrics["augment_p"]), 4) if "augment_p" in metrics else None}
-            print(row, flush=True)
-            results.append(row)
-    record = {"kind": "stylegan_v_swd", "date": datetime.datetime.now().isoformat(timespec="seconds"),
-              "config": "configs/stylegan_v_clouds.py:tiny", "data": f"synthetic:{args.scene} at 32x32",
-              "steps": args.steps, "overrides": args.override,
-              "eval": f"{args.eval_batches} validation batches of 8 3-frame clips",
-              "results": results}
-    write_json([record], args.out)
+    with tempfile.TemporaryDirectory(prefix="tlgen-sgv-swd-") as scratch:
+        work = args.work or scratch
+        data = os.path.join(work, f"{args.scene}32")
+        if not os.path.exists(data):
+            prepare([f"synthetic:{args.scene}"], data, size=32)
+        results = []
+        for seed in args.seeds:
+            for name, time_conditioning in VARIANTS.items():
+                config = config_lib.load("configs/stylegan_v_clouds.py:tiny", [
+                    f"data.dir={data}", f"total_steps={args.steps}", f"seed={seed}",
+                    f"model.time_conditioning={time_conditioning}", "train.eval_every=0",
+                    "train.sample_every=0", f"train.ckpt_every={args.steps}"] + args.override)
+                from tlgen.data.pipelines import sparse_frames_dataset
+                pipeline = sparse_frames_dataset(data, "validation", spans=tuple(config.data.spans),
+                                                 batch_size=8, seed=123)
+                it = iter(pipeline)
+                batches = [next(it) for _ in range(args.eval_batches)]
+                init = family.training(config).init(jax.random.PRNGKey(seed), batches[0])
+                before = score(config, init.for_inference(family.G), batches)
+                workdir = os.path.join(work, f"run-{seed}-{int(time_conditioning)}")
+                timing = os.path.join(workdir, "train_seconds.txt")
+                if os.path.exists(timing):       # a finished run in --work is only scored again
+                    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+                        metrics = [r for r in map(json.loads, f) if r["split"] == "train"][-1]
+                    seconds = float(open(timing).read())
+                else:
+                    start = time.perf_counter()
+                    metrics = train(config, workdir)
+                    seconds = time.perf_counter() - start
+                    with open(timing, "w") as f:
+                        f.write(f"{seconds:.1f}")
+                after = score(config, load(workdir).params[family.G], batches)
+                row = {"seed": seed, "variant": name, "time_conditioning": time_conditioning,
+                       "step0": before, "trained": after, "train_s": round(seconds, 1),
+                       "final_loss_d": round(float(metrics["loss_d"]), 4) if "loss_d" in metrics else None,
+                       "final_augment_p": round(float(metrics["augment_p"]), 4) if "augment_p" in metrics else None}
+                print(row, flush=True)
+                results.append(row)
+        record = {"kind": "stylegan_v_swd", "date": datetime.datetime.now().isoformat(timespec="seconds"),
+                  "config": "configs/stylegan_v_clouds.py:tiny", "data": f"synthetic:{args.scene} at 32x32",
+                  "steps": args.steps, "overrides": args.override,
+                  "eval": f"{args.eval_batches} validation batches of 8 3-frame clips",
+                  "results": results}
+        write_json([record], args.out)
 
 
 if __name__ == "__main__":

@@ -121,53 +121,55 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=32)
     parser.add_argument("--windows", type=int, default=4)
     parser.add_argument("--vgg19", default="", help="VGG-19 weights (default: random weights)")
-    parser.add_argument("--work", default=None)
+    parser.add_argument("--work", default=None, help="folder for the datasets and the runs, kept "
+                        "(default: a temporary folder, removed at the end)")
     args = parser.parse_args()
-    work = args.work or tempfile.mkdtemp(prefix="tlgen-tf-")
-    os.makedirs(work, exist_ok=True)
-    vgg = args.vgg19 or os.path.join(work, "vgg19-random.safetensors")
-    if not args.vgg19 and not os.path.exists(vgg):
-        from tests import random_weights
-        from tlgen.models import vgg19
-        random_weights.write(vgg, vgg19.abstract_params(), vgg19.torch_prefixes())
-    data = os.path.join(work, "city")
-    if not os.path.exists(data):
-        prepare([f"synthetic:city:seed=0,frames={int(4 * DAY / INTERVAL)}"], data, size=args.size, levels=1)
-    windows = test_windows(args.size, args.windows)
-    from tlgen.families.time_flies.training import load_vgg19
-    vgg_params = load_vgg19(config_lib.load("configs/time_flies_city.py:tiny", [f"model.vgg19={vgg}"]))
-    results = [{"variant": name, **row} for name, row in score(None, windows, vgg_params).items()]
-    for row in results:
-        print(row, flush=True)
-    for seed in args.seeds:
-        for name, (classwise, noise) in VARIANTS.items():
-            config = config_lib.load("configs/time_flies_city.py:tiny", [
-                f"data.dir={data}", f"data.image_size={args.size}", f"model.vgg19={vgg}",
-                f"total_steps={args.steps}", f"seed={seed}", f"model.classwise={classwise}",
-                f"model.noise={noise}", "train.eval_every=0", "train.sample_every=0",
-                f"train.ckpt_every={args.steps}"])
-            workdir = os.path.join(work, f"run-{seed}-{int(classwise)}{int(noise)}")
-            timing = os.path.join(workdir, "train_seconds.txt")
-            if os.path.exists(timing):       # a finished run in --work is only scored again
-                seconds = float(open(timing).read())
-            else:
-                start = time.perf_counter()
-                train(config, workdir)
-                seconds = time.perf_counter() - start
-                with open(timing, "w") as f:
-                    f.write(f"{seconds:.1f}")
-            row = {"seed": seed, "variant": name, "classwise": classwise, "noise": noise,
-                   **score(workdir, windows, vgg_params)[""], "train_s": round(seconds, 1)}
+    with tempfile.TemporaryDirectory(prefix="tlgen-tf-") as scratch:
+        work = args.work or scratch
+        os.makedirs(work, exist_ok=True)
+        vgg = args.vgg19 or os.path.join(work, "vgg19-random.safetensors")
+        if not args.vgg19 and not os.path.exists(vgg):
+            from tests import random_weights
+            from tlgen.models import vgg19
+            random_weights.write(vgg, vgg19.abstract_params(), vgg19.torch_prefixes())
+        data = os.path.join(work, "city")
+        if not os.path.exists(data):
+            prepare([f"synthetic:city:seed=0,frames={int(4 * DAY / INTERVAL)}"], data, size=args.size, levels=1)
+        windows = test_windows(args.size, args.windows)
+        from tlgen.families.time_flies.training import load_vgg19
+        vgg_params = load_vgg19(config_lib.load("configs/time_flies_city.py:tiny", [f"model.vgg19={vgg}"]))
+        results = [{"variant": name, **row} for name, row in score(None, windows, vgg_params).items()]
+        for row in results:
             print(row, flush=True)
-            results.append(row)
-    record = {"kind": "time_flies_compare", "date": datetime.datetime.now().isoformat(timespec="seconds"),
-              "config": "configs/time_flies_city.py:tiny", "size": args.size, "steps": args.steps,
-              "train_data": "synthetic:city seed 0, 4 days every 20 min",
-              "test": f"synthetic:city seed 1: {args.windows} windows, day k's mean frame animated by "
-                      f"{WINDOW} frames from 6 h into day k+1, scored against those frames",
-              "vgg19": args.vgg19 or "random weights (tests/random_weights.py, seed 0)",
-              "results": results}
-    write_json([record], args.out)
+        for seed in args.seeds:
+            for name, (classwise, noise) in VARIANTS.items():
+                config = config_lib.load("configs/time_flies_city.py:tiny", [
+                    f"data.dir={data}", f"data.image_size={args.size}", f"model.vgg19={vgg}",
+                    f"total_steps={args.steps}", f"seed={seed}", f"model.classwise={classwise}",
+                    f"model.noise={noise}", "train.eval_every=0", "train.sample_every=0",
+                    f"train.ckpt_every={args.steps}"])
+                workdir = os.path.join(work, f"run-{seed}-{int(classwise)}{int(noise)}")
+                timing = os.path.join(workdir, "train_seconds.txt")
+                if os.path.exists(timing):       # a finished run in --work is only scored again
+                    seconds = float(open(timing).read())
+                else:
+                    start = time.perf_counter()
+                    train(config, workdir)
+                    seconds = time.perf_counter() - start
+                    with open(timing, "w") as f:
+                        f.write(f"{seconds:.1f}")
+                row = {"seed": seed, "variant": name, "classwise": classwise, "noise": noise,
+                       **score(workdir, windows, vgg_params)[""], "train_s": round(seconds, 1)}
+                print(row, flush=True)
+                results.append(row)
+        record = {"kind": "time_flies_compare", "date": datetime.datetime.now().isoformat(timespec="seconds"),
+                  "config": "configs/time_flies_city.py:tiny", "size": args.size, "steps": args.steps,
+                  "train_data": "synthetic:city seed 0, 4 days every 20 min",
+                  "test": f"synthetic:city seed 1: {args.windows} windows, day k's mean frame animated by "
+                          f"{WINDOW} frames from 6 h into day k+1, scored against those frames",
+                  "vgg19": args.vgg19 or "random weights (tests/random_weights.py, seed 0)",
+                  "results": results}
+        write_json([record], args.out)
 
 
 if __name__ == "__main__":

@@ -74,16 +74,17 @@ def main() -> None:
     parser.add_argument("--train-on", nargs="+", choices=list(SCENES), default=list(SCENES))
     parser.add_argument("--config-variant", default="tiny", choices=("tiny", "base", "large"),
                         help="configs/timescale_ae_synthetic.py's variant (the demo's: tiny)")
-    parser.add_argument("--work", default=None, help="folder for the datasets and the runs (default: a temp dir)")
+    parser.add_argument("--work", default=None, help="folder for the datasets and the runs, kept (default: a temporary folder, removed at the end)")
     args = parser.parse_args()
-    work = args.work or tempfile.mkdtemp(prefix="tlgen-baselines-")
-    config_path = f"configs/timescale_ae_synthetic.py:{args.config_variant}"
-    data = prepare_scenes(work, int(config_lib.load(config_path).model.image_size))
-    records = [run(config_path, variant, scene, seed, data, work, args.steps)
-               for variant in args.variants for scene in args.train_on for seed in args.seeds]
-    if len(args.seeds) > 1:
-        records.append(summary(records))
-    write_json(records, args.out)
+    with tempfile.TemporaryDirectory(prefix="tlgen-baselines-") as scratch:
+        work = args.work or scratch
+        config_path = f"configs/timescale_ae_synthetic.py:{args.config_variant}"
+        data = prepare_scenes(work, int(config_lib.load(config_path).model.image_size))
+        records = [run(config_path, variant, scene, seed, data, work, args.steps)
+                   for variant in args.variants for scene in args.train_on for seed in args.seeds]
+        if len(args.seeds) > 1:
+            records.append(summary(records))
+        write_json(records, args.out)
 
 
 def prepare_scenes(work: str, size: int) -> dict:

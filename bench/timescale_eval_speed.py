@@ -44,36 +44,36 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
-    work = tempfile.mkdtemp(prefix="tlgen-eval-speed-")
-    data, run = os.path.join(work, "data"), os.path.join(work, "run")
-    config = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs",
-                          "timescale_ae_synthetic.py:tiny")
-    assert tlgen(["prepare", "synthetic:city:frames=720", "--size", "64", "--out", data]) == 0
-    assert tlgen(["train", "--config", config, "--workdir", run, f"--config.data.dir={data}",
-                  "--config.total_steps=2"]) == 0
-    report = os.path.join(run, "eval", "report.json")
+    with tempfile.TemporaryDirectory(prefix="tlgen-eval-speed-") as work:
+        data, run = os.path.join(work, "data"), os.path.join(work, "run")
+        config = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs",
+                              "timescale_ae_synthetic.py:tiny")
+        assert tlgen(["prepare", "synthetic:city:frames=720", "--size", "64", "--out", data]) == 0
+        assert tlgen(["train", "--config", config, "--workdir", run, f"--config.data.dir={data}",
+                      "--config.total_steps=2"]) == 0
+        report = os.path.join(run, "eval", "report.json")
 
-    def timed(variant):
-        with variant():
-            start = time.perf_counter()
-            assert tlgen(["eval", "--workdir", run]) == 0
-            seconds = time.perf_counter() - start
-        with open(report) as f:
-            return seconds, f.read()
+        def timed(variant):
+            with variant():
+                start = time.perf_counter()
+                assert tlgen(["eval", "--workdir", run]) == 0
+                seconds = time.perf_counter() - start
+            with open(report) as f:
+                return seconds, f.read()
 
-    _, reference = timed(contextlib.nullcontext)                   # warm-up: compiles
-    seconds = {"before": [], "today": []}
-    for _ in range(args.rounds):
-        for name, variant in (("before", before), ("today", contextlib.nullcontext)):
-            took, text = timed(variant)
-            assert text == reference, f"the {name} eval's report differs"
-            seconds[name].append(round(took, 2))
-            print(name, took, flush=True)
-    write_json({"kind": "timescale_eval_speed", "date": datetime.datetime.now().isoformat(timespec="seconds"),
-                "environment": environment(), "data": "synthetic:city:frames=720 at 64x64",
-                "what": "seconds of `tlgen eval --workdir RUN` (tiny config, 2 training steps), "
-                        "alternating, after one warm-up eval; the reports are identical",
-                "seconds": seconds}, args.out)
+        _, reference = timed(contextlib.nullcontext)                   # warm-up: compiles
+        seconds = {"before": [], "today": []}
+        for _ in range(args.rounds):
+            for name, variant in (("before", before), ("today", contextlib.nullcontext)):
+                took, text = timed(variant)
+                assert text == reference, f"the {name} eval's report differs"
+                seconds[name].append(round(took, 2))
+                print(name, took, flush=True)
+        write_json({"kind": "timescale_eval_speed", "date": datetime.datetime.now().isoformat(timespec="seconds"),
+                    "environment": environment(), "data": "synthetic:city:frames=720 at 64x64",
+                    "what": "seconds of `tlgen eval --workdir RUN` (tiny config, 2 training steps), "
+                            "alternating, after one warm-up eval; the reports are identical",
+                    "seconds": seconds}, args.out)
 
 
 if __name__ == "__main__":

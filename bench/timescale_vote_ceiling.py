@@ -60,20 +60,21 @@ def ceiling(data_dir: str) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True)
-    parser.add_argument("--work", default=None, help="folder for the datasets (default: a temp dir)")
+    parser.add_argument("--work", default=None, help="folder for the datasets, kept (default: a temporary folder, removed at the end)")
     args = parser.parse_args()
-    data = prepare_scenes(args.work or tempfile.mkdtemp(prefix="tlgen-ceiling-"))
-    results = []
-    for name, source in SCENES.items():
-        rows = ceiling(data[name])
-        results.append({"scene": name, "data": source, "rows": rows})
-        for r in rows:
-            print(name, r, flush=True)
-    write_json({"kind": "timescale_vote_ceiling", "date": datetime.datetime.now().isoformat(timespec="seconds"),
-                "what": "PSNR (dB) against the true band of the 64 held-out frames `tlgen eval` scores: "
-                        "the temporal median over a window of the cutoff, and the per-pixel median of "
-                        "the K frames of the held-out days whose true band is nearest (perfect selection)",
-                "results": results}, args.out)
+    with tempfile.TemporaryDirectory(prefix="tlgen-ceiling-") as scratch:
+        data = prepare_scenes(args.work or scratch)
+        results = []
+        for name, source in SCENES.items():
+            rows = ceiling(data[name])
+            results.append({"scene": name, "data": source, "rows": rows})
+            for r in rows:
+                print(name, r, flush=True)
+        write_json({"kind": "timescale_vote_ceiling", "date": datetime.datetime.now().isoformat(timespec="seconds"),
+                    "what": "PSNR (dB) against the true band of the 64 held-out frames `tlgen eval` scores: "
+                            "the temporal median over a window of the cutoff, and the per-pixel median of "
+                            "the K frames of the held-out days whose true band is nearest (perfect selection)",
+                    "results": results}, args.out)
 
 
 if __name__ == "__main__":
