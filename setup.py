@@ -51,7 +51,7 @@ setup(
         "tpu": [f"jax[tpu]{JAX}"],
         "test": ["pytest>=8", "pytest-xdist>=3.8", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6"],
     },
-    entry_points={"console_scripts": ["tlgen=tlgen.cli.main:main"]},
+    entry_points={"console_scripts": ["tlgen=tlgen.cli.main:entry"]},
     classifiers=[
         "Programming Language :: Python :: 3",
         "License :: OSI Approved :: Apache Software License",

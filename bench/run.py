@@ -105,7 +105,7 @@ def main(argv=None) -> int:
         records = [r for path in args.table for r in json.load(open(path))]
         print(report.markdown_table(records))
         return 0
-    config = harness.with_batch_size(config_lib.load(args.config, overrides), args.batch)
+    config = harness.bench_config(config_lib.load(args.config, overrides), args.batch)
     peer = alongside = batch = None
     if not args.no_peer:
         from bench.peers import common

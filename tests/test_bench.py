@@ -188,10 +188,34 @@ def test_synthetic_batch_shapes_and_frame_count():
     assert ((gap >= 0) & (gap < 1)).all() and (np.diff(gap, axis=-1) >= 0).all()
 
 
+def test_a_gan_records_its_regularized_step_the_mean_step_and_the_command(tmp_path, capsys):
+    from tlgen.cli.main import main
+    out = str(tmp_path / "gan.json")
+    argv = ["bench", "--config", "tests/engine_config.py:gan", "--steps", "2", "--json", out]
+    assert main(argv) == 0
+    [record] = json.loads(open(out).read())
+    step, every = record["step"], record["config"]["model"]["r1_every"]
+    lazy = step["regularized"]
+    assert lazy["every"] == every and lazy["flops"] > step["flops"] > 0       # R1: one more gradient
+    assert step["mean_s"] == pytest.approx(((every - 1) * step["median_s"] + lazy["median_s"]) / every)
+    assert record["command"] == "tlgen " + " ".join(argv) and record["environment"]["tlgen"]
+    assert "the regularized step" in capsys.readouterr().out
+    assert record["inference"]["frames"] == 4 and record["inference"]["what"] == "sample"   # 4 fakes
+
+
+def test_a_configs_missing_default_dataset_is_benchmarked_without_it(tmp_path):
+    from tlgen import config as config_lib
+    from tlgen import family as family_lib
+    config = config_lib.load("configs/fgla_landscape.py:tiny", [f"data.dir={tmp_path}/water32"])
+    benched = harness.bench_config(config)
+    assert benched.data.dir == "" and config.data.dir == f"{tmp_path}/water32"     # a copy
+    family_lib.of(benched).training(benched)        # FGLA reads its masks from data.dir: none
+
+
 def test_bad_batch_is_a_user_error():
     from tlgen.errors import UserError
     with pytest.raises(UserError):
-        harness.with_batch_size(toy_config(), 0)
+        harness.bench_config(toy_config(), 0)
 
 
 @pytest.mark.parametrize("args, env, says", [

@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -44,6 +45,17 @@ def test_console_script_runs_as_module():
     assert done.returncode == 2 and "invalid choice" in done.stderr
 
 
+def test_an_interrupted_program_ends_at_once_though_a_librarys_thread_still_runs():
+    """After Ctrl-C (130) or SIGTERM (143) the program does not wait for threads a library left
+    running (Orbax's restore, ...): Python's shutdown under them can crash (exit 139)."""
+    script = ("import threading, time; from tlgen.cli import main as cli; cli.main = lambda: {code}; "
+              "threading.Thread(target=time.sleep, args=(60,)).start(); cli.entry()")
+    for code in (130, 143):
+        start = time.monotonic()
+        done = subprocess.run([sys.executable, "-c", script.format(code=code)], timeout=120)
+        assert done.returncode == code and time.monotonic() - start < 30   # not after the 60 s
+
+
 @pytest.mark.parametrize("argv, expected", [
     (["train", "--config", "configs/timescale_ae_synthetic.py:tiny", "--workdir", "{tmp}/w",
       "--config.loss.temprature=0.2"], "loss.temperature"),
@@ -82,6 +94,10 @@ def test_console_script_runs_as_module():
     (["bench", "--config", "configs/timescale_ae_synthetic.py:tiny", "--config.data.dir=", "--json",
       "{tmp}/dataset/tlgen.json"], "--json {tmp}/dataset/tlgen.json holds a JSON dict, not a list of "
      "records; give a new file or a list of benchmark records."),
+    (["bench", "--config", "configs/timescale_ae_synthetic.py:tiny", "--config.data.dir=", "--json", ""],
+     "--json  must end in .json."),
+    (["bench", "--config", "configs/timescale_ae_synthetic.py:tiny", "--config.data.dir=", "--json",
+      "{tmp}/list.json"], "--json {tmp}/list.json holds a list of other things than records"),
     (["bench", "--config", "configs/timescale_ae_synthetic.py:tiny", "--config.data.dir=", "--json",
       "/proc/b.json"], "--json /proc/b.json: its folder /proc cannot be written (it takes no new files"),
     (["bench", "--config", "configs/timescale_ae_synthetic.py:tiny", "--config.data.dir={tmp}/nosuch"],
@@ -130,6 +146,7 @@ def test_bad_input_is_one_sentence_and_exit_2(argv, expected, tmp_path, capsys):
     (tmp_path / "partial" / "config.json").write_text('{"family": "timescale_ae"}')
     (tmp_path / "dataset").mkdir()
     (tmp_path / "dataset" / "tlgen.json").write_text("{}")
+    (tmp_path / "list.json").write_text('[1, "x"]')
     assert cli.main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"tlgen {argv[0]}: error:") and len(err.splitlines()) == 1

@@ -2,9 +2,11 @@
 
 import json
 import os
+import signal
 import stat
 import subprocess
 import sys
+import time
 
 import cv2
 import imageio_ffmpeg
@@ -134,6 +136,24 @@ def test_existing_output_needs_overwrite_and_survives_failure(tmp_path, capsys):
     assert json.loads((out / "tlgen.json").read_text())["image_size"] == [12, 12]
     assert sorted(os.listdir(tmp_path)) == ["ds"]
     assert stat.S_IMODE(os.stat(out).st_mode) == 0o777 & ~_umask()     # not mkdtemp's 0o700
+
+
+def test_ctrl_c_while_a_dataset_is_replaced_waits_for_the_swap(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "ds"
+    assert _prepare(capsys, "synthetic:clouds:frames=8", "--size", "8", "--levels", "1", "--out", out)[0] == 0
+    rename = os.rename
+
+    def interrupted(a, b):                  # Ctrl-C right after the old dataset is moved aside
+        rename(a, b)
+        if str(a) == str(out):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.1)                 # the signal is in before the next rename
+    monkeypatch.setattr(os, "rename", interrupted)
+    code, err = _prepare(capsys, "synthetic:clouds:frames=8", "--size", "12", "--levels", "1",
+                         "--overwrite", "--out", out)
+    assert code == 130 and "interrupted" in err
+    assert json.loads((out / "tlgen.json").read_text())["image_size"] == [12, 12]     # the new one
+    assert sorted(os.listdir(tmp_path)) == ["ds"]                                     # and only it
 
 
 def _umask() -> int:

@@ -305,8 +305,8 @@ def test_masks_palette_binary_and_colour_and_paired_in_name_order(tmp_path):
     assert [src[j]["mask"].shape for j in range(4)] == [(8, 8)] * 4
     assert [int(src[j]["mask"][7, 7]) for j in range(4)] == [int(i) % 2 for i in order]
     Image.fromarray(np.zeros((4, 8), np.uint8)).save(masks / "mask_1.png")
-    with pytest.raises(UserError, match=r"mask_1.png is 4x8 but the frames of .*frames are 8x8 \(HxW\); "
-                                        r"give masks of the frames' size \(or of their aspect\)\."):
+    with pytest.raises(UserError, match=r"mask_1.png is 4x8 but a frame of .*frames is 8x8 \(HxW\); "
+                                        r"give a mask of that size \(or of its aspect\)\."):
         prepare([str(frames)], str(tmp_path / "bad"), masks=[str(masks)], levels=1, val_fraction=0)
     assert not (tmp_path / "bad").exists()
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(masks / "mask_1.png")
@@ -316,6 +316,23 @@ def test_masks_palette_binary_and_colour_and_paired_in_name_order(tmp_path):
     with pytest.raises(UserError, match=r"mask_2.png is a colour image; masks hold one class index per "
                                         r"pixel: save it as an 8-bit grayscale or palette PNG\."):
         prepare([str(frames)], str(tmp_path / "bad"), masks=[str(masks)], levels=1, val_fraction=0)
+
+
+def test_labels_of_the_images_aspect_black_and_white_and_out_of_range(tmp_path):
+    labels = np.arange(12, dtype=np.uint8).reshape(3, 4) % 3
+    path = str(tmp_path / "m.png")
+    Image.fromarray(np.kron(labels, np.ones((2, 2), np.uint8))).save(path)     # twice the size
+    np.testing.assert_array_equal(images.read_labels(path, "--mask", (3, 4), "--image", 3, (3, 4)), labels)
+    Image.fromarray(255 * (labels == 1).astype(np.uint8)).save(path)            # black and white
+    np.testing.assert_array_equal(images.read_labels(path, "--mask", (3, 4), "--image", 2, (3, 4)), labels == 1)
+    Image.fromarray(np.full((3, 4), 255, np.uint8)).save(path)                  # all white: class 1
+    assert images.read_labels(path, "--mask", (3, 4), "--image", 2, (3, 4)).max() == 1
+    Image.fromarray(np.zeros((6, 2), np.uint8)).save(path)
+    with pytest.raises(UserError, match=r"m.png is 6x2 but --image is 3x4 \(HxW\); give a mask of that size"):
+        images.read_labels(path, "--mask", (3, 4), "--image", 3, (3, 4))
+    Image.fromarray(labels).save(path)
+    with pytest.raises(UserError, match=r"--mask .*m.png has class 2, but the run knows 2 regions \(sky, water\)"):
+        images.read_labels(path, "--mask", (3, 4), "--image", ["sky", "water"], (3, 4))
 
 
 def test_flow_on_frames_too_small_for_dis_and_an_incomplete_dataset_are_one_sentence(tmp_path):

@@ -93,6 +93,11 @@ def test_animate_with_a_region_reference_speed_and_npz(run, capsys):
     assert np.abs(water["latents"][:, 2] - base["latents"][0, 2]).max() > 0
     # Speed scales every step's flow: the first step's (same image, same latent) doubles.
     np.testing.assert_allclose(fast["flows"][0], 2 * base["flows"][0], rtol=1e-5, atol=1e-6)
+    # A mask at twice the image's size (its aspect) is fitted as the image is: the same video.
+    big, npz = str(root / "mask_big.png"), str(root / "big.npz")
+    cv2.imwrite(big, np.kron(cv2.imread(mask, cv2.IMREAD_UNCHANGED), np.ones((2, 2), np.uint8)))
+    assert _animate(workdir, image, str(root / "big.mp4"), "--mask", big, "--frames", "5", "--npz", npz) == 0
+    np.testing.assert_array_equal(np.load(npz)["frames"], base["frames"])
 
 
 def test_a_reference_shorter_than_the_stride_keeps_its_speed(run, caplog):
@@ -116,18 +121,18 @@ def test_animate_bad_input_is_one_sentence_and_writes_nothing(run, capsys):
     root, workdir, _, image, mask, clip = run
     out = str(root / "bad.mp4")
     small = str(root / "small_mask.png")
-    cv2.imwrite(small, np.zeros((8, 8), np.uint8))
+    cv2.imwrite(small, np.zeros((8, 16), np.uint8))      # another aspect than the image's
     cv2.imwrite(str(root / "class7.png"), np.full((16, 16), 7, np.uint8))
     one = str(root / "one.mp4")
     write_video(one, make_scene("clouds", size=16).render([0.0]), fps=4)
     broken = root / "broken.png"
     broken.write_text("not an image")
-    cases = [(["--mask", small], "is 8x8 but --image is 16x16"),
+    cases = [(["--mask", small], "is 8x16 but --image is 16x16 (HxW); give a mask of that size"),
              (["--region-reference", f"lava={clip}"], "regions: ground, sky, water"),
              (["--reference", one], f"--reference {one} has 1 frame; a reference video needs at least 2."),
              (["--region-reference", f"sky={one}"], f"--region-reference sky={one} has 1 frame"),
              (["--mask", str(root / "none.png")], f"{root / 'none.png'} does not exist"),
-             (["--reference", clip, "--reference-mask", small], f"is 8x8 but --reference {clip} is 16x16"),
+             (["--reference", clip, "--reference-mask", small], f"is 8x16 but --reference {clip} is 16x16 (HxW)"),
              (["--reference", clip, "--reference-mask", str(root / "class7.png")],
               "has class 7, but the run knows 3 regions (ground, sky, water)"),
              (["--reference-mask", mask], "labels the --reference video; give that video too"),

@@ -11,10 +11,11 @@ import jax
 import numpy as np
 import pytest
 
+from tlgen import config as config_lib
 from tlgen.cli.main import main
 from tlgen.data.prepare import prepare
 from tlgen.errors import UserError
-from tlgen.families.long_video.inference import generate, superres_run, upscale
+from tlgen.families.long_video.inference import generate, superres_run, upscale, upscale_benchmark
 from tlgen.trained import load
 
 TINY = ["--config.model.size=(16, 32)", "--config.model.input_channels=16",
@@ -141,15 +142,26 @@ def test_superres_streams_without_seams_and_through_generate(run, sr_run):
     default_passes = np.concatenate(list(upscale(sr, iter([video]), num=2, seed=3)), axis=1)
     np.testing.assert_array_equal(np.load(out)["frames"], default_passes)
     assert np.abs(whole[0].astype(int) - whole[1]).mean() > 1       # each video its own z and frames
+    # `tlgen bench` times one pass over each high-resolution clip brought down to low resolution,
+    # and counts the frames it upscales (not the context frames)
+    k = int(sr.config.model.context)
+    call, frames, what = upscale_benchmark(sr, {"frames": whole[:, :9]})
+    assert frames == 2 * (9 - 2 * k) and what == f"{9 - 2 * k} upscaled frames per clip"
+    assert call().shape == (2, 9 - 2 * k, 32, 64, 3)
 
 
-def test_superres_run_must_match_the_lowres_frames(run, sr_run):
+def test_superres_run_must_match_the_lowres_frames(run, sr_run, tmp_path):
     _, _, lowres_dir = run
     _, _, sr_dir = sr_run
     lowres = load(lowres_dir)
     lowres.config.model.size = (16, 16)
     with pytest.raises(UserError, match=r"upscales 16x32 frames \(x2\), but .* makes 16x16 frames"):
         superres_run(sr_dir, lowres)
+    early = tmp_path / "sgv"        # a run of another family stopped before its first checkpoint
+    early.mkdir()
+    config_lib.save(config_lib.load("configs/stylegan_v_clouds.py:tiny"), str(early / "config.json"))
+    with pytest.raises(UserError, match=r"--superres .*sgv is a stylegan_v run; give a super-resolution"):
+        superres_run(str(early), lowres)
 
 
 @pytest.mark.parametrize("places, extra, message", [

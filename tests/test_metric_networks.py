@@ -120,13 +120,32 @@ def test_convert_weights_refuses_a_folder_a_pickled_module_a_non_pickle_and_an_o
                                "read (that would run its code): save its state_dict() and convert that."),
                               ([empty], "x.safetensors", f"{empty} is empty (0 bytes); give a state "
                                "dict saved by torch.save or a TorchScript file."),
-                              ([text], "x.safetensors", f"{text} is not a PyTorch save ("),
+                              ([text], "x.safetensors", f"{text} is not a readable PyTorch save (damaged, "),
                               ([weights], str(tmp_path / "none" / "x.safetensors"),
                                f"--out {tmp_path}/none/x.safetensors: its folder {tmp_path}/none does not exist")]:
         assert main(["convert-weights", "--kind", "vgg19", *inputs, "--out", out]) == 2
         err = capsys.readouterr().err.strip()
         assert says in err and len(err.splitlines()) == 1, err
     assert not (tmp_path / "none").exists()
+    bare = str(tmp_path / "bare.pth")
+    torch.save({"epoch": 3, "optimizer": {"lr": 0.1}}, bare)
+    assert main(["convert-weights", "--kind", "vgg19", bare, "--out", "x.safetensors"]) == 2
+    assert (f"{bare} holds no tensors at its top level but 'epoch', 'optimizer'; save the network's "
+            "state_dict() and convert that." in capsys.readouterr().err)
+
+
+def test_convert_weights_reads_a_checkpoint_dict_and_dataparallel_names(tmp_path):
+    torch.manual_seed(2)
+    net = ref.LPIPS("alex")
+    plain = LPIPS.load(_convert(tmp_path, "lpips-alex", net))
+    wrapped = str(tmp_path / "wrapped.pth")            # {"model": DataParallel's state dict, ...}
+    torch.save({"epoch": 7, "model": {f"module.{k}": v for k, v in net.state_dict().items()}}, wrapped)
+    out = str(tmp_path / "wrapped.safetensors")
+    assert main(["convert-weights", "--kind", "lpips-alex", wrapped, "--out", out]) == 0
+    a, b = _images(2, 32, 1), _images(2, 32, 2)
+    np.testing.assert_array_equal(LPIPS.load(out).distance(a, b), plain.distance(a, b))
+    with pytest.raises(TypeError, match="images must be uint8 \\(0..255\\) or floats in \\[0, 1\\], not int"):
+        plain.distance(a.astype(np.int64), b)
 
 
 def test_features_split_over_the_devices_of_a_mesh(tmp_path):

@@ -116,21 +116,43 @@ def test_animate_takes_other_vgg19_weights(run, tmp_path, capsys):
     assert ("config.model.vgg19 (`tlgen animate`: --vgg19), VGG-19's ImageNet weights" in err
             and f"the weights file {tmp_path}/moved.safetensors does not exist" in err
             and "Traceback" not in err and not os.path.exists(out))
+    other = random_weights.write(str(tmp_path / "other.safetensors"), vgg19.abstract_params(),
+                                 vgg19.torch_prefixes(), seed=1)
+    assert main(args + ["--out", out, "--vgg19", other]) == 2      # not the weights it was trained with
+    assert (f"{other} (model.vgg19) is not the weights file the run in {workdir} started with: its "
+            "contents differ" in capsys.readouterr().err and not os.path.exists(out))
     _, _, _, data = run                           # an output into the run's dataset is refused
     assert main(args + ["--out", os.path.join(data, "x.mp4")]) == 2
     assert "lies in the folder config.data.dir of the run reads" in capsys.readouterr().err
     assert not os.path.exists(os.path.join(data, "x.mp4"))
 
 
+def test_a_run_resumes_with_its_weights_moved_but_not_with_other_weights(run, tmp_path, capsys):
+    tmp, workdir, vgg, _ = run
+    copy = str(tmp_path / "run")
+    shutil.copytree(workdir, copy)
+    moved = str(tmp_path / "moved.safetensors")
+    shutil.copy(vgg, moved)
+    other = random_weights.write(str(tmp_path / "other.safetensors"), vgg19.abstract_params(),
+                                 vgg19.torch_prefixes(), seed=1)
+    resume = ["train", "--workdir", copy]            # its 2 steps done: checked, restored, no step
+    assert main(resume + [f"--config.model.vgg19={other}"]) == 2
+    assert (f"{other} (model.vgg19) is not the weights file the run in {copy} started with" in
+            capsys.readouterr().err)
+    assert main(resume + [f"--config.model.vgg19={moved}"]) == 0
+    assert "step=2" in capsys.readouterr().out
+    assert json.load(open(os.path.join(copy, "config.json")))["model"]["vgg19"] == moved
+
+
 @pytest.mark.parametrize("extra, message", [
     ([], "give --reference VIDEO"),
     (["--reference", "{tmp}/ref.mp4", "--frames", "20"], "has 14 frames; --frames 20 needs as many"),
     (["--reference", "{tmp}/ref.mp4", "--image-mask", "{tmp}/small.png", "--reference-masks", "{tmp}/labels.png"],
-     "is 8x8 but --image is 24x24"),
+     "is 8x16 but --image is 24x24 (HxW); give a mask of that size (or of its aspect)."),
     (["--reference", "{tmp}/ref.mp4", "--image-mask", "{tmp}/labels.png", "--reference-masks", "{tmp}/class9.png"],
      "has class 9, but the run knows 5"),
     (["--reference", "{tmp}/ref.mp4", "--image-mask", "{tmp}/labels.png", "--reference-masks", "{tmp}/small.png"],
-     "is 8x8 but the reference video is 24x24"),
+     "is 8x16 but the reference video is 24x24 (HxW)"),
     (["--reference", "{tmp}/ref.mp4", "--image-mask", "{tmp}/none.png", "--reference-masks", "{tmp}/labels.png"],
      "none.png does not exist"),
     (["--reference", "{tmp}/ref.mp4", "--reference-masks", "{tmp}/labels.png"],
@@ -141,7 +163,7 @@ def test_animate_takes_other_vgg19_weights(run, tmp_path, capsys):
 ])
 def test_bad_animate_input_is_one_sentence(run, capsys, extra, message):
     tmp, workdir, _, _ = run
-    cv2.imwrite(str(tmp / "small.png"), np.zeros((8, 8), np.uint8))
+    cv2.imwrite(str(tmp / "small.png"), np.zeros((8, 16), np.uint8))     # another aspect
     cv2.imwrite(str(tmp / "class9.png"), np.full((24, 24), 9, np.uint8))
     os.makedirs(tmp / "few", exist_ok=True)
     for name in ("m1.png", "m2.png", ".m0.png"):           # a hidden file is not a mask

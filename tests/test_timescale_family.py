@@ -223,6 +223,20 @@ def test_cli_timelapse_and_eval_from_a_trained_workdir(data_dir, tmp_path, capsy
         assert err.startswith(f"tlgen timelapse: error: {says}") and len(err.splitlines()) == 1
     assert main(["eval", "--workdir", workdir, "--data", other]) == 2
     assert capsys.readouterr().err.strip().endswith("prepare it with --size 32.")
+    one = str(tmp_path / "one")                        # a capture of a single frame
+    prepare(["synthetic:city:frames=1"], one, size=32, levels=1, val_fraction=0)
+    for argv, says in [(base[:-4] + ["--data", one, "--out", str(out / "bad.mp4")],
+                        "the video has one frame (0 s); a timelapse spans time"),
+                       (["eval", "--workdir", workdir, "--data", one],
+                        f"the train split of {one} begins with a block of one frame"),
+                       (base[:-4] + ["--start", "1e9", "--out", str(out / "bad.mp4")],   # no --end given
+                        "--start/--end span 1e+09-"),
+                       (base + ["--data", data_copy, "--npz", os.path.join(data_copy, "x.npz"), "--out",
+                                str(out / "bad.mp4")], "lies in the folder --data reads")]:
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert says in err and len(err.splitlines()) == 1, err
+    assert not os.path.exists(out / "bad.mp4") and not os.path.exists(os.path.join(data_copy, "x.npz"))
     with pytest.raises(SystemExit) as exit_info:                     # argparse: usage, one sentence
         main(base + ["--render", "paint", "--out", str(out / "bad.mp4")])
     assert exit_info.value.code == 2

@@ -1,7 +1,5 @@
 """`python -m tlgen` runs the command line."""
 
-import sys
+from tlgen.cli.main import entry
 
-from tlgen.cli.main import main
-
-sys.exit(main())
+entry()

@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import glob
+import hashlib
 import json
 import logging
 import os
@@ -41,6 +42,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as policies
 
+from tlgen import config as config_lib
 from tlgen.errors import StorageError, UserError
 from tlgen.files import STORAGE_ERRNOS, storage_sentence, write_text
 from tlgen.parallel import agree, alike_leaves
@@ -394,8 +396,6 @@ def _fmt(entry) -> str:
 
 def run_config(workdir: str):
     """The saved config of a `tlgen train` work directory (UserError otherwise)."""
-    from tlgen import config as config_lib
-
     path = os.path.join(workdir, "config.json")
     if not os.path.isdir(workdir):
         what = "is a file" if os.path.exists(workdir) else "does not exist"
@@ -405,8 +405,10 @@ def run_config(workdir: str):
     return config_lib.read_run(path)
 
 
-# A work directory's record of the dataset its run started on (`data.dataset.data_identity`).
+# A work directory's records of what its run started on: the dataset
+# (`data.dataset.data_identity`) and the weights files the model reads (`weights_identity`).
 DATA_RECORD = "data.json"
+WEIGHTS_RECORD = "weights.json"
 
 
 def started(workdir: str) -> bool:
@@ -417,10 +419,10 @@ def started(workdir: str) -> bool:
     return any(os.path.isdir(f) and any(name.isdigit() for name in os.listdir(f)) for f in folders)
 
 
-def run_data(workdir: str) -> dict | None:
-    """The record of the dataset a `tlgen train` run started on; None when it has none (it
-    names no dataset, or started before tlgen kept one). UserError when it cannot be read."""
-    path = os.path.join(workdir, DATA_RECORD)
+def read_record(workdir: str, name: str = DATA_RECORD) -> dict | None:
+    """The record `name` of what a `tlgen train` run started on; None when it has none (the
+    run names no such input, or started before tlgen kept one). UserError when unreadable."""
+    path = os.path.join(workdir, name)
     if not os.path.exists(path):
         return None
     try:
@@ -430,12 +432,35 @@ def run_data(workdir: str) -> dict | None:
         raise UserError(f"cannot read {path} ({e}); delete it to use the run without it.") from None
 
 
-def record_data(workdir: str, identity: dict) -> None:
-    """Writes the record of the dataset a run starts on (once it has a checkpoint, a resumed
+def write_record(workdir: str, identity: dict, name: str = DATA_RECORD) -> None:
+    """Writes the record `name` of what a run starts on (once it has a checkpoint, a resumed
     run keeps it)."""
-    path = os.path.join(workdir, DATA_RECORD)
+    path = os.path.join(workdir, name)
     if not os.path.exists(path) or not started(workdir):
         write_text(path, json.dumps(identity, indent=1, sort_keys=True))
+
+
+def weights_identity(config) -> dict:
+    """{config key: SHA-256} of the weights files the model reads (the `model.*` path keys that
+    name a file; a missing one is left to its loader's sentence)."""
+    def sha256(path: str) -> str:
+        with open(path, "rb") as f:
+            return hashlib.file_digest(f, "sha256").hexdigest()
+    return {key: sha256(path) for key, path in config_lib.named_paths(config).items()
+            if key in config_lib.MODEL_FILE_KEYS and os.path.isfile(path)}
+
+
+def check_weights(config, workdir: str) -> dict:
+    """`weights_identity(config)`; UserError when a file differs from the one the run in
+    `workdir` started with (its path may differ: a moved file is the same weights)."""
+    identity = weights_identity(config)
+    recorded = (read_record(workdir, WEIGHTS_RECORD) or {}) if identity and started(workdir) else {}
+    for key, digest in identity.items():
+        if recorded.get(key, digest) != digest:
+            path = config_lib.named_paths(config)[key]
+            raise UserError(f"{path} ({key}) is not the weights file the run in {workdir} started "
+                            "with: its contents differ; give that file, or train in a new --workdir.")
+    return identity
 
 
 _KEY = re.compile(r"\.(\w+)|\['((?:[^'\\]|\\.)*)'\]|\[(\d+)\]")

@@ -188,6 +188,8 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: Iterable[str])
 
 # Keys that name a local file or folder; `absolute_paths` anchors them where a run starts.
 PATH_KEYS = ("data.dir", "model.vgg19", "eval.inception", "eval.i3d", "eval.lpips")
+# The weights files a model reads (frozen networks), which a run must keep using.
+MODEL_FILE_KEYS = tuple(k for k in PATH_KEYS if k.startswith("model."))
 
 
 def named_paths(config: ml_collections.ConfigDict) -> dict[str, str]:

@@ -50,7 +50,11 @@ class Trained:
 
     @functools.cached_property
     def frozen(self) -> dict:
-        """{name: parameter pytree} of the family's frozen networks, read on first use."""
+        """{name: parameter pytree} of the family's frozen networks, read on first use from
+        the files the run was trained with (checked by content when the run recorded them)."""
+        if self.workdir:
+            from tlgen.checkpoint import check_weights
+            check_weights(self.config, self.workdir)
         return load_frozen(self.config, self.mesh, self.family)
 
     def data_dir(self, given: str | None = None) -> str:

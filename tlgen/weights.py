@@ -47,8 +47,8 @@ def read_arrays(path: str, key: str) -> dict[str, np.ndarray]:
     except (SafetensorError, OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise UserError(f"{key}: {path} is not a readable weights file ({type(e).__name__}: "
                         f"{str(e).splitlines()[0][:160] if str(e) else 'no detail'}).") from None
-    raise UserError(f"{key}: {path} must be a {' or '.join(FORMATS)} file; convert it to one of "
-                    "those first.")
+    raise UserError(f"{key}: {path} must be a {' or '.join(FORMATS)} file; convert a PyTorch "
+                    "file with `tlgen convert-weights` first.")
 
 
 def load_weights(path: str, expected: Mapping[str, tuple[int, ...]], *, key: str,

@@ -36,6 +36,7 @@ from tlgen.bench import layers as layers_lib
 from tlgen.bench import step as step_lib
 from tlgen.bench.peak import cost_flops, matmul_peak
 from tlgen.bench.timing import median, time_alternating, time_calls
+import tlgen
 from tlgen import family as family_lib
 from tlgen.errors import UserError
 from tlgen.train.trainer import check_batch
@@ -43,16 +44,21 @@ from tlgen.train.trainer import check_batch
 log = logging.getLogger(__name__)
 
 
-def with_batch_size(config: ml_collections.ConfigDict, batch: int | None
-                    ) -> ml_collections.ConfigDict:
-    """A copy of `config` whose global batch is `batch` (the same config if None), checked
-    to be positive."""
+def bench_config(config: ml_collections.ConfigDict, batch: int | None = None
+                 ) -> ml_collections.ConfigDict:
+    """`config` as benchmarked: its global batch `batch` (unchanged if None; checked to be
+    positive), and no `data.dir` when that is not a folder (a synthetic batch stands in, and
+    the family is built without a dataset)."""
+    config = config.copy_and_resolve_references()
     if batch is not None:
         if batch < 1:
             raise UserError(f"--batch must be a positive number of samples, got {batch}.")
-        config = config.copy_and_resolve_references()
         config.data.batch_size = int(batch)
     check_batch(config)
+    if config.data.get("dir", "") and not has_dataset(config):
+        log.warning("config.data.dir %s is not a folder: benchmarking on a synthetic batch",
+                    config.data.dir)
+        config.data.dir = ""
     return config
 
 
@@ -97,9 +103,6 @@ def bench_batch(spec: family_lib.Family, training: family_lib.Training,
     """The batch the step is timed on, and where it came from ("pipeline" | "synthetic")."""
     if has_dataset(config):
         return next(iter(training.make_pipeline("train", 0, 1))), "pipeline"
-    if config.data.get("dir", ""):
-        log.warning("config.data.dir %s is not a folder: benchmarking on a synthetic batch",
-                    config.data.dir)
     return synthetic_batch(batch_spec(spec, config), seed=int(config.get("seed", 0))), "synthetic"
 
 
@@ -141,7 +144,7 @@ def environment() -> dict:
         "platform": device.platform, "device_kind": device.device_kind,
         "device_count": jax.device_count(), "host_cpus": os.cpu_count(),
         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-        "python": platform.python_version(), "jax": jax.__version__, "jaxlib": _version("jaxlib"),
+        "python": platform.python_version(), "tlgen": tlgen.__version__, "jax": jax.__version__, "jaxlib": _version("jaxlib"),
         "flax": flax.__version__, "optax": optax.__version__, "numpy": np.__version__,
         "hostname": platform.node(),
     }
@@ -184,13 +187,14 @@ def run_benchmark(config: ml_collections.ConfigDict, *, steps: int = 10, batch: 
     record["alongside"] holds its times and the median of the per-pair step/alongside ratios.
     `host_batch`: the (batch, source) of `bench_batch` when the caller already built it.
     """
-    config = with_batch_size(config, batch)
+    config = bench_config(config, batch)
     spec = family_lib.of(config)
     training = spec.training(config)
     device = jax.devices()[0]
     dtype = str(config.get("dtype", "float32"))
     record: dict[str, Any] = {
         "date": datetime.date.today().isoformat(),
+        "time": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "config": config.to_dict() if hasattr(config, "to_dict") else dict(config),
         "family": str(config.family), "variant": str(config.get("variant", "")),
         "dtype": dtype, "batch": int(config.data.batch_size), "steps": steps,
@@ -228,12 +232,19 @@ def run_benchmark(config: ml_collections.ConfigDict, *, steps: int = 10, batch: 
         "memory": _memory_analysis(built.compiled),
         "metrics": {k: float(v) for k, v in built.last_metrics().items()},
     }
-    log.info("step %.2f ms; measuring the matmul peak", step_s * 1e3)
+    every = int(training.regularize_every or 0)
+    if every:       # the regularized step, every `every` steps: timed too, and the mean step
+        call, jaxpr = built.regularized()
+        lazy = median(time_calls(call, steps=steps, warmup=1))
+        record["step"]["regularized"] = {"every": every, "median_s": lazy,
+                                         "flops": flops_lib.jaxpr_flops(jaxpr.jaxpr)}
+        record["step"]["mean_s"] = ((every - 1) * step_s + lazy) / every
+    record["memory_peak_bytes"], record["memory_source"] = memory_peak_bytes(device)   # before the
+    log.info("step %.2f ms; measuring the matmul peak", step_s * 1e3)             # peak's arrays
     peak = matmul_peak(dtype, device=device)
     record["peak"] = peak
     record["devices"] = devices
     record["mfu"] = flops / devices / step_s / peak["flops_per_s"]
-    record["memory_peak_bytes"], record["memory_source"] = memory_peak_bytes(device)
 
     if inference:
         with jax.set_mesh(built.mesh):

@@ -24,9 +24,10 @@ def read_records(path: str, flag: str = "--out") -> list:
             records = json.load(f)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         records = e
-    if not isinstance(records, list):
-        what = "cannot be read as JSON" if isinstance(records, Exception) else \
-            f"holds a JSON {type(records).__name__}, not a list of records"
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        what = ("cannot be read as JSON" if isinstance(records, Exception) else
+                f"holds a JSON {type(records).__name__}, not a list of records"
+                if not isinstance(records, list) else "holds a list of other things than records")
         raise UserError(f"{flag} {path} {what}; give a new file or a list of benchmark records.")
     return records
 
@@ -49,8 +50,11 @@ def summary(record: dict) -> str:
         f"  compile      {record['compile']['lower_s'] + record['compile']['compile_s']:.1f} s",
         f"  step         {step['median_s'] * 1e3:.2f} ms (median of {record['steps']}), "
         f"{step['samples_per_s']:.1f} samples/s, {step['frames_per_s']:.1f} frames/s",
-        f"  FLOPs/step   {step['flops'] / 1e9:.2f} GFLOP -> {step['flops_per_s'] / 1e12:.3f} TFLOP/s",
-        f"  matmul peak  {peak['flops_per_s'] / 1e12:.3f} TFLOP/s ({peak['dtype']}, n={peak['size']})"
+        *([f"  + every {step['regularized']['every']}: the regularized step "
+           f"{step['regularized']['median_s'] * 1e3:.2f} ms ({step['regularized']['flops'] / 1e9:.2f} "
+           f"GFLOP); mean step {step['mean_s'] * 1e3:.2f} ms"] if step.get("regularized") else []),
+        f"  FLOPs/step   {step['flops'] / 1e9:.2f} GFLOP -> {step['flops_per_s'] / 1e9:.1f} GFLOP/s",
+        f"  matmul peak  {peak['flops_per_s'] / 1e9:.1f} GFLOP/s ({peak['dtype']}, n={peak['size']})"
         f" -> MFU {record['mfu'] * 100:.1f}%",
         f"  memory peak  {record['memory_peak_bytes'] / 2**30:.2f} GiB ({record['memory_source']})",
     ]
@@ -59,7 +63,8 @@ def summary(record: dict) -> str:
         lines.append(f"  pipeline     {p['frames_per_s']:.1f} frames/s on {p['cores']} core(s), "
                      f"{p['ratio_to_step']:.2f}x what the step consumes")
     if record.get("inference"):
-        lines.append(f"  inference    {record['inference']['frames_per_s']:.1f} frames/s")
+        lines.append(f"  inference    {record['inference']['frames_per_s']:.1f} frames/s "
+                     f"({record['inference']['what']})")
     for row in record.get("layers", [])[:12]:
         flag = "  SLOW" if row["slow"] else ""
         lines.append(f"    {row['layer']:<34} x{row['count']:<3} {tuple(row['input'])} "

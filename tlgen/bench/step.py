@@ -45,6 +45,19 @@ class BuiltStep:
     def last_metrics(self) -> dict:
         return jax.device_get(self.metrics)
 
+    def regularized(self):
+        """(call, jaxpr) of the family's lazy-regularization step (e.g. R1, which the trainer
+        runs every `regularize_every` steps in place of the plain one), compiled here."""
+        with jax.set_mesh(self.mesh):
+            traced = self.engine.jitted_step(regularize=True).trace(self.state, self.batch, self.rng,
+                                                                    self.engine.frozen)
+            compiled = traced.lower().compile()
+
+        def call():
+            self.state, self.metrics = compiled(self.state, self.batch, self.rng, self.engine.frozen)
+            return self.state
+        return call, traced.jaxpr
+
 
 def build(spec: family_lib.Family, training: family_lib.Training,
           config: ml_collections.ConfigDict, host_batch: dict) -> BuiltStep:

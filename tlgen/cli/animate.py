@@ -67,7 +67,7 @@ def check_outputs(out: str, npz: str | None, fps: float, sheet: str | None = Non
 
 OUTPUTS = ("out", "npz", "sheet")
 # Inputs that are folders of files read one by one (their own files may not be outputs).
-FOLDERS_READ = ("--reference-masks", "config.data.dir of the run")
+FOLDERS_READ = ("--reference-masks", "--data", "config.data.dir of the run")
 
 
 def check_memory(frames: int, config, per_pixel: int, size: tuple[int, int] | None = None,
@@ -116,8 +116,10 @@ def check_not_an_input(args: argparse.Namespace, run_files: dict[str, str] | Non
                                 "to another folder.")
 
 
-def write(out: str, npz: str | None, fps: float, frames, arrays, sheet: str | None = None) -> None:
-    """The mp4 (and npz, contact sheet) written atomically: each appears whole or not at all."""
+def write(out: str, npz: str | None, fps: float, frames, arrays, sheet: str | None = None,
+          picture=None) -> None:
+    """The mp4 (and npz, contact sheet: `picture`, by default the frames' own) written as one
+    set: all of them appear whole, or none."""
     import numpy as np
 
     from tlgen.data.video_io import write_video
@@ -129,7 +131,7 @@ def write(out: str, npz: str | None, fps: float, frames, arrays, sheet: str | No
         if npz:
             np.savez_compressed(tmps[1], **arrays)
         if sheet:
-            write_png(tmps[-1], contact_sheet(frames, arrays.get("flows")))
+            write_png(tmps[-1], contact_sheet(frames, arrays.get("flows")) if picture is None else picture)
     write_atomic_all([p for p in (out, npz, sheet) if p], write_all)   # all of them, or none
 
 

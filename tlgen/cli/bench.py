@@ -18,6 +18,7 @@ error.
 from __future__ import annotations
 
 import argparse
+import shlex
 
 from tlgen.config import add_config_arguments
 
@@ -45,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--steps must be at least 1, got {args.steps}.")
     if args.layers < 0:
         raise UserError(f"--layers must be a number of layers (0 or more), got {args.layers}.")
-    if args.json:
+    if args.json is not None:
         check_output_file(args.json, "--json")
         if not args.json.lower().endswith(".json"):
             raise UserError(f"--json {args.json} must end in .json.")
@@ -58,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
     record = harness.run_benchmark(config, steps=args.steps, batch=args.batch,
                                    layers=args.layers, pipeline=not args.no_pipeline,
                                    inference=not args.no_inference)
+    record["command"] = shlex.join(["tlgen", *args.argv])
     print(report.summary(record))
-    if args.json:
+    if args.json is not None:
         report.append_json(record, args.json)
     return 0

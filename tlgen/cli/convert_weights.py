@@ -42,9 +42,10 @@ def layout(kind: str):
 
 
 def read_torch(path: str) -> dict:
-    """The tensors of a PyTorch file as numpy arrays: a state dict (possibly under
-    "state_dict") or a TorchScript archive. A pickled module is refused: unpickling it would
-    run its code."""
+    """The tensors of a PyTorch file as numpy arrays: a state dict (possibly inside a
+    checkpoint dict, under "state_dict", "model", ...; names without DataParallel's "module."
+    prefix) or a TorchScript archive. A pickled module is refused: unpickling it would run its
+    code."""
     import os
 
     import torch
@@ -65,14 +66,22 @@ def read_torch(path: str) -> dict:
                 raise UserError(f"{path} is a pickled module, which is not read (that would run "
                                 "its code): save its state_dict() and convert that.") from None
             what = "is empty (0 bytes)" if os.path.getsize(path) == 0 else (
-                f"is not a PyTorch save ({type(e).__name__})")
+                f"is not a readable PyTorch save (damaged, truncated or another format: {type(e).__name__})")
             raise UserError(f"{path} {what}; give a state dict saved by torch.save or a "
                             "TorchScript file.") from None
-    if isinstance(obj, dict) and "state_dict" in obj:
-        obj = obj["state_dict"]
     if not isinstance(obj, dict):
         raise UserError(f"{path} holds a {type(obj).__name__}, not a state dict.")
-    return {k: v.detach().float().numpy() for k, v in obj.items() if hasattr(v, "detach")}
+    tensors = lambda d: {k: v for k, v in d.items() if hasattr(v, "detach")}
+    if not tensors(obj):                      # a checkpoint: the one dict of tensors inside it
+        inner = [k for k, v in obj.items() if isinstance(v, dict) and tensors(v)]
+        if len(inner) != 1:
+            raise UserError(f"{path} holds no tensors at its top level but {', '.join(map(repr, list(obj)[:8]))}"
+                            "; save the network's state_dict() and convert that.")
+        obj = obj[inner[0]]
+    arrays = {k: v.detach().float().numpy() for k, v in tensors(obj).items()}
+    if all(k.startswith("module.") for k in arrays):        # saved from DataParallel
+        arrays = {k[len("module."):]: v for k, v in arrays.items()}
+    return arrays
 
 
 def run(args: argparse.Namespace) -> int:

@@ -205,7 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     barrier, where it would wait for peers stuck in a collective): the coordination service
     then stops the other processes within its heartbeat timeout.
     """
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = given = list(sys.argv[1:] if argv is None else argv)
     _compilation_cache()        # before a family's modules (and JAX) are imported for its options
     try:
         overrides, argv = overrides_from(argv)
@@ -218,6 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if overrides and not getattr(args, "accepts_config_overrides", False):
         parser.error(f"`tlgen {args.command}` takes no --config.* overrides")
     args.config_overrides = overrides
+    args.argv = given                       # the command as typed (a record may keep it)
     _setup_logging(args)
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
@@ -260,5 +261,18 @@ def _exit_now_if_multiprocess(code: int, traceback: bool = False) -> None:
     os._exit(code)
 
 
+def entry() -> None:
+    """The `tlgen` program: `main()`, then exit with its code. An interrupted command (130,
+    143) has removed what it was writing, and ends at once: a library it was in (Orbax
+    restoring a checkpoint, ...) may still have threads running, under which Python's
+    shutdown can crash."""
+    code = main()
+    if code in (130, 143):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

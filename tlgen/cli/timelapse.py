@@ -90,34 +90,26 @@ def check_arguments(args: argparse.Namespace) -> None:
 
 
 def write(args: argparse.Namespace, timelapse) -> list[str]:
-    """Writes the timelapse's mp4 (and --npz, --sheet) atomically; returns the paths."""
-    import numpy as np
+    """Writes the timelapse's mp4 (and --npz, --sheet) as one set; returns the paths."""
+    from tlgen.cli import animate
 
-    from tlgen.data.video_io import write_video
-    from tlgen.files import write_atomic
-    from tlgen.metrics.report import save_png
-
-    write_atomic(args.out, lambda p: write_video(p, timelapse.frames, args.fps))
-    written = [args.out]
-    if args.npz:
-        write_atomic(args.npz, lambda p: np.savez_compressed(
-            p, frames=timelapse.frames, times=timelapse.times, source_times=timelapse.source_times,
-            keep_bins=timelapse.keep_bins, mode=args.mode))
-        written.append(args.npz)
-    if args.sheet:
-        save_png(args.sheet, timelapse.contact_sheet())
-        written.append(args.sheet)
-    return written
+    arrays = {"frames": timelapse.frames, "times": timelapse.times, "source_times": timelapse.source_times,
+              "keep_bins": timelapse.keep_bins, "mode": args.mode}
+    animate.write(args.out, args.npz, args.fps, timelapse.frames, arrays, args.sheet,
+                  timelapse.contact_sheet() if args.sheet else None)
+    return [p for p in (args.out, args.npz, args.sheet) if p]
 
 
 def run(args: argparse.Namespace) -> int:
     import logging
 
-    from tlgen.cli.animate import check_memory
+    from tlgen.cli.animate import check_memory, check_not_an_input
+    from tlgen.config import named_paths
     from tlgen.trained import load
 
     check_arguments(args)
     trained = load(args.workdir, step=args.step, command="timelapse")
+    check_not_an_input(args, named_paths(trained.config))     # e.g. into the dataset it reads
     check_memory(args.frames, trained.config, per_pixel=2 * 3 + 12)    # frames, raw frames, decoded
     timelapse = trained.family.command("timelapse").run(trained, args)
     written = write(args, timelapse)

@@ -5,7 +5,8 @@ Examples:
   tlgen train --config configs/timescale_ae_synthetic.py:tiny --config.data.dir=data/city --workdir runs/tae --config.total_steps=2000
   tlgen train --workdir runs/tae --config.total_steps=4000   # resume with the saved config
 
-Writes W/config.json, W/data.json, W/checkpoints/, W/metrics.jsonl, W/tb/ and W/samples/.
+Writes W/config.json, W/data.json, W/weights.json (a model that reads weights files),
+W/checkpoints/, W/metrics.jsonl, W/tb/ and W/samples/.
 SIGTERM (or a preemption notice) saves a checkpoint and exits 75; the same command then
 continues where it stopped. Multi-host: run it on every host (see launch/); processes find
 each other automatically in a SLURM step or a GKE TPU pod, with TLGEN_DISTRIBUTED=auto on

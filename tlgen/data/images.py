@@ -190,9 +190,11 @@ def read_image(path: str) -> np.ndarray:
     return cv2.cvtColor(image[..., :3], cv2.COLOR_BGR2RGB)
 
 
-def read_mask(path: str) -> np.ndarray:
+def read_mask(path: str, covers: tuple[int, int] | None = None, of: str = "") -> np.ndarray:
     """Loads a class-index mask as uint8 (H, W): a grayscale PNG's values or a palette PNG's
-    indices (a colour image whose channels are equal is read as grayscale)."""
+    indices (a colour image whose channels are equal is read as grayscale); a black-and-white
+    mask (only 0 and 255) is read as classes 0 and 1. With `covers` (H, W), the size of `of`:
+    UserError unless the mask has that size or its aspect (callers resize it as they do `of`)."""
     from PIL import Image, ImageOps
 
     _check_file(path)
@@ -210,22 +212,28 @@ def read_mask(path: str) -> np.ndarray:
         mask = mask[..., 0]
     if mask.max(initial=0) > 255:
         raise UserError(f"{path} has class indices above 255; masks must be 8-bit class indices.")
+    if covers is not None and mask.shape != tuple(covers):
+        (h, w), (ch, cw) = mask.shape, covers
+        if abs(h * cw - w * ch) > max(ch, cw):          # off by more than a pixel's rounding
+            raise UserError(f"{path} is {h}x{w} but {of} is {ch}x{cw} (HxW); give a mask of "
+                            "that size (or of its aspect).")
+    if np.isin(mask, (0, 255)).all() and (mask == 255).any():
+        return (mask == 255).astype(np.uint8)
     return mask.astype(np.uint8)
 
 
-def read_labels(path: str, flag: str, shape: tuple[int, int], of: str, classes) -> np.ndarray:
-    """The class-index PNG `path` given by `flag`, checked to be `shape` (H, W), the size of
-    `of` (e.g. "--image"), with classes below `classes` (a count, or the run's class names)."""
-    mask = read_mask(path)
-    if mask.shape != tuple(shape):
-        raise UserError(f"{flag} {path} is {mask.shape[1]}x{mask.shape[0]} but {of} is "
-                        f"{shape[1]}x{shape[0]}; give labels of the same size.")
+def read_labels(path: str, flag: str, shape: tuple[int, int], of: str, classes,
+                size: tuple[int, int]) -> np.ndarray:
+    """The class-index PNG `path` given by `flag` (`read_mask`: of the size or aspect of `of`,
+    `shape` (H, W)), checked to hold classes below `classes` (a count, or the run's class
+    names), fitted to `size` as `of` is."""
+    mask = read_mask(path, shape, of)
     count = classes if isinstance(classes, int) else len(classes)
     if int(mask.max()) >= count:
         known = (f"{count} classes (0 ... {count - 1})" if isinstance(classes, int) else
                  f"{count} regions ({', '.join(classes)})")
         raise UserError(f"{flag} {path} has class {int(mask.max())}, but the run knows {known}.")
-    return mask
+    return resize_crop(mask, size, nearest=True)
 
 
 def resize_crop(image: np.ndarray, size: tuple[int, int], nearest: bool = False) -> np.ndarray:

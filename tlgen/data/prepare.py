@@ -11,6 +11,7 @@ renamed to the output. An interrupted run leaves only the hidden temporary folde
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import errno
@@ -18,7 +19,9 @@ import json
 import logging
 import os
 import shutil
+import signal
 import tempfile
+import threading
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -131,17 +134,6 @@ def _parse_synthetic(spec: str) -> tuple[str, dict]:
         raise UserError(f"{spec}: option interval={options['interval']} must be a positive "
                         "number of seconds.")
     return name, options
-
-
-def _check_mask_covers(shape: tuple[int, int], video: _Video, path: str) -> None:
-    """UserError unless a mask of `shape` covers `video`'s frames: their size, or their aspect
-    at another resolution (then resized as the frames are)."""
-    if video.native is None or tuple(shape) == tuple(video.native):
-        return
-    (h, w), (fh, fw) = shape, video.native
-    if abs(h * fw - w * fh) > max(fh, fw):          # off by more than a pixel's rounding
-        raise UserError(f"{path} is {h}x{w} but the frames of {video.source} are {fh}x{fw} "
-                        "(HxW); give masks of the frames' size (or of their aspect).")
 
 
 class _Stager:
@@ -294,19 +286,10 @@ class _Stager:
         elif video.name_order is not None:        # name order to name order, then frames' time order
             paths = [paths[i] for i in video.name_order]
         out = self._writer(video.id, "masks", self.size, np.uint8)
-        values = set()
         for path in paths:
-            mask = images.read_mask(path)
-            _check_mask_covers(mask.shape, video, path)
-            mask = images.resize_crop(mask, self.size, nearest=True)
-            values.update(np.unique(mask).tolist())
-            out.append(mask)
-        masks = out.close()
-        if values == {0, 255}:                    # a binary mask saved as black and white
-            log.info("--masks %s holds only 0 and 255: read as classes 0 and 1", folder)
-            masks = np.memmap(out.path, np.uint8, "r+", shape=masks.shape)
-            masks[masks == 255] = 1
-        return masks
+            mask = images.read_mask(path, video.native, f"a frame of {video.source}")
+            out.append(images.resize_crop(mask, self.size, nearest=True))
+        return out.close()
 
 
 def _split_blocks(video: _Video, val_fraction: float, levels: int) -> None:
@@ -481,14 +464,37 @@ def prepare(sources: Sequence[str], out: str, *, size: tuple[int, int] | str | N
     return metadata
 
 
+@contextlib.contextmanager
+def _signals_held():
+    """Ctrl-C and SIGTERM wait until the block has run, then act (in the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    previous = {s: signal.signal(s, lambda n, _: caught.append(n)) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        if caught:
+            signal.raise_signal(caught[0])
+
+
 def _publish(tmp: str, out: str) -> None:
-    old = None
-    if os.path.exists(out):
-        old = tempfile.mkdtemp(prefix=f".{os.path.basename(out)}.old-", dir=os.path.dirname(out))
-        os.rename(out, os.path.join(old, "data"))
-    os.rename(tmp, out)
-    if old:
-        shutil.rmtree(old, ignore_errors=True)
+    """Moves the finished dataset `tmp` to `out`, replacing a dataset there; Ctrl-C and SIGTERM
+    wait until both renames are done (between them `out` would be neither)."""
+    old, published = None, False
+    try:
+        with _signals_held():
+            if os.path.exists(out):
+                old = tempfile.mkdtemp(prefix=f".{os.path.basename(out)}.old-", dir=os.path.dirname(out))
+                os.rename(out, os.path.join(old, "data"))
+            os.rename(tmp, out)
+            published = True
+    finally:
+        if published and old:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def _prepare_into(tmp, sources, size, interval, levels, val_fraction, flow, flow_method,

@@ -29,9 +29,14 @@ BATCH = 16     # images or clips per call (fewer when there are fewer; a multipl
 
 
 def _unit(x) -> jax.Array:
-    """uint8 images -> float32 in [0, 1]; floats are taken as already in [0, 1]."""
+    """uint8 images -> float32 in [0, 1]; floats are taken as already in [0, 1]; other integer
+    types (whose range is not known) are refused."""
     x = jnp.asarray(x)
-    return x.astype(jnp.float32) / 255.0 if x.dtype == jnp.uint8 else x.astype(jnp.float32)
+    if x.dtype == jnp.uint8:
+        return x.astype(jnp.float32) / 255.0
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        raise TypeError(f"images must be uint8 (0..255) or floats in [0, 1], not {x.dtype}")
+    return x.astype(jnp.float32)
 
 
 def inception_features(params, images, size: int = inception_model.INPUT_SIZE) -> jax.Array:

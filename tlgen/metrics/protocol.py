@@ -99,24 +99,32 @@ def _round(value: float) -> float:
 
 def video_metrics(real: np.ndarray, fake: np.ndarray, networks: Networks, *, seed: int = 0) -> dict:
     """Scores of generated clips against real ones, both uint8 (N, T, H, W, 3) (T = 1 for
-    still images), with the protocol: {"scores", "not_computed", "samples", "protocol"}."""
+    still images), with the protocol: {"scores", "not_computed", "samples", "protocol",
+    "caveats"} (what the sample sizes mean for the scores)."""
     if real.shape != fake.shape:
         raise ValueError(f"real and generated clips must have one shape, got {real.shape} and {fake.shape}")
     n, t = real.shape[:2]
     real_frames, fake_frames = (einops.rearrange(x, "n t h w c -> (n t) h w c") for x in (real, fake))
-    scores, missing = {}, {}
-    if networks.inception is not None:
+    scores, missing, caveats = {}, {}, []
+    if networks.inception is not None and n * t >= 2:
         a = dist.FeatureStats(2048, keep=True).update(networks.inception.features(real_frames))
         b = dist.FeatureStats(2048, keep=True).update(networks.inception.features(fake_frames))
         scores["fid"] = dist.frechet_from_stats(a, b)
         scores["kid"], scores["kid_std"] = dist.kernel_inception_distance(a.features, b.features, seed=seed)
-    if networks.i3d is not None and t >= FVD_FRAMES:
+        caveats += _small_sample("fid", n * t, "frames", 2048)
+        if n * t <= KID_SUBSET:
+            caveats.append(f"kid_std is 0: each of the 100 subsets is the whole set of {n * t} frames "
+                           f"(at most {KID_SUBSET})")
+    elif networks.inception is not None:
+        missing["fid"] = missing["kid"] = "1 frame; a distance between distributions needs 2 or more"
+    if networks.i3d is not None and t >= FVD_FRAMES and n >= 2:
         a = dist.FeatureStats(400).update(networks.i3d.features(real[:, :FVD_FRAMES]))
         b = dist.FeatureStats(400).update(networks.i3d.features(fake[:, :FVD_FRAMES]))
         scores["fvd"] = dist.frechet_from_stats(a, b)
+        caveats += _small_sample("fvd", n, "clips", 400)
     elif networks.i3d is not None:
-        missing["fvd"] = (f"the clips have {t} frame{'s' * (t != 1)}; the protocol needs "
-                          f"{FVD_FRAMES}")
+        missing["fvd"] = (f"the clips have {t} frame{'s' * (t != 1)}; the protocol needs {FVD_FRAMES}"
+                          if t < FVD_FRAMES else "1 clip; a distance between distributions needs 2 or more")
     if networks.lpips is not None and min(real.shape[2:4]) >= LPIPS_MIN_SIZE[networks.lpips.net]:
         scores["lpips"] = float(np.mean(networks.lpips.distance(fake_frames, real_frames)))
     elif networks.lpips is not None:
@@ -130,4 +138,17 @@ def video_metrics(real: np.ndarray, fake: np.ndarray, networks: Networks, *, see
     return {"scores": {k: _round(v) for k, v in scores.items()},
             "not_computed": missing,
             "samples": {"clips": int(n), "frames_per_clip": int(t), "frames": int(n * t)},
-            "protocol": {**used, "seed": seed}}
+            "protocol": {**used, "seed": seed},
+            "caveats": caveats}
+
+
+KID_SUBSET = 1000       # KID's subset size (StyleGAN-ADA)
+
+
+def _small_sample(name: str, count: int, what: str, features: int) -> list[str]:
+    """The note for a Fréchet distance from fewer samples than features (else none)."""
+    if count >= features:
+        return []
+    return [f"{name} from {count} {what}, fewer than its {features} features: the covariances are "
+            "singular and the score is biased by the sample size; compare it only with scores from "
+            f"as many {what}"]

@@ -45,7 +45,8 @@ log = logging.getLogger(__name__)
 RESUMABLE_CHANGES = ("total_steps", "train.log_every", "train.eval_every", "train.eval_batches",
                      "train.sample_every", "train.ckpt_every", "train.keep_checkpoints",
                      "train.keep_best", "train.deterministic", "data.worker_count", "eval",
-                     "family_path", "data.dir")     # a moved dataset: its content is checked
+                     "family_path", "data.dir",     # a moved dataset or weights file: their
+                     *config_lib.MODEL_FILE_KEYS)   # contents are checked
 INIT_CPU_COMPILER_OPTIONS = {"xla_backend_optimization_level": 0}
 class NonFiniteError(DivergedError):
     """The loss or gradients became non-finite with `config.train.nonfinite = "stop"`."""
@@ -265,7 +266,7 @@ def _check_same_data(config, workdir: str) -> dict | None:
     `workdir` started on a dataset that differs from it (prepared again with other options
     or sources), which would silently change what a resumed run learns."""
     identity = data_identity(config.data.dir) if config.get("data", {}).get("dir") else None
-    recorded = (checkpoint_lib.run_data(workdir) if identity is not None and checkpoint_lib.started(workdir)
+    recorded = (checkpoint_lib.read_record(workdir) if identity is not None and checkpoint_lib.started(workdir)
                 else None)
     if recorded is None:
         return identity
@@ -292,15 +293,17 @@ def _on_lead(fn, elsewhere: str) -> None:
                                                else StorageError)(elsewhere)
 
 
-def _prepare_workdir(config, workdir: str, data: dict | None) -> None:
-    """Writes the config, and the identity of its dataset `data` when the run starts (or is
-    first resumed by a tlgen that records it), into `workdir` once everything they name has
-    been checked."""
+def _prepare_workdir(config, workdir: str, data: dict | None, weights: dict) -> None:
+    """Writes the config, and the identities of its dataset `data` and its `weights` files when
+    the run starts (or is first resumed by a tlgen that records them), into `workdir` once
+    everything they name has been checked."""
     def write():
         os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
         config_lib.save(config, os.path.join(workdir, "config.json"))
         if data is not None:
-            checkpoint_lib.record_data(workdir, data)
+            checkpoint_lib.write_record(workdir, data)
+        if weights:
+            checkpoint_lib.write_record(workdir, weights, checkpoint_lib.WEIGHTS_RECORD)
     _on_lead(write, f"process 0 of this job could not write the config into {workdir}.")
 
 
@@ -347,6 +350,7 @@ def train(config, workdir: str) -> dict:
     _check_loop(config, workdir)
     _check_resumable(config, workdir)
     data = _check_same_data(config, workdir)
+    weights = checkpoint_lib.check_weights(config, workdir)
     # Everything the config names (family, mesh, frozen networks' files, dataset) is checked
     # before the workdir is written: bad input leaves nothing behind.
     spec = family_lib.of(config)
@@ -364,7 +368,7 @@ def train(config, workdir: str) -> dict:
     eval_data = _eval_pipeline(config, fam)
     lock = _lock_workdir(workdir)
     try:
-        _prepare_workdir(config, workdir, data)
+        _prepare_workdir(config, workdir, data, weights)
         return _train(config, workdir, engine, fam, train_iter, eval_data, init_key, sample_key)
     finally:
         lock.release()

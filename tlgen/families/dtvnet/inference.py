@@ -128,7 +128,8 @@ def evaluate(trained: Trained, out_dir: str, data_dir: str | None = None, *,
                   samples=distribution["samples"], protocol=distribution["protocol"],
                   not_computed=distribution["not_computed"],
                   notes=notes + still_notes(rows) + [f"{name}: not computed ({why})" for name, why in
-                                                     distribution["not_computed"].items()],
+                                                     distribution["not_computed"].items()]
+                  + distribution["caveats"],
                   titles={"clips": "Per clip (encoded motion; PSNR/SSIM on frames 1..T-1)"})
     return report
 

@@ -154,13 +154,13 @@ def add_animate_arguments(parser: argparse.ArgumentParser) -> None:
                         "regions (default: the input image's)")
     parser.add_argument("--region-reference", action="append", default=[], metavar="NAME=VIDEO",
                         help="FGLA: region NAME moves like VIDEO (repeat for several regions)")
-    parser.add_argument("--mask", metavar="PNG", help="FGLA: class-index mask of --image (its size)")
+    parser.add_argument("--mask", metavar="PNG", help="FGLA: class-index mask of --image (its size or aspect)")
     parser.add_argument("--speed", type=number, default=1.0, help="FGLA: motion speed factor (default 1)")
 
 
 def animate_command(trained: Trained, args: argparse.Namespace) -> Animation:
     """`tlgen animate` on an FGLA run."""
-    from tlgen.data.images import read_labels, resize_crop
+    from tlgen.data.images import read_labels
     from tlgen.data.video_io import probe_video
 
     anim = RegionAnimator(trained)
@@ -170,8 +170,8 @@ def animate_command(trained: Trained, args: argparse.Namespace) -> Animation:
     image, note = fit_image(args.image_array, anim.size)
     mask = None
     if args.mask:
-        mask = resize_crop(read_labels(args.mask, "--mask", args.image_array.shape[:2], "--image",
-                                       anim.regions), anim.size, nearest=True)
+        mask = read_labels(args.mask, "--mask", args.image_array.shape[:2], "--image", anim.regions,
+                           anim.size)
     if args.reference_mask and not args.reference:
         raise UserError(f"--reference-mask {args.reference_mask} labels the --reference video; "
                         "give that video too, or leave the mask out.")
@@ -182,9 +182,9 @@ def animate_command(trained: Trained, args: argparse.Namespace) -> Animation:
         ref_masks = masks
         if args.reference_mask:
             info = probe_video(args.reference)
-            ref = read_labels(args.reference_mask, "--reference-mask", (info.height, info.width),
-                              f"--reference {args.reference}", anim.regions)
-            ref_masks = anim.masks(resize_crop(ref, anim.size, nearest=True))
+            ref_masks = anim.masks(read_labels(args.reference_mask, "--reference-mask",
+                                               (info.height, info.width), f"--reference {args.reference}",
+                                               anim.regions, anim.size))
         latents = anim.reference_latents(first_frames(args.reference, anim.size, needed),
                                          ref_masks if anim.per_region else None, f"--reference {args.reference}")
         sources.append(f"reference {args.reference}")
@@ -288,6 +288,7 @@ def evaluate(trained: Trained, out_dir: str, data_dir: str | None = None, *, spl
                   protocol=distribution["protocol"], not_computed=distribution["not_computed"],
                   notes=notes + still_notes(rows)
                   + [f"{k}: not computed ({v})" for k, v in distribution["not_computed"].items()]
+                  + distribution["caveats"]
                   + ([f"flow_mse_region<k>: dx^2 + dy^2 inside class k of the masks ({names}), twice the "
                      "scale of flow_mse (which averages over dx and dy)"] if masked else []),
                   titles={"clips": "Per clip (the clip's own motion; masked = static pixels vs the first frame)"})

@@ -82,34 +82,43 @@ def superres_run(path: str, lowres: Trained) -> Trained:
     if not os.path.exists(os.path.join(path, "config.json")):
         raise UserError(f"--superres {path} is not the work directory of a `tlgen train` run (no "
                         f"config.json); give a super-resolution ({SUPERRES_FAMILY}) run.")
-    trained = load(path)
-    if trained.family.name != SUPERRES_FAMILY:
-        raise UserError(f"--superres {path} is a {trained.family.name} run; give a super-resolution "
+    from tlgen.checkpoint import run_config
+
+    config = run_config(path)                   # checked before its checkpoint is read
+    if config.family != SUPERRES_FAMILY:
+        raise UserError(f"--superres {path} is a {config.family} run; give a super-resolution "
                         f"({SUPERRES_FAMILY}) run.")
-    gen = lsr.generator(trained.config.model)
+    gen = lsr.generator(config.model)
     (h, w), size = gen.lowres_size, tuple(int(s) for s in lowres.config.model.size)
     if (h, w) != size:
         raise UserError(f"--superres {path} upscales {h}x{w} frames (x{gen.scale}), but "
                         f"{lowres.workdir} makes {size[0]}x{size[1]} frames; give a super-resolution run "
                         f"trained for them (config.model.size = config.model.scale x {size[0]}x{size[1]}).")
-    return trained
+    return load(path)
+
+
+def upscaler(trained: Trained, num: int, seed: int = 0):
+    """(pass, context) of a super-resolution run for `num` videos of `seed`: the jitted pass
+    takes uint8 low-resolution windows (num, n + 2 context, h, w, 3) to their n upscaled
+    frames (num, n, H, W, 3), uint8."""
+    gen = lsr.generator(trained.config.model, trained.dtype)
+    z = jax.vmap(lambda key: jax.random.normal(jax.random.split(key)[1], (gen.z_dim,)))(video_keys(seed, num))
+    run = jax.jit(lambda params, video: to_uint8(gen.apply({"params": params}, to_model_range(video), z)))
+    params = trained.params[G]
+    return (lambda video: run(params, video)), gen.context
 
 
 def upscale(trained: Trained, lowres: Iterator[np.ndarray], *, num: int = 1, seed: int = 0,
             frames: int = UPSCALE_FRAMES) -> Iterator[np.ndarray]:
     """uint8 chunks (num, n, H, W, 3) of the upscaled videos of the uint8 low-resolution
     chunks `lowres` (num, m, h, w, 3) (2 context frames longer in all), `frames` per pass."""
-    gen = lsr.generator(trained.config.model, trained.dtype)
-    k = gen.context
-    z = jax.vmap(lambda key: jax.random.normal(jax.random.split(key)[1], (gen.z_dim,)))(video_keys(seed, num))
-    run = jax.jit(lambda params, video: to_uint8(gen.apply({"params": params}, to_model_range(video), z)))
-    params = trained.params[G]
+    run, k = upscaler(trained, num, seed)
 
     def make(video, n):     # frames 0..n-1 of video[:, :n + 2k], in passes of one shape
         short = frames + 2 * k - video.shape[1]
         if short > 0:
             video = np.concatenate([video, np.repeat(video[:, -1:], short, axis=1)], axis=1)
-        return np.asarray(run(params, video))[:, :n]
+        return np.asarray(run(video))[:, :n]
 
     pending = None
     for chunk in lowres:
@@ -139,3 +148,13 @@ def generator_benchmark(trained: Trained, batch: dict):
     keys = video_keys(0, batch["frames"].shape[0])
     params = trained.params[G]
     return (lambda: run(params, keys, jnp.int32(0))), frames * int(keys.shape[0]), f"{frames} frames per video"
+
+
+def upscale_benchmark(trained: Trained, batch: dict):
+    """`tlgen bench`'s inference figure for a super-resolution run: one pass of `upscale` over
+    each clip of the batch, reduced to low resolution (the upscaled frames are counted)."""
+    scale = lsr.generator(trained.config.model).scale
+    lowres = lsr.downsample_area(batch["frames"], scale)
+    run, k = upscaler(trained, int(lowres.shape[0]))
+    frames = (int(lowres.shape[1]) - 2 * k) * int(lowres.shape[0])
+    return (lambda: run(lowres)), frames, f"{int(lowres.shape[1]) - 2 * k} upscaled frames per clip"

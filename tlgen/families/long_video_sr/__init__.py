@@ -9,6 +9,7 @@ over a low-resolution video: `tlgen.families.long_video.inference.superres`.
 
 from tlgen.errors import UserError
 from tlgen.family import Command, Family
+from tlgen.families.long_video.inference import add_generate_arguments, upscale_benchmark
 from tlgen.families.long_video_sr import training
 
 
@@ -18,18 +19,14 @@ def refuse_generate(trained, args):
                     f"--superres {args.workdir} with a low-resolution (long_video) run as --workdir.")
 
 
-def generate_arguments(parser):
-    """The long_video options, so that a run given in the wrong place gets its sentence."""
-    from tlgen.families.long_video.inference import add_generate_arguments
-    add_generate_arguments(parser)
-
-
 FAMILY = Family(
     name="long_video_sr",
     training=training.training,
     example_batch=training.example_batch,
     networks=(training.G,),
-    commands={"generate": Command(refuse_generate, generate_arguments, listed=False)},
+    inference_benchmark=upscale_benchmark,
+    # long_video's options, so that a run given in the wrong place gets its sentence
+    commands={"generate": Command(refuse_generate, add_generate_arguments, listed=False)},
 )
 
 __all__ = ["FAMILY"]

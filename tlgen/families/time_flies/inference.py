@@ -34,7 +34,7 @@ def add_animate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reference", metavar="VIDEO",
                         help="Time Flies: the time-lapse whose changes the image takes on (required)")
     parser.add_argument("--image-mask", metavar="PNG",
-                        help="Time Flies: class-index labels of --image, at its size (default: one class)")
+                        help="Time Flies: class-index labels of --image, of its size or aspect (default: one class)")
     parser.add_argument("--reference-masks", metavar="PATH",
                         help="Time Flies: labels of the reference: one PNG for all frames, or a folder of "
                              "one PNG per frame (in name order: m2 before m10)")
@@ -44,17 +44,9 @@ def add_animate_arguments(parser: argparse.ArgumentParser) -> None:
                              "config.model.vgg19, the file it was trained with)")
 
 
-def _labels(path: str, shape: tuple[int, int], size: tuple[int, int], classes: int, flag: str,
-            of: str = "the reference video") -> np.ndarray:
-    """A class-index PNG of `shape` (the size of `of`), checked against the run's classes,
-    fitted to `size`."""
-    from tlgen.data.images import read_labels, resize_crop
-    return resize_crop(read_labels(path, flag, shape, of, classes), size, nearest=True)
-
-
 def reference_labels(path: str | None, count: int, shape, size, classes: int) -> np.ndarray:
     """(count, H, W) labels of the reference's first `count` frames."""
-    from tlgen.data.images import list_images
+    from tlgen.data.images import list_images, read_labels
     if path is None:
         return np.zeros((count,) + tuple(size), np.uint8)
     if os.path.isdir(path):
@@ -62,8 +54,10 @@ def reference_labels(path: str | None, count: int, shape, size, classes: int) ->
         if len(files) < count:
             raise UserError(f"--reference-masks {path} has {len(files)} PNGs but the {count} reference "
                             "frames animated need one each.")
-        return np.stack([_labels(f, shape, size, classes, "--reference-masks") for f in files[:count]])
-    return np.repeat(_labels(path, shape, size, classes, "--reference-masks")[None], count, axis=0)
+        return np.stack([read_labels(f, "--reference-masks", shape, "the reference video", classes, size)
+                         for f in files[:count]])
+    return np.repeat(read_labels(path, "--reference-masks", shape, "the reference video", classes, size)[None],
+                     count, axis=0)
 
 
 class Animator:
@@ -112,6 +106,7 @@ class Animator:
 
 def animate_command(trained: Trained, args: argparse.Namespace) -> Animation:
     """`tlgen animate` on a Time Flies run."""
+    from tlgen.data.images import read_labels
     from tlgen.data.video_io import first_frames, probe_video
     from tlgen.progress import progress
     from tlgen.synth.animate import fit_image
@@ -142,8 +137,8 @@ def animate_command(trained: Trained, args: argparse.Namespace) -> Animation:
                         f"{args.frames} needs as many (one output frame per reference frame).")
     image, note = fit_image(args.image_array, size)
     image_masks = (np.zeros(size, np.uint8) if not args.image_mask else
-                   _labels(args.image_mask, args.image_array.shape[:2], size, anim.classes, "--image-mask",
-                           "--image"))
+                   read_labels(args.image_mask, "--image-mask", args.image_array.shape[:2], "--image",
+                               anim.classes, size))
     count = args.frames or len(reference)
     ref_masks = reference_labels(args.reference_masks, count, (info.height, info.width), size, anim.classes)
     bar = progress(total=count, unit="frame", desc="animate")

@@ -98,11 +98,14 @@ def render_timelapse(synth: Synthesizer, start_time: float, args: argparse.Names
     t0 = parse_time(args.start, start_time, float(times[0]), "--start")
     t1 = parse_time(args.end, start_time, float(times[-1]), "--end")
     video = _span(float(times[0]), float(times[-1]), start_time)
-    if not t1 > t0:
-        raise UserError(f"--end ({t1:g} s) must be after --start ({t0:g} s).")
+    if not times[-1] > times[0]:
+        raise UserError(f"the video has one frame ({_when(float(times[0]), start_time)}); a timelapse "
+                        "spans time: choose a video of several frames (--video), or prepare longer footage.")
     if t1 <= times[0] or t0 >= times[-1]:
         raise UserError(f"--start/--end span {_span(t0, t1, start_time)} lies outside the video's "
                         f"{video}; choose times within it.")
+    if not t1 > t0:
+        raise UserError(f"--end ({t1:g} s) must be after --start ({t0:g} s).")
     if t0 < times[0] or t1 > times[-1]:
         logging.getLogger(__name__).warning(
             "--start/--end span %s reaches past the video's %s: frames beyond it show its nearest "
@@ -143,6 +146,9 @@ def evaluation_block(ds, max_frames: int = EVAL_FRAMES):
     evenly over the first block of the validation split (of the first split without one)."""
     split = "validation" if "validation" in ds.splits else ds.splits[0]
     block = ds.blocks(split, 0)[0]
+    if block.count < 2:
+        raise UserError(f"the {split} split of {ds.data_dir} begins with a block of one frame; tlgen "
+                        "eval scores a span of several: prepare longer footage (or a larger --val-fraction).")
     pick = np.unique(np.linspace(0, block.count - 1, min(max_frames, block.count)).astype(int))
     return split, block, pick
 
@@ -222,7 +228,8 @@ def evaluate(trained: Trained, out_dir: str, data_dir: str | None = None, *,
               "protocol": distribution["protocol"],
               "not_computed": {**distribution["not_computed"], "fvd": "FVD compares clips; this "
                                "evaluation reconstructs single frames"}}
-    report["notes"] = [f"recon_{k}: not computed ({v})" for k, v in report["not_computed"].items()]
+    report["notes"] = [f"recon_{k}: not computed ({v})" for k, v in report["not_computed"].items()] + [
+        f"recon_{caveat}" for caveat in distribution["caveats"]]
     span = float(block.times[-1] - block.times[0])
     longer = [c for c in lv.cutoffs if c > span]
     if longer:
