@@ -18,6 +18,7 @@ import importlib
 import logging
 import json
 import os
+import shlex
 import sys
 import time
 
@@ -86,7 +87,7 @@ def main(argv=None) -> int:
                         format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("tlgen.bench").setLevel(logging.INFO)
     logging.getLogger("bench").setLevel(logging.INFO)
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = given = list(sys.argv[1:] if argv is None else argv)
     overrides, argv = config_lib.overrides_from(argv)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", help="FILE.py:variant (with --config.key=value overrides)")
@@ -118,6 +119,7 @@ def main(argv=None) -> int:
     record = harness.run_benchmark(config, steps=args.steps, layers=args.layers, alongside=alongside,
                                    host_batch=batch)
     record["note"] = args.note
+    record["command"] = shlex.join(["python", "bench/run.py", *given])
     if peer:
         paired = record.pop("alongside")
         peer.update({k: paired[k] for k in ("median_s", "min_s", "max_s")})

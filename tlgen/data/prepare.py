@@ -471,7 +471,10 @@ def _signals_held():
         yield
         return
     caught = []
-    previous = {s: signal.signal(s, lambda n, _: caught.append(n)) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = {s: h for s, h in previous.items() if h is not None}   # None: set in C, left alone
+    for s in previous:
+        signal.signal(s, lambda n, _: caught.append(n))
     try:
         yield
     finally:
