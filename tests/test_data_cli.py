@@ -6,7 +6,6 @@ import signal
 import stat
 import subprocess
 import sys
-import time
 
 import cv2
 import imageio_ffmpeg
@@ -146,8 +145,7 @@ def test_ctrl_c_while_a_dataset_is_replaced_waits_for_the_swap(tmp_path, capsys,
     def interrupted(a, b):                  # Ctrl-C right after the old dataset is moved aside
         rename(a, b)
         if str(a) == str(out):
-            os.kill(os.getpid(), signal.SIGINT)
-            time.sleep(0.1)                 # the signal is in before the next rename
+            signal.raise_signal(signal.SIGINT)      # delivered to this thread, before the next rename
     monkeypatch.setattr(os, "rename", interrupted)
     code, err = _prepare(capsys, "synthetic:clouds:frames=8", "--size", "12", "--levels", "1",
                          "--overwrite", "--out", out)

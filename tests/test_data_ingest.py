@@ -320,19 +320,23 @@ def test_masks_palette_binary_and_colour_and_paired_in_name_order(tmp_path):
 
 def test_labels_of_the_images_aspect_black_and_white_and_out_of_range(tmp_path):
     labels = np.arange(12, dtype=np.uint8).reshape(3, 4) % 3
-    path = str(tmp_path / "m.png")
+    read = lambda paths, classes=3: images.read_labels(paths, "--mask", (3, 4), "--image", classes, (3, 4))
+    path, other = str(tmp_path / "m.png"), str(tmp_path / "n.png")
     Image.fromarray(np.kron(labels, np.ones((2, 2), np.uint8))).save(path)     # twice the size
-    np.testing.assert_array_equal(images.read_labels(path, "--mask", (3, 4), "--image", 3, (3, 4)), labels)
+    np.testing.assert_array_equal(read([path])[0], labels)
     Image.fromarray(255 * (labels == 1).astype(np.uint8)).save(path)            # black and white
-    np.testing.assert_array_equal(images.read_labels(path, "--mask", (3, 4), "--image", 2, (3, 4)), labels == 1)
-    Image.fromarray(np.full((3, 4), 255, np.uint8)).save(path)                  # all white: class 1
-    assert images.read_labels(path, "--mask", (3, 4), "--image", 2, (3, 4)).max() == 1
+    np.testing.assert_array_equal(read([path], 2)[0], labels == 1)
+    Image.fromarray(np.full((3, 4), 255, np.uint8)).save(other)                 # all white, in a set
+    np.testing.assert_array_equal(read([path, other], 2), [labels == 1, np.ones((3, 4))])
+    Image.fromarray(np.where(labels == 2, 128, 255 * (labels == 1)).astype(np.uint8)).save(other)
+    with pytest.raises(UserError, match=r"--mask .*m.png has class 255, but the run knows 3 classes"):
+        read([path, other])                 # 0, 128 and 255 in the set: not black and white
     Image.fromarray(np.zeros((6, 2), np.uint8)).save(path)
-    with pytest.raises(UserError, match=r"m.png is 6x2 but --image is 3x4 \(HxW\); give a mask of that size"):
-        images.read_labels(path, "--mask", (3, 4), "--image", 3, (3, 4))
+    with pytest.raises(UserError, match=r"--mask .*m.png is 6x2 but --image is 3x4 \(HxW\); give a mask of that size"):
+        read([path])
     Image.fromarray(labels).save(path)
     with pytest.raises(UserError, match=r"--mask .*m.png has class 2, but the run knows 2 regions \(sky, water\)"):
-        images.read_labels(path, "--mask", (3, 4), "--image", ["sky", "water"], (3, 4))
+        read([path], ["sky", "water"])
 
 
 def test_flow_on_frames_too_small_for_dis_and_an_incomplete_dataset_are_one_sentence(tmp_path):

@@ -130,7 +130,7 @@ def test_convert_weights_refuses_a_folder_a_pickled_module_a_non_pickle_and_an_o
     bare = str(tmp_path / "bare.pth")
     torch.save({"epoch": 3, "optimizer": {"lr": 0.1}}, bare)
     assert main(["convert-weights", "--kind", "vgg19", bare, "--out", "x.safetensors"]) == 2
-    assert (f"{bare} holds no tensors at its top level but 'epoch', 'optimizer'; save the network's "
+    assert (f"{bare} holds no tensors, but 'epoch', 'optimizer'; save the network's "
             "state_dict() and convert that." in capsys.readouterr().err)
 
 

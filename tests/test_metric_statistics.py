@@ -155,3 +155,34 @@ def test_the_network_metrics_share_one_generator_pass_per_batch(tmp_path):
     assert name == "networks" and len(calls) == 1
     assert {k: v.shape for k, v in shapes["inception"].items()} == {"real": (2, 2048), "fake": (2, 2048)}
     assert shapes["lpips"]["lpips"].shape == ()
+
+
+class _Stand:
+    """Features of a metric network's width from the pixels (for the protocol's bookkeeping:
+    the networks themselves are compared with PyTorch in test_metric_networks)."""
+    def __init__(self, width):
+        self.width = width
+
+    def features(self, x):
+        x = np.asarray(x, np.float64)
+        return np.random.default_rng(int(x.sum())).normal(size=(len(x), self.width))
+
+
+def test_the_protocol_skips_a_distance_of_one_sample_and_notes_small_samples():
+    from tlgen.metrics.protocol import Networks, video_metrics
+    rng = np.random.default_rng(0)
+    clips = lambda n, t: rng.integers(0, 256, (n, t, 16, 16, 3), dtype=np.uint8)
+    networks = Networks(inception=_Stand(2048), i3d=_Stand(400))
+    one = video_metrics(clips(1, 16), clips(1, 16), networks)
+    assert "fid" in one["scores"] and "fvd" not in one["scores"]
+    assert one["not_computed"]["fvd"] == "1 clip; a distance between distributions needs 2 or more"
+    assert one["caveats"] == [
+        "fid from 16 frames, fewer than its 2048 features: the covariances are singular and the "
+        "score is biased by the sample size; compare it only with scores from as many frames",
+        "kid_std is 0 (up to rounding): each subset is the whole set of 16 frames (subsets of at most 1000)"]
+    assert abs(one["scores"]["kid_std"]) < 1e-12         # 0 up to rounding
+    two = video_metrics(clips(2, 16), clips(2, 16), networks)
+    assert "fvd" in two["scores"] and two["caveats"][2].startswith("fvd from 2 clips, fewer than its 400 features")
+    single = video_metrics(clips(1, 1), clips(1, 1), networks)
+    assert single["not_computed"]["fid"] == "1 frame; a distance between distributions needs 2 or more"
+    assert "fid" not in single["scores"] and "kid" not in single["scores"]

@@ -120,7 +120,8 @@ def test_animate_takes_other_vgg19_weights(run, tmp_path, capsys):
                                  vgg19.torch_prefixes(), seed=1)
     assert main(args + ["--out", out, "--vgg19", other]) == 2      # not the weights it was trained with
     assert (f"{other} (model.vgg19) is not the weights file the run in {workdir} started with: its "
-            "contents differ" in capsys.readouterr().err and not os.path.exists(out))
+            "contents differ; give the file it was trained with" in capsys.readouterr().err
+            and not os.path.exists(out))
     _, _, _, data = run                           # an output into the run's dataset is refused
     assert main(args + ["--out", os.path.join(data, "x.mp4")]) == 2
     assert "lies in the folder config.data.dir of the run reads" in capsys.readouterr().err
@@ -135,10 +136,15 @@ def test_a_run_resumes_with_its_weights_moved_but_not_with_other_weights(run, tm
     shutil.copy(vgg, moved)
     other = random_weights.write(str(tmp_path / "other.safetensors"), vgg19.abstract_params(),
                                  vgg19.torch_prefixes(), seed=1)
+    older = str(tmp_path / "older")                  # a run from before weights.json: as before,
+    shutil.copytree(workdir, older)                   # the file stays where the config names it
+    os.remove(os.path.join(older, "weights.json"))
+    assert main(["train", "--workdir", older, f"--config.model.vgg19={moved}"]) == 2
+    assert "the config differs from" in capsys.readouterr().err
     resume = ["train", "--workdir", copy]            # its 2 steps done: checked, restored, no step
     assert main(resume + [f"--config.model.vgg19={other}"]) == 2
-    assert (f"{other} (model.vgg19) is not the weights file the run in {copy} started with" in
-            capsys.readouterr().err)
+    assert (f"{other} (model.vgg19) is not the weights file the run in {copy} started with: its "
+            "contents differ; give --config.model.vgg19 that file" in capsys.readouterr().err)
     assert main(resume + [f"--config.model.vgg19={moved}"]) == 0
     assert "step=2" in capsys.readouterr().out
     assert json.load(open(os.path.join(copy, "config.json")))["model"]["vgg19"] == moved

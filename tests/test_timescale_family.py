@@ -178,7 +178,7 @@ def test_cli_timelapse_and_eval_from_a_trained_workdir(data_dir, tmp_path, capsy
                       "--insert-band", "0", "--from", "50000"],
             "nb": ["--render", "neighbours", "--keep-bins", "1", "--npz", str(out / "nb.npz")],
             "first": ["--step", "2"]}
-    for name, extra in runs.items():
+    for name, extra in [*runs.items(), ("sub", runs["sub"])]:       # sub again, over its outputs
         assert main(base + ["--out", str(out / f"{name}.mp4")] + extra) == 0, name
         assert os.path.getsize(out / f"{name}.mp4") > 0
     npz = np.load(out / "sub.npz")

@@ -419,7 +419,7 @@ def started(workdir: str) -> bool:
     return any(os.path.isdir(f) and any(name.isdigit() for name in os.listdir(f)) for f in folders)
 
 
-def read_record(workdir: str, name: str = DATA_RECORD) -> dict | None:
+def read_record(workdir: str, name: str) -> dict | None:
     """The record `name` of what a `tlgen train` run started on; None when it has none (the
     run names no such input, or started before tlgen kept one). UserError when unreadable."""
     path = os.path.join(workdir, name)
@@ -432,7 +432,7 @@ def read_record(workdir: str, name: str = DATA_RECORD) -> dict | None:
         raise UserError(f"cannot read {path} ({e}); delete it to use the run without it.") from None
 
 
-def write_record(workdir: str, identity: dict, name: str = DATA_RECORD) -> None:
+def write_record(workdir: str, name: str, identity: dict) -> None:
     """Writes the record `name` of what a run starts on (once it has a checkpoint, a resumed
     run keeps it)."""
     path = os.path.join(workdir, name)
@@ -450,16 +450,17 @@ def weights_identity(config) -> dict:
             if key in config_lib.MODEL_FILE_KEYS and os.path.isfile(path)}
 
 
-def check_weights(config, workdir: str) -> dict:
-    """`weights_identity(config)`; UserError when a file differs from the one the run in
-    `workdir` started with (its path may differ: a moved file is the same weights)."""
+def check_weights(config, workdir: str, remedy: str) -> dict:
+    """`weights_identity(config)`; UserError ending in `remedy` (which may name the `{key}`)
+    when a file differs from the one the run in `workdir` started with (its path may differ:
+    a moved file is the same weights)."""
     identity = weights_identity(config)
     recorded = (read_record(workdir, WEIGHTS_RECORD) or {}) if identity and started(workdir) else {}
     for key, digest in identity.items():
         if recorded.get(key, digest) != digest:
             path = config_lib.named_paths(config)[key]
             raise UserError(f"{path} ({key}) is not the weights file the run in {workdir} started "
-                            "with: its contents differ; give that file, or train in a new --workdir.")
+                            f"with: its contents differ; {remedy.format(key=key)}.")
     return identity
 
 

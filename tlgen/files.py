@@ -3,9 +3,12 @@ of an output path, and the sentence for a storage failure."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import signal
 import tempfile
+import threading
 from collections.abc import Callable
 
 from tlgen.errors import StorageError, UserError
@@ -88,7 +91,8 @@ def write_atomic(path: str, write: Callable[[str], object]) -> None:
 
 def write_atomic_all(paths: list[str], write: Callable[[list[str]], object]) -> None:
     """`write_atomic` for several files written together: `write(tmps)`, then every file is
-    renamed into place; on an error in `write` none of them is."""
+    renamed into place (Ctrl-C and SIGTERM wait for the renames); on an error in `write` none
+    of them is."""
     tmps = []
     try:
         for path in paths:
@@ -101,9 +105,10 @@ def write_atomic_all(paths: list[str], write: Callable[[list[str]], object]) -> 
         write(tmps)
         umask = os.umask(0)
         os.umask(umask)
-        for tmp, path in zip(tmps, paths):
-            os.chmod(tmp, 0o666 & ~umask)       # mkstemp's 0600 -> the usual permissions
-            os.replace(tmp, path)
+        with signals_held():                    # no Ctrl-C between two of the renames
+            for tmp, path in zip(tmps, paths):
+                os.chmod(tmp, 0o666 & ~umask)   # mkstemp's 0600 -> the usual permissions
+                os.replace(tmp, path)
     except OSError as e:
         for tmp in tmps:
             _remove(tmp)
@@ -115,6 +120,27 @@ def write_atomic_all(paths: list[str], write: Callable[[list[str]], object]) -> 
         for tmp in tmps:
             _remove(tmp)
         raise
+
+
+@contextlib.contextmanager
+def signals_held():
+    """Ctrl-C and SIGTERM wait until the block has run, then act (in the main thread; a
+    handler set in C is left alone)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = {s: h for s, h in previous.items() if h is not None}
+    for s in previous:
+        signal.signal(s, lambda n, _: caught.append(n))
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        if caught:
+            signal.raise_signal(caught[0])
 
 
 def _remove(path: str) -> None:

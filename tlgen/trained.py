@@ -54,7 +54,8 @@ class Trained:
         the files the run was trained with (checked by content when the run recorded them)."""
         if self.workdir:
             from tlgen.checkpoint import check_weights
-            check_weights(self.config, self.workdir)
+            check_weights(self.config, self.workdir, "give the file it was trained with (`tlgen "
+                          "animate --help` names the option)")
         return load_frozen(self.config, self.mesh, self.family)
 
     def data_dir(self, given: str | None = None) -> str:

@@ -144,7 +144,8 @@ def environment() -> dict:
         "platform": device.platform, "device_kind": device.device_kind,
         "device_count": jax.device_count(), "host_cpus": os.cpu_count(),
         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-        "python": platform.python_version(), "tlgen": tlgen.__version__, "jax": jax.__version__, "jaxlib": _version("jaxlib"),
+        "python": platform.python_version(), "tlgen": tlgen.__version__, "jax": jax.__version__,
+        "jaxlib": _version("jaxlib"),
         "flax": flax.__version__, "optax": optax.__version__, "numpy": np.__version__,
         "hostname": platform.node(),
     }

@@ -24,12 +24,15 @@ def read_records(path: str, flag: str = "--out") -> list:
             records = json.load(f)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         records = e
-    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
-        what = ("cannot be read as JSON" if isinstance(records, Exception) else
-                f"holds a JSON {type(records).__name__}, not a list of records"
-                if not isinstance(records, list) else "holds a list of other things than records")
-        raise UserError(f"{flag} {path} {what}; give a new file or a list of benchmark records.")
-    return records
+    if isinstance(records, Exception):
+        what = "cannot be read as JSON"
+    elif not isinstance(records, list):
+        what = f"holds a JSON {type(records).__name__}, not a list of records"
+    elif not all(isinstance(r, dict) for r in records):
+        what = "holds a list of other things than records"
+    else:
+        return records
+    raise UserError(f"{flag} {path} {what}; give a new file or a list of benchmark records.")
 
 
 def append_json(record: dict, path: str) -> None:

@@ -66,6 +66,8 @@ def check_outputs(out: str, npz: str | None, fps: float, sheet: str | None = Non
 
 
 OUTPUTS = ("out", "npz", "sheet")
+# What the command line holds beside its options: not files a command reads.
+NOT_INPUTS = OUTPUTS + ("argv", "config_overrides")
 # Inputs that are folders of files read one by one (their own files may not be outputs).
 FOLDERS_READ = ("--reference-masks", "--data", "config.data.dir of the run")
 
@@ -102,7 +104,7 @@ def check_not_an_input(args: argparse.Namespace, run_files: dict[str, str] | Non
 
     outputs = [(f"--{key}", args.__dict__.get(key)) for key in OUTPUTS]
     outputs = [(flag, os.path.abspath(path)) for flag, path in outputs if path]
-    inputs = [(f"--{key.replace('_', '-')}", item) for key, value in vars(args).items() if key not in OUTPUTS
+    inputs = [(f"--{key.replace('_', '-')}", item) for key, value in vars(args).items() if key not in NOT_INPUTS
               for item in (value if isinstance(value, list) else [value]) if isinstance(item, str)]
     inputs += [(f"config.{key} of the run", path) for key, path in (run_files or {}).items()]
     for flag, item in inputs:

@@ -71,17 +71,23 @@ def read_torch(path: str) -> dict:
                             "TorchScript file.") from None
     if not isinstance(obj, dict):
         raise UserError(f"{path} holds a {type(obj).__name__}, not a state dict.")
-    tensors = lambda d: {k: v for k, v in d.items() if hasattr(v, "detach")}
-    if not tensors(obj):                      # a checkpoint: the one dict of tensors inside it
-        inner = [k for k, v in obj.items() if isinstance(v, dict) and tensors(v)]
+    if not _tensors(obj):       # a checkpoint: its "state_dict", else its one dict of tensors
+        inner = ["state_dict"] if _tensors(obj.get("state_dict")) else [
+            k for k, v in obj.items() if _tensors(v)]
         if len(inner) != 1:
-            raise UserError(f"{path} holds no tensors at its top level but {', '.join(map(repr, list(obj)[:8]))}"
-                            "; save the network's state_dict() and convert that.")
+            what = (f"dicts of tensors under {', '.join(map(repr, inner))}" if inner else
+                    f"no tensors, but {', '.join(map(repr, list(obj)[:8]))}")
+            raise UserError(f"{path} holds {what}; save the network's state_dict() and convert that.")
         obj = obj[inner[0]]
-    arrays = {k: v.detach().float().numpy() for k, v in tensors(obj).items()}
+    arrays = {k: v.detach().float().numpy() for k, v in _tensors(obj).items()}
     if all(k.startswith("module.") for k in arrays):        # saved from DataParallel
         arrays = {k[len("module."):]: v for k, v in arrays.items()}
     return arrays
+
+
+def _tensors(obj) -> dict:
+    """The tensors of a dict (none for anything else)."""
+    return {k: v for k, v in obj.items() if hasattr(v, "detach")} if isinstance(obj, dict) else {}
 
 
 def run(args: argparse.Namespace) -> int:

@@ -190,11 +190,16 @@ def read_image(path: str) -> np.ndarray:
     return cv2.cvtColor(image[..., :3], cv2.COLOR_BGR2RGB)
 
 
-def read_mask(path: str, covers: tuple[int, int] | None = None, of: str = "") -> np.ndarray:
+# A set of masks holding only these values (black and white) is read as classes 0 and 1.
+BLACK_AND_WHITE = {0, 255}
+
+
+def read_mask(path: str, covers: tuple[int, int] | None = None, of: str = "", flag: str = ""
+              ) -> np.ndarray:
     """Loads a class-index mask as uint8 (H, W): a grayscale PNG's values or a palette PNG's
-    indices (a colour image whose channels are equal is read as grayscale); a black-and-white
-    mask (only 0 and 255) is read as classes 0 and 1. With `covers` (H, W), the size of `of`:
-    UserError unless the mask has that size or its aspect (callers resize it as they do `of`)."""
+    indices (a colour image whose channels are equal is read as grayscale). With `covers`
+    (H, W), the size of `of`: UserError (naming `flag`) unless the mask has that size or its
+    aspect (callers resize it as they do `of`)."""
     from PIL import Image, ImageOps
 
     _check_file(path)
@@ -215,25 +220,27 @@ def read_mask(path: str, covers: tuple[int, int] | None = None, of: str = "") ->
     if covers is not None and mask.shape != tuple(covers):
         (h, w), (ch, cw) = mask.shape, covers
         if abs(h * cw - w * ch) > max(ch, cw):          # off by more than a pixel's rounding
-            raise UserError(f"{path} is {h}x{w} but {of} is {ch}x{cw} (HxW); give a mask of "
-                            "that size (or of its aspect).")
-    if np.isin(mask, (0, 255)).all() and (mask == 255).any():
-        return (mask == 255).astype(np.uint8)
+            raise UserError(f"{flag + ' ' if flag else ''}{path} is {h}x{w} but {of} is {ch}x{cw} "
+                            "(HxW); give a mask of that size (or of its aspect).")
     return mask.astype(np.uint8)
 
 
-def read_labels(path: str, flag: str, shape: tuple[int, int], of: str, classes,
+def read_labels(paths: list[str], flag: str, shape: tuple[int, int], of: str, classes,
                 size: tuple[int, int]) -> np.ndarray:
-    """The class-index PNG `path` given by `flag` (`read_mask`: of the size or aspect of `of`,
-    `shape` (H, W)), checked to hold classes below `classes` (a count, or the run's class
-    names), fitted to `size` as `of` is."""
-    mask = read_mask(path, shape, of)
+    """(N, H, W) labels of the class-index PNGs `paths` given by `flag` (`read_mask`: of the
+    size or aspect of `of`, `shape` (H, W)), fitted to `size` as `of` is, black and white read
+    as classes 0 and 1 (BLACK_AND_WHITE, decided for the set), checked to hold classes below
+    `classes` (a count, or the run's class names)."""
+    masks = np.stack([resize_crop(read_mask(p, shape, of, flag), size, nearest=True) for p in paths])
+    if set(np.unique(masks).tolist()) == BLACK_AND_WHITE:
+        masks = (masks == 255).astype(np.uint8)
     count = classes if isinstance(classes, int) else len(classes)
-    if int(mask.max()) >= count:
+    if int(masks.max()) >= count:
+        bad = int(np.argmax(masks.reshape(len(masks), -1).max(axis=1) >= count))
         known = (f"{count} classes (0 ... {count - 1})" if isinstance(classes, int) else
                  f"{count} regions ({', '.join(classes)})")
-        raise UserError(f"{flag} {path} has class {int(mask.max())}, but the run knows {known}.")
-    return resize_crop(mask, size, nearest=True)
+        raise UserError(f"{flag} {paths[bad]} has class {int(masks[bad].max())}, but the run knows {known}.")
+    return masks
 
 
 def resize_crop(image: np.ndarray, size: tuple[int, int], nearest: bool = False) -> np.ndarray:

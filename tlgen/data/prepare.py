@@ -11,7 +11,6 @@ renamed to the output. An interrupted run leaves only the hidden temporary folde
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
 import errno
@@ -19,9 +18,7 @@ import json
 import logging
 import os
 import shutil
-import signal
 import tempfile
-import threading
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -31,7 +28,7 @@ from tlgen.data import images, pyramid, video_io
 from tlgen.data.layout import FORMAT, FORMAT_VERSION, INDEX_FILE, METADATA_FILE, is_dataset
 from tlgen.data.flow import METHODS as FLOW_METHODS, FlowEstimator
 from tlgen.errors import StorageError, UserError
-from tlgen.files import STORAGE_ERRNOS, check_output_folder, storage_sentence
+from tlgen.files import STORAGE_ERRNOS, check_output_folder, signals_held, storage_sentence
 from tlgen.progress import progress
 
 SPLITS = ("train", "validation")
@@ -286,10 +283,18 @@ class _Stager:
         elif video.name_order is not None:        # name order to name order, then frames' time order
             paths = [paths[i] for i in video.name_order]
         out = self._writer(video.id, "masks", self.size, np.uint8)
+        values = set()
         for path in paths:
-            mask = images.read_mask(path, video.native, f"a frame of {video.source}")
-            out.append(images.resize_crop(mask, self.size, nearest=True))
-        return out.close()
+            mask = images.read_mask(path, video.native, f"a frame of {video.source}", "--masks")
+            mask = images.resize_crop(mask, self.size, nearest=True)
+            values.update(np.unique(mask).tolist())
+            out.append(mask)
+        masks = out.close()
+        if values == images.BLACK_AND_WHITE:
+            log.info("--masks %s holds only 0 and 255: read as classes 0 and 1", folder)
+            masks = np.memmap(out.path, np.uint8, "r+", shape=masks.shape)
+            masks[masks == 255] = 1
+        return masks
 
 
 def _split_blocks(video: _Video, val_fraction: float, levels: int) -> None:
@@ -464,32 +469,12 @@ def prepare(sources: Sequence[str], out: str, *, size: tuple[int, int] | str | N
     return metadata
 
 
-@contextlib.contextmanager
-def _signals_held():
-    """Ctrl-C and SIGTERM wait until the block has run, then act (in the main thread)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught = []
-    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    previous = {s: h for s, h in previous.items() if h is not None}   # None: set in C, left alone
-    for s in previous:
-        signal.signal(s, lambda n, _: caught.append(n))
-    try:
-        yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-        if caught:
-            signal.raise_signal(caught[0])
-
-
 def _publish(tmp: str, out: str) -> None:
     """Moves the finished dataset `tmp` to `out`, replacing a dataset there; Ctrl-C and SIGTERM
     wait until both renames are done (between them `out` would be neither)."""
     old, published = None, False
     try:
-        with _signals_held():
+        with signals_held():
             if os.path.exists(out):
                 old = tempfile.mkdtemp(prefix=f".{os.path.basename(out)}.old-", dir=os.path.dirname(out))
                 os.rename(out, os.path.join(old, "data"))

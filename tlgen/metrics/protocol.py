@@ -93,6 +93,9 @@ class Networks:
                    LPIPS.load(lpips, mesh=mesh) if lpips else None)
 
 
+KID_SUBSET = 1000       # KID's subset size (StyleGAN-ADA)
+
+
 def _round(value: float) -> float:
     return float(f"{value:.4g}")
 
@@ -110,13 +113,14 @@ def video_metrics(real: np.ndarray, fake: np.ndarray, networks: Networks, *, see
         a = dist.FeatureStats(2048, keep=True).update(networks.inception.features(real_frames))
         b = dist.FeatureStats(2048, keep=True).update(networks.inception.features(fake_frames))
         scores["fid"] = dist.frechet_from_stats(a, b)
-        scores["kid"], scores["kid_std"] = dist.kernel_inception_distance(a.features, b.features, seed=seed)
+        scores["kid"], scores["kid_std"] = dist.kernel_inception_distance(
+            a.features, b.features, subset_size=KID_SUBSET, seed=seed)
         caveats += _small_sample("fid", n * t, "frames", 2048)
         if n * t <= KID_SUBSET:
-            caveats.append(f"kid_std is 0: each of the 100 subsets is the whole set of {n * t} frames "
-                           f"(at most {KID_SUBSET})")
+            caveats.append(f"kid_std is 0 (up to rounding): each subset is the whole set of {n * t} frames "
+                           f"(subsets of at most {KID_SUBSET})")
     elif networks.inception is not None:
-        missing["fid"] = missing["kid"] = "1 frame; a distance between distributions needs 2 or more"
+        missing["fid"] = missing["kid"] = _too_few(n * t, "frame")
     if networks.i3d is not None and t >= FVD_FRAMES and n >= 2:
         a = dist.FeatureStats(400).update(networks.i3d.features(real[:, :FVD_FRAMES]))
         b = dist.FeatureStats(400).update(networks.i3d.features(fake[:, :FVD_FRAMES]))
@@ -124,7 +128,7 @@ def video_metrics(real: np.ndarray, fake: np.ndarray, networks: Networks, *, see
         caveats += _small_sample("fvd", n, "clips", 400)
     elif networks.i3d is not None:
         missing["fvd"] = (f"the clips have {t} frame{'s' * (t != 1)}; the protocol needs {FVD_FRAMES}"
-                          if t < FVD_FRAMES else "1 clip; a distance between distributions needs 2 or more")
+                          if t < FVD_FRAMES else _too_few(n, "clip"))
     if networks.lpips is not None and min(real.shape[2:4]) >= LPIPS_MIN_SIZE[networks.lpips.net]:
         scores["lpips"] = float(np.mean(networks.lpips.distance(fake_frames, real_frames)))
     elif networks.lpips is not None:
@@ -142,7 +146,8 @@ def video_metrics(real: np.ndarray, fake: np.ndarray, networks: Networks, *, see
             "caveats": caveats}
 
 
-KID_SUBSET = 1000       # KID's subset size (StyleGAN-ADA)
+def _too_few(count: int, what: str) -> str:
+    return f"{count} {what}{'s' * (count != 1)}; a distance between distributions needs 2 or more"
 
 
 def _small_sample(name: str, count: int, what: str, features: int) -> list[str]:

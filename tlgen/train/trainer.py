@@ -45,8 +45,7 @@ log = logging.getLogger(__name__)
 RESUMABLE_CHANGES = ("total_steps", "train.log_every", "train.eval_every", "train.eval_batches",
                      "train.sample_every", "train.ckpt_every", "train.keep_checkpoints",
                      "train.keep_best", "train.deterministic", "data.worker_count", "eval",
-                     "family_path", "data.dir",     # a moved dataset or weights file: their
-                     *config_lib.MODEL_FILE_KEYS)   # contents are checked
+                     "family_path", "data.dir")     # a moved dataset: its content is checked
 INIT_CPU_COMPILER_OPTIONS = {"xla_backend_optimization_level": 0}
 class NonFiniteError(DivergedError):
     """The loss or gradients became non-finite with `config.train.nonfinite = "stop"`."""
@@ -252,7 +251,9 @@ def _check_resumable(config, workdir: str) -> None:
     if saved.get("family") != config.family:
         raise UserError(f"{workdir} holds a {saved.get('family')} run, not {config.family}; give this "
                         "run a --workdir of its own.")
-    config_lib.check_matches(config, path, ignore=RESUMABLE_CHANGES)
+    # Weights files may move when the run recorded their contents (`checkpoint.check_weights`).
+    recorded = checkpoint_lib.read_record(workdir, checkpoint_lib.WEIGHTS_RECORD) or {}
+    config_lib.check_matches(config, path, ignore=RESUMABLE_CHANGES + tuple(recorded))
     schedules = sorted({str(v) for k, v in config_lib.flatten(config_lib.to_dict(config)).items()
                         if k.startswith("optim.") and k.endswith("schedule") and v != "constant"})
     if schedules and int(saved.get("total_steps", config.total_steps)) != int(config.total_steps):
@@ -266,8 +267,8 @@ def _check_same_data(config, workdir: str) -> dict | None:
     `workdir` started on a dataset that differs from it (prepared again with other options
     or sources), which would silently change what a resumed run learns."""
     identity = data_identity(config.data.dir) if config.get("data", {}).get("dir") else None
-    recorded = (checkpoint_lib.read_record(workdir) if identity is not None and checkpoint_lib.started(workdir)
-                else None)
+    recorded = (checkpoint_lib.read_record(workdir, checkpoint_lib.DATA_RECORD)
+                if identity is not None and checkpoint_lib.started(workdir) else None)
     if recorded is None:
         return identity
     changed = sorted(k for k in set(recorded) | set(identity) if recorded.get(k) != identity.get(k))
@@ -301,9 +302,9 @@ def _prepare_workdir(config, workdir: str, data: dict | None, weights: dict) -> 
         os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
         config_lib.save(config, os.path.join(workdir, "config.json"))
         if data is not None:
-            checkpoint_lib.write_record(workdir, data)
+            checkpoint_lib.write_record(workdir, checkpoint_lib.DATA_RECORD, data)
         if weights:
-            checkpoint_lib.write_record(workdir, weights, checkpoint_lib.WEIGHTS_RECORD)
+            checkpoint_lib.write_record(workdir, checkpoint_lib.WEIGHTS_RECORD, weights)
     _on_lead(write, f"process 0 of this job could not write the config into {workdir}.")
 
 
@@ -350,7 +351,8 @@ def train(config, workdir: str) -> dict:
     _check_loop(config, workdir)
     _check_resumable(config, workdir)
     data = _check_same_data(config, workdir)
-    weights = checkpoint_lib.check_weights(config, workdir)
+    weights = checkpoint_lib.check_weights(config, workdir, "give --config.{key} that file, or train "
+                                           "in a new --workdir")
     # Everything the config names (family, mesh, frozen networks' files, dataset) is checked
     # before the workdir is written: bad input leaves nothing behind.
     spec = family_lib.of(config)

@@ -170,8 +170,8 @@ def animate_command(trained: Trained, args: argparse.Namespace) -> Animation:
     image, note = fit_image(args.image_array, anim.size)
     mask = None
     if args.mask:
-        mask = read_labels(args.mask, "--mask", args.image_array.shape[:2], "--image", anim.regions,
-                           anim.size)
+        mask = read_labels([args.mask], "--mask", args.image_array.shape[:2], "--image", anim.regions,
+                           anim.size)[0]
     if args.reference_mask and not args.reference:
         raise UserError(f"--reference-mask {args.reference_mask} labels the --reference video; "
                         "give that video too, or leave the mask out.")
@@ -182,9 +182,9 @@ def animate_command(trained: Trained, args: argparse.Namespace) -> Animation:
         ref_masks = masks
         if args.reference_mask:
             info = probe_video(args.reference)
-            ref_masks = anim.masks(read_labels(args.reference_mask, "--reference-mask",
+            ref_masks = anim.masks(read_labels([args.reference_mask], "--reference-mask",
                                                (info.height, info.width), f"--reference {args.reference}",
-                                               anim.regions, anim.size))
+                                               anim.regions, anim.size)[0])
         latents = anim.reference_latents(first_frames(args.reference, anim.size, needed),
                                          ref_masks if anim.per_region else None, f"--reference {args.reference}")
         sources.append(f"reference {args.reference}")

@@ -54,9 +54,8 @@ def reference_labels(path: str | None, count: int, shape, size, classes: int) ->
         if len(files) < count:
             raise UserError(f"--reference-masks {path} has {len(files)} PNGs but the {count} reference "
                             "frames animated need one each.")
-        return np.stack([read_labels(f, "--reference-masks", shape, "the reference video", classes, size)
-                         for f in files[:count]])
-    return np.repeat(read_labels(path, "--reference-masks", shape, "the reference video", classes, size)[None],
+        return read_labels(files[:count], "--reference-masks", shape, "the reference video", classes, size)
+    return np.repeat(read_labels([path], "--reference-masks", shape, "the reference video", classes, size),
                      count, axis=0)
 
 
@@ -137,8 +136,8 @@ def animate_command(trained: Trained, args: argparse.Namespace) -> Animation:
                         f"{args.frames} needs as many (one output frame per reference frame).")
     image, note = fit_image(args.image_array, size)
     image_masks = (np.zeros(size, np.uint8) if not args.image_mask else
-                   read_labels(args.image_mask, "--image-mask", args.image_array.shape[:2], "--image",
-                               anim.classes, size))
+                   read_labels([args.image_mask], "--image-mask", args.image_array.shape[:2], "--image",
+                               anim.classes, size)[0])
     count = args.frames or len(reference)
     ref_masks = reference_labels(args.reference_masks, count, (info.height, info.width), size, anim.classes)
     bar = progress(total=count, unit="frame", desc="animate")

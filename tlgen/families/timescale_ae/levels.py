@@ -120,10 +120,10 @@ def trained_levels(config, data_periods, workdir: str | None = None) -> Levels:
     (`config.data.dir`) when that is still there, else on the dataset it is used on
     (`data_periods`). A model used on another capture keeps its bins' periods; the other
     dataset's pyramid only supplies the nearest levels to compare with."""
-    from tlgen.checkpoint import read_record
+    from tlgen.checkpoint import DATA_RECORD, read_record
     from tlgen.data.dataset import open_dataset
 
-    recorded = read_record(workdir) if workdir else None
+    recorded = read_record(workdir, DATA_RECORD) if workdir else None
     if recorded:
         return make_levels(config, recorded["level_periods"])
     try:
