@@ -139,8 +139,12 @@ def signals_held():
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-        if caught:
-            signal.raise_signal(caught[0])
+        if caught:      # its handler called here (raised, it could land in a finalizer and be lost)
+            handler = previous[caught[0]]
+            if callable(handler):
+                handler(caught[0], None)
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(caught[0])
 
 
 def _remove(path: str) -> None:
