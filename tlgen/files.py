@@ -91,8 +91,7 @@ def write_atomic(path: str, write: Callable[[str], object]) -> None:
 
 def write_atomic_all(paths: list[str], write: Callable[[list[str]], object]) -> None:
     """`write_atomic` for several files written together: `write(tmps)`, then every file is
-    renamed into place (Ctrl-C and SIGTERM wait for the renames); on an error in `write` none
-    of them is."""
+    renamed into place; on an error in `write` none of them is."""
     tmps = []
     try:
         for path in paths:
@@ -105,10 +104,9 @@ def write_atomic_all(paths: list[str], write: Callable[[list[str]], object]) -> 
         write(tmps)
         umask = os.umask(0)
         os.umask(umask)
-        with signals_held():                    # no Ctrl-C between two of the renames
-            for tmp, path in zip(tmps, paths):
-                os.chmod(tmp, 0o666 & ~umask)   # mkstemp's 0600 -> the usual permissions
-                os.replace(tmp, path)
+        for tmp, path in zip(tmps, paths):
+            os.chmod(tmp, 0o666 & ~umask)       # mkstemp's 0600 -> the usual permissions
+            os.replace(tmp, path)
     except OSError as e:
         for tmp in tmps:
             _remove(tmp)
@@ -125,7 +123,8 @@ def write_atomic_all(paths: list[str], write: Callable[[list[str]], object]) -> 
 @contextlib.contextmanager
 def signals_held():
     """Ctrl-C and SIGTERM wait until the block has run, then act (in the main thread; a
-    handler set in C is left alone)."""
+    handler set in C is left alone). Not for code a multi-process JAX job runs: Python does not
+    see the SIGTERM handler of JAX's coordination service, which this would replace."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
