@@ -95,7 +95,7 @@ def test_an_interrupted_program_ends_at_once_though_a_librarys_thread_still_runs
       "{tmp}/dataset/tlgen.json"], "--json {tmp}/dataset/tlgen.json holds a JSON dict, not a list of "
      "records; give a new file or a list of benchmark records."),
     (["bench", "--config", "configs/timescale_ae_synthetic.py:tiny", "--config.data.dir=", "--json", ""],
-     "--json needs a file name (OUT.json)."),
+     "--json needs a file name."),
     (["bench", "--config", "configs/timescale_ae_synthetic.py:tiny", "--config.data.dir=", "--json",
       "{tmp}/list.json"], "--json {tmp}/list.json holds a list of other things than records"),
     (["bench", "--config", "configs/timescale_ae_synthetic.py:tiny", "--config.data.dir=", "--json",

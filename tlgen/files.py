@@ -38,6 +38,8 @@ def not_a_file(path: str) -> str:
 def check_output_file(path: str, flag: str) -> None:
     """UserError unless the file `path` given by `flag` can be written: not a folder, in a
     folder that exists and takes new files (checked before any work)."""
+    if not path:
+        raise UserError(f"{flag} needs a file name.")
     if os.path.isdir(path):
         raise UserError(f"{flag} {path} is a folder; give a file name.")
     folder = os.path.dirname(os.path.abspath(path))

@@ -8,6 +8,7 @@ over the data axes and the state donated. Its rng is `fold_in(PRNGKey(seed), ste
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from typing import Any
 
@@ -37,9 +38,11 @@ class BuiltStep:
     def mesh(self):
         return self.engine.mesh
 
-    def step(self):
-        """One training step on the fixed batch (the state is donated and replaced)."""
-        self.state, self.metrics = self.compiled(self.state, self.batch, self.rng, self.engine.frozen)
+    def step(self, compiled=None):
+        """One training step on the fixed batch (the state is donated and replaced), by the
+        plain step or another `compiled` program of it."""
+        self.state, self.metrics = (compiled or self.compiled)(self.state, self.batch, self.rng,
+                                                               self.engine.frozen)
         return self.state
 
     def last_metrics(self) -> dict:
@@ -49,14 +52,20 @@ class BuiltStep:
         """(call, jaxpr) of the family's lazy-regularization step (e.g. R1, which the trainer
         runs every `regularize_every` steps in place of the plain one), compiled here."""
         with jax.set_mesh(self.mesh):
-            traced = self.engine.jitted_step(regularize=True).trace(self.state, self.batch, self.rng,
-                                                                    self.engine.frozen)
-            compiled = traced.lower().compile()
+            traced, _, compiled, _, _ = _compile(self.engine, self.state, self.batch, self.rng,
+                                                 regularize=True)
+        return functools.partial(self.step, compiled), traced.jaxpr
 
-        def call():
-            self.state, self.metrics = compiled(self.state, self.batch, self.rng, self.engine.frozen)
-            return self.state
-        return call, traced.jaxpr
+
+def _compile(engine: trainer.Engine, state, batch, rng, regularize: bool = False):
+    """(traced, lowered, compiled, lower_s, compile_s) of the trainer's jitted step."""
+    start = time.perf_counter()
+    traced = engine.jitted_step(regularize).trace(state, batch, rng, engine.frozen)
+    lowered = traced.lower()
+    lower_s = time.perf_counter() - start
+    start = time.perf_counter()
+    compiled = lowered.compile()
+    return traced, lowered, compiled, lower_s, time.perf_counter() - start
 
 
 def build(spec: family_lib.Family, training: family_lib.Training,
@@ -70,11 +79,5 @@ def build(spec: family_lib.Family, training: family_lib.Training,
         state = engine.init(init_key, host_batch)
         batch = global_batch(host_batch, mesh)
         rng = jax.random.fold_in(jax.random.PRNGKey(int(config.seed)), 0)
-        start = time.perf_counter()
-        traced = engine.jitted_step().trace(state, batch, rng, engine.frozen)
-        lowered = traced.lower()
-        lower_s = time.perf_counter() - start
-        start = time.perf_counter()
-        compiled = lowered.compile()
-        compile_s = time.perf_counter() - start
+        traced, lowered, compiled, lower_s, compile_s = _compile(engine, state, batch, rng)
     return BuiltStep(engine, traced.jaxpr, lowered, compiled, state, batch, rng, lower_s, compile_s)

@@ -46,8 +46,6 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--steps must be at least 1, got {args.steps}.")
     if args.layers < 0:
         raise UserError(f"--layers must be a number of layers (0 or more), got {args.layers}.")
-    if args.json == "":
-        raise UserError("--json needs a file name (OUT.json).")
     if args.json is not None:
         check_output_file(args.json, "--json")
         if not args.json.lower().endswith(".json"):

@@ -153,8 +153,7 @@ def generator_benchmark(trained: Trained, batch: dict):
 def upscale_benchmark(trained: Trained, batch: dict):
     """`tlgen bench`'s inference figure for a super-resolution run: one pass of `upscale` over
     each clip of the batch, reduced to low resolution (the upscaled frames are counted)."""
-    scale = lsr.generator(trained.config.model).scale
-    lowres = lsr.downsample_area(batch["frames"], scale)
+    lowres = lsr.downsample_area(batch["frames"], int(trained.config.model.scale))
     run, k = upscaler(trained, int(lowres.shape[0]))
     frames = (int(lowres.shape[1]) - 2 * k) * int(lowres.shape[0])
     return (lambda: run(lowres)), frames, f"{int(lowres.shape[1]) - 2 * k} upscaled frames per clip"
