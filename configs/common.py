@@ -12,7 +12,9 @@ def trainer(**overrides) -> ml_collections.ConfigDict:
     step whose loss or gradients are not finite (counted as `skipped`, left out of the logged
     means), "stop" ends training with an error (exit code 3).
     deterministic: on GPU, deterministic kernels (needed there for a bitwise-exact resume;
-    CPU and TPU programs are deterministic anyway).
+    CPU and TPU programs are deterministic anyway). reshard_data: let a run resume on another
+    number of processes (a smaller or larger slice): the state is restored exactly, the data
+    are read from the start of the new processes' order.
     """
     cfg = ml_collections.ConfigDict(dict(
         log_every=10,
@@ -27,6 +29,7 @@ def trainer(**overrides) -> ml_collections.ConfigDict:
         ema_decay=0.0,
         eval_split="validation",
         deterministic=False,
+        reshard_data=False,
     ))
     cfg.update(overrides)
     return cfg

@@ -2,7 +2,8 @@
 on the same global batch: a process killed alone ends the whole job within seconds (no
 hang), a checkpoint corrupt on one process only is rejected by both, then a forwarded
 SIGTERM (preemption, agreed by both processes at one step), and every loss equals the
-one-process run's."""
+one-process run's. Then each run goes on with the other number of processes and another mesh
+(`train.reshard_data`)."""
 
 import os
 import signal
@@ -27,10 +28,10 @@ def _train_args(workdir, delay):
             f"--config.data.delay={delay}", f"--config.total_steps={STEPS}"]
 
 
-def launch(workdir, processes, devices, delay):
+def launch(workdir, processes, devices, delay, extra=()):
     """The job through launch/local.py (which also stops the rest when one process fails)."""
     command = [sys.executable, "launch/local.py", "-n", str(processes), "--devices-per-process",
-               str(devices), "--", *_train_args(workdir, delay)]
+               str(devices), "--", *_train_args(workdir, delay), *extra]
     return subprocess.Popen(command, cwd=ROOT, env=_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
@@ -104,6 +105,32 @@ def test_two_processes_match_one_through_a_lost_process_a_bad_shard_and_preempti
         got = train_rows(workdir, split)
         assert [r["step"] for r in got] == [r["step"] for r in ref]
         np.testing.assert_allclose([r["loss"] for r in got], [r["loss"] for r in ref], rtol=1e-5)
+
+    # Another slice: the preempted 2-process run on 1 process (fsdp over its 4 devices), the
+    # finished 1-process run on 2 processes for 4 more steps (as a checkpoint from a pod is
+    # taken on to a workstation, or to a larger slice). Refused until the data may be resharded.
+    more = ["--config.mesh.fsdp=4"]
+    job = launch(workdir, 1, 4, delay=0.1, extra=more)
+    output = job.communicate(timeout=120)[0]
+    assert job.returncode == 2, output
+    assert (f"checkpoint {workdir}/checkpoints/{preempted_at} was written by 2 processes, this run "
+            "has 1; resume with 2 processes, or add --config.train.reshard_data=true") in output
+    assert ckpt_steps(workdir)[-1] == preempted_at
+    single_dir = str(tmp_path / "single")
+    for run, processes, delay, extra in ((workdir, 1, 0.1, more),
+                                         (single_dir, 2, 0, [f"--config.total_steps={STEPS + 4}"])):
+        job = launch(run, processes, 4 // processes, delay=delay,
+                     extra=[*extra, "--config.train.reshard_data=true"])
+        output = job.communicate(timeout=120)[0]
+        assert job.returncode == 0, output
+        assert "the state is restored onto this run's mesh" in output
+        rows = train_rows(run)
+        assert [r["step"] for r in rows] == list(range(1, rows[-1]["step"] + 1))
+        assert np.isfinite([r["loss"] for r in rows]).all()
+        newest = ckpt_steps(run)[-1]
+        assert newest == rows[-1]["step"] == (STEPS if run == workdir else STEPS + 4)
+        assert sorted(os.listdir(os.path.join(run, "checkpoints", str(newest), "data"))) == [
+            "commit_success.txt", *[f"process_{i}-of-{processes}.json" for i in range(processes)]]
 
 
 def test_a_model_axis_across_processes_is_refused(tmp_path):

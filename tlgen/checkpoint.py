@@ -245,14 +245,17 @@ class Checkpointer:
         return ocp.CheckpointManager(self.directory, item_names=ITEMS, options=options)
 
     def restore(self, data_iter, abstract_state_for: Callable[[Any], Any],
-                checksums_of: Callable[[Any], dict] | None = None) -> Restored | None:
+                checksums_of: Callable[[Any], dict] | None = None, *,
+                reshard_data: bool = False) -> Restored | None:
         """Restores the newest readable checkpoint, or None when the run has none yet.
 
         Sets `data_iter` to the saved position and takes its next batch, from which
         `abstract_state_for(batch)` builds the target state (ShapeDtypeStructs with
-        shardings); `checksums_of(state)` recomputes the saved checksums (jitted; every
-        process calls it). UserError when the state's shapes differ from the checkpoint's
-        or it was written by a different number of processes; StorageError when storage
+        shardings: the state is restored onto the current mesh, whatever mesh saved it);
+        `checksums_of(state)` recomputes the saved checksums (jitted; every process calls
+        it). A checkpoint written by another number of processes is a UserError, unless
+        `reshard_data`: then `data_iter` keeps its own (initial) position. UserError also
+        when the state's shapes differ from the checkpoint's; StorageError when storage
         fails or no checkpoint can be restored (see the module docstring).
         """
         steps = self.steps()
@@ -262,9 +265,11 @@ class Checkpointer:
                                f"{self.directory}; the storage is not consistent across hosts.")
         bad_dir = os.path.join(os.path.dirname(self.directory), "checkpoints_bad")
         reader = self._reader()
+        initial = data_iter.get_state() if reshard_data else None
         try:
             for step in reversed(steps):
-                outcome, reason, restored = self._attempt(reader, step, data_iter, abstract_state_for)
+                outcome, reason, restored = self._attempt(reader, step, data_iter, abstract_state_for,
+                                                          initial)
                 verdict = agree(outcome)
                 if verdict == OK:
                     reason = self._checksum_mismatch(restored, checksums_of)
@@ -286,18 +291,22 @@ class Checkpointer:
                                f"To start over anyway, delete {bad_dir}.")
         return None
 
-    def _attempt(self, reader, step: int, data_iter, abstract_state_for):
+    def _attempt(self, reader, step: int, data_iter, abstract_state_for, initial):
         """(OK, None, Restored) | (CORRUPT, reason, None) | (FAILED, reason, None) for one
-        step on this process, retrying failures that may pass."""
+        step on this process, retrying failures that may pass. `initial`: the data position
+        to take when the checkpoint's processes differ (None: refuse that)."""
         path = os.path.join(self.directory, str(step))
-        self._check_process_count(path)
+        resharded = self._process_count_changed(path, allowed=initial is not None)
+        items = {"shapes": ocp.args.JsonRestore()}
         last = ""
         for attempt, delay in enumerate((0.0,) + tuple(RETRY_DELAYS_S)):
             time.sleep(delay)
             try:
-                meta = reader.restore(step, args=ocp.args.Composite(
-                    shapes=ocp.args.JsonRestore(),
-                    data=grain.checkpoint.CheckpointRestore(data_iter)))
+                if resharded:
+                    data_iter.set_state(initial)
+                else:
+                    items["data"] = grain.checkpoint.CheckpointRestore(data_iter)
+                meta = reader.restore(step, args=ocp.args.Composite(**items))
                 first = next(data_iter)
                 abstract = abstract_state_for(first)
                 _check_shapes(shape_table(abstract), meta.shapes, path)
@@ -340,14 +349,25 @@ class Checkpointer:
         wrong = [k for k, v in saved.items() if int(now[k]) != int(v)]
         return f"a checksum mismatch in {wrong[0]}" if wrong else None
 
-    def _check_process_count(self, path: str) -> None:
+    @staticmethod
+    def _process_count_changed(path: str, allowed: bool) -> bool:
+        """Whether checkpoint `path` was written by another number of processes than this
+        run has (a UserError unless `allowed`)."""
         files = glob.glob(os.path.join(path, "data", "process_*-of-*.json"))
         mine = os.path.join(path, "data",
                             f"process_{jax.process_index()}-of-{jax.process_count()}.json")
-        if files and mine not in files:
-            counts = sorted({f.rsplit("-of-", 1)[1][:-5] for f in files})
-            raise UserError(f"checkpoint {path} was written by {'/'.join(counts)} processes, this "
-                            f"run has {jax.process_count()}; resume with the same number of processes.")
+        if not files or mine in files:
+            return False
+        counts = "/".join(sorted({f.rsplit("-of-", 1)[1][:-5] for f in files}))
+        if not allowed:
+            raise UserError(f"checkpoint {path} was written by {counts} processes, this run has "
+                            f"{jax.process_count()}; resume with {counts} processes, or add "
+                            f"--config.train.reshard_data=true to go on with {jax.process_count()} "
+                            "(the state is restored exactly; the data are read in a new order).")
+        log.warning("checkpoint %s was written by %s processes, this run has %d: the state is "
+                    "restored onto this run's mesh, the data are read from the start of this "
+                    "run's order", path, counts, jax.process_count())
+        return True
 
     def _quarantine(self, step: int, reason: str) -> None:
         """Moves checkpoint `step` to `checkpoints_bad/` (process 0; all wait for it)."""

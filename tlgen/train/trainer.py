@@ -40,13 +40,17 @@ from tlgen.train.writers import MetricWriter, write_samples
 
 log = logging.getLogger(__name__)
 
-# Config keys a resumed run may change (frequencies, length, housekeeping, where the family
-# imports from).
+# Config keys a resumed run may change: frequencies, length, housekeeping, where the family
+# imports from, the mesh (a layout: the state is restored onto the new one), a moved dataset
+# (`data.dir`: its content is checked).
 RESUMABLE_CHANGES = ("total_steps", "train.log_every", "train.eval_every", "train.eval_batches",
                      "train.sample_every", "train.ckpt_every", "train.keep_checkpoints",
-                     "train.keep_best", "train.deterministic", "data.worker_count", "eval",
-                     "family_path", "data.dir")     # a moved dataset: its content is checked
+                     "train.keep_best", "train.deterministic", "train.reshard_data",
+                     "data.worker_count", "eval", "family_path", "mesh", "data.dir")
+
 INIT_CPU_COMPILER_OPTIONS = {"xla_backend_optimization_level": 0}
+
+
 class NonFiniteError(DivergedError):
     """The loss or gradients became non-finite with `config.train.nonfinite = "stop"`."""
 
@@ -411,7 +415,8 @@ def _train(config, workdir, engine, fam, train_iter, eval_data, init_key, sample
     writer = bar = None
     try:
         with jax.set_mesh(mesh):
-            restored = ckpt.restore(train_iter, engine.abstract_state, engine.checksums)
+            restored = ckpt.restore(train_iter, engine.abstract_state, engine.checksums,
+                                    reshard_data=bool(tc.get("reshard_data", False)))
             pending = []
             if restored:
                 start, state, local = restored.step, restored.state, restored.first_batch
