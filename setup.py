@@ -21,7 +21,9 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.11",
-    packages=find_packages(include=["tlgen", "tlgen.*"]),
+    # configs/ is installed as tlgen.configs: `--config configs/<file>.py:...` works from any folder
+    packages=find_packages(include=["tlgen", "tlgen.*"]) + ["tlgen.configs"],
+    package_dir={"tlgen.configs": "configs"},
     install_requires=[
         f"jax{JAX}",
         "flax>=0.12,<0.13",
@@ -30,7 +32,7 @@ setup(
         "grain>=0.2.18,<0.3",
         "tensorflow-datasets>=4.9.9,<5",
         "array-record>=0.8,<0.9",
-        "importlib_resources>=6",
+        "importlib_resources>=6",   # tensorflow-datasets imports it (declaring it for Python < 3.9)
         "einops>=0.8,<0.9",
         "ml-collections>=1.1,<2",
         "numpy>=2.0,<3",
@@ -54,7 +56,6 @@ setup(
     entry_points={"console_scripts": ["tlgen=tlgen.cli.main:entry"]},
     classifiers=[
         "Programming Language :: Python :: 3",
-        "License :: OSI Approved :: Apache Software License",
         "Topic :: Scientific/Engineering :: Artificial Intelligence",
     ],
 )

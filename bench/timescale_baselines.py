@@ -35,7 +35,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from configs.timescale_ae_synthetic import PAPER_RECIPE  # noqa: E402
+from tlgen.configs.timescale_ae_synthetic import PAPER_RECIPE  # noqa: E402
 from tlgen import config as config_lib  # noqa: E402
 from tlgen.bench.report import write_json  # noqa: E402
 from tlgen.cli.demo import DEMO_STEPS  # noqa: E402

@@ -8,7 +8,7 @@ Data: `tlgen prepare synthetic:clouds --flow --size 32 --out data/clouds32` (tin
 
 import ml_collections
 
-from configs import common
+from tlgen.configs import common
 
 
 def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:

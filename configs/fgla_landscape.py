@@ -13,7 +13,7 @@ The "AL" variant of the paper's ablation (one global latent, no per-region encod
 
 import ml_collections
 
-from configs import common
+from tlgen.configs import common
 
 # The synthetic scenes' classes (0 ground, 1 sky, 2 water); the paper's 6 groups for base.
 SYNTHETIC_REGIONS = ("ground", "sky", "water")

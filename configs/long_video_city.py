@@ -16,7 +16,7 @@ Variants:
 
 import ml_collections
 
-from configs import common
+from tlgen.configs import common
 
 
 def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:

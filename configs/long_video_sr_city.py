@@ -17,7 +17,7 @@ Variants (both 36x64 -> 144x256, paired with configs/long_video_city.py):
 
 import ml_collections
 
-from configs import common
+from tlgen.configs import common
 
 
 def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:

@@ -15,7 +15,7 @@ Ablations: `--config.model.noise=False` (classwise AdaIN at relu1_1 too, no nois
 
 import ml_collections
 
-from configs import common
+from tlgen.configs import common
 
 
 def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:

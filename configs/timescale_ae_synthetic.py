@@ -10,7 +10,7 @@ The paper's recipe, for comparison (PAPER_RECIPE; its six levels: `prepare --lev
 
 import ml_collections
 
-from configs import common
+from tlgen.configs import common
 
 VARIANTS = {
     #         image  widths                     blocks bins bin_ch batch steps  lr

@@ -9,7 +9,7 @@ Captures spanning several days can add day-periodic positives for the slowest le
 
 import ml_collections
 
-from configs import timescale_ae_synthetic as synthetic
+from tlgen.configs import timescale_ae_synthetic as synthetic
 
 
 def get_config(arg: str = "base") -> ml_collections.ConfigDict:

@@ -2,7 +2,7 @@
 
 import ml_collections
 
-from configs import common
+from tlgen.configs import common
 
 
 def get_config(arg: str = "regression") -> ml_collections.ConfigDict:

@@ -1,9 +1,11 @@
 """The `tlgen` command line: help, exit codes, user errors."""
 
 import os
+import shutil
 import subprocess
 import sys
 import time
+import zipfile
 
 import pytest
 
@@ -276,3 +278,45 @@ def test_help_examples_continued_with_a_backslash_keep_their_line_breaks():
         source = inspect.getsource(module)
         written = source[:source.index('"""', source.index('"""') + 3)]      # the docstring as typed
         assert module.__doc__.count("\\\n") == written.count("\\\n"), name
+
+
+def test_an_installed_wheel_runs_tlgens_configs_from_any_folder(tmp_path):
+    """`pip install` of the wheel (not editable): `--config configs/<file>.py` finds the
+    configs installed as tlgen.configs from another folder, a config copied elsewhere imports
+    tlgen.configs.common, and a missing config names tlgen's own."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    source = tmp_path / "source"
+    for folder in ("tlgen", "configs"):
+        shutil.copytree(os.path.join(root, folder), source / folder,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    for file in ("setup.py", "README.md"):
+        shutil.copy(os.path.join(root, file), source / file)
+    pip = [sys.executable, "-m", "pip", "-q", "--disable-pip-version-check"]
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", str(source), "-w",
+                    str(tmp_path / "wheel")], check=True, capture_output=True)
+    wheel, = (tmp_path / "wheel").iterdir()
+    assert "tlgen/configs/common.py" in zipfile.ZipFile(wheel).namelist()
+    venv = tmp_path / "venv"        # the dependencies come from this Python's packages
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)],
+                   check=True)
+    subprocess.run([*pip, "--python", str(venv / "bin" / "python"), "install", "--no-deps", str(wheel)],
+                   check=True, capture_output=True)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.copy(os.path.join(root, "configs", "timescale_ae_synthetic.py"), elsewhere / "mine.py")
+
+    def tlgen(config):
+        return subprocess.run([str(venv / "bin" / "tlgen"), "train", "--config", config, "--workdir", "w"],
+                              cwd=elsewhere, capture_output=True, text=True, timeout=120,
+                              env=dict(os.environ, TLGEN_XLA_CACHE="off"))
+
+    installed = subprocess.run([str(venv / "bin" / "python"), "-c", "import tlgen.configs as c; print(c.__file__)"],
+                               capture_output=True, text=True, cwd=elsewhere).stdout
+    assert installed.startswith(str(venv)), installed      # not this checkout's
+    for config in ("configs/timescale_ae_synthetic.py:tiny", "mine.py:tiny"):
+        done = tlgen(config)        # loaded: what stops it is the dataset the command lacks
+        assert done.returncode == 2 and "config.data.dir is empty" in done.stderr, done.stderr
+    done = tlgen("configs/nothing.py:tiny")
+    assert done.returncode == 2
+    assert ("config file configs/nothing.py does not exist; pass --config configs/<file>.py:<variant> "
+            "(tlgen's own: dtvnet_clouds, fgla_landscape,") in done.stderr

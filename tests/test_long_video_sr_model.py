@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import scipy.signal
 
-from configs import long_video_sr_city
+from tlgen.configs import long_video_sr_city
 from tlgen.models import long_video_sr as sr
 from tlgen.models.layers import upfirdn
 

@@ -72,7 +72,7 @@ def test_bins_spread_over_a_longer_pyramid_with_same_time_of_day_positives_withi
 def test_the_papers_recipe_by_config():
     """PAPER_RECIPE (the config file's overrides) on the paper's six levels: every level
     reconstructs its pyramid level, positives over the fast half of each band, no day."""
-    from configs.timescale_ae_synthetic import PAPER_RECIPE
+    from tlgen.configs.timescale_ae_synthetic import PAPER_RECIPE
     config = config_lib.load(f"{CONFIG}:tiny", ["data.dir=", *PAPER_RECIPE])
     assert not config.model.background and not config.loss.one_level_per_anchor
     lv = make_levels(config, [1200.0 * 2 ** i for i in range(6)])

@@ -53,29 +53,39 @@ def load(spec: str, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
     return config
 
 
+def shipped_configs() -> str:
+    """The folder of tlgen's own configs (`configs/` of the checkout, or the installed copy)."""
+    from tlgen import configs
+
+    return os.path.dirname(os.path.abspath(configs.__file__))
+
+
 def resolve_path(path: str) -> str:
-    """A config path as given, else relative to the checkout tlgen runs from (`configs/...`)."""
+    """A config path as given, else relative to the folder that holds tlgen's `configs/`
+    (the checkout, or the installed package), so `configs/<file>.py` works from anywhere."""
     if os.path.isfile(path):
         return path
-    checkout = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    candidate = os.path.join(checkout, path)
+    candidate = os.path.join(os.path.dirname(shipped_configs()), path)
     if not os.path.isabs(path) and os.path.isfile(candidate):
         return candidate
-    raise UserError(f"config file {path} {not_a_file(path)}; pass --config configs/<file>.py:<variant>.")
+    names = ", ".join(sorted(f[:-3] for f in os.listdir(shipped_configs())
+                             if f.endswith(".py") and f not in ("__init__.py", "common.py")))
+    raise UserError(f"config file {path} {not_a_file(path)}; pass --config configs/<file>.py:<variant> "
+                    f"(tlgen's own: {names}) or the path of your own.")
 
 
 def _import_file(path: str):
     """Imports a config file: (module, root). The root, the nearest folder above it that holds
-    a `configs` folder (else its folder's parent), goes on sys.path, so `from configs import
-    common` and dotted family paths such as `tests.toy_family` import from the checkout the
-    file is in."""
+    a `configs` folder (else its folder's parent), goes on sys.path, so dotted family paths
+    such as `tests.toy_family` import from the checkout the file is in (tlgen's own package
+    folder never does: its modules would shadow top-level names)."""
     here = os.path.dirname(os.path.abspath(path))
     folders = [here]
     while os.path.dirname(folders[-1]) != folders[-1]:
         folders.append(os.path.dirname(folders[-1]))
     root = next((f for f in folders if os.path.isdir(os.path.join(f, "configs"))),
                 os.path.dirname(here))
-    if root not in sys.path:
+    if root not in sys.path and root != os.path.dirname(os.path.abspath(__file__)):
         sys.path.insert(0, root)
     name = "tlgen_config_" + os.path.splitext(os.path.basename(path))[0]
     spec = importlib.util.spec_from_file_location(name, path)

@@ -26,18 +26,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"training steps (default {DEMO_STEPS}: about 5 minutes on 2 CPU cores)")
 
 
-def config_path() -> str:
-    """The synthetic-scene config shipped in the repository's configs/ folder."""
-    from tlgen.errors import UserError
-
-    here = os.path.dirname(os.path.abspath(__file__))
-    path = os.path.join(os.path.dirname(os.path.dirname(here)), "configs", CONFIG)
-    if not os.path.exists(path):
-        raise UserError(f"cannot find configs/{CONFIG} next to the tlgen package; run the demo "
-                        "from a source checkout (pip install -e .).")
-    return path
-
-
 def run(args: argparse.Namespace) -> int:
     from tlgen import config as config_lib
     from tlgen.cli import timelapse as timelapse_cli
@@ -66,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
     except UserError as e:      # never replaced: it may be the user's own
         raise UserError(f"{data} is not the demo's dataset ({e}); move it away or choose another "
                         "--out.") from None
-    config = config_lib.load(f"{config_path()}:tiny", [f"data.dir={data}", f"total_steps={args.steps}"])
+    config = config_lib.load(f"{os.path.join(config_lib.shipped_configs(), CONFIG)}:tiny",
+                             [f"data.dir={data}", f"total_steps={args.steps}"])
     metrics = train(config, workdir)
     if metrics.get("preempted"):
         print(f"training stopped at step {metrics['step']} (checkpoint saved); run the same "
