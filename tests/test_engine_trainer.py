@@ -19,6 +19,7 @@ import pytest
 from tests import engine_config
 from tests.conftest import fill_disk
 from tlgen import checkpoint
+from tlgen import config as config_lib
 from tlgen.cli.main import main
 from tlgen.errors import UserError
 from tlgen import family as family_lib
@@ -407,6 +408,17 @@ def test_keep_best_of_an_unknown_metric_keeps_the_steps_trained(tmp_path):
     final = train(make_config(total_steps=6, train__eval_every=2, train__ckpt_every=4,
                               train__keep_best="loss"), workdir)
     assert final["step"] == 6 and ckpt_steps(workdir) == [4, 6]
+    # a bare name keeps the lowest: refused, before any work, for a metric where higher is better
+    with pytest.raises(UserError, match=r"^config.train.keep_best is 'eval/psnr', which keeps the lowest "
+                                        r"psnr, the worst; write 'max:psnr' \(or 'min:psnr'"):
+        train(make_config(train__keep_best="eval/psnr"), str(tmp_path / "psnr"))
+    with pytest.raises(UserError, match=r"^config.train.keep_best ranks by fid, which tests.engine_family does "
+                                        r"not compute while training; rank by another metric\.$"):
+        train(make_config(train__keep_best="fid"), str(tmp_path / "psnr"))
+    with pytest.raises(UserError, match=r"^config.train.keep_best ranks by fid, which needs the inception "
+                                        r"network in config.eval.inception \(README: Evaluation protocol\)"):
+        train(config_lib.load("configs/dtvnet_clouds.py:tiny", ["train.keep_best=fid"]), str(tmp_path / "psnr"))
+    assert not (tmp_path / "psnr").exists()
 
 
 def test_nonfinite_stop_saves_nothing_after_it(tmp_path):

@@ -211,6 +211,15 @@ def test_bad_training_input_is_one_sentence(run, tmp_path, capsys, extra, messag
     assert message.format(data=data) in err and "Traceback" not in err and len(err.splitlines()) == 1
 
 
+def test_a_family_of_square_frames_on_wide_ones_says_so(run, tmp_path, capsys):
+    _, data, _ = run
+    assert train(data, str(tmp_path / "w"), 2, config="configs/stylegan_v_clouds.py:tiny", tiny=[]) == 2
+    assert (f"{data} holds 16x32 frames but this family takes square ones (config.model.resolution 32); "
+            "prepare it with --size 32 (a centre crop), or with --size N and --config.model.resolution=N."
+            ) in capsys.readouterr().err
+    assert not (tmp_path / "w").exists()
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--config.data.num_frames=100"], "no train video of {data} is 102 frames long"),
     (["--config.model.scale=3"], "config.model.size 32x64 is not a whole multiple of config.model.scale 3"),

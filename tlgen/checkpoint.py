@@ -70,6 +70,9 @@ def parse_keep_best(spec: str) -> tuple[str, str] | None:
     mode = mode or "min"
     if mode not in ("min", "max") or not name:
         raise UserError(f"config.train.keep_best is {spec!r}; use a metric name, 'min:NAME' or 'max:NAME'.")
+    if not spec.count(":") and ("psnr" in name or "ssim" in name):
+        raise UserError(f"config.train.keep_best is {spec!r}, which keeps the lowest {name}, the worst; "
+                        f"write 'max:{name}' (or 'min:{name}' to keep the lowest).")
     return name, mode
 
 

@@ -239,6 +239,14 @@ def check_at_least(config: ml_collections.ConfigDict, least: Mapping[str, float]
             raise UserError(f"config.{key} is {value}; use {use}{each}.")
 
 
+def check_multiple(config: ml_collections.ConfigDict, key: str, divisor: int, why: str) -> None:
+    """UserError when the size at dotted `key` is not a multiple of `divisor` (`why` says
+    what halves it that often)."""
+    node, leaf = _parent(config, key)
+    if int(node[leaf]) % divisor:
+        raise UserError(f"config.{key} is {node[leaf]}; it must be a multiple of {divisor}: {why}.")
+
+
 def compute_dtype(config):
     """The activation dtype of `config.dtype` ("float32" or "bfloat16"); parameters stay fp32."""
     import jax.numpy as jnp

@@ -346,9 +346,14 @@ def open_training_data(data_dir: str, *, image_size: int | tuple[int, int] | Non
         if tuple(ds.image_size) != want:
             (h, w), (wh, ww) = ds.image_size, want
             size = wh if wh == ww else f"{wh}x{ww}"
-            raise UserError(f"{data_dir} holds {h}x{w} frames but the run {run} takes {wh}x{ww}; "
-                            f"prepare it with --size {size}." if run else
-                            f"{data_dir} holds {h}x{w} frames but {size_key} is {wh}x{ww}; prepare "
+            if run:
+                raise UserError(f"{data_dir} holds {h}x{w} frames but the run {run} takes {wh}x{ww}; "
+                                f"prepare it with --size {size}.")
+            if h != w and isinstance(image_size, int):      # a family of square frames
+                raise UserError(f"{data_dir} holds {h}x{w} frames but this family takes square ones "
+                                f"({size_key} {size}); prepare it with --size {size} (a centre "
+                                f"crop), or with --size N and --{size_key}=N.")
+            raise UserError(f"{data_dir} holds {h}x{w} frames but {size_key} is {wh}x{ww}; prepare "
                             f"it with --size {size} or set --{size_key}.")
     if flow and not ds.metadata.get("has_flow"):
         raise UserError(f"{data_dir} has no optical flow; prepare it with --flow.")

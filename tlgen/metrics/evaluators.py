@@ -21,6 +21,10 @@ from tlgen.models import i3d as i3d_model
 from tlgen.models import inception as inception_model
 
 
+# The training-time metrics of the networks `config.eval` names: metric -> its key there.
+METRIC_NETWORKS = {"fid": "inception", "fvd": "i3d", "lpips": "lpips"}
+
+
 def _frechet(name: str, dim: int, features: Callable, real: Callable, fake: Callable) -> Evaluator:
     def compute(state, batch, frozen):
         return {"real": features(frozen, real(state, batch)), "fake": features(frozen, fake(state, batch))}

@@ -52,10 +52,20 @@ def no_grad_accum(config) -> None:
                         "gradients; keep 1 and set the batch with config.data.batch_size.")
 
 
+def no_train_ema(config, instead: str) -> None:
+    """UserError unless `config.train.ema_decay` is 0, for a family that keeps no EMA by it
+    (`instead`: what it does)."""
+    decay = float(config.train.get("ema_decay", 0.0))
+    if decay:
+        raise UserError(f"config.train.ema_decay is {decay:g}, but {config.family} {instead}; keep 0.")
+
+
 def optimizers(config, every: int):
     """(g_tx, d_tx) of `config.optim.g` and `config.optim.d`, the latter regularized lazily
-    every `every` steps (`lazy_optimizer`), over `config.total_steps`."""
+    every `every` steps (`lazy_optimizer`), over `config.total_steps`; for the families
+    whose generator's EMA follows `config.ema`."""
     no_grad_accum(config)
+    no_train_ema(config, "keeps its generator's EMA by config.ema.kimg and config.ema.rampup")
     return (make_optimizer(config.optim.g, total_steps=config.total_steps),
             make_optimizer(lazy_optimizer(config.optim.d, every), total_steps=config.total_steps))
 

@@ -30,6 +30,7 @@ from tlgen.data.layout import is_dataset
 from tlgen.errors import DivergedError, StorageError, TlgenError, UserError
 from tlgen.files import check_output_folder
 from tlgen.lock import WorkdirLock
+from tlgen.metrics.evaluators import METRIC_NETWORKS
 from tlgen.parallel import (agree, batch_sharding, compiler_options, gather_params, global_batch,
                             initialize_distributed, is_explicit, make_mesh, param_shardings,
                             replicated)
@@ -234,10 +235,18 @@ def _check_loop(config, workdir: str) -> None:
         raise UserError(f"config.train.eval_split is {tc.eval_split!r}; use validation or train.")
     if tc.nonfinite not in ("skip", "stop"):
         raise UserError(f"config.train.nonfinite is {tc.nonfinite!r}; use 'skip' or 'stop'.")
-    if checkpoint_lib.check_keep(int(tc.keep_checkpoints), tc.keep_best) and not (tc.eval_every > 0 and tc.eval_batches > 0):
+    best = checkpoint_lib.check_keep(int(tc.keep_checkpoints), tc.keep_best)
+    if best and not (tc.eval_every > 0 and tc.eval_batches > 0):
         raise UserError(f"config.train.keep_best {tc.keep_best!r} ranks evaluations, but the run has "
                         "none; set config.train.eval_every and eval_batches above 0, or clear it with "
                         "--config.train.keep_best=.")
+    network = METRIC_NETWORKS.get(best[0]) if best else None
+    if network and not config.get("eval", {}).get(network):
+        raise UserError(f"config.train.keep_best ranks by {best[0]}, which needs the {network} network "
+                        f"in config.eval.{network} (README: Evaluation protocol); give its file, or "
+                        "rank by another metric." if network in config.get("eval", {}) else
+                        f"config.train.keep_best ranks by {best[0]}, which {config.family} does not "
+                        "compute while training; rank by another metric.")
     decay = float(tc.get("ema_decay", 0.0))
     if not 0.0 <= decay < 1.0:
         raise UserError(f"config.train.ema_decay is {decay:g}; use 0 (no EMA) up to below 1.")

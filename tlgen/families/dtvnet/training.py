@@ -27,7 +27,7 @@ from tlgen.metrics.evaluators import frozen_networks, metric_evaluators
 from tlgen.metrics.image import psnr, ssim
 from tlgen.models import dtvnet
 from tlgen.models.flow_ops import resize_flow
-from tlgen.config import check_at_least, compute_dtype
+from tlgen.config import check_at_least, check_multiple, compute_dtype
 from tlgen.train.state import TrainState, critic_steps, make_optimizer
 
 G = "g"   # generator + flow encoder: what inference needs
@@ -89,6 +89,7 @@ def training(config) -> Training:
     check_at_least(config, {"data.num_frames": 2, "data.image_size": 8, "model.motion_dim": 1,
                             "model.base_width": 1, "model.decoder_width": 1, "model.encoder_width": 1,
                             "loss.critic_steps": 1})
+    check_multiple(config, "data.image_size", 2, "DTVNet's encoder halves it")
     dtype = compute_dtype(config)
     gen, enc, disc = networks(config, dtype)
     t = int(config.data.num_frames)

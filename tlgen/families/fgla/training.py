@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tlgen.config import check_at_least, compute_dtype
+from tlgen.config import check_at_least, check_multiple, compute_dtype
 from tlgen.errors import UserError
 from tlgen.family import Training
 from tlgen.metrics.image import psnr
@@ -41,6 +41,8 @@ def networks(config, dtype=jnp.float32) -> tuple[fgla.MotionEncoder, fgla.Motion
     m = config.model
     check_at_least(config, {"data.stride": 1, "model.latent_dim": 1, "model.encoder_widths": 1,
                             "model.generator_widths": 1}, positive=("model.flow_scale", "model.flow_divisor"))
+    check_multiple(config, "data.image_size", 2 ** (len(m.generator_widths) - 1), "the generator "
+                   "halves it once per entry of config.model.generator_widths after the first")
     return (fgla.MotionEncoder(tuple(m.encoder_widths), int(m.latent_dim), bool(m.per_region),
                                float(m.flow_scale), dtype),
             fgla.MotionGenerator(tuple(m.generator_widths), float(m.flow_divisor), dtype))

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from tlgen.config import check_at_least, compute_dtype
+from tlgen.config import check_at_least, check_multiple, compute_dtype
 from tlgen.errors import UserError
 from tlgen.family import Training
 from tlgen.losses import adversarial, style
@@ -36,7 +36,7 @@ from tlgen.models import time_flies as tf
 from tlgen.models import vgg19
 from tlgen.models.layers import VideoDiscriminator
 from tlgen.models.pixels import to_uint8
-from tlgen.train.gan import no_grad_accum
+from tlgen.train.gan import no_grad_accum, no_train_ema
 from tlgen.train.state import TrainState, make_optimizer
 from tlgen.weights import load_torch_weights
 
@@ -124,15 +124,14 @@ def training(config) -> Training:
     disc = VideoDiscriminator(int(config.model.d_width), int(config.model.d_max_width), dtype)
     lc = config.loss
     no_grad_accum(config)
+    no_train_ema(config, "keeps no moving average of its networks")
     g_tx = optax.multi_transform(
         {"video_encoder": make_optimizer(config.optim.e, total_steps=config.total_steps),
          "decoder": make_optimizer(config.optim.g, total_steps=config.total_steps)},
         {"video_encoder": "video_encoder", "decoder": "decoder"})
     d_tx = make_optimizer(config.optim.d, total_steps=config.total_steps)
+    check_multiple(config, "data.image_size", 8, "Time Flies' encoder halves it in three Haar poolings")
     size = int(config.data.image_size)
-    if size % 8:
-        raise UserError(f"config.data.image_size is {size}; Time Flies' three Haar poolings need a "
-                        "multiple of 8.")
 
     def make_pipeline(split, shard_index, shard_count):
         from tlgen.data.dataset import open_training_data

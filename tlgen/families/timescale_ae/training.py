@@ -28,7 +28,7 @@ from tlgen.losses.reconstruction import reconstruction_loss
 from tlgen.metrics.image import psnr
 from tlgen.models import timescale_ae as ae
 from tlgen.models.pixels import to_uint8
-from tlgen.config import check_at_least, compute_dtype
+from tlgen.config import check_at_least, check_multiple, compute_dtype
 from tlgen.train.state import TrainState, make_optimizer
 
 NET = "ae"
@@ -117,10 +117,8 @@ def training(config) -> Training:
     m = config.model
     check_at_least(config, {"model.image_size": 8, "model.widths": 1, "model.blocks": 0,
                             "model.bin_channels": 1}, positive=("loss.temperature",))
-    if int(m.image_size) % 2 ** (len(m.widths) - 1):
-        raise UserError(f"config.model.image_size {m.image_size} must be divisible by "
-                        f"{2 ** (len(m.widths) - 1)}: the encoder halves it once per entry of "
-                        "config.model.widths after the first.")
+    check_multiple(config, "model.image_size", 2 ** (len(m.widths) - 1), "the encoder halves it "
+                   "once per entry of config.model.widths after the first")
     lv = levels_for(config)
     look_bands = lv.period_bands if period_positive(config) == "look" else ()
     if config.mesh.get("axis_types") == "explicit" and not config.loss.one_level_per_anchor:
