@@ -98,6 +98,12 @@ def test_last_frames_repeat_the_reference_end_whatever_the_chunks(run, monkeypat
     # uint8 value may round the other way, rarely (a wrong noise offset would change them all).
     off = np.abs(anim.animate(image, labels[0], reference, labels[:6], seed=1).astype(int) - short)
     assert off.max() <= 1 and np.mean(off > 0) < 1e-3, (off.max(), np.mean(off > 0))
+    # a run trained in bfloat16 animates in bfloat16, as it trained: close, not the same
+    trained = load(workdir)
+    with trained.config.unlocked():
+        trained.config.dtype = "bfloat16"
+    off = np.abs(Animator(trained).animate(image, labels[0], reference, labels[:6], seed=1).astype(int) - short)
+    assert 0 < off.mean() < 4, off.mean()
 
 
 def test_animate_takes_other_vgg19_weights(run, tmp_path, capsys):

@@ -67,7 +67,7 @@ class Animator:
         self.trained, self.size = trained, int(trained.config.data.image_size)
         self.classes, self.noise, self.classwise = int(m.num_classes), bool(m.noise), bool(m.classwise)
         self.sigma_z, self.blur = float(m.sigma_z), float(m.noise_blur)
-        gen = tf.Generator(self.classes)
+        gen = tf.Generator(self.classes, trained.dtype)
 
         def frames(params, encoded, image_masks, clips, clip_masks, key, first):
             encoded = jax.tree.map(lambda x: jnp.repeat(x, clips.shape[0], axis=0), encoded)
