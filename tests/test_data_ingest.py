@@ -117,7 +117,7 @@ def _frames(n, h=16, w=24, seed=0):
     return np.stack([np.roll(base, i, axis=1) for i in range(n)]).astype(np.uint8)
 
 
-def test_write_read_video_roundtrip(tmp_path):
+def test_write_read_video_roundtrip(tmp_path, caplog):
     frames = np.repeat(np.repeat(_frames(6, 8, 12), 2, 1), 2, 2)   # smooth-ish 16x24
     path = str(tmp_path / "v.mp4")
     video_io.write_video(path, frames, fps=5)
@@ -126,6 +126,7 @@ def test_write_read_video_roundtrip(tmp_path):
     assert np.abs(back.astype(int) - frames).mean() < 12
     # odd sizes are edge-padded to even ones (H.264's 4:2:0), the frames within them kept
     video_io.write_video(path, frames[:, :15, :23], fps=5)
+    assert f"{path}: its 15x23 frames are stored as 16x24, the last row or column repeated" in caplog.text
     odd, _ = video_io.read_video(path)
     assert odd.shape == frames.shape and np.abs(odd[:, :15, :23].astype(int) - frames[:, :15, :23]).mean() < 12
     assert np.abs(odd[:, 15].astype(int) - odd[:, 14]).mean() < 6        # the padded row repeats the last

@@ -203,6 +203,10 @@ class VideoWriter:
         if self._proc is None:
             h, w = frame.shape[:2]
             self._pad = ((0, h % 2), (0, w % 2), (0, 0))
+            if h % 2 or w % 2:
+                log.warning("%s: its %dx%d frames are stored as %dx%d, the last row or column "
+                            "repeated (H.264 in yuv420p takes even sizes)", self.path, h, w,
+                            h + h % 2, w + w % 2)
             cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-v", "error", "-y",
                    "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w + w % 2}x{h + h % 2}",
                    "-r", f"{float(self.fps):g}", "-i", "-", "-an", "-c:v", "libx264", "-pix_fmt", "yuv420p",
