@@ -138,3 +138,23 @@ def test_a_frame_depends_on_its_window_and_z_only():
     assert np.abs(changed[0, 3] - out[0, 3]).max() > 1e-4
     other_z = np.asarray(run(params, lowres, z[::-1]))
     assert np.abs(other_z[0] - out[0]).max() > 1e-4
+
+
+def test_a_size_of_any_aspect_generates_and_is_judged_on_the_next_power_of_two():
+    """12x20 (longer side not a power of two): the generator makes frames of that size, and D
+    sees them zero-padded, centred, to the 32x32 square (its parameters are those of 32)."""
+    cfg = ml_collections.ConfigDict(dict(size=(12, 20), scale=2, context=1, z_dim=8, w_dim=8,
+                                         mapping_layers=1, channel_base=256, channel_max=8,
+                                         num_layers=3, margin=2, d_channel_base=128))
+    g, d = sr.generator(cfg), sr.discriminator(cfg)
+    lowres = jax.random.uniform(jax.random.key(1), (1, 6, 6, 10, 3), minval=-1, maxval=1)
+    frames = jax.jit(g.apply)(jax.jit(g.init)(jax.random.key(0), lowres, jnp.zeros((1, 8))),
+                              lowres, jnp.ones((1, 8)))
+    assert frames.shape == (1, 4, 12, 20, 3) and np.isfinite(frames).all()
+    up = jax.random.uniform(jax.random.key(3), frames.shape, minval=-1, maxval=1)
+    params = d.init(jax.random.key(4), up, frames)
+    square = lambda x: jnp.pad(x, ((0, 0), (0, 0), (10, 10), (6, 6), (0, 0)))
+    assert jax.tree.map(jnp.shape, params) == jax.tree.map(jnp.shape, d.init(jax.random.key(4), square(up),
+                                                                             square(frames)))
+    np.testing.assert_allclose(d.apply(params, up, frames), d.apply(params, square(up), square(frames)),
+                               rtol=1e-5, atol=1e-6)

@@ -248,7 +248,8 @@ class Generator(nn.Module):
 
 class Discriminator(nn.Module):
     """(lowres upsampled (B, F, H, W, 3), frames (B, F, H, W, 3)) in [-1, 1] -> one fp32 logit
-    per sample (B,); the 6 F channels zero-padded to a square of side max(H, W) (a power of two)."""
+    per sample (B,); the 6 F channels zero-padded to a square, its side the power of two from
+    max(H, W) (at least 8)."""
     channel_base: int = 16384
     channel_max: int = 512
     dtype: Dtype = jnp.float32
@@ -259,10 +260,7 @@ class Discriminator(nn.Module):
         check_pixels(lowres_up, "lowres_up", "(B, T, H, W, 3)")
         x = einops.rearrange(jnp.concatenate([lowres_up, frames], axis=-1), "b f h w c -> b h w (c f)")
         _, h, w, _ = x.shape
-        res = max(h, w)
-        if res < 8 or res & (res - 1):
-            raise ValueError(f"the discriminator takes frames whose longer side is a power of two "
-                             f"from 8, not {h}x{w}")
+        res = max(8, 1 << (max(h, w) - 1).bit_length())
         x = pad_square(x.astype(self.dtype), res)
         ch = lambda r: channels(r, self.channel_base, self.channel_max)
         conv = lambda n, k, name, **kw: EqualizedConv(n, k, gain=1.0, dtype=self.dtype, name=name, **kw)

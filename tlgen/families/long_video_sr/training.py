@@ -44,10 +44,6 @@ def networks(config, dtype=jnp.float32):
     if scale < 1 or h % scale or w % scale:
         raise UserError(f"config.model.size {h}x{w} is not a whole multiple of config.model.scale "
                         f"{scale}; choose a size both sides of which it divides.")
-    edge = max(h, w)
-    if edge < 8 or edge & (edge - 1):
-        raise UserError(f"config.model.size {h}x{w}: the longer side must be a power of two from 8 "
-                        "(the discriminator halves it down to 4).")
     if int(m.num_layers) < 3:
         raise UserError(f"config.model.num_layers {m.num_layers} is too few: the last two synthesis layers "
                         "are at the full resolution and at least one must come before them; set it to 3 or more.")
