@@ -2,6 +2,7 @@
 evaluates, generates and benchmarks through the public CLI; frozen networks, evaluators,
 sharding rules and the generic loader work for it as for the built-in families."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -9,6 +10,7 @@ import sys
 
 import cv2
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax.sharding import PartitionSpec as P
@@ -225,3 +227,67 @@ def test_a_run_whose_dataset_moved_asks_for_data(tmp_path):
                                 "config.data.dir), is not there any more; pass --data DIR with where it "
                                 "is now, or another prepared dataset.")
     assert trained.data_dir(str(tmp_path)) == str(tmp_path)
+
+
+def _broken(step=None, networks=("net",)):
+    """The toy family with another train_step (wrapping the toy's) or other networks."""
+    def training(config):
+        fam = toy_family.training(config)
+        if step is None:
+            return fam
+        return dataclasses.replace(fam, train_step=lambda *a, **k: step(*fam.train_step(*a, **k)))
+    return dataclasses.replace(toy_family.FAMILY, training=training, networks=networks)
+
+
+@pytest.mark.parametrize("family, says", [
+    (_broken(lambda state, metrics: state), "the family toy's train_step returned TrainState; return "
+                                            "(state, {metric name: scalar})."),
+    (_broken(lambda state, metrics: (state, {"mse": metrics["loss"]})),
+     "the family toy's train_step returned the metrics mse; return scalars, 'loss' among them."),
+    (_broken(lambda state, metrics: (state, {**metrics, "per": jnp.arange(3.0)})),
+     "the family toy's train_step returned the metrics loss, per (per not scalar); return scalars, "
+     "'loss' among them."),
+    (_broken(networks=("net", "nett")), "the family toy names nett among the networks inference loads, "
+                                        "but it is not in its init's state.params."),
+])
+def test_a_familys_mistakes_against_the_interface_are_one_sentence(run, tmp_path, monkeypatch, capsys,
+                                                                   family, says):
+    _, _, weights = run
+    monkeypatch.setattr(toy_family, "FAMILY", family)
+    assert main(["train", "--config", CONFIG, "--workdir", str(tmp_path / "w"), "--config.mesh.fsdp=1",
+                 f"--config.model.features={weights}"]) == 2
+    assert capsys.readouterr().err.strip() == f"tlgen train: error: {says}"
+
+
+def test_generate_refuses_frames_other_than_uint8(run, tmp_path, monkeypatch, capsys):
+    _, workdir, _ = run
+    floats = lambda trained, args: (chunk / 255.0 for chunk in toy_family.generate(trained, args))
+    monkeypatch.setattr(toy_family, "FAMILY", dataclasses.replace(
+        toy_family.FAMILY, commands={"generate": family_lib.Command(floats)}))
+    assert main(["generate", "--workdir", workdir, "--frames", "4", "--out", str(tmp_path / "g.mp4")]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "tlgen generate: error: the toy family's generate made a chunk of float64 (1, 4, 8, 8, 3); it "
+        "must make uint8 (videos, frames, H, W, 3).")
+    assert not os.listdir(tmp_path)
+
+
+def test_a_family_imports_from_above_its_config_and_a_missing_one_names_where_it_looked(tmp_path, monkeypatch):
+    """A project folder with its config beside its package (no configs/ folder): the run's
+    family_path is the project; a family gone from there, or one whose own import fails, say so."""
+    from tlgen import config as config_lib
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    project = tmp_path / "proj"
+    (project / "mylab").mkdir(parents=True)
+    (project / "mylab" / "__init__.py").write_text("")
+    (project / "mylab" / "broken.py").write_text("import mylab_missing_dependency\n")
+    (project / "exp.py").write_text(
+        "from tlgen.configs import common\n\n"
+        "def get_config(arg='tiny'):\n    return common.base('mylab.nextframe', arg)\n")
+    config = config_lib.load(f"{project}/exp.py")
+    assert config.family_path == str(project)
+    with pytest.raises(UserError, match=rf"^config.family 'mylab.nextframe' is found neither in {project} nor "
+                                        r"on the Python path; give --config.family_path=FOLDER, the folder "
+                                        r"that holds its top package 'mylab'"):
+        family_lib.of(config)
+    with pytest.raises(ModuleNotFoundError, match="mylab_missing_dependency"):   # its own bug, as it is
+        family_lib.get("mylab.broken", str(project))

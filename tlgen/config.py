@@ -45,9 +45,10 @@ def load(spec: str, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
                         f"config file {path} rejected variant {arg!r}: {said}.") from None
     if not isinstance(config, ml_collections.ConfigDict):
         raise UserError(f"get_config in {path} must return an ml_collections.ConfigDict.")
-    if "." in str(config.get("family", "")):      # a family outside tlgen: a saved run's commands
-        with config.unlocked():                   # import it from where the config file did
-            config.family_path = root
+    family = str(config.get("family", ""))
+    if "." in family:          # a family outside tlgen: the run's commands import it from here
+        with config.unlocked():
+            config.family_path = _package_root(path, family.split(".")[0]) or root
     apply_overrides(config, overrides)
     config.lock()
     return config
@@ -74,11 +75,23 @@ def resolve_path(path: str) -> str:
                     f"(tlgen's own: {names}) or the path of your own.")
 
 
+def _package_root(path: str, package: str) -> str | None:
+    """The nearest folder at or above config file `path`'s that holds `package` (a folder or
+    a module): where a dotted `config.family` imports from."""
+    folder = os.path.dirname(os.path.abspath(path))
+    while not (os.path.isdir(os.path.join(folder, package))
+               or os.path.isfile(os.path.join(folder, package + ".py"))):
+        if os.path.dirname(folder) == folder:
+            return None
+        folder = os.path.dirname(folder)
+    return folder
+
+
 def _import_file(path: str):
     """Imports a config file: (module, root). The root, the nearest folder above it that holds
-    a `configs` folder (else its folder's parent), goes on sys.path, so dotted family paths
-    such as `tests.toy_family` import from the checkout the file is in (tlgen's own package
-    folder never does: its modules would shadow top-level names)."""
+    a `configs` folder (else its folder's parent), goes on sys.path, so the file may import
+    modules of the project it is in (tlgen's own package folder never does: its modules would
+    shadow top-level names)."""
     here = os.path.dirname(os.path.abspath(path))
     folders = [here]
     while os.path.dirname(folders[-1]) != folders[-1]:
@@ -284,10 +297,16 @@ def read(path: str) -> ml_collections.ConfigDict:
 RUN_SECTIONS = ("family", "variant", "seed", "total_steps", "dtype", "train", "mesh", "data", "model")
 
 
+def missing_sections(config) -> list[str]:
+    """The RUN_SECTIONS (and `data.batch_size`) a run's config lacks."""
+    missing = [key for key in RUN_SECTIONS if key not in config]
+    return missing + (["data.batch_size"] if "batch_size" not in config.get("data", {"batch_size": 0}) else [])
+
+
 def read_run(path: str) -> ml_collections.ConfigDict:
     """`read` of a run's saved config, checked to hold every section of a family's config."""
     config = read(path)
-    missing = [key for key in RUN_SECTIONS if key not in config]
+    missing = missing_sections(config)
     if missing:
         raise UserError(f"{path} has no {', '.join(missing)}: it is not a whole `tlgen train` "
                         "config; restore it, or train in a new --workdir.")

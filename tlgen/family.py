@@ -238,11 +238,17 @@ def get(name: str, path: str | None = None) -> Family:
     try:
         module = _import(target, path)
     except ModuleNotFoundError as e:
-        if e.name and target.startswith(e.name):
+        if not e.name or not (target == e.name or target.startswith(e.name + ".")):
+            raise                        # the family imports a module that is missing
+        if "." not in str(name):
             raise UserError(f"config.family {name!r} is unknown; built-in families: "
                             f"{', '.join(builtin_names())} (or a module path like pkg.module)."
                             ) from None
-        raise
+        where = f"is found neither in {path} nor" if path else "is not found"
+        raise UserError(f"config.family {name!r} {where} on the Python path; give "
+                        "--config.family_path=FOLDER, the folder that holds its top package "
+                        f"{target.split('.')[0]!r} (or put the family's config file below it)."
+                        ) from None
     spec = getattr(module, "FAMILY", None)
     if not isinstance(spec, Family):
         raise UserError(f"config.family {name!r}: module {target} defines no FAMILY = "

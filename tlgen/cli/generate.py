@@ -124,6 +124,10 @@ def run(args: argparse.Namespace) -> int:
             writers = [stack.enter_context(VideoWriter(p, args.fps)) for p in videos]
             for chunk in chunks:
                 chunk = np.asarray(chunk)
+                if chunk.dtype != np.uint8 or chunk.ndim != 5:
+                    raise UserError(f"the {trained.family.name} family's generate made a chunk of "
+                                    f"{chunk.dtype} {chunk.shape}; it must make uint8 (videos, "
+                                    "frames, H, W, 3).")
                 if args.npz:
                     if not kept:        # held until the end, then copied once by concatenate
                         check_memory(args.frames, trained.config, per_pixel=6 * args.num,

@@ -142,6 +142,13 @@ class Engine:
         if self.abstract is None:
             batch = self.abstract_batch(local_batch)
             shapes = jax.eval_shape(self._init, jax.random.PRNGKey(0), batch, self.frozen)
+            params = getattr(shapes, "params", None)
+            missing = [n for n in self.spec.networks if params is None or n not in params]
+            if missing:
+                where = ("in its init's state.params" if params is not None else
+                         "there: its init returns no TrainState (tlgen.train.state)")
+                raise UserError(f"the family {self.spec.name} names {', '.join(missing)} among the "
+                                f"networks inference loads, but it is not {where}.")
             self.shardings = param_shardings(shapes, self.mesh, min_bytes=self.min_shard_bytes,
                                              rules=self.spec.sharding_rules)
             self.abstract = jax.tree.map(
@@ -181,10 +188,18 @@ class Engine:
     def guarded_step(self, state, batch, rng, frozen, regularize: bool = False):
         """The family's train_step with the non-finite guard, before jit."""
         extra = {"regularize": regularize} if self.fam.regularize_every else {}
-        new, metrics = self.fam.train_step(self._gathered(state), batch, rng, **extra,
-                                           **self._frozen(frozen))
-        if "loss" not in metrics:
-            raise ValueError("a family's train_step must return a 'loss' metric")
+        out = self.fam.train_step(self._gathered(state), batch, rng, **extra, **self._frozen(frozen))
+        family = self.spec.name
+        if not (isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], dict)):
+            raise UserError(f"the family {family}'s train_step returned {type(out).__name__}; "
+                            "return (state, {metric name: scalar}).")
+        new, metrics = out
+        shaped = sorted(k for k, v in metrics.items() if jnp.ndim(v))
+        if "loss" not in metrics or shaped:
+            raise UserError(f"the family {family}'s train_step returned the metrics "
+                            f"{', '.join(sorted(metrics)) or 'none'}"
+                            + (f" ({', '.join(shaped)} not scalar)" if shaped else "")
+                            + "; return scalars, 'loss' among them.")
         ok = jnp.isfinite(metrics["loss"]) & all_finite(new, self.shardings)
         # A cond, not an elementwise select over the state: same result, but the select
         # made XLA:CPU compile the step 3-4x longer (51 s vs 14 s for timescale_ae:tiny).
@@ -220,8 +235,13 @@ class Engine:
 
 
 def _check_loop(config, workdir: str) -> None:
-    """UserError for loop settings no run can follow (steps, frequencies, `nonfinite`) and for
-    a `workdir` that is a prepared dataset."""
+    """UserError for a config without the sections of a run, loop settings no run can follow
+    (steps, frequencies, `nonfinite`) and a `workdir` that is a prepared dataset."""
+    missing = config_lib.missing_sections(config)
+    if missing:
+        raise UserError(f"the config has no {', '.join(missing)}; build it on "
+                        "tlgen.configs.common.base(family, variant) and give it data (with "
+                        "batch_size) and model sections.")
     if int(config.total_steps) < 1:
         raise UserError(f"config.total_steps is {config.total_steps}; train for 1 step or more.")
     if not 0 <= int(config.seed) < family_lib.SEEDS:
@@ -561,7 +581,8 @@ class _Loop:
         for name, evaluator in evaluators.items():
             for key, value in evaluator.finalize(totals[name]).items():
                 if key in self.last_eval:
-                    raise ValueError(f"two evaluators of {self.config.family} report {key!r}")
+                    raise UserError(f"two evaluators of the family {self.config.family} report "
+                                    f"{key!r}; give each metric one name.")
                 self.last_eval[key] = float(value)
         best = self.ckpt.best
         if best and best[0] not in self.last_eval:
