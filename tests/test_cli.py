@@ -14,25 +14,20 @@ from tlgen.cli import main as cli
 
 def test_every_subcommand_has_help_with_examples(capsys):
     for name in cli.COMMANDS:
-        with pytest.raises(SystemExit) as exit_info:
-            cli.main([name, "--help"])
-        assert exit_info.value.code == 0
+        assert cli.main([name, "--help"]) == 0
         out = capsys.readouterr().out
         assert f"usage: tlgen {name}" in out and "Examples:" in out
         assert f"\n  tlgen {name} " in out.split("Examples:")[1], name      # an example of the command
 
 
 def test_config_overrides_rejected_where_not_accepted(capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main(["eval", "--workdir", "w", "--config.seed=1"])
-    assert exit_info.value.code == 2
+    assert cli.main(["eval", "--workdir", "w", "--config.seed=1"]) == 2
     assert "takes no --config" in capsys.readouterr().err
 
 
 def test_help_documents_every_exit_code(capsys):
     from tlgen.errors import EXIT_CODES
-    with pytest.raises(SystemExit):
-        cli.main(["--help"])
+    assert cli.main(["--help"]) == 0
     out = capsys.readouterr().out
     for code in EXIT_CODES:
         assert f"\n  {code} " in out, code
@@ -172,9 +167,7 @@ def test_an_option_of_another_familys_command_names_the_families_that_take_it(tm
                         "is timescale_ae's (see `tlgen eval --workdir ... --help`)"),
                        (["eval", "--workdir", str(workdir), "--bogus", "4"],
                         "unrecognized arguments: --bogus 4")]:
-        with pytest.raises(SystemExit) as exit_info:
-            cli.main(argv)
-        assert exit_info.value.code == 2
+        assert cli.main(argv) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert err[0].startswith("usage: tlgen eval") and err[-1] == f"tlgen eval: error: {says}"
 
@@ -195,9 +188,7 @@ def test_an_option_of_another_familys_command_names_the_families_that_take_it(tm
      "--workdir nowhere does not exist; pass the work directory of a `tlgen train` run"),
 ])
 def test_argument_errors_are_the_parsers_last_line(argv, says, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main(argv)
-    assert exit_info.value.code == 2
+    assert cli.main(argv) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == f"tlgen {argv[0]}: error: {says}"
 
 
@@ -208,9 +199,30 @@ def test_logging_is_tlgens_even_when_an_import_configured_it_first(monkeypatch):
     monkeypatch.setattr(logging.root, "handlers", [])
     monkeypatch.setattr(logging.root, "level", logging.root.level)
     logging.basicConfig()                          # what absl's vlog does on a family's import
-    cli._setup_logging(argparse.Namespace(verbose=False, quiet=False))
+    cli._setup_logging(argparse.Namespace(verbose=False, quiet=False), before=[])
     (handler,) = logging.root.handlers
     assert logging.root.level == logging.INFO and "%(asctime)s" in handler.formatter._fmt
+
+
+def test_commands_run_from_python_return_their_code_and_leave_logging_as_it_was(monkeypatch, capsys):
+    """main() as a notebook calls it: argparse's errors, --help and --version are returned, not
+    raised; the caller's handler and levels stay, and -q holds for its own command only."""
+    import logging
+
+    mine = logging.StreamHandler()
+    monkeypatch.setattr(logging.root, "handlers", [mine])
+    monkeypatch.setattr(logging.root, "level", logging.ERROR)
+    absl = logging.getLogger("absl")
+    monkeypatch.setattr(absl, "level", logging.DEBUG)
+    seen = []
+    monkeypatch.setattr(cli, "_drop_closed_event_loop_reports", lambda: seen.append(logging.root.level))
+    assert cli.main(["train", "--workdir", "w", "--bogus"]) == 2
+    assert cli.main(["--version"]) == 0 and cli.main(["demo", "--help"]) == 0
+    assert cli.main(["-q", "demo", "--steps", "0"]) == 2 and cli.main(["demo", "--steps", "0"]) == 2
+    assert seen == [logging.WARNING, logging.INFO]         # each command at its own level
+    assert logging.root.handlers == [mine] and logging.root.level == logging.ERROR
+    assert absl.level == logging.DEBUG
+    assert "--steps 0 must be at least 1" in capsys.readouterr().err
 
 
 def test_a_command_the_runs_family_lacks_is_named_before_its_checkpoint_is_looked_for(tmp_path, capsys):
@@ -251,23 +263,32 @@ def test_closed_event_loop_reports_are_dropped_and_other_unraisable_errors_kept(
 
 
 def test_the_commands_keep_compiled_programs_in_a_cache_folder(tmp_path, monkeypatch):
-    for name in ("JAX_COMPILATION_CACHE_DIR", "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS",
-                 "JAX_COMPILATION_CACHE_MAX_SIZE", "TLGEN_XLA_CACHE"):
+    for name in ("JAX_COMPILATION_CACHE_DIR", "TLGEN_XLA_CACHE"):
         monkeypatch.setenv(name, "")                      # restored after the test
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    cli._compilation_cache()
-    assert os.environ["JAX_COMPILATION_CACHE_DIR"] == str(tmp_path / "cache" / "tlgen" / "xla")
+    assert cli._cache_folder() == str(tmp_path / "cache" / "tlgen" / "xla")
     assert os.path.isdir(tmp_path / "cache" / "tlgen" / "xla")
-    assert os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] == "0"
-    assert int(os.environ["JAX_COMPILATION_CACHE_MAX_SIZE"]) == 2 << 30
-    cli._compilation_cache()                               # a folder already set is kept
-    assert os.environ["JAX_COMPILATION_CACHE_DIR"] == str(tmp_path / "cache" / "tlgen" / "xla")
     (tmp_path / "file").write_text("")
     for setting in ("off", str(tmp_path / "file" / "xla")):   # off, or a folder that cannot be made
-        monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", "")
         monkeypatch.setenv("TLGEN_XLA_CACHE", setting)
-        cli._compilation_cache()
-        assert os.environ["JAX_COMPILATION_CACHE_DIR"] == ""
+        assert cli._cache_folder() is None
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path / "theirs"))   # set: it wins
+    monkeypatch.setenv("TLGEN_XLA_CACHE", "")
+    assert cli._cache_folder() is None
+    # Before JAX is imported (the program) and after (a notebook that compiled something first):
+    # either way the programs compiled next land in the folder, in its limits.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JAX_", "TLGEN_XLA"))}
+    for first in ("", "import jax; jax.jit(lambda x: x - 1)(1.0); "):
+        folder = tmp_path / f"cache{len(first)}"
+        code = (f"{first}from tlgen.cli import main as m; m._compilation_cache(); import jax; "
+                "jax.jit(lambda x: x * 3 + 1)(jax.numpy.ones(9)).block_until_ready(); "
+                "print(int(jax.config.jax_compilation_cache_max_size), "
+                "float(jax.config.jax_persistent_cache_min_compile_time_secs))")
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                              env=dict(env, TLGEN_XLA_CACHE=str(folder)))
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.split() == [str(2 << 30), "0.0"]
+        assert any(files for _, _, files in os.walk(folder)), first
 
 
 def test_help_examples_continued_with_a_backslash_keep_their_line_breaks():

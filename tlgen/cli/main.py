@@ -18,7 +18,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from tlgen import __version__
 from tlgen.config import overrides_from
@@ -134,14 +134,18 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
 def _drop_closed_event_loop_reports() -> None:
     """A checkpoint read that fails leaves TensorStore callbacks behind that land on Orbax's
     closed event loop; Python reports each as unraisable (hundreds per failed read) after
-    tlgen has said what failed in one sentence. Those reports are dropped (-v keeps them)."""
+    tlgen has said what failed in one sentence. Those reports are dropped (-v keeps them);
+    the filter is installed once per process."""
     report = sys.unraisablehook
+    if getattr(report, "tlgen_filter", False):
+        return
 
     def hook(unraisable):
         error = unraisable.exc_value
         if not (isinstance(error, RuntimeError) and str(error) == "Event loop is closed"):
             report(unraisable)
 
+    hook.tlgen_filter = True
     sys.unraisablehook = hook
 
 
@@ -153,40 +157,74 @@ ENV_XLA_CACHE = "TLGEN_XLA_CACHE"
 XLA_CACHE_BYTES = 2 << 30
 
 
-def _compilation_cache() -> None:
+def _cache_folder() -> str | None:
+    """The compilation cache's folder, made; None for no cache of tlgen's (JAX_COMPILATION_CACHE_DIR
+    set, TLGEN_XLA_CACHE=off, a folder that cannot be made: every program is compiled)."""
     if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
-        return
+        return None
     folder = os.environ.get(ENV_XLA_CACHE) or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "tlgen", "xla")
     if folder == "off":
-        return
+        return None
     try:
         os.makedirs(folder, exist_ok=True)
     except OSError:
-        return                  # an unwritable home: every program is compiled, as without a cache
-    # read by JAX when it is imported (a program that imported it already keeps its settings)
-    os.environ.update({"JAX_COMPILATION_CACHE_DIR": folder, "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-                       "JAX_COMPILATION_CACHE_MAX_SIZE": str(XLA_CACHE_BYTES)})
+        return None
+    return folder
 
 
-def _setup_logging(args: argparse.Namespace) -> None:
+def _compilation_cache() -> None:
+    folder = _cache_folder()
+    if folder is None:
+        return
+    settings = {"jax_compilation_cache_dir": folder, "jax_persistent_cache_min_compile_time_secs": 0,
+                "jax_compilation_cache_max_size": XLA_CACHE_BYTES}
+    jax = sys.modules.get("jax")
+    if jax is None:             # read by JAX when it is imported
+        os.environ.update({name.upper(): str(value) for name, value in settings.items()})
+    elif jax.config.jax_compilation_cache_dir is None:      # a notebook's JAX, not configured
+        from jax.experimental.compilation_cache import compilation_cache
+
+        for name, value in settings.items():
+            jax.config.update(name, value)
+        compilation_cache.reset_cache()     # JAX may have settled on no cache at a compile
+
+
+def _setup_logging(args: argparse.Namespace, before: list) -> Callable[[], None]:
+    """Logging for one command (-q / -v); returns what puts the process's levels and handlers
+    back as they were (`main` may run many commands in one process, a notebook's). `before`:
+    the root's handlers when `main` began."""
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
-    # Importing a family's modules (for its options) may have called basicConfig already
-    # (absl's vlog does), which would make this call a no-op: that bare handler goes.
-    for handler in list(logging.root.handlers):
-        if (type(handler) is logging.StreamHandler and handler.formatter is not None
-                and handler.formatter._fmt == logging.BASIC_FORMAT):
-            logging.root.removeHandler(handler)
-    logging.basicConfig(level=level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    for noisy in ("jax._src", "orbax", "tensorflow_datasets", "grain"):
-        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    root = logging.root
+    # Importing a family's modules (for its options) may have called basicConfig (absl's
+    # vlog does), which would leave tlgen's lines in its bare format: that handler goes.
+    for handler in list(root.handlers):
+        if (handler not in before and type(handler) is logging.StreamHandler
+                and handler.formatter is not None and handler.formatter._fmt == logging.BASIC_FORMAT):
+            root.removeHandler(handler)
+    added = None
+    if not root.handlers:
+        added = logging.StreamHandler(sys.stderr)
+        added.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s",
+                                             datefmt="%H:%M:%S"))
+        root.addHandler(added)
     # Orbax reports a failed background write from each of its threads (absl) and asyncio
     # repeats it; tlgen reports the failure itself, in one sentence. -v shows them all.
-    for internal in ("absl", "asyncio"):
-        logging.getLogger(internal).setLevel(level if args.verbose else logging.CRITICAL)
+    levels = {None: level, **{name: max(level, logging.WARNING)
+                              for name in ("jax._src", "orbax", "tensorflow_datasets", "grain")},
+              **{name: level if args.verbose else logging.CRITICAL for name in ("absl", "asyncio")}}
+    saved = {name: logging.getLogger(name).level for name in levels}
+    for name, value in levels.items():
+        logging.getLogger(name).setLevel(value)
     if not args.verbose:
         _drop_closed_event_loop_reports()
+
+    def restore():
+        for name, value in saved.items():
+            logging.getLogger(name).setLevel(value)
+        if added is not None:
+            root.removeHandler(added)
+    return restore
 
 
 class Terminated(KeyboardInterrupt):
@@ -206,20 +244,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     then stops the other processes within its heartbeat timeout.
     """
     argv = given = list(sys.argv[1:] if argv is None else argv)
+    handlers = list(logging.root.handlers)
     _compilation_cache()        # before a family's modules (and JAX) are imported for its options
-    try:
-        overrides, argv = overrides_from(argv)
-    except UserError as e:
-        build_parser().error(str(e))
-    parser = build_parser(argv)
-    args, unknown = parser.parse_known_args(argv)
-    if unknown:
-        args.parser.error(_unrecognized(args.command, unknown, argv))
-    if overrides and not getattr(args, "accepts_config_overrides", False):
-        parser.error(f"`tlgen {args.command}` takes no --config.* overrides")
+    try:                        # argparse ends the program for --help and for bad arguments
+        try:
+            overrides, argv = overrides_from(argv)
+        except UserError as e:
+            build_parser().error(str(e))
+        parser = build_parser(argv)
+        args, unknown = parser.parse_known_args(argv)
+        if unknown:
+            args.parser.error(_unrecognized(args.command, unknown, argv))
+        if overrides and not getattr(args, "accepts_config_overrides", False):
+            parser.error(f"`tlgen {args.command}` takes no --config.* overrides")
+    except SystemExit as e:
+        return int(e.code or 0)
     args.config_overrides = overrides
     args.argv = given                       # the command as typed (a record may keep it)
-    _setup_logging(args)
+    restore_logging = _setup_logging(args, handlers)
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
@@ -243,6 +285,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if previous is not None:            # None: not ours to restore (a handler set in C)
             signal.signal(signal.SIGTERM, previous)
+        restore_logging()
     if code and code != STOPPED:        # stopped: every process agreed and saved; shut down
         _exit_now_if_multiprocess(code)
     return code

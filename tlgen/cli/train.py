@@ -37,7 +37,6 @@ def run(args) -> int:
         config.lock()
     else:
         raise UserError(f"{args.workdir} has no config.json to resume from; pass --config FILE.py:VARIANT.")
-    config_lib.absolute_paths(config)
     import jax
 
     from tlgen.train.trainer import train

@@ -89,18 +89,16 @@ def pca_2d(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return x @ vt[:2].T, var[:2] / max(var.sum(), 1e-30)
 
 
-def _pyplot():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
+def _figure(**kwargs):
+    """A matplotlib Figure outside pyplot: the process's backend (a notebook's) is left alone."""
+    from matplotlib.figure import Figure
+    return Figure(**kwargs)
 
 
 def plot_latent_pca(path: str, coords: dict[str, np.ndarray], times: np.ndarray) -> None:
     """Scatter of each code's 2-D PCA trajectory, coloured by time (hours)."""
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, len(coords), figsize=(4 * len(coords) + 1, 4), squeeze=False,
-                             layout="constrained")
+    fig = _figure(figsize=(4 * len(coords) + 1, 4), layout="constrained")
+    axes = fig.subplots(1, len(coords), squeeze=False)
     hours = (np.asarray(times) - times[0]) / 3600.0
     for ax, (name, xy) in zip(axes[0], coords.items()):
         ax.plot(xy[:, 0], xy[:, 1], color="0.8", lw=0.5, zorder=1)
@@ -109,13 +107,12 @@ def plot_latent_pca(path: str, coords: dict[str, np.ndarray], times: np.ndarray)
         ax.set_xticks([]), ax.set_yticks([])
     fig.colorbar(sc, ax=axes[0].tolist(), label="hours since first frame")
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def plot_band_fidelity(path: str, rows: list[dict], names: list[str]) -> None:
     """PSNR against the band-limited ground truth per cutoff, one line per method."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    fig = _figure(figsize=(5.5, 3.8))
+    ax = fig.subplots()
     cut = [r["cutoff_s"] / 3600.0 for r in rows]
     for name in names:
         ax.plot(cut, [r[name] for r in rows], marker="o", label=name)
@@ -126,4 +123,3 @@ def plot_band_fidelity(path: str, rows: list[dict], names: list[str]) -> None:
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)

@@ -377,7 +377,10 @@ def train(config, workdir: str) -> dict:
 
     Returns the final metrics: the last logged train means, "eval/<name>" for the last eval,
     "step", and "preempted" (True when stopped by SIGTERM / a preemption notice after saving).
+    Relative paths in `config` (`config.data.dir`, weights files) are made absolute first, as
+    the saved run needs them from any folder.
     """
+    config_lib.absolute_paths(config)
     initialize_distributed()
     check_output_folder(workdir, "--workdir")
     workdir = os.path.abspath(workdir)
