@@ -21,9 +21,7 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.11",
-    # configs/ is installed as tlgen.configs: `--config configs/<file>.py:...` works from any folder
-    packages=find_packages(include=["tlgen", "tlgen.*"]) + ["tlgen.configs"],
-    package_dir={"tlgen.configs": "configs"},
+    packages=find_packages(include=["tlgen", "tlgen.*"]),   # tlgen.configs too (configs/ links to it)
     install_requires=[
         f"jax{JAX}",
         "flax>=0.12,<0.13",

@@ -215,7 +215,7 @@ def test_commands_run_from_python_return_their_code_and_leave_logging_as_it_was(
     absl = logging.getLogger("absl")
     monkeypatch.setattr(absl, "level", logging.DEBUG)
     seen = []
-    monkeypatch.setattr(cli, "_drop_closed_event_loop_reports", lambda: seen.append(logging.root.level))
+    monkeypatch.setattr(cli, "_drop_closed_event_loop_reports", lambda drop: seen.append(logging.root.level))
     assert cli.main(["train", "--workdir", "w", "--bogus"]) == 2
     assert cli.main(["--version"]) == 0 and cli.main(["demo", "--help"]) == 0
     assert cli.main(["-q", "demo", "--steps", "0"]) == 2 and cli.main(["demo", "--steps", "0"]) == 2
@@ -246,7 +246,7 @@ def test_closed_event_loop_reports_are_dropped_and_other_unraisable_errors_kept(
     import gc
 
     monkeypatch.setattr(sys, "unraisablehook", sys.__unraisablehook__)
-    cli._drop_closed_event_loop_reports()
+    monkeypatch.setattr(cli, "_UNRAISABLE", {"drop": False})
 
     class RaisesWhenCollected:
         def __init__(self, error):
@@ -255,11 +255,16 @@ def test_closed_event_loop_reports_are_dropped_and_other_unraisable_errors_kept(
         def __del__(self):
             raise self.error
 
-    RaisesWhenCollected(RuntimeError("Event loop is closed"))
-    RaisesWhenCollected(ValueError("kept"))
-    gc.collect()
-    err = capsys.readouterr().err
-    assert "Event loop is closed" not in err and "ValueError: kept" in err
+    for verbose in (False, True):       # a command with -v after one without shows them again
+        cli._drop_closed_event_loop_reports(not verbose)
+        RaisesWhenCollected(RuntimeError("Event loop is closed"))
+        RaisesWhenCollected(ValueError("kept"))
+        gc.collect()
+        err = capsys.readouterr().err
+        assert ("Event loop is closed" in err) == verbose and "ValueError: kept" in err
+    hook = sys.unraisablehook
+    cli._drop_closed_event_loop_reports(True)
+    assert sys.unraisablehook is hook                      # installed once, not once per command
 
 
 def test_the_commands_keep_compiled_programs_in_a_cache_folder(tmp_path, monkeypatch):
@@ -307,9 +312,7 @@ def test_an_installed_wheel_runs_tlgens_configs_from_any_folder(tmp_path):
     tlgen.configs.common, and a missing config names tlgen's own."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     source = tmp_path / "source"
-    for folder in ("tlgen", "configs"):
-        shutil.copytree(os.path.join(root, folder), source / folder,
-                        ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(os.path.join(root, "tlgen"), source / "tlgen", ignore=shutil.ignore_patterns("__pycache__"))
     for file in ("setup.py", "README.md"):
         shutil.copy(os.path.join(root, file), source / file)
     pip = [sys.executable, "-m", "pip", "-q", "--disable-pip-version-check"]
@@ -324,7 +327,7 @@ def test_an_installed_wheel_runs_tlgens_configs_from_any_folder(tmp_path):
                    check=True, capture_output=True)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    shutil.copy(os.path.join(root, "configs", "timescale_ae_synthetic.py"), elsewhere / "mine.py")
+    shutil.copy(os.path.join(root, "tlgen", "configs", "timescale_ae_synthetic.py"), elsewhere / "mine.py")
 
     def tlgen(config):
         return subprocess.run([str(venv / "bin" / "tlgen"), "train", "--config", config, "--workdir", "w"],

@@ -127,6 +127,9 @@ def test_write_read_video_roundtrip(tmp_path, caplog):
     # odd sizes are edge-padded to even ones (H.264's 4:2:0), the frames within them kept
     video_io.write_video(path, frames[:, :15, :23], fps=5)
     assert f"{path}: its 15x23 frames are stored as 16x24, the last row or column repeated" in caplog.text
+    with pytest.raises(TypeError, match="frames of float64; give uint8"):     # not a black video
+        video_io.write_video(str(tmp_path / "float.mp4"), frames / 255.0, fps=5)
+    assert not (tmp_path / "float.mp4").exists()
     odd, _ = video_io.read_video(path)
     assert odd.shape == frames.shape and np.abs(odd[:, :15, :23].astype(int) - frames[:, :15, :23]).mean() < 12
     assert np.abs(odd[:, 15].astype(int) - odd[:, 14]).mean() < 6        # the padded row repeats the last

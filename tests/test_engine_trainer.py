@@ -512,3 +512,29 @@ def test_sigterm_then_sigkill_then_resume_repeats_the_uninterrupted_run(referenc
     for split in ("train", "eval"):
         got = [(r["step"], r["loss"]) for r in train_rows(workdir, split)]
         assert got == [(r["step"], r["loss"]) for r in train_rows(reference[0], split)]
+
+
+def test_a_corrupt_newest_checkpoint_then_one_of_another_process_count(reference, tmp_path, caplog):
+    """Checkpoint 12 corrupt, 8 written (as its data files say) by 2 processes: without
+    train.reshard_data the run stops at 8 with one sentence; with it, 8 is restored and the data
+    start afresh (also after the iterator read a batch for 12's failed attempt)."""
+    workdir = str(tmp_path / "w")
+    shutil.copytree(reference[0], workdir)
+    _truncate_array_files(os.path.join(workdir, "checkpoints", "12"))
+    data = os.path.join(workdir, "checkpoints", "8", "data")
+    os.rename(os.path.join(data, "process_0-of-1.json"), os.path.join(data, "process_0-of-2.json"))
+    shutil.copy(os.path.join(data, "process_0-of-2.json"), os.path.join(data, "process_1-of-2.json"))
+    with pytest.raises(UserError, match=r"checkpoints/8 was written by 2 processes, this run has 1; resume "
+                                        r"with 2 processes, or add --config.train.reshard_data=true"):
+        train(make_config(), workdir)
+    assert os.path.isdir(os.path.join(workdir, "checkpoints_bad", "12")) and ckpt_steps(workdir) == [8]
+    with caplog.at_level(logging.WARNING, logger="tlgen.checkpoint"):
+        final = train(make_config(train__reshard_data=True), workdir)
+    assert "checkpoints/8 was written by 2 processes, this run has 1: the state is restored" in caplog.text
+    assert final["step"] == 12 and ckpt_steps(workdir) == [8, 12]
+    assert sorted(os.listdir(os.path.join(workdir, "checkpoints", "12", "data"))) == [
+        "commit_success.txt", "process_0-of-1.json"]
+    rows = train_rows(workdir)
+    assert [r["step"] for r in rows] == list(range(1, 13))
+    # steps 9.. read the data from the start (the first batches of step 1..), not from 8's position
+    assert rows[8]["loss"] != {r["step"]: r["loss"] for r in train_rows(reference[0])}[9]

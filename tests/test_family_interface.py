@@ -266,7 +266,7 @@ def test_generate_refuses_frames_other_than_uint8(run, tmp_path, monkeypatch, ca
         toy_family.FAMILY, commands={"generate": family_lib.Command(floats)}))
     assert main(["generate", "--workdir", workdir, "--frames", "4", "--out", str(tmp_path / "g.mp4")]) == 2
     assert capsys.readouterr().err.strip() == (
-        "tlgen generate: error: the toy family's generate made a chunk of float64 (1, 4, 8, 8, 3); it "
+        "tlgen generate: error: the toy family's generate made frames of float64 (1, 4, 8, 8, 3); it "
         "must make uint8 (videos, frames, H, W, 3).")
     assert not os.listdir(tmp_path)
 
@@ -277,17 +277,20 @@ def test_a_family_imports_from_above_its_config_and_a_missing_one_names_where_it
     from tlgen import config as config_lib
     monkeypatch.setattr(sys, "path", list(sys.path))
     project = tmp_path / "proj"
-    (project / "mylab").mkdir(parents=True)
-    (project / "mylab" / "__init__.py").write_text("")
+    (project / "mylab" / "nextframe").mkdir(parents=True)
+    (project / "exps" / "mylab").mkdir(parents=True)     # a folder of that name is not the package
+    (project / "mylab" / "nextframe" / "__init__.py").write_text("")
     (project / "mylab" / "broken.py").write_text("import mylab_missing_dependency\n")
-    (project / "exp.py").write_text(
+    (project / "exps" / "exp.py").write_text(
         "from tlgen.configs import common\n\n"
         "def get_config(arg='tiny'):\n    return common.base('mylab.nextframe', arg)\n")
-    config = config_lib.load(f"{project}/exp.py")
+    config = config_lib.load(f"{project}/exps/exp.py")
     assert config.family_path == str(project)
+    moved = tmp_path / "moved"
+    project.rename(moved)                                # the project moved: the run's path is stale
     with pytest.raises(UserError, match=rf"^config.family 'mylab.nextframe' is found neither in {project} nor "
                                         r"on the Python path; give --config.family_path=FOLDER, the folder "
                                         r"that holds its top package 'mylab'"):
         family_lib.of(config)
     with pytest.raises(ModuleNotFoundError, match="mylab_missing_dependency"):   # its own bug, as it is
-        family_lib.get("mylab.broken", str(project))
+        family_lib.get("mylab.broken", str(moved))

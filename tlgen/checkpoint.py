@@ -357,11 +357,10 @@ class Checkpointer:
         """Whether checkpoint `path` was written by another number of processes than this
         run has (a UserError unless `allowed`)."""
         files = glob.glob(os.path.join(path, "data", "process_*-of-*.json"))
-        mine = os.path.join(path, "data",
-                            f"process_{jax.process_index()}-of-{jax.process_count()}.json")
-        if not files or mine in files:
-            return False
-        counts = "/".join(sorted({f.rsplit("-of-", 1)[1][:-5] for f in files}))
+        counts = sorted({f.rsplit("-of-", 1)[1][:-5] for f in files})
+        if not files or str(jax.process_count()) in counts:
+            return False            # a file of this count missing: the restore finds it corrupt
+        counts = "/".join(counts)
         if not allowed:
             raise UserError(f"checkpoint {path} was written by {counts} processes, this run has "
                             f"{jax.process_count()}; resume with {counts} processes, or add "

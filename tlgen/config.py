@@ -16,7 +16,7 @@ import json
 import math
 import os
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import ml_collections
 
@@ -48,43 +48,47 @@ def load(spec: str, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
     family = str(config.get("family", ""))
     if "." in family:          # a family outside tlgen: the run's commands import it from here
         with config.unlocked():
-            config.family_path = _package_root(path, family.split(".")[0]) or root
+            config.family_path = _package_root(path, family) or root
     apply_overrides(config, overrides)
     config.lock()
     return config
 
 
 def shipped_configs() -> str:
-    """The folder of tlgen's own configs (`configs/` of the checkout, or the installed copy)."""
-    from tlgen import configs
-
-    return os.path.dirname(os.path.abspath(configs.__file__))
+    """The folder of tlgen's own configs, the package `tlgen.configs`."""
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
 
 
 def resolve_path(path: str) -> str:
-    """A config path as given, else relative to the folder that holds tlgen's `configs/`
-    (the checkout, or the installed package), so `configs/<file>.py` works from anywhere."""
+    """A config path as given, else `configs/<file>.py` as one of tlgen's own configs (so
+    it works from any folder, with tlgen installed or in a checkout)."""
     if os.path.isfile(path):
         return path
-    candidate = os.path.join(os.path.dirname(shipped_configs()), path)
-    if not os.path.isabs(path) and os.path.isfile(candidate):
-        return candidate
+    parts = os.path.normpath(path).split(os.sep)
+    if parts[0] == "configs" and len(parts) > 1 and os.path.isfile(os.path.join(shipped_configs(), *parts[1:])):
+        return os.path.join(shipped_configs(), *parts[1:])
     names = ", ".join(sorted(f[:-3] for f in os.listdir(shipped_configs())
                              if f.endswith(".py") and f not in ("__init__.py", "common.py")))
     raise UserError(f"config file {path} {not_a_file(path)}; pass --config configs/<file>.py:<variant> "
                     f"(tlgen's own: {names}) or the path of your own.")
 
 
-def _package_root(path: str, package: str) -> str | None:
-    """The nearest folder at or above config file `path`'s that holds `package` (a folder or
-    a module): where a dotted `config.family` imports from."""
+def _nearest_above(path: str, holds: Callable[[str], bool]) -> str | None:
+    """The nearest folder at or above file `path`'s own for which `holds(folder)`; None if none."""
     folder = os.path.dirname(os.path.abspath(path))
-    while not (os.path.isdir(os.path.join(folder, package))
-               or os.path.isfile(os.path.join(folder, package + ".py"))):
+    while not holds(folder):
         if os.path.dirname(folder) == folder:
             return None
         folder = os.path.dirname(folder)
     return folder
+
+
+def _package_root(path: str, module: str) -> str | None:
+    """Where dotted `module` (`config.family`) imports from: the nearest folder at or above
+    config file `path`'s that holds it (a module file or a package folder)."""
+    where = lambda folder: os.path.join(folder, *module.split("."))
+    return _nearest_above(path, lambda f: os.path.isfile(where(f) + ".py")
+                          or os.path.isfile(os.path.join(where(f), "__init__.py")))
 
 
 def _import_file(path: str):
@@ -92,12 +96,8 @@ def _import_file(path: str):
     a `configs` folder (else its folder's parent), goes on sys.path, so the file may import
     modules of the project it is in (tlgen's own package folder never does: its modules would
     shadow top-level names)."""
-    here = os.path.dirname(os.path.abspath(path))
-    folders = [here]
-    while os.path.dirname(folders[-1]) != folders[-1]:
-        folders.append(os.path.dirname(folders[-1]))
-    root = next((f for f in folders if os.path.isdir(os.path.join(f, "configs"))),
-                os.path.dirname(here))
+    root = (_nearest_above(path, lambda f: os.path.isdir(os.path.join(f, "configs")))
+            or os.path.dirname(os.path.dirname(os.path.abspath(path))))
     if root not in sys.path and root != os.path.dirname(os.path.abspath(__file__)):
         sys.path.insert(0, root)
     name = "tlgen_config_" + os.path.splitext(os.path.basename(path))[0]
@@ -300,7 +300,9 @@ RUN_SECTIONS = ("family", "variant", "seed", "total_steps", "dtype", "train", "m
 def missing_sections(config) -> list[str]:
     """The RUN_SECTIONS (and `data.batch_size`) a run's config lacks."""
     missing = [key for key in RUN_SECTIONS if key not in config]
-    return missing + (["data.batch_size"] if "batch_size" not in config.get("data", {"batch_size": 0}) else [])
+    if "data" in config and "batch_size" not in config.data:
+        missing.append("data.batch_size")
+    return missing
 
 
 def read_run(path: str) -> ml_collections.ConfigDict:

@@ -92,7 +92,7 @@ def _release_free_heap() -> None:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from tlgen.cli.animate import check_memory, check_outputs
+    from tlgen.cli.animate import check_frames, check_memory, check_outputs
     from tlgen.data.video_io import VideoWriter
     from tlgen.errors import UserError
     from tlgen.files import check_output_file, write_atomic_all
@@ -124,10 +124,7 @@ def run(args: argparse.Namespace) -> int:
             writers = [stack.enter_context(VideoWriter(p, args.fps)) for p in videos]
             for chunk in chunks:
                 chunk = np.asarray(chunk)
-                if chunk.dtype != np.uint8 or chunk.ndim != 5:
-                    raise UserError(f"the {trained.family.name} family's generate made a chunk of "
-                                    f"{chunk.dtype} {chunk.shape}; it must make uint8 (videos, "
-                                    "frames, H, W, 3).")
+                check_frames(chunk, trained.family.name, "generate", "(videos, frames, H, W, 3)")
                 if args.npz:
                     if not kept:        # held until the end, then copied once by concatenate
                         check_memory(args.frames, trained.config, per_pixel=6 * args.num,

@@ -131,18 +131,23 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     return parser
 
 
-def _drop_closed_event_loop_reports() -> None:
+_UNRAISABLE = {"drop": False}     # set by each command: True unless it runs with -v
+
+
+def _drop_closed_event_loop_reports(drop: bool) -> None:
     """A checkpoint read that fails leaves TensorStore callbacks behind that land on Orbax's
-    closed event loop; Python reports each as unraisable (hundreds per failed read) after
-    tlgen has said what failed in one sentence. Those reports are dropped (-v keeps them);
-    the filter is installed once per process."""
+    closed event loop; Python reports each as unraisable (hundreds per failed read), also
+    after the command, after tlgen has said what failed in one sentence. Those reports are
+    dropped from a command without -v on (the filter is installed once per process)."""
+    _UNRAISABLE["drop"] = drop
     report = sys.unraisablehook
     if getattr(report, "tlgen_filter", False):
         return
 
     def hook(unraisable):
         error = unraisable.exc_value
-        if not (isinstance(error, RuntimeError) and str(error) == "Event loop is closed"):
+        if not (_UNRAISABLE["drop"] and isinstance(error, RuntimeError)
+                and str(error) == "Event loop is closed"):
             report(unraisable)
 
     hook.tlgen_filter = True
@@ -216,8 +221,7 @@ def _setup_logging(args: argparse.Namespace, before: list) -> Callable[[], None]
     saved = {name: logging.getLogger(name).level for name in levels}
     for name, value in levels.items():
         logging.getLogger(name).setLevel(value)
-    if not args.verbose:
-        _drop_closed_event_loop_reports()
+    _drop_closed_event_loop_reports(not args.verbose)
 
     def restore():
         for name, value in saved.items():
@@ -237,7 +241,8 @@ def _terminate(signum, frame):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Runs `tlgen` with `argv` (default: sys.argv[1:]) and returns the exit code.
+    """Runs `tlgen` with `argv` (default: sys.argv[1:]) and returns the exit code. Commands
+    from one process run one at a time (each sets the process's logging while it runs).
 
     In a job of several processes a failing process exits at once (skipping JAX's shutdown
     barrier, where it would wait for peers stuck in a collective): the coordination service
@@ -257,8 +262,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.parser.error(_unrecognized(args.command, unknown, argv))
         if overrides and not getattr(args, "accepts_config_overrides", False):
             parser.error(f"`tlgen {args.command}` takes no --config.* overrides")
-    except SystemExit as e:
-        return int(e.code or 0)
+    except SystemExit as e:     # Python's convention: a message is exit status 1
+        return e.code if isinstance(e.code, int) else int(e.code is not None)
     args.config_overrides = overrides
     args.argv = given                       # the command as typed (a record may keep it)
     restore_logging = _setup_logging(args, handlers)

@@ -197,7 +197,9 @@ class VideoWriter:
         self._err = tempfile.TemporaryFile()
 
     def write(self, frame: np.ndarray) -> None:
-        frame = np.asarray(frame, np.uint8)
+        frame = np.asarray(frame)
+        if frame.dtype != np.uint8:
+            raise TypeError(f"{self.path}: frames of {frame.dtype}; give uint8 (0..255)")
         if frame.ndim == 2:
             frame = np.repeat(frame[..., None], 3, axis=-1)
         if self._proc is None:

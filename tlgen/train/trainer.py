@@ -15,6 +15,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Mapping
 
 import jax
 import jax.numpy as jnp
@@ -190,7 +191,7 @@ class Engine:
         extra = {"regularize": regularize} if self.fam.regularize_every else {}
         out = self.fam.train_step(self._gathered(state), batch, rng, **extra, **self._frozen(frozen))
         family = self.spec.name
-        if not (isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], dict)):
+        if not (isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], Mapping)):
             raise UserError(f"the family {family}'s train_step returned {type(out).__name__}; "
                             "return (state, {metric name: scalar}).")
         new, metrics = out
