@@ -514,6 +514,18 @@ def test_sigterm_then_sigkill_then_resume_repeats_the_uninterrupted_run(referenc
         assert got == [(r["step"], r["loss"]) for r in train_rows(reference[0], split)]
 
 
+def test_a_batch_that_does_not_split_over_the_processes_says_what_to_change(monkeypatch):
+    from tlgen.parallel import make_mesh
+    from tlgen.train.trainer import check_batch
+
+    config = make_config()
+    mesh = make_mesh(config.mesh)
+    monkeypatch.setattr(jax, "process_count", lambda: 3)
+    with pytest.raises(UserError, match=r"^config.data.batch_size 16 does not split over the 3 processes; run on "
+                                        r"a number of processes that divides it"):
+        check_batch(config, mesh)
+
+
 def test_a_corrupt_newest_checkpoint_then_one_of_another_process_count(reference, tmp_path, caplog):
     """Checkpoint 12 corrupt, 8 written (as its data files say) by 2 processes: without
     train.reshard_data the run stops at 8 with one sentence; with it, 8 is restored and the data
@@ -524,14 +536,17 @@ def test_a_corrupt_newest_checkpoint_then_one_of_another_process_count(reference
     data = os.path.join(workdir, "checkpoints", "8", "data")
     os.rename(os.path.join(data, "process_0-of-1.json"), os.path.join(data, "process_0-of-2.json"))
     shutil.copy(os.path.join(data, "process_0-of-2.json"), os.path.join(data, "process_1-of-2.json"))
+    saved = lambda: json.load(open(os.path.join(workdir, "config.json")))
     with pytest.raises(UserError, match=r"checkpoints/8 was written by 2 processes, this run has 1; resume "
                                         r"with 2 processes, or add --config.train.reshard_data=true"):
-        train(make_config(), workdir)
+        train(make_config(total_steps=16), workdir)
     assert os.path.isdir(os.path.join(workdir, "checkpoints_bad", "12")) and ckpt_steps(workdir) == [8]
+    assert saved()["total_steps"] == 12                  # a refused resume leaves the run's config
     with caplog.at_level(logging.WARNING, logger="tlgen.checkpoint"):
         final = train(make_config(train__reshard_data=True), workdir)
     assert "checkpoints/8 was written by 2 processes, this run has 1: the state is restored" in caplog.text
     assert final["step"] == 12 and ckpt_steps(workdir) == [8, 12]
+    assert saved()["train"]["reshard_data"] is False     # for that resume, not every later one
     assert sorted(os.listdir(os.path.join(workdir, "checkpoints", "12", "data"))) == [
         "commit_success.txt", "process_0-of-1.json"]
     rows = train_rows(workdir)

@@ -331,10 +331,14 @@ def _on_lead(fn, elsewhere: str) -> None:
 def _prepare_workdir(config, workdir: str, data: dict | None, weights: dict) -> None:
     """Writes the config, and the identities of its dataset `data` and its `weights` files when
     the run starts (or is first resumed by a tlgen that records them), into `workdir` once
-    everything they name has been checked."""
+    everything they name has been checked. `train.reshard_data` is saved off: it lets one
+    resume change the number of processes, not every later one."""
     def write():
         os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
-        config_lib.save(config, os.path.join(workdir, "config.json"))
+        saved = config.copy_and_resolve_references()
+        if saved.train.get("reshard_data"):
+            saved.train.reshard_data = False
+        config_lib.save(saved, os.path.join(workdir, "config.json"))
         if data is not None:
             checkpoint_lib.write_record(workdir, checkpoint_lib.DATA_RECORD, data)
         if weights:
@@ -351,10 +355,14 @@ def check_batch(config, mesh=None) -> None:
         raise UserError(f"config.data.batch_size {batch} must be a positive number of samples.")
     if mesh is None:
         return
-    shards = mesh.shape["data"] * mesh.shape["fsdp"]
-    if batch % shards or batch % jax.process_count():
-        raise UserError(f"config.data.batch_size {batch} must be divisible by data×fsdp = {shards} "
-                        f"and by the {jax.process_count()} processes; change it or config.mesh.")
+    shards, processes = mesh.shape["data"] * mesh.shape["fsdp"], jax.process_count()
+    if batch % processes:
+        raise UserError(f"config.data.batch_size {batch} does not split over the {processes} "
+                        "processes; run on a number of processes that divides it (or give a new "
+                        "run another batch size).")
+    if batch % shards:
+        raise UserError(f"config.data.batch_size {batch} must be divisible by data×fsdp = {shards}; "
+                        "change config.mesh (or give a new run another batch size).")
     owners = np.vectorize(lambda d: d.process_index)(mesh.devices)      # (data, fsdp, model)
     if np.any(owners != owners[..., :1]):
         local = jax.local_device_count()
@@ -407,8 +415,8 @@ def train(config, workdir: str) -> dict:
     eval_data = _eval_pipeline(config, fam)
     lock = _lock_workdir(workdir)
     try:
-        _prepare_workdir(config, workdir, data, weights)
-        return _train(config, workdir, engine, fam, train_iter, eval_data, init_key, sample_key)
+        return _train(config, workdir, engine, fam, train_iter, eval_data, init_key, sample_key,
+                      prepare=lambda: _prepare_workdir(config, workdir, data, weights))
     finally:
         lock.release()
 
@@ -439,8 +447,9 @@ def _lock_workdir(workdir: str) -> WorkdirLock:
     return lock
 
 
-def _train(config, workdir, engine, fam, train_iter, eval_data, init_key, sample_key) -> dict:
-    """The run once its work directory is checked, locked and holds its config."""
+def _train(config, workdir, engine, fam, train_iter, eval_data, init_key, sample_key, prepare) -> dict:
+    """The run once its work directory is checked and locked; `prepare()` writes its config
+    when the state is restored or made (a resume refused before then leaves the run as it was)."""
     tc, mesh, lead = config.train, engine.mesh, jax.process_index() == 0
     ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), keep=tc.keep_checkpoints,
                         keep_best=tc.keep_best)
@@ -463,6 +472,7 @@ def _train(config, workdir, engine, fam, train_iter, eval_data, init_key, sample
             else:
                 local = next(train_iter)
                 start, state = 0, engine.init(init_key, local)
+            prepare()
             params = getattr(engine.abstract, "params", engine.abstract)
             log.info("%s: %s mesh %s, %.3g M parameters, global batch %d, steps %d..%d",
                      config.family, config.mesh.get("axis_types", "auto"), dict(mesh.shape),
