@@ -553,3 +553,17 @@ def test_a_corrupt_newest_checkpoint_then_one_of_another_process_count(reference
     assert [r["step"] for r in rows] == list(range(1, 13))
     # steps 9.. read the data from the start (the first batches of step 1..), not from 8's position
     assert rows[8]["loss"] != {r["step"]: r["loss"] for r in train_rows(reference[0])}[9]
+
+
+def test_a_corrupt_newest_checkpoint_of_another_process_count_is_set_aside_first(reference, tmp_path):
+    """Checkpoint 12 corrupt and labelled as 2 processes', 8 this run's: 12 is quarantined,
+    not named as another count, and the run resumes from 8 exactly, with no flag."""
+    workdir = str(tmp_path / "w")
+    shutil.copytree(reference[0], workdir)
+    _truncate_array_files(os.path.join(workdir, "checkpoints", "12"))
+    data = os.path.join(workdir, "checkpoints", "12", "data")
+    os.rename(os.path.join(data, "process_0-of-1.json"), os.path.join(data, "process_0-of-2.json"))
+    assert train(make_config(), workdir)["step"] == 12
+    assert os.path.isdir(os.path.join(workdir, "checkpoints_bad", "12"))
+    assert {r["step"]: r["loss"] for r in train_rows(workdir)} == \
+        {r["step"]: r["loss"] for r in train_rows(reference[0])}    # steps 9..12 redone bitwise

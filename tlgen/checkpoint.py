@@ -167,6 +167,7 @@ class Restored:
     first_batch: Any   # the next batch of the restored data iterator
     table: dict        # the saved shape table (with checksums)
     pending: list      # [step, {metric: value}] of the steps trained since the last log row
+    processes: str | None = None    # the process count(s) that wrote it, when not this run's
 
 
 def _state_writer() -> ocp.PyTreeCheckpointHandler:
@@ -256,8 +257,9 @@ class Checkpointer:
         `abstract_state_for(batch)` builds the target state (ShapeDtypeStructs with
         shardings: the state is restored onto the current mesh, whatever mesh saved it);
         `checksums_of(state)` recomputes the saved checksums (jitted; every process calls
-        it). A checkpoint written by another number of processes is a UserError, unless
-        `reshard_data`: then `data_iter` keeps its own (initial) position. UserError also
+        it). The newest readable checkpoint written by another number of processes is a
+        UserError, unless `reshard_data`: then `data_iter` keeps its own (initial) position
+        (a corrupt one is set aside first, whatever wrote it). UserError also
         when the state's shapes differ from the checkpoint's; StorageError when storage
         fails or no checkpoint can be restored (see the module docstring).
         """
@@ -268,7 +270,7 @@ class Checkpointer:
                                f"{self.directory}; the storage is not consistent across hosts.")
         bad_dir = os.path.join(os.path.dirname(self.directory), "checkpoints_bad")
         reader = self._reader()
-        initial = data_iter.get_state() if reshard_data else None
+        initial = data_iter.get_state()
         try:
             for step in reversed(steps):
                 outcome, reason, restored = self._attempt(reader, step, data_iter, abstract_state_for,
@@ -277,7 +279,7 @@ class Checkpointer:
                 if verdict == OK:
                     reason = self._checksum_mismatch(restored, checksums_of)
                     if reason is None:
-                        return restored
+                        return self._resharded(restored, reshard_data)
                     verdict = CORRUPT
                 path = os.path.join(self.directory, str(step))
                 if verdict == FAILED:
@@ -297,9 +299,10 @@ class Checkpointer:
     def _attempt(self, reader, step: int, data_iter, abstract_state_for, initial):
         """(OK, None, Restored) | (CORRUPT, reason, None) | (FAILED, reason, None) for one
         step on this process, retrying failures that may pass. `initial`: the data position
-        to take when the checkpoint's processes differ (None: refuse that)."""
+        to take when the checkpoint was written by another number of processes."""
         path = os.path.join(self.directory, str(step))
-        resharded = self._process_count_changed(path, allowed=initial is not None)
+        processes = self._other_process_count(path)
+        resharded = processes is not None
         items = {"shapes": ocp.args.JsonRestore()}
         last = ""
         for attempt, delay in enumerate((0.0,) + tuple(RETRY_DELAYS_S)):
@@ -315,7 +318,8 @@ class Checkpointer:
                 _check_shapes(shape_table(abstract), meta.shapes, path)
                 state = reader.restore(step, args=ocp.args.Composite(
                     state=ocp.args.StandardRestore(abstract))).state
-                return OK, None, Restored(step, state, first, meta.shapes, self._pending(reader, step, path))
+                return OK, None, Restored(step, state, first, meta.shapes, self._pending(reader, step, path),
+                                          processes)
             except UserError:
                 raise
             except Exception as e:  # noqa: BLE001  (classified; anything else re-raised)
@@ -353,23 +357,28 @@ class Checkpointer:
         return f"a checksum mismatch in {wrong[0]}" if wrong else None
 
     @staticmethod
-    def _process_count_changed(path: str, allowed: bool) -> bool:
-        """Whether checkpoint `path` was written by another number of processes than this
-        run has (a UserError unless `allowed`)."""
+    def _other_process_count(path: str) -> str | None:
+        """The process count(s) that wrote checkpoint `path` when not this run's; None when it
+        is (a file of this count missing: the restore finds it corrupt)."""
         files = glob.glob(os.path.join(path, "data", "process_*-of-*.json"))
         counts = sorted({f.rsplit("-of-", 1)[1][:-5] for f in files})
-        if not files or str(jax.process_count()) in counts:
-            return False            # a file of this count missing: the restore finds it corrupt
-        counts = "/".join(counts)
+        return None if not files or str(jax.process_count()) in counts else "/".join(counts)
+
+    def _resharded(self, restored: Restored, allowed: bool) -> Restored:
+        """`restored` (readable, checksums verified) when this run's processes wrote it or
+        `allowed`; else the UserError that names `train.reshard_data`."""
+        if restored.processes is None:
+            return restored
+        path, count = os.path.join(self.directory, str(restored.step)), jax.process_count()
         if not allowed:
-            raise UserError(f"checkpoint {path} was written by {counts} processes, this run has "
-                            f"{jax.process_count()}; resume with {counts} processes, or add "
-                            f"--config.train.reshard_data=true to go on with {jax.process_count()} "
+            raise UserError(f"checkpoint {path} was written by {restored.processes} processes, this run "
+                            f"has {count}; resume with {restored.processes} processes, or add "
+                            f"--config.train.reshard_data=true to go on with {count} "
                             "(the state is restored exactly; the data are read in a new order).")
         log.warning("checkpoint %s was written by %s processes, this run has %d: the state is "
                     "restored onto this run's mesh, the data are read from the start of this "
-                    "run's order", path, counts, jax.process_count())
-        return True
+                    "run's order", path, restored.processes, count)
+        return restored
 
     def _quarantine(self, step: int, reason: str) -> None:
         """Moves checkpoint `step` to `checkpoints_bad/` (process 0; all wait for it)."""
