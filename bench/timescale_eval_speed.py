@@ -46,8 +46,8 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="tlgen-eval-speed-") as work:
         data, run = os.path.join(work, "data"), os.path.join(work, "run")
-        config = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs",
-                              "timescale_ae_synthetic.py:tiny")
+        config = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tlgen",
+                              "configs", "timescale_ae_synthetic.py:tiny")
         assert tlgen(["prepare", "synthetic:city:frames=720", "--size", "64", "--out", data]) == 0
         assert tlgen(["train", "--config", config, "--workdir", run, f"--config.data.dir={data}",
                       "--config.total_steps=2"]) == 0

@@ -280,6 +280,13 @@ def test_storage_errors_are_retried_then_stop_without_losing_anything(reference,
     assert ckpt_steps(workdir) == [8, 12] and not os.path.exists(os.path.join(workdir, "checkpoints_bad"))
     assert open(os.path.join(workdir, "metrics.jsonl")).read() == metrics
 
+    # a checkpoint of another number of processes that cannot be read: the count comes first
+    data = os.path.join(workdir, "checkpoints", "12", "data")
+    os.rename(os.path.join(data, "process_0-of-1.json"), os.path.join(data, "process_0-of-2.json"))
+    assert main(["train", "--workdir", workdir, "--config.total_steps=40"]) == 2
+    assert "checkpoints/12 was written by 2 processes, this run has 1" in capsys.readouterr().err
+    os.rename(os.path.join(data, "process_0-of-2.json"), os.path.join(data, "process_0-of-1.json"))
+
     failures[:] = [2]                         # a blip: retried, then the run resumes at 12
     assert main(["train", "--workdir", workdir, "--config.total_steps=13"]) == 0
     assert [r["step"] for r in train_rows(workdir)] == list(range(1, 14))

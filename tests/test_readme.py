@@ -42,7 +42,7 @@ def _commands() -> list[list[str]]:
     import glob
     import shlex
     texts = re.findall(r"```bash\n(.*?)```", README, re.S)
-    for path in sorted(glob.glob(os.path.join(ROOT, "configs", "*.py"))):
+    for path in sorted(glob.glob(os.path.join(ROOT, "tlgen", "configs", "*.py"))):
         texts.append(ast.get_docstring(ast.parse(open(path).read())) or "")
     commands = []
     for text in texts:
@@ -109,7 +109,7 @@ def test_model_docstring_examples_run():
 
     def model(name, overrides):
         keys = [o[len("--config."):] for o in overrides if o.startswith("--config.model.")]
-        return config_lib.load(os.path.join(ROOT, "configs", f"{name}.py:tiny"), keys).model
+        return config_lib.load(os.path.join(ROOT, "tlgen", "configs", f"{name}.py:tiny"), keys).model
 
     cases = [(stylegan_v, model("stylegan_v_clouds", TINY_SGV), "frames"),
              (long_video, model("long_video_city", TINY), "video"),

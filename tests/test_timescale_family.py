@@ -21,7 +21,7 @@ from tlgen.train.writers import read_metrics
 
 RECORDED = os.path.join(os.path.dirname(__file__), "data", "recorded_metrics.json")
 
-CONFIG = os.path.join(os.path.dirname(__file__), "..", "configs", "timescale_ae_synthetic.py")
+CONFIG = os.path.join(os.path.dirname(__file__), "..", "tlgen", "configs", "timescale_ae_synthetic.py")
 SMALL = ["model.image_size=32", "model.widths=(8, 8)", "model.bin_channels=2", "model.num_bins=4",
          "model.background=False",
          "loss.gap_bands=((84600.0, 88200.0), (0.0, 0.0), (0.0, 0.0))", "data.batch_size=8",

@@ -264,24 +264,25 @@ class Checkpointer:
         fails or no checkpoint can be restored (see the module docstring).
         """
         steps = self.steps()
-        fingerprint = zlib.crc32(repr(steps).encode()) & 0x7FFFFFFF
-        if agree(fingerprint) != fingerprint or agree(-fingerprint) != -fingerprint:
-            raise StorageError(f"the processes of this job see different checkpoints in "
-                               f"{self.directory}; the storage is not consistent across hosts.")
+        _check_all_see(steps, f"the processes of this job see different checkpoints in {self.directory}")
         bad_dir = os.path.join(os.path.dirname(self.directory), "checkpoints_bad")
         reader = self._reader()
         initial = data_iter.get_state()
         try:
             for step in reversed(steps):
+                path = os.path.join(self.directory, str(step))
+                processes = self._other_process_count(path)
+                _check_all_see(processes, f"the processes of this job see different data files in {path}")
                 outcome, reason, restored = self._attempt(reader, step, data_iter, abstract_state_for,
-                                                          initial)
+                                                          initial, processes)
                 verdict = agree(outcome)
                 if verdict == OK:
                     reason = self._checksum_mismatch(restored, checksums_of)
                     if reason is None:
                         return self._resharded(restored, reshard_data)
                     verdict = CORRUPT
-                path = os.path.join(self.directory, str(step))
+                if verdict == FAILED and processes and not reshard_data:
+                    raise self._count_error(path, processes)     # the cause to fix first
                 if verdict == FAILED:
                     raise StorageError(f"checkpoint {path} could not be read ("
                                        f"{reason if outcome == FAILED else 'by another process of this job'}"
@@ -296,12 +297,11 @@ class Checkpointer:
                                f"To start over anyway, delete {bad_dir}.")
         return None
 
-    def _attempt(self, reader, step: int, data_iter, abstract_state_for, initial):
+    def _attempt(self, reader, step: int, data_iter, abstract_state_for, initial, processes):
         """(OK, None, Restored) | (CORRUPT, reason, None) | (FAILED, reason, None) for one
         step on this process, retrying failures that may pass. `initial`: the data position
-        to take when the checkpoint was written by another number of processes."""
+        to take when the checkpoint was written by another number of `processes`."""
         path = os.path.join(self.directory, str(step))
-        processes = self._other_process_count(path)
         resharded = processes is not None
         items = {"shapes": ocp.args.JsonRestore()}
         last = ""
@@ -364,6 +364,14 @@ class Checkpointer:
         counts = sorted({f.rsplit("-of-", 1)[1][:-5] for f in files})
         return None if not files or str(jax.process_count()) in counts else "/".join(counts)
 
+    @staticmethod
+    def _count_error(path: str, processes: str) -> UserError:
+        count = jax.process_count()
+        return UserError(f"checkpoint {path} was written by {processes} processes, this run has "
+                         f"{count}; resume with {processes} processes, or add "
+                         f"--config.train.reshard_data=true to go on with {count} "
+                         "(the state is restored exactly; the data are read in a new order).")
+
     def _resharded(self, restored: Restored, allowed: bool) -> Restored:
         """`restored` (readable, checksums verified) when this run's processes wrote it or
         `allowed`; else the UserError that names `train.reshard_data`."""
@@ -371,10 +379,7 @@ class Checkpointer:
             return restored
         path, count = os.path.join(self.directory, str(restored.step)), jax.process_count()
         if not allowed:
-            raise UserError(f"checkpoint {path} was written by {restored.processes} processes, this run "
-                            f"has {count}; resume with {restored.processes} processes, or add "
-                            f"--config.train.reshard_data=true to go on with {count} "
-                            "(the state is restored exactly; the data are read in a new order).")
+            raise self._count_error(path, restored.processes)
         log.warning("checkpoint %s was written by %s processes, this run has %d: the state is "
                     "restored onto this run's mesh, the data are read from the start of this "
                     "run's order", path, restored.processes, count)
@@ -406,6 +411,13 @@ class Checkpointer:
             self.wait()
         finally:
             self._manager.close()
+
+
+def _check_all_see(value, what: str) -> None:
+    """StorageError(`what`) unless every process of the job has the same `value`."""
+    key = zlib.crc32(repr(value).encode()) & 0x7FFFFFFF
+    if agree(key) != key or agree(-key) != -key:
+        raise StorageError(f"{what}; the storage is not consistent across hosts.")
 
 
 def _check_shapes(expected: dict, saved: dict, path: str) -> None:

@@ -328,17 +328,22 @@ def _on_lead(fn, elsewhere: str) -> None:
                                                else StorageError)(elsewhere)
 
 
+def _saved_config(config):
+    """The config a run keeps (config.json, each checkpoint): `train.reshard_data` off, as it
+    lets one resume change the number of processes, not every later one."""
+    saved = config.copy_and_resolve_references()
+    if saved.train.get("reshard_data"):
+        saved.train.reshard_data = False
+    return saved
+
+
 def _prepare_workdir(config, workdir: str, data: dict | None, weights: dict) -> None:
     """Writes the config, and the identities of its dataset `data` and its `weights` files when
     the run starts (or is first resumed by a tlgen that records them), into `workdir` once
-    everything they name has been checked. `train.reshard_data` is saved off: it lets one
-    resume change the number of processes, not every later one."""
+    everything they name has been checked."""
     def write():
         os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
-        saved = config.copy_and_resolve_references()
-        if saved.train.get("reshard_data"):
-            saved.train.reshard_data = False
-        config_lib.save(saved, os.path.join(workdir, "config.json"))
+        config_lib.save(_saved_config(config), os.path.join(workdir, "config.json"))
         if data is not None:
             checkpoint_lib.write_record(workdir, checkpoint_lib.DATA_RECORD, data)
         if weights:
@@ -626,7 +631,7 @@ class _Loop:
         # with no logging but the last step's, not kept: a whole run's worth each save).
         pending = ([[s, {k: float(v) for k, v in m.items()}] for s, m in self.pending]
                    if self.config.train.log_every > 0 else [])
-        self.ckpt.save(step, state, self.train_iter, config=config_lib.to_dict(self.config),
+        self.ckpt.save(step, state, self.train_iter, config=config_lib.to_dict(_saved_config(self.config)),
                        metrics=metrics, checksums=jax.device_get(self.engine.checksums(state)),
                        pending=pending)
         self.saved_step = step
