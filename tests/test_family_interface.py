@@ -239,6 +239,10 @@ def _broken(step=None, networks=("net",)):
     return dataclasses.replace(toy_family.FAMILY, training=training, networks=networks)
 
 
+def _other_example(config, n, example=toy_family.FAMILY.example_batch):
+    return {**example(config, n), "time": np.zeros((n, 3), np.float32)}
+
+
 @pytest.mark.parametrize("family, says", [
     (_broken(lambda state, metrics: state), "the family toy's train_step returned TrainState; return "
                                             "(state, {metric name: scalar})."),
@@ -249,6 +253,9 @@ def _broken(step=None, networks=("net",)):
      "'loss' among them."),
     (_broken(networks=("net", "nett")), "the family toy names nett among the networks inference loads, "
                                         "but it is not in its init's state.params."),
+    (dataclasses.replace(toy_family.FAMILY, example_batch=_other_example),
+     "the family toy's example_batch differs from its pipeline's batches in ['time']: ((8, 3), 'float32') "
+     "against ((8, 8), 'float32'); make them alike (tlgen bench times the example)."),
 ])
 def test_a_familys_mistakes_against_the_interface_are_one_sentence(run, tmp_path, monkeypatch, capsys,
                                                                    family, says):

@@ -328,6 +328,20 @@ def _on_lead(fn, elsewhere: str) -> None:
                                                else StorageError)(elsewhere)
 
 
+def _check_example_batch(spec, config, local) -> None:
+    """UserError when the family's `example_batch` (what `tlgen bench` times) is not shaped like
+    the batches its pipeline makes (`local`: this process's first)."""
+    shapes = lambda tree: {jax.tree_util.keystr(path): (tuple(np.shape(x)), np.asarray(x).dtype.name)
+                           for path, x in jax.tree_util.tree_flatten_with_path(tree)[0]}
+    real = shapes(local)
+    example = shapes(spec.example_batch(config, next(iter(real.values()))[0][0]))
+    differ = sorted(k for k in set(real) | set(example) if real.get(k) != example.get(k))
+    if differ:
+        raise UserError(f"the family {spec.name}'s example_batch differs from its pipeline's batches in "
+                        f"{', '.join(f'{k}: {example.get(k)} against {real.get(k)}' for k in differ[:3])}; "
+                        "make them alike (tlgen bench times the example).")
+
+
 def _saved_config(config):
     """The config a run keeps (config.json, each checkpoint): `train.reshard_data` off, as it
     lets one resume change the number of processes, not every later one."""
@@ -477,6 +491,7 @@ def _train(config, workdir, engine, fam, train_iter, eval_data, init_key, sample
             else:
                 local = next(train_iter)
                 start, state = 0, engine.init(init_key, local)
+            _check_example_batch(engine.spec, config, local)
             prepare()
             params = getattr(engine.abstract, "params", engine.abstract)
             log.info("%s: %s mesh %s, %.3g M parameters, global batch %d, steps %d..%d",

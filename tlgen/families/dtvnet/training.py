@@ -52,7 +52,8 @@ def example_batch(config, batch_size: int) -> dict:
     """Zero arrays with the shapes of one pipeline batch (for init / eval_shape / benchmarks)."""
     t, size = config.data.num_frames, config.data.image_size
     return {"frames": np.zeros((batch_size, t + 1, size, size, 3), np.uint8),
-            "flow": np.zeros((batch_size, t, size, size, 2), np.float32)}
+            "flow": np.zeros((batch_size, t, size, size, 2), np.float32),
+            "time": np.zeros((batch_size, t + 1), np.float32)}
 
 
 def split_batch(batch: dict, num_frames: int):
