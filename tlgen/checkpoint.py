@@ -167,7 +167,6 @@ class Restored:
     first_batch: Any   # the next batch of the restored data iterator
     table: dict        # the saved shape table (with checksums)
     pending: list      # [step, {metric: value}] of the steps trained since the last log row
-    processes: str | None = None    # the process count(s) that wrote it, when not this run's
 
 
 def _state_writer() -> ocp.PyTreeCheckpointHandler:
@@ -274,15 +273,17 @@ class Checkpointer:
                 processes = self._other_process_count(path)
                 _check_all_see(processes, f"the processes of this job see different data files in {path}")
                 outcome, reason, restored = self._attempt(reader, step, data_iter, abstract_state_for,
-                                                          initial, processes)
+                                                          initial if processes else None)
                 verdict = agree(outcome)
                 if verdict == OK:
                     reason = self._checksum_mismatch(restored, checksums_of)
                     if reason is None:
-                        return self._resharded(restored, reshard_data)
+                        if processes:
+                            self._reshard(path, processes, reshard_data)
+                        return restored
                     verdict = CORRUPT
-                if verdict == FAILED and processes and not reshard_data:
-                    raise self._count_error(path, processes)     # the cause to fix first
+                if verdict == FAILED and processes:
+                    self._reshard(path, processes, reshard_data)     # refused: the cause to fix first
                 if verdict == FAILED:
                     raise StorageError(f"checkpoint {path} could not be read ("
                                        f"{reason if outcome == FAILED else 'by another process of this job'}"
@@ -297,29 +298,27 @@ class Checkpointer:
                                f"To start over anyway, delete {bad_dir}.")
         return None
 
-    def _attempt(self, reader, step: int, data_iter, abstract_state_for, initial, processes):
+    def _attempt(self, reader, step: int, data_iter, abstract_state_for, initial):
         """(OK, None, Restored) | (CORRUPT, reason, None) | (FAILED, reason, None) for one
         step on this process, retrying failures that may pass. `initial`: the data position
-        to take when the checkpoint was written by another number of `processes`."""
+        to take instead of the saved one (a checkpoint of another number of processes)."""
         path = os.path.join(self.directory, str(step))
-        resharded = processes is not None
         items = {"shapes": ocp.args.JsonRestore()}
+        if initial is None:
+            items["data"] = grain.checkpoint.CheckpointRestore(data_iter)
         last = ""
         for attempt, delay in enumerate((0.0,) + tuple(RETRY_DELAYS_S)):
             time.sleep(delay)
             try:
-                if resharded:
+                if initial is not None:
                     data_iter.set_state(initial)
-                else:
-                    items["data"] = grain.checkpoint.CheckpointRestore(data_iter)
                 meta = reader.restore(step, args=ocp.args.Composite(**items))
                 first = next(data_iter)
                 abstract = abstract_state_for(first)
                 _check_shapes(shape_table(abstract), meta.shapes, path)
                 state = reader.restore(step, args=ocp.args.Composite(
                     state=ocp.args.StandardRestore(abstract))).state
-                return OK, None, Restored(step, state, first, meta.shapes, self._pending(reader, step, path),
-                                          processes)
+                return OK, None, Restored(step, state, first, meta.shapes, self._pending(reader, step, path))
             except UserError:
                 raise
             except Exception as e:  # noqa: BLE001  (classified; anything else re-raised)
@@ -365,25 +364,18 @@ class Checkpointer:
         return None if not files or str(jax.process_count()) in counts else "/".join(counts)
 
     @staticmethod
-    def _count_error(path: str, processes: str) -> UserError:
+    def _reshard(path: str, processes: str, allowed: bool) -> None:
+        """For checkpoint `path`, written by `processes` (not this run's count): the UserError
+        that names `train.reshard_data` unless `allowed`, else a warning of what changes."""
         count = jax.process_count()
-        return UserError(f"checkpoint {path} was written by {processes} processes, this run has "
-                         f"{count}; resume with {processes} processes, or add "
-                         f"--config.train.reshard_data=true to go on with {count} "
-                         "(the state is restored exactly; the data are read in a new order).")
-
-    def _resharded(self, restored: Restored, allowed: bool) -> Restored:
-        """`restored` (readable, checksums verified) when this run's processes wrote it or
-        `allowed`; else the UserError that names `train.reshard_data`."""
-        if restored.processes is None:
-            return restored
-        path, count = os.path.join(self.directory, str(restored.step)), jax.process_count()
         if not allowed:
-            raise self._count_error(path, restored.processes)
+            raise UserError(f"checkpoint {path} was written by {processes} processes, this run has "
+                            f"{count}; resume with {processes} processes, or add "
+                            f"--config.train.reshard_data=true to go on with {count} "
+                            "(the state is restored exactly; the data are read in a new order).")
         log.warning("checkpoint %s was written by %s processes, this run has %d: the state is "
                     "restored onto this run's mesh, the data are read from the start of this "
-                    "run's order", path, restored.processes, count)
-        return restored
+                    "run's order", path, processes, count)
 
     def _quarantine(self, step: int, reason: str) -> None:
         """Moves checkpoint `step` to `checkpoints_bad/` (process 0; all wait for it)."""

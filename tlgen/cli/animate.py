@@ -137,17 +137,17 @@ def write(out: str, npz: str | None, fps: float, frames, arrays, sheet: str | No
     write_atomic_all([p for p in (out, npz, sheet) if p], write_all)   # all of them, or none
 
 
-def check_frames(frames, family: str, command: str, shape: str) -> None:
-    """UserError unless a family's `command` made uint8 frames of `shape` ("(frames, H, W, 3)"):
-    float frames would be written as a black video."""
+def check_frames(frames, family: str, command: str, axes: tuple[str, ...]) -> None:
+    """UserError unless a family's `command` made uint8 frames of `axes` + (3,) (float frames
+    would be written as a black video)."""
     import numpy as np
 
     from tlgen.errors import UserError
 
     frames = np.asarray(frames)
-    if frames.dtype != np.uint8 or frames.ndim != shape.count(",") + 1 or frames.shape[-1] != 3:
+    if frames.dtype != np.uint8 or frames.ndim != len(axes) + 1 or frames.shape[-1] != 3:
         raise UserError(f"the {family} family's {command} made frames of {frames.dtype} {frames.shape}; "
-                        f"it must make uint8 {shape}.")
+                        f"it must make uint8 ({', '.join(axes)}, 3).")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -167,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
     if args.frames:
         check_memory(args.frames, trained.config, per_pixel=3 + 8 + 12)   # frames, flows, float frames
     animation = trained.family.command("animate").run(trained, args)
-    check_frames(animation.frames, trained.family.name, "animate", "(frames, H, W, 3)")
+    check_frames(animation.frames, trained.family.name, "animate", ("frames", "H", "W"))
     write(args.out, args.npz, args.fps, animation.frames, animation.arrays, args.sheet)
     h, w = animation.frames.shape[1:3]
     print(f"tlgen animate: wrote {args.out}: {len(animation.frames)} frames {w}x{h} at "

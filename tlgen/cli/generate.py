@@ -124,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
             writers = [stack.enter_context(VideoWriter(p, args.fps)) for p in videos]
             for chunk in chunks:
                 chunk = np.asarray(chunk)
-                check_frames(chunk, trained.family.name, "generate", "(videos, frames, H, W, 3)")
+                check_frames(chunk, trained.family.name, "generate", ("videos", "frames", "H", "W"))
                 if args.npz:
                     if not kept:        # held until the end, then copied once by concatenate
                         check_memory(args.frames, trained.config, per_pixel=6 * args.num,

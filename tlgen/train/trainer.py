@@ -261,13 +261,14 @@ def _check_loop(config, workdir: str) -> None:
         raise UserError(f"config.train.keep_best {tc.keep_best!r} ranks evaluations, but the run has "
                         "none; set config.train.eval_every and eval_batches above 0, or clear it with "
                         "--config.train.keep_best=.")
-    network = METRIC_NETWORKS.get(best[0]) if best else None
-    if network and not config.get("eval", {}).get(network):
+    network, files = METRIC_NETWORKS.get(best[0]) if best else None, config.get("eval", {})
+    if network and network not in files:
+        raise UserError(f"config.train.keep_best ranks by {best[0]}, which {config.family} does not "
+                        "compute while training; rank by another metric.")
+    if network and not files[network]:
         raise UserError(f"config.train.keep_best ranks by {best[0]}, which needs the {network} network "
                         f"in config.eval.{network} (README: Evaluation protocol); give its file, or "
-                        "rank by another metric." if network in config.get("eval", {}) else
-                        f"config.train.keep_best ranks by {best[0]}, which {config.family} does not "
-                        "compute while training; rank by another metric.")
+                        "rank by another metric.")
     decay = float(tc.get("ema_decay", 0.0))
     if not 0.0 <= decay < 1.0:
         raise UserError(f"config.train.ema_decay is {decay:g}; use 0 (no EMA) up to below 1.")
