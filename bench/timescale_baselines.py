@@ -42,6 +42,7 @@ from tlgen.cli.demo import DEMO_STEPS  # noqa: E402
 from tlgen.data.prepare import prepare  # noqa: E402
 from tlgen.families.timescale_ae import inference  # noqa: E402
 from tlgen.families.timescale_ae.inference import BAND_METHODS, margin_over_baselines  # noqa: E402
+from tlgen.models.pixels import frame_shape  # noqa: E402
 from tlgen.trained import load  # noqa: E402
 from tlgen.train.trainer import train  # noqa: E402
 
@@ -79,7 +80,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="tlgen-baselines-") as scratch:
         work = args.work or scratch
         config_path = f"configs/timescale_ae_synthetic.py:{args.config_variant}"
-        data = prepare_scenes(work, int(config_lib.load(config_path).model.image_size))
+        data = prepare_scenes(work, frame_shape(config_lib.load(config_path).model.image_size))
         records = [run(config_path, variant, scene, seed, data, work, args.steps)
                    for variant in args.variants for scene in args.train_on for seed in args.seeds]
         if len(args.seeds) > 1:
@@ -87,9 +88,9 @@ def main() -> None:
         write_json(records, args.out)
 
 
-def prepare_scenes(work: str, size: int) -> dict:
-    """{name: dataset folder} of SCENES at size² under `work` (prepared once, reused after)."""
-    data = {name: os.path.join(work, f"{name}-{size}") for name in SCENES}
+def prepare_scenes(work: str, size: tuple[int, int]) -> dict:
+    """{name: dataset folder} of SCENES at `size` (H, W) under `work` (prepared once, reused after)."""
+    data = {name: os.path.join(work, f"{name}-{size[0]}x{size[1]}") for name in SCENES}
     for name, source in SCENES.items():
         if not os.path.exists(data[name]):
             prepare([source], data[name], size=size)

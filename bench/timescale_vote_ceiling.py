@@ -63,7 +63,7 @@ def main() -> None:
     parser.add_argument("--work", default=None, help="folder for the datasets, kept (default: a temporary folder, removed at the end)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="tlgen-ceiling-") as scratch:
-        data = prepare_scenes(args.work or scratch)
+        data = prepare_scenes(args.work or scratch, (64, 64))      # the demo's size
         results = []
         for name, source in SCENES.items():
             rows = ceiling(data[name])

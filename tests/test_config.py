@@ -97,6 +97,20 @@ def test_one_folder_spelled_two_ways_is_the_same_config(config_file, tmp_path, m
     assert tlconfig.differences(tlconfig.load(f"{config_file}:tiny", ["data.dir=gone"]), path) == ["data.dir"]
 
 
+def test_a_frame_size_spelled_as_a_number_is_the_same_config(tmp_path):
+    """Runs saved with a single-number image_size (before sizes took an aspect) resume with
+    today's (N, N) default; another size is a difference."""
+    path = str(tmp_path / "config.json")
+    config = tlconfig.load("configs/time_flies_city.py:tiny")                  # image_size (64, 64)
+    saved = tlconfig.to_dict(config)
+    for old, differs in ((64, []), ([64], []), ([64, 64], []), ([64, 96], ["data.image_size"]),
+                         ([64, 64, 3], ["data.image_size"])):
+        saved["data"]["image_size"] = old
+        with open(path, "w") as f:
+            json.dump(saved, f)
+        assert tlconfig.differences(config, path) == differs, old
+
+
 def test_paths_are_anchored_where_the_run_starts(config_file, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     cfg = tlconfig.load(f"{config_file}:tiny", ["data.dir=data/city"])

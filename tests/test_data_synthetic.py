@@ -107,3 +107,26 @@ def test_city_masks_label_what_each_region_renders(city):
     assert (city.window_ids >= 0)[labels[0] == 2].any()                       # windows in buildings
     assert change[sky].mean() > 2 * change[road].mean()                       # the sky changes most
     assert set(np.unique(labels)) == set(range(5))
+
+
+@pytest.mark.parametrize("name", ["city", "water"])
+def test_a_cropped_scene_renders_the_centre_of_the_square(name):
+    """What `prepare --size HxW` stores and `tlgen eval` takes as the truth of such a dataset:
+    every output of a scene made with a crop is the centre window of the square's."""
+    square, tall = make_scene(name, seed=1, size=24), make_scene(name, seed=1, size=24, crop=(24, 10))
+    wide = make_scene(name, seed=1, size=24, crop=(11, 24))
+    times = [0.0, 4000.0]
+    for scene, rows, cols in ((tall, slice(0, 24), slice(7, 17)), (wide, slice(6, 17), slice(0, 24))):
+        for out in ("render", "masks"):
+            np.testing.assert_array_equal(getattr(scene, out)(times),
+                                          getattr(square, out)(times)[:, rows, cols])
+        np.testing.assert_array_equal(scene.render_band(times, 3600.0),
+                                      square.render_band(times, 3600.0)[:, rows, cols])
+        component = square.components[-1][0]
+        np.testing.assert_array_equal(scene.render_alone(component, times),
+                                      square.render_alone(component, times)[:, rows, cols])
+        if scene.has_flow:
+            np.testing.assert_array_equal(scene.flow([0.0], [3.0]), square.flow([0.0], [3.0])[:, rows, cols])
+    assert make_scene(name, seed=1, size=24, crop=(24, 24)).crop is None
+    with pytest.raises(ValueError, match="does not fit"):
+        make_scene(name, seed=1, size=24, crop=(25, 10))

@@ -152,7 +152,11 @@ def test_sizes_no_network_can_have_are_one_sentence(tmp_path):
              "differences below config.model.max_frames 16; raise it or shorten the spans."),
             ("long_video_sr_city", "model.channel_max=0", "config.model.channel_max is 0; use 1 or more."),
             ("time_flies_city", "model.num_classes=0", "config.model.num_classes is 0; use 1 or more."),
-            ("time_flies_city", "data.image_size=0", "config.data.image_size is 0; use 8 or more."),
+            ("time_flies_city", "data.image_size=0", "config.data.image_size is 0; use 8 or more pixels a side."),
+            ("time_flies_city", "data.image_size=(64, 36)", "config.data.image_size is 64x36; it must be a "
+             "multiple of 8: Time Flies' encoder halves it in three Haar poolings."),
+            ("dtvnet_clouds", "data.image_size=(16, 16, 3)", "config.data.image_size is (16, 16, 3): a frame size "
+             "is N (square) or (height, width)."),
             ("fgla_landscape", "model.flow_divisor=0", "config.model.flow_divisor is 0.0; use a positive number."),
             ("fgla_landscape", "model.encoder_widths=()", "config.model.encoder_widths is empty; give at least one entry."),
             ("timescale_ae_synthetic", "loss.temperature=0", "config.loss.temperature is 0.0; use a positive number."),

@@ -70,7 +70,7 @@ def test_timescale_encode_names_the_frames_layout():
     cfg = config_lib.load("configs/timescale_ae_synthetic.py:tiny").model
     params = jax.eval_shape(lambda: timescale_ae.init(jax.random.key(0), cfg))
     for shape in ((1, 2, 64, 64, 3), (1, 32, 32, 3), (1, 64, 32, 3)):
-        with pytest.raises(ValueError, match=r"frames must be \(B, 64, 64, 3\) \(image_size 64\); got shape "
+        with pytest.raises(ValueError, match=r"frames must be \(B, 64, 64, 3\) \(image_size 64x64\); got shape "
                                              + re.escape(str(shape))):
             jax.eval_shape(lambda p: timescale_ae.encode(p, jnp.zeros(shape), cfg=cfg), params)
     w = jax.eval_shape(lambda p: timescale_ae.encode(p, jnp.zeros((2, 64, 64, 3)), cfg=cfg), params)

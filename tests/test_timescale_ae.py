@@ -85,9 +85,35 @@ def test_additive_decoder_sums_the_bins_contributions(background):
 
 
 def test_bad_resolution_is_rejected():
-    bad = ml_collections.ConfigDict(dict(CFG.to_dict(), image_size=30))
-    with pytest.raises(ValueError, match="divisible"):
-        ae.init(jax.random.key(0), bad)
+    for size, error in ((30, "divisible"), ((32, 34), "divisible"), ((32, 48, 3), "height, width")):
+        bad = ml_collections.ConfigDict(dict(CFG.to_dict(), image_size=size))
+        with pytest.raises(ValueError, match=error):
+            ae.init(jax.random.key(0), bad)
+
+
+@pytest.mark.parametrize("background", [True, False])
+def test_frames_of_any_aspect_keep_the_square_models_parameters(params, background):
+    """(height, width) frames: a latent map of their aspect, the same parameter shapes as a
+    square model's (the network is convolutional), so the square model's parameters run on
+    them; N and (N,) mean N x N."""
+    cfg = ml_collections.ConfigDict(dict(CFG.to_dict(), image_size=(32, 48), background=background))
+    p = ae.init(jax.random.key(0), cfg)
+    square = ml_collections.ConfigDict(dict(CFG.to_dict(), image_size=32, background=background))
+    shapes = lambda tree: jax.tree.map(jnp.shape, tree)
+    assert shapes(p) == shapes(ae.init(jax.random.key(0), square))
+    rng = np.random.default_rng(3)
+    frames = rng.integers(0, 256, (2, 32, 48, 3), dtype=np.uint8)
+    bg = rng.integers(0, 256, (32, 48, 3), dtype=np.uint8) if background else None
+    w = ae.encode(p, frames, cfg=cfg)
+    assert w.shape == (2, 4, 8, 12, 3)
+    assert ae.decode(p, w, bg, cfg=cfg).shape == (2, 32, 48, 3)
+    with pytest.raises(ValueError, match=r"frames must be \(B, 32, 48, 3\)"):
+        ae.encode(p, frames.transpose(0, 2, 1, 3), cfg=cfg)
+    with pytest.raises(ValueError, match=r"w must be \(B, 4, 8, 12, 3\)"):
+        ae.decode(p, w[:, :, :, :8], bg, cfg=cfg)
+    for same in (32, (32,), [32, 32]):
+        cfg = ml_collections.ConfigDict(dict(CFG.to_dict(), image_size=same))
+        assert ae.model_from_config(cfg).frame_shape == (32, 32)
 
 
 def test_mask_keeps_slow_bins():

@@ -252,12 +252,23 @@ def check_at_least(config: ml_collections.ConfigDict, least: Mapping[str, float]
             raise UserError(f"config.{key} is {value}; use {use}{each}.")
 
 
-def check_multiple(config: ml_collections.ConfigDict, key: str, divisor: int, why: str) -> None:
-    """UserError when the size at dotted `key` is not a multiple of `divisor` (`why` says
-    what halves it that often)."""
+def check_frame_size(config: ml_collections.ConfigDict, key: str, divisor: int, why: str
+                     ) -> tuple[int, int]:
+    """(height, width) of the frame size at dotted `key` (N or (N,) is N x N); UserError unless
+    it is one or two numbers, each 8 or more and a multiple of `divisor` (`why`: what halves it)."""
+    from tlgen.models.pixels import frame_shape
+
     node, leaf = _parent(config, key)
-    if int(node[leaf]) % divisor:
-        raise UserError(f"config.{key} is {node[leaf]}; it must be a multiple of {divisor}: {why}.")
+    try:
+        size = frame_shape(node[leaf])
+    except ValueError as e:
+        raise UserError(f"config.{key} is {node[leaf]}: {e}.") from None
+    shown = f"{size[0]}" if size[0] == size[1] else f"{size[0]}x{size[1]}"
+    if min(size) < 8:
+        raise UserError(f"config.{key} is {shown}; use 8 or more pixels a side.")
+    if any(side % divisor for side in size):
+        raise UserError(f"config.{key} is {shown}; it must be a multiple of {divisor}: {why}.")
+    return size
 
 
 def compute_dtype(config):
@@ -321,14 +332,22 @@ def differences(config: ml_collections.ConfigDict, path: str, ignore: Iterable[s
     now = flatten(to_dict(config))
     ignored = tuple(ignore)
     keys = sorted(set(saved) | set(now))
-    return [k for k in keys if not _same(saved.get(k), now.get(k))
+    return [k for k in keys if not _same(saved.get(k), now.get(k), k)
             and not any(k == i or k.startswith(i + ".") for i in ignored)]
 
 
-def _same(a, b) -> bool:
-    """Equal values, or two spellings (relative, absolute, a link) of one existing path."""
+def _same(a, b, key: str) -> bool:
+    """Equal values, two spellings (relative, absolute, a link) of one existing path, or of one
+    frame size (N, (N,) and (N, N); sizes were single numbers before they took an aspect)."""
     if a == b:
         return True
+    if key.endswith("image_size") and a is not None and b is not None:
+        from tlgen.models.pixels import frame_shape
+
+        try:
+            return frame_shape(a) == frame_shape(b)
+        except (TypeError, ValueError):
+            return False
     return (isinstance(a, str) and isinstance(b, str) and bool(a) and bool(b)
             and os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b))
 

@@ -16,6 +16,7 @@ from torch import nn
 
 from bench.peers.common import autocast, count_parameters, load_tree
 from bench.peers.dtvnet import Conv3dPyramid
+from tlgen.models.pixels import frame_shape
 
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
 STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
@@ -143,9 +144,9 @@ class Generator(nn.Module):
 class Discriminator(nn.Module):
     """(reference clip, clip), each (B, 3, 3, H, W) in [0, 1] -> one logit per pair."""
 
-    def __init__(self, size: int, width: int, max_width: int):
+    def __init__(self, size: tuple[int, int], width: int, max_width: int):
         super().__init__()
-        self.pyramid = Conv3dPyramid(6, (3, size, size), width, max_width, 1, "instance", True)
+        self.pyramid = Conv3dPyramid(6, (3, *size), width, max_width, 1, "instance", True)
 
     def forward(self, reference, clip):
         x = torch.cat([reference, clip], dim=2).permute(0, 2, 1, 3, 4) * 2 - 1   # (B, 6, T, H, W)
@@ -218,7 +219,7 @@ class Peer:
     def __init__(self, config, batch: dict, device: torch.device, *, compile: bool):
         m, o, lc = config.model, config.optim, config.loss
         self.device, self.dtype, self.lc = device, str(config.dtype), lc
-        self.classes, self.size = int(m.num_classes), int(config.data.image_size)
+        self.classes, self.size = int(m.num_classes), frame_shape(config.data.image_size)
         self.frames = torch.from_numpy(batch["frames"]).to(device).float().div(255).permute(0, 1, 4, 2, 3)
         self.masks = torch.from_numpy(batch["masks"]).to(device).long()
         self.image = torch.from_numpy(batch["mean"]).to(device).float().div(255).permute(0, 3, 1, 2).flip(-1)
@@ -240,9 +241,10 @@ class Peer:
         g = torch.exp(-0.5 * torch.arange(-1.0, 2.0, device=self.device) ** 2 / self.blur ** 2)
         g = g / g.sum()
         k = (g[:, None, None] * g[None, :, None] * g[None, None, :])[None, None]
-        white = torch.randn(batch * 64, 1, count + 2, self.size + 2, self.size + 2, device=self.device)
-        z = F.conv3d(white, k).view(batch, 64, count, self.size, self.size)
-        return 1 + self.sigma_z * z.permute(2, 0, 1, 3, 4).reshape(count * batch, 64, self.size, self.size)
+        h, w = self.size
+        white = torch.randn(batch * 64, 1, count + 2, h + 2, w + 2, device=self.device)
+        z = F.conv3d(white, k).view(batch, 64, count, h, w)
+        return 1 + self.sigma_z * z.permute(2, 0, 1, 3, 4).reshape(count * batch, 64, h, w)
 
     def outputs(self, noise):
         b = self.frames.shape[0]

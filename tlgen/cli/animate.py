@@ -78,12 +78,13 @@ def check_memory(frames: int, config, per_pixel: int, size: tuple[int, int] | No
     `per_pixel` bytes a pixel until they are written, would need more than this machine's
     memory (a sure failure, minutes or hours in)."""
     from tlgen.errors import UserError
+    from tlgen.models.pixels import frame_shape
 
     if size is None:
         side = config.data.get("image_size") or config.get("model", {}).get("image_size")
         if not side:
             return
-        size = (int(side), int(side))
+        size = frame_shape(side)
     try:
         memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError):

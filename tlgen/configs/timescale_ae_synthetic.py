@@ -1,6 +1,7 @@
 """Timescale autoencoder on a prepared synthetic scene (`tlgen prepare synthetic:city`).
 
-Variants: tiny (64², CPU minutes), base (128²), large (256²).
+Variants: tiny (64², CPU minutes), base (128²), large (256²); any (height, width) that the
+encoder can halve, e.g. --config.model.image_size="(96, 160)" for `prepare --size 96x160`.
   tlgen prepare synthetic:city --out data/city
   tlgen train --config configs/timescale_ae_synthetic.py:tiny --config.data.dir=data/city --workdir runs/tae
 The paper's recipe, for comparison (PAPER_RECIPE; its six levels: `prepare --levels 6`):
@@ -26,11 +27,12 @@ PAPER_RECIPE = ("model.background=False", "loss.target=pyramid", "loss.gap_band=
 
 
 def model(image_size, widths, blocks, num_bins, bin_channels) -> ml_collections.ConfigDict:
-    """`config.model`: the architecture of tlgen.models.timescale_ae. `background`: the
+    """`config.model`: the architecture of tlgen.models.timescale_ae. `image_size`: (height,
+    width) of the prepared frames (`--config.model.image_size=N` is N x N). `background`: the
     decoder relights the video's median image (False: the paper's decoder, every pixel
     from the bins). `additive`: each bin decoded alone and the contributions summed, so
     masking drops exactly a bin's share (M decoder passes per frame)."""
-    return ml_collections.ConfigDict(dict(image_size=image_size, widths=tuple(widths),
+    return ml_collections.ConfigDict(dict(image_size=(image_size, image_size), widths=tuple(widths),
                                           blocks=blocks, num_bins=num_bins,
                                           bin_channels=bin_channels, background=True,
                                           additive=False))

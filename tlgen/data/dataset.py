@@ -353,8 +353,9 @@ def open_training_data(data_dir: str, *, image_size: int | tuple[int, int] | Non
                 raise UserError(f"{data_dir} holds {h}x{w} frames but this family takes square ones "
                                 f"({size_key} {size}); prepare it with --size {size} (a centre "
                                 f"crop), or with --size N and --{size_key}=N.")
+            value = h if isinstance(image_size, int) else f'"({h}, {w})"'
             raise UserError(f"{data_dir} holds {h}x{w} frames but {size_key} is {wh}x{ww}; prepare "
-                            f"it with --size {size} or set --{size_key}.")
+                            f"it with --size {size} or set --{size_key}={value}.")
     if flow and not ds.metadata.get("has_flow"):
         raise UserError(f"{data_dir} has no optical flow; prepare it with --flow.")
     return ds

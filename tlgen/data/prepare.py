@@ -230,24 +230,21 @@ class _Stager:
         from tlgen.data.synthetic import make_scene
         name, opts = _parse_synthetic(spec)
         size = self.size or (64, 64)
-        scene = make_scene(name, seed=opts.get("seed", 0), size=max(size))
+        scene = make_scene(name, seed=opts.get("seed", 0), size=max(size), crop=size)
         self.size = size
         times = scene.capture_times(opts.get("frames"), opts.get("interval"),
                                     irregular=opts.get("irregular", False))
-        top, left = (scene.size - size[0]) // 2, (scene.size - size[1]) // 2
-        crop = (slice(None), slice(top, top + size[0]), slice(left, left + size[1]))
         frames = self._writer(vid, "frames", size + (3,), np.uint8)
         flows = self._writer(vid, "flow", size + (2,), np.float16) if scene.has_flow else None
         masks = self._writer(vid, "masks", size, np.uint8) if scene.num_classes else None
         for i in range(0, len(times), 64):
             t = times[i:i + 64]
-            frames.append(scene.render(t)[crop])
+            frames.append(scene.render(t))
             if flows is not None:
                 nxt = np.append(times[i + 1:i + 65], np.nan)[:len(t)]
-                flow = scene.flow(t, np.where(np.isnan(nxt), t, nxt))
-                flows.append(flow[crop])
+                flows.append(scene.flow(t, np.where(np.isnan(nxt), t, nxt)))
             if masks is not None:
-                masks.append(scene.masks(t)[crop])
+                masks.append(scene.masks(t))
             self.bar.update(len(t))
         # Scene time 0 is midnight of day 0, read as the Unix epoch: scene time = start + time.
         video = _Video(vid, spec, "synthetic", times - times[0], float(times[0]),

@@ -28,7 +28,9 @@ velocities (pixels per second) behind static ground, with ground-truth flow `flo
 and region masks (0 ground, 1 sky, 2 water). The city's masks label its empty street: 0 ground,
 1 sky, 2 buildings, 3 road, 4 trees.
 
-Everything is a deterministic function of (name, seed, size, time).
+Everything is a deterministic function of (name, seed, size, time). A scene made with a
+`crop` (height, width) renders the centre of its square: how `tlgen prepare --size HxW`
+fits it to a non-square size, and how the ground truth of such a dataset is rendered.
 """
 
 from __future__ import annotations
@@ -92,6 +94,7 @@ class Scene:
     default_capture: tuple[int, float] = (0, 0.0)
     has_flow = False
     num_classes = 0
+    crop: tuple[int, int] | None = None    # (height, width) of the centre every output keeps
 
     def __init__(self, seed: int = 0, size: int = 64):
         self.seed, self.size = int(seed), int(size)
@@ -114,18 +117,18 @@ class Scene:
         for i, t in enumerate(times):
             rng = np.random.default_rng([self.seed, 7, int(np.float64(t).view(np.uint64))])
             x[i] += rng.normal(0.0, sigma, x[i].shape).astype(np.float32)
-        return np.rint(np.clip(x, 0.0, 1.0) * 255.0).astype(np.uint8)
+        return self._centre(np.rint(np.clip(x, 0.0, 1.0) * 255.0).astype(np.uint8))
 
     def render_band(self, times, min_period: float) -> np.ndarray:
         """float32 (N, H, W, 3) in [0, 1]: only components with timescale >= min_period."""
         keep = {n for n, ts in self.components if ts >= min_period and n != "sensor_noise"}
-        return np.clip(self._render(np.atleast_1d(np.asarray(times, np.float64)), keep), 0, 1)
+        return self._centre(np.clip(self._render(np.atleast_1d(np.asarray(times, np.float64)), keep), 0, 1))
 
     def render_alone(self, name: str, times) -> np.ndarray:
         """float32 (N, H, W, 3): only component `name` varies, the others at their mean."""
         if name not in dict(self.components):
             raise ValueError(f"{self.name} has no component {name!r}: {self.components}")
-        return np.clip(self._render(np.atleast_1d(np.asarray(times, np.float64)), {name}), 0, 1)
+        return self._centre(np.clip(self._render(np.atleast_1d(np.asarray(times, np.float64)), {name}), 0, 1))
 
     def capture_times(self, num_frames: int | None = None, interval: float | None = None, *,
                       irregular: bool = False, start: float = 0.0) -> np.ndarray:
@@ -145,9 +148,24 @@ class Scene:
         return np.sort(times[keep])
 
     def flow(self, times_a, times_b) -> np.ndarray:
-        raise NotImplementedError(f"scene {self.name!r} has no ground-truth flow")
+        """Ground-truth flow (N, H, W, 2) in pixels from frames at times_a to times_b."""
+        return self._centre(self._flow(times_a, times_b))
 
     def masks(self, times) -> np.ndarray:
+        """Region class indices uint8 (N, H, W) (the classes: the module docstring)."""
+        return self._centre(np.repeat(self._layout_classes()[None], len(np.atleast_1d(times)), 0))
+
+    def _centre(self, x: np.ndarray) -> np.ndarray:
+        """The centre `crop` of (N, size, size, ...) outputs (all of them without one)."""
+        if self.crop is None:
+            return x
+        top, left = (self.size - self.crop[0]) // 2, (self.size - self.crop[1]) // 2
+        return np.ascontiguousarray(x[:, top:top + self.crop[0], left:left + self.crop[1]])
+
+    def _flow(self, times_a, times_b) -> np.ndarray:
+        raise NotImplementedError(f"scene {self.name!r} has no ground-truth flow")
+
+    def _layout_classes(self) -> np.ndarray:
         raise NotImplementedError(f"scene {self.name!r} has no region masks")
 
     def _render(self, times: np.ndarray, keep: set[str]) -> np.ndarray:
@@ -233,11 +251,10 @@ class CityScene(Scene):
         self.object_colors = rng.uniform(0.15, 0.9, (64, 3))
         self._day_mean = self._day_features(np.linspace(0, DAY, 96, endpoint=False)).mean(0)
 
-    def masks(self, times) -> np.ndarray:
-        """Region class indices uint8 (N, H, W) of the empty street: 0 ground, 1 sky,
-        2 buildings (windows included), 3 road, 4 trees (objects and passers-by not labelled)."""
-        n = len(np.atleast_1d(times))
-        return np.broadcast_to(self.layout, (n, self.size, self.size)).copy()
+    def _layout_classes(self) -> np.ndarray:
+        """Region classes (H, W) of the empty street: 0 ground, 1 sky, 2 buildings (windows
+        included), 3 road, 4 trees (objects and passers-by not labelled)."""
+        return self.layout
 
     # -- component states --------------------------------------------------------------------
     def _daylight(self, times):
@@ -382,18 +399,16 @@ class _TextureScene(Scene):
             out[i] = frame
         return out
 
-    def flow(self, times_a, times_b) -> np.ndarray:
-        """Ground-truth flow (N, H, W, 2) in pixels from frames at times_a to times_b."""
+    def _flow(self, times_a, times_b) -> np.ndarray:
         dt = np.atleast_1d(np.asarray(times_b, np.float64) - np.asarray(times_a, np.float64))
         per_pixel = np.zeros((self.size, self.size, 2))
         for name, (cls, *_rest) in self.REGIONS.items():
             per_pixel[self.layout == cls] = self.textures[name][3] * self.size
         return (dt[:, None, None, None] * per_pixel[None]).astype(np.float32)
 
-    def masks(self, times) -> np.ndarray:
-        """Region class indices uint8 (N, H, W): 0 ground, 1 sky, 2 water."""
-        n = len(np.atleast_1d(times))
-        return np.broadcast_to(self.layout.astype(np.uint8), (n, self.size, self.size)).copy()
+    def _layout_classes(self) -> np.ndarray:
+        """Region classes (H, W): 0 ground, 1 sky, 2 water."""
+        return self.layout.astype(np.uint8)
 
 
 class CloudsScene(_TextureScene):
@@ -442,8 +457,15 @@ class WaterScene(_TextureScene):
 SCENES = {cls.name: cls for cls in (CityScene, CloudsScene, WaterScene)}
 
 
-def make_scene(name: str = "city", *, seed: int = 0, size: int = 64) -> Scene:
-    """A built-in scene: "city" (timescales), "clouds" / "water" (moving textures + flow)."""
+def make_scene(name: str = "city", *, seed: int = 0, size: int = 64,
+               crop: tuple[int, int] | None = None) -> Scene:
+    """A built-in scene: "city" (timescales), "clouds" / "water" (moving textures + flow),
+    rendered `size` x `size` (its centre `crop` (height, width) when given)."""
     if name not in SCENES:
         raise ValueError(f"unknown synthetic scene {name!r}; choose from {sorted(SCENES)}")
-    return SCENES[name](seed=seed, size=size)
+    scene = SCENES[name](seed=seed, size=size)
+    if crop is not None and tuple(crop) != (scene.size, scene.size):
+        if not 0 < min(crop) <= max(crop) <= scene.size:
+            raise ValueError(f"crop {tuple(crop)} does not fit a {size}x{size} scene")
+        scene.crop = (int(crop[0]), int(crop[1]))
+    return scene

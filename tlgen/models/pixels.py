@@ -32,3 +32,11 @@ def unit_float(images: np.ndarray) -> np.ndarray:
     """NumPy images as float64 in [0, 1]: uint8 scaled by 1/255, floats taken as they are."""
     x = np.asarray(images)
     return x.astype(np.float64) / 255.0 if x.dtype == np.uint8 else x.astype(np.float64)
+
+
+def frame_shape(size) -> tuple[int, int]:
+    """(height, width) of a frame-size setting: N or (N,) is N x N, (H, W) as given."""
+    values = tuple(size) if isinstance(size, (tuple, list)) else (size,)
+    if len(values) not in (1, 2):
+        raise ValueError("a frame size is N (square) or (height, width)")
+    return int(values[0]), int(values[-1])

@@ -13,7 +13,7 @@ Plain functions for other JAX code:
     mid = slerp(w[0], w[1], 0.5)
 
 `model_cfg` is any object with the attributes of `TimescaleAE` below (an
-ml_collections ConfigDict `config.model` works): image_size, widths, blocks,
+ml_collections ConfigDict `config.model` works): image_size (N, or (height, width)), widths, blocks,
 num_bins, bin_channels, and optionally background and additive. The compute dtype is a
 separate argument; parameters are always float32.
 
@@ -40,7 +40,7 @@ import numpy as np
 from einops import rearrange, repeat
 
 from tlgen.models.layers import GroupNorm, upsample2
-from tlgen.models.pixels import to_model_range
+from tlgen.models.pixels import frame_shape, to_model_range
 
 Params = Any
 
@@ -72,7 +72,7 @@ class TimescaleAE(nn.Module):
     """Convolutional autoencoder with a binned latent.
 
     Attributes:
-      image_size: input height = width (pixels).
+      image_size: the frames' size in pixels: N (N x N) or (height, width).
       widths: channels per resolution, full resolution first; every further entry
         halves the resolution, so the latent is image_size / 2**(len(widths)-1).
       blocks: residual blocks per resolution.
@@ -82,7 +82,7 @@ class TimescaleAE(nn.Module):
       additive: each bin decoded alone, the contributions summed (module docstring).
       dtype: compute dtype (parameters stay float32).
     """
-    image_size: int
+    image_size: int | tuple[int, ...]
     widths: Sequence[int]
     blocks: int
     num_bins: int
@@ -92,9 +92,14 @@ class TimescaleAE(nn.Module):
     dtype: Any = jnp.float32
 
     @property
-    def latent_size(self) -> int:
-        """Height = width of each bin's code map."""
-        return self.image_size // 2 ** (len(self.widths) - 1)
+    def frame_shape(self) -> tuple[int, int]:
+        """(height, width) of the frames."""
+        return frame_shape(self.image_size)
+
+    @property
+    def latent_shape(self) -> tuple[int, int]:
+        """(height, width) of each bin's code map."""
+        return tuple(side // 2 ** (len(self.widths) - 1) for side in self.frame_shape)
 
     def setup(self):
         widths, d = tuple(self.widths), self.dtype
@@ -116,10 +121,10 @@ class TimescaleAE(nn.Module):
             self.dec_out = nn.Conv(3, (3, 3), dtype=d)
 
     def encode(self, frames: jax.Array) -> jax.Array:
-        """(B, H, W, 3) uint8 or float in [-1, 1] -> w (B, M, h, w, c) float32; H = W = image_size."""
-        size = self.image_size
-        if jnp.ndim(frames) != 4 or jnp.shape(frames)[1:] != (size, size, 3):
-            raise ValueError(f"frames must be (B, {size}, {size}, 3) (image_size {size}); got shape "
+        """(B, H, W, 3) uint8 or float in [-1, 1] -> w (B, M, h, w, c) float32; (H, W) = image_size."""
+        h, w = self.frame_shape
+        if jnp.ndim(frames) != 4 or jnp.shape(frames)[1:] != (h, w, 3):
+            raise ValueError(f"frames must be (B, {h}, {w}, 3) (image_size {h}x{w}); got shape "
                              f"{tuple(jnp.shape(frames))}.")
         x = as_model_input(frames).astype(self.dtype)
         x = self.enc_stem(x)
@@ -134,7 +139,7 @@ class TimescaleAE(nn.Module):
     def decode(self, w: jax.Array, background: jax.Array | None = None) -> jax.Array:
         """w (B, M, h, w, c) [+ background ([B,] H, W, 3), uint8 or float in [-1, 1]] ->
         frames (B, H, W, 3) float32 in [-1, 1] (with a background they may step outside)."""
-        latent = (self.num_bins, self.latent_size, self.latent_size, self.bin_channels)
+        latent = (self.num_bins, *self.latent_shape, self.bin_channels)
         if jnp.ndim(w) != 5 or tuple(jnp.shape(w)[1:]) != latent:
             raise ValueError(f"w must be (B, {', '.join(map(str, latent))}) (bins, latent size, bin "
                              f"channels), as encode makes it; got shape {tuple(jnp.shape(w))}.")
@@ -153,9 +158,8 @@ class TimescaleAE(nn.Module):
             if background is None:
                 raise ValueError("this model decodes with the video's background image: pass "
                                  "background= (tlgen.data.dataset.summary_image)")
-            size = self.image_size
             bg = jnp.broadcast_to(as_model_input(background).astype(jnp.float32),
-                                  (b, size, size, 3))
+                                  (b, *self.frame_shape, 3))
         for i, blocks in enumerate(self.dec_blocks):
             if i > 0:
                 x = self.dec_up[i - 1](upsample2(x))
@@ -193,12 +197,12 @@ def as_model_input(frames: jax.Array) -> jax.Array:
 
 def model_from_config(cfg, dtype: Any = jnp.float32) -> TimescaleAE:
     """Builds the linen module from a model config (see module docstring)."""
-    model = TimescaleAE(image_size=int(cfg.image_size), widths=tuple(cfg.widths),
+    model = TimescaleAE(image_size=frame_shape(cfg.image_size), widths=tuple(cfg.widths),
                         blocks=int(cfg.blocks), num_bins=int(cfg.num_bins),
                         bin_channels=int(cfg.bin_channels),
                         background=bool(getattr(cfg, "background", False)),
                         additive=bool(getattr(cfg, "additive", False)), dtype=jnp.dtype(dtype))
-    if model.image_size % 2 ** (len(model.widths) - 1):
+    if any(side % 2 ** (len(model.widths) - 1) for side in model.frame_shape):
         raise ValueError(f"image_size {model.image_size} is not divisible by "
                          f"2**{len(model.widths) - 1} (one halving per extra width)")
     return model
@@ -207,7 +211,7 @@ def model_from_config(cfg, dtype: Any = jnp.float32) -> TimescaleAE:
 def init(rng: jax.Array, cfg, dtype: Any = jnp.float32) -> Params:
     """Float32 parameters of the autoencoder described by `cfg`."""
     model = model_from_config(cfg, dtype)
-    x = jnp.zeros((1, model.image_size, model.image_size, 3), jnp.float32)
+    x = jnp.zeros((1, *model.frame_shape, 3), jnp.float32)
     return model.init(rng, x, x)["params"]
 
 

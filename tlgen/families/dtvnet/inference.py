@@ -21,15 +21,16 @@ from tlgen.metrics.flow import flow_mse, video_flows
 from tlgen.metrics.protocol import Networks
 from tlgen.metrics.temporal import e_tmp
 from tlgen.models import dtvnet
+from tlgen.models.pixels import frame_shape
 from tlgen.synth.animate import Animator, fit_image
 from tlgen.trained import Trained
 
 
 def animator(trained: Trained) -> Animator:
     """The trained generator and flow encoder, animating images of the model's size."""
-    size = int(trained.config.data.image_size)
     generator, flow_encoder = variables(trained.params[G], trained.extra)
-    return Animator(generator, flow_encoder, (size, size), dtype=trained.dtype)
+    return Animator(generator, flow_encoder, frame_shape(trained.config.data.image_size),
+                    dtype=trained.dtype)
 
 
 def add_animate_arguments(parser: argparse.ArgumentParser) -> None:
@@ -87,7 +88,7 @@ def evaluate(trained: Trained, out_dir: str, data_dir: str | None = None, *,
         raise UserError(f"--num-clips {num_clips} must be at least 1.")
     config = trained.config
     data_dir = trained.data_dir(data_dir)
-    masked = bool(open_training_data(data_dir, image_size=int(config.data.image_size),
+    masked = bool(open_training_data(data_dir, image_size=frame_shape(config.data.image_size),
                                      flow=True, run=trained.workdir).metadata.get("has_masks"))
     t = int(config.data.num_frames)
     gen, enc, _ = networks_of(config, trained.dtype)

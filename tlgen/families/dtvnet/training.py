@@ -27,7 +27,8 @@ from tlgen.metrics.evaluators import frozen_networks, metric_evaluators
 from tlgen.metrics.image import psnr, ssim
 from tlgen.models import dtvnet
 from tlgen.models.flow_ops import resize_flow
-from tlgen.config import check_at_least, check_multiple, compute_dtype
+from tlgen.models.pixels import frame_shape
+from tlgen.config import check_at_least, check_frame_size, compute_dtype
 from tlgen.train.state import TrainState, critic_steps, make_optimizer
 
 G = "g"   # generator + flow encoder: what inference needs
@@ -50,9 +51,9 @@ def networks(config, dtype=jnp.float32):
 
 def example_batch(config, batch_size: int) -> dict:
     """Zero arrays with the shapes of one pipeline batch (for init / eval_shape / benchmarks)."""
-    t, size = config.data.num_frames, config.data.image_size
-    return {"frames": np.zeros((batch_size, t + 1, size, size, 3), np.uint8),
-            "flow": np.zeros((batch_size, t, size, size, 2), np.float32),
+    t, (h, w) = config.data.num_frames, frame_shape(config.data.image_size)
+    return {"frames": np.zeros((batch_size, t + 1, h, w, 3), np.uint8),
+            "flow": np.zeros((batch_size, t, h, w, 2), np.float32),
             "time": np.zeros((batch_size, t + 1), np.float32)}
 
 
@@ -87,10 +88,10 @@ def scores(video, real) -> dict:
 
 def training(config) -> Training:
     """The functions the trainer runs for `config.family = "dtvnet"`."""
-    check_at_least(config, {"data.num_frames": 2, "data.image_size": 8, "model.motion_dim": 1,
+    check_at_least(config, {"data.num_frames": 2, "model.motion_dim": 1,
                             "model.base_width": 1, "model.decoder_width": 1, "model.encoder_width": 1,
                             "loss.critic_steps": 1})
-    check_multiple(config, "data.image_size", 2, "DTVNet's encoder halves it")
+    size = check_frame_size(config, "data.image_size", 2, "DTVNet's encoder halves it")
     dtype = compute_dtype(config)
     gen, enc, disc = networks(config, dtype)
     t = int(config.data.num_frames)
@@ -105,7 +106,7 @@ def training(config) -> Training:
         from tlgen.data.dataset import open_training_data
         from tlgen.data.pipelines import clip_dataset, per_process_batch
 
-        open_training_data(config.data.dir, image_size=int(config.data.image_size), flow=True)
+        open_training_data(config.data.dir, image_size=size, flow=True)
         return clip_dataset(config.data.dir, split, length=t + 1, stride=config.data.stride,
                             batch_size=per_process_batch(int(config.data.batch_size), shard_count),
                             seed=config.seed + (split != "train"), shard_index=shard_index,

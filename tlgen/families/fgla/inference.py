@@ -32,7 +32,7 @@ from tlgen.family import Animation, number, seed
 from tlgen.families.fgla.training import NET, networks, region_masks
 from tlgen.metrics.flow import video_flows
 from tlgen.models import fgla
-from tlgen.models.pixels import to_model_range, to_uint8
+from tlgen.models.pixels import frame_shape, to_model_range, to_uint8
 from tlgen.synth.animate import fit_image
 from tlgen.trained import Trained
 
@@ -60,7 +60,7 @@ class RegionAnimator:
         config = trained.config
         self.params = trained.params[NET]
         self.regions = tuple(config.model.regions)
-        self.size = (int(config.data.image_size),) * 2
+        self.size = frame_shape(config.data.image_size)
         self.stride = int(config.data.stride)
         self.per_region = bool(config.model.per_region)
         self.trained = trained

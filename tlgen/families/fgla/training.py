@@ -23,13 +23,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tlgen.config import check_at_least, check_multiple, compute_dtype
+from tlgen.config import check_at_least, check_frame_size, compute_dtype
 from tlgen.errors import UserError
 from tlgen.family import Training
 from tlgen.metrics.image import psnr
 from tlgen.models import fgla
 from tlgen.models.flow_ops import warp
-from tlgen.models.pixels import to_model_range, to_uint8
+from tlgen.models.pixels import frame_shape, to_model_range, to_uint8
 from tlgen.train.state import TrainState, make_optimizer
 
 NET = "fgla"
@@ -41,8 +41,8 @@ def networks(config, dtype=jnp.float32) -> tuple[fgla.MotionEncoder, fgla.Motion
     m = config.model
     check_at_least(config, {"data.stride": 1, "model.latent_dim": 1, "model.encoder_widths": 1,
                             "model.generator_widths": 1}, positive=("model.flow_scale", "model.flow_divisor"))
-    check_multiple(config, "data.image_size", 2 ** (len(m.generator_widths) - 1), "the generator "
-                   "halves it once per entry of config.model.generator_widths after the first")
+    check_frame_size(config, "data.image_size", 2 ** (len(m.generator_widths) - 1), "the generator "
+                     "halves it once per entry of config.model.generator_widths after the first")
     return (fgla.MotionEncoder(tuple(m.encoder_widths), int(m.latent_dim), bool(m.per_region),
                                float(m.flow_scale), dtype),
             fgla.MotionGenerator(tuple(m.generator_widths), float(m.flow_divisor), dtype))
@@ -109,7 +109,8 @@ def has_masks(config, run: str | None = None) -> bool:
     from tlgen.data.dataset import open_training_data
     if not config.data.dir:
         return True
-    ds = open_training_data(config.data.dir, image_size=int(config.data.image_size), flow=True, run=run)
+    ds = open_training_data(config.data.dir, image_size=frame_shape(config.data.image_size), flow=True,
+                            run=run)
     classes, regions = int(ds.metadata.get("num_classes", 0)), len(config.model.regions)
     if ds.metadata.get("has_masks") and classes > regions:
         raise UserError(f"{config.data.dir} has {classes} mask classes but config.model.regions "
@@ -176,8 +177,8 @@ def training(config) -> Training:
 
 def example_batch(config, batch_size: int) -> dict:
     """Zero arrays shaped like one pair batch."""
-    size = int(config.data.image_size)
-    return {"frames": np.zeros((batch_size, 2, size, size, 3), np.uint8),
-            "flow": np.zeros((batch_size, 1, size, size, 2), np.float32),
-            "masks": np.zeros((batch_size, 2, size, size), np.uint8),
+    size = frame_shape(config.data.image_size)
+    return {"frames": np.zeros((batch_size, 2, *size, 3), np.uint8),
+            "flow": np.zeros((batch_size, 1, *size, 2), np.float32),
+            "masks": np.zeros((batch_size, 2, *size), np.uint8),
             "time": np.zeros((batch_size, 2), np.float32)}

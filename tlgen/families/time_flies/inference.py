@@ -23,7 +23,7 @@ from tlgen.errors import UserError
 from tlgen.families.time_flies.training import G, image_encoder
 from tlgen.family import Animation, seed
 from tlgen.models import time_flies as tf
-from tlgen.models.pixels import to_uint8
+from tlgen.models.pixels import frame_shape, to_uint8
 from tlgen.trained import Trained
 
 CHUNK = 8
@@ -64,14 +64,14 @@ class Animator:
 
     def __init__(self, trained: Trained):
         m = trained.config.model
-        self.trained, self.size = trained, int(trained.config.data.image_size)
+        self.trained, self.size = trained, frame_shape(trained.config.data.image_size)
         self.classes, self.noise, self.classwise = int(m.num_classes), bool(m.noise), bool(m.classwise)
         self.sigma_z, self.blur = float(m.sigma_z), float(m.noise_blur)
         gen = tf.Generator(self.classes, trained.dtype)
 
         def frames(params, encoded, image_masks, clips, clip_masks, key, first):
             encoded = jax.tree.map(lambda x: jnp.repeat(x, clips.shape[0], axis=0), encoded)
-            noise = (tf.smoothed_noise(key, first, clips.shape[0], (self.size, self.size, 64), self.sigma_z,
+            noise = (tf.smoothed_noise(key, first, clips.shape[0], (*self.size, 64), self.sigma_z,
                                        self.blur) if self.noise else None)
             out = gen.apply({"params": params}, encoded, clips, jnp.repeat(image_masks, clips.shape[0], axis=0),
                             clip_masks, noise)
@@ -125,7 +125,7 @@ def animate_command(trained: Trained, args: argparse.Namespace) -> Animation:
     if args.vgg19:
         trained.config.model.vgg19 = args.vgg19
     anim = Animator(trained)
-    size = (anim.size, anim.size)
+    size = anim.size
     info = probe_video(args.reference)
     reference = first_frames(args.reference, size, args.frames + WINDOW - 1 if args.frames else 1 << 30)
     if len(reference) < 2:

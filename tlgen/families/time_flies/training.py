@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from tlgen.config import check_at_least, check_multiple, compute_dtype
+from tlgen.config import check_at_least, check_frame_size, compute_dtype
 from tlgen.errors import UserError
 from tlgen.family import Training
 from tlgen.losses import adversarial, style
@@ -35,7 +35,7 @@ from tlgen.metrics.image import psnr
 from tlgen.models import time_flies as tf
 from tlgen.models import vgg19
 from tlgen.models.layers import VideoDiscriminator
-from tlgen.models.pixels import to_uint8
+from tlgen.models.pixels import frame_shape, to_uint8
 from tlgen.train.gan import no_grad_accum, no_train_ema
 from tlgen.train.state import TrainState, make_optimizer
 from tlgen.weights import load_torch_weights
@@ -106,16 +106,16 @@ def noise_for(rng, batch_size: int, shape, config):
 
 def example_batch(config, batch_size: int) -> dict:
     """Zero arrays shaped like one pipeline batch."""
-    size = int(config.data.image_size)
-    return {"frames": np.zeros((batch_size, CLIP, size, size, 3), np.uint8),
-            "masks": np.zeros((batch_size, CLIP, size, size), np.uint8),
-            "mean": np.zeros((batch_size, size, size, 3), np.uint8),
+    size = frame_shape(config.data.image_size)
+    return {"frames": np.zeros((batch_size, CLIP, *size, 3), np.uint8),
+            "masks": np.zeros((batch_size, CLIP, *size), np.uint8),
+            "mean": np.zeros((batch_size, *size, 3), np.uint8),
             "time": np.zeros((batch_size, CLIP), np.float32)}
 
 
 def training(config) -> Training:
     """The functions the trainer runs for `config.family = "time_flies"`."""
-    check_at_least(config, {"data.image_size": 8, "data.stride": 1, "model.num_classes": 1,
+    check_at_least(config, {"data.stride": 1, "model.num_classes": 1,
                             "model.d_width": 1, "model.d_max_width": 1, "model.sigma_z": 0},
                    positive=("model.noise_blur",))
     dtype = compute_dtype(config)
@@ -130,8 +130,8 @@ def training(config) -> Training:
          "decoder": make_optimizer(config.optim.g, total_steps=config.total_steps)},
         {"video_encoder": "video_encoder", "decoder": "decoder"})
     d_tx = make_optimizer(config.optim.d, total_steps=config.total_steps)
-    check_multiple(config, "data.image_size", 8, "Time Flies' encoder halves it in three Haar poolings")
-    size = int(config.data.image_size)
+    size = check_frame_size(config, "data.image_size", 8, "Time Flies' encoder halves it in three "
+                            "Haar poolings")
 
     def make_pipeline(split, shard_index, shard_count):
         from tlgen.data.dataset import open_training_data
@@ -208,7 +208,7 @@ def training(config) -> Training:
         vgg = frozen["vgg19"]
         frames, masks, image, image_masks = split_batch(batch, classwise)
         b = frames.shape[0]
-        noise = noise_for(rng, b, (size, size, 64), config)
+        noise = noise_for(rng, b, (*size, 64), config)
         fake = as_clips(jax.lax.stop_gradient(
             generate(state.params[G], vgg, frames, masks, image, image_masks, noise)[0]), b)
         real = frames[:, :3]
@@ -230,7 +230,7 @@ def training(config) -> Training:
 
     def eval_step(state, batch, frozen):
         frames, masks, image, image_masks = split_batch(batch, classwise)
-        noise = noise_for(jax.random.key(int(config.seed)), frames.shape[0], (size, size, 64), config)
+        noise = noise_for(jax.random.key(int(config.seed)), frames.shape[0], (*size, 64), config)
         _, (terms, out, targets) = g_losses(state.params[G], state.params[D], frozen["vgg19"], batch,
                                             noise, jnp.float32(0.0))
         return {**terms, "psnr": jnp.mean(psnr(jnp.clip(out, 0, 1), targets))}
@@ -238,7 +238,7 @@ def training(config) -> Training:
     def sample(state, batch, rng, frozen):
         frames, masks, image, image_masks = split_batch(batch, classwise)
         b = frames.shape[0]
-        noise = noise_for(rng, b, (size, size, 64), config)
+        noise = noise_for(rng, b, (*size, 64), config)
         out = as_clips(generate(state.params[G], frozen["vgg19"], frames, masks, image, image_masks, noise)[0], b)
         n = min(4, b)
         row = jnp.concatenate([image[:n, None], out[:n]], axis=1)

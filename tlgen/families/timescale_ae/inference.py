@@ -23,6 +23,7 @@ from tlgen.metrics.image import ms_ssim, ssim
 from tlgen.metrics.protocol import Networks, video_metrics
 from tlgen.metrics.temporal import e_tmp
 from tlgen.models import timescale_ae as ae
+from tlgen.models.pixels import frame_shape
 from tlgen.synth.timelapse import Synthesizer, Timelapse
 from tlgen.trained import Trained
 
@@ -30,7 +31,7 @@ from tlgen.trained import Trained
 def open_run_data(trained: Trained, data: str | None):
     """The dataset `data` (default: the run's own), checked to hold frames of the run's size."""
     return open_training_data(trained.data_dir(data),
-                              image_size=int(trained.config.model.image_size), run=trained.workdir)
+                              image_size=frame_shape(trained.config.model.image_size), run=trained.workdir)
 
 
 def open_synthesizer(trained: Trained, data: str | None = None, video: int = 0
@@ -154,14 +155,15 @@ def evaluation_block(ds, max_frames: int = EVAL_FRAMES):
 
 
 def synthetic_scene(ds, video_id: int):
-    """(scene, start_time in the scene's seconds) of a synthetic video of `ds`; None for a
-    captured one."""
+    """(scene, start_time in the scene's seconds) of a synthetic video of `ds`, cropped to the
+    dataset's frames as `prepare` did; None for a captured one."""
     video = next(v for v in ds.metadata["videos"] if v["id"] == video_id)
     if not video.get("synthetic"):
         return None
     from tlgen.data.synthetic import make_scene
 
-    return make_scene(**video["synthetic"]), float(video.get("start_time") or 0.0)
+    scene = make_scene(**video["synthetic"], crop=tuple(ds.image_size))
+    return scene, float(video.get("start_time") or 0.0)
 
 
 def evaluate(trained: Trained, out_dir: str, data_dir: str | None = None, *,

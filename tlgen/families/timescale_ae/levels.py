@@ -105,11 +105,12 @@ def levels_for(config) -> Levels:
     """The layout on `config.data.dir`'s pyramid, or on the nominal capture when the config
     names no dataset (benchmarks, shape inference)."""
     from tlgen.data.dataset import open_training_data
+    from tlgen.models.pixels import frame_shape
 
     if not config.data.dir:
         m = int(config.model.num_bins)
         return make_levels(config, [NOMINAL_INTERVAL * 2 ** level for level in range(m)])
-    ds = open_training_data(config.data.dir, image_size=int(config.model.image_size),
+    ds = open_training_data(config.data.dir, image_size=frame_shape(config.model.image_size),
                             size_key="config.model.image_size")
     return make_levels(config, ds.level_periods)
 

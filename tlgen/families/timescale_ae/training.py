@@ -27,8 +27,8 @@ from tlgen.losses.contrastive import contrastive_loss, pair_contrastive_loss
 from tlgen.losses.reconstruction import reconstruction_loss
 from tlgen.metrics.image import psnr
 from tlgen.models import timescale_ae as ae
-from tlgen.models.pixels import to_uint8
-from tlgen.config import check_at_least, check_multiple, compute_dtype
+from tlgen.models.pixels import frame_shape, to_uint8
+from tlgen.config import check_at_least, check_frame_size, compute_dtype
 from tlgen.train.state import TrainState, make_optimizer
 
 NET = "ae"
@@ -115,10 +115,10 @@ def period_positive(config) -> str:
 def training(config) -> Training:
     """The functions the trainer runs for `config.family = "timescale_ae"`."""
     m = config.model
-    check_at_least(config, {"model.image_size": 8, "model.widths": 1, "model.blocks": 0,
-                            "model.bin_channels": 1}, positive=("loss.temperature",))
-    check_multiple(config, "model.image_size", 2 ** (len(m.widths) - 1), "the encoder halves it "
-                   "once per entry of config.model.widths after the first")
+    check_at_least(config, {"model.widths": 1, "model.blocks": 0, "model.bin_channels": 1},
+                   positive=("loss.temperature",))
+    check_frame_size(config, "model.image_size", 2 ** (len(m.widths) - 1), "the encoder halves "
+                     "it once per entry of config.model.widths after the first")
     lv = levels_for(config)
     look_bands = lv.period_bands if period_positive(config) == "look" else ()
     if config.mesh.get("axis_types") == "explicit" and not config.loss.one_level_per_anchor:
@@ -178,8 +178,8 @@ def training(config) -> Training:
 def example_batch(config, batch_size: int) -> dict:
     """Zero arrays shaped like one pair batch (see `tlgen.data.pipelines.pair_dataset`)."""
     lv = levels_for(config)
-    size, k, l = int(config.model.image_size), len(lv.gap_bands), len(lv.target_levels)
-    frames = lambda *lead: np.zeros(lead + (size, size, 3), np.uint8)
+    size, k, l = frame_shape(config.model.image_size), len(lv.gap_bands), len(lv.target_levels)
+    frames = lambda *lead: np.zeros(lead + size + (3,), np.uint8)
     batch = {"anchor": frames(batch_size), "positive": frames(batch_size, k),
              "pos_valid": np.ones((batch_size, k), bool), "gap": np.zeros((batch_size, k), np.float32),
              "target": frames(batch_size, l), "time": np.zeros((batch_size,), np.float32),
