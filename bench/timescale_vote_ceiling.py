@@ -28,14 +28,16 @@ from tlgen.data import open_dataset  # noqa: E402
 from tlgen.families.timescale_ae.inference import evaluation_block, synthetic_scene  # noqa: E402
 from tlgen.families.timescale_ae.levels import trained_levels  # noqa: E402
 from tlgen.metrics import timescale_eval as rep  # noqa: E402
+from tlgen.models.pixels import frame_shape  # noqa: E402
 
 COUNTS = (8, 16, 32, 64)
+DEMO_CONFIG = "configs/timescale_ae_synthetic.py:tiny"
 
 
 def ceiling(data_dir: str) -> list[dict]:
     """One row per cutoff: window median and oracle-selected medians (PSNR, dB)."""
     ds = open_dataset(data_dir)
-    config = config_lib.load("configs/timescale_ae_synthetic.py:tiny", [f"data.dir={data_dir}"])
+    config = config_lib.load(DEMO_CONFIG, [f"data.dir={data_dir}"])
     cutoffs = trained_levels(config, ds.level_periods).cutoffs
     split, block, pick = evaluation_block(ds)
     times_all, get_frames = ds.video_frames(block.video_id, [split])
@@ -63,7 +65,8 @@ def main() -> None:
     parser.add_argument("--work", default=None, help="folder for the datasets, kept (default: a temporary folder, removed at the end)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="tlgen-ceiling-") as scratch:
-        data = prepare_scenes(args.work or scratch, (64, 64))      # the demo's size
+        size = frame_shape(config_lib.load(DEMO_CONFIG).model.image_size)
+        data = prepare_scenes(args.work or scratch, size)
         results = []
         for name, source in SCENES.items():
             rows = ceiling(data[name])

@@ -130,3 +130,18 @@ def test_a_cropped_scene_renders_the_centre_of_the_square(name):
     assert make_scene(name, seed=1, size=24, crop=(24, 24)).crop is None
     with pytest.raises(ValueError, match="does not fit"):
         make_scene(name, seed=1, size=24, crop=(25, 10))
+
+
+def test_a_prepared_non_square_dataset_is_the_crop_its_ground_truth_renders(tmp_path):
+    """What `prepare --size HxW` stores is exactly what `tlgen eval` renders as its truth."""
+    from tlgen.data import open_dataset
+    from tlgen.data.prepare import prepare
+    from tlgen.families.timescale_ae.inference import synthetic_scene
+
+    for size in ((12, 21), (21, 12)):                     # odd differences from the square
+        out = str(tmp_path / f"{size[0]}x{size[1]}")
+        prepare(["synthetic:city:frames=12,interval=1200"], out, size=size, levels=1, val_fraction=0.25)
+        ds = open_dataset(out)
+        scene, start = synthetic_scene(ds, 0)
+        times, get_frames = ds.video_frames(0)
+        np.testing.assert_array_equal(get_frames(np.arange(len(times))), scene.render(start + times))

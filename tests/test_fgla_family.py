@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 
 import cv2
 import jax
@@ -172,6 +173,26 @@ def test_eval_command_scores_animations_with_the_clips_own_motion(run, capsys):
         assert main(["eval", "--workdir", workdir, flag, value]) == 2
         err = capsys.readouterr().err.strip()
         assert message in err and len(err.splitlines()) == 1, err
+
+
+def test_a_run_saved_with_a_single_number_size_animates_and_evaluates_as_before(run, tmp_path):
+    """Runs from before sizes took an aspect hold `image_size: 16` in config.json."""
+    _, workdir, _, image, *_ = run
+    old = str(tmp_path / "old")
+    shutil.copytree(workdir, old)
+    path = os.path.join(old, "config.json")
+    with open(path) as f:
+        saved = json.load(f)
+    saved["data"]["image_size"] = 16
+    with open(path, "w") as f:
+        json.dump(saved, f)
+    for folder in (workdir, old):
+        assert _animate(folder, image, str(tmp_path / "a.mp4"), "--frames", "3", "--npz",
+                        str(tmp_path / f"{os.path.basename(folder)}.npz")) == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "old.npz")["frames"],
+                                  np.load(tmp_path / f"{os.path.basename(workdir)}.npz")["frames"])
+    assert main(["eval", "--workdir", old, "--num-clips", "1", "--frames", "4",
+                 "--out", str(tmp_path / "eval")]) == 0
 
 
 def test_kmeans_recovers_separated_clusters():

@@ -113,7 +113,7 @@ def test_frames_of_any_aspect_keep_the_square_models_parameters(params, backgrou
         ae.decode(p, w[:, :, :, :8], bg, cfg=cfg)
     for same in (32, (32,), [32, 32]):
         cfg = ml_collections.ConfigDict(dict(CFG.to_dict(), image_size=same))
-        assert ae.model_from_config(cfg).frame_shape == (32, 32)
+        assert ae.model_from_config(cfg).image_size == (32, 32)
 
 
 def test_mask_keeps_slow_bins():

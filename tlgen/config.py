@@ -341,12 +341,12 @@ def _same(a, b, key: str) -> bool:
     frame size (N, (N,) and (N, N); sizes were single numbers before they took an aspect)."""
     if a == b:
         return True
-    if key.endswith("image_size") and a is not None and b is not None:
+    if key.rsplit(".", 1)[-1] == "image_size" and a is not None and b is not None:
         from tlgen.models.pixels import frame_shape
 
         try:
             return frame_shape(a) == frame_shape(b)
-        except (TypeError, ValueError):
+        except ValueError:
             return False
     return (isinstance(a, str) and isinstance(b, str) and bool(a) and bool(b)
             and os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b))

@@ -26,13 +26,13 @@ PAPER_RECIPE = ("model.background=False", "loss.target=pyramid", "loss.gap_band=
                 "loss.period=0", "loss.one_level_per_anchor=False")
 
 
-def model(image_size, widths, blocks, num_bins, bin_channels) -> ml_collections.ConfigDict:
+def model(side, widths, blocks, num_bins, bin_channels) -> ml_collections.ConfigDict:
     """`config.model`: the architecture of tlgen.models.timescale_ae. `image_size`: (height,
     width) of the prepared frames (`--config.model.image_size=N` is N x N). `background`: the
     decoder relights the video's median image (False: the paper's decoder, every pixel
     from the bins). `additive`: each bin decoded alone and the contributions summed, so
     masking drops exactly a bin's share (M decoder passes per frame)."""
-    return ml_collections.ConfigDict(dict(image_size=(image_size, image_size), widths=tuple(widths),
+    return ml_collections.ConfigDict(dict(image_size=(side, side), widths=tuple(widths),
                                           blocks=blocks, num_bins=num_bins,
                                           bin_channels=bin_channels, background=True,
                                           additive=False))

@@ -94,7 +94,9 @@ class Scene:
     default_capture: tuple[int, float] = (0, 0.0)
     has_flow = False
     num_classes = 0
-    crop: tuple[int, int] | None = None    # (height, width) of the centre every output keeps
+    # (height, width) of the centre that every rendered output keeps; the scene's own arrays
+    # (size, layout, u, v, ...) stay those of the whole square
+    crop: tuple[int, int] | None = None
 
     def __init__(self, seed: int = 0, size: int = 64):
         self.seed, self.size = int(seed), int(size)
@@ -103,7 +105,8 @@ class Scene:
 
     @property
     def spec(self) -> dict:
-        """Keyword arguments of `make_scene` that recreate this scene."""
+        """Keyword arguments of `make_scene` that recreate this scene's square (a dataset's
+        frames, of its own size, are its crop)."""
         return {"name": self.name, "seed": self.seed, "size": self.size}
 
     def timescale(self, name: str) -> float:

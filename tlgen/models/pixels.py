@@ -1,4 +1,7 @@
-"""Pixel ranges shared by the models: uint8 [0, 255] images <-> float32 [-1, 1]."""
+"""Pixel ranges shared by the models (uint8 [0, 255] images <-> float32 [-1, 1]) and the frame
+size settings they are built for."""
+
+import operator
 
 import jax
 import jax.numpy as jnp
@@ -37,6 +40,9 @@ def unit_float(images: np.ndarray) -> np.ndarray:
 def frame_shape(size) -> tuple[int, int]:
     """(height, width) of a frame-size setting: N or (N,) is N x N, (H, W) as given."""
     values = tuple(size) if isinstance(size, (tuple, list)) else (size,)
-    if len(values) not in (1, 2):
+    if len(values) not in (1, 2) or any(isinstance(v, bool) for v in values):
         raise ValueError("a frame size is N (square) or (height, width)")
-    return int(values[0]), int(values[-1])
+    try:
+        return operator.index(values[0]), operator.index(values[-1])
+    except TypeError:
+        raise ValueError("a frame size is N (square) or (height, width), in whole pixels") from None

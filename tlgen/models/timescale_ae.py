@@ -72,7 +72,7 @@ class TimescaleAE(nn.Module):
     """Convolutional autoencoder with a binned latent.
 
     Attributes:
-      image_size: the frames' size in pixels: N (N x N) or (height, width).
+      image_size: (height, width) of the frames in pixels.
       widths: channels per resolution, full resolution first; every further entry
         halves the resolution, so the latent is image_size / 2**(len(widths)-1).
       blocks: residual blocks per resolution.
@@ -82,7 +82,7 @@ class TimescaleAE(nn.Module):
       additive: each bin decoded alone, the contributions summed (module docstring).
       dtype: compute dtype (parameters stay float32).
     """
-    image_size: int | tuple[int, ...]
+    image_size: tuple[int, int]
     widths: Sequence[int]
     blocks: int
     num_bins: int
@@ -92,14 +92,9 @@ class TimescaleAE(nn.Module):
     dtype: Any = jnp.float32
 
     @property
-    def frame_shape(self) -> tuple[int, int]:
-        """(height, width) of the frames."""
-        return frame_shape(self.image_size)
-
-    @property
     def latent_shape(self) -> tuple[int, int]:
         """(height, width) of each bin's code map."""
-        return tuple(side // 2 ** (len(self.widths) - 1) for side in self.frame_shape)
+        return tuple(side // 2 ** (len(self.widths) - 1) for side in self.image_size)
 
     def setup(self):
         widths, d = tuple(self.widths), self.dtype
@@ -122,7 +117,7 @@ class TimescaleAE(nn.Module):
 
     def encode(self, frames: jax.Array) -> jax.Array:
         """(B, H, W, 3) uint8 or float in [-1, 1] -> w (B, M, h, w, c) float32; (H, W) = image_size."""
-        h, w = self.frame_shape
+        h, w = self.image_size
         if jnp.ndim(frames) != 4 or jnp.shape(frames)[1:] != (h, w, 3):
             raise ValueError(f"frames must be (B, {h}, {w}, 3) (image_size {h}x{w}); got shape "
                              f"{tuple(jnp.shape(frames))}.")
@@ -159,7 +154,7 @@ class TimescaleAE(nn.Module):
                 raise ValueError("this model decodes with the video's background image: pass "
                                  "background= (tlgen.data.dataset.summary_image)")
             bg = jnp.broadcast_to(as_model_input(background).astype(jnp.float32),
-                                  (b, *self.frame_shape, 3))
+                                  (b, *self.image_size, 3))
         for i, blocks in enumerate(self.dec_blocks):
             if i > 0:
                 x = self.dec_up[i - 1](upsample2(x))
@@ -202,7 +197,7 @@ def model_from_config(cfg, dtype: Any = jnp.float32) -> TimescaleAE:
                         bin_channels=int(cfg.bin_channels),
                         background=bool(getattr(cfg, "background", False)),
                         additive=bool(getattr(cfg, "additive", False)), dtype=jnp.dtype(dtype))
-    if any(side % 2 ** (len(model.widths) - 1) for side in model.frame_shape):
+    if any(side % 2 ** (len(model.widths) - 1) for side in model.image_size):
         raise ValueError(f"image_size {model.image_size} is not divisible by "
                          f"2**{len(model.widths) - 1} (one halving per extra width)")
     return model
@@ -211,7 +206,7 @@ def model_from_config(cfg, dtype: Any = jnp.float32) -> TimescaleAE:
 def init(rng: jax.Array, cfg, dtype: Any = jnp.float32) -> Params:
     """Float32 parameters of the autoencoder described by `cfg`."""
     model = model_from_config(cfg, dtype)
-    x = jnp.zeros((1, *model.frame_shape, 3), jnp.float32)
+    x = jnp.zeros((1, *model.image_size, 3), jnp.float32)
     return model.init(rng, x, x)["params"]
 
 
