@@ -68,6 +68,6 @@ def test_fit_image_resizes_and_center_crops():
     wide[:, 10:30] = 255                        # the centre half is white
     fitted, note = fit_image(wide, (16, 16))
     assert fitted.shape == (16, 16, 3) and fitted.min() == 255
-    assert note == "input 40x20 resized and center-cropped to 16x16"
+    assert note == "input 20x40 resized and center-cropped to 16x16"
     same, note = fit_image(fitted, (16, 16))
     assert same is fitted and note == "input 16x16 used as is"

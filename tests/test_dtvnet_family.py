@@ -160,7 +160,7 @@ def test_animate_command_on_a_png(run, capsys):
         assert main(["animate", "--workdir", workdir, "--image", image, "--out", out,
                      "--seed", str(seed), "--frames", "6", "--fps", "8", "--npz", npz]) == 0
         outs.append(np.load(npz))
-    assert "input 30x20 resized and center-cropped to 16x16" in capsys.readouterr().out
+    assert "input 20x30 resized and center-cropped to 16x16" in capsys.readouterr().out
     frames, fps = read_video(str(root / "a.mp4"))
     assert frames.shape == (6, 16, 16, 3) and fps == 8
     assert outs[0]["frames"].shape == (6, 16, 16, 3) and outs[0]["motion"].shape == (8,)

@@ -154,24 +154,32 @@ def test_sizes_no_network_can_have_are_one_sentence(tmp_path):
             ("time_flies_city", "model.num_classes=0", "config.model.num_classes is 0; use 1 or more."),
             ("time_flies_city", "data.image_size=0", "config.data.image_size is 0; use 8 or more pixels a side."),
             ("time_flies_city", "data.image_size=(64, 36)", "config.data.image_size is 64x36; it must be a "
-             "multiple of 8: Time Flies' encoder halves it in three Haar poolings."),
+             "multiple of 8: Time Flies' encoder halves it in three Haar poolings (the nearest such size is "
+             "64x32)."),
             ("dtvnet_clouds", "data.image_size=(16, 16, 3)", "config.data.image_size is (16, 16, 3): a frame size "
              "is N (square) or (height, width)."),
             ("fgla_landscape", "model.flow_divisor=0", "config.model.flow_divisor is 0.0; use a positive number."),
             ("fgla_landscape", "model.encoder_widths=()", "config.model.encoder_widths is empty; give at least one entry."),
             ("timescale_ae_synthetic", "loss.temperature=0", "config.loss.temperature is 0.0; use a positive number."),
             ("timescale_ae_synthetic", "model.image_size=60", "config.model.image_size is 60; it must be a multiple "
-             "of 8: the encoder halves it once per entry of config.model.widths after the first."),
+             "of 8: the encoder halves it once per entry of config.model.widths after the first (the nearest "
+             "such size is 64)."),
+            ("timescale_ae_synthetic", "model.image_size=(30, 50)", "config.model.image_size is 30x50; it must be a "
+             "multiple of 8: the encoder halves it once per entry of config.model.widths after the first (the "
+             "nearest such size is 32x48)."),
             ("dtvnet_clouds", "data.image_size=33", "config.data.image_size is 33; it must be a multiple of 2: "
-             "DTVNet's encoder halves it."),
+             "DTVNet's encoder halves it (the nearest such size is 32)."),
+            ("dtvnet_clouds", "data.image_size=(8, 16)", "config.data.image_size is 8x16; use 10 or more pixels "
+             "a side."),
             ("fgla_landscape", "data.image_size=45", "config.data.image_size is 45; it must be a multiple of 4: "
-             "the generator halves it once per entry of config.model.generator_widths after the first."),
+             "the generator halves it once per entry of config.model.generator_widths after the first (the "
+             "nearest such size is 44)."),
             ("stylegan_v_clouds", "train.ema_decay=0.99", "config.train.ema_decay is 0.99, but stylegan_v keeps "
              "its generator's EMA by config.ema.kimg and config.ema.rampup; keep 0."),
             ("time_flies_city", "train.ema_decay=0.5", "config.train.ema_decay is 0.5, but time_flies keeps no "
              "moving average of its networks; keep 0."),
             ("time_flies_city", "data.image_size=44", "config.data.image_size is 44; it must be a multiple of 8: "
-             "Time Flies' encoder halves it in three Haar poolings.")):
+             "Time Flies' encoder halves it in three Haar poolings (the nearest such size is 48).")):
         config = config_lib.load(f"configs/{name}.py:tiny", [override])
         with pytest.raises(UserError) as error:
             family_lib.of(config).training(config)

@@ -53,7 +53,7 @@ def test_a_family_trains_and_animates_at_the_datasets_aspect(family, tmp_path, c
     out.mkdir()
     assert main(["animate", "--workdir", workdir, "--image", str(tmp_path / "photo.png"), "--frames", "5",
                  "--out", str(out / "a.mp4"), "--npz", str(out / "a.npz"), *extra]) == 0
-    assert "40x40 resized and center-cropped to 24x16" in capsys.readouterr().out
+    assert "5 frames 16x24 (HxW) at 12 fps (input 40x40 resized and center-cropped to 16x24" in capsys.readouterr().out
     npz = np.load(out / "a.npz")
     for name, shape in outputs.items():
         assert npz[name].shape[1:] == shape, name

@@ -174,8 +174,10 @@ def _parse_value(text: str, current, key: str):
     except (ValueError, SyntaxError):
         kind = type(current).__name__
         kind = "finite float" if kind == "float" else kind
+        example = (f"; e.g. --config.{key}=\"{tuple(current)}\"" if isinstance(current, (tuple, list))
+                   and current else "")
         raise UserError(f"config key {key} expects {'an' if kind[0] in 'aeiou' else 'a'} {kind}, "
-                        f"got {text!r}.") from None
+                        f"got {text!r}{example}.") from None
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
@@ -252,10 +254,11 @@ def check_at_least(config: ml_collections.ConfigDict, least: Mapping[str, float]
             raise UserError(f"config.{key} is {value}; use {use}{each}.")
 
 
-def check_frame_size(config: ml_collections.ConfigDict, key: str, divisor: int, why: str
-                     ) -> tuple[int, int]:
+def check_frame_size(config: ml_collections.ConfigDict, key: str, divisor: int, why: str,
+                     least: int = 8) -> tuple[int, int]:
     """(height, width) of the frame size at dotted `key` (N or (N,) is N x N); UserError unless
-    it is one or two numbers, each 8 or more and a multiple of `divisor` (`why`: what halves it)."""
+    it is one or two whole numbers, each `least` or more and a multiple of `divisor` (`why`:
+    what halves it), naming the nearest size that is."""
     from tlgen.models.pixels import frame_shape
 
     node, leaf = _parent(config, key)
@@ -263,11 +266,14 @@ def check_frame_size(config: ml_collections.ConfigDict, key: str, divisor: int, 
         size = frame_shape(node[leaf])
     except ValueError as e:
         raise UserError(f"config.{key} is {node[leaf]}: {e}.") from None
-    shown = f"{size[0]}" if size[0] == size[1] else f"{size[0]}x{size[1]}"
-    if min(size) < 8:
-        raise UserError(f"config.{key} is {shown}; use 8 or more pixels a side.")
+    shown = lambda h, w: f"{h}" if h == w else f"{h}x{w}"
+    if min(size) < least:
+        raise UserError(f"config.{key} is {shown(*size)}; use {least} or more pixels a side.")
     if any(side % divisor for side in size):
-        raise UserError(f"config.{key} is {shown}; it must be a multiple of {divisor}: {why}.")
+        smallest = -(-least // divisor) * divisor
+        near = [max(smallest, round(side / divisor) * divisor) for side in size]
+        raise UserError(f"config.{key} is {shown(*size)}; it must be a multiple of {divisor}: {why} "
+                        f"(the nearest such size is {shown(*near)}).")
     return size
 
 
@@ -326,14 +332,14 @@ def read_run(path: str) -> ml_collections.ConfigDict:
     return config
 
 
-def differences(config: ml_collections.ConfigDict, path: str, ignore: Iterable[str] = ()) -> list[str]:
-    """Dotted keys whose values differ between `config` and the one saved at `path`."""
+def differences(config: ml_collections.ConfigDict, path: str, ignore: Iterable[str] = ()) -> dict:
+    """{dotted key: (value saved at `path`, value in `config`)} of the keys where they differ."""
     saved = flatten(to_dict(read(path)))
     now = flatten(to_dict(config))
     ignored = tuple(ignore)
     keys = sorted(set(saved) | set(now))
-    return [k for k in keys if not _same(saved.get(k), now.get(k), k)
-            and not any(k == i or k.startswith(i + ".") for i in ignored)]
+    return {k: (saved.get(k), now.get(k)) for k in keys if not _same(saved.get(k), now.get(k), k)
+            and not any(k == i or k.startswith(i + ".") for i in ignored)}
 
 
 def _same(a, b, key: str) -> bool:
@@ -356,7 +362,8 @@ def check_matches(config: ml_collections.ConfigDict, path: str, ignore: Iterable
     """Raises UserError when `config` differs from the one saved at `path` (keys in `ignore` may)."""
     diff = differences(config, path, ignore)
     if diff:
-        shown = ", ".join(diff[:8]) + (" ..." if len(diff) > 8 else "")
+        shown = ", ".join(f"{k} ({old} there, {new} now)" for k, (old, new) in list(diff.items())[:8])
+        shown += " ..." if len(diff) > 8 else ""
         raise UserError(f"the config differs from {path} in {shown}; resume with the same "
                         "config or use a new --workdir.")
 

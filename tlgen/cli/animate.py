@@ -171,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
     check_frames(animation.frames, trained.family.name, "animate", ("frames", "H", "W"))
     write(args.out, args.npz, args.fps, animation.frames, animation.arrays, args.sheet)
     h, w = animation.frames.shape[1:3]
-    print(f"tlgen animate: wrote {args.out}: {len(animation.frames)} frames {w}x{h} (WxH) at "
+    print(f"tlgen animate: wrote {args.out}: {len(animation.frames)} frames {h}x{w} (HxW) at "
           f"{args.fps:g} fps ({animation.description}; checkpoint {trained.step})"
           + "".join(f", and {p}" for p in (args.npz, args.sheet) if p))
     return 0

@@ -61,10 +61,10 @@ def run(args: argparse.Namespace) -> int:
                    flow_method=args.flow_method, masks=args.masks, overwrite=args.overwrite)
     splits = ", ".join(f"{s} {m['num_frames']}" for s, m in meta["splits"].items())
     logging.getLogger(__name__).info(
-        "wrote %s: %d frame%s (%s), %dx%d (HxW, as --size takes it), %d pyramid level%s with periods %s (a "
+        "wrote %s: %d frame%s (%s), %dx%d (HxW, as --size takes it), %d pyramid level%s with period%s %s (a "
         "timescale model's bins split the changes at these periods)", args.out, meta["num_frames"],
         "" if meta["num_frames"] == 1 else "s", splits, meta["image_size"][0], meta["image_size"][1], meta["levels"],
-        "" if meta["levels"] == 1 else "s", describe_periods(meta["level_periods"]))
+        *(("", "") if meta["levels"] == 1 else ("s", "s")), describe_periods(meta["level_periods"]))
     return 0
 
 

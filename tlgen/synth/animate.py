@@ -35,9 +35,9 @@ def fit_image(image: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, str
     """
     h, w = image.shape[:2]
     if (h, w) == tuple(size):
-        return image, f"input {w}x{h} used as is"
-    return resize_crop(image, tuple(size)), (f"input {w}x{h} resized and center-cropped "
-                                             f"to {size[1]}x{size[0]}")
+        return image, f"input {h}x{w} used as is"
+    return resize_crop(image, tuple(size)), (f"input {h}x{w} resized and center-cropped "
+                                             f"to {size[0]}x{size[1]}")
 
 
 def segments_needed(num_frames: int, frames_per_pass: int) -> int:

@@ -91,7 +91,8 @@ def training(config) -> Training:
     check_at_least(config, {"data.num_frames": 2, "model.motion_dim": 1,
                             "model.base_width": 1, "model.decoder_width": 1, "model.encoder_width": 1,
                             "loss.critic_steps": 1})
-    size = check_frame_size(config, "data.image_size", 2, "DTVNet's encoder halves it")
+    # the flow encoder halves the frames, then needs more than 4 pixels a side for its pyramid
+    size = check_frame_size(config, "data.image_size", 2, "DTVNet's encoder halves it", least=10)
     dtype = compute_dtype(config)
     gen, enc, disc = networks(config, dtype)
     t = int(config.data.num_frames)
