@@ -138,9 +138,14 @@ def test_sizes_no_network_can_have_are_one_sentence(tmp_path):
             ("stylegan_v_clouds", "model.z_dim=0", "config.model.z_dim is 0; use 1 or more."),
             ("stylegan_v_clouds", "model.max_period=4", "config.model.max_period 4 must be at least "
              "config.model.min_period 8 (both positive, in frames)."),
-            ("stylegan_v_clouds", "model.resolution=48", "config.model.resolution 48 must be a power of two from 16."),
+            ("stylegan_v_clouds", "model.resolution=48", "config.model.resolution is 48; use a power of two from "
+             "16 (N x N), or (height, width) with such a height and a width that is a multiple of a quarter "
+             "of it, e.g. (128, 224) for about 16:9."),
+            ("stylegan_v_clouds", "model.resolution=(32, 36)", "config.model.resolution is 32x36; use a power of "
+             "two from 16 (N x N), or (height, width) with such a height and a width that is a multiple of a "
+             "quarter of it, e.g. (128, 224) for about 16:9."),
             ("stylegan_v_clouds", "model.concat_res=4", "config.model.concat_res 4 must be a power of two from "
-             "8 to 16 (half of config.model.resolution), where D joins the frames."),
+             "8 to 16 (half the height of config.model.resolution), where D joins the frames."),
             ("long_video_city", "data.stride=0", "config.data.stride is 0; use 1 or more."),
             ("long_video_city", "model.d_channels=(32, 0, 64, 128)",
              "config.model.d_channels is (32, 0, 64, 128); use 1 or more in each entry."),

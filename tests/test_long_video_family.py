@@ -211,12 +211,11 @@ def test_bad_training_input_is_one_sentence(run, tmp_path, capsys, extra, messag
     assert message.format(data=data) in err and "Traceback" not in err and len(err.splitlines()) == 1
 
 
-def test_a_family_of_square_frames_on_wide_ones_says_so(run, tmp_path, capsys):
+def test_another_familys_size_on_these_frames_says_which_to_set(run, tmp_path, capsys):
     _, data, _ = run
     assert train(data, str(tmp_path / "w"), 2, config="configs/stylegan_v_clouds.py:tiny", tiny=[]) == 2
-    assert (f"{data} holds 16x32 frames but this family takes square ones (config.model.resolution 32); "
-            "prepare it with --size 32 (a centre crop), or with --size N and --config.model.resolution=N."
-            ) in capsys.readouterr().err
+    assert (f"{data} holds 16x32 frames but config.model.resolution is 32x32; prepare it with --size 32 "
+            'or set --config.model.resolution="(16, 32)".') in capsys.readouterr().err
     assert not (tmp_path / "w").exists()
 
 

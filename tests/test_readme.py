@@ -106,6 +106,7 @@ def test_model_docstring_examples_run():
     from tests.test_stylegan_v_family import TINY as TINY_SGV
     from tlgen import config as config_lib
     from tlgen.models import long_video, long_video_sr, stylegan_v
+    from tlgen.models.pixels import frame_shape
 
     def model(name, overrides):
         keys = [o[len("--config."):] for o in overrides if o.startswith("--config.model.")]
@@ -120,6 +121,6 @@ def test_model_docstring_examples_run():
         scope = {**vars(module), "jax": jax, "jnp": jnp, "cfg": cfg}
         exec(compile(source, f"{module.__name__} docstring", "exec"), scope)
         video, logits = jax.eval_shape(scope["example"], jax.random.PRNGKey(0))
-        size = tuple(cfg.size) if "size" in cfg else (cfg.resolution, cfg.resolution)
+        size = tuple(cfg.size) if "size" in cfg else frame_shape(cfg.resolution)
         assert video.shape[0] == 1 and video.shape[2:] == (*size, 3), module.__name__
         assert logits.shape == (1,) and logits.dtype == jnp.float32, module.__name__

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.peers.common import AdversarialPeer, autocast, load_tree
+from tlgen.models.stylegan_v import base_shape
 
 SQRT2 = math.sqrt(2.0)
 TIME_EMBED = 256          # learned embedding of a time difference (the public model's size)
@@ -221,12 +222,12 @@ class Generator(nn.Module):
 
     def __init__(self, m):
         super().__init__()
-        res, zd, wd = int(m.resolution), int(m.z_dim), int(m.w_dim)
+        (res, _, self.base), zd, wd = base_shape(m.resolution), int(m.z_dim), int(m.w_dim)
         ch = lambda r: channels(r, int(m.channel_base), int(m.channel_max))
         fused = bool(m.fused_modconv)
         self.mapping = Mapping(zd, wd, int(m.mapping_layers))
         self.motion = Motion(zd, int(m.time_dim), int(m.motion_kernel), float(m.min_period), float(m.max_period))
-        self.const = nn.Parameter(torch.randn(4, 4, ch(4)))
+        self.const = nn.Parameter(torch.randn(4, self.base, ch(4)))
         self.b4_conv1 = SynthesisLayer(wd, ch(4) + 2 * int(m.time_dim), ch(4), fused=fused)
         self.b4_torgb = ToRGB(wd, ch(4), fused)
         self.resolutions = []
@@ -243,7 +244,7 @@ class Generator(nn.Module):
         w = self.mapping(z).repeat_interleave(f, 0)
         v = self.motion(codes, t, first).reshape(b * f, -1)
         const = self.const.permute(2, 0, 1)[None].expand(b * f, -1, -1, -1)
-        x = torch.cat([const, v[:, :, None, None].expand(-1, -1, 4, 4)], 1)
+        x = torch.cat([const, v[:, :, None, None].expand(-1, -1, 4, self.base)], 1)
         x = self.b4_conv1(x, w)
         img = self.b4_torgb(x, w)
         for r in self.resolutions:
@@ -263,7 +264,7 @@ class Discriminator(nn.Module):
 
     def __init__(self, m, num_frames):
         super().__init__()
-        res = int(m.resolution)
+        res, _, base = base_shape(m.resolution)
         ch = lambda r: channels(r, int(m.d_channel_base), int(m.channel_max))
         self.concat_res, self.mbstd, self.max_frames = int(m.concat_res), int(m.mbstd_group), int(m.max_frames)
         self.time_conditioning = bool(m.time_conditioning)
@@ -280,7 +281,7 @@ class Discriminator(nn.Module):
             self.resolutions.append(r)
             r, cin = r // 2, out
         self.b4_conv = Conv(ch(4) + 1, ch(4), 3)
-        self.b4_fc = Dense(ch(4) * 16, ch(4))
+        self.b4_fc = Dense(ch(4) * 4 * base, ch(4))
         self.b4_out = Dense(ch(4), ch(4))
         n_fourier = len(log_spaced_coefficients(self.max_frames))
         self.time_embed = nn.Module()
@@ -352,7 +353,8 @@ class Peer(AdversarialPeer):
         self.start(config, batch, device, Generator(m), Discriminator(m, batch["frames"].shape[1]), compile)
         self.t = torch.from_numpy(batch["time"]).to(device).float()
         b = self.batch
-        gamma = float(lc.r1_gamma) if float(lc.r1_gamma) >= 0 else 0.0002 * int(m.resolution) ** 2 / b
+        h, w, _ = base_shape(m.resolution)
+        gamma = float(lc.r1_gamma) if float(lc.r1_gamma) >= 0 else 0.0002 * h * w / b
         self.gamma = gamma / batch["frames"].shape[1]       # R1 averaged over a clip's frames
         self.max_frames, self.z_dim = float(m.max_frames), int(m.z_dim)
         self.n_codes = int(math.floor(self.max_frames / float(m.min_period))) + 2 + 2 * (int(m.motion_kernel) - 1)

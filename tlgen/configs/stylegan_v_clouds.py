@@ -10,6 +10,10 @@ Variants:
   base: 256x256, the public StyleGAN-V model (configs auto at 256², fmaps 0.5, 2 mapping
         layers, motion codes 16 frames apart, periods 16..1024, batch 64): generator
         32,105,941 and discriminator 25,333,568 parameters, the public model's counts.
+Frames of another aspect: a power-of-two height and a width that is a multiple of a quarter
+of it, e.g. 128x224 (about 16:9; a 4x7 constant input):
+  tlgen prepare cam.mp4 --size 128x224 --out data/cam128x224
+  tlgen train --config configs/stylegan_v_clouds.py:base --config.model.resolution="(128, 224)" ...
 """
 
 import ml_collections
@@ -34,7 +38,8 @@ def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
         worker_count=0 if tiny else 4,
     ))
     cfg.model = ml_collections.ConfigDict(dict(
-        resolution=res,
+        resolution=(res, res),           # (height, width): a power-of-two height, the width a
+                                         # multiple of a quarter of it (N for N x N)
         z_dim=64 if tiny else 512,       # content code z, motion codes and w
         w_dim=64 if tiny else 512,
         mapping_layers=2,

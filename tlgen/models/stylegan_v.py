@@ -4,7 +4,8 @@ sparse-frame discriminator, in plain Flax (NHWC, no custom kernels).
 Generator: a content code z (one per video) -> mapping network -> w; a motion trajectory
 (noise codes `min_period` frames apart -> padding-free conv1d stack -> per-frame code u,
 linearly interpolated between its two neighbouring anchors) -> acyclic positional embedding
-v(t); StyleGAN2 synthesis (constant 4x4 input concatenated with v(t), modulated/demodulated
+v(t); StyleGAN2 synthesis (constant 4x4 input concatenated with v(t) — 4 x 4W/H for frames of
+another aspect, `resolution` (H, W) with W a multiple of H/4 —, modulated/demodulated
 convolutions, skip-RGB outputs, [1, 3, 3, 1] resampling, equalized learning rate, no noise
 inputs). A frame depends only on z, t and the noise codes around t, so a video of any length
 is made chunk by chunk: `motion_codes(key, first, count)` draws the codes with indices
@@ -13,7 +14,7 @@ first..first+count-1, the same values whatever the chunk.
 Discriminator: per-frame StyleGAN2 residual D; at `concat_res` the frames' features are
 concatenated along channels; the time differences between the clip's frames (Fourier
 features + a learned embedding, through a 2-layer mapping) condition the output by
-projection; minibatch standard deviation.
+projection; minibatch standard deviation. Channel widths follow the frames' height.
 
 Plain functions for other JAX code (`cfg` a config's `model`):
 
@@ -40,7 +41,7 @@ from flax import linen as nn
 
 from tlgen.models.layers import (EqualizedConv, EqualizedDense, minibatch_stddev,
                                  modulated_conv, upsample2_fir)
-from tlgen.models.pixels import check_pixels
+from tlgen.models.pixels import check_pixels, frame_shape
 
 Dtype = Any
 SQRT2 = math.sqrt(2.0)
@@ -61,6 +62,16 @@ def conv_clamp(dtype: Dtype) -> float | None:
     """StyleGAN-V's activation clamp for compute `dtype`: +-256 in reduced precision (the public
     code clamps when it trains in mixed precision, its default), none in float32."""
     return None if jnp.dtype(dtype) == jnp.float32 else CLAMP
+
+
+def base_shape(resolution) -> tuple[int, int, int]:
+    """(height, width, width of the 4-high base map) of frames of `resolution` (N or (H, W));
+    ValueError unless H is a power of two from 4 and W a multiple of H/4."""
+    h, w = frame_shape(resolution)
+    if h < 4 or h & (h - 1) or w % (h // 4) or w < 1:
+        raise ValueError(f"resolution {h}x{w}: the height must be a power of two and the width a "
+                         f"multiple of a quarter of it")
+    return h, w, 4 * w // h
 
 
 def normalize_2nd_moment(x: jax.Array, eps: float = 1e-8) -> jax.Array:
@@ -208,8 +219,9 @@ class ToRGB(nn.Module):
 
 
 class Generator(nn.Module):
-    """(z (B, z_dim), motion codes (B, L, z_dim), t (B, F)) -> frames (B, F, H, W, 3)."""
-    resolution: int
+    """(z (B, z_dim), motion codes (B, L, z_dim), t (B, F)) -> frames (B, F, H, W, 3);
+    `resolution` N (N x N) or (H, W)."""
+    resolution: int | tuple[int, int]
     z_dim: int = 512
     w_dim: int = 512
     mapping_layers: int = 2
@@ -239,15 +251,16 @@ class Generator(nn.Module):
         w = jnp.repeat(w, f, axis=0)                                    # (B*F, w_dim)
         v = einops.rearrange(v, "b f c -> (b f) c")
         ch = lambda res: channels(res, self.channel_base, self.channel_max)
-        const = self.param("const", nn.initializers.normal(1.0), (4, 4, ch(4)))
-        x = jnp.concatenate([jnp.broadcast_to(const, (b * f, 4, 4, ch(4))),
-                             jnp.broadcast_to(v[:, None, None, :], (b * f, 4, 4, v.shape[-1]))],
+        height, _, base = base_shape(self.resolution)
+        const = self.param("const", nn.initializers.normal(1.0), (4, base, ch(4)))
+        x = jnp.concatenate([jnp.broadcast_to(const, (b * f, 4, base, ch(4))),
+                             jnp.broadcast_to(v[:, None, None, :], (b * f, 4, base, v.shape[-1]))],
                             axis=-1).astype(self.dtype)
         kw = dict(fused=self.fused_modconv, dtype=self.dtype)
         x = SynthesisLayer(ch(4), name="b4_conv1", **kw)(x, w)
         img = ToRGB(name="b4_torgb", **kw)(x, w)
         res = 8
-        while res <= self.resolution:
+        while res <= height:
             x = SynthesisLayer(ch(res), up=True, name=f"b{res}_conv0", **kw)(x, w)
             x = SynthesisLayer(ch(res), name=f"b{res}_conv1", **kw)(x, w)
             img = upsample2_fir(img) + ToRGB(name=f"b{res}_torgb", **kw)(x, w)
@@ -274,8 +287,9 @@ def residual_down_block(conv, x: jax.Array, name: str, mid: int, out: int,
 
 
 class Discriminator(nn.Module):
-    """(frames (B, F, H, W, 3) in [-1, 1], t (B, F)) -> logits (B,) float32."""
-    resolution: int
+    """(frames (B, F, H, W, 3) in [-1, 1], t (B, F)) -> logits (B,) float32; `resolution` N
+    (N x N) or (H, W)."""
+    resolution: int | tuple[int, int]
     num_frames: int = 3
     channel_base: int = 16384
     channel_max: int = 512
@@ -289,18 +303,18 @@ class Discriminator(nn.Module):
 
     @nn.compact
     def __call__(self, frames: jax.Array, t: jax.Array) -> jax.Array:
-        res = self.resolution
-        check_pixels(frames, "frames", f"(B, {self.num_frames}, {res}, {res}, 3)")
+        height, width, _ = base_shape(self.resolution)
+        check_pixels(frames, "frames", f"(B, {self.num_frames}, {height}, {width}, 3)")
         b, f = frames.shape[:2]
         ch = lambda res: channels(res, self.channel_base, self.channel_max)
         x = einops.rearrange(frames, "b f h w c -> (b f) h w c").astype(self.dtype)
-        if self.concat_res >= self.resolution or self.concat_res < 8:
+        if self.concat_res >= height or self.concat_res < 8:
             raise ValueError(f"concat_res {self.concat_res} must be a block resolution from 8 to half "
-                             f"the resolution {self.resolution} (which must be 16 or more)")
+                             f"the frames' height {height} (which must be 16 or more)")
         conv = lambda n, k, name, **kw: EqualizedConv(n, k, gain=1.0, dtype=self.dtype, name=name, **kw)
         bound = conv_clamp(self.dtype)
-        x = clamp(lrelu(conv(ch(self.resolution), 1, "fromrgb")(x)), bound)
-        res = self.resolution
+        x = clamp(lrelu(conv(ch(height), 1, "fromrgb")(x)), bound)
+        res = height
         while res > 4:
             if res == self.concat_res:
                 x = einops.rearrange(x, "(b f) h w c -> b h w (f c)", f=f)
@@ -339,7 +353,7 @@ def motion_codes(key: jax.Array, first, count: int, z_dim: int) -> jax.Array:
 
 def generator(cfg, dtype: Dtype = jnp.float32) -> Generator:
     """The generator of a model config (`config.model`)."""
-    return Generator(resolution=int(cfg.resolution), z_dim=int(cfg.z_dim), w_dim=int(cfg.w_dim),
+    return Generator(resolution=frame_shape(cfg.resolution), z_dim=int(cfg.z_dim), w_dim=int(cfg.w_dim),
                      mapping_layers=int(cfg.mapping_layers), channel_base=int(cfg.channel_base),
                      channel_max=int(cfg.channel_max), time_dim=int(cfg.time_dim),
                      motion_kernel=int(cfg.motion_kernel), min_period=float(cfg.min_period),
@@ -349,7 +363,7 @@ def generator(cfg, dtype: Dtype = jnp.float32) -> Generator:
 
 def discriminator(cfg, num_frames: int, dtype: Dtype = jnp.float32) -> Discriminator:
     """The discriminator of a model config for clips of `num_frames` frames."""
-    return Discriminator(resolution=int(cfg.resolution), num_frames=num_frames,
+    return Discriminator(resolution=frame_shape(cfg.resolution), num_frames=num_frames,
                          channel_base=int(cfg.d_channel_base), channel_max=int(cfg.channel_max),
                          concat_res=int(cfg.concat_res), frames_div=int(cfg.frames_div),
                          mbstd_group=int(cfg.mbstd_group), max_frames=int(cfg.max_frames),

@@ -24,7 +24,7 @@ from tlgen.errors import UserError
 from tlgen.family import Training
 from tlgen.metrics import evaluators
 from tlgen.models import stylegan_v as sv
-from tlgen.models.pixels import to_model_range, to_uint8
+from tlgen.models.pixels import frame_shape, to_model_range, to_uint8
 from tlgen.train.gan import (D, G, adapt_augment, adversarial_update, check_periods, checked_loss,
                              clip_augmentation, ema_beta, initial_augment_p, optimizers)
 from tlgen.train.state import TrainState
@@ -33,11 +33,29 @@ AUGMENTS = ("diffaugment", "ada", "none")
 
 
 def r1_gamma(config) -> float:
-    """`loss.r1_gamma`, or StyleGAN-V's heuristic 0.0002 * resolution^2 / batch when < 0."""
+    """`loss.r1_gamma`, or StyleGAN-V's heuristic 0.0002 * resolution^2 / batch when < 0 (the
+    frames' pixel count for resolution^2)."""
     gamma = float(config.loss.r1_gamma)
     if gamma >= 0:
         return gamma
-    return 0.0002 * int(config.model.resolution) ** 2 / int(config.data.batch_size)
+    h, w = frame_shape(config.model.resolution)
+    return 0.0002 * h * w / int(config.data.batch_size)
+
+
+def frame_size(m) -> tuple[int, int]:
+    """(height, width) of `config.model.resolution`; UserError unless the height is a power of
+    two from 16 and the width a multiple of a quarter of it."""
+    try:
+        h, w, _ = sv.base_shape(m.resolution)
+        if h < 16:
+            raise ValueError
+    except ValueError:
+        value = m.resolution
+        shown = "x".join(map(str, value)) if isinstance(value, (tuple, list)) else value
+        raise UserError(f"config.model.resolution is {shown}; use a power of two from 16 (N x N), "
+                        f"or (height, width) with such a height and a width that is a multiple of "
+                        f"a quarter of it, e.g. (128, 224) for about 16:9.") from None
+    return h, w
 
 
 def networks(config, dtype=jnp.float32):
@@ -53,12 +71,11 @@ def networks(config, dtype=jnp.float32):
     if longest >= int(m.max_frames):
         raise UserError(f"config.data.spans reach {longest} frames, but D embeds time differences "
                         f"below config.model.max_frames {m.max_frames}; raise it or shorten the spans.")
-    res, concat = int(m.resolution), int(m.concat_res)
-    if res < 16 or res & (res - 1):
-        raise UserError(f"config.model.resolution {res} must be a power of two from 16.")
-    if concat < 8 or concat >= res or concat & (concat - 1):
+    res, concat = frame_size(m), int(m.concat_res)
+    if concat < 8 or concat >= res[0] or concat & (concat - 1):
         raise UserError(f"config.model.concat_res {concat} must be a power of two from 8 to "
-                        f"{res // 2} (half of config.model.resolution), where D joins the frames.")
+                        f"{res[0] // 2} (half the height of config.model.resolution), where D joins "
+                        f"the frames.")
     return sv.generator(config.model, dtype), sv.discriminator(config.model, int(config.data.num_frames), dtype)
 
 
@@ -75,8 +92,8 @@ def fake_inputs(gen: sv.Generator, rng: jax.Array, t_real: jax.Array, max_frames
 
 def example_batch(config, batch_size: int) -> dict:
     """Zero arrays with the shapes of one pipeline batch."""
-    f, size = int(config.data.num_frames), int(config.model.resolution)
-    return {"frames": np.zeros((batch_size, f, size, size, 3), np.uint8),
+    f, size = int(config.data.num_frames), frame_shape(config.model.resolution)
+    return {"frames": np.zeros((batch_size, f, *size, 3), np.uint8),
             "time": np.tile(np.arange(f, dtype=np.float32), (batch_size, 1))}
 
 
@@ -98,7 +115,7 @@ def training(config) -> Training:
         from tlgen.data.dataset import open_training_data
         from tlgen.data.pipelines import per_process_batch, sparse_frames_dataset
 
-        open_training_data(config.data.dir, image_size=int(config.model.resolution),
+        open_training_data(config.data.dir, image_size=frame_shape(config.model.resolution),
                            size_key="config.model.resolution")
         try:
             return sparse_frames_dataset(
