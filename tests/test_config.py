@@ -99,15 +99,17 @@ def test_one_folder_spelled_two_ways_is_the_same_config(config_file, tmp_path, m
     assert list(tlconfig.differences(tlconfig.load(f"{config_file}:tiny", ["data.dir=gone"]), path)) == ["data.dir"]
 
 
-def test_a_frame_size_spelled_as_a_number_is_the_same_config(tmp_path):
-    """Runs saved with a single-number image_size (before sizes took an aspect) resume with
+@pytest.mark.parametrize("name, group, key", [("time_flies_city", "data", "image_size"),
+                                               ("stylegan_v_clouds", "model", "resolution")])
+def test_a_frame_size_spelled_as_a_number_is_the_same_config(tmp_path, name, group, key):
+    """Runs saved with a single-number frame size (before sizes took an aspect) resume with
     today's (N, N) default; another size is a difference."""
     path = str(tmp_path / "config.json")
-    config = tlconfig.load("configs/time_flies_city.py:tiny")                  # image_size (64, 64)
+    config = tlconfig.load(f"configs/{name}.py:tiny", [f"{group}.{key}=64"])        # (64,)
     saved = tlconfig.to_dict(config)
-    for old, differs in ((64, []), ([64], []), ([64, 64], []), ([64, 96], ["data.image_size"]),
-                         ([64, 64, 3], ["data.image_size"])):
-        saved["data"]["image_size"] = old
+    for old, differs in ((64, []), ([64], []), ([64, 64], []), ([64, 96], [f"{group}.{key}"]),
+                         ([64, 64, 3], [f"{group}.{key}"])):
+        saved[group][key] = old
         with open(path, "w") as f:
             json.dump(saved, f)
         assert list(tlconfig.differences(config, path)) == differs, old

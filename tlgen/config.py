@@ -342,12 +342,16 @@ def differences(config: ml_collections.ConfigDict, path: str, ignore: Iterable[s
             and not any(k == i or k.startswith(i + ".") for i in ignored)}
 
 
+# Keys of frame sizes that were single numbers before they took (height, width).
+FRAME_SIZE_KEYS = ("image_size", "resolution")
+
+
 def _same(a, b, key: str) -> bool:
     """Equal values, two spellings (relative, absolute, a link) of one existing path, or of one
     frame size (N, (N,) and (N, N); sizes were single numbers before they took an aspect)."""
     if a == b:
         return True
-    if key.rsplit(".", 1)[-1] == "image_size" and a is not None and b is not None:
+    if key.rsplit(".", 1)[-1] in FRAME_SIZE_KEYS and a is not None and b is not None:
         from tlgen.models.pixels import frame_shape
 
         try:
