@@ -45,7 +45,7 @@ def test_stylegan_v_refuses_times_its_motion_codes_do_not_cover_outside_jit():
     z, t = jnp.zeros((1, cfg.z_dim)), jnp.array([0.0, 1.0])
     with pytest.raises(ValueError, match=r"t must be \(B, F\) frame times and codes \(B, L, z_dim\); got \(2,\)"):
         jax.eval_shape(lambda: stylegan_v.generator(cfg).init(key, z, jnp.zeros((1, 30, cfg.z_dim)), t))
-    frames = jnp.zeros((1, 3, cfg.resolution, cfg.resolution, 3), jnp.uint8)
+    frames = jnp.zeros((1, 3, *cfg.resolution, 3), jnp.uint8)
     with pytest.raises(TypeError, match="frames holds uint8"):
         jax.eval_shape(lambda: stylegan_v.discriminator(cfg, num_frames=3).init(key, frames, jnp.zeros((1, 3))))
 
@@ -118,7 +118,7 @@ def test_the_discriminators_name_the_clips_they_take():
     from tlgen.models.layers import minibatch_stddev
     key = jax.random.key(0)
     cfg = config_lib.load("configs/stylegan_v_clouds.py:tiny").model
-    r = cfg.resolution
+    r = cfg.resolution[0]                                          # (32, 32)
     d = stylegan_v.discriminator(cfg, num_frames=3)
     for shape in ((1, 3, 2 * r, 2 * r, 3), (1, 2, r, r, 3)):
         with pytest.raises(ValueError, match=rf"^frames must be \(B, 3, {r}, {r}, 3\); got shape "):

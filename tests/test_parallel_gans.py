@@ -12,7 +12,7 @@ from tlgen import config as config_lib
 from tlgen.data.prepare import prepare
 
 CASES = {
-    "stylegan_v": ("configs/stylegan_v_clouds.py:tiny", "synthetic:clouds:frames=48", (16, 16), STYLEGAN_V_TINY),
+    "stylegan_v": ("configs/stylegan_v_clouds.py:tiny", "synthetic:clouds:frames=48", (16, 28), STYLEGAN_V_TINY),
     "long_video": ("configs/long_video_city.py:tiny", "synthetic:city:frames=60", (16, 32), LONG_VIDEO_TINY),
 }
 

@@ -11,7 +11,7 @@ from tlgen.cli.main import main
 from tlgen.data.prepare import prepare
 from tlgen.data.video_io import read_video
 
-TINY = ["--config.model.resolution=16", "--config.model.z_dim=16", "--config.model.w_dim=16",
+TINY = ["--config.model.resolution=(16, 28)", "--config.model.z_dim=16", "--config.model.w_dim=16",
         "--config.model.channel_base=256", "--config.model.d_channel_base=256",
         "--config.model.channel_max=32", "--config.model.time_dim=8", "--config.model.concat_res=8",
         "--config.model.max_frames=64", "--config.model.max_period=64", "--config.data.batch_size=8"]
@@ -19,10 +19,10 @@ TINY = ["--config.model.resolution=16", "--config.model.z_dim=16", "--config.mod
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    """A 6-step run on 48 frames of the clouds scene at 16²."""
+    """A 6-step run on 48 frames of the clouds scene at 16x28 (a 4x7 constant input)."""
     tmp = tmp_path_factory.mktemp("sgv")
     data, workdir = str(tmp / "data"), str(tmp / "run")
-    prepare(["synthetic:clouds:frames=48"], data, size=(16, 16), levels=1, val_fraction=0.25)
+    prepare(["synthetic:clouds:frames=48"], data, size=(16, 28), levels=1, val_fraction=0.25)
     code = main(["train", "--config", "configs/stylegan_v_clouds.py:tiny", "--workdir", workdir,
                  f"--config.data.dir={data}", "--config.total_steps=6", "--config.train.log_every=3",
                  "--config.train.eval_every=6", "--config.train.eval_batches=2",
@@ -52,23 +52,23 @@ def test_generate_writes_any_length_deterministically(run):
     assert main(args + ["--out", out("a.mp4"), "--npz", out("a.npz")]) == 0
     assert main(args[:-2] + ["--chunk", "5", "--grid", "--out", out("b.mp4"), "--npz", out("b.npz")]) == 0
     a, b = (np.load(out(n))["frames"] for n in ("a.npz", "b.npz"))
-    assert a.shape == (2, 21, 16, 16, 3)
+    assert a.shape == (2, 21, 16, 28, 3)
     np.testing.assert_array_equal(a, b)                    # same seed, other chunks: same video
     assert not os.path.exists(out("a.mp4")) and not os.path.exists(out("b_0.mp4"))
-    # what the npz holds, up to the codec (16² noise-like frames, chroma subsampled): each file
+    # what the npz holds, up to the codec (16x28 noise-like frames, chroma subsampled): each file
     # is far closer to its own video than to the other one (mean error 10 vs 95 levels)
     error = lambda video, frames: np.abs(video.astype(float) - frames).mean()
     for v in range(2):                                     # one file per video
         video, _ = read_video(out(f"a_{v}.mp4"))
-        assert video.shape == (21, 16, 16, 3)
+        assert video.shape == (21, 16, 28, 3)
         assert error(video, a[v]) < 20 < error(video, a[1 - v])
     video, _ = read_video(out("b.mp4"))
-    assert video.shape == (21, 16, 32, 3)                  # --grid: two videos side by side
+    assert video.shape == (21, 16, 56, 3)                  # --grid: two videos side by side
     assert error(video, np.concatenate([a[0], a[1]], axis=2)) < 20 < error(video, np.concatenate([a[1], a[0]], axis=2))
     assert main(["generate", "--workdir", workdir, "--seconds", "2", "--fps", "5",
                  "--out", out("c.mp4"), "--npz", out("c.npz"), "--seed", "3"]) == 0
     c = np.load(out("c.npz"))["frames"]
-    assert c.shape == (1, 10, 16, 16, 3)
+    assert c.shape == (1, 10, 16, 28, 3)
     np.testing.assert_array_equal(c[0], a[0, :10])       # video 0 of seed 3, whatever the length
 
 
@@ -100,7 +100,7 @@ def test_other_commands_and_single_images_are_refused(run, tmp_path, capsys):
                  "--out", str(tmp_path / "a.mp4")]) == 2
     assert "the stylegan_v family cannot animate a still image" in capsys.readouterr().err
     data = str(tmp_path / "two")
-    prepare(["synthetic:clouds:frames=2"], data, size=(16, 16), levels=1, val_fraction=0.0)
+    prepare(["synthetic:clouds:frames=2"], data, size=(16, 28), levels=1, val_fraction=0.0)
     assert main(["train", "--config", "configs/stylegan_v_clouds.py:tiny", "--workdir",
                  str(tmp_path / "r"), f"--config.data.dir={data}", *TINY]) == 2
     err = capsys.readouterr().err

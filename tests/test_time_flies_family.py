@@ -21,17 +21,17 @@ from tlgen.models import vgg19
 from tlgen.trained import load
 
 CONFIG = "configs/time_flies_city.py:tiny"
-SMALL = ["--config.data.image_size=16", "--config.data.batch_size=8", "--config.model.d_width=8",
+SMALL = ["--config.data.image_size=(16, 24)", "--config.data.batch_size=8", "--config.model.d_width=8",
          "--config.model.d_max_width=16"]
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    """A 2-step run on 24 frames of the city at 16², and a reference video with its labels."""
+    """A 2-step run on 24 frames of the city at 16x24, and a reference video with its labels."""
     tmp = tmp_path_factory.mktemp("tf")
     data, workdir = str(tmp / "data"), str(tmp / "run")
     vgg = random_weights.write(str(tmp / "vgg19.safetensors"), vgg19.abstract_params(), vgg19.torch_prefixes())
-    prepare(["synthetic:city:frames=24"], data, size=(16, 16), levels=1, val_fraction=0.25)
+    prepare(["synthetic:city:frames=24"], data, size=(16, 24), levels=1, val_fraction=0.25)
     code = main(["train", "--config", CONFIG, "--workdir", workdir, f"--config.data.dir={data}",
                  f"--config.model.vgg19={vgg}", "--config.total_steps=2", "--config.train.log_every=1",
                  "--config.train.eval_every=0", "--config.train.sample_every=0", *SMALL])
@@ -60,11 +60,12 @@ def test_animate_by_a_reference_is_deterministic_and_chunk_free(run, capsys):
     args = ["animate", "--workdir", workdir, "--image", path("image.png"), "--reference", path("ref.mp4"),
             "--image-mask", path("labels.png"), "--reference-masks", path("labels.png")]
     assert main(args + ["--out", path("a.mp4"), "--npz", path("a.npz"), "--seed", "4"]) == 0
-    assert "14 frames 16x16" in capsys.readouterr().out      # a frame per reference frame
+    # a frame per reference frame, the square 24x24 image and reference fitted to 16x24
+    assert "14 frames 16x24 (HxW) at 12 fps (input 24x24 resized and center-cropped to 16x24" in capsys.readouterr().out
     assert main(args + ["--out", path("b.mp4"), "--npz", path("b.npz"), "--seed", "4", "--frames", "9"]) == 0
     assert main(args + ["--out", path("c.mp4"), "--npz", path("c.npz"), "--seed", "5", "--frames", "9"]) == 0
     a, b, c = (np.load(path(f"{n}.npz"))["frames"] for n in "abc")
-    assert a.shape == (14, 16, 16, 3)
+    assert a.shape == (14, 16, 24, 3)
     np.testing.assert_array_equal(a[:9], b)       # the first 9 of 14 frames: a 9-frame animation
     assert np.any(b != c)                         # another noise seed, another video
     folder = tmp / "masks"                        # a folder of one mask per frame: 9 for 9 frames
@@ -75,7 +76,7 @@ def test_animate_by_a_reference_is_deterministic_and_chunk_free(run, capsys):
                              "--frames", "9"]) == 0
     np.testing.assert_array_equal(np.load(path("d.npz"))["frames"], b)
     video, _ = read_video(path("a.mp4"))
-    assert video.shape == (14, 16, 16, 3)
+    assert video.shape == (14, 16, 24, 3)
 
 
 def test_last_frames_repeat_the_reference_end_whatever_the_chunks(run, monkeypatch):
@@ -85,13 +86,13 @@ def test_last_frames_repeat_the_reference_end_whatever_the_chunks(run, monkeypat
     the whole video)."""
     tmp, workdir, _, _ = run
     anim = Animator(load(workdir))
-    scene = make_scene(name="city", seed=5, size=16)
+    scene = make_scene(name="city", seed=5, size=24, crop=(16, 24))
     reference, labels = scene.render(np.arange(6) * 1200.0), np.repeat(scene.masks([0]), 8, axis=0)
     image = reference[0]
     short = anim.animate(image, labels[0], reference, labels[:6], seed=1)
     longer = anim.animate(image, labels[0], np.concatenate([reference, reference[-1:].repeat(2, 0)]),
                           labels, seed=1)
-    assert short.shape == (6, 16, 16, 3)
+    assert short.shape == (6, 16, 24, 3)
     np.testing.assert_array_equal(short, longer[:6])
     monkeypatch.setattr(inference, "CHUNK", 4)
     # Chunks of 4 are another XLA program than chunks of 8: equal up to float rounding, so a
@@ -198,7 +199,7 @@ def test_missing_weights_or_masks_are_one_sentence(run, tmp_path, capsys):
     video = str(tmp_path / "v.mp4")
     write_video(video, make_scene(name="city", size=16).render(np.arange(12) * 1200.0), 10)
     plain = str(tmp_path / "plain")
-    prepare([video], plain, size=(16, 16), levels=1)
+    prepare([video], plain, size=(16, 24), levels=1)
     argv = base[:-len(SMALL)] + SMALL
     argv[argv.index(f"--config.data.dir={data}")] = f"--config.data.dir={plain}"
     assert main(argv + [f"--config.model.vgg19={vgg}"]) == 2
