@@ -177,7 +177,8 @@ def test_animate_command_with_a_reference_video_and_bad_input(run, capsys):
     write_video(reference, scene.render(np.arange(6.0)), fps=4)
     write_video(short, scene.render(np.arange(3.0)), fps=4)
     assert main(["animate", "--workdir", workdir, "--image", image, "--out", out, "--reference", reference]) == 0
-    assert "motion from reference" in capsys.readouterr().out and os.path.exists(out)
+    assert (f"motion from reference {reference} (24x24 resized and center-cropped to 16x16)"
+            in capsys.readouterr().out and os.path.exists(out))
 
     bad_out = str(root / "bad.mp4")
     assert main(["animate", "--workdir", workdir, "--image", image, "--out", bad_out, "--reference", short]) == 2

@@ -61,7 +61,9 @@ def test_animate_by_a_reference_is_deterministic_and_chunk_free(run, capsys):
             "--image-mask", path("labels.png"), "--reference-masks", path("labels.png")]
     assert main(args + ["--out", path("a.mp4"), "--npz", path("a.npz"), "--seed", "4"]) == 0
     # a frame per reference frame, the square 24x24 image and reference fitted to 16x24
-    assert "14 frames 16x24 (HxW) at 12 fps (input 24x24 resized and center-cropped to 16x24" in capsys.readouterr().out
+    assert (f"14 frames 16x24 (HxW) at 12 fps (input 24x24 resized and center-cropped to 16x24; changes "
+            f"from {path('ref.mp4')} (24x24 resized and center-cropped to 16x24), a window of 3 frames per "
+            f"frame" in capsys.readouterr().out)
     assert main(args + ["--out", path("b.mp4"), "--npz", path("b.npz"), "--seed", "4", "--frames", "9"]) == 0
     assert main(args + ["--out", path("c.mp4"), "--npz", path("c.npz"), "--seed", "5", "--frames", "9"]) == 0
     a, b, c = (np.load(path(f"{n}.npz"))["frames"] for n in "abc")

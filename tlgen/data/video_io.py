@@ -172,10 +172,11 @@ def _presentation_times(stats: str, count: int) -> np.ndarray | None:
     return pts if len(pts) == count and count and np.all(np.diff(pts) > 0) else None
 
 
-def first_frames(path: str, size: tuple[int, int], count: int) -> np.ndarray:
+def first_frames(path: str, size: tuple[int, int], count: int, info: VideoInfo | None = None
+                 ) -> np.ndarray:
     """uint8 (N, H, W, 3): the first `count` frames of `path` (fewer if it is shorter), decoded
-    at `size`; only those are read."""
-    return np.stack(list(itertools.islice(iter_video_frames(path, size), count)))
+    at `size`; only those are read (`info`: its `probe_video`, when already read)."""
+    return np.stack(list(itertools.islice(iter_video_frames(path, size, info), count)))
 
 
 def read_video(path: str, size: tuple[int, int] | None = None) -> tuple[np.ndarray, float]:

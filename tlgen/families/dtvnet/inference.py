@@ -22,7 +22,7 @@ from tlgen.metrics.protocol import Networks
 from tlgen.metrics.temporal import e_tmp
 from tlgen.models import dtvnet
 from tlgen.models.pixels import frame_shape
-from tlgen.synth.animate import Animator, fit_image
+from tlgen.synth.animate import Animator, fit_image, reference_frames
 from tlgen.trained import Trained
 
 
@@ -43,16 +43,14 @@ def add_animate_arguments(parser: argparse.ArgumentParser) -> None:
 
 def animate_command(trained: Trained, args: argparse.Namespace) -> Animation:
     """`tlgen animate` on a DTVNet run: motion from --seed or from --reference's flow."""
-    from tlgen.data.video_io import first_frames
-
     anim = animator(trained)
     size = anim.image_size
     fitted, note = fit_image(args.image_array, size)
     if args.reference:
         # Only the first T + 1 frames are read, decoded at the model's size by ffmpeg.
-        reference = list(first_frames(args.reference, size, anim.frames_per_pass + 1))
-        motion = anim.motion_from_reference(reference, f"--reference {args.reference}")
-        source = f"reference {args.reference}"
+        reference, ref_note = reference_frames(args.reference, size, anim.frames_per_pass + 1)
+        motion = anim.motion_from_reference(list(reference), f"--reference {args.reference}")
+        source = f"reference {args.reference}{ref_note}"
     else:
         motion, source = anim.motion_from_seed(args.seed), f"seed {args.seed}"
     frames, flows = anim.animate(fitted, motion, args.frames)

@@ -26,14 +26,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from tlgen.data.regions import kmeans
-from tlgen.data.video_io import first_frames
 from tlgen.errors import UserError
 from tlgen.family import Animation, number, seed
 from tlgen.families.fgla.training import NET, networks, region_masks
 from tlgen.metrics.flow import video_flows
 from tlgen.models import fgla
 from tlgen.models.pixels import frame_shape, to_model_range, to_uint8
-from tlgen.synth.animate import fit_image
+from tlgen.synth.animate import fit_image, reference_frames
 from tlgen.trained import Trained
 
 log = logging.getLogger(__name__)
@@ -185,9 +184,10 @@ def animate_command(trained: Trained, args: argparse.Namespace) -> Animation:
             ref_masks = anim.masks(read_labels([args.reference_mask], "--reference-mask",
                                                (info.height, info.width), f"--reference {args.reference}",
                                                anim.regions, anim.size)[0])
-        latents = anim.reference_latents(first_frames(args.reference, anim.size, needed),
-                                         ref_masks if anim.per_region else None, f"--reference {args.reference}")
-        sources.append(f"reference {args.reference}")
+        frames, fitted = reference_frames(args.reference, anim.size, needed)
+        latents = anim.reference_latents(frames, ref_masks if anim.per_region else None,
+                                         f"--reference {args.reference}")
+        sources.append(f"reference {args.reference}{fitted}")
     else:
         book = anim.codebook()
         choice = np.random.default_rng(args.seed).integers(0, CODEBOOK_SIZE, len(book))
@@ -210,12 +210,12 @@ def animate_command(trained: Trained, args: argparse.Namespace) -> Animation:
                             + (f"--mask {args.mask}" if args.mask else
                                f"without --mask it is all {trained.config.model.get('unmasked_region', anim.regions[-1])}")
                             + f"), so it would not move; label its {name} with --mask, or leave the reference out.")
-        region = anim.reference_latents(first_frames(path, anim.size, needed), None,
-                                        f"--region-reference {item}")
+        frames, fitted = reference_frames(path, anim.size, needed)
+        region = anim.reference_latents(frames, None, f"--region-reference {item}")
         steps = max(len(latents), len(region))
         latents = latents[np.arange(steps) % len(latents)].copy()
         latents[:, anim.regions.index(name)] = region[np.arange(steps) % len(region), anim.regions.index(name)]
-        sources.append(f"{name} from {path}")
+        sources.append(f"{name} from {path}{fitted}")
     frames, flows = anim.animate(image, masks, latents, num_frames, args.speed)
     return Animation(frames, {"frames": frames, "flows": flows, "latents": latents},
                      f"{note}; motion: {', '.join(sources)}; speed {args.speed:g}")

@@ -106,9 +106,9 @@ class Animator:
 def animate_command(trained: Trained, args: argparse.Namespace) -> Animation:
     """`tlgen animate` on a Time Flies run."""
     from tlgen.data.images import read_labels
-    from tlgen.data.video_io import first_frames, probe_video
+    from tlgen.data.video_io import probe_video
     from tlgen.progress import progress
-    from tlgen.synth.animate import fit_image
+    from tlgen.synth.animate import fit_image, reference_frames
 
     if not args.reference:
         raise UserError("Time Flies animates an image by a reference time-lapse: give --reference VIDEO.")
@@ -127,7 +127,8 @@ def animate_command(trained: Trained, args: argparse.Namespace) -> Animation:
     anim = Animator(trained)
     size = anim.size
     info = probe_video(args.reference)
-    reference = first_frames(args.reference, size, args.frames + WINDOW - 1 if args.frames else 1 << 30)
+    reference, fitted = reference_frames(args.reference, size,
+                                         args.frames + WINDOW - 1 if args.frames else 1 << 30)
     if len(reference) < 2:
         raise UserError(f"--reference {args.reference} has {len(reference)} frame; a reference video "
                         "needs at least 2.")
@@ -146,7 +147,7 @@ def animate_command(trained: Trained, args: argparse.Namespace) -> Animation:
     finally:
         bar.close()
     return Animation(frames, {"frames": frames},
-                     f"{note}; changes from {args.reference} (a window of 3 frames per frame)"
+                     f"{note}; changes from {args.reference}{fitted}, a window of 3 frames per frame"
                      f"; noise seed {args.seed}")
 
 
