@@ -119,7 +119,7 @@ def test_harness_on_tiny_family(tmp_path):
     path = tmp_path / "r.json"
     report.write_json(record, str(path))
     assert json.loads(path.read_text())["step"]["flops"] == step["flops"]
-    assert "MFU" in report.summary(record)
+    assert "MFU" in report.summary(record) and f"batch {B} of {H}x{W} frames on" in report.summary(record)
 
 
 class SquareKernelNet(nn.Module):
@@ -184,6 +184,7 @@ def test_synthetic_batch_shapes_and_frame_count():
     assert batch["anchor"].max() > 4 and batch["masks"].dtype == np.uint8   # frames; label maps
     assert set(np.unique(batch["masks"])) <= {0, 1, 2, 3}                     # of a few classes
     assert harness.count_frames(batch) == 3 + 6
+    assert harness.frame_sizes({**batch, "low": np.zeros((3, 2, 4, 6, 3), np.uint8)}) == ["8x8", "4x6"]
     gap = batch["gap"]                                 # times of a clip come in order
     assert ((gap >= 0) & (gap < 1)).all() and (np.diff(gap, axis=-1) >= 0).all()
 

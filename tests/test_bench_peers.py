@@ -287,14 +287,15 @@ def fgla_peer_latent_map(latents, masks):
     return fgla_peer.latent_map(latents, masks)
 
 
-@pytest.mark.parametrize("fused, resolution", [(False, "16"), (True, "16"), (False, "(16, 28)")])
+@pytest.mark.parametrize("fused, resolution", [(False, "16"), (True, "(16, 28)"), (False, "(32, 8)")])
 def test_stylegan_v_peer_computes_tlgen_frames_and_logits(fused, resolution):
     """With tlgen's parameters copied in, the peer's generator and discriminator give tlgen's
-    frames and logits (fused and unfused modulated convs alike; square frames and 16x28 ones,
-    from a 4x7 constant)."""
+    frames and logits (fused and unfused modulated convs alike; square frames, 16x28 ones from a
+    4x7 constant and 32x8 ones from a 4x1 constant)."""
     from bench.peers import stylegan_v as sgv_peer
     from tlgen import config as config_lib
     from tlgen.families.stylegan_v import training as family_module
+    from tlgen.models.pixels import frame_shape
     config = config_lib.load("configs/stylegan_v_clouds.py:tiny", [
         "data.dir=", f"model.resolution={resolution}", "model.concat_res=8", "model.max_frames=64",
         "model.max_period=64", f"model.fused_modconv={fused}"])
@@ -313,7 +314,7 @@ def test_stylegan_v_peer_computes_tlgen_frames_and_logits(fused, resolution):
     t = batch["time"] + np.float32(2.5)
     ours = np.array(jax.jit(gen.apply)({"params": state.params["g"]}, z, codes, t))
     ours_logits = np.asarray(jax.jit(disc.apply)({"params": state.params["d"]}, ours, batch["time"]))
-    assert ours.shape[2:4] == (16, 16 if resolution == "16" else 28)
+    assert ours.shape[2:4] == frame_shape(config.model.resolution)
     with torch.no_grad():
         frames = peer.g(torch.from_numpy(z), torch.from_numpy(codes), torch.from_numpy(t))
         logits = peer.d(torch.from_numpy(ours).permute(0, 1, 4, 2, 3), torch.from_numpy(batch["time"]))

@@ -138,12 +138,15 @@ def test_sizes_no_network_can_have_are_one_sentence(tmp_path):
             ("stylegan_v_clouds", "model.z_dim=0", "config.model.z_dim is 0; use 1 or more."),
             ("stylegan_v_clouds", "model.max_period=4", "config.model.max_period 4 must be at least "
              "config.model.min_period 8 (both positive, in frames)."),
-            ("stylegan_v_clouds", "model.resolution=48", "config.model.resolution is 48; use a power of two from "
-             "16 (N x N), or (height, width) with such a height and a width that is a multiple of a quarter "
-             "of it, e.g. (128, 224) for about 16:9."),
-            ("stylegan_v_clouds", "model.resolution=(32, 36)", "config.model.resolution is 32x36; use a power of "
-             "two from 16 (N x N), or (height, width) with such a height and a width that is a multiple of a "
-             "quarter of it, e.g. (128, 224) for about 16:9."),
+            ("stylegan_v_clouds", "model.resolution=48", "config.model.resolution is 48; its height must be a "
+             "power of two from 16 and its width a multiple of a quarter of the height (the nearest such size "
+             "is 64)."),
+            ("stylegan_v_clouds", "model.resolution=(32, 36)", "config.model.resolution is 32x36; its height must "
+             "be a power of two from 16 and its width a multiple of a quarter of the height (the nearest such "
+             "size is 32x40)."),
+            ("stylegan_v_clouds", "model.resolution=(144, 256)", "config.model.resolution is 144x256; its height "
+             "must be a power of two from 16 and its width a multiple of a quarter of the height (the nearest "
+             "such size is 128x256)."),
             ("stylegan_v_clouds", "model.concat_res=4", "config.model.concat_res 4 must be a power of two from "
              "8 to 16 (half the height of config.model.resolution), where D joins the frames."),
             ("long_video_city", "data.stride=0", "config.data.stride is 0; use 1 or more."),
@@ -199,4 +202,4 @@ def test_sizes_no_network_can_have_are_one_sentence(tmp_path):
     assert not (tmp_path / "w").exists()
     from tlgen.data.dataset import open_training_data
     with pytest.raises(UserError, match=r"^config.model.resolution is 0x0; give the frames' size in pixels\.$"):
-        open_training_data("unused", image_size=0, size_key="config.model.resolution")
+        open_training_data("unused", image_size=(0, 0), size_key="config.model.resolution")

@@ -86,7 +86,8 @@ def test_animate_with_a_region_reference_speed_and_npz(run, capsys):
         np.testing.assert_array_equal(picture[:16], np.concatenate(list(outs[name]["frames"]), axis=1))
         assert picture[16:, :16].max() == 0 and picture[16:, 16:].max() > 0
     printed = capsys.readouterr().out
-    assert f"water from {clip}" in printed and "speed 2" in printed
+    # the clip is of the model's size: no note of fitting it
+    assert f"water from {clip}; speed 1" in printed and "speed 2" in printed
     base, water, fast = outs["codebook"], outs["water"], outs["fast"]
     assert base["frames"].shape == (5, 16, 16, 3) and base["flows"].shape == (4, 16, 16, 2)
     # The reference replaces the water latent only; sky and ground keep their codebook latents.

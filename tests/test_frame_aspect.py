@@ -47,4 +47,3 @@ def test_a_family_trains_and_animates_at_the_datasets_aspect(family, tmp_path, c
     for name, shape in outputs.items():
         assert npz[name].shape[1:] == shape, name
     assert read_video(str(out / "a.mp4"))[0].shape == (5, 16, 24, 3)
-

@@ -123,6 +123,10 @@ def test_the_discriminators_name_the_clips_they_take():
     for shape in ((1, 3, 2 * r, 2 * r, 3), (1, 2, r, r, 3)):
         with pytest.raises(ValueError, match=rf"^frames must be \(B, 3, {r}, {r}, 3\); got shape "):
             jax.eval_shape(lambda: d.init(key, jnp.zeros(shape), jnp.zeros(shape[:2])))
+    cfg.resolution = (16, 28)
+    wide = stylegan_v.discriminator(cfg, num_frames=3)                # transposed frames: refused
+    with pytest.raises(ValueError, match=r"^frames must be \(B, 3, 16, 28, 3\); got shape \(1, 3, 28, 16, 3\)"):
+        jax.eval_shape(lambda: wide.init(key, jnp.zeros((1, 3, 28, 16, 3)), jnp.zeros((1, 3))))
     small = long_video.Discriminator(frames=4, max_edge=16, channels=(8,), head_channels=8, head_convs=1)
     with pytest.raises(ValueError, match=r"frames of 16x32 px: the discriminator takes up to 16 px a side"):
         jax.eval_shape(lambda: small.init(key, jnp.zeros((1, 4, 16, 32, 3))))

@@ -88,14 +88,21 @@ def synthetic_batch(spec: Mapping[str, jax.ShapeDtypeStruct], seed: int = 0) -> 
     return batch
 
 
+def _frame_shapes(batch: Mapping[str, Any]) -> list[tuple[int, ...]]:
+    """Shapes of the batch's images: its uint8 arrays ending in (H, W, 3)."""
+    shapes = [np.shape(v) for v in batch.values() if getattr(v, "dtype", None) == np.uint8]
+    return [s for s in shapes if len(s) >= 4 and s[-1] == 3]
+
+
 def count_frames(batch: Mapping[str, Any]) -> int:
     """Images in a batch: every uint8 array ending in (H, W, 3) counts its leading dims."""
-    frames = 0
-    for value in batch.values():
-        shape, dtype = np.shape(value), getattr(value, "dtype", None)
-        if dtype == np.uint8 and len(shape) >= 4 and shape[-1] == 3:
-            frames += int(np.prod(shape[:-3]))
-    return frames
+    return sum(int(np.prod(shape[:-3])) for shape in _frame_shapes(batch))
+
+
+def frame_sizes(batch: Mapping[str, Any]) -> list[str]:
+    """The batch's image sizes, "HxW", largest first."""
+    sizes = {shape[-3:-1] for shape in _frame_shapes(batch)}
+    return [f"{h}x{w}" for h, w in sorted(sizes, key=lambda s: -s[0] * s[1])]
 
 
 def bench_batch(spec: family_lib.Family, training: family_lib.Training,
@@ -202,7 +209,7 @@ def run_benchmark(config: ml_collections.ConfigDict, *, steps: int = 10, batch: 
         "environment": environment(),
     }
     host_batch, source = host_batch or bench_batch(spec, training, config)
-    record["data"] = source
+    record["data"], record["frame_sizes"] = source, frame_sizes(host_batch)
     frames_per_step = count_frames(host_batch)
 
     log.info("%s batch %s ready; compiling the step", source,

@@ -47,9 +47,10 @@ def _fmt(value, spec: str, missing: str = "-") -> str:
 def summary(record: dict) -> str:
     """A few lines describing one benchmark record."""
     step, peak, env = record["step"], record["peak"], record["environment"]
+    sizes = " and ".join(record.get("frame_sizes", []))       # records before 2026-12-07 have none
     lines = [
-        f"{record['family']}:{record['variant']} {record['dtype']} batch {record['batch']} "
-        f"on {env['device_kind']} ({record['data']} data)",
+        f"{record['family']}:{record['variant']} {record['dtype']} batch {record['batch']}"
+        f"{sizes and f' of {sizes} frames'} on {env['device_kind']} ({record['data']} data)",
         f"  compile      {record['compile']['lower_s'] + record['compile']['compile_s']:.1f} s",
         f"  step         {step['median_s'] * 1e3:.2f} ms (median of {record['steps']}), "
         f"{step['samples_per_s']:.1f} samples/s, {step['frames_per_s']:.1f} frames/s",

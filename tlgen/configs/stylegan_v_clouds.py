@@ -58,7 +58,7 @@ def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
         time_conditioning=True,          # False: D blind to time gaps (the paper's ablation)
     ))
     cfg.loss = ml_collections.ConfigDict(dict(
-        r1_gamma=-1.0,                   # < 0: 0.0002 * resolution^2 / batch
+        r1_gamma=-1.0,                   # < 0: 0.0002 * height * width / batch
         r1_every=16,                     # lazy R1
         augment="diffaugment",           # "diffaugment" (p = 1), "ada" (adaptive p) or "none"
         augment_ops="diffaugment",       # DiffAugment's, or "bgc": ADA's (the public default)

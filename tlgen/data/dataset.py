@@ -331,14 +331,14 @@ def data_identity(data_dir: str) -> dict | None:
             "videos": videos}
 
 
-def open_training_data(data_dir: str, *, image_size: int | tuple[int, int] | None = None,
+def open_training_data(data_dir: str, *, image_size: tuple[int, int] | None = None,
                        size_key: str = "config.data.image_size", flow: bool = False,
                        run: str | None = None) -> Dataset:
     """Opens `config.data.dir` for training, with one-sentence errors when it is empty, not a
-    dataset, holds frames of another size than `image_size` (named by `size_key`, or by the
-    trained `run` that uses it) or lacks the optical flow the family needs."""
+    dataset, holds frames of another size than `image_size` (height, width; named by `size_key`,
+    or by the trained `run` that uses it) or lacks the optical flow the family needs."""
     if image_size is not None:
-        want = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+        want = tuple(image_size)
         if min(want) < 1:
             raise UserError(f"{size_key} is {'x'.join(map(str, want))}; give the frames' size in pixels.")
     ds = open_dataset(data_dir)
@@ -349,13 +349,8 @@ def open_training_data(data_dir: str, *, image_size: int | tuple[int, int] | Non
             if run:
                 raise UserError(f"{data_dir} holds {h}x{w} frames but the run {run} takes {wh}x{ww}; "
                                 f"prepare it with --size {size}.")
-            if h != w and isinstance(image_size, int):      # a family of square frames
-                raise UserError(f"{data_dir} holds {h}x{w} frames but this family takes square ones "
-                                f"({size_key} {size}); prepare it with --size {size} (a centre "
-                                f"crop), or with --size N and --{size_key}=N.")
-            value = h if isinstance(image_size, int) else f'"({h}, {w})"'
             raise UserError(f"{data_dir} holds {h}x{w} frames but {size_key} is {wh}x{ww}; prepare "
-                            f"it with --size {size} or set --{size_key}={value}.")
+                            f"it with --size {size} or set --{size_key}=\"({h}, {w})\".")
     if flow and not ds.metadata.get("has_flow"):
         raise UserError(f"{data_dir} has no optical flow; prepare it with --flow.")
     return ds

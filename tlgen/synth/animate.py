@@ -33,8 +33,7 @@ def fit_image(image: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, str
 
     Returns the fitted image and a note saying what was done.
     """
-    note = f"input {fit_note(image.shape[:2], size)}"
-    return (image if image.shape[:2] == tuple(size) else resize_crop(image, tuple(size))), note
+    return resize_crop(image, tuple(size)), f"input {fit_note(image.shape[:2], size)}"
 
 
 def fit_note(native: tuple[int, int], size: tuple[int, int]) -> str:
@@ -43,13 +42,13 @@ def fit_note(native: tuple[int, int], size: tuple[int, int]) -> str:
     return f"{h}x{w} used as is" if (h, w) == (sh, sw) else f"{h}x{w} resized and center-cropped to {sh}x{sw}"
 
 
-def reference_frames(path: str, size: tuple[int, int], count: int) -> tuple[np.ndarray, str]:
+def reference_frames(path: str, size: tuple[int, int], count: int, info=None) -> tuple[np.ndarray, str]:
     """The first `count` frames of the video `path` fitted to `size` (H, W) as `fit_image` fits
     an image (ffmpeg decodes only those), and " (what fitting did)" when its frames are of
-    another size ("" when of this one)."""
+    another size ("" when of this one). `info`: its `probe_video`, when already read."""
     from tlgen.data.video_io import first_frames, probe_video
 
-    info = probe_video(path)
+    info = info or probe_video(path)
     native = (info.height, info.width)
     frames = first_frames(path, size, count, info)
     return frames, "" if native == tuple(size) else f" ({fit_note(native, size)})"

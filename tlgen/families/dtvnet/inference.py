@@ -45,7 +45,7 @@ def animate_command(trained: Trained, args: argparse.Namespace) -> Animation:
     """`tlgen animate` on a DTVNet run: motion from --seed or from --reference's flow."""
     anim = animator(trained)
     size = anim.image_size
-    fitted, note = fit_image(args.image_array, size)
+    image, note = fit_image(args.image_array, size)
     if args.reference:
         # Only the first T + 1 frames are read, decoded at the model's size by ffmpeg.
         reference, ref_note = reference_frames(args.reference, size, anim.frames_per_pass + 1)
@@ -53,7 +53,7 @@ def animate_command(trained: Trained, args: argparse.Namespace) -> Animation:
         source = f"reference {args.reference}{ref_note}"
     else:
         motion, source = anim.motion_from_seed(args.seed), f"seed {args.seed}"
-    frames, flows = anim.animate(fitted, motion, args.frames)
+    frames, flows = anim.animate(image, motion, args.frames)
     return Animation(frames, {"frames": frames, "motion": np.asarray(motion[0]), "flows": flows},
                      f"{note}; motion from {source}")
 

@@ -179,15 +179,15 @@ def animate_command(trained: Trained, args: argparse.Namespace) -> Animation:
     sources = []
     if args.reference:
         ref_masks = masks
+        info = probe_video(args.reference)
         if args.reference_mask:
-            info = probe_video(args.reference)
             ref_masks = anim.masks(read_labels([args.reference_mask], "--reference-mask",
                                                (info.height, info.width), f"--reference {args.reference}",
                                                anim.regions, anim.size)[0])
-        frames, fitted = reference_frames(args.reference, anim.size, needed)
-        latents = anim.reference_latents(frames, ref_masks if anim.per_region else None,
+        ref_frames, ref_note = reference_frames(args.reference, anim.size, needed, info)
+        latents = anim.reference_latents(ref_frames, ref_masks if anim.per_region else None,
                                          f"--reference {args.reference}")
-        sources.append(f"reference {args.reference}{fitted}")
+        sources.append(f"reference {args.reference}{ref_note}")
     else:
         book = anim.codebook()
         choice = np.random.default_rng(args.seed).integers(0, CODEBOOK_SIZE, len(book))
@@ -210,12 +210,12 @@ def animate_command(trained: Trained, args: argparse.Namespace) -> Animation:
                             + (f"--mask {args.mask}" if args.mask else
                                f"without --mask it is all {trained.config.model.get('unmasked_region', anim.regions[-1])}")
                             + f"), so it would not move; label its {name} with --mask, or leave the reference out.")
-        frames, fitted = reference_frames(path, anim.size, needed)
-        region = anim.reference_latents(frames, None, f"--region-reference {item}")
+        ref_frames, ref_note = reference_frames(path, anim.size, needed)
+        region = anim.reference_latents(ref_frames, None, f"--region-reference {item}")
         steps = max(len(latents), len(region))
         latents = latents[np.arange(steps) % len(latents)].copy()
         latents[:, anim.regions.index(name)] = region[np.arange(steps) % len(region), anim.regions.index(name)]
-        sources.append(f"{name} from {path}{fitted}")
+        sources.append(f"{name} from {path}{ref_note}")
     frames, flows = anim.animate(image, masks, latents, num_frames, args.speed)
     return Animation(frames, {"frames": frames, "flows": flows, "latents": latents},
                      f"{note}; motion: {', '.join(sources)}; speed {args.speed:g}")

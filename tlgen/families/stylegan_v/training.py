@@ -15,6 +15,8 @@ to all its frames.
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -44,17 +46,24 @@ def r1_gamma(config) -> float:
 
 def frame_size(m) -> tuple[int, int]:
     """(height, width) of `config.model.resolution`; UserError unless the height is a power of
-    two from 16 and the width a multiple of a quarter of it."""
+    two from 16 and the width a multiple of a quarter of it, naming the nearest size that is."""
     try:
-        h, w, _ = sv.base_shape(m.resolution)
-        if h < 16:
-            raise ValueError
+        h, w = frame_shape(m.resolution)
+    except ValueError as e:
+        raise UserError(f"config.model.resolution is {m.resolution}: {e}.") from None
+    try:
+        sv.base_shape((h, w))
+        fits = h >= 16
     except ValueError:
-        value = m.resolution
-        shown = "x".join(map(str, value)) if isinstance(value, (tuple, list)) else value
-        raise UserError(f"config.model.resolution is {shown}; use a power of two from 16 (N x N), "
-                        f"or (height, width) with such a height and a width that is a multiple of "
-                        f"a quarter of it, e.g. (128, 224) for about 16:9.") from None
+        fits = False
+    if not fits:
+        near_h = 2 ** max(4, round(math.log2(max(h, 1))))
+        quarter = near_h // 4
+        near = (near_h, near_h if h == w else max(1, math.floor(w / quarter + 0.5)) * quarter)
+        shown = lambda a, b: f"{a}" if a == b else f"{a}x{b}"
+        raise UserError(f"config.model.resolution is {shown(h, w)}; its height must be a power of "
+                        f"two from 16 and its width a multiple of a quarter of the height (the "
+                        f"nearest such size is {shown(*near)}).")
     return h, w
 
 

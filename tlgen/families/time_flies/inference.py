@@ -127,8 +127,8 @@ def animate_command(trained: Trained, args: argparse.Namespace) -> Animation:
     anim = Animator(trained)
     size = anim.size
     info = probe_video(args.reference)
-    reference, fitted = reference_frames(args.reference, size,
-                                         args.frames + WINDOW - 1 if args.frames else 1 << 30)
+    reference, ref_note = reference_frames(args.reference, size,
+                                           args.frames + WINDOW - 1 if args.frames else 1 << 30, info)
     if len(reference) < 2:
         raise UserError(f"--reference {args.reference} has {len(reference)} frame; a reference video "
                         "needs at least 2.")
@@ -147,7 +147,7 @@ def animate_command(trained: Trained, args: argparse.Namespace) -> Animation:
     finally:
         bar.close()
     return Animation(frames, {"frames": frames},
-                     f"{note}; changes from {args.reference}{fitted}, a window of 3 frames per frame"
+                     f"{note}; changes from {args.reference}{ref_note}, a window of 3 frames per frame"
                      f"; noise seed {args.seed}")
 
 
