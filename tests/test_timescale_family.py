@@ -149,7 +149,9 @@ def test_look_positives_by_config_and_an_unknown_kind_is_one_sentence(data_dir, 
     assert len(err.splitlines()) == 1 and not (work / "checkpoints").exists()
 
 
-def test_frames_of_another_aspect_train_evaluate_and_make_timelapses(tmp_path, capsys):
+def test_frames_of_another_aspect_train_and_make_timelapses(tmp_path, capsys):
+    """A 32x48 dataset trains and makes timelapses of its size (the truth `tlgen eval` scores
+    such a dataset against is the crop prepare stored: test_data_synthetic)."""
     from tlgen.data.video_io import read_video
 
     data, workdir, out = str(tmp_path / "wide"), str(tmp_path / "run"), tmp_path / "out"
@@ -162,12 +164,7 @@ def test_frames_of_another_aspect_train_evaluate_and_make_timelapses(tmp_path, c
         'but config.model.image_size is 32x32; prepare it with --size 32 or set '
         '--config.model.image_size="(32, 48)".')
     assert main(train + ["--config.model.image_size=(32, 48)"]) == 0
-    assert main(["eval", "--workdir", workdir, "--out", str(out)]) == 0
-    with open(out / "report.json") as f:
-        rows = json.load(f)["band_fidelity"]
-    # the truth is the centre of the scene, as prepare stored it: the raw frame is close to it
-    # at the fastest cutoff (only passers-by and noise apart)
-    assert len(rows) == 4 and rows[-1]["raw"] > 30
+    out.mkdir()
     assert main(["timelapse", "--workdir", workdir, "--out", str(out / "t.mp4"), "--frames", "4",
                  "--npz", str(out / "t.npz")]) == 0
     assert np.load(out / "t.npz")["frames"].shape == (4, 32, 48, 3)
