@@ -144,6 +144,9 @@ def test_sizes_no_network_can_have_are_one_sentence(tmp_path):
             ("stylegan_v_clouds", "model.resolution=(32, 36)", "config.model.resolution is 32x36; its height must "
              "be a power of two from 16 and its width a multiple of a quarter of the height (the nearest such "
              "size is 32x40)."),
+            ("stylegan_v_clouds", "model.resolution=(16, 30)", "config.model.resolution is 16x30; it must be a "
+             "multiple of 4: the discriminator halves the frames to a map 4 high (the nearest such size is "
+             "16x32)."),
             ("stylegan_v_clouds", "model.resolution=(144, 256)", "config.model.resolution is 144x256; its height "
              "must be a power of two from 16 and its width a multiple of a quarter of the height (the nearest "
              "such size is 128x256)."),

@@ -266,15 +266,20 @@ def check_frame_size(config: ml_collections.ConfigDict, key: str, divisor: int, 
         size = frame_shape(node[leaf])
     except ValueError as e:
         raise UserError(f"config.{key} is {node[leaf]}: {e}.") from None
-    shown = lambda h, w: f"{h}" if h == w else f"{h}x{w}"
     if min(size) < least:
-        raise UserError(f"config.{key} is {shown(*size)}; use {least} or more pixels a side.")
+        raise UserError(f"config.{key} is {size_text(size)}; use {least} or more pixels a side.")
     if any(side % divisor for side in size):
         smallest = -(-least // divisor) * divisor
         near = [max(smallest, round(side / divisor) * divisor) for side in size]
-        raise UserError(f"config.{key} is {shown(*size)}; it must be a multiple of {divisor}: {why} "
-                        f"(the nearest such size is {shown(*near)}).")
+        raise UserError(f"config.{key} is {size_text(size)}; it must be a multiple of {divisor}: "
+                        f"{why} (the nearest such size is {size_text(near)}).")
     return size
+
+
+def size_text(size) -> str:
+    """A frame size (height, width) as the messages write it: N when square, else HxW."""
+    h, w = size
+    return f"{h}" if h == w else f"{h}x{w}"
 
 
 def compute_dtype(config):

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tlgen.config import check_at_least, compute_dtype
+from tlgen.config import check_at_least, check_frame_size, compute_dtype, size_text
 from tlgen.errors import UserError
 from tlgen.family import Training
 from tlgen.metrics import evaluators
@@ -44,26 +44,18 @@ def r1_gamma(config) -> float:
     return 0.0002 * h * w / int(config.data.batch_size)
 
 
-def frame_size(m) -> tuple[int, int]:
+def frame_size(config) -> tuple[int, int]:
     """(height, width) of `config.model.resolution`; UserError unless the height is a power of
     two from 16 and the width a multiple of a quarter of it, naming the nearest size that is."""
-    try:
-        h, w = frame_shape(m.resolution)
-    except ValueError as e:
-        raise UserError(f"config.model.resolution is {m.resolution}: {e}.") from None
-    try:
-        sv.base_shape((h, w))
-        fits = h >= 16
-    except ValueError:
-        fits = False
-    if not fits:
-        near_h = 2 ** max(4, round(math.log2(max(h, 1))))
+    h, w = check_frame_size(config, "model.resolution", 4, "the discriminator halves the frames "
+                            "to a map 4 high", least=16)
+    if h & (h - 1) or w % (h // 4):
+        near_h = 2 ** round(math.log2(h))
         quarter = near_h // 4
         near = (near_h, near_h if h == w else max(1, math.floor(w / quarter + 0.5)) * quarter)
-        shown = lambda a, b: f"{a}" if a == b else f"{a}x{b}"
-        raise UserError(f"config.model.resolution is {shown(h, w)}; its height must be a power of "
-                        f"two from 16 and its width a multiple of a quarter of the height (the "
-                        f"nearest such size is {shown(*near)}).")
+        raise UserError(f"config.model.resolution is {size_text((h, w))}; its height must be a power "
+                        f"of two from 16 and its width a multiple of a quarter of the height (the "
+                        f"nearest such size is {size_text(near)}).")
     return h, w
 
 
@@ -80,7 +72,7 @@ def networks(config, dtype=jnp.float32):
     if longest >= int(m.max_frames):
         raise UserError(f"config.data.spans reach {longest} frames, but D embeds time differences "
                         f"below config.model.max_frames {m.max_frames}; raise it or shorten the spans.")
-    res, concat = frame_size(m), int(m.concat_res)
+    res, concat = frame_size(config), int(m.concat_res)
     if concat < 8 or concat >= res[0] or concat & (concat - 1):
         raise UserError(f"config.model.concat_res {concat} must be a power of two from 8 to "
                         f"{res[0] // 2} (half the height of config.model.resolution), where D joins "
