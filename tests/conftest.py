@@ -72,6 +72,7 @@ def fill_disk(path, leave_kib: int = 0) -> None:
 
 # The slowest files first (longest-first packing): with `--dist loadfile --no-loadscope-reorder`
 # xdist hands files to the workers in this order, so no long file starts when the rest is done.
+# The demo runs the quickstart notebook's programs: placed well after it, it finds them compiled.
 SLOWEST_FIRST = ("test_long_video_family.py", "test_bench_peers.py", "test_stylegan_v_family.py",
                  "test_parallel_gans.py", "test_dtvnet_family.py", "test_colab_quickstart.py",
                  "test_timescale_family.py", "test_metric_statistics.py", "test_demo.py",

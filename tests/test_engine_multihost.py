@@ -10,13 +10,14 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from tests.test_engine_trainer import ROOT, ckpt_steps, train_rows, wait_for_step
 
 HEARTBEAT_S = 10
-STEPS = 60          # every run's length; the preempted job must stop before it
+STEPS = 40          # every run's length; the preempted job must stop before it
 
 
 def _env(**extra):
@@ -51,19 +52,23 @@ def launch_bare(workdir, delay, port, second_args=()):
     return procs
 
 
+def ended(proc):
+    """`proc`'s (output, the monotonic time it ended) as a future: waited for in a thread."""
+    pool = ThreadPoolExecutor(1)
+    future = pool.submit(lambda: (proc.communicate(timeout=120)[0], time.monotonic()))
+    pool.shutdown(wait=False)                          # its thread ends with the job
+    return future
+
+
 def test_two_processes_match_one_through_a_lost_process_a_bad_shard_and_preemption(tmp_path):
     from launch.local import free_port
     single = launch(str(tmp_path / "single"), 1, 4, delay=0)
-
     # One process raises (its batch does not split over the mesh) while the other already
-    # waits for it in a collective: that one is stopped within the heartbeat timeout.
-    lead, other = launch_bare(str(tmp_path / "raise"), 0.1, free_port(),
-                              ["--config.data.batch_size=6"])
-    assert other.wait(timeout=120) == 2
-    failed_at = time.monotonic()
-    lead_output = lead.communicate(timeout=120)[0]
-    assert lead.returncode != 0 and time.monotonic() - failed_at < 6 * HEARTBEAT_S, lead_output
-    assert "config.data.batch_size 6 must be divisible" in other.communicate()[0]
+    # waits for it in a collective: that one is stopped within the heartbeat timeout. (Checked
+    # at the end: meanwhile the next job runs.)
+    lead_raise, other_raise = launch_bare(str(tmp_path / "raise"), 0.1, free_port(),
+                                          ["--config.data.batch_size=6"])
+    raised = [ended(lead_raise), ended(other_raise)]
 
     workdir = str(tmp_path / "multi")
     lead, other = launch_bare(workdir, 0.1, free_port())
@@ -131,6 +136,10 @@ def test_two_processes_match_one_through_a_lost_process_a_bad_shard_and_preempti
         assert newest == rows[-1]["step"] == (STEPS if run == workdir else STEPS + 4)
         assert sorted(os.listdir(os.path.join(run, "checkpoints", str(newest), "data"))) == [
             "commit_success.txt", *[f"process_{i}-of-{processes}.json" for i in range(processes)]]
+
+    (lead_output, lead_end), (other_output, failed_at) = (f.result() for f in raised)
+    assert other_raise.returncode == 2 and "config.data.batch_size 6 must be divisible" in other_output
+    assert lead_raise.returncode != 0 and lead_end - failed_at < 6 * HEARTBEAT_S, lead_output
 
 
 def test_a_model_axis_across_processes_is_refused(tmp_path):
