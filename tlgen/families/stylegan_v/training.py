@@ -49,13 +49,15 @@ def frame_size(config) -> tuple[int, int]:
     two from 16 and the width a multiple of a quarter of it, naming the nearest size that is."""
     h, w = check_frame_size(config, "model.resolution", 4, "the discriminator halves the frames "
                             "to a map 4 high", least=16)
-    if h & (h - 1) or w % (h // 4):
+    try:
+        sv.base_shape((h, w))                       # the networks' own rule
+    except ValueError:
         near_h = 2 ** round(math.log2(h))
         quarter = near_h // 4
         near = (near_h, near_h if h == w else max(1, math.floor(w / quarter + 0.5)) * quarter)
         raise UserError(f"config.model.resolution is {size_text((h, w))}; its height must be a power "
                         f"of two from 16 and its width a multiple of a quarter of the height (the "
-                        f"nearest such size is {size_text(near)}).")
+                        f"nearest such size is {size_text(near)}).") from None
     return h, w
 
 
