@@ -271,14 +271,20 @@ def test_fgla_peer_computes_tlgen_latents_flows_and_loss(per_region):
     assert jax_count(params) == peer.parameters["fgla"]
     encoder, generator = fgla_training.networks(config)
     image, _, target, masks = fgla_training.split_batch(batch, 3)
-    latents = encoder.apply({"params": params["encoder"]}, target, masks)
+
+    @jax.jit
+    def tlgen_outputs(params):
+        latents = encoder.apply({"params": params["encoder"]}, target, masks)
+        flow = generator.apply({"params": params["generator"]}, image, fgla.latent_map(latents, masks))
+        loss, _ = fgla_training.losses(params, batch, config=config, encoder=encoder, generator=generator)
+        return latents, flow, loss
+
+    latents, flow, loss = tlgen_outputs(params)
     with torch.no_grad():
         peer_latents = peer.encoder(peer.target, peer.masks)
         np.testing.assert_allclose(peer_latents.numpy(), np.asarray(latents), rtol=1e-4, atol=1e-5)
-        flow = generator.apply({"params": params["generator"]}, image, fgla.latent_map(latents, masks))
         peer_flow = peer.generator(peer.image, fgla_peer_latent_map(peer_latents, peer.masks))
         np.testing.assert_allclose(peer_flow.permute(0, 2, 3, 1).numpy(), np.asarray(flow), rtol=1e-4, atol=1e-4)
-        loss, _ = fgla_training.losses(params, batch, config=config, encoder=encoder, generator=generator)
         np.testing.assert_allclose(float(peer.losses()), float(loss), rtol=1e-4)
 
 

@@ -240,8 +240,8 @@ def test_eval_and_samples_use_the_ema_generator():
     fam = FAMILY.training(config)
     batch = FAMILY.example_batch(config, 2)
     batch["frames"] = np.random.default_rng(0).integers(0, 256, batch["frames"].shape, dtype=np.uint8)
-    state = fam.init(jax.random.PRNGKey(0), batch)
-    other = jax.tree.map(lambda x: x * 0.5, state.params["g"])
+    state = jax.jit(fam.init)(jax.random.PRNGKey(0), batch)
+    other = jax.jit(lambda p: jax.tree.map(lambda x: x * 0.5, p))(state.params["g"])
     # One state structure (one compile per function): with an EMA copy the trained
     # parameters make no difference, the EMA copy does.
     with_ema = state.replace(ema={"g": other})

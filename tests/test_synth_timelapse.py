@@ -63,7 +63,7 @@ def test_interpolate_codes_hits_keyframes():
 
 @pytest.fixture(scope="module")
 def synth():
-    params = ae.init(jax.random.key(0), CFG)
+    params = jax.jit(lambda key: ae.init(key, CFG))(jax.random.key(0))
     frame_times = np.arange(50) * 60.0
     frames = np.random.default_rng(2).integers(0, 256, (50, 16, 16, 3), dtype=np.uint8)
     return tl.Synthesizer(params, CFG, lambda i: frames[i], frame_times, PERIODS, batch_size=4)

@@ -103,7 +103,8 @@ def test_class_weights_are_area_shares():
 
 def test_smoothed_noise_has_the_stated_correlation_and_chunks_agree():
     key, blur, sigma_z = jax.random.key(0), 1.0, 0.5
-    z = np.asarray(tf.smoothed_noise(key, 0, 64, (32, 32, 16), sigma_z, blur), np.float64)
+    noise = jax.jit(tf.smoothed_noise, static_argnums=(2, 3))
+    z = np.asarray(noise(key, 0, 64, (32, 32, 16), sigma_z, blur), np.float64)
     g = np.exp(-0.5 * np.arange(-1, 2) ** 2 / blur ** 2)
     g /= g.sum()
     energy = np.sum(g ** 2)
@@ -117,7 +118,7 @@ def test_smoothed_noise_has_the_stated_correlation_and_chunks_agree():
             b = np.take(inner, range(k, inner.shape[axis]), axis=axis)
             got = np.mean(a * b) / inner.var()
             assert abs(got - want) < 0.02, (axis, k, got, want)
-    parts = [tf.smoothed_noise(key, first, n, (32, 32, 16), sigma_z, blur) for first, n in ((0, 5), (5, 59))]
+    parts = [noise(key, first, n, (32, 32, 16), sigma_z, blur) for first, n in ((0, 5), (5, 59))]
     np.testing.assert_array_equal(np.concatenate(parts), z.astype(np.float32))
 
 
@@ -178,12 +179,12 @@ def test_generator_trains_both_encoders_through_the_adains(tmp_path):
     image = RNG.uniform(size=(1, 16, 16, 3)).astype(np.float32)
     clip = RNG.uniform(size=(1, 3, 16, 16, 3)).astype(np.float32)
     masks = jnp.asarray(_masks(5, 1, 16, 16))
-    encoded = vgg19.VGG19(pool="haar", padding="reflect").apply({"params": params}, image)
+    encoded = jax.jit(vgg19.VGG19(pool="haar", padding="reflect").apply)({"params": params}, image)
     assert [h.shape for h in encoded[1]] == [(1, 8, 8, 64, 3), (1, 4, 4, 128, 3), (1, 2, 2, 256, 3)]
     gen = tf.Generator(num_classes=3)
     variables = jax.eval_shape(gen.init, jax.random.key(0), encoded, clip, masks, masks)
     variables = jax.tree.map(lambda s: jnp.asarray(RNG.normal(0, 0.05, s.shape), jnp.float32), variables)
-    noise = tf.smoothed_noise(jax.random.key(1), 0, 1, (16, 16, 64))
+    noise = jax.jit(tf.smoothed_noise, static_argnums=(2, 3))(jax.random.key(1), 0, 1, (16, 16, 64))
 
     @jax.jit
     def loss_and_grads(p):

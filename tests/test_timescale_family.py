@@ -93,9 +93,9 @@ def test_levels_beyond_the_period_reconstruct_its_mean(data_dir, one_level):
     assert lv.period_levels == (1, 2)
     batch = next(iter(FAMILY.training(config).make_pipeline("train", 0, 1)))
     assert batch["period_target"].shape == (8, 2, 32, 32, 3)
-    params = FAMILY.training(config).init(jax.random.PRNGKey(0), batch).params["ae"]
-    run = lambda cfg, b: losses(params, b, config=cfg, lv=layout(cfg, [1200.0, 2400.0, 4800.0, 9600.0]),
-                                dtype=jax.numpy.float32)[1]
+    params = jax.jit(FAMILY.training(config).init)(jax.random.PRNGKey(0), batch).params["ae"]
+    run = lambda cfg, b: jax.jit(lambda p, b: losses(p, b, config=cfg, lv=layout(cfg, [1200.0, 2400.0, 4800.0, 9600.0]),
+                                                     dtype=jax.numpy.float32)[1])(params, b)
     own = run(config, batch)
     as_frame = run(config, {**batch, "period_target": np.repeat(batch["anchor"][:, None], 2, axis=1)})
     frame = run(plain, {k: v for k, v in batch.items() if k != "period_target"})

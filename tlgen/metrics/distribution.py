@@ -72,13 +72,16 @@ def frechet_distance(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov2: n
     cov1 cov2), eigenvalues within rounding of zero (below n * eps * the largest) taken as 0:
     real, and stable for the singular covariances of fewer samples than dimensions, where a
     general matrix square root is not (and where the square roots of rounding errors would
-    add up to a visible bias).
+    add up to a visible bias). Its nonzero eigenvalues are those of the r x r matrix
+    S V' cov2 V S, with V S^2 V' the rank-r part of cov1: a covariance of fewer samples than
+    dimensions costs one eigendecomposition of cov1, not three n^3 products.
     """
     mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
     cov1, cov2 = np.asarray(cov1, np.float64), np.asarray(cov2, np.float64)
     values, vectors = np.linalg.eigh((cov1 + cov1.T) / 2)
-    root1 = (vectors * np.sqrt(_significant(values))) @ vectors.T
-    middle = root1 @ cov2 @ root1
+    kept = _significant(values) > 0
+    range1 = vectors[:, kept] * np.sqrt(values[kept])                # (n, r)
+    middle = range1.T @ cov2 @ range1
     trace_root = np.sum(np.sqrt(_significant(np.linalg.eigvalsh((middle + middle.T) / 2))))
     diff = mu1 - mu2
     return float(diff @ diff + np.trace(cov1) + np.trace(cov2) - 2.0 * trace_root)
