@@ -105,10 +105,10 @@ def test_fir_resampling_and_downsampling_conv_against_numpy():
     np.testing.assert_allclose(np.asarray(layers.downsample2(jnp.asarray(x, jnp.float32))),
                                _np_blur(x, (1, 1))[:, ::2, ::2], rtol=1e-5, atol=1e-5)
     conv = layers.EqualizedConv(3, 3, gain=1.0, down=True)
-    params = conv.init(jax.random.key(0), jnp.zeros((1, 6, 6, 2)))
+    params = jax.jit(conv.init)(jax.random.key(0), jnp.zeros((1, 6, 6, 2)))
     kernel = np.asarray(params["params"]["kernel"]) / np.sqrt(9 * 2)
     want = _np_conv(_np_blur(x, (2, 2)), kernel[None], (0, 0))[:, ::2, ::2]
-    np.testing.assert_allclose(np.asarray(conv.apply(params, jnp.asarray(x, jnp.float32))), want,
+    np.testing.assert_allclose(np.asarray(jax.jit(conv.apply)(params, jnp.asarray(x, jnp.float32))), want,
                                rtol=1e-4, atol=1e-5)
 
 
@@ -235,10 +235,10 @@ def test_activations_clamp_at_256_in_reduced_precision_only():
     peaks = {}
     for dtype in (jnp.float32, jnp.bfloat16):
         layer = sv.SynthesisLayer(8, dtype=dtype)
-        params = layer.init(jax.random.key(6), x, w)
+        params = jax.jit(layer.init)(jax.random.key(6), x, w)
         params = jax.tree_util.tree_map_with_path(      # a bias of 1000: lrelu gives ~1414
             lambda path, v: v + 1000.0 if path[-1].key == "bias" and v.ndim == 1 and v.shape[0] == 8 else v, params)
-        peaks[dtype] = float(jnp.max(layer.apply(params, x, w)))
+        peaks[dtype] = float(jnp.max(jax.jit(layer.apply)(params, x, w)))
     assert peaks[jnp.bfloat16] == 256.0 and peaks[jnp.float32] > 1000.0
     big = jnp.full((1, 8, 8, 4), 1000.0)
     conv = lambda n, k, name, **kw: (lambda v: jnp.mean(v, -1, keepdims=True).repeat(n, -1)[:, ::2, ::2]

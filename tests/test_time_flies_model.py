@@ -69,7 +69,7 @@ def test_each_class_takes_the_reference_class_statistics():
     y = RNG.normal(5.0, 0.3, (1, 16, 16, 3)).astype(np.float32) * np.array([1, 2, 3], np.float32)
     mx, my = _masks(3, 1, 16, 16), _masks(4, 1, 16, 16)
     w = lambda m: tf.class_weights(jnp.asarray(m), 3, (16, 16))
-    out = np.asarray(tf.classwise_adain(x, y, w(mx), w(my)))
+    out = np.asarray(jax.jit(tf.classwise_adain)(x, y, w(mx), w(my)))
     for s in range(3):
         got, want = out[0][mx[0] == s], y[0][my[0] == s]
         np.testing.assert_allclose(got.mean(0), want.mean(0), atol=1e-4)
@@ -83,12 +83,12 @@ def test_classes_the_reference_lacks_take_its_whole_statistics():
     mx[:, :4] = 1                                          # image: classes 0 and 1
     my = np.full((1, 8, 8), 2)                             # video: class 2 only
     w = lambda m: tf.class_weights(jnp.asarray(m), 3, (8, 8))
-    out = np.asarray(tf.classwise_adain(x, y, w(mx), w(my)))
+    out = np.asarray(jax.jit(tf.classwise_adain)(x, y, w(mx), w(my)))
     for s in (0, 1):                                       # each takes mu(y), sigma(y) of all of y
         got = out[0][mx[0] == s]
         np.testing.assert_allclose(got.mean(0), y[0].reshape(-1, 2).mean(0), atol=1e-4)
         np.testing.assert_allclose(got.std(0), y[0].reshape(-1, 2).std(0), rtol=1e-3)
-    grads = jax.grad(lambda y: tf.classwise_adain(x, y, w(mx), w(my)).sum())(y)
+    grads = jax.jit(jax.grad(lambda y: tf.classwise_adain(x, y, w(mx), w(my)).sum()))(y)
     assert np.isfinite(grads).all() and np.any(grads)       # y's whole map now drives them
 
 
@@ -164,11 +164,11 @@ def test_video_encoder_starts_as_vgg_on_a_still_clip(tmp_path):
     params = load_torch_weights(_vgg_file(tmp_path), vgg19.abstract_params(), key="vgg",
                                 prefixes=vgg19.torch_prefixes())
     image = RNG.uniform(size=(2, 16, 16, 3)).astype(np.float32)
-    taps, highs = vgg19.VGG19().apply({"params": params}, image)
+    taps, highs = jax.jit(vgg19.VGG19().apply)({"params": params}, image)
     assert highs == [] and [taps[k].shape[1:] for k in vgg19.TAPS] == [
         (16, 16, 64), (8, 8, 128), (4, 4, 256), (2, 2, 512)]
     still = np.repeat(image[:, None], 3, axis=1)
-    relu1_1, relu2_1 = tf.VideoEncoder().apply({"params": tf.video_encoder_params(params)}, still)
+    relu1_1, relu2_1 = jax.jit(tf.VideoEncoder().apply)({"params": tf.video_encoder_params(params)}, still)
     np.testing.assert_allclose(relu1_1, taps["relu1_1"], rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(relu2_1, taps["relu2_1"], rtol=1e-4, atol=1e-4)
 
