@@ -123,6 +123,13 @@ def checksums(tree, shardings=None) -> dict[str, jax.Array]:
     return {jax.tree_util.keystr(path): sums[i] for i, (path, _) in enumerate(flat)}
 
 
+@functools.lru_cache(maxsize=8)
+def _jitted_checksums(treedef, leaf_shardings: tuple) -> Callable:
+    """`checksums` jitted for one tree of shardings, kept: a process that loads a run again
+    (a notebook, the commands run in-process) reuses its trace and compiled program."""
+    return jax.jit(functools.partial(checksums, shardings=jax.tree.unflatten(treedef, leaf_shardings)))
+
+
 def corruption(error: BaseException) -> str | None:
     """Why `error`, raised while reading a checkpoint, shows that the stored checkpoint is
     bad (unreadable metadata, a missing or truncated file), or None."""
@@ -580,7 +587,8 @@ def restore_networks(workdir: str, networks: tuple[str, ...], *, step: int | Non
             item=abstract, restore_args=ocp.checkpoint_utils.construct_restore_args(abstract),
             partial_restore=True))).state
         saved = {k: v[2] for k, v in wanted.items() if len(v) > 2}
-        now = jax.device_get(jax.jit(functools.partial(checksums, shardings=shardings))(restored))
+        leaves, treedef = jax.tree.flatten(shardings)
+        now = jax.device_get(_jitted_checksums(treedef, tuple(leaves))(restored))
         now = {_parse_path(k): v for k, v in now.items()}
         wrong = [k for k, v in saved.items() if int(now[k]) != int(v)]
         if wrong:
