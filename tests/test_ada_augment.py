@@ -16,6 +16,7 @@ from tlgen.train.gan import clip_augmentation
 torch = __import__("torch") if os.environ.get("TLGEN_REQUIRE_TORCH") else pytest.importorskip("torch")
 F = torch.nn.functional
 apply_transforms, augment_clips = jax.jit(ada.apply_transforms), jax.jit(ada.augment_clips)
+bgc_transforms = jax.jit(ada.bgc_transforms, static_argnums=(1, 3))
 
 
 def _upfirdn_torch(x, f, up, down, pads, flip):
@@ -70,7 +71,7 @@ def test_geometry_equals_adas_steps_per_clip(size):
     clips = np.asarray(jax.random.uniform(jax.random.key(0), (6, 2, h, w, 3), minval=-1, maxval=1),
                        np.float64)
     for p, seed in ((1.0, 1), (0.5, 2)):
-        g_inv, _ = ada.bgc_transforms(jax.random.key(seed), 6, p, size)
+        g_inv, _ = bgc_transforms(jax.random.key(seed), 6, p, size)
         out = np.asarray(apply_transforms(jnp.asarray(clips, jnp.float32), g_inv, None))
         for b in range(6):
             stacked = clips[b].transpose(0, 3, 1, 2).reshape(6, h, w)
@@ -82,7 +83,7 @@ def test_identity_and_integer_translation_are_exact():
     """The sym6 round trip is a perfect reconstruction: p = 0 returns the clip, and an integer
     translation returns the reflect-padded clip shifted (NumPy)."""
     clips = jax.random.uniform(jax.random.key(3), (2, 3, 12, 20, 3), minval=-1, maxval=1)
-    g_inv, colour = ada.bgc_transforms(jax.random.key(4), 2, 0.0, (12, 20))
+    g_inv, colour = bgc_transforms(jax.random.key(4), 2, 0.0, (12, 20))
     np.testing.assert_array_equal(np.asarray(g_inv), np.broadcast_to(np.eye(3), (2, 3, 3)))
     np.testing.assert_array_equal(np.asarray(colour), np.broadcast_to(np.eye(4), (2, 4, 4)))
     np.testing.assert_allclose(np.asarray(augment_clips(jax.random.key(4), clips, 0.0)),
@@ -103,7 +104,7 @@ def test_one_transform_for_every_frame_of_a_clip():
     for f in range(3):
         np.testing.assert_allclose(np.asarray(augment_clips(key, clips[:, f:f + 1], 1.0))[:, 0], out[:, f],
                                    atol=2e-6)
-    colour = np.asarray(ada.bgc_transforms(key, 4, 1.0, (16, 16))[1])
+    colour = np.asarray(bgc_transforms(key, 4, 1.0, (16, 16))[1])
     rgb = np.asarray(clips, np.float64)
     expected = np.einsum("bij,bfhwj->bfhwi", colour[:, :3, :3], rgb) + colour[:, None, None, None, :3, 3]
     np.testing.assert_allclose(np.asarray(apply_transforms(clips, None, colour)), expected, atol=2e-6)
@@ -129,7 +130,7 @@ def test_draw_probabilities():
     hue and saturation keep the grey axis; every draw is off at p = 0."""
     n = 20000
     for p in (1.0, 0.4):
-        drawn = ada.bgc_transforms(jax.random.key(7), n, p, (32, 32))
+        drawn = bgc_transforms(jax.random.key(7), n, p, (32, 32))
         g_inv, colour = (np.asarray(a, np.float64) for a in drawn)
         mirrored = np.mean(np.linalg.det(g_inv[:, :2, :2]) < 0)
         luma_flipped = np.mean(np.linalg.det(colour[:, :3, :3]) < 0)
