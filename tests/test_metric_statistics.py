@@ -35,6 +35,16 @@ def test_frechet_distance_of_singular_covariances_is_finite_and_zero_for_equal_s
     assert dist.frechet_from_stats(a, b) == pytest.approx(0.0, abs=1e-6 * np.trace(a.cov))
     c = dist.FeatureStats(64).update(x + 0.1)
     assert np.isfinite(dist.frechet_from_stats(a, c)) and dist.frechet_from_stats(a, c) > 0
+    # rank 9 against a full-rank covariance: the n x n form, cov1^(1/2) cov2 cov1^(1/2)
+    full = dist.FeatureStats(64).update(rng.normal(size=(200, 64)))
+    values, vectors = np.linalg.eigh(a.cov)
+    root = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+    roots = np.sqrt(np.clip(np.linalg.eigvalsh(root @ full.cov @ root), 0, None))
+    want = np.sum((a.mean - full.mean) ** 2) + np.trace(a.cov) + np.trace(full.cov) - 2 * np.sum(roots)
+    np.testing.assert_allclose(dist.frechet_from_stats(a, full), want, rtol=1e-6)
+    # a zero covariance (rank 0): its root is 0
+    np.testing.assert_allclose(dist.frechet_distance(x[0], np.zeros((64, 64)), full.mean, full.cov),
+                               np.sum((x[0] - full.mean) ** 2) + np.trace(full.cov), rtol=1e-12)
 
 
 def test_streaming_statistics_equal_numpy_and_merge():

@@ -89,7 +89,7 @@ def frechet_distance(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov2: n
 
 def _significant(values: np.ndarray) -> np.ndarray:
     """Eigenvalues of a PSD matrix with those within rounding of zero set to zero."""
-    tol = len(values) * np.finfo(np.float64).eps * max(float(np.max(np.abs(values))), 1e-300)
+    tol = len(values) * np.finfo(np.float64).eps * max(float(np.max(np.abs(values), initial=0.0)), 1e-300)
     return np.where(values > tol, values, 0.0)
 
 
