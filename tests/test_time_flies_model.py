@@ -101,10 +101,12 @@ def test_class_weights_are_area_shares():
     np.testing.assert_allclose(w.sum(-1), 1.0)
 
 
+smoothed_noise = jax.jit(tf.smoothed_noise, static_argnums=(2, 3))     # count and shape
+
+
 def test_smoothed_noise_has_the_stated_correlation_and_chunks_agree():
     key, blur, sigma_z = jax.random.key(0), 1.0, 0.5
-    noise = jax.jit(tf.smoothed_noise, static_argnums=(2, 3))
-    z = np.asarray(noise(key, 0, 64, (32, 32, 16), sigma_z, blur), np.float64)
+    z = np.asarray(smoothed_noise(key, 0, 64, (32, 32, 16), sigma_z, blur), np.float64)
     g = np.exp(-0.5 * np.arange(-1, 2) ** 2 / blur ** 2)
     g /= g.sum()
     energy = np.sum(g ** 2)
@@ -118,7 +120,7 @@ def test_smoothed_noise_has_the_stated_correlation_and_chunks_agree():
             b = np.take(inner, range(k, inner.shape[axis]), axis=axis)
             got = np.mean(a * b) / inner.var()
             assert abs(got - want) < 0.02, (axis, k, got, want)
-    parts = [noise(key, first, n, (32, 32, 16), sigma_z, blur) for first, n in ((0, 5), (5, 59))]
+    parts = [smoothed_noise(key, first, n, (32, 32, 16), sigma_z, blur) for first, n in ((0, 5), (5, 59))]
     np.testing.assert_array_equal(np.concatenate(parts), z.astype(np.float32))
 
 
@@ -184,7 +186,7 @@ def test_generator_trains_both_encoders_through_the_adains(tmp_path):
     gen = tf.Generator(num_classes=3)
     variables = jax.eval_shape(gen.init, jax.random.key(0), encoded, clip, masks, masks)
     variables = jax.tree.map(lambda s: jnp.asarray(RNG.normal(0, 0.05, s.shape), jnp.float32), variables)
-    noise = jax.jit(tf.smoothed_noise, static_argnums=(2, 3))(jax.random.key(1), 0, 1, (16, 16, 64))
+    noise = smoothed_noise(jax.random.key(1), 0, 1, (16, 16, 64))
 
     @jax.jit
     def loss_and_grads(p):

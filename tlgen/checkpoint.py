@@ -40,12 +40,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
+from jax.sharding import Mesh
 from orbax.checkpoint import checkpoint_managers as policies
 
 from tlgen import config as config_lib
 from tlgen.errors import StorageError, UserError
 from tlgen.files import STORAGE_ERRNOS, storage_sentence, write_text
-from tlgen.parallel import agree, alike_leaves
+from tlgen.parallel import agree, alike_leaves, replicated
 
 log = logging.getLogger(__name__)
 
@@ -123,11 +124,20 @@ def checksums(tree, shardings=None) -> dict[str, jax.Array]:
     return {jax.tree_util.keystr(path): sums[i] for i, (path, _) in enumerate(flat)}
 
 
+def jitted_checksums(shardings, mesh: Mesh | None = None) -> Callable:
+    """`checksums` of a tree placed by `shardings`, jitted (outputs replicated on `mesh` when
+    given, so every process reads them), one program per tree of shardings kept for the
+    process: a run trained or loaded again in it reuses the trace and the compiled program."""
+    leaves, treedef = jax.tree.flatten(shardings)
+    return _jitted_checksums(treedef, tuple(leaves), mesh)
+
+
 @functools.lru_cache(maxsize=8)
-def _jitted_checksums(treedef, leaf_shardings: tuple) -> Callable:
-    """`checksums` jitted for one tree of shardings, kept: a process that loads a run again
-    (a notebook, the commands run in-process) reuses its trace and compiled program."""
-    return jax.jit(functools.partial(checksums, shardings=jax.tree.unflatten(treedef, leaf_shardings)))
+def _jitted_checksums(treedef, leaves: tuple, mesh: Mesh | None) -> Callable:
+    shardings = jax.tree.unflatten(treedef, leaves)
+    replicated_out = {} if mesh is None else {"out_shardings": replicated(mesh)}
+    return jax.jit(functools.partial(checksums, shardings=shardings), in_shardings=(shardings,),
+                   **replicated_out)
 
 
 def corruption(error: BaseException) -> str | None:
@@ -587,8 +597,7 @@ def restore_networks(workdir: str, networks: tuple[str, ...], *, step: int | Non
             item=abstract, restore_args=ocp.checkpoint_utils.construct_restore_args(abstract),
             partial_restore=True))).state
         saved = {k: v[2] for k, v in wanted.items() if len(v) > 2}
-        leaves, treedef = jax.tree.flatten(shardings)
-        now = jax.device_get(_jitted_checksums(treedef, tuple(leaves))(restored))
+        now = jax.device_get(jitted_checksums(shardings)(restored))
         now = {_parse_path(k): v for k, v in now.items()}
         wrong = [k for k, v in saved.items() if int(now[k]) != int(v)]
         if wrong:

@@ -106,7 +106,7 @@ class Engine:
         self.min_shard_bytes = int(config.mesh.get("fsdp_min_bytes", 2 ** 20))
         self.abstract = self.shardings = None
         self._step: dict = {}
-        self._sample = self._checksums = None
+        self._sample = None
         self._evaluators: dict = {}
         self.compiler_options = compiler_options(mesh.devices.flat[0].platform,
                                                  bool((config.get("train") or {}).get("deterministic")))
@@ -213,10 +213,7 @@ class Engine:
 
     def checksums(self, state) -> dict:
         """Per-leaf checksums of the state (tlgen.checkpoint.checksums), jitted, replicated."""
-        if self._checksums is None:
-            self._checksums = jax.jit(functools.partial(checkpoint_lib.checksums, shardings=self.shardings),
-                                      in_shardings=(self.shardings,), out_shardings=replicated(self.mesh))
-        return self._checksums(state)
+        return checkpoint_lib.jitted_checksums(self.shardings, self.mesh)(state)
 
     def evaluate(self, name: str, evaluator: family_lib.Evaluator, state, batch):
         """One batch of an evaluator's `compute`, jitted once; outputs replicated."""
