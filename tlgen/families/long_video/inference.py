@@ -26,6 +26,7 @@ from tlgen.families.long_video.training import G
 from tlgen.models import long_video as lv
 from tlgen.models import long_video_sr as lsr
 from tlgen.models.pixels import to_model_range, to_uint8
+from tlgen.streaming import fetched
 from tlgen.trained import Trained, load
 
 SUPERRES_FAMILY = "long_video_sr"
@@ -69,12 +70,12 @@ def generate(trained: Trained, frames: int, *, num: int = 1, seed: int = 0,
         raise UserError(f"--chunk {chunk} must be at least 1.")
     gen = lv.generator(trained.config.model, trained.dtype)
     chunk = gen.whole_scales(min(chunk, frames))
-    run = jax.jit(make_chunk(gen, chunk))
+    make = make_chunk(gen, chunk)
+    run = jax.jit(lambda params, keys, first: to_uint8(make(params, keys, first)))
     keys = video_keys(seed, num)
     params = trained.params[G]
-    for first in range(0, frames, chunk):
-        out = np.asarray(to_uint8(run(params, keys, jnp.int32(first))))
-        yield out[:, :min(chunk, frames - first)]
+    chunks = (run(params, keys, jnp.int32(first))[:, :frames - first] for first in range(0, frames, chunk))
+    yield from fetched(chunks)
 
 
 def superres_run(path: str, lowres: Trained) -> Trained:
@@ -118,16 +119,18 @@ def upscale(trained: Trained, lowres: Iterator[np.ndarray], *, num: int = 1, see
         short = frames + 2 * k - video.shape[1]
         if short > 0:
             video = np.concatenate([video, np.repeat(video[:, -1:], short, axis=1)], axis=1)
-        return np.asarray(run(video))[:, :n]
+        return run(video)[:, :n]
 
-    pending = None
-    for chunk in lowres:
-        pending = chunk if pending is None else np.concatenate([pending, chunk], axis=1)
-        while pending.shape[1] >= frames + 2 * k:
-            yield make(pending[:, :frames + 2 * k], frames)
-            pending = pending[:, frames:]
-    if pending is not None and pending.shape[1] > 2 * k:
-        yield make(pending, pending.shape[1] - 2 * k)
+    def passes():
+        pending = None
+        for chunk in lowres:
+            pending = chunk if pending is None else np.concatenate([pending, chunk], axis=1)
+            while pending.shape[1] >= frames + 2 * k:
+                yield make(pending[:, :frames + 2 * k], frames)
+                pending = pending[:, frames:]
+        if pending is not None and pending.shape[1] > 2 * k:
+            yield make(pending, pending.shape[1] - 2 * k)
+    yield from fetched(passes())
 
 
 def generate_command(trained: Trained, args: argparse.Namespace):

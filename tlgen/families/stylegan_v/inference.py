@@ -15,12 +15,14 @@ from collections.abc import Iterator
 import jax
 import jax.numpy as jnp
 import numpy as np
+from einops import rearrange
 
 from tlgen.errors import UserError
 from tlgen.family import number
 from tlgen.families.stylegan_v.training import G
 from tlgen.models import stylegan_v as sv
 from tlgen.models.pixels import to_uint8
+from tlgen.streaming import fetched
 from tlgen.trained import Trained
 
 
@@ -61,8 +63,9 @@ def make_block(gen: sv.Generator):
     return block
 
 
-def render(block, params, content_keys: jax.Array, motion_keys: jax.Array, times: np.ndarray) -> np.ndarray:
-    """uint8 (V, len(times), H, W, 3): frames at model `times` of the V videos of the keys.
+def render(block, params, content_keys: jax.Array, motion_keys: jax.Array, times: np.ndarray) -> jax.Array:
+    """uint8 (V, len(times), H, W, 3) on the device: frames at model `times` of the V videos of
+    the keys (dispatched, not waited for).
 
     Every frame is made by the same program, in a loop whose length is an argument: no chunk
     size, time scale or number of videos changes a pixel (XLA's results for a batch of
@@ -73,8 +76,7 @@ def render(block, params, content_keys: jax.Array, motion_keys: jax.Array, times
         pick = np.resize(np.arange(first, min(first + BLOCK, len(videos))), BLOCK)  # padded by repeats
         out.append(block(params, content_keys[videos[pick]], motion_keys[videos[pick]],
                          np.float32(times[steps[pick]]), np.int32(min(BLOCK, len(videos) - first))))
-    frames = np.concatenate([np.asarray(f) for f in out])[:len(videos)]
-    return frames.reshape(len(content_keys), len(times), *frames.shape[1:])
+    return rearrange(jnp.concatenate(out)[:len(videos)], "(v t) h w c -> v t h w c", v=len(content_keys))
 
 
 def generate(trained: Trained, frames: int, *, num: int = 1, seed: int = 0, time_scale: float = 1.0,
@@ -90,8 +92,8 @@ def generate(trained: Trained, frames: int, *, num: int = 1, seed: int = 0, time
                         "times resolve; lower either.")
     block = make_block(sv.generator(trained.config.model, trained.dtype))
     keys = video_keys(seed, num)
-    for first in range(0, frames, chunk):
-        yield render(block, trained.params[G], *keys, np.arange(first, min(first + chunk, frames)) * time_scale)
+    times = lambda first: np.arange(first, min(first + chunk, frames)) * time_scale  # noqa: E731
+    yield from fetched(render(block, trained.params[G], *keys, times(first)) for first in range(0, frames, chunk))
 
 
 def generate_command(trained: Trained, args: argparse.Namespace):

@@ -24,6 +24,7 @@ from tlgen.families.time_flies.training import G, image_encoder
 from tlgen.family import Animation, seed
 from tlgen.models import time_flies as tf
 from tlgen.models.pixels import frame_shape, to_uint8
+from tlgen.streaming import fetched
 from tlgen.trained import Trained
 
 CHUNK = 8
@@ -90,16 +91,17 @@ class Animator:
         last = np.minimum(np.arange(count)[:, None] + np.arange(WINDOW), len(reference) - 1)    # (N, 3)
         params, vgg = self.trained.params[G], self.trained.frozen["vgg19"]
         encoded = self._encode(vgg, jnp.asarray(image[None], jnp.float32) / 255.0)   # once per animation
-        out = []
-        for first in range(0, count, CHUNK):
+        def chunk(first):
             idx = np.arange(first, first + CHUNK).clip(max=count - 1)      # a full chunk: one program
-            chunk = self._frames(params, encoded, jnp.asarray(image_masks[None], jnp.int32),
-                                 reference[last[idx]].astype(np.float32) / 255.0,   # a chunk's windows
-                                 jnp.asarray(reference_masks[idx], jnp.int32),
-                                 jax.random.key(seed), first)
-            out.append(np.asarray(chunk)[:min(CHUNK, count - first)])
+            return self._frames(params, encoded, jnp.asarray(image_masks[None], jnp.int32),
+                                reference[last[idx]].astype(np.float32) / 255.0,   # a chunk's windows
+                                jnp.asarray(reference_masks[idx], jnp.int32),
+                                jax.random.key(seed), first)[:count - first]
+        out = []
+        for frames in fetched(chunk(first) for first in range(0, count, CHUNK)):
+            out.append(frames)
             if progress is not None:
-                progress.update(len(out[-1]))
+                progress.update(len(frames))
         return np.concatenate(out)
 
 
