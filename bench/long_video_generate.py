@@ -20,6 +20,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+os.environ["TLGEN_XLA_CACHE"] = "off"    # every run compiles, whatever an earlier one cached
 
 from tlgen.bench.report import write_json  # noqa: E402
 from tlgen.bench.timing import peak_rss_mib  # noqa: E402
@@ -63,7 +64,8 @@ def main() -> None:
                 "a tiny low-resolution generator trained one step")
         write_json([{"kind": "long_video_generate", "date": datetime.datetime.now().isoformat(timespec="seconds"),
                      "config": " + ".join(c for c, _ in stages), "chunk": args.chunk, "memory": memory,
-                     "note": f"tlgen generate (the CLI, process start and compile included) of {what}, "
+                     "note": "tlgen generate (the CLI, process start and compile included, no compilation "
+                             f"cache) of {what}, "
                              "written to mp4"}], args.out)
 
 

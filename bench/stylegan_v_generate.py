@@ -19,6 +19,7 @@ import time
 import types
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+os.environ["TLGEN_XLA_CACHE"] = "off"    # every `tlgen generate` compiles, whatever an earlier one cached
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -105,8 +106,9 @@ def main() -> None:
                   "rates": rates, "rates_note": "base widths (channel_base 16384) at each resolution, random "
                   "weights; tlgen: inference.generate, one frame per loop pass, chunks of 16; PyTorch: the peer's "
                   "generator, eager, all 32 frames in one batch",
-                  "memory": memory, "memory_note": "tlgen generate (the CLI) of a 256² generator with narrow "
-                  "widths (channel_base 512) trained one step; the loop and the writer are the base model's"}
+                  "memory": memory, "memory_note": "tlgen generate (the CLI, no compilation cache) of a 256² "
+                  "generator with narrow widths (channel_base 512) trained one step; the loop and the writer "
+                  "are the base model's"}
         write_json([record], args.out)
 
 

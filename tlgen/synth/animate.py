@@ -124,10 +124,11 @@ class Animator:
         t = self.frames_per_pass
         num_frames = t if num_frames is None else num_frames
         frames, flows, start = [], [], jnp.asarray(image[None])
-        for k in range(segments_needed(num_frames, t)):
+        for k in range(segments_needed(num_frames, t)):     # passes chained on the device
             video, low = _generate(self.generator, dtvnet.to_model_range(start), motion, dtype=self.dtype)
-            video = np.asarray(dtvnet.to_uint8(video[0]))
+            video = dtvnet.to_uint8(video[0])
             frames.append(video if k == 0 else video[1:])        # a pass starts at the last frame
-            flows.append(np.asarray(low[0]) if k == 0 else np.asarray(low[0, 1:]))
-            start = jnp.asarray(video[-1:])
-        return np.concatenate(frames)[:num_frames], np.concatenate(flows)[:num_frames]
+            flows.append(low[0] if k == 0 else low[0, 1:])
+            start = video[-1:]
+        return (np.concatenate([np.asarray(f) for f in frames])[:num_frames],
+                np.concatenate([np.asarray(f) for f in flows])[:num_frames])

@@ -74,6 +74,7 @@ class Animator:
             encoded = jax.tree.map(lambda x: jnp.repeat(x, clips.shape[0], axis=0), encoded)
             noise = (tf.smoothed_noise(key, first, clips.shape[0], (*self.size, 64), self.sigma_z,
                                        self.blur) if self.noise else None)
+            clips = clips.astype(jnp.float32) / 255.0       # uint8 windows cross to the device
             out = gen.apply({"params": params}, encoded, clips, jnp.repeat(image_masks, clips.shape[0], axis=0),
                             clip_masks, noise)
             return to_uint8(jnp.clip(out, 0.0, 1.0) * 2 - 1)
@@ -91,10 +92,11 @@ class Animator:
         last = np.minimum(np.arange(count)[:, None] + np.arange(WINDOW), len(reference) - 1)    # (N, 3)
         params, vgg = self.trained.params[G], self.trained.frozen["vgg19"]
         encoded = self._encode(vgg, jnp.asarray(image[None], jnp.float32) / 255.0)   # once per animation
+
         def chunk(first):
             idx = np.arange(first, first + CHUNK).clip(max=count - 1)      # a full chunk: one program
             return self._frames(params, encoded, jnp.asarray(image_masks[None], jnp.int32),
-                                reference[last[idx]].astype(np.float32) / 255.0,   # a chunk's windows
+                                reference[last[idx]],                  # a chunk's windows, uint8
                                 jnp.asarray(reference_masks[idx], jnp.int32),
                                 jax.random.key(seed), first)[:count - first]
         out = []
