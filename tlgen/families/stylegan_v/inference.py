@@ -92,8 +92,9 @@ def generate(trained: Trained, frames: int, *, num: int = 1, seed: int = 0, time
                         "times resolve; lower either.")
     block = make_block(sv.generator(trained.config.model, trained.dtype))
     keys = video_keys(seed, num)
-    times = lambda first: np.arange(first, min(first + chunk, frames)) * time_scale  # noqa: E731
-    yield from fetched(render(block, trained.params[G], *keys, times(first)) for first in range(0, frames, chunk))
+    params = trained.params[G]
+    yield from fetched(render(block, params, *keys, np.arange(first, min(first + chunk, frames)) * time_scale)
+                       for first in range(0, frames, chunk))
 
 
 def generate_command(trained: Trained, args: argparse.Namespace):
