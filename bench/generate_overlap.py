@@ -73,7 +73,8 @@ def main() -> None:
                     assert tlgen(["generate", *generate, "--out", os.path.join(work, f"{name}-{way}-{k}.mp4")]) == 0
                     if k >= 0:
                         seconds[way].append(round(time.perf_counter() - start, 2))
-            row = {"case": name, "generate": " ".join(generate[2:]), "seconds": seconds,
+            named = [os.path.basename(a) if a.startswith(work) else a for a in generate]   # runs by name
+            row = {"case": name, "generate": " ".join(named), "seconds": seconds,
                    "median_ratio": round(float(np.median(seconds["one_behind"]) / np.median(seconds["at_once"])), 3)}
             print(row, flush=True)
             rows.append(row)
