@@ -5,16 +5,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
+import jax
 import numpy as np
+
+_END = object()
 
 
 def fetched(chunks: Iterable) -> Iterator[np.ndarray]:
-    """NumPy copies of the arrays `chunks` yields, in order; each is fetched only after the
-    next has been asked for, so its work is already dispatched. At most two are in flight."""
-    pending, started = None, False
-    for chunk in chunks:
-        if started:
-            yield np.asarray(pending)
-        pending, started = chunk, True
-    if started:
+    """NumPy copies of the arrays `chunks` yields, in order. Chunk k + 1 is asked for (its work
+    dispatched) once chunk k is computed and before chunk k is fetched, so the device computes
+    k + 1 while the caller uses k, and runs one chunk's programs at a time (on a CPU, two in
+    flight would share its cores)."""
+    it = iter(chunks)
+    pending = next(it, _END)
+    while pending is not _END:
+        jax.block_until_ready(pending)
+        following = next(it, _END)
         yield np.asarray(pending)
+        pending = following
