@@ -192,6 +192,34 @@ def test_generate_any_length_in_chunks_deterministically(run):
     assert np.abs(a[0].astype(int) - a[1]).mean() > 1              # two videos, not one twice
 
 
+def test_eval_scores_generated_videos_against_the_capture(run):
+    """`tlgen eval`: 16-frame clips of the validation block against as many generated videos,
+    and the temporal spectrum of two generated videos (seed 1) against the whole capture's,
+    equal to one computed here from `tlgen generate`'s frames and the dataset's."""
+    from tlgen.data import open_dataset
+    from tlgen.metrics import temporal
+    tmp, data, workdir = run
+    out = str(tmp / "eval")
+    assert main(["eval", "--workdir", workdir, "--out", out, "--num-videos", "3", "--spectrum-frames", "96"]) == 0
+    report = json.load(open(os.path.join(out, "report.json")))
+    assert report["samples"] == {"clips": 3, "frames_per_clip": 16, "frames": 48}   # 30 held-out frames
+    assert report["swd"] > 0 and report["motion_swd_4_16"] > 0 and report["motion_swd"] > 0
+    assert set(report["not_computed"]) == {"fid", "kid", "fvd", "lpips"}
+    assert sorted(report["plots"]) == ["clips.png", "spectrum.png"]
+    assert report["spectrum_segment"] == 48 and report["spectrum_real_videos"] == 1      # min(1024, 96 / 2)
+    assert main(["generate", "--workdir", workdir, "--frames", "96", "--num", "2", "--seed", "1",
+                 "--out", str(tmp / "s.mp4"), "--npz", str(tmp / "s.npz")]) == 0
+    videos = np.load(tmp / "s.npz")["frames"]
+    times, frames = open_dataset(data).video_frames(0)
+    assert len(times) == 120                                                     # both splits
+    freqs, real = temporal.power_spectrum(temporal.frame_statistics(frames(np.arange(120))), 48)
+    _, fake = temporal.power_spectrum(np.stack([temporal.frame_statistics(v) for v in videos]), 48)
+    np.testing.assert_allclose([r["log_spectral_distance_db"] for r in report["spectrum"]],
+                               temporal.log_spectral_distance(freqs, fake, real, 4, 48), atol=1e-3)
+    slow = temporal.band_shares(freqs, real, (6.0,))[-1]                         # periods beyond 48 / 8
+    np.testing.assert_allclose([r["slow_share_real"] for r in report["spectrum"]], slow, atol=1e-4)
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--config.data.num_frames=200"], "no train video of {data} is 200 frames long"),
     (["--config.model.size=(32, 16)"], "holds 16x32 frames but config.model.size is 32x16; prepare it with "

@@ -193,6 +193,9 @@ def test_the_protocol_skips_a_distance_of_one_sample_and_notes_small_samples():
     assert abs(one["scores"]["kid_std"]) < 1e-12         # 0 up to rounding
     two = video_metrics(clips(2, 16), clips(2, 16), networks)
     assert "fvd" in two["scores"] and two["caveats"][2].startswith("fvd from 2 clips, fewer than its 400 features")
+    unpaired = video_metrics(clips(2, 16), clips(2, 16), networks, paired=False)
+    assert unpaired["not_computed"]["lpips"] == "the generated videos have no real counterpart to compare frame by frame"
+    assert "lpips" not in unpaired["scores"] and "fvd" in unpaired["scores"]
     single = video_metrics(clips(1, 1), clips(1, 1), networks)
     assert single["not_computed"]["fid"] == "1 frame; a distance between distributions needs 2 or more"
     assert "fid" not in single["scores"] and "kid" not in single["scores"]

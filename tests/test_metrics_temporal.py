@@ -26,6 +26,16 @@ def test_power_spectrum_finds_a_period_and_keeps_the_variance():
         temporal.power_spectrum(noise[:, :100], 256)
 
 
+def test_power_spectrum_of_series_of_any_lengths_pools_their_segments():
+    noise = np.random.default_rng(1).standard_normal((2, 1024, 3))
+    np.testing.assert_allclose(temporal.power_spectrum(list(noise), 256)[1],
+                               temporal.power_spectrum(noise, 256)[1])
+    a, b = noise[0], noise[1][:512]                                      # 7 and 3 segments of 256
+    _, pa = temporal.power_spectrum(a, 256)
+    _, pb = temporal.power_spectrum(b, 256)
+    np.testing.assert_allclose(temporal.power_spectrum([a, b], 256)[1], (7 * pa + 3 * pb) / 10)
+
+
 def test_frame_statistics_by_hand():
     frames = np.zeros((2, 2, 2, 3), np.uint8)
     frames[0, 0, 0] = [255, 0, 0]                                        # one red pixel of four

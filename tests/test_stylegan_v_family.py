@@ -91,6 +91,42 @@ def test_bad_generate_arguments_are_one_sentence(run, capsys, extra, message):
     assert not os.path.exists(tmp / "bad.mp4")
 
 
+def test_eval_falls_back_to_the_clips_the_split_holds_and_can_skip_the_spectrum(run):
+    tmp, workdir = run
+    out = str(tmp / "eval")
+    assert main(["eval", "--workdir", workdir, "--out", out, "--num-videos", "8", "--spectrum-frames", "0"]) == 0
+    report = json.load(open(os.path.join(out, "report.json")))
+    assert report["samples"] == {"clips": 5, "frames_per_clip": 8, "frames": 40}  # 12 held-out frames
+    assert report["notes"][:3] == [
+        "the validation split has no clip of 16 frames: the clips scored, and the distribution metrics, have 8",
+        "the validation split holds 5 distinct clips of 8 frames: 5 scored, not 8",
+        "temporal spectrum: not computed (--spectrum-frames 0)"]
+    assert report["plots"] == ["clips.png"] and report["spectrum"] == [] and report["motion_swd"] > 0
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--num-videos", "0"], "--num-videos 0 must be at least 1."),
+    (["--spectrum-frames", "-1"], "--spectrum-frames -1 must be at least 0."),
+    (["--lpips", "{tmp}/lpips.safetensors"], "--lpips compares each generated frame with its real counterpart, "
+     "and stylegan_v's videos have none; leave it out"),
+    (["--data", "{tmp}/other"], "holds 16x16 frames but the run"),
+])
+def test_bad_eval_input_is_one_sentence(run, capsys, extra, message):
+    tmp, workdir = run
+    if "--lpips" in extra and not os.path.exists(tmp / "lpips.safetensors"):
+        from tests import random_weights
+        from tlgen.models import lpips as lpips_model
+        random_weights.write(str(tmp / "lpips.safetensors"), lpips_model.abstract_params("alex"),
+                             lpips_model.torch_prefixes("alex"))
+    if "--data" in extra and not os.path.exists(tmp / "other"):
+        prepare(["synthetic:clouds:frames=8"], str(tmp / "other"), size=16, levels=1)
+    out = tmp / "bad-eval"
+    assert main(["eval", "--workdir", workdir, "--out", str(out), *[e.format(tmp=tmp) for e in extra]]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not os.path.exists(out)
+
+
 def test_other_commands_and_single_images_are_refused(run, tmp_path, capsys):
     _, workdir = run
     from PIL import Image

@@ -220,7 +220,8 @@ def motion_swd(real: np.ndarray, fake: np.ndarray, times: np.ndarray | None = No
     cut at `gap_edges`, both sets standardized by the real differences' statistics (a still
     video or flicker is far from real motion, not rescaled onto it). A generator whose motion
     ignores the gap fails the short and the long bands alike. Returns {"motion_swd": mean
-    over the bands, "motion_swd_<lo>_<hi>": per band}; without `times`, one band of all gaps."""
+    over the bands, "motion_swd_<lo>_<hi>": per band}; without `times`, one band of all gaps.
+    A band of fewer than 2 differences is left out (none: {})."""
     def diffs(x):
         x = unit_float(x)
         return (x[:, 1:] - x[:, :1] + 1.0) / 2.0                          # (N, F-1, H, W, C)
@@ -236,6 +237,6 @@ def motion_swd(real: np.ndarray, fake: np.ndarray, times: np.ndarray | None = No
         name = "motion_swd" if times is None else f"motion_swd_{lo:g}_{hi:g}"
         out[name] = swd(a[pick], b[pick], patches_per_image=patches_per_image, seed=seed,
                         min_size=min_size, scale_by_real=True)["swd"]
-    if times is not None:
+    if times is not None and out:
         out["motion_swd"] = float(np.mean(list(out.values())))
     return out

@@ -52,8 +52,8 @@ FLAGS = {"fid": "--inception", "kid": "--inception", "fvd": "--i3d", "lpips": "-
 
 
 def eval_clips(data_dir: str, split: str, *, lengths: tuple[int, ...], stride: int, num_clips: int,
-               with_masks: bool) -> tuple[list[dict], int, list[str]]:
-    """The clips an animation family's `tlgen eval` scores, batch 1 with flow (and masks): up
+               with_masks: bool, with_flow: bool = True) -> tuple[list[dict], int, list[str]]:
+    """The clips a family's `tlgen eval` scores, batch 1, with flow (and masks) when asked: up
     to `num_clips` distinct ones, drawn with `CLIP_SEED`, of the first of `lengths` frames
     (`stride` records apart) the split holds. Returns (batches, length, notes); UserError when
     it holds none."""
@@ -73,7 +73,7 @@ def eval_clips(data_dir: str, split: str, *, lengths: tuple[int, ...], stride: i
         notes.append(f"the {split} split holds {available} distinct clips of {length} frames: "
                      f"{available} scored, not {num_clips}")
     batches = iter(clip_dataset(data_dir, split, length=length, stride=stride, batch_size=1,
-                                seed=CLIP_SEED, with_flow=True, with_masks=with_masks))
+                                seed=CLIP_SEED, with_flow=with_flow, with_masks=with_masks))
     return [next(batches) for _ in range(min(num_clips, available))], length, notes
 
 
@@ -100,10 +100,15 @@ def _round(value: float) -> float:
     return float(f"{value:.4g}")
 
 
-def video_metrics(real: np.ndarray, fake: np.ndarray, networks: Networks, *, seed: int = 0) -> dict:
+UNPAIRED = "the generated videos have no real counterpart to compare frame by frame"
+
+
+def video_metrics(real: np.ndarray, fake: np.ndarray, networks: Networks, *, seed: int = 0,
+                  paired: bool = True) -> dict:
     """Scores of generated clips against real ones, both uint8 (N, T, H, W, 3) (T = 1 for
     still images), with the protocol: {"scores", "not_computed", "samples", "protocol",
-    "caveats"} (what the sample sizes mean for the scores)."""
+    "caveats"} (what the sample sizes mean for the scores). `paired`: clip i was made from
+    real clip i (LPIPS compares them); unpaired clips (a generator's) have no LPIPS."""
     if real.shape != fake.shape:
         raise ValueError(f"real and generated clips must have one shape, got {real.shape} and {fake.shape}")
     n, t = real.shape[:2]
@@ -129,7 +134,9 @@ def video_metrics(real: np.ndarray, fake: np.ndarray, networks: Networks, *, see
     elif networks.i3d is not None:
         missing["fvd"] = (f"the clips have {t} frame{'s' * (t != 1)}; the protocol needs {FVD_FRAMES}"
                           if t < FVD_FRAMES else _too_few(n, "clip"))
-    if networks.lpips is not None and min(real.shape[2:4]) >= LPIPS_MIN_SIZE[networks.lpips.net]:
+    if not paired:
+        missing["lpips"] = UNPAIRED
+    elif networks.lpips is not None and min(real.shape[2:4]) >= LPIPS_MIN_SIZE[networks.lpips.net]:
         scores["lpips"] = float(np.mean(networks.lpips.distance(fake_frames, real_frames)))
     elif networks.lpips is not None:
         missing["lpips"] = (f"frames of {min(real.shape[2:4])} px are smaller than LPIPS-"

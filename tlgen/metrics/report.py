@@ -88,6 +88,12 @@ def _previous_plots(out_dir: str) -> list[str]:
     return [p for p in plots if isinstance(p, str) and p.endswith(".png") and os.path.basename(p) == p]
 
 
+def figure(**kwargs):
+    """A matplotlib Figure outside pyplot: the process's backend (a notebook's) is left alone."""
+    from matplotlib.figure import Figure
+    return Figure(**kwargs)
+
+
 def write_png(path: str, image: np.ndarray) -> None:
     """Writes a uint8 (H, W, 3) image as PNG to `path` (whatever its name ends in)."""
     from PIL import Image

@@ -46,23 +46,27 @@ def frame_statistics(frames: np.ndarray) -> np.ndarray:
     return np.column_stack([luma.mean(axis=(1, 2)), rgb, luma.std(axis=(1, 2))])
 
 
-def power_spectrum(series: np.ndarray, segment: int) -> tuple[np.ndarray, np.ndarray]:
-    """Welch's power spectrum of time series (V, N, S) (V videos, N frames, S statistics):
-    half-overlapping Hann-windowed segments of `segment` frames, each minus its mean, |FFT|^2
-    averaged over segments and videos, scaled so that the power sums to the series' variance
-    within a segment (Parseval). Returns (frequencies in cycles per frame (F,), power (F, S))."""
-    x = np.asarray(series, np.float64)
-    if x.ndim == 2:
-        x = x[None]
-    if x.shape[1] < segment:
-        raise ValueError(f"series of {x.shape[1]} frames are shorter than a segment of {segment}")
+def power_spectrum(series, segment: int) -> tuple[np.ndarray, np.ndarray]:
+    """Welch's power spectrum of time series: (V, N, S) (V videos, N frames, S statistics), (N,
+    S), or a list of (N_i, S) of any lengths from `segment`: half-overlapping Hann-windowed
+    segments of `segment` frames, each minus its mean, |FFT|^2 averaged over the segments of
+    every series, scaled so that the power sums to the series' variance within a segment
+    (Parseval). Returns (frequencies in cycles per frame (F,), power (F, S))."""
+    if not isinstance(series, (list, tuple)):
+        series = np.asarray(series, np.float64)
+        series = list(series[None] if series.ndim == 2 else series)
     window = np.hanning(segment)
-    starts = range(0, x.shape[1] - segment + 1, segment // 2)
-    parts = np.stack([x[:, s:s + segment] for s in starts], axis=1)          # (V, K, L, S)
-    parts = (parts - parts.mean(axis=2, keepdims=True)) * window[:, None]
-    power = np.abs(np.fft.rfft(parts, axis=2)) ** 2
-    power[:, :, 1:(segment + 1) // 2] *= 2                                 # one-sided
-    power = power.mean(axis=(0, 1)) / (segment * np.sum(window ** 2))
+    parts = []
+    for x in series:
+        x = np.asarray(x, np.float64)
+        if len(x) < segment:
+            raise ValueError(f"series of {len(x)} frames are shorter than a segment of {segment}")
+        parts += [x[s:s + segment] for s in range(0, len(x) - segment + 1, segment // 2)]
+    parts = np.stack(parts)                                                # (K, L, S)
+    parts = (parts - parts.mean(axis=1, keepdims=True)) * window[:, None]
+    power = np.abs(np.fft.rfft(parts, axis=1)) ** 2
+    power[:, 1:(segment + 1) // 2] *= 2                                    # one-sided
+    power = power.mean(axis=0) / (segment * np.sum(window ** 2))
     return np.fft.rfftfreq(segment), power
 
 

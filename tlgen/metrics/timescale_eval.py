@@ -6,6 +6,7 @@ import numpy as np
 
 from tlgen.data.dataset import cell_means, frame_median, nearest_medians, period_mean, squared_distances, within_window
 from tlgen.metrics.image import psnr
+from tlgen.metrics.report import figure
 
 
 def mean_psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -89,15 +90,9 @@ def pca_2d(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return x @ vt[:2].T, var[:2] / max(var.sum(), 1e-30)
 
 
-def _figure(**kwargs):
-    """A matplotlib Figure outside pyplot: the process's backend (a notebook's) is left alone."""
-    from matplotlib.figure import Figure
-    return Figure(**kwargs)
-
-
 def plot_latent_pca(path: str, coords: dict[str, np.ndarray], times: np.ndarray) -> None:
     """Scatter of each code's 2-D PCA trajectory, coloured by time (hours)."""
-    fig = _figure(figsize=(4 * len(coords) + 1, 4), layout="constrained")
+    fig = figure(figsize=(4 * len(coords) + 1, 4), layout="constrained")
     axes = fig.subplots(1, len(coords), squeeze=False)
     hours = (np.asarray(times) - times[0]) / 3600.0
     for ax, (name, xy) in zip(axes[0], coords.items()):
@@ -111,7 +106,7 @@ def plot_latent_pca(path: str, coords: dict[str, np.ndarray], times: np.ndarray)
 
 def plot_band_fidelity(path: str, rows: list[dict], names: list[str]) -> None:
     """PSNR against the band-limited ground truth per cutoff, one line per method."""
-    fig = _figure(figsize=(5.5, 3.8))
+    fig = figure(figsize=(5.5, 3.8))
     ax = fig.subplots()
     cut = [r["cutoff_s"] / 3600.0 for r in rows]
     for name in names:

@@ -1,20 +1,24 @@
 """Long videos of dynamic scenes (Brooks et al., NeurIPS 2022), the low-resolution stage: a
 video GAN whose temporal latents (filtered noise with cutoff periods up to thousands of
 frames) carry change over long spans; `tlgen generate` makes videos of any length, chunk by
-chunk.
+chunk; `tlgen eval` scores them against the capture, their change over long spans included
+(`tlgen.metrics.generator_eval`).
 
 Model functions: `tlgen.models.long_video`; training: `training.py`; generation: `inference.py`.
 """
 
 from tlgen.family import Command, Family
 from tlgen.families.long_video import inference, training
+from tlgen.metrics import generator_eval
 
 FAMILY = Family(
     name="long_video",
     training=training.training,
     example_batch=training.example_batch,
     networks=(training.G,),
-    commands={"generate": Command(inference.generate_command, inference.add_generate_arguments)},
+    commands={"generate": Command(inference.generate_command, inference.add_generate_arguments),
+              "eval": Command(generator_eval.command(inference.generate, "config.model.size"),
+                              generator_eval.add_arguments)},
     inference_benchmark=inference.generator_benchmark,
 )
 
