@@ -27,17 +27,14 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from tlgen import config as config_lib  # noqa: E402
 from tlgen.bench.report import write_json  # noqa: E402
 from tlgen.data.prepare import prepare  # noqa: E402
 from tlgen.data.synthetic import DAY, make_scene  # noqa: E402
+from tlgen.families.time_flies.evaluation import clip_scores, pixel_transfer  # noqa: E402
 from tlgen.families.time_flies.inference import Animator  # noqa: E402
-from tlgen.families.time_flies.training import loss_features  # noqa: E402
-from tlgen.metrics.image import psnr, ssim  # noqa: E402
-from tlgen.metrics.temporal import e_tmp, sigma_tmp  # noqa: E402
 from tlgen.trained import load  # noqa: E402
 from tlgen.train.trainer import train  # noqa: E402
 
@@ -62,29 +59,6 @@ def test_windows(size: int, count: int, seed: int = 1):
     return out
 
 
-def gram_loss(vgg, frames, reference) -> float:
-    """Mean over VGG taps of ‖Gram(output) − Gram(reference frame)‖², the paper's style axis."""
-    fa, fb = (loss_features(vgg, jnp.asarray(x, jnp.float32) / 255.0) for x in (frames, reference))
-    gram = lambda f: jnp.einsum("bhwc,bhwd->bcd", f, f) / (f.shape[1] * f.shape[2] * f.shape[3])
-    return float(np.mean([jnp.mean(jnp.square(gram(fa[k]) - gram(fb[k]))) for k in fa]))
-
-
-def pixel_transfer(image, labels, reference, ref_labels) -> np.ndarray:
-    """The strongest simple baseline: each class of the image given the mean and std of the same
-    class in each reference frame, per colour channel (classwise AdaIN on pixels), frame t from
-    reference frame t."""
-    x = image.astype(np.float64)
-    out = np.empty((len(reference),) + image.shape)
-    for t in range(len(out)):
-        frame = x.copy()
-        for s in np.unique(labels):
-            src, dst = x[labels == s], reference[t][ref_labels[t] == s].astype(np.float64)
-            if len(dst):
-                frame[labels == s] = (src - src.mean(0)) / (src.std(0) + 1e-6) * dst.std(0) + dst.mean(0)
-        out[t] = frame
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
-
-
 def score(workdir: str | None, windows, vgg) -> dict:
     """Mean scores over the windows of a run (or, with workdir None, of the two baselines)."""
     if workdir is not None:
@@ -97,20 +71,12 @@ def score(workdir: str | None, windows, vgg) -> dict:
         else:
             made = {"": anim.animate(image, labels, reference, ref_labels, seed=0)}
         for name, frames in made.items():
-            rows.setdefault(name, []).append(_metrics(frames, image, reference, truth, vgg))
+            rows.setdefault(name, []).append(clip_scores(frames, image, reference, truth, vgg))
     return {name: _mean(r) for name, r in rows.items()}
 
 
 def _mean(rows) -> dict:
     return {k: float(f"{np.mean([r[k] for r in rows]):.4g}") for k in rows[0]}
-
-
-def _metrics(frames, image, reference, truth, vgg) -> dict:
-    return ({"psnr": float(np.mean(psnr(frames.astype(np.float32) / 255, truth.astype(np.float32) / 255))),
-                     "e_tmp": e_tmp(frames), "truth_e_tmp": e_tmp(truth), "sigma_tmp": sigma_tmp(frames, truth),
-                     "ssim_to_input": float(np.mean(ssim(frames.astype(np.float32) / 255,
-                                                         np.broadcast_to(image, frames.shape).astype(np.float32) / 255))),
-                     "gram_loss": gram_loss(vgg, frames, reference[:len(frames)])})
 
 
 def main() -> None:

@@ -163,7 +163,7 @@ def test_an_option_of_another_familys_command_names_the_families_that_take_it(tm
     workdir.mkdir()
     (workdir / "config.json").write_text(json.dumps({"family": "timescale_ae"}))
     for argv, says in [(["eval", "--workdir", str(workdir), "--num-clips", "4"],
-                        "--num-clips is an option of `tlgen eval` on dtvnet and fgla runs; this run "
+                        "--num-clips is an option of `tlgen eval` on dtvnet, fgla and time_flies runs; this run "
                         "is timescale_ae's (see `tlgen eval --workdir ... --help`)"),
                        (["eval", "--workdir", str(workdir), "--bogus", "4"],
                         "unrecognized arguments: --bogus 4")]:
@@ -239,7 +239,7 @@ def test_a_command_the_runs_family_lacks_is_named_before_its_checkpoint_is_looke
                      "--out", str(tmp_path / "a.mp4")]) == 2
     assert capsys.readouterr().err.strip().endswith(
         "the timescale_ae family cannot animate a still image; `tlgen animate` works with runs of "
-        "the dtvnet or fgla or time_flies families.")
+        "the dtvnet, fgla or time_flies families.")
 
 
 def test_closed_event_loop_reports_are_dropped_and_other_unraisable_errors_kept(capsys, monkeypatch):

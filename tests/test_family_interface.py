@@ -207,7 +207,7 @@ def test_registry_lists_the_builtin_families_and_their_commands():
     for name in ("long_video", "stylegan_v"):
         assert set(specs[name].commands) == {"eval", "generate"}, name
     assert set(specs["long_video_sr"].commands) == {"generate"}
-    assert set(specs["time_flies"].commands) == {"animate"}
+    assert set(specs["time_flies"].commands) == {"animate", "eval"}
     assert set(specs["timescale_ae"].commands) == {"eval", "timelapse"}
     assert family_lib.get("tests.toy_family") is toy_family.FAMILY
 

@@ -217,3 +217,60 @@ def test_missing_weights_or_masks_are_one_sentence(run, tmp_path, capsys):
     assert "masks" not in batch
     frames, masks, _, image_masks = tf_training.split_batch(batch, classwise=False)
     assert masks.shape == frames.shape[:4] and not np.any(masks) and not np.any(image_masks)
+
+
+def test_eval_scores_the_model_and_two_baselines_against_the_flipped_clip(run, capsys):
+    """`tlgen eval`: each held-out clip is the reference, its block's mean image flipped the
+    input, the clip flipped the truth; the rows are checked against PSNRs computed here."""
+    from tlgen.metrics.protocol import CLIP_SEED, eval_clips
+    tmp, workdir, _, data = run
+    out = str(tmp / "eval")
+    assert main(["eval", "--workdir", workdir, "--out", out, "--num-clips", "2"]) == 0
+    report = json.load(open(os.path.join(out, "report.json")))
+    assert report["samples"] == {"clips": 2, "frames_per_clip": 4, "frames": 8}     # 6 held-out frames
+    methods = {row["method"]: row for row in report["methods"]}
+    assert list(methods) == ["the model", "input image, unchanged", "classwise colour transfer on pixels"]
+    batches, _, _ = eval_clips(data, "validation", lengths=(16, 8, 4, 2), stride=1, num_clips=2,
+                               with_masks=True, with_flow=False, with_mean=True)
+    anim = Animator(load(workdir))
+
+    def psnr(frames, truth):             # mean over frames of 10 log10(1 / MSE), [0, 1] scale
+        mse = ((frames.astype(np.float64) - truth) / 255.0) ** 2
+        return np.mean(10 * np.log10(1.0 / mse.mean(axis=(1, 2, 3))))
+    model, unchanged = [], []
+    for batch in batches:
+        reference, labels = batch["frames"][0], batch["masks"][0]
+        image, truth = batch["mean"][0, :, ::-1], reference[:, :, ::-1]
+        made = anim.animate(image, labels[0, :, ::-1], reference, labels, seed=CLIP_SEED)
+        model.append(psnr(made, truth))
+        unchanged.append(psnr(np.broadcast_to(image, truth.shape), truth))
+    assert report["psnr"] == methods["the model"]["psnr"] == pytest.approx(np.mean(model), rel=1e-3)
+    assert methods["input image, unchanged"]["psnr"] == pytest.approx(np.mean(unchanged), rel=1e-3)
+    assert methods["input image, unchanged"]["e_tmp"] == 0
+    assert methods["input image, unchanged"]["ssim_to_input"] == pytest.approx(1.0, abs=1e-4)
+    assert len({row["truth_e_tmp"] for row in methods.values()}) == 1 and report["truth_e_tmp"] > 0
+    assert set(report["not_computed"]) == {"fid", "kid", "fvd", "lpips"} and report["swd"] > 0
+    assert report["plots"] == ["clips.png"]
+    assert main(["eval", "--workdir", workdir, "--out", str(tmp / "bad-eval"), "--num-clips", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "--num-clips 0 must be at least 1." in err and "Traceback" not in err
+    assert not os.path.exists(tmp / "bad-eval")
+
+
+def test_colour_transfer_gives_each_class_the_reference_class_statistics():
+    from tlgen.families.time_flies.evaluation import pixel_transfer
+    rng = np.random.default_rng(0)
+    image = rng.integers(40, 200, (6, 8, 3)).astype(np.uint8)
+    labels = np.zeros((6, 8), np.uint8)
+    labels[:, 4:] = 1
+    labels[0, 0] = 2                                   # a class the reference does not have
+    reference = rng.integers(80, 170, (2, 6, 8, 3)).astype(np.uint8)   # no clipping at 0 or 255
+    ref_labels = np.zeros((2, 6, 8), np.uint8)
+    ref_labels[:, 3:] = 1
+    out = pixel_transfer(image, labels, reference, ref_labels)
+    assert out.shape == (2, 6, 8, 3) and out[1, 0, 0].tolist() == image[0, 0].tolist()
+    for t in range(2):
+        for s in (0, 1):
+            got, want = out[t][labels == s].astype(float), reference[t][ref_labels[t] == s].astype(float)
+            np.testing.assert_allclose(got.mean(0), want.mean(0), atol=0.5)      # up to rounding to uint8
+            np.testing.assert_allclose(got.std(0), want.std(0), atol=0.5)

@@ -59,6 +59,12 @@ def seed(text: str) -> int:
     return value
 
 
+def spoken(items: Sequence[str], conjunction: str = "and") -> str:
+    """Items as a sentence lists them: "a", "a and b", "a, b and c"."""
+    items = list(items)
+    return f" {conjunction} ".join(filter(None, [", ".join(items[:-1]), items[-1]])) if items else ""
+
+
 # User commands a family may implement, with what each asks of it (see `Command`).
 COMMANDS = {
     "eval": "evaluate a run",
@@ -187,7 +193,7 @@ class Family:
         if name in self.commands:
             return self.commands[name]
         able = list(offering(name))
-        which = (f"runs of the {' or '.join(able)} famil{'y' if len(able) == 1 else 'ies'}"
+        which = (f"runs of the {spoken(able, 'or')} famil{'y' if len(able) == 1 else 'ies'}"
                  if able else "no built-in family yet")
         raise UserError(f"the {self.name} family cannot {COMMANDS[name]}; `tlgen {name}` works "
                         f"with {which}.")

@@ -103,7 +103,7 @@ def _unrecognized(name: str, unknown: Sequence[str], argv: Sequence[str]) -> str
             except UserError as e:
                 return str(e).rstrip(".")
         if family and option in owners and family not in owners[option]:
-            return (f"{option} is an option of `tlgen {name}` on {' and '.join(owners[option])} runs; "
+            return (f"{option} is an option of `tlgen {name}` on {family_lib.spoken(owners[option])} runs; "
                     f"this run is {family}'s (see `tlgen {name} --workdir ... --help`)")
     return f"unrecognized arguments: {' '.join(unknown)}"
 

@@ -52,8 +52,10 @@ FLAGS = {"fid": "--inception", "kid": "--inception", "fvd": "--i3d", "lpips": "-
 
 
 def eval_clips(data_dir: str, split: str, *, lengths: tuple[int, ...], stride: int, num_clips: int,
-               with_masks: bool, with_flow: bool = True) -> tuple[list[dict], int, list[str]]:
-    """The clips a family's `tlgen eval` scores, batch 1, with flow (and masks) when asked: up
+               with_masks: bool, with_flow: bool = True, with_mean: bool = False
+               ) -> tuple[list[dict], int, list[str]]:
+    """The clips a family's `tlgen eval` scores, batch 1, with flow, masks and the block's mean
+    image as asked (`clip_dataset`): up
     to `num_clips` distinct ones, drawn with `CLIP_SEED`, of the first of `lengths` frames
     (`stride` records apart) the split holds. Returns (batches, length, notes); UserError when
     it holds none."""
@@ -73,7 +75,8 @@ def eval_clips(data_dir: str, split: str, *, lengths: tuple[int, ...], stride: i
         notes.append(f"the {split} split holds {available} distinct clips of {length} frames: "
                      f"{available} scored, not {num_clips}")
     batches = iter(clip_dataset(data_dir, split, length=length, stride=stride, batch_size=1,
-                                seed=CLIP_SEED, with_flow=with_flow, with_masks=with_masks))
+                                seed=CLIP_SEED, with_flow=with_flow, with_masks=with_masks,
+                                with_mean=with_mean))
     return [next(batches) for _ in range(min(num_clips, available))], length, notes
 
 
