@@ -179,7 +179,7 @@ def test_commands_a_family_lacks_are_one_sentence(run, tmp_path, capsys):
     assert main(["animate", "--workdir", workdir, "--image", image, "--out", str(tmp_path / "a.mp4")]) == 2
     assert capsys.readouterr().err.strip() == (
         "tlgen animate: error: the toy family cannot animate a still image; `tlgen animate` works "
-        "with runs of the dtvnet or fgla or time_flies families.")
+        "with runs of the dtvnet, fgla or time_flies families.")
     assert not os.listdir(tmp_path)
 
 
