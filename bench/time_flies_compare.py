@@ -33,7 +33,7 @@ from tlgen import config as config_lib  # noqa: E402
 from tlgen.bench.report import write_json  # noqa: E402
 from tlgen.data.prepare import prepare  # noqa: E402
 from tlgen.data.synthetic import DAY, make_scene  # noqa: E402
-from tlgen.families.time_flies.evaluation import clip_scores, pixel_transfer  # noqa: E402
+from tlgen.families.time_flies.evaluation import clip_scores, grams, pixel_transfer  # noqa: E402
 from tlgen.families.time_flies.inference import Animator  # noqa: E402
 from tlgen.trained import load  # noqa: E402
 from tlgen.train.trainer import train  # noqa: E402
@@ -65,13 +65,14 @@ def score(workdir: str | None, windows, vgg) -> dict:
         anim = Animator(load(workdir))
     rows = {}
     for image, labels, reference, ref_labels, truth in windows:
+        style = grams(vgg, reference)
         if workdir is None:
             made = {"input image, unchanged": np.broadcast_to(image, truth.shape),
                     "classwise colour transfer on pixels": pixel_transfer(image, labels, reference, ref_labels)}
         else:
             made = {"": anim.animate(image, labels, reference, ref_labels, seed=0)}
         for name, frames in made.items():
-            rows.setdefault(name, []).append(clip_scores(frames, image, reference, truth, vgg))
+            rows.setdefault(name, []).append(clip_scores(frames, image, style, truth, vgg))
     return {name: _mean(r) for name, r in rows.items()}
 
 

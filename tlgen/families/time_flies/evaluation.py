@@ -55,25 +55,33 @@ def pixel_transfer(image: np.ndarray, labels: np.ndarray, reference: np.ndarray,
 
 
 @jax.jit
-def _gram_loss(vgg, frames, reference):
-    fa, fb = (loss_features(vgg, x.astype(jnp.float32) / 255.0) for x in (frames, reference))
-    gram = lambda f: jnp.einsum("bhwc,bhwd->bcd", f, f) / (f.shape[1] * f.shape[2] * f.shape[3])  # noqa: E731
-    return jnp.mean(jnp.stack([jnp.mean(jnp.square(gram(fa[k]) - gram(fb[k]))) for k in fa]))
+def _grams(vgg, frames):
+    features = loss_features(vgg, frames.astype(jnp.float32) / 255.0)
+    return {k: jnp.einsum("bhwc,bhwd->bcd", f, f) / (f.shape[1] * f.shape[2] * f.shape[3])
+            for k, f in features.items()}
 
 
-def gram_loss(vgg, frames: np.ndarray, reference: np.ndarray) -> float:
-    """The paper's style axis: the mean over VGG-19's relu1_1 ... relu4_1 (`loss_features`, the
-    parameters `vgg`) of ‖Gram(frame t) − Gram(reference frame t)‖² (mean square), uint8 frames."""
-    return float(_gram_loss(vgg, jnp.asarray(frames), jnp.asarray(reference)))
+def grams(vgg, frames: np.ndarray) -> dict:
+    """{tap: (T, C, C)} Gram matrices of VGG-19's relu1_1 ... relu4_1 (`loss_features`, the
+    parameters `vgg`) of uint8 frames (T, H, W, 3), each divided by the tap's H * W * C."""
+    return jax.device_get(_grams(vgg, jnp.asarray(frames)))
 
 
-def clip_scores(frames, image, reference, truth, vgg) -> dict:
-    """The per-clip scores of one method's uint8 frames (T, H, W, 3) (see the module docstring)."""
+def gram_loss(a: dict, b: dict) -> float:
+    """The paper's style axis: the mean over taps of the mean square ‖Gram a_t − Gram b_t‖²
+    of two `grams` (one of a single frame stands for every frame)."""
+    return float(np.mean([np.mean(np.square(a[k].astype(np.float64) - b[k])) for k in a]))
+
+
+def clip_scores(frames, image, reference_grams: dict, truth, vgg, frame_grams: dict | None = None) -> dict:
+    """The per-clip scores of one method's uint8 frames (T, H, W, 3) (see the module
+    docstring); the Gram loss against the reference's `grams`, the frames' own computed here
+    unless given."""
     unit = lambda x: np.asarray(x, np.float32) / 255.0     # noqa: E731
     return {"psnr": float(np.mean(psnr(unit(frames), unit(truth)))),
             "e_tmp": e_tmp(frames), "truth_e_tmp": e_tmp(truth), "sigma_tmp": sigma_tmp(frames, truth),
             "ssim_to_input": float(np.mean(ssim(unit(frames), np.broadcast_to(unit(image), frames.shape)))),
-            "gram_loss": gram_loss(vgg, frames, reference[:len(frames)])}
+            "gram_loss": gram_loss(frame_grams or grams(vgg, frames), reference_grams)}
 
 
 METHODS = ("the model", "input image, unchanged", "classwise colour transfer on pixels")
@@ -108,8 +116,10 @@ def evaluate(trained: Trained, out_dir: str, data_dir: str | None = None, *, spl
         methods = {"the model": anim.animate(image, image_labels, reference, labels, seed=CLIP_SEED),
                    "input image, unchanged": np.broadcast_to(image, truth.shape),
                    "classwise colour transfer on pixels": pixel_transfer(image, image_labels, reference, labels)}
+        style = grams(vgg, reference)
+        own = {"input image, unchanged": grams(vgg, image[None])}        # one frame for all
         for name, frames in methods.items():
-            rows[name].append(clip_scores(frames, image, reference, truth, vgg))
+            rows[name].append(clip_scores(frames, image, style, truth, vgg, own.get(name)))
         made.append(methods["the model"])
         truths.append(truth)
     os.makedirs(out_dir, exist_ok=True)
