@@ -218,3 +218,20 @@ def test_global_latent_variant_animates_from_its_codebook_and_refuses_region_ref
     capsys.readouterr()
     assert _animate(workdir, image, str(root / "al_bad.mp4"), "--region-reference", f"sky={clip}") == 2
     assert "encodes one global latent" in capsys.readouterr().err
+
+
+def test_a_dataset_without_masks_gives_batches_like_the_example(run, tmp_path, caplog):
+    """Footage without masks trains as one region: the pipeline yields no label maps, and
+    `example_batch` (what the trainer checks the first batch against) has none either."""
+    from tlgen.families.fgla import training as fgla_training
+    video = str(tmp_path / "v.mp4")
+    write_video(video, make_scene("water", size=16).render(np.arange(12) * 1.0), 10)
+    data = str(tmp_path / "plain")
+    prepare([video], data, size=(16, 16), flow=True, levels=1)
+    shapes = lambda batch: {k: (np.shape(v), np.asarray(v).dtype) for k, v in batch.items()}  # noqa: E731
+    for path, masked in ((data, False), (str(run[0] / "water"), True)):
+        config = config_lib.load("configs/fgla_landscape.py:tiny", TINY + [f"data.dir={path}"])
+        batch = next(iter(fgla_training.training(config).make_pipeline("train", 0, 1)))
+        assert ("masks" in batch) == masked
+        assert shapes(fgla_training.example_batch(config, 8)) == shapes(batch)
+    assert "has no region masks: FGLA trains with one region (ground)" in caplog.text

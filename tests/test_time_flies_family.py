@@ -274,3 +274,18 @@ def test_colour_transfer_gives_each_class_the_reference_class_statistics():
             got, want = out[t][labels == s].astype(float), reference[t][ref_labels[t] == s].astype(float)
             np.testing.assert_allclose(got.mean(0), want.mean(0), atol=0.5)      # up to rounding to uint8
             np.testing.assert_allclose(got.std(0), want.std(0), atol=0.5)
+
+
+def test_the_example_batch_is_shaped_like_the_pipelines_with_and_without_classes(run):
+    """`example_batch` (what `tlgen bench` times, checked by the trainer against the first
+    batch) holds label maps exactly when the pipeline does: a model of one class reads none."""
+    from tlgen import config as config_lib
+    from tlgen.families.time_flies import training as tf_training
+    _, _, vgg, data = run
+    shapes = lambda batch: {k: (np.shape(v), np.asarray(v).dtype) for k, v in batch.items()}  # noqa: E731
+    for classwise in (True, False):
+        config = config_lib.load(CONFIG, [o[len("--config."):] for o in SMALL] + [
+            f"data.dir={data}", f"model.vgg19={vgg}", f"model.classwise={classwise}"])
+        batch = next(iter(tf_training.training(config).make_pipeline("train", 0, 1)))
+        assert shapes(tf_training.example_batch(config, 8)) == shapes(batch)
+        assert ("masks" in batch) == classwise

@@ -103,9 +103,9 @@ def losses(params, batch, *, config, encoder, generator, has_masks=True):
 
 
 def has_masks(config, run: str | None = None) -> bool:
-    """Whether the dataset has region masks (without, every pixel is region 0, as logged);
-    UserError when its masks hold more classes than `config.model.regions` names. `run`: the
-    trained workdir that uses it, named in errors."""
+    """Whether the dataset has region masks (without, every pixel is region 0; so without a
+    dataset); UserError when its masks hold more classes than `config.model.regions` names.
+    `run`: the trained workdir that uses it, named in errors."""
     from tlgen.data.dataset import open_training_data
     if not config.data.dir:
         return True
@@ -115,10 +115,6 @@ def has_masks(config, run: str | None = None) -> bool:
     if ds.metadata.get("has_masks") and classes > regions:
         raise UserError(f"{config.data.dir} has {classes} mask classes but config.model.regions "
                         f"names {regions}; name one region per class (class k is regions[k]).")
-    if not ds.metadata.get("has_masks"):
-        log.warning("%s has no region masks: FGLA trains with one region (%s) covering every "
-                    "pixel; prepare it with --masks DIR for per-region motion",
-                    config.data.dir, config.model.regions[0])
     return bool(ds.metadata.get("has_masks"))
 
 
@@ -132,6 +128,10 @@ def training(config) -> Training:
         raise UserError("config.model.regions is empty; name the regions of the masks' classes "
                         "(class k is regions[k]).")
     masked = has_masks(config)
+    if not masked:
+        log.warning("%s has no region masks: FGLA trains with one region (%s) covering every "
+                    "pixel; prepare it with --masks DIR for per-region motion",
+                    config.data.dir, config.model.regions[0])
     loss_fn = lambda p, b: losses(p, b, config=config, encoder=encoder, generator=generator,
                                   has_masks=masked)
 
@@ -176,9 +176,10 @@ def training(config) -> Training:
 
 
 def example_batch(config, batch_size: int) -> dict:
-    """Zero arrays shaped like one pair batch."""
+    """Zero arrays shaped like one pair batch (label maps when the dataset has them, as
+    without one)."""
     size = frame_shape(config.data.image_size)
+    masks = {"masks": np.zeros((batch_size, 2, *size), np.uint8)} if has_masks(config) else {}
     return {"frames": np.zeros((batch_size, 2, *size, 3), np.uint8),
-            "flow": np.zeros((batch_size, 1, *size, 2), np.float32),
-            "masks": np.zeros((batch_size, 2, *size), np.uint8),
+            "flow": np.zeros((batch_size, 1, *size, 2), np.float32), **masks,
             "time": np.zeros((batch_size, 2), np.float32)}

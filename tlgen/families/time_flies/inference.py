@@ -159,7 +159,8 @@ def generator_benchmark(trained: Trained, batch: dict):
     """`tlgen bench`'s inference figure: one chunk of 8 frames of one animation (image, labels
     and an 8-frame reference drawn from the batch's first clip)."""
     anim = Animator(trained)
-    frames, masks = np.asarray(batch["frames"][0]), np.asarray(batch["masks"][0])
+    frames = np.asarray(batch["frames"][0])
+    masks = np.asarray(batch["masks"][0]) if "masks" in batch else np.zeros(frames.shape[:3], np.uint8)
     reference = np.concatenate([frames, frames])[:CHUNK]
     labels = np.concatenate([masks, masks])[:CHUNK]
     image = np.asarray(batch["mean"][0])

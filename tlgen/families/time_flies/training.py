@@ -105,10 +105,10 @@ def noise_for(rng, batch_size: int, shape, config):
 
 
 def example_batch(config, batch_size: int) -> dict:
-    """Zero arrays shaped like one pipeline batch."""
+    """Zero arrays shaped like one pipeline batch (label maps only for a classwise model)."""
     size = frame_shape(config.data.image_size)
-    return {"frames": np.zeros((batch_size, CLIP, *size, 3), np.uint8),
-            "masks": np.zeros((batch_size, CLIP, *size), np.uint8),
+    masks = {"masks": np.zeros((batch_size, CLIP, *size), np.uint8)} if config.model.classwise else {}
+    return {"frames": np.zeros((batch_size, CLIP, *size, 3), np.uint8), **masks,
             "mean": np.zeros((batch_size, *size, 3), np.uint8),
             "time": np.zeros((batch_size, CLIP), np.float32)}
 
