@@ -36,6 +36,13 @@ MIN_PERIOD = 4          # the log-spectral distance's fastest period (frames)
 SLOW = 8                # "slow": periods beyond segment / SLOW
 UNITS = ((86400.0, "days"), (3600.0, "hours"), (60.0, "minutes"), (1.0, "seconds"))   # the plot's periods
 
+MOTION_PROTOCOL = ("SWD of frame differences x_t - x_0 (mapped to [0, 1], standardized by the real ones), "
+                   "per band of gaps t: under 4 frames, 4 to 16, 16 and more; mean over the bands")
+SPECTRUM_PROTOCOL = (f"Welch (Hann, half-overlapping segments of up to {SEGMENT} frames) of each frame's mean "
+                     "brightness, R, G, B and contrast; log-spectral distance: RMS of 10 log10(generated / "
+                     f"real) over periods {MIN_PERIOD} frames to a segment; slow share: power at periods "
+                     f"beyond segment / {SLOW}")
+
 Generate = Callable[..., Iterator[np.ndarray]]   # (trained, frames, num=, seed=) -> uint8 chunks
 
 
@@ -113,6 +120,26 @@ def plot_spectra(path: str, spectra: dict, interval_s: float) -> None:
     fig.savefig(path, dpi=110)
 
 
+def spectrum(trained, generate: Generate, data_dir: str, stride: int, frames: int, videos: int,
+             out_dir: str) -> tuple[list[dict], dict, str | None]:
+    """The change-over-long-spans part of the report: (`spectrum_rows`' rows, the summary's
+    entries, or else a note saying why it was not computed); writes spectrum.png."""
+    from tlgen.progress import progress
+
+    series, interval = capture_statistics(data_dir, stride)
+    segment = min(SEGMENT, frames // 2, max(len(x) for x in series))
+    if segment < MIN_SEGMENT:
+        return [], {}, (f"temporal spectrum: not computed (segments of {segment} frames, from the capture's "
+                        f"longest video and --spectrum-frames {frames}; it needs {MIN_SEGMENT})")
+    with progress(total=frames, unit="frame", desc="spectrum videos") as bar:
+        stats = generated_statistics(generate(trained, frames, num=videos, seed=CLIP_SEED), bar)
+    rows, spectra = spectrum_rows(series, stats, segment)
+    plot_spectra(os.path.join(out_dir, "spectrum.png"), spectra, interval)
+    return rows, {"spectrum_distance_db": round(float(np.mean([r["log_spectral_distance_db"] for r in rows])), 3),
+                  "spectrum_segment": segment, "frame_interval_s": interval,
+                  "spectrum_real_videos": sum(len(x) >= segment for x in series)}, None
+
+
 def evaluate(trained, out_dir: str, generate: Generate, frame_size: tuple[int, int], size_key: str, *,
              data_dir: str | None = None, split: str = "validation", num_videos: int = 32,
              spectrum_frames: int = 2048, spectrum_videos: int = 2, networks: Networks | None = None) -> dict:
@@ -120,7 +147,6 @@ def evaluate(trained, out_dir: str, generate: Generate, frame_size: tuple[int, i
     (trained, frames, num=, seed=) -> uint8 chunks (num, n, H, W, 3), `frame_size` its frames'
     (height, width), set by config key `size_key`."""
     from tlgen.data.dataset import open_training_data
-    from tlgen.progress import progress
 
     networks = networks or Networks()
     if networks.lpips is not None:
@@ -148,21 +174,10 @@ def evaluate(trained, out_dir: str, generate: Generate, frame_size: tuple[int, i
     report = {**scores["scores"], **{k: float(f"{v:.4g}") for k, v in motion.items()}}
     rows = []
     if spectrum_frames:
-        series, interval = capture_statistics(data_dir, stride)
-        segment = min(SEGMENT, spectrum_frames // 2, max(len(x) for x in series))
-        if segment < MIN_SEGMENT:
-            notes.append(f"temporal spectrum: not computed (segments of {segment} frames, from the "
-                         f"capture's longest video and --spectrum-frames {spectrum_frames}; it needs "
-                         f"{MIN_SEGMENT})")
-        else:
-            with progress(total=spectrum_frames, unit="frame", desc="spectrum videos") as bar:
-                stats = generated_statistics(generate(trained, spectrum_frames, num=spectrum_videos,
-                                                      seed=CLIP_SEED), bar)
-            rows, spectra = spectrum_rows(series, stats, segment)
-            plot_spectra(os.path.join(out_dir, "spectrum.png"), spectra, interval)
-            report["spectrum_distance_db"] = round(float(np.mean([r["log_spectral_distance_db"] for r in rows])), 3)
-            report.update(spectrum_segment=segment, frame_interval_s=interval,
-                          spectrum_real_videos=sum(len(x) >= segment for x in series))
+        rows, entries, note = spectrum(trained, generate, data_dir, stride, spectrum_frames, spectrum_videos,
+                                       out_dir)
+        report.update(entries)
+        notes += [note] if note else []
     else:
         notes.append("temporal spectrum: not computed (--spectrum-frames 0)")
     report.update(workdir=trained.workdir, step=trained.step, split=split, data_dir=os.path.abspath(data_dir),
@@ -174,14 +189,6 @@ def evaluate(trained, out_dir: str, generate: Generate, frame_size: tuple[int, i
                   + scores["caveats"],
                   titles={"spectrum": "Temporal power spectra of pooled frame statistics, generated against the capture"})
     return report
-
-
-MOTION_PROTOCOL = ("SWD of frame differences x_t - x_0 (mapped to [0, 1], standardized by the real ones), "
-                   "per band of gaps t: under 4 frames, 4 to 16, 16 and more; mean over the bands")
-SPECTRUM_PROTOCOL = (f"Welch (Hann, half-overlapping segments of up to {SEGMENT} frames) of each frame's mean "
-                     "brightness, R, G, B and contrast; log-spectral distance: RMS of 10 log10(generated / "
-                     f"real) over periods {MIN_PERIOD} frames to a segment; slow share: power at periods "
-                     f"beyond segment / {SLOW}")
 
 
 def command(generate: Generate, size_key: str):
