@@ -1,13 +1,14 @@
 """Frames/s of `tlgen prepare` (with and without --flow) and of each Grain pipeline on this
-CPU; writes bench/results/data-cpu.json. Run from an empty scratch folder:
+CPU; writes one record to OUT (its scratch files go to a temporary folder):
 
-  python /path/to/tlgen/bench/data_throughput.py /path/to/tlgen/bench/results/data-cpu.json
+  python bench/data_throughput.py bench/results/data-cpu.json
 """
+import argparse
 import datetime as dt
 import os
 import platform
 import shutil
-import sys
+import tempfile
 import time
 
 os.environ["TLGEN_PROGRESS"] = "0"
@@ -48,7 +49,7 @@ def main(out_path: str) -> None:
         "clip_dataset_64px_B8_T16": lambda: clip_dataset("city64", "train", length=16,
                                                          batch_size=8, seed=0),
         "sparse_frames_dataset_64px_B32_F3": lambda: sparse_frames_dataset(
-            "city64", "train", num_frames=3, max_span=32, batch_size=32, seed=0),
+            "city64", "train", num_frames=3, spans=(2, 4, 8, 16, 32), batch_size=32, seed=0),
     }
     for name, make in pipes.items():
         it = iter(make())
@@ -69,4 +70,9 @@ def main(out_path: str) -> None:
 
 
 if __name__ == "__main__":
-    main(os.path.abspath(sys.argv[1]))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", help="the record's JSON file")
+    out = os.path.abspath(parser.parse_args().out)
+    with tempfile.TemporaryDirectory(prefix="tlgen-data-") as scratch:
+        os.chdir(scratch)
+        main(out)
