@@ -100,8 +100,11 @@ def evaluate(trained: Trained, out_dir: str, data_dir: str | None = None, *, spl
         raise UserError(f"--num-clips {num_clips} must be at least 1.")
     config = trained.config
     data_dir = trained.data_dir(data_dir)
-    masked = bool(open_training_data(data_dir, image_size=frame_shape(config.data.image_size),
-                                     run=trained.workdir).metadata.get("has_masks"))
+    meta = open_training_data(data_dir, image_size=frame_shape(config.data.image_size), run=trained.workdir).metadata
+    masked = bool(meta.get("has_masks"))
+    if masked and int(meta["num_classes"]) > int(config.model.num_classes):
+        raise UserError(f"{data_dir} has {meta['num_classes']} mask classes but the run {trained.workdir} "
+                        f"knows {config.model.num_classes}; evaluate it on a dataset of its classes.")
     batches, length, notes = eval_clips(data_dir, split, lengths=(FVD_FRAMES, 8, 4, 2),
                                         stride=int(config.data.stride), num_clips=num_clips,
                                         with_masks=masked, with_flow=False, with_mean=True)
