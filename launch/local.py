@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -30,6 +31,23 @@ GRACE_SECONDS = 30
 
 
 def free_port() -> int:
+    """A free TCP port for the coordinator, below the kernel's ephemeral range where it can:
+    the processes bind it seconds later (after importing JAX), and meanwhile a port of that
+    range may be handed to any socket bound to port 0 (gloo's, another job's)."""
+    low = 32768
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        pass
+    rng = random.Random()
+    for port in [rng.randrange(10000, low) for _ in range(50)] if low > 10000 else []:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]

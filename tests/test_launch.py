@@ -133,6 +133,17 @@ def test_local_process_env():
     assert local.process_env(1, 2, 1234, "gpu", 1)["CUDA_VISIBLE_DEVICES"] == "1"
 
 
+def test_the_coordinator_port_is_free_and_outside_the_ephemeral_range():
+    """Ports of the ephemeral range may go to any socket bound to port 0 (gloo's) in the
+    seconds before the processes bind the coordinator's."""
+    import socket
+    low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+    ports = [local.free_port() for _ in range(20)]
+    assert all(10000 <= p < low for p in ports) and len(set(ports)) > 1
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", ports[0]))                  # free
+
+
 def test_local_gpus_are_the_ones_the_shell_selected(monkeypatch, capsys):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4, 6")
     assert [local.process_env(r, 2, 1234, "gpu", 1)["CUDA_VISIBLE_DEVICES"] for r in (0, 1)] == ["4", "6"]
