@@ -55,10 +55,9 @@ def eval_clips(data_dir: str, split: str, *, lengths: tuple[int, ...], stride: i
                with_masks: bool, with_flow: bool = True, with_mean: bool = False
                ) -> tuple[list[dict], int, list[str]]:
     """The clips a family's `tlgen eval` scores, batch 1, with flow, masks and the block's mean
-    image as asked (`clip_dataset`): up
-    to `num_clips` distinct ones, drawn with `CLIP_SEED`, of the first of `lengths` frames
-    (`stride` records apart) the split holds. Returns (batches, length, notes); UserError when
-    it holds none."""
+    image as asked (`clip_dataset`): up to `num_clips` distinct ones, drawn with `CLIP_SEED`, of
+    the first of `lengths` frames (`stride` records apart) the split holds. Returns (batches,
+    length, notes); UserError when it holds none."""
     from tlgen.data.pipelines import clip_count, clip_dataset
     from tlgen.errors import UserError
 

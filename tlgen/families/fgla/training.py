@@ -103,9 +103,9 @@ def losses(params, batch, *, config, encoder, generator, has_masks=True):
 
 
 def has_masks(config, run: str | None = None) -> bool:
-    """Whether the dataset has region masks (without, every pixel is region 0; so without a
-    dataset); UserError when its masks hold more classes than `config.model.regions` names.
-    `run`: the trained workdir that uses it, named in errors."""
+    """Whether the dataset has region masks (without them every pixel is region 0); True when
+    the config names no dataset. UserError when its masks hold more classes than
+    `config.model.regions` names. `run`: the trained workdir that uses it, named in errors."""
     from tlgen.data.dataset import open_training_data
     if not config.data.dir:
         return True
