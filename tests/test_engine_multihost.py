@@ -55,7 +55,7 @@ def launch_bare(workdir, delay, port, second_args=()):
 def ended(proc):
     """`proc`'s (output, the monotonic time it ended) as a future: waited for in a thread."""
     pool = ThreadPoolExecutor(1)
-    future = pool.submit(lambda: (proc.communicate(timeout=120)[0], time.monotonic()))
+    future = pool.submit(lambda: (proc.communicate(timeout=240)[0], time.monotonic()))   # beside other jobs
     pool.shutdown(wait=False)                          # its thread ends with the job
     return future
 
