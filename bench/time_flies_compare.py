@@ -33,7 +33,7 @@ from tlgen import config as config_lib  # noqa: E402
 from tlgen.bench.report import write_json  # noqa: E402
 from tlgen.data.prepare import prepare  # noqa: E402
 from tlgen.data.synthetic import DAY, make_scene  # noqa: E402
-from tlgen.families.time_flies.evaluation import clip_scores, grams, pixel_transfer  # noqa: E402
+from tlgen.families.time_flies.evaluation import clip_scores, grams, mean_scores, pixel_transfer  # noqa: E402
 from tlgen.families.time_flies.inference import Animator  # noqa: E402
 from tlgen.trained import load  # noqa: E402
 from tlgen.train.trainer import train  # noqa: E402
@@ -73,11 +73,7 @@ def score(workdir: str | None, windows, vgg) -> dict:
             made = {"": anim.animate(image, labels, reference, ref_labels, seed=0)}
         for name, frames in made.items():
             rows.setdefault(name, []).append(clip_scores(frames, image, style, truth, vgg))
-    return {name: _mean(r) for name, r in rows.items()}
-
-
-def _mean(rows) -> dict:
-    return {k: float(f"{np.mean([r[k] for r in rows]):.4g}") for k in rows[0]}
+    return {name: mean_scores(r) for name, r in rows.items()}
 
 
 def main() -> None:

@@ -19,7 +19,6 @@ Writes clips.png (real clips' rows above the generated ones) and spectrum.png.
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 from collections.abc import Callable, Iterator
 
@@ -27,7 +26,7 @@ import numpy as np
 
 from tlgen.errors import UserError
 from tlgen.metrics import distribution, temporal
-from tlgen.metrics.protocol import CLIP_SEED, FVD_FRAMES, Networks, eval_clips, video_metrics
+from tlgen.metrics.protocol import CLIP_SEED, FVD_FRAMES, Networks, eval_clips, four_figures, video_metrics
 from tlgen.metrics.report import figure, save_png, video_strips
 
 SEGMENT = 1024          # Welch segment at most (frames)
@@ -140,12 +139,12 @@ def spectrum(trained, generate: Generate, data_dir: str, stride: int, frames: in
                   "spectrum_real_videos": sum(len(x) >= segment for x in series)}, None
 
 
-def evaluate(trained, out_dir: str, generate: Generate, frame_size: tuple[int, int], size_key: str, *,
+def evaluate(trained, out_dir: str, generate: Generate, frame_size: tuple[int, int], *,
              data_dir: str | None = None, split: str = "validation", num_videos: int = 32,
              spectrum_frames: int = 2048, spectrum_videos: int = 2, networks: Networks | None = None) -> dict:
     """The report of a generator run (see the module docstring); `generate` is its family's
     (trained, frames, num=, seed=) -> uint8 chunks (num, n, H, W, 3), `frame_size` its frames'
-    (height, width), set by config key `size_key`."""
+    (height, width)."""
     from tlgen.data.dataset import open_training_data
 
     networks = networks or Networks()
@@ -157,7 +156,7 @@ def evaluate(trained, out_dir: str, generate: Generate, frame_size: tuple[int, i
         if value < least:
             raise UserError(f"{flag} {value} must be at least {least}.")
     data_dir = trained.data_dir(data_dir)
-    open_training_data(data_dir, image_size=frame_size, size_key=size_key, run=trained.workdir)
+    open_training_data(data_dir, image_size=frame_size, run=trained.workdir)
     stride = int(trained.config.data.get("stride", 1))
     batches, length, notes = eval_clips(data_dir, split, lengths=(FVD_FRAMES, 8, 4, 2), stride=stride,
                                         num_clips=num_videos, with_masks=False, with_flow=False)
@@ -171,7 +170,7 @@ def evaluate(trained, out_dir: str, generate: Generate, frame_size: tuple[int, i
                      "frames: fewer than 2 frame differences in any band of gaps)")
     os.makedirs(out_dir, exist_ok=True)
     save_png(os.path.join(out_dir, "clips.png"), video_strips(list(real[:4]) + list(fake[:4])))
-    report = {**scores["scores"], **{k: float(f"{v:.4g}") for k, v in motion.items()}}
+    report = {**scores["scores"], **{k: four_figures(v) for k, v in motion.items()}}
     rows = []
     if spectrum_frames:
         rows, entries, note = spectrum(trained, generate, data_dir, stride, spectrum_frames, spectrum_videos,
@@ -191,15 +190,11 @@ def evaluate(trained, out_dir: str, generate: Generate, frame_size: tuple[int, i
     return report
 
 
-def command(generate: Generate, size_key: str):
-    """The "eval" `Command.run` of a generator family whose frames' size is config key
-    `size_key` ("config.model.size")."""
-    from tlgen.models.pixels import frame_shape
-
+def command(generate: Generate, frame_size: Callable):
+    """The "eval" `Command.run` of a generator family; `frame_size(config)` -> its frames'
+    (height, width)."""
     def run(trained, args: argparse.Namespace) -> dict:
-        size = functools.reduce(getattr, size_key.split(".")[1:], trained.config)
-        return evaluate(trained, args.out_dir, generate, frame_shape(size), size_key,
-                        data_dir=args.data, split=args.split, num_videos=args.num_videos,
-                        spectrum_frames=args.spectrum_frames, spectrum_videos=args.spectrum_videos,
-                        networks=args.networks)
+        return evaluate(trained, args.out_dir, generate, frame_size(trained.config), data_dir=args.data,
+                        split=args.split, num_videos=args.num_videos, spectrum_frames=args.spectrum_frames,
+                        spectrum_videos=args.spectrum_videos, networks=args.networks)
     return run

@@ -98,7 +98,8 @@ class Networks:
 KID_SUBSET = 1000       # KID's subset size (StyleGAN-ADA)
 
 
-def _round(value: float) -> float:
+def four_figures(value: float) -> float:
+    """A score as the protocol reports it: rounded to 4 significant figures."""
     return float(f"{value:.4g}")
 
 
@@ -148,7 +149,7 @@ def video_metrics(real: np.ndarray, fake: np.ndarray, networks: Networks, *, see
         if name not in scores and name not in missing:
             missing[name] = f"give {flag} FILE (see `tlgen convert-weights`)"
     used = {k: PROTOCOL[k] for k in PROTOCOL if k in scores or k == "swd"}
-    return {"scores": {k: _round(v) for k, v in scores.items()},
+    return {"scores": {k: four_figures(v) for k, v in scores.items()},
             "not_computed": missing,
             "samples": {"clips": int(n), "frames_per_clip": int(t), "frames": int(n * t)},
             "protocol": {**used, "seed": seed},

@@ -24,7 +24,7 @@ from tlgen.family import Training
 from tlgen.losses.diffaugment import OPS, augment_clips
 from tlgen.metrics import evaluators
 from tlgen.models import long_video as lv
-from tlgen.models.pixels import to_model_range, to_uint8
+from tlgen.models.pixels import frame_shape, to_model_range, to_uint8
 from tlgen.train.gan import D, G, adversarial_update, check_periods, checked_loss, ema_beta, optimizers
 from tlgen.train.state import TrainState
 
@@ -96,6 +96,11 @@ def networks(config, dtype=jnp.float32):
     return lv.generator(m, dtype), lv.discriminator(m, clip, dtype)
 
 
+def frame_size(config) -> tuple[int, int]:
+    """(height, width) of `config.model.size`."""
+    return frame_shape(config.model.size)
+
+
 def clip_pipeline(config, length: int, remedy: str):
     """make_pipeline(split, shard_index, shard_count) of clips of `length` frames of the
     dataset at config.data.dir, checked to hold frames of config.model.size; no video that
@@ -104,7 +109,7 @@ def clip_pipeline(config, length: int, remedy: str):
         from tlgen.data.dataset import open_training_data
         from tlgen.data.pipelines import clip_dataset, per_process_batch
 
-        open_training_data(config.data.dir, image_size=tuple(config.model.size),
+        open_training_data(config.data.dir, image_size=frame_size(config),
                            size_key="config.model.size")
         try:
             return clip_dataset(config.data.dir, split, length=length, stride=int(config.data.stride),
@@ -121,7 +126,7 @@ def clip_pipeline(config, length: int, remedy: str):
 
 def clip_batch(config, batch_size: int, frames: int) -> dict:
     """Zero arrays shaped like a batch of `clip_pipeline`: clips of `frames` frames."""
-    h, w = (int(s) for s in config.model.size)
+    h, w = frame_size(config)
     return {"frames": np.zeros((batch_size, frames, h, w, 3), np.uint8),
             "time": np.tile(np.arange(frames, dtype=np.float32), (batch_size, 1))}
 

@@ -15,7 +15,7 @@ FAMILY = Family(
     example_batch=training.example_batch,
     networks=(training.G,),
     commands={"generate": Command(inference.generate_command, inference.add_generate_arguments),
-              "eval": Command(generator_eval.command(inference.generate, "config.model.resolution"),
+              "eval": Command(generator_eval.command(inference.generate, training.frame_size),
                               generator_eval.add_arguments)},
     inference_benchmark=inference.generator_benchmark,
 )

@@ -84,6 +84,12 @@ def clip_scores(frames, image, reference_grams: dict, truth, vgg, frame_grams: d
             "gram_loss": gram_loss(frame_grams or grams(vgg, frames), reference_grams)}
 
 
+def mean_scores(rows: list[dict]) -> dict:
+    """The mean of each score over the clips' rows (`clip_scores`), to 4 significant figures."""
+    from tlgen.metrics.protocol import four_figures
+    return {k: four_figures(np.mean([r[k] for r in rows])) for k in rows[0]}
+
+
 METHODS = ("the model", "input image, unchanged", "classwise colour transfer on pixels")
 
 
@@ -129,8 +135,7 @@ def evaluate(trained: Trained, out_dir: str, data_dir: str | None = None, *, spl
     save_png(os.path.join(out_dir, "clips.png"),
              video_strips([v for pair in zip(truths[:4], made[:4]) for v in pair]))
     distribution = video_metrics(np.stack(truths), np.stack(made), networks or Networks(), seed=CLIP_SEED)
-    table = [{"method": name, **{k: float(f"{np.mean([r[k] for r in rs]):.4g}") for k in rs[0]}}
-             for name, rs in rows.items()]
+    table = [{"method": name, **mean_scores(rs)} for name, rs in rows.items()]
     report = {k: v for k, v in table[0].items() if k != "method"}
     report.update(distribution["scores"])
     report.update(workdir=trained.workdir, step=trained.step, split=split, num_clips=len(batches),
