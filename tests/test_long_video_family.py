@@ -220,6 +220,46 @@ def test_eval_scores_generated_videos_against_the_capture(run):
     np.testing.assert_allclose([r["slow_share_real"] for r in report["spectrum"]], slow, atol=1e-4)
 
 
+def test_eval_scores_upscaled_videos_against_the_superres_capture(run, sr_run):
+    """`tlgen eval --superres`: the upscaled videos against the super-resolution run's dataset
+    (another city, 32x64); its spectrum equals one computed here from `tlgen generate
+    --superres`'s frames and that dataset's."""
+    from tlgen.data import open_dataset
+    from tlgen.metrics import temporal
+    tmp, _, lowres_dir = run
+    _, sr_data, sr_dir = sr_run
+    out = str(tmp / "eval_sr")
+    assert main(["eval", "--workdir", lowres_dir, "--superres", sr_dir, "--out", out, "--num-videos", "2",
+                 "--spectrum-frames", "64"]) == 0
+    report = json.load(open(os.path.join(out, "report.json")))
+    assert report["superres"] == sr_dir and report["superres_step"] == 3 and report["workdir"] == lowres_dir
+    assert report["data_dir"] == os.path.abspath(sr_data)
+    assert report["samples"] == {"clips": 2, "frames_per_clip": 8, "frames": 16}    # 15 held-out frames
+    assert report["swd"] > 0 and report["spectrum_segment"] == 32                   # min(1024, 64 / 2)
+    assert main(["generate", "--workdir", lowres_dir, "--superres", sr_dir, "--frames", "64", "--num", "2",
+                 "--seed", "1", "--out", str(tmp / "u.mp4"), "--npz", str(tmp / "u.npz")]) == 0
+    videos = np.load(tmp / "u.npz")["frames"]
+    assert videos.shape == (2, 64, 32, 64, 3)
+    times, frames = open_dataset(sr_data).video_frames(0)
+    freqs, real = temporal.power_spectrum(temporal.frame_statistics(frames(np.arange(len(times)))), 32)
+    _, fake = temporal.power_spectrum(np.stack([temporal.frame_statistics(v) for v in videos]), 32)
+    np.testing.assert_allclose([r["log_spectral_distance_db"] for r in report["spectrum"]],
+                               temporal.log_spectral_distance(freqs, fake, real, 4, 32), atol=1e-3)
+
+
+@pytest.mark.parametrize("places, message", [
+    (("sr", "lowres"), "is a super-resolution run (long_video_sr); give it as --superres"),
+    (("lowres", "lowres"), "is a long_video run; give a super-resolution (long_video_sr) run"),
+])
+def test_bad_eval_superres_input_is_one_sentence(run, sr_run, tmp_path, capsys, places, message):
+    dirs = {"lowres": run[2], "sr": sr_run[2]}
+    out = str(tmp_path / "eval")
+    assert main(["eval", "--workdir", dirs[places[0]], "--superres", dirs[places[1]], "--out", out]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "Traceback" not in err and len(err.splitlines()) == 1
+    assert not os.path.exists(out)
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--config.data.num_frames=200"], "no train video of {data} is 200 frames long"),
     (["--config.model.size=(32, 16)"], "holds 16x32 frames but config.model.size is 32x16; prepare it with "

@@ -140,11 +140,13 @@ def spectrum(trained, generate: Generate, data_dir: str, stride: int, frames: in
 
 
 def evaluate(trained, out_dir: str, generate: Generate, frame_size: tuple[int, int], *,
-             data_dir: str | None = None, split: str = "validation", num_videos: int = 32,
+             data_dir: str | None = None, data_run=None, split: str = "validation", num_videos: int = 32,
              spectrum_frames: int = 2048, spectrum_videos: int = 2, networks: Networks | None = None) -> dict:
     """The report of a generator run (see the module docstring); `generate` is its family's
     (trained, frames, num=, seed=) -> uint8 chunks (num, n, H, W, 3), `frame_size` its frames'
-    (height, width)."""
+    (height, width). The videos are compared with `data_dir`, else the dataset of `data_run`
+    (default `trained`; a super-resolution run for upscaled videos), `trained`'s
+    config.data.stride records apart (the time step it generates)."""
     from tlgen.data.dataset import open_training_data
 
     networks = networks or Networks()
@@ -155,8 +157,9 @@ def evaluate(trained, out_dir: str, generate: Generate, frame_size: tuple[int, i
                                ("--spectrum-videos", spectrum_videos, 1)):
         if value < least:
             raise UserError(f"{flag} {value} must be at least {least}.")
-    data_dir = trained.data_dir(data_dir)
-    open_training_data(data_dir, image_size=frame_size, run=trained.workdir)
+    data_run = data_run or trained
+    data_dir = data_run.data_dir(data_dir)
+    open_training_data(data_dir, image_size=frame_size, run=data_run.workdir)
     stride = int(trained.config.data.get("stride", 1))
     batches, length, notes = eval_clips(data_dir, split, lengths=(FVD_FRAMES, 8, 4, 2), stride=stride,
                                         num_clips=num_videos, with_masks=False, with_flow=False)
@@ -190,11 +193,15 @@ def evaluate(trained, out_dir: str, generate: Generate, frame_size: tuple[int, i
     return report
 
 
+def options(args: argparse.Namespace) -> dict:
+    """`evaluate`'s keyword arguments from `tlgen eval`'s parsed ones (`add_arguments`)."""
+    return dict(data_dir=args.data, split=args.split, num_videos=args.num_videos, spectrum_frames=args.spectrum_frames,
+                spectrum_videos=args.spectrum_videos, networks=args.networks)
+
+
 def command(generate: Generate, frame_size: Callable):
     """The "eval" `Command.run` of a generator family; `frame_size(config)` -> its frames'
     (height, width)."""
     def run(trained, args: argparse.Namespace) -> dict:
-        return evaluate(trained, args.out_dir, generate, frame_size(trained.config), data_dir=args.data,
-                        split=args.split, num_videos=args.num_videos, spectrum_frames=args.spectrum_frames,
-                        spectrum_videos=args.spectrum_videos, networks=args.networks)
+        return evaluate(trained, args.out_dir, generate, frame_size(trained.config), **options(args))
     return run

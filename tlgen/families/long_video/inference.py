@@ -6,6 +6,9 @@ Video v of seed s draws its temporal noise by global frame index from the key fo
 noise its latents and margins need, so a chunk's frames are the frames of the one-pass
 video (up to float rounding: FFT sizes differ) and memory does not grow with the length.
 
+`tlgen eval` scores the videos, or with `--superres` the upscaled ones
+(`tlgen.metrics.generator_eval`).
+
 Upscaled, frame t of the video is made from low-resolution frames t .. t + 2 context (the
 video is made 2 context frames longer) and the video's own z: `upscale` keeps the last
 2 context low-resolution frames between passes, so passes leave no seams.
@@ -22,7 +25,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from tlgen.errors import UserError
-from tlgen.families.long_video.training import G
+from tlgen.families.long_video.training import G, frame_size
+from tlgen.metrics import generator_eval
 from tlgen.models import long_video as lv
 from tlgen.models import long_video_sr as lsr
 from tlgen.models.pixels import to_model_range, to_uint8
@@ -133,14 +137,40 @@ def upscale(trained: Trained, lowres: Iterator[np.ndarray], *, num: int = 1, see
     yield from fetched(passes())
 
 
+def upscaled(sr: Trained):
+    """`generate` followed by `upscale` with the super-resolution run `sr`: the same
+    arguments, frames `sr`'s size."""
+    context = int(sr.config.model.context)
+
+    def make(trained: Trained, frames: int, *, num: int = 1, seed: int = 0, chunk: int = 128):
+        lowres = generate(trained, frames + 2 * context, num=num, seed=seed, chunk=chunk)
+        return upscale(sr, lowres, num=num, seed=seed)
+    return make
+
+
 def generate_command(trained: Trained, args: argparse.Namespace):
     """`tlgen generate` on a long_video run (upscaled with --superres)."""
+    make = upscaled(superres_run(args.superres, trained)) if args.superres else generate
+    return make(trained, args.frames, num=args.num, seed=args.seed, chunk=args.chunk)
+
+
+def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
+    generator_eval.add_arguments(parser)
+    parser.add_argument("--superres", metavar="SR_WORKDIR",
+                        help="long_video: score the videos upscaled by this super-resolution (long_video_sr) "
+                             "run, against its dataset (or --data) at its frame size")
+
+
+def eval_command(trained: Trained, args: argparse.Namespace) -> dict:
+    """`tlgen eval` on a long_video run: its videos against its dataset, or with --superres
+    the upscaled videos against the super-resolution run's."""
     if not args.superres:
-        return generate(trained, args.frames, num=args.num, seed=args.seed, chunk=args.chunk)
+        return generator_eval.evaluate(trained, args.out_dir, generate, frame_size(trained.config),
+                                       **generator_eval.options(args))
     sr = superres_run(args.superres, trained)
-    context = int(sr.config.model.context)
-    lowres = generate(trained, args.frames + 2 * context, num=args.num, seed=args.seed, chunk=args.chunk)
-    return upscale(sr, lowres, num=args.num, seed=args.seed)
+    report = generator_eval.evaluate(trained, args.out_dir, upscaled(sr), frame_size(sr.config), data_run=sr,
+                                     **generator_eval.options(args))
+    return {**report, "superres": sr.workdir, "superres_step": sr.step}
 
 
 def generator_benchmark(trained: Trained, batch: dict):
