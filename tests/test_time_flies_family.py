@@ -257,6 +257,18 @@ def test_eval_scores_the_model_and_two_baselines_against_the_flipped_clip(run, c
     assert not os.path.exists(tmp / "bad-eval")
 
 
+def test_eval_refuses_a_dataset_of_more_classes_than_the_run_knows(run, tmp_path):
+    from tlgen.errors import UserError
+    from tlgen.families.time_flies.evaluation import evaluate
+    _, workdir, _, data = run
+    trained = load(workdir)
+    trained.config.model.num_classes = 3                        # the city's label maps hold 5
+    with pytest.raises(UserError, match=rf"^{data} has 5 mask classes but the run {workdir} knows 3; evaluate it "
+                                        "on a dataset of its classes.$"):
+        evaluate(trained, str(tmp_path / "eval"))
+    assert not os.listdir(tmp_path)
+
+
 def test_colour_transfer_gives_each_class_the_reference_class_statistics():
     from tlgen.families.time_flies.evaluation import pixel_transfer
     rng = np.random.default_rng(0)
