@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from tlgen.metrics.report import save_png, write_report
+from tlgen.metrics.report import markdown, save_png, write_report
 
 
 def _evaluation(plots, score):
@@ -46,3 +46,14 @@ def test_an_evaluation_that_fails_leaves_the_previous_report_whole(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         write_report(str(tmp_path / "new" / "eval"), interrupted)
     assert os.listdir(tmp_path / "new") == []
+
+
+def test_markdown_has_a_summary_of_scalars_a_table_per_list_of_rows_and_the_notes():
+    report = {"workdir": "runs/x", "psnr": 31.23456, "rows": [{"method": "a", "psnr": 1.0}, {"method": "b"}],
+              "spectrum": [], "protocol": {"psnr": "mean over frames"}, "notes": ["one", "two"],
+              "titles": {"rows": "Per method"}}
+    assert markdown(report, ["p.png"]).splitlines() == [
+        "# Evaluation: runs/x", "",
+        "## Summary", "", "|  | value |", "|---|---|", "| workdir | runs/x |", "| psnr | 31.23 |", "",
+        "## Per method", "", "| method | psnr |", "|---|---|", "| a | 1 |", "| b |  |", "",
+        "* one", "* two", "", "![p.png](p.png)"]

@@ -278,10 +278,10 @@ def test_motion_swd_is_the_swd_of_frame_differences_per_gap_band():
     # per gap band: frames 1 and 2 of each clip are 1 and 20 frames after frame 0
     times = np.tile([0.0, 1.0, 20.0], (24, 1))
     bands = motion_swd(moving, half, times)
-    assert set(bands) == {"motion_swd", "motion_swd_-inf_4", "motion_swd_16_inf"}
+    assert set(bands) == {"motion_swd", "motion_swd_0_4", "motion_swd_16_inf"}
     short = swd(d(moving[:, :2]), d(half[:, :2]), scale_by_real=True)["swd"]
-    assert bands["motion_swd_-inf_4"] == pytest.approx(short)
-    assert bands["motion_swd"] == pytest.approx((bands["motion_swd_-inf_4"] + bands["motion_swd_16_inf"]) / 2)
+    assert bands["motion_swd_0_4"] == pytest.approx(short)
+    assert bands["motion_swd"] == pytest.approx((bands["motion_swd_0_4"] + bands["motion_swd_16_inf"]) / 2)
 
 
 def test_ada_probability_moves_towards_the_target():

@@ -217,7 +217,7 @@ def motion_swd(real: np.ndarray, fake: np.ndarray, times: np.ndarray | None = No
     """Motion SWD of two clip sets of one shape (N, F, H, W, C), uint8 or [0, 1], made at the
     same frame `times` (N, F): the SWD (`swd`'s "swd") between their frame differences
     x[:, j] - x[:, 0] (j = 1..F-1) mapped to [0, 1], per band of time gaps t[:, j] - t[:, 0]
-    cut at `gap_edges`, both sets standardized by the real differences' statistics (a still
+    (times in increasing order) cut at `gap_edges`, both sets standardized by the real differences' statistics (a still
     video or flicker is far from real motion, not rescaled onto it). A generator whose motion
     ignores the gap fails the short and the long bands alike. Returns {"motion_swd": mean
     over the bands, "motion_swd_<lo>_<hi>": per band}; without `times`, one band of all gaps.
@@ -228,7 +228,7 @@ def motion_swd(real: np.ndarray, fake: np.ndarray, times: np.ndarray | None = No
     a, b = diffs(real), diffs(fake)
     gaps = (np.zeros(a.shape[:2]) if times is None
             else np.asarray(times, np.float64)[:, 1:] - np.asarray(times, np.float64)[:, :1])
-    edges = (-np.inf,) + (tuple(gap_edges) if times is not None else ()) + (np.inf,)
+    edges = (0.0,) + (tuple(gap_edges) if times is not None else ()) + (np.inf,)
     out = {}
     for lo, hi in zip(edges[:-1], edges[1:]):
         pick = (gaps >= lo) & (gaps < hi)

@@ -1,8 +1,9 @@
 """Evaluation reports of any family: eval/report.json, eval/report.md and PNG pictures.
 
 A report is a dict. In report.md, its scalar entries form the summary table, each list of
-row dicts becomes a table (titled by `report["titles"][key]` when given), `notes` become
-bullets and the PNG plots the family wrote are shown.
+row dicts becomes a table (titled by `report["titles"][key]` when given; an empty list, a
+table with no rows, is left out), `notes` become bullets and the PNG plots the family wrote
+are shown.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def markdown(report: dict, plots: list[str]) -> str:
     """The report as markdown (see the module docstring)."""
     titles = report.get("titles", {})
     summary = [{"": key, "value": value} for key, value in report.items()
-               if key not in SKIP and not _is_table(value) and not isinstance(value, dict)]
+               if key not in SKIP and not _is_table(value) and not isinstance(value, dict) and value != []]
     md = [f"# Evaluation: {report.get('workdir', '')}", ""]
     md += ["## Summary", ""] + _table(summary) + [""] if summary else []
     for key, value in report.items():
