@@ -121,7 +121,7 @@ def test_eval_command_writes_the_report_and_its_plot(run, capsys):
     for key in ("fid", "kid", "lpips", "swd"):                     # 2 clips of 5 frames
         assert np.isfinite(report[key]) and report[key] >= 0 or key == "kid", key
     assert report["samples"] == {"clips": 2, "frames_per_clip": 5, "frames": 10}
-    assert report["not_computed"] == {"fvd": "give --i3d FILE (see `tlgen convert-weights`)"}
+    assert report["not_computed"] == {"fvd": "give --i3d FILE; `tlgen convert-weights` makes one"}
     assert set(report["protocol"]) == {"fid", "kid", "lpips", "swd", "seed"}
     assert "the validation split has no clip of 16 frames" in report["notes"][0]
     picture = cv2.imread(printed[2])

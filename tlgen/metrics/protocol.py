@@ -147,7 +147,7 @@ def video_metrics(real: np.ndarray, fake: np.ndarray, networks: Networks, *, see
     scores.update(dist.swd(real_frames, fake_frames, seed=seed, min_size=min(16, real.shape[2])))
     for name, flag in FLAGS.items():
         if name not in scores and name not in missing:
-            missing[name] = f"give {flag} FILE (see `tlgen convert-weights`)"
+            missing[name] = f"give {flag} FILE; `tlgen convert-weights` makes one"
     used = {k: PROTOCOL[k] for k in PROTOCOL if k in scores or k == "swd"}
     return {"scores": {k: four_figures(v) for k, v in scores.items()},
             "not_computed": missing,
