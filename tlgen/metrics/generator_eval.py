@@ -1,4 +1,4 @@
-"""`tlgen eval` of the video generators (StyleGAN-V, the long-video low-resolution stage):
+"""`tlgen eval` of the video generators (StyleGAN-V, the long videos, upscaled or not):
 videos made from noise against the capture they learned, compared as distributions (a
 generated frame has no real counterpart).
 
