@@ -33,8 +33,9 @@ from tlgen import config as config_lib  # noqa: E402
 from tlgen.bench.report import write_json  # noqa: E402
 from tlgen.data.prepare import prepare  # noqa: E402
 from tlgen.data.synthetic import DAY, make_scene  # noqa: E402
-from tlgen.families.time_flies.evaluation import clip_scores, grams, mean_scores, pixel_transfer  # noqa: E402
+from tlgen.families.time_flies.evaluation import clip_scores, grams, pixel_transfer  # noqa: E402
 from tlgen.families.time_flies.inference import Animator  # noqa: E402
+from tlgen.metrics.protocol import mean_scores  # noqa: E402
 from tlgen.trained import load  # noqa: E402
 from tlgen.train.trainer import train  # noqa: E402
 

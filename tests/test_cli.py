@@ -163,8 +163,11 @@ def test_an_option_of_another_familys_command_names_the_families_that_take_it(tm
     workdir.mkdir()
     (workdir / "config.json").write_text(json.dumps({"family": "timescale_ae"}))
     for argv, says in [(["eval", "--workdir", str(workdir), "--num-clips", "4"],
-                        "--num-clips is an option of `tlgen eval` on dtvnet, fgla and time_flies runs; this run "
-                        "is timescale_ae's (see `tlgen eval --workdir ... --help`)"),
+                        "--num-clips is an option of `tlgen eval` on dtvnet, fgla, long_video_sr and time_flies runs; "
+                        "this run is timescale_ae's (see `tlgen eval --workdir ... --help`)"),
+                       (["eval", "--workdir", str(workdir), "--superres", "sr"],       # hidden in long_video_sr's
+                        "--superres is an option of `tlgen eval` on long_video runs; this run is timescale_ae's "
+                        "(see `tlgen eval --workdir ... --help`)"),
                        (["eval", "--workdir", str(workdir), "--bogus", "4"],
                         "unrecognized arguments: --bogus 4")]:
         assert cli.main(argv) == 2

@@ -247,6 +247,48 @@ def test_eval_scores_upscaled_videos_against_the_superres_capture(run, sr_run):
                                temporal.log_spectral_distance(freqs, fake, real, 4, 32), atol=1e-3)
 
 
+def test_eval_of_a_superres_run_upscales_reduced_real_clips_beside_three_interpolations(sr_run):
+    """`tlgen eval --workdir SR`: held-out clips reduced by area averaging and upscaled again;
+    the model's and bilinear's PSNR against ones computed here (NumPy reduction, `upscale`,
+    OpenCV's bilinear resize)."""
+    import cv2
+    from tlgen.metrics.protocol import eval_clips
+    tmp, data, workdir = sr_run
+    out = str(tmp / "eval")
+    assert main(["eval", "--workdir", workdir, "--out", out, "--num-clips", "2"]) == 0
+    report = json.load(open(os.path.join(out, "report.json")))
+    assert report["samples"] == {"clips": 2, "frames_per_clip": 8, "frames": 16}   # 15 held-out: 8 + 2 x 1
+    methods = {row["method"]: row for row in report["methods"]}
+    assert list(methods) == ["the model", "bilinear", "bicubic", "Lanczos-3"]
+    assert report["psnr"] == methods["the model"]["psnr"] and report["scale"] == 2
+    batches, length, notes = eval_clips(data, "validation", lengths=(16, 8, 4, 2), stride=1, num_clips=2,
+                                        with_masks=False, with_flow=False, context=1)
+    assert length == 8 and report["notes"][0] == notes[0] == (
+        "the validation split has no clip of 16 frames and 1 more on each side: the clips scored, and the "
+        "distribution metrics, have 8")
+    sr = load(workdir)
+
+    def psnr(frames, truth):             # mean over frames of 10 log10(1 / MSE), [0, 1] scale
+        mse = ((frames.astype(np.float64) - truth) / 255.0) ** 2
+        return np.mean(10 * np.log10(1.0 / mse.mean(axis=(1, 2, 3))))
+    model, bilinear, flicker = [], [], []
+    for batch in batches:
+        clip = batch["frames"][0].astype(np.float64)                           # (10, 32, 64, 3)
+        window = np.rint(clip.reshape(10, 16, 2, 32, 2, 3).mean(axis=(2, 4))).astype(np.uint8)
+        truth = batch["frames"][0, 1:9]
+        made = np.concatenate(list(upscale(sr, iter([window[None]]), num=1, seed=1)), axis=1)[0]
+        model.append(psnr(made, truth))
+        bilinear.append(psnr(np.stack([cv2.resize(f, (64, 32), interpolation=cv2.INTER_LINEAR)
+                                       for f in window[1:9]]), truth))
+        flicker.append(1e3 * np.sqrt(np.sum(np.diff(truth / 255.0, axis=0) ** 2) / (7 * 32 * 64)))
+    assert methods["the model"]["psnr"] == pytest.approx(np.mean(model), rel=1e-3)
+    assert methods["bilinear"]["psnr"] == pytest.approx(np.mean(bilinear), abs=0.05)     # uint8 rounding
+    assert report["truth_e_tmp"] == pytest.approx(np.mean(flicker), rel=1e-3)
+    assert all(row["lowres_psnr"] > row["psnr"] for row in methods.values())  # each keeps the coarse frame
+    assert report["swd"] > 0 and set(report["not_computed"]) == {"fid", "kid", "fvd", "lpips"}
+    assert report["plots"] == ["clips.png"]
+
+
 @pytest.mark.parametrize("places, message", [
     (("sr", "lowres"), "is a super-resolution run (long_video_sr); give it as --superres"),
     (("lowres", "lowres"), "is a long_video run; give a super-resolution (long_video_sr) run"),

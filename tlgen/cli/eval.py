@@ -8,6 +8,7 @@ Examples:
       --lpips lpips_alex.safetensors                  # + FID, KID, FVD, LPIPS
   tlgen eval --workdir runs/lv --spectrum-frames 4096  # a generator: SWD, temporal spectrum
   tlgen eval --workdir runs/lv --superres runs/lv_sr   # its videos upscaled, against that run's data
+  tlgen eval --workdir runs/lv_sr                     # the upscaler alone, on real clips reduced
 
 FID/KID, FVD and LPIPS need the pretrained networks' weights, which tlgen does not download:
 give the files (`tlgen convert-weights` makes them from the published PyTorch files). SWD

@@ -90,8 +90,9 @@ def _unrecognized(name: str, unknown: Sequence[str], argv: Sequence[str]) -> str
         if command.add_arguments:
             probe = argparse.ArgumentParser(add_help=False)
             command.add_arguments(probe)
-            for option in probe._option_string_actions:
-                owners.setdefault(option, []).append(fam_name)
+            for option, action in probe._option_string_actions.items():
+                if action.help != argparse.SUPPRESS:        # hidden: there only to say where it goes
+                    owners.setdefault(option, []).append(fam_name)
     saved = _workdir_family(argv)
     family = saved[0] if saved else None
     for item in unknown:

@@ -52,28 +52,29 @@ FLAGS = {"fid": "--inception", "kid": "--inception", "fvd": "--i3d", "lpips": "-
 
 
 def eval_clips(data_dir: str, split: str, *, lengths: tuple[int, ...], stride: int, num_clips: int,
-               with_masks: bool, with_flow: bool = True, with_mean: bool = False
+               with_masks: bool, with_flow: bool = True, with_mean: bool = False, context: int = 0
                ) -> tuple[list[dict], int, list[str]]:
     """The clips a family's `tlgen eval` scores, batch 1, with flow, masks and the block's mean
     image as asked (`clip_dataset`): up to `num_clips` distinct ones, drawn with `CLIP_SEED`, of
-    the first of `lengths` frames (`stride` records apart) the split holds. Returns (batches,
-    length, notes); UserError when it holds none."""
+    the first of `lengths` frames (`stride` records apart), and `context` more on each side, the
+    split holds. Returns (batches, that length, notes); UserError when it holds none."""
     from tlgen.data.pipelines import clip_count, clip_dataset
     from tlgen.errors import UserError
 
-    counts = {n: clip_count(data_dir, split, n, stride) for n in dict.fromkeys(lengths)}
+    around = f" and {context} more on each side" if context else ""
+    counts = {n: clip_count(data_dir, split, n + 2 * context, stride) for n in dict.fromkeys(lengths)}
     length = next((n for n in lengths if counts[n]), None)
     if length is None:
-        raise UserError(f"the {split} split of {data_dir} has no clip of {lengths[-1]} frames "
+        raise UserError(f"the {split} split of {data_dir} has no clip of {lengths[-1]} frames{around} "
                         f"{stride} apart; prepare it with a larger --val-fraction or from longer footage.")
     notes = [] if length == lengths[0] else [
-        f"the {split} split has no clip of {lengths[0]} frames: the clips scored, and the "
+        f"the {split} split has no clip of {lengths[0]} frames{around}: the clips scored, and the "
         f"distribution metrics, have {length}"]
     available = counts[length]
     if available < num_clips:
-        notes.append(f"the {split} split holds {available} distinct clips of {length} frames: "
+        notes.append(f"the {split} split holds {available} distinct clips of {length} frames{around}: "
                      f"{available} scored, not {num_clips}")
-    batches = iter(clip_dataset(data_dir, split, length=length, stride=stride, batch_size=1,
+    batches = iter(clip_dataset(data_dir, split, length=length + 2 * context, stride=stride, batch_size=1,
                                 seed=CLIP_SEED, with_flow=with_flow, with_masks=with_masks,
                                 with_mean=with_mean))
     return [next(batches) for _ in range(min(num_clips, available))], length, notes
@@ -101,6 +102,12 @@ KID_SUBSET = 1000       # KID's subset size (StyleGAN-ADA)
 def four_figures(value: float) -> float:
     """A score as the protocol reports it: rounded to 4 significant figures."""
     return float(f"{value:.4g}")
+
+
+def mean_scores(rows: list[dict]) -> dict:
+    """The mean of each score over per-clip rows of one method (the keys of the first row),
+    to 4 significant figures."""
+    return {k: four_figures(np.mean([r[k] for r in rows])) for k in rows[0]}
 
 
 UNPAIRED = "the generated videos have no real counterpart to compare frame by frame"

@@ -82,6 +82,12 @@ def generate(trained: Trained, frames: int, *, num: int = 1, seed: int = 0,
     yield from fetched(chunks)
 
 
+def not_lowres(workdir: str) -> UserError:
+    """The error for a super-resolution run given as a low-resolution run's --workdir."""
+    return UserError(f"{workdir} is a super-resolution run ({SUPERRES_FAMILY}); give it as --superres {workdir} "
+                     "with a low-resolution (long_video) run as --workdir.")
+
+
 def superres_run(path: str, lowres: Trained) -> Trained:
     """The super-resolution run at `path`, checked against the low-resolution run it upscales."""
     if not os.path.exists(os.path.join(path, "config.json")):

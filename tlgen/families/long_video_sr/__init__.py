@@ -2,23 +2,21 @@
 frames `scale` times larger made from windows of low-resolution frames, trained apart from
 the low-resolution stage (`long_video`) on high-resolution frames alone. Its runs upscale
 a low-resolution run's videos: `tlgen generate --workdir LOWRES --superres THIS_RUN` (and
-`tlgen eval` the same way).
+`tlgen eval` the same way); `tlgen eval --workdir THIS_RUN` scores it alone, on real frames
+reduced and upscaled again (`evaluation.py`).
 
 Model functions: `tlgen.models.long_video_sr`; training: `training.py`; the streaming pass
 over a low-resolution video: `tlgen.families.long_video.inference.upscale`.
 """
 
-from tlgen.errors import UserError
 from tlgen.family import Command, Family
-from tlgen.families.long_video.inference import add_eval_arguments, add_generate_arguments, upscale_benchmark
-from tlgen.families.long_video_sr import training
+from tlgen.families.long_video.inference import add_generate_arguments, not_lowres, upscale_benchmark
+from tlgen.families.long_video_sr import evaluation, training
 
 
-def refuse(trained, args):
-    """`tlgen generate` or `eval` with --workdir a super-resolution run: it upscales another
-    run's videos, it does not make any."""
-    raise UserError(f"{args.workdir} is a super-resolution run (long_video_sr); give it as "
-                    f"--superres {args.workdir} with a low-resolution (long_video) run as --workdir.")
+def refuse_generate(trained, args):
+    """`tlgen generate --workdir` on a super-resolution run: it upscales, it does not generate."""
+    raise not_lowres(args.workdir)
 
 
 FAMILY = Family(
@@ -28,8 +26,8 @@ FAMILY = Family(
     networks=(training.G,),
     inference_benchmark=upscale_benchmark,
     # long_video's options, so that a run given in the wrong place gets its sentence
-    commands={"generate": Command(refuse, add_generate_arguments, listed=False),
-              "eval": Command(refuse, add_eval_arguments, listed=False)},
+    commands={"generate": Command(refuse_generate, add_generate_arguments, listed=False),
+              "eval": Command(evaluation.eval_command, evaluation.add_eval_arguments)},
 )
 
 __all__ = ["FAMILY"]

@@ -84,12 +84,6 @@ def clip_scores(frames, image, reference_grams: dict, truth, vgg, frame_grams: d
             "gram_loss": gram_loss(frame_grams or grams(vgg, frames), reference_grams)}
 
 
-def mean_scores(rows: list[dict]) -> dict:
-    """The mean of each score over the clips' rows (`clip_scores`), to 4 significant figures."""
-    from tlgen.metrics.protocol import four_figures
-    return {k: four_figures(np.mean([r[k] for r in rows])) for k in rows[0]}
-
-
 METHODS = ("the model", "input image, unchanged", "classwise colour transfer on pixels")
 
 
@@ -98,7 +92,7 @@ def evaluate(trained: Trained, out_dir: str, data_dir: str | None = None, *, spl
     """The report of a Time Flies run on `num_clips` clips of `split` (see the module docstring)."""
     from tlgen.data.dataset import open_training_data
     from tlgen.families.time_flies.inference import Animator
-    from tlgen.metrics.protocol import CLIP_SEED, FVD_FRAMES, Networks, eval_clips, video_metrics
+    from tlgen.metrics.protocol import CLIP_SEED, FVD_FRAMES, Networks, eval_clips, mean_scores, video_metrics
     from tlgen.metrics.report import save_png, video_strips
     from tlgen.models.pixels import frame_shape
 
