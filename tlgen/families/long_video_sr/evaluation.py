@@ -10,6 +10,7 @@ three interpolations that need no training: bilinear, bicubic (Keys, a = -0.5) a
 given), E_tmp (flicker; the truth's beside it) and the protocol's SWD (and FID/KID, FVD, LPIPS
 with the networks' files). An upscaler that draws detail is expected to lose some PSNR to the
 interpolations (they draw the mean) and to win on the distribution and perceptual scores.
+Writes clips.png: for the first two clips, the true frames above the model's and bicubic's.
 """
 
 from __future__ import annotations
