@@ -115,7 +115,7 @@ def test_superres_training_logs_losses_and_metrics_and_resumes_exactly(sr_run):
     assert [r["step"] for r in train_rows] == [1, 2, 3] and train_rows[-1]["skipped"] == 0
     assert all(r["r1"] > 0 and np.isfinite(r["loss_g"]) and 0 <= r["augment_p"] <= 1 for r in train_rows)
     (ev,) = [r for r in rows if r["split"] == "eval"]
-    assert ev["swd"] > 0 and ev["motion_swd"] > 0 and 0 < ev["lowres_psnr"] < 60
+    assert ev["swd"] > 0 and ev["motion_swd"] > 0 and 0 < ev["psnr"] < ev["lowres_psnr"] < 60
     assert_same_params(workdir, str(tmp / "resumed"))
 
 

@@ -136,23 +136,24 @@ def training(config) -> Training:
                                                         batch["frames"].shape[:1] + (count,)))
 
     def compute(state, batch):
-        """SWD and motion SWD against the real middle frames, and lowres_psnr: the generated
-        frames reduced back to low resolution against the frames they were made from (dB;
-        how faithful the upscaling is), from one generator pass."""
+        """SWD and motion SWD against the real middle frames, psnr against them, and
+        lowres_psnr: the generated frames reduced back to low resolution against the frames
+        they were made from (dB; how faithful the upscaling is), from one generator pass."""
         real = middle(batch["frames"], context, count)
         out = {**swd.compute(state, batch), "real": real}
+        out["psnr"] = psnr(out["fake"], real, max_val=255.0)
         out["lowres_psnr"] = psnr(sr.downsample_area(out["fake"], scale), sr.downsample_area(real, scale),
                                   max_val=255.0)
         return out
 
     def accumulate(total, out):
-        total = total or {"swd": None, "lowres_psnr": []}
+        total = total or {"swd": None, "psnr": [], "lowres_psnr": []}
         return {"swd": swd.accumulate(total["swd"], out),
-                "lowres_psnr": total["lowres_psnr"] + [np.asarray(out["lowres_psnr"])]}
+                **{k: total[k] + [np.asarray(out[k])] for k in ("psnr", "lowres_psnr")}}
 
     def finalize(total):
-        psnrs = np.concatenate([p.ravel() for p in total["lowres_psnr"]])
-        return {**swd.finalize(total["swd"]), "lowres_psnr": float(np.mean(psnrs))}
+        return {**swd.finalize(total["swd"]),
+                **{k: float(np.mean(np.concatenate([p.ravel() for p in total[k]]))) for k in ("psnr", "lowres_psnr")}}
 
     return Training(init=init, train_step=train_step, make_pipeline=make_pipeline, sample=sample,
                     evaluators={"swd": Evaluator(compute, accumulate, finalize)},
