@@ -289,6 +289,17 @@ def test_eval_of_a_superres_run_upscales_reduced_real_clips_beside_three_interpo
     assert report["plots"] == ["clips.png"]
 
 
+def test_eval_of_a_superres_run_needs_clips_with_their_context(sr_run, tmp_path):
+    from tlgen.families.long_video_sr.evaluation import evaluate
+    _, data, workdir = sr_run
+    sr = load(workdir)
+    sr.config.model.context = 7                                  # 2 + 2 x 7 frames: the split holds 15
+    with pytest.raises(UserError, match=rf"^the validation split of {data} has no clip of 2 frames 1 apart and 7 "
+                                        r"more on each side; prepare it with a larger --val-fraction"):
+        evaluate(sr, str(tmp_path / "eval"))
+    assert not os.listdir(tmp_path)
+
+
 @pytest.mark.parametrize("places, message", [
     (("sr", "lowres"), "is a super-resolution run (long_video_sr); give it as --superres"),
     (("lowres", "lowres"), "is a long_video run; give a super-resolution (long_video_sr) run"),

@@ -65,8 +65,8 @@ def eval_clips(data_dir: str, split: str, *, lengths: tuple[int, ...], stride: i
     counts = {n: clip_count(data_dir, split, n + 2 * context, stride) for n in dict.fromkeys(lengths)}
     length = next((n for n in lengths if counts[n]), None)
     if length is None:
-        raise UserError(f"the {split} split of {data_dir} has no clip of {lengths[-1]} frames{around} "
-                        f"{stride} apart; prepare it with a larger --val-fraction or from longer footage.")
+        raise UserError(f"the {split} split of {data_dir} has no clip of {lengths[-1]} frames {stride} apart"
+                        f"{around}; prepare it with a larger --val-fraction or from longer footage.")
     notes = [] if length == lengths[0] else [
         f"the {split} split has no clip of {lengths[0]} frames{around}: the clips scored, and the "
         f"distribution metrics, have {length}"]
