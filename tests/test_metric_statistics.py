@@ -199,3 +199,23 @@ def test_the_protocol_skips_a_distance_of_one_sample_and_notes_small_samples():
     single = video_metrics(clips(1, 1), clips(1, 1), networks)
     assert single["not_computed"]["fid"] == "1 frame; a distance between distributions needs 2 or more"
     assert "fid" not in single["scores"] and "kid" not in single["scores"]
+
+
+def test_real_features_computed_once_serve_several_methods_with_the_same_scores():
+    from tlgen.metrics.protocol import Networks, real_features, video_metrics
+    rng = np.random.default_rng(1)
+    clips = lambda: rng.integers(0, 256, (2, 16, 16, 16, 3), dtype=np.uint8)     # noqa: E731
+    real, fakes = clips(), [clips(), clips()]
+    calls = []
+
+    class Counted(_Stand):
+        def features(self, x):
+            calls.append(len(x))
+            return super().features(x)
+    networks = Networks(inception=Counted(2048), i3d=Counted(400))
+    alone = [video_metrics(real, fake, networks) for fake in fakes]
+    calls.clear()
+    features = real_features(real, networks)
+    shared = [video_metrics(real, fake, networks, features=features) for fake in fakes]
+    assert calls == [32, 2] + [32, 2] * 2            # the real clips once, then each method's own
+    assert shared == alone and {"fid", "kid", "fvd"} <= set(shared[0]["scores"])

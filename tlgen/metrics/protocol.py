@@ -113,19 +113,36 @@ def mean_scores(rows: list[dict]) -> dict:
 UNPAIRED = "the generated videos have no real counterpart to compare frame by frame"
 
 
+def real_features(real: np.ndarray, networks: Networks) -> dict:
+    """The features of uint8 real clips (N, T, H, W, 3) that `video_metrics` compares with,
+    for the networks given and the clips' sizes: {"inception": FeatureStats of every frame
+    (2 or more), "i3d": of the clips' first FVD_FRAMES frames (2 or more clips that long)}.
+    Computed once, they serve every `video_metrics` call on the same real clips."""
+    n, t = real.shape[:2]
+    out = {}
+    if networks.inception is not None and n * t >= 2:
+        frames = einops.rearrange(real, "n t h w c -> (n t) h w c")
+        out["inception"] = dist.FeatureStats(2048, keep=True).update(networks.inception.features(frames))
+    if networks.i3d is not None and t >= FVD_FRAMES and n >= 2:
+        out["i3d"] = dist.FeatureStats(400).update(networks.i3d.features(real[:, :FVD_FRAMES]))
+    return out
+
+
 def video_metrics(real: np.ndarray, fake: np.ndarray, networks: Networks, *, seed: int = 0,
-                  paired: bool = True) -> dict:
+                  paired: bool = True, features: dict | None = None) -> dict:
     """Scores of generated clips against real ones, both uint8 (N, T, H, W, 3) (T = 1 for
     still images), with the protocol: {"scores", "not_computed", "samples", "protocol",
     "caveats"} (what the sample sizes mean for the scores). `paired`: clip i was made from
-    real clip i (LPIPS compares them); unpaired clips (a generator's) have no LPIPS."""
+    real clip i (LPIPS compares them); unpaired clips (a generator's) have no LPIPS.
+    `features`: `real_features(real, networks)` when already computed."""
     if real.shape != fake.shape:
         raise ValueError(f"real and generated clips must have one shape, got {real.shape} and {fake.shape}")
     n, t = real.shape[:2]
     real_frames, fake_frames = (einops.rearrange(x, "n t h w c -> (n t) h w c") for x in (real, fake))
+    features = real_features(real, networks) if features is None else features
     scores, missing, caveats = {}, {}, []
-    if networks.inception is not None and n * t >= 2:
-        a = dist.FeatureStats(2048, keep=True).update(networks.inception.features(real_frames))
+    if "inception" in features:
+        a = features["inception"]
         b = dist.FeatureStats(2048, keep=True).update(networks.inception.features(fake_frames))
         scores["fid"] = dist.frechet_from_stats(a, b)
         scores["kid"], scores["kid_std"] = dist.kernel_inception_distance(
@@ -136,10 +153,9 @@ def video_metrics(real: np.ndarray, fake: np.ndarray, networks: Networks, *, see
                            f"(subsets of at most {KID_SUBSET})")
     elif networks.inception is not None:
         missing["fid"] = missing["kid"] = _too_few(n * t, "frame")
-    if networks.i3d is not None and t >= FVD_FRAMES and n >= 2:
-        a = dist.FeatureStats(400).update(networks.i3d.features(real[:, :FVD_FRAMES]))
+    if "i3d" in features:
         b = dist.FeatureStats(400).update(networks.i3d.features(fake[:, :FVD_FRAMES]))
-        scores["fvd"] = dist.frechet_from_stats(a, b)
+        scores["fvd"] = dist.frechet_from_stats(features["i3d"], b)
         caveats += _small_sample("fvd", n, "clips", 400)
     elif networks.i3d is not None:
         missing["fvd"] = (f"the clips have {t} frame{'s' * (t != 1)}; the protocol needs {FVD_FRAMES}"

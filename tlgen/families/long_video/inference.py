@@ -170,13 +170,10 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
 def eval_command(trained: Trained, args: argparse.Namespace) -> dict:
     """`tlgen eval` on a long_video run: its videos against its dataset, or with --superres
     the upscaled videos against the super-resolution run's."""
-    if not args.superres:
-        return generator_eval.evaluate(trained, args.out_dir, generate, frame_size(trained.config),
-                                       **generator_eval.options(args))
-    sr = superres_run(args.superres, trained)
-    report = generator_eval.evaluate(trained, args.out_dir, upscaled(sr), frame_size(sr.config), data_run=sr,
-                                     **generator_eval.options(args))
-    return {**report, "superres": sr.workdir, "superres_step": sr.step}
+    sr = superres_run(args.superres, trained) if args.superres else None
+    report = generator_eval.evaluate(trained, args.out_dir, upscaled(sr) if sr else generate,
+                                     frame_size((sr or trained).config), data_run=sr, **generator_eval.options(args))
+    return {**report, **({"superres": sr.workdir, "superres_step": sr.step} if sr else {})}
 
 
 def generator_benchmark(trained: Trained, batch: dict):

@@ -23,6 +23,7 @@ import numpy as np
 
 from tlgen.errors import UserError
 from tlgen.families.long_video.inference import not_lowres, upscaler
+from tlgen.families.long_video.training import frame_size
 from tlgen.metrics.image import psnr, ssim
 from tlgen.metrics.temporal import e_tmp
 from tlgen.models import long_video_sr as lsr
@@ -59,13 +60,14 @@ def evaluate(trained: Trained, out_dir: str, data_dir: str | None = None, *, spl
     """The report of a super-resolution run on `num_clips` clips of `split` (see the module
     docstring)."""
     from tlgen.data.dataset import open_training_data
-    from tlgen.metrics.protocol import CLIP_SEED, FVD_FRAMES, Networks, eval_clips, mean_scores, video_metrics
+    from tlgen.metrics.protocol import (CLIP_SEED, FVD_FRAMES, Networks, eval_clips, mean_scores, real_features,
+                                        video_metrics)
     from tlgen.metrics.report import save_png, video_strips
 
     if num_clips < 1:
         raise UserError(f"--num-clips {num_clips} must be at least 1.")
     config = trained.config
-    size, scale = tuple(int(s) for s in config.model.size), int(config.model.scale)
+    size, scale = frame_size(config), int(config.model.scale)
     data_dir = trained.data_dir(data_dir)
     open_training_data(data_dir, image_size=size, run=trained.workdir)
     run, k = upscaler(trained, 1, CLIP_SEED)
@@ -91,7 +93,9 @@ def evaluate(trained: Trained, out_dir: str, data_dir: str | None = None, *, spl
                                                                             made["bicubic"][i])]))
     networks = networks or Networks()
     real = np.stack(truths)
-    distribution = {name: video_metrics(real, np.stack(made[name]), networks, seed=CLIP_SEED) for name in methods}
+    features = real_features(real, networks)                  # once for the four methods
+    distribution = {name: video_metrics(real, np.stack(made[name]), networks, seed=CLIP_SEED, features=features)
+                    for name in methods}
     table = [{"method": name, **mean_scores(rows[name]), **distribution[name]["scores"]} for name in methods]
     ours = distribution["the model"]
     report = {key: value for key, value in table[0].items() if key != "method"}
