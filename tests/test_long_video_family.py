@@ -289,6 +289,14 @@ def test_eval_of_a_superres_run_upscales_reduced_real_clips_beside_three_interpo
     assert report["plots"] == ["clips.png"]
 
 
+def test_eval_of_a_superres_run_takes_at_least_one_clip(sr_run, tmp_path, capsys):
+    out = str(tmp_path / "eval")
+    assert main(["eval", "--workdir", sr_run[2], "--out", out, "--num-clips", "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("--num-clips 0 must be at least 1.") and len(err.splitlines()) == 1
+    assert not os.path.exists(out)
+
+
 def test_eval_of_a_superres_run_needs_clips_with_their_context(sr_run, tmp_path):
     from tlgen.families.long_video_sr.evaluation import evaluate
     _, data, workdir = sr_run
